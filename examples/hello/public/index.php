@@ -1,0 +1,1 @@
+<?php echo "front controller (used only without a worker script)\n";

@@ -1,0 +1,263 @@
+// Package channel owns the worker channel's wire format: the frames askrd and a PHP worker exchange
+// over the worker's own Unix socket, and the PHP serialize() encoding of a request. It knows nothing
+// of processes, pools or HTTP.
+//
+// Every frame is an 8-byte header followed by its payload:
+//
+//	byte 0    protocol version (Version)
+//	byte 1    frame type
+//	bytes 2-3 flags, big endian
+//	bytes 4-7 payload length, big endian (at most MaxPayload)
+package channel
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Version is the channel protocol version; the PHP runtime sends the same number in every frame.
+const Version = 1
+
+// MaxPayload bounds one frame's payload; larger bodies travel as several frames.
+const MaxPayload = 16 << 20
+
+// HeaderSize is the length of a frame header.
+const HeaderSize = 8
+
+// Frame types. askrd sends Request and Stop; a worker sends Hello, Head, Body and End.
+const (
+	TypeRequest byte = 1 // payload: serialize()d request array
+	TypeStop    byte = 2 // no payload: askr_handle_request() returns false
+
+	TypeHello byte = 16 // payload: uint32 pid, then the PHP version string
+	TypeHead  byte = 17 // payload: uint16 status, then "Name: value" lines joined by "\n"
+	TypeBody  byte = 18 // payload: response body bytes
+	TypeEnd   byte = 19 // payload: uint64 memory_get_usage(), uint64 peak; flags: FlagExit
+)
+
+// FlagExit on an End frame says the worker exits after this response (exit(), a fatal error).
+const FlagExit uint16 = 1
+
+// Frame is one decoded frame. Payload aliases the reader's buffer until the next ReadFrame.
+type Frame struct {
+	Type    byte
+	Flags   uint16
+	Payload []byte
+}
+
+// ErrProtocol marks malformed input from a worker.
+var ErrProtocol = errors.New("channel protocol error")
+
+// Reader decodes frames from a worker.
+type Reader struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+// NewReader returns a Reader on r.
+func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReaderSize(r, 64<<10)} }
+
+// ReadFrame reads the next frame. A malformed header gives an error wrapping ErrProtocol; a clean
+// end of stream before a header gives io.EOF, a truncated frame io.ErrUnexpectedEOF.
+func (r *Reader) ReadFrame() (Frame, error) {
+	var h [HeaderSize]byte
+	if _, err := io.ReadFull(r.r, h[:]); err != nil {
+		return Frame{}, err
+	}
+	f, n, err := ParseHeader(h[:])
+	if err != nil {
+		return Frame{}, err
+	}
+	if cap(r.buf) < n {
+		r.buf = make([]byte, n)
+	}
+	f.Payload = r.buf[:n]
+	if _, err := io.ReadFull(r.r, f.Payload); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Frame{}, err
+	}
+	return f, nil
+}
+
+// ParseHeader checks an 8-byte frame header and returns the frame (without payload) and the payload length.
+func ParseHeader(h []byte) (Frame, int, error) {
+	if len(h) < HeaderSize {
+		return Frame{}, 0, fmt.Errorf("%w: short header", ErrProtocol)
+	}
+	if h[0] != Version {
+		return Frame{}, 0, fmt.Errorf("%w: version %d, want %d", ErrProtocol, h[0], Version)
+	}
+	n := binary.BigEndian.Uint32(h[4:8])
+	if n > MaxPayload {
+		return Frame{}, 0, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrProtocol, n, MaxPayload)
+	}
+	switch h[1] {
+	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeRequest, TypeStop:
+	default:
+		return Frame{}, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, h[1])
+	}
+	return Frame{Type: h[1], Flags: binary.BigEndian.Uint16(h[2:4])}, int(n), nil
+}
+
+// AppendHeader appends a frame header for a payload of n bytes.
+func AppendHeader(b []byte, typ byte, flags uint16, n int) []byte {
+	return append(b, Version, typ, byte(flags>>8), byte(flags), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// Hello is a worker's announcement.
+type Hello struct {
+	PID        int
+	PHPVersion string
+}
+
+// ParseHello decodes a Hello payload.
+func ParseHello(p []byte) (Hello, error) {
+	if len(p) < 4 {
+		return Hello{}, fmt.Errorf("%w: hello of %d bytes", ErrProtocol, len(p))
+	}
+	return Hello{PID: int(binary.BigEndian.Uint32(p)), PHPVersion: string(p[4:])}, nil
+}
+
+// Header is one response header line as PHP's headers_list() gives it.
+type Header struct{ Name, Value string }
+
+// ParseHead decodes a Head payload into the status and the header lines. A line without a colon, or
+// a name that is not a valid HTTP token, is a protocol error.
+func ParseHead(p []byte) (int, []Header, error) {
+	if len(p) < 2 {
+		return 0, nil, fmt.Errorf("%w: head of %d bytes", ErrProtocol, len(p))
+	}
+	status := int(binary.BigEndian.Uint16(p))
+	if status < 100 || status > 999 {
+		return 0, nil, fmt.Errorf("%w: status %d", ErrProtocol, status)
+	}
+	var hs []Header
+	rest := p[2:]
+	for len(rest) > 0 {
+		var line []byte
+		if i := indexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			line, rest = rest, nil
+		}
+		i := indexByte(line, ':')
+		if i <= 0 || !isToken(line[:i]) {
+			return 0, nil, fmt.Errorf("%w: bad header line %q", ErrProtocol, truncate(line))
+		}
+		v := line[i+1:]
+		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+			v = v[1:]
+		}
+		for _, c := range v {
+			if c == '\r' || c == 0 {
+				return 0, nil, fmt.Errorf("%w: control character in header %q", ErrProtocol, truncate(line[:i]))
+			}
+		}
+		hs = append(hs, Header{Name: string(line[:i]), Value: string(v)})
+	}
+	return status, hs, nil
+}
+
+// End is the trailer of a response.
+type End struct {
+	Exit       bool
+	Memory     uint64
+	PeakMemory uint64
+}
+
+// ParseEnd decodes an End frame.
+func ParseEnd(f Frame) (End, error) {
+	if len(f.Payload) != 16 {
+		return End{}, fmt.Errorf("%w: end of %d bytes", ErrProtocol, len(f.Payload))
+	}
+	return End{
+		Exit:       f.Flags&FlagExit != 0,
+		Memory:     binary.BigEndian.Uint64(f.Payload),
+		PeakMemory: binary.BigEndian.Uint64(f.Payload[8:]),
+	}, nil
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || c == ':' || c == '(' || c == ')' || c == '<' || c == '>' || c == '@' ||
+			c == ',' || c == ';' || c == '\\' || c == '"' || c == '/' || c == '[' || c == ']' || c == '?' ||
+			c == '=' || c == '{' || c == '}' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+func truncate(b []byte) string {
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
+}
+
+// Serializer writes values in PHP's serialize() format, which the runtime decodes with
+// unserialize($s, ['allowed_classes' => false]) — the cheapest decoder PHP has.
+type Serializer struct{ B []byte }
+
+// String appends a string value.
+func (s *Serializer) String(v string) {
+	s.B = append(s.B, "s:"...)
+	s.B = strconv.AppendInt(s.B, int64(len(v)), 10)
+	s.B = append(s.B, ':', '"')
+	s.B = append(s.B, v...)
+	s.B = append(s.B, '"', ';')
+}
+
+// Int appends an integer value.
+func (s *Serializer) Int(v int64) {
+	s.B = append(s.B, "i:"...)
+	s.B = strconv.AppendInt(s.B, v, 10)
+	s.B = append(s.B, ';')
+}
+
+// Float appends a float value.
+func (s *Serializer) Float(v float64) {
+	s.B = append(s.B, "d:"...)
+	s.B = strconv.AppendFloat(s.B, v, 'g', -1, 64)
+	s.B = append(s.B, ';')
+}
+
+// Bool appends a boolean value.
+func (s *Serializer) Bool(v bool) {
+	if v {
+		s.B = append(s.B, "b:1;"...)
+	} else {
+		s.B = append(s.B, "b:0;"...)
+	}
+}
+
+// Array opens an array of n elements; write 2n values (key, value, …), then call Close.
+func (s *Serializer) Array(n int) {
+	s.B = append(s.B, "a:"...)
+	s.B = strconv.AppendInt(s.B, int64(n), 10)
+	s.B = append(s.B, ':', '{')
+}
+
+// Close ends an array.
+func (s *Serializer) Close() { s.B = append(s.B, '}') }
+
+// Pair appends a string key and a string value.
+func (s *Serializer) Pair(k, v string) {
+	s.String(k)
+	s.String(v)
+}

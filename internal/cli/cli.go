@@ -1,0 +1,329 @@
+// Package cli owns askrd's command line: the subcommands (serve, config-check, version), the
+// flags of the original askr, how flags, the config file and the environment combine, and the exit
+// codes. It wires the other packages together for `serve`; it holds no server logic of its own.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/askr-php/askr/internal/config"
+	"github.com/askr-php/askr/internal/httpfront"
+	"github.com/askr-php/askr/internal/phpcgi"
+	"github.com/askr-php/askr/internal/phpruntime"
+	"github.com/askr-php/askr/internal/pool"
+	"github.com/askr-php/askr/internal/version"
+)
+
+// Exit codes. Units use ExitConfig (EX_CONFIG) to refuse restarting a daemon whose configuration is wrong.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 64 // EX_USAGE
+	ExitConfig  = 78 // EX_CONFIG
+)
+
+// Main runs askrd with args (without the program name) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return runServe(args, stdout, stderr)
+	case "config-check":
+		return runConfigCheck(args, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "askr %s\n", version.Version)
+		return ExitOK
+	case "help", "-h", "--help":
+		usage(stdout)
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "askrd: unknown command %q\n", cmd)
+	usage(stderr)
+	return ExitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  askrd [serve] [flags]        serve PHP (without flags: --config /etc/askr.toml)
+  askrd config-check FILE      validate FILE and print the resolved settings
+  askrd version                print the version
+run "askrd serve -h" for the serve flags
+`)
+}
+
+// serveFlags are the flags of `askr serve` in the original askr, plus --config.
+type serveFlags struct {
+	fs                                                                                *flag.FlagSet
+	config                                                                            string
+	root, front, script, listen, ini, workers, maxBody, headerTimeout, requestTimeout string
+	maxRequests                                                                       int
+	cow                                                                               bool
+}
+
+func newServeFlags(stderr io.Writer) *serveFlags {
+	f := &serveFlags{fs: flag.NewFlagSet("serve", flag.ContinueOnError)}
+	fs := f.fs
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "", "read settings from this askr.toml (flags given too override it)")
+	fs.StringVar(&f.root, "root", "", "document root (default: ./public if it exists, else .)")
+	fs.StringVar(&f.front, "front", "index.php", "front controller, relative to the root")
+	fs.StringVar(&f.script, "worker-script", "", "worker script that loops on askr_handle_request()")
+	fs.StringVar(&f.workers, "workers", "auto", "number of PHP workers, or auto (CPUs available)")
+	fs.IntVar(&f.maxRequests, "max-requests", 0, "recycle a worker after this many requests (0: never)")
+	fs.StringVar(&f.maxBody, "max-body-size", "16M", "largest request body; larger gets 413")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8000", "address to listen on")
+	fs.StringVar(&f.ini, "ini", "", "php.ini lines for every worker, one per line (default: $ASKR_PHP_INI)")
+	fs.BoolVar(&f.cow, "cow", false, "CoW template mode: boot once, fork the workers")
+	fs.StringVar(&f.headerTimeout, "header-read-timeout", "15", "seconds a client may take to send its headers")
+	fs.StringVar(&f.requestTimeout, "request-timeout", "60", "seconds a request may run before its worker is killed (0: no limit)")
+	return f
+}
+
+// resolve builds the configuration: defaults, then the file (if any), then every flag given.
+func (f *serveFlags) resolve(args []string, implicitConfig bool) (config.Config, error) {
+	c := config.Defaults()
+	path := f.config
+	if path == "" && implicitConfig {
+		path = config.DefaultPath
+	}
+	if path != "" {
+		var err error
+		if c, err = config.Load(path); err != nil {
+			return c, err
+		}
+	}
+	if c.Worker.AppBase == "" {
+		c.Worker.AppBase = os.Getenv("ASKR_APP_BASE")
+	}
+	if c.Worker.Ini == "" {
+		c.Worker.Ini = os.Getenv("ASKR_PHP_INI")
+	}
+	var err error
+	flagErr := func(name string, e error) {
+		if err == nil && e != nil {
+			err = &config.Error{Key: "--" + name, Msg: e.Error()}
+		}
+	}
+	f.fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "root":
+			c.Server.Root = f.root
+		case "front":
+			c.Server.Front = f.front
+		case "worker-script":
+			c.Worker.Script = f.script
+		case "workers":
+			w, e := config.ParseWorkers(f.workers)
+			flagErr(fl.Name, e)
+			c.Server.Workers = w
+		case "max-requests":
+			c.Server.MaxRequests = f.maxRequests
+		case "max-body-size":
+			s, e := config.ParseSize(f.maxBody)
+			flagErr(fl.Name, e)
+			c.Server.MaxBodySize = s
+		case "listen":
+			c.Server.Listen = f.listen
+		case "ini":
+			c.Worker.Ini = f.ini
+		case "cow":
+			c.Worker.Cow = f.cow
+		case "header-read-timeout":
+			d, e := config.ParseDuration(f.headerTimeout)
+			flagErr(fl.Name, e)
+			c.Server.HeaderReadTimeout = d
+		case "request-timeout":
+			d, e := config.ParseDuration(f.requestTimeout)
+			flagErr(fl.Name, e)
+			c.Server.RequestTimeout = d
+		}
+	})
+	if err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+func runConfigCheck(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: askrd config-check FILE")
+		return ExitUsage
+	}
+	c, err := config.Load(args[0])
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "askrd: %v\n", err)
+		return ExitConfig
+	}
+	fmt.Fprintf(stdout, "# %s is valid; resolved settings:\n%s", args[0], c.Dump())
+	return ExitOK
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	f := newServeFlags(stderr)
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if f.fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "askrd serve: unexpected argument %q\n", f.fs.Arg(0))
+		return ExitUsage
+	}
+	c, err := f.resolve(args, f.fs.NFlag() == 0)
+	if err != nil {
+		fmt.Fprintf(stderr, "askrd: configuration error: %v\n", err)
+		return ExitConfig
+	}
+	log := newLogger(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, c, log); err != nil {
+		log.Error("askrd failed", "err", err)
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			return ExitConfig
+		}
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if strings.EqualFold(os.Getenv("ASKR_LOG"), "debug") {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type starter struct{ l *phpcgi.Launcher }
+
+func (s starter) Start() (pool.Process, error) {
+	p, err := s.l.Start()
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// serve runs askrd in worker mode until ctx is cancelled, then drains.
+func serve(ctx context.Context, c config.Config, log *slog.Logger) error {
+	ini, err := c.Worker.INIArgs()
+	if err != nil {
+		return err
+	}
+	binary, err := lookPath(c.Worker.PHPCGI)
+	if err != nil {
+		return &config.Error{Key: "worker.php_cgi", Msg: err.Error() + " (install php8.2-cgi)"}
+	}
+	ln, err := net.Listen("tcp", c.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	return Run(ctx, c, ln, binary, ini, log)
+}
+
+func lookPath(bin string) (string, error) {
+	if strings.ContainsRune(bin, '/') {
+		return filepath.Abs(bin)
+	}
+	return exec.LookPath(bin)
+}
+
+// Run serves on ln until ctx is cancelled, then stops accepting, lets in-flight requests finish
+// (bounded by shutdown_timeout) and stops the workers.
+func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, ini []string, log *slog.Logger) error {
+	rt, removeRuntime, err := phpruntime.Install("")
+	if err != nil {
+		return err
+	}
+	defer removeRuntime()
+	launcher := phpcgi.NewLauncher(phpcgi.Config{
+		Binary: phpCGI, Runtime: rt, Script: c.Worker.Script, AppBase: c.Worker.AppBase,
+		INI: ini, Env: os.Environ(), Logger: log.With("worker", filepath.Base(c.Worker.Script)),
+	})
+	s := c.Server
+	p := pool.New(pool.Options{
+		Workers: s.WorkerCount(), MaxRequests: s.MaxRequests, RequestTimeout: s.RequestTimeout.D(),
+		QueueSize: s.QueueSize, QueueTimeout: s.QueueTimeout.D(), BootTimeout: c.Worker.BootTimeout.D(),
+		Logger: log.With("component", "pool"),
+	}, starter{launcher})
+	h, err := httpfront.New(httpfront.Options{
+		Root: s.Root, Front: s.Front, MaxBodySize: int64(s.MaxBodySize), BodyBufferSize: int64(s.BodyBufferSize),
+		HTTPS: s.HTTPS || c.TLS.Cert != "", Software: "askr/" + version.Version, Logger: log.With("component", "http"),
+	}, p)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+
+	poolCtx, stopPool := context.WithCancel(context.Background())
+	poolDone := make(chan error, 1)
+	go func() { poolDone <- p.Run(poolCtx) }()
+	defer func() { stopPool(); <-poolDone }()
+
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.HeaderReadTimeout.D(),
+		IdleTimeout:       s.IdleTimeout.D(),
+		MaxHeaderBytes:    int(s.MaxHeaderSize),
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() {
+		if c.TLS.Cert != "" {
+			served <- srv.ServeTLS(ln, c.TLS.Cert, c.TLS.Key)
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	log.Info("askrd serving", "version", version.Version, "listen", ln.Addr().String(), "mode", "worker",
+		"workers", s.WorkerCount(), "script", c.Worker.Script, "root", s.Root, "tls", c.TLS.Cert != "")
+	go func() {
+		select {
+		case <-p.Ready():
+			st := p.Stats()
+			log.Info("workers ready", "ready", st.Ready)
+		case <-ctx.Done():
+		}
+	}()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("draining", "timeout", s.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeoutCause(context.Background(), s.ShutdownTimeout.D(), errors.New("shutdown_timeout reached"))
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("drain cut short", "err", context.Cause(sctx))
+		srv.Close()
+	}
+	stopPool()
+	<-poolDone
+	poolDone <- nil // for the deferred wait
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,502 @@
+// Package config owns askr's settings: the askr.toml schema, its defaults, parsing of sizes and
+// durations, and validation. It reads files and the environment it is given; it never opens
+// sockets or starts processes. The field comments below are the reference that etc/askr.toml repeats.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where askrd looks for its configuration when no file is named.
+const DefaultPath = "/etc/askr.toml"
+
+// Config is the whole of askr.toml.
+type Config struct {
+	Server Server `toml:"server"`
+	Worker Worker `toml:"worker"`
+	TLS    TLS    `toml:"tls"`
+
+	// File is the path the configuration was read from ("" when built from flags alone).
+	File string `toml:"-"`
+}
+
+// Server holds the [server] section.
+type Server struct {
+	// Listen is the address to bind when systemd hands over no socket. Default: "127.0.0.1:8000".
+	Listen string `toml:"listen"`
+	// Root is the document root: static files are served from it and PHP sees it as DOCUMENT_ROOT.
+	// Default: "public" if that directory exists, else the current directory.
+	Root string `toml:"root"`
+	// Front is the front controller, relative to Root; every request that is not a static file goes to it.
+	// Default: "index.php".
+	Front string `toml:"front"`
+	// Workers is the number of PHP worker processes: a number, or "auto" for the CPU count this
+	// process may use (cgroup limits included). Default: "auto".
+	Workers Workers `toml:"workers"`
+	// MaxRequests recycles a worker after it has served this many requests; 0 never recycles. Default: 0.
+	MaxRequests int `toml:"max_requests"`
+	// MaxBodySize is the largest request body accepted; larger bodies get 413 before PHP runs.
+	// Sizes are bytes or a number with K, M or G (powers of 1024). Default: "16M".
+	MaxBodySize Size `toml:"max_body_size"`
+	// BodyBufferSize is how much of a request body is kept in memory; a larger body is spooled to a
+	// temporary file and streamed to PHP from there. Default: "1M".
+	BodyBufferSize Size `toml:"body_buffer_size"`
+	// MaxHeaderSize is the largest request header block accepted; larger ones get 431. Default: "64K".
+	MaxHeaderSize Size `toml:"max_header_size"`
+	// HeaderReadTimeout bounds how long a client may take to send its request headers. Durations are
+	// seconds, or a number with a unit ("500ms", "30s", "2m"). Default: 15.
+	HeaderReadTimeout Duration `toml:"header_read_timeout"`
+	// IdleTimeout closes a keep-alive connection that sends no new request for this long. Default: 60.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// RequestTimeout bounds the time a worker may spend on one request; past it the worker is killed
+	// and replaced and the client gets 504. 0 disables the limit. Default: 60.
+	RequestTimeout Duration `toml:"request_timeout"`
+	// QueueSize is how many requests may wait for a free worker; more get 503 at once. Default: 1024.
+	QueueSize int `toml:"queue_size"`
+	// QueueTimeout is how long a request may wait for a free worker before it gets 503. Default: 30.
+	QueueTimeout Duration `toml:"queue_timeout"`
+	// ShutdownTimeout bounds the drain on SIGTERM/SIGINT: in-flight requests get this long to finish.
+	// Default: 30.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// HTTPS makes PHP see HTTPS=on even without [tls], for a TLS-terminating proxy in front. Default: false.
+	HTTPS bool `toml:"https"`
+}
+
+// Worker holds the [worker] section.
+type Worker struct {
+	// Script is the worker script: it boots the app once and loops on askr_handle_request().
+	// Required for worker mode. Default: none.
+	Script string `toml:"script"`
+	// AppBase is the application's base directory: the workers' working directory, exported to PHP as
+	// ASKR_APP_BASE. Default: $ASKR_APP_BASE, else the parent of Root.
+	AppBase string `toml:"app_base"`
+	// Ini holds php.ini lines ("key = value", one per line) applied to every worker. Default: "".
+	Ini string `toml:"ini"`
+	// Cow turns on CoW template mode: one template boots the app and forks the workers.
+	// Not implemented yet. Default: false.
+	Cow bool `toml:"cow"`
+	// PHPCGI is the php-cgi binary the workers run. Default: "php-cgi" (looked up in PATH).
+	PHPCGI string `toml:"php_cgi"`
+	// BootTimeout bounds how long a worker may take from start to its first askr_handle_request() call.
+	// Default: 60.
+	BootTimeout Duration `toml:"boot_timeout"`
+}
+
+// TLS holds the [tls] section. With both set, askrd serves HTTPS (HTTP/2 and HTTP/1.1).
+type TLS struct {
+	// Cert is the PEM certificate chain. Default: none.
+	Cert string `toml:"cert"`
+	// Key is the PEM private key. Default: none.
+	Key string `toml:"key"`
+}
+
+// Defaults returns the configuration used for every key a file or flag leaves out.
+func Defaults() Config {
+	return Config{
+		Server: Server{
+			Listen:            "127.0.0.1:8000",
+			Front:             "index.php",
+			Workers:           Workers{Auto: true},
+			MaxBodySize:       16 << 20,
+			BodyBufferSize:    1 << 20,
+			MaxHeaderSize:     64 << 10,
+			HeaderReadTimeout: Duration(15 * time.Second),
+			IdleTimeout:       Duration(60 * time.Second),
+			RequestTimeout:    Duration(60 * time.Second),
+			QueueSize:         1024,
+			QueueTimeout:      Duration(30 * time.Second),
+			ShutdownTimeout:   Duration(30 * time.Second),
+		},
+		Worker: Worker{
+			PHPCGI:      "php-cgi",
+			BootTimeout: Duration(60 * time.Second),
+		},
+	}
+}
+
+// Error is a configuration error. Every Error makes askrd exit with status 78 (EX_CONFIG).
+type Error struct {
+	File string // may be ""
+	Line int    // 0 when unknown
+	Key  string // may be ""
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, "%s: ", e.Key)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads the file at path over the defaults. It rejects syntax errors, unknown keys and wrong
+// types with file:line; it does not validate (see Validate).
+func Load(path string) (Config, error) {
+	c := Defaults()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return c, &Error{File: path, Msg: err.Error()}
+	}
+	if err := decode(src, path, &c); err != nil {
+		return c, err
+	}
+	c.File = path
+	return c, nil
+}
+
+func decode(src []byte, path string, c *Config) error {
+	md, err := toml.NewDecoder(bytes.NewReader(src)).Decode(c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			msg := pe.Message
+			if u := errors.Unwrap(pe); u != nil {
+				msg = u.Error()
+			}
+			return &Error{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}
+		}
+		return &Error{File: path, Msg: err.Error()}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		return &Error{File: path, Line: keyLine(src, k), Key: k.String(), Msg: "unknown key"}
+	}
+	return nil
+}
+
+// keyLine finds the line that defines key in a TOML document, or 0. It understands the [table] and
+// key = value lines askr.toml is made of; it is only used to point at an unknown key.
+func keyLine(src []byte, key toml.Key) int {
+	want := key.String()
+	table := ""
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || line[0] == '#':
+		case line[0] == '[':
+			table = strings.Trim(line, "[] \t")
+			if i := strings.IndexByte(table, '#'); i >= 0 {
+				table = strings.TrimSpace(table[:i])
+			}
+			if table == want {
+				return n
+			}
+		default:
+			name, _, ok := strings.Cut(line, "=")
+			if !ok {
+				continue
+			}
+			full := strings.Trim(strings.TrimSpace(name), `"'`)
+			if table != "" {
+				full = table + "." + full
+			}
+			if full == want {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// Validate checks the semantics of a loaded configuration and fills in derived defaults
+// (Root, AppBase). Paths are resolved relative to the current directory.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &Error{File: c.File, Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	s, w := &c.Server, &c.Worker
+	if s.Listen == "" {
+		return bad("server.listen", "must not be empty")
+	}
+	if s.Root == "" {
+		s.Root = "."
+		if st, err := os.Stat("public"); err == nil && st.IsDir() {
+			s.Root = "public"
+		}
+	}
+	root, err := filepath.Abs(s.Root)
+	if err != nil {
+		return bad("server.root", "%v", err)
+	}
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return bad("server.root", "%s is not a directory", root)
+	}
+	s.Root = root
+	if s.Front == "" || strings.Contains(s.Front, "..") {
+		return bad("server.front", "%q is not a file name under the root", s.Front)
+	}
+	if !s.Workers.Auto && s.Workers.N < 1 {
+		return bad("server.workers", "must be at least 1 or \"auto\", got %d", s.Workers.N)
+	}
+	if s.MaxRequests < 0 {
+		return bad("server.max_requests", "must not be negative")
+	}
+	if s.MaxBodySize < 1 {
+		return bad("server.max_body_size", "must be positive")
+	}
+	if s.MaxHeaderSize < 1024 {
+		return bad("server.max_header_size", "must be at least 1K")
+	}
+	if s.QueueSize < 0 {
+		return bad("server.queue_size", "must not be negative")
+	}
+	for key, d := range map[string]Duration{
+		"server.header_read_timeout": s.HeaderReadTimeout, "server.idle_timeout": s.IdleTimeout,
+		"server.request_timeout": s.RequestTimeout, "server.queue_timeout": s.QueueTimeout,
+		"server.shutdown_timeout": s.ShutdownTimeout, "worker.boot_timeout": w.BootTimeout,
+	} {
+		if d < 0 {
+			return bad(key, "must not be negative")
+		}
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return bad("tls", "cert and key must be given together")
+	}
+	for key, p := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key} {
+		if p != "" {
+			if _, err := os.Stat(p); err != nil {
+				return bad(key, "%v", err)
+			}
+		}
+	}
+	if w.Script == "" {
+		if w.Cow {
+			return bad("worker.cow", "CoW mode needs a worker script (--worker-script or [worker] script)")
+		}
+		return bad("worker.script", "no worker script given: per-request mode (without a worker script) is not implemented yet; pass --worker-script")
+	}
+	if w.Cow {
+		return bad("worker.cow", "CoW template mode is not implemented yet; remove --cow / cow = true")
+	}
+	script, err := filepath.Abs(w.Script)
+	if err != nil {
+		return bad("worker.script", "%v", err)
+	}
+	if st, err := os.Stat(script); err != nil || !st.Mode().IsRegular() {
+		return bad("worker.script", "%s is not a readable file", script)
+	}
+	w.Script = script
+	if w.AppBase == "" {
+		w.AppBase = filepath.Dir(root)
+	}
+	if w.AppBase, err = filepath.Abs(w.AppBase); err != nil {
+		return bad("worker.app_base", "%v", err)
+	}
+	if st, err := os.Stat(w.AppBase); err != nil || !st.IsDir() {
+		return bad("worker.app_base", "%s is not a directory", w.AppBase)
+	}
+	if w.PHPCGI == "" {
+		return bad("worker.php_cgi", "must not be empty")
+	}
+	if _, err := w.INIArgs(); err != nil {
+		return bad("worker.ini", "%v", err)
+	}
+	return nil
+}
+
+// WorkerCount resolves Workers to a number.
+func (s *Server) WorkerCount() int {
+	if s.Workers.Auto {
+		// GOMAXPROCS follows the cgroup CPU limit (Go 1.25+) unless GOMAXPROCS is set.
+		return max(1, runtime.GOMAXPROCS(0))
+	}
+	return s.Workers.N
+}
+
+// Workers is a worker count: a positive number or "auto".
+type Workers struct {
+	Auto bool
+	N    int
+}
+
+// ParseWorkers reads "auto" or a number.
+func ParseWorkers(s string) (Workers, error) {
+	s = strings.TrimSpace(s)
+	if strings.EqualFold(s, "auto") {
+		return Workers{Auto: true}, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return Workers{}, fmt.Errorf("%q is neither a number nor \"auto\"", s)
+	}
+	return Workers{N: n}, nil
+}
+
+func (w *Workers) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		*w = Workers{N: int(v)}
+		return nil
+	case string:
+		p, err := ParseWorkers(v)
+		*w = p
+		return err
+	}
+	return fmt.Errorf("want a number or \"auto\", got %T", v)
+}
+
+func (w Workers) String() string {
+	if w.Auto {
+		return "auto"
+	}
+	return strconv.Itoa(w.N)
+}
+
+// Size is a byte count, written as a number of bytes or with a K, M or G suffix (powers of 1024).
+type Size int64
+
+// ParseSize reads "16M", "512k", "1G" or "4096".
+func ParseSize(s string) (Size, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (bytes, or a number with K, M or G)", s)
+	}
+	return Size(n * mult), nil
+}
+
+func (z *Size) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return fmt.Errorf("size %d is negative", v)
+		}
+		*z = Size(v)
+		return nil
+	case string:
+		p, err := ParseSize(v)
+		*z = p
+		return err
+	}
+	return fmt.Errorf("want a size such as \"16M\", got %T", v)
+}
+
+func (z Size) String() string {
+	n := int64(z)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n >= u.mult && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// Duration is a time span, written as whole seconds (as the original askr does) or as a number with
+// a unit: "500ms", "30s", "2m", "1h".
+type Duration time.Duration
+
+// ParseDuration reads "30", "30s" or "1m30s".
+func ParseDuration(s string) (Duration, error) {
+	t := strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("%q is negative", s)
+		}
+		return Duration(time.Duration(n) * time.Second), nil
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration (seconds, or a number with ms, s, m or h)", s)
+	}
+	return Duration(d), nil
+}
+
+func (d *Duration) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return fmt.Errorf("duration %d is negative", v)
+		}
+		*d = Duration(time.Duration(v) * time.Second)
+		return nil
+	case string:
+		p, err := ParseDuration(v)
+		*d = p
+		return err
+	}
+	return fmt.Errorf("want seconds or a duration such as \"30s\", got %T", v)
+}
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Dump writes the resolved configuration as TOML, for `askrd config-check`.
+func (c *Config) Dump() string {
+	var b strings.Builder
+	s, w := c.Server, c.Worker
+	q := strconv.Quote
+	fmt.Fprintf(&b, "[server]\nlisten = %s\nroot = %s\nfront = %s\nworkers = %s # resolves to %d\n",
+		q(s.Listen), q(s.Root), q(s.Front), q(s.Workers.String()), s.WorkerCount())
+	fmt.Fprintf(&b, "max_requests = %d\nmax_body_size = %s\nbody_buffer_size = %s\nmax_header_size = %s\n",
+		s.MaxRequests, q(s.MaxBodySize.String()), q(s.BodyBufferSize.String()), q(s.MaxHeaderSize.String()))
+	fmt.Fprintf(&b, "header_read_timeout = %s\nidle_timeout = %s\nrequest_timeout = %s\n",
+		q(s.HeaderReadTimeout.String()), q(s.IdleTimeout.String()), q(s.RequestTimeout.String()))
+	fmt.Fprintf(&b, "queue_size = %d\nqueue_timeout = %s\nshutdown_timeout = %s\nhttps = %t\n",
+		s.QueueSize, q(s.QueueTimeout.String()), q(s.ShutdownTimeout.String()), s.HTTPS)
+	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nboot_timeout = %s\n",
+		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.BootTimeout.String()))
+	fmt.Fprintf(&b, "\n[tls]\ncert = %s\nkey = %s\n", q(c.TLS.Cert), q(c.TLS.Key))
+	return b.String()
+}
+
+// INIArgs turns Ini (php.ini lines) into "key=value" settings for php-cgi's -d. Blank lines and
+// comments (; or #) are skipped; a line without "=" is an error.
+func (w *Worker) INIArgs() ([]string, error) {
+	var out []string
+	for i, line := range strings.Split(strings.ReplaceAll(w.Ini, "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == ';' || line[0] == '#' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("ini line %d: %q is not \"key = value\"", i+1, line)
+		}
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		out = append(out, k+"="+v)
+	}
+	return out, nil
+}

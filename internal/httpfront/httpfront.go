@@ -1,0 +1,448 @@
+// Package httpfront owns askr's HTTP side: it serves static files from the document root, refuses
+// what must never be served, enforces request limits, buffers or spools request bodies, parses
+// uploads into temporary files, builds the CGI variables nginx + php-fpm would give PHP, and hands
+// every other request to the worker pool. It does not open listeners (they are passed to Serve)
+// and does not manage processes.
+package httpfront
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/askr-php/askr/internal/channel"
+	"github.com/askr-php/askr/internal/pool"
+)
+
+// Backend runs a request in PHP (the worker pool).
+type Backend interface {
+	Serve(ctx context.Context, payload []byte, resp pool.Response) error
+}
+
+// Options configures the front.
+type Options struct {
+	Root           string // absolute document root
+	Front          string // front controller, relative to Root
+	MaxBodySize    int64
+	BodyBufferSize int64
+	SpoolDir       string // "" = os.TempDir()
+	HTTPS          bool   // tell PHP HTTPS=on even on plain HTTP
+	Software       string // SERVER_SOFTWARE
+	Logger         *slog.Logger
+}
+
+// Handler is the http.Handler of askr.
+type Handler struct {
+	opt     Options
+	root    *os.Root
+	backend Backend
+	log     *slog.Logger
+	script  string // SCRIPT_NAME
+}
+
+// New returns a Handler serving opt.Root. Close it when done.
+func New(opt Options, b Backend) (*Handler, error) {
+	root, err := os.OpenRoot(opt.Root)
+	if err != nil {
+		return nil, fmt.Errorf("open document root: %w", err)
+	}
+	if opt.SpoolDir == "" {
+		opt.SpoolDir = os.TempDir()
+	}
+	return &Handler{opt: opt, root: root, backend: b, log: opt.Logger, script: "/" + strings.TrimPrefix(opt.Front, "/")}, nil
+}
+
+// Close releases the document root.
+func (h *Handler) Close() error { return h.root.Close() }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && h.serveStatic(w, r) {
+		return
+	}
+	h.servePHP(w, r)
+}
+
+// serveStatic serves r from the document root if its path names a regular file that may be served.
+// Dotfiles (but .well-known), PHP sources and anything outside the root never are.
+func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) bool {
+	p := r.URL.Path
+	if p == "" || p[0] != '/' || strings.ContainsRune(p, 0) {
+		return false
+	}
+	rel := strings.TrimPrefix(path.Clean(p), "/")
+	if rel == "" || rel == "." || !servable(rel) {
+		return false
+	}
+	f, err := h.root.Open(rel)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	w.Header().Set("Etag", fmt.Sprintf(`"%x-%x"`, st.ModTime().Unix(), st.Size()))
+	http.ServeContent(w, r, st.Name(), st.ModTime(), f)
+	return true
+}
+
+func servable(rel string) bool {
+	lower := strings.ToLower(rel)
+	if strings.HasSuffix(lower, ".php") || strings.Contains(lower, ".php/") || strings.HasSuffix(lower, ".phar") {
+		return false
+	}
+	for seg := range strings.SplitSeq(rel, "/") {
+		if strings.HasPrefix(seg, ".") && seg != ".well-known" {
+			return false
+		}
+	}
+	return true
+}
+
+// responder passes a worker's answer to the client.
+type responder struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (rs *responder) Head(status int, headers []channel.Header) error {
+	hdr := rs.w.Header()
+	for _, kv := range headers {
+		hdr.Add(kv.Name, kv.Value)
+	}
+	rs.started = true
+	rs.w.WriteHeader(status)
+	return nil
+}
+
+func (rs *responder) Body(b []byte) error {
+	_, err := rs.w.Write(b)
+	return err
+}
+
+func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > h.opt.MaxBodySize {
+		h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.opt.MaxBodySize)
+	req, err := h.readBody(r)
+	defer req.cleanup(h.log)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
+		case errors.Is(err, errBadRequest):
+			h.fail(w, http.StatusBadRequest, err.Error())
+		default:
+			h.log.Warn("reading request body", "err", err, "uri", r.RequestURI)
+			h.fail(w, http.StatusBadRequest, "could not read the request body")
+		}
+		return
+	}
+	payload := h.encode(r, req)
+	rs := &responder{w: w}
+	err = h.backend.Serve(r.Context(), payload, rs)
+	if err == nil {
+		return
+	}
+	if rs.started {
+		// Part of the response is out; cut the connection so the client cannot take it for whole.
+		h.log.Warn("response cut short", "err", err, "uri", r.RequestURI)
+		panic(http.ErrAbortHandler)
+	}
+	switch {
+	case errors.Is(err, pool.ErrTimeout):
+		h.log.Error("request timed out", "uri", r.RequestURI)
+		h.fail(w, http.StatusGatewayTimeout, "the application took too long")
+	case errors.Is(err, pool.ErrWorkerDied):
+		h.log.Error("worker failed", "err", err, "uri", r.RequestURI)
+		h.fail(w, http.StatusBadGateway, "the application failed")
+	case errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimout),
+		errors.Is(err, pool.ErrUnavailable), errors.Is(err, pool.ErrClosed):
+		w.Header().Set("Retry-After", "1")
+		h.fail(w, http.StatusServiceUnavailable, "no PHP worker available")
+	case r.Context().Err() != nil:
+		// the client left while waiting
+	default:
+		h.log.Error("serving request", "err", err, "uri", r.RequestURI)
+		h.fail(w, http.StatusBadGateway, "the application failed")
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "%d %s: %s\n", code, http.StatusText(code), msg)
+}
+
+var errBadRequest = errors.New("bad request")
+
+// body is what askrd read of a request before handing it to PHP.
+type body struct {
+	inline []byte
+	file   string // spooled body
+	fields [][2]string
+	files  []upload
+	temp   []string // files to remove after the request
+}
+
+type upload struct {
+	field, name, typ, tmp string
+	size                  int64
+	err                   int
+}
+
+func (b *body) cleanup(log *slog.Logger) {
+	for _, f := range b.temp {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("removing temporary file", "err", err)
+		}
+	}
+}
+
+func (h *Handler) readBody(r *http.Request) (*body, error) {
+	b := &body{}
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return b, nil
+	}
+	if r.Method == http.MethodPost {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+			return b, h.readMultipart(r, b)
+		}
+	}
+	// Small bodies stay in memory; the rest go to a file, never whole in RAM.
+	limit := h.opt.BodyBufferSize
+	if r.ContentLength >= 0 && r.ContentLength <= limit {
+		b.inline = make([]byte, r.ContentLength)
+		_, err := io.ReadFull(r.Body, b.inline)
+		if err == nil {
+			// an honest client sends no more than it declared; make MaxBytesReader see the end
+			var one [1]byte
+			if n, _ := r.Body.Read(one[:]); n > 0 {
+				return b, fmt.Errorf("%w: body longer than Content-Length", errBadRequest)
+			}
+		}
+		return b, err
+	}
+	buf := make([]byte, 32<<10)
+	n, err := io.ReadFull(r.Body, buf[:min(int64(len(buf)), limit+1)])
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		b.inline = buf[:n]
+		return b, nil
+	}
+	if err != nil {
+		return b, err
+	}
+	f, err := os.CreateTemp(h.opt.SpoolDir, "askr-body-*")
+	if err != nil {
+		return b, fmt.Errorf("spool body: %w", err)
+	}
+	b.temp = append(b.temp, f.Name())
+	b.file = f.Name()
+	if _, err := f.Write(buf[:n]); err != nil {
+		f.Close()
+		return b, fmt.Errorf("spool body: %w", err)
+	}
+	if _, err := io.CopyBuffer(f, r.Body, buf); err != nil {
+		f.Close()
+		return b, err
+	}
+	return b, f.Close()
+}
+
+func (h *Handler) readMultipart(r *http.Request, b *body) error {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	for {
+		part, err := mr.NextRawPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return err
+			}
+			return fmt.Errorf("%w: malformed multipart body: %v", errBadRequest, err)
+		}
+		_, params, _ := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+		name := params["name"]
+		if name == "" {
+			part.Close()
+			continue
+		}
+		filename, isFile := params["filename"]
+		if !isFile {
+			v, err := io.ReadAll(part)
+			if err != nil {
+				return err
+			}
+			b.fields = append(b.fields, [2]string{name, string(v)})
+			continue
+		}
+		up := upload{field: name, name: path.Base(strings.ReplaceAll(filename, `\`, "/"))}
+		if filename == "" {
+			up.name, up.err = "", 4 // UPLOAD_ERR_NO_FILE
+			part.Close()
+			b.files = append(b.files, up)
+			continue
+		}
+		up.typ = part.Header.Get("Content-Type")
+		if up.typ == "" {
+			up.typ = "application/octet-stream"
+		}
+		f, err := os.CreateTemp(h.opt.SpoolDir, "askr-upload-*")
+		if err != nil {
+			return fmt.Errorf("spool upload: %w", err)
+		}
+		b.temp = append(b.temp, f.Name())
+		up.tmp = f.Name()
+		up.size, err = io.Copy(f, part)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		b.files = append(b.files, up)
+	}
+}
+
+// encode builds the request frame's payload: the CGI variables nginx's fastcgi_params give php-fpm
+// for a front controller, and the body.
+func (h *Handler) encode(r *http.Request, b *body) []byte {
+	type kv struct{ k, v string }
+	vars := make([]kv, 0, 24+len(r.Header))
+	add := func(k, v string) { vars = append(vars, kv{k, v}) }
+
+	https := r.TLS != nil || h.opt.HTTPS
+	scheme := "http"
+	if https {
+		scheme = "https"
+	}
+	host := r.Host
+	serverName := host
+	if hn, _, err := net.SplitHostPort(host); err == nil {
+		serverName = hn
+	}
+	serverAddr, serverPort := "", ""
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		serverAddr, serverPort, _ = net.SplitHostPort(la.String())
+	}
+	remoteAddr, remotePort, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		remoteAddr = r.RemoteAddr
+	}
+	scriptName, pathInfo := h.script, ""
+	if rest, ok := strings.CutPrefix(r.URL.Path, h.script); ok && strings.HasPrefix(rest, "/") {
+		pathInfo = rest
+	}
+	cl := ""
+	if r.ContentLength > 0 {
+		cl = strconv.FormatInt(r.ContentLength, 10)
+	} else if b.inline != nil && len(b.inline) > 0 {
+		cl = strconv.Itoa(len(b.inline))
+	}
+
+	add("QUERY_STRING", r.URL.RawQuery)
+	add("REQUEST_METHOD", r.Method)
+	add("CONTENT_TYPE", r.Header.Get("Content-Type"))
+	add("CONTENT_LENGTH", cl)
+	add("SCRIPT_NAME", scriptName)
+	add("SCRIPT_FILENAME", h.opt.Root+scriptName)
+	add("PATH_INFO", pathInfo)
+	add("PHP_SELF", scriptName+pathInfo)
+	add("REQUEST_URI", r.RequestURI)
+	add("DOCUMENT_URI", scriptName+pathInfo)
+	add("DOCUMENT_ROOT", h.opt.Root)
+	add("SERVER_PROTOCOL", r.Proto)
+	add("REQUEST_SCHEME", scheme)
+	if https {
+		add("HTTPS", "on")
+	}
+	add("GATEWAY_INTERFACE", "CGI/1.1")
+	add("SERVER_SOFTWARE", h.opt.Software)
+	add("REMOTE_ADDR", remoteAddr)
+	add("REMOTE_PORT", remotePort)
+	add("SERVER_ADDR", serverAddr)
+	add("SERVER_PORT", serverPort)
+	add("SERVER_NAME", serverName)
+	add("REDIRECT_STATUS", "200")
+	add("HTTP_HOST", host)
+	for name, values := range r.Header {
+		// As nginx: headers with "_" are dropped (they could pose as others), Proxy too (httpoxy).
+		if strings.IndexByte(name, '_') >= 0 || name == "Proxy" || len(values) == 0 {
+			continue
+		}
+		sep := ", "
+		if name == "Cookie" {
+			sep = "; "
+		}
+		add("HTTP_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")), strings.Join(values, sep))
+	}
+
+	var s channel.Serializer
+	s.B = make([]byte, 0, 1024+len(b.inline))
+	s.Array(5)
+	s.String("server")
+	s.Array(len(vars) + 2)
+	for _, v := range vars {
+		s.Pair(v.k, v.v)
+	}
+	now := time.Now()
+	s.String("REQUEST_TIME")
+	s.Int(now.Unix())
+	s.String("REQUEST_TIME_FLOAT")
+	s.Float(float64(now.UnixMicro()) / 1e6)
+	s.Close()
+	s.String("body")
+	s.String(string(b.inline))
+	s.String("body_file")
+	s.String(b.file)
+	s.String("post")
+	s.Array(len(b.fields))
+	for i, f := range b.fields {
+		s.Int(int64(i))
+		s.Array(2)
+		s.Int(0)
+		s.String(f[0])
+		s.Int(1)
+		s.String(f[1])
+		s.Close()
+	}
+	s.Close()
+	s.String("files")
+	s.Array(len(b.files))
+	for i, f := range b.files {
+		s.Int(int64(i))
+		s.Array(6)
+		for j, v := range []string{f.field, f.name, f.typ, f.tmp} {
+			s.Int(int64(j))
+			s.String(v)
+		}
+		s.Int(4)
+		s.Int(f.size)
+		s.Int(5)
+		s.Int(int64(f.err))
+		s.Close()
+	}
+	s.Close()
+	s.Close()
+	return s.B
+}

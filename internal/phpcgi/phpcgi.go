@@ -1,0 +1,262 @@
+// Package phpcgi starts php-cgi worker processes: it creates each worker's channel (a socketpair
+// whose far end becomes the process's fd 0), prepends the askr PHP runtime, filters the environment,
+// sends the process's stdout and stderr to the log tagged with its pid, and checks the worker's
+// hello against the kernel's credentials. It knows nothing of pools or HTTP.
+package phpcgi
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/askr-php/askr/internal/channel"
+)
+
+// Config describes how to start a worker.
+type Config struct {
+	Binary  string   // php-cgi
+	Runtime string   // path of the askr PHP runtime (auto_prepend_file)
+	Script  string   // the worker script
+	AppBase string   // working directory, exported as ASKR_APP_BASE
+	INI     []string // "key=value" settings, applied after askr's own
+	Env     []string // the environment to pass on (filtered by Start)
+	Logger  *slog.Logger
+}
+
+// Launcher starts processes from one OS thread that never exits, so that the workers' parent-death
+// signal (SIGKILL when askrd dies) fires only when askrd itself is gone.
+type Launcher struct {
+	cfg  Config
+	reqs chan func()
+}
+
+// NewLauncher returns a Launcher for cfg.
+func NewLauncher(cfg Config) *Launcher {
+	l := &Launcher{cfg: cfg, reqs: make(chan func())}
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread must outlive every child
+		for f := range l.reqs {
+			f()
+		}
+	}()
+	return l
+}
+
+// Process is a started php-cgi worker.
+type Process struct {
+	cmd    *exec.Cmd
+	conn   *net.UnixConn
+	pid    int
+	logs   sync.WaitGroup
+	tailMu sync.Mutex
+	tail   []string // the last lines of output, for boot failure messages
+	done   chan struct{}
+	err    error
+}
+
+// the settings askr needs in every worker; the user's ini lines come after and may change the others.
+var baseINI = []string{
+	"output_buffering=0",
+	"implicit_flush=0",
+	"max_execution_time=0",
+	"log_errors=1",
+	"html_errors=0",
+}
+
+// Start starts one worker and returns once its process runs; it does not wait for the hello.
+func (l *Launcher) Start() (*Process, error) {
+	c := l.cfg
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	// The kernel attaches the sender's pid to what the worker writes first: its hello.
+	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, fmt.Errorf("SO_PASSCRED: %w", err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "askr-channel")
+	theirs := os.NewFile(uintptr(fds[1]), "askr-channel-worker")
+	defer theirs.Close()
+	fc, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		theirs.Close()
+		return nil, fmt.Errorf("channel: %w", err)
+	}
+	conn := fc.(*net.UnixConn)
+
+	args := []string{"-d", "auto_prepend_file=" + c.Runtime}
+	for _, kv := range append(append([]string(nil), baseINI...), c.INI...) {
+		args = append(args, "-d", kv)
+	}
+	args = append(args, c.Script) // not -f: -f implies -q, which marks headers as sent
+	cmd := exec.Command(c.Binary, args...)
+	cmd.Dir = c.AppBase
+	cmd.Env = workerEnv(c.Env, c.AppBase)
+	cmd.Stdin = theirs
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, outW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p := &Process{cmd: cmd, conn: conn, done: make(chan struct{})}
+	started := make(chan error, 1)
+	l.reqs <- func() { started <- cmd.Start() }
+	err = <-started
+	outW.Close()
+	if err != nil {
+		outR.Close()
+		conn.Close()
+		return nil, fmt.Errorf("start %s: %w", c.Binary, err)
+	}
+	p.pid = cmd.Process.Pid
+	log := c.Logger.With("pid", p.pid)
+	p.logs.Add(1)
+	go p.pump(outR, log)
+	go func() {
+		p.logs.Wait() // every line logged before Wait reports the exit
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *Process) pump(r io.ReadCloser, log *slog.Logger) {
+	defer p.logs.Done()
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if line == "" {
+			continue
+		}
+		log.Info(line)
+		p.tailMu.Lock()
+		if len(p.tail) == 20 {
+			p.tail = p.tail[1:]
+		}
+		p.tail = append(p.tail, line)
+		p.tailMu.Unlock()
+	}
+}
+
+// workerEnv passes askrd's environment on without what belongs to askrd alone (systemd's sockets,
+// notify socket and watchdog) and adds the runtime's markers.
+func workerEnv(env []string, appBase string) []string {
+	out := make([]string, 0, len(env)+2)
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "LISTEN_"), strings.HasPrefix(name, "WATCHDOG_"),
+			name == "NOTIFY_SOCKET", name == "ASKR_WORKER", name == "ASKR_APP_BASE":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "ASKR_WORKER=1", "ASKR_APP_BASE="+appBase)
+}
+
+// PID returns the process id.
+func (p *Process) PID() int { return p.pid }
+
+// Conn returns askrd's end of the worker channel.
+func (p *Process) Conn() net.Conn { return p.conn }
+
+// Kill ends the process at once.
+func (p *Process) Kill() error {
+	err := p.cmd.Process.Kill()
+	if errors.Is(err, os.ErrProcessDone) {
+		return nil
+	}
+	return err
+}
+
+// Done is closed once the process has exited and all its output has been logged.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err is the exit error, valid after Done.
+func (p *Process) Err() error { return p.err }
+
+// Tail returns the last lines the process wrote.
+func (p *Process) Tail() string {
+	p.tailMu.Lock()
+	defer p.tailMu.Unlock()
+	return strings.Join(p.tail, "\n")
+}
+
+// Close closes askrd's end of the channel.
+func (p *Process) Close() error { return p.conn.Close() }
+
+// AwaitHello reads the worker's hello and checks that the kernel's credentials for the sender, the
+// pid the worker announces and the process askrd started are one and the same.
+func (p *Process) AwaitHello(timeout time.Duration) (channel.Hello, error) {
+	if timeout > 0 {
+		p.conn.SetReadDeadline(time.Now().Add(timeout))
+		defer p.conn.SetReadDeadline(time.Time{})
+	}
+	var buf []byte
+	var cred *unix.Ucred
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	chunk := make([]byte, 512)
+	for {
+		n, oobn, _, _, err := p.conn.ReadMsgUnix(chunk, oob)
+		if n == 0 && err != nil {
+			return channel.Hello{}, err
+		}
+		if cred == nil && oobn > 0 {
+			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) > 0 {
+				cred, _ = unix.ParseUnixCredentials(&msgs[0])
+			}
+		}
+		buf = append(buf, chunk[:n]...)
+		if len(buf) < channel.HeaderSize {
+			continue
+		}
+		f, size, err := channel.ParseHeader(buf)
+		if err != nil {
+			return channel.Hello{}, err
+		}
+		if f.Type != channel.TypeHello {
+			return channel.Hello{}, fmt.Errorf("%w: first frame has type %d, want hello", channel.ErrProtocol, f.Type)
+		}
+		if len(buf) < channel.HeaderSize+size {
+			continue
+		}
+		if len(buf) > channel.HeaderSize+size {
+			return channel.Hello{}, fmt.Errorf("%w: data after hello", channel.ErrProtocol)
+		}
+		h, err := channel.ParseHello(buf[channel.HeaderSize:])
+		if err != nil {
+			return channel.Hello{}, err
+		}
+		if cred == nil || int(cred.Pid) != p.pid || h.PID != p.pid {
+			var got int32 = -1
+			if cred != nil {
+				got = cred.Pid
+			}
+			return channel.Hello{}, fmt.Errorf("peer check failed: kernel says pid %d, worker says %d, askrd started %d", got, h.PID, p.pid)
+		}
+		rc, err := p.conn.SyscallConn()
+		if err == nil {
+			rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 0) })
+		}
+		return h, nil
+	}
+}

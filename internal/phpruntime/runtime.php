@@ -1,0 +1,576 @@
+<?php
+/*
+ * askr PHP runtime. askrd prepends this file to every worker script (auto_prepend_file) running on
+ * php-cgi. It speaks the worker channel (see internal/channel) on fd 0, which askrd connected to a
+ * socket of this worker's own, and makes each request look to PHP code as it does under php-fpm.
+ *
+ * Frame: version (1 byte), type (1 byte), flags (uint16 BE), payload length (uint32 BE), payload.
+ */
+
+declare(strict_types=1);
+
+namespace Askr {
+
+final class Runtime
+{
+    public const PROTOCOL = 1;
+    private const T_REQUEST = 1;
+    private const T_STOP = 2;
+    private const T_HELLO = 16;
+    private const T_HEAD = 17;
+    private const T_BODY = 18;
+    private const T_END = 19;
+    private const FLAG_EXIT = 1;
+    private const MAX_PAYLOAD = 16777216; // channel.MaxPayload
+    private const MAX_DEFERRED = 256;
+    private const FATAL = E_ERROR | E_PARSE | E_CORE_ERROR | E_COMPILE_ERROR | E_USER_ERROR | E_RECOVERABLE_ERROR;
+
+    /** @var resource|null the worker channel */
+    private static $ch = null;
+    private static bool $hello = false;
+    private static bool $inRequest = false;
+    /** @var array<string,string> the process environment: the base of every $_SERVER, as php-fpm with clear_env=no */
+    private static array $env = [];
+    private static int $obLevel = 0;
+    private static string $pending = '';
+    /** @var list<callable> */
+    private static array $deferred = [];
+    private static int $timeLimit = 0;
+    private static string $requestOrder = 'GP';
+    private static string $defaultType = '';
+    /** Body of the current request for php://input: a string, or the path of the file askrd spooled it to. */
+    public static string $input = '';
+    public static string $inputFile = '';
+
+    public static function boot(): void
+    {
+        if (getenv('ASKR_WORKER') !== '1') {
+            return; // not started by askrd: askr_handle_request() will say so
+        }
+        $ch = fopen('php://stdin', 'r+b'); // fd 0 is a connected socket: php-cgi leaves it alone
+        if ($ch === false) {
+            throw new \RuntimeException('askr: cannot open the worker channel on fd 0');
+        }
+        stream_set_write_buffer($ch, 0);
+        self::$ch = $ch;
+        self::$env = getenv();
+        self::$timeLimit = (int) ini_get('max_execution_time');
+        set_time_limit(0); // idle waits never count; each request restarts the limit
+        self::$requestOrder = strtoupper((string) (ini_get('request_order') ?: ini_get('variables_order')));
+        $type = (string) ini_get('default_mimetype');
+        $charset = (string) ini_get('default_charset');
+        self::$defaultType = ($type !== '' && $charset !== '' && str_starts_with($type, 'text/'))
+            ? $type . '; charset=' . $charset : $type;
+        // Capture all output from here on. Output that reached the SAPI would make php-cgi send its
+        // headers and headers_sent() true for the rest of the process. The handler is not removable,
+        // so frameworks that close "all" output buffers (Symfony) leave it in place.
+        ob_start([self::class, 'capture'], 0, PHP_OUTPUT_HANDLER_CLEANABLE | PHP_OUTPUT_HANDLER_FLUSHABLE);
+        self::$obLevel = ob_get_level();
+        // php://input must return the request body, and php://stdin must never reach the channel.
+        stream_wrapper_unregister('php');
+        stream_wrapper_register('php', PhpStream::class);
+        register_shutdown_function([self::class, 'onShutdown']);
+    }
+
+    /** Output handler: keeps what is flushed through it, sends nothing to the SAPI. */
+    public static function capture(string $buffer, int $phase): string
+    {
+        if (($phase & PHP_OUTPUT_HANDLER_CLEAN) === 0) {
+            self::$pending .= $buffer;
+        }
+        return '';
+    }
+
+    public static function handle(callable $handler): bool
+    {
+        if (self::$ch === null) {
+            throw new \RuntimeException('askr_handle_request() works only in a worker started by askrd');
+        }
+        if (self::$inRequest) {
+            throw new \LogicException('askr_handle_request() called from inside a request handler');
+        }
+        if (!self::$hello) {
+            $boot = self::takeOutput();
+            if ($boot !== '') {
+                self::log('output while booting (discarded): ' . substr($boot, 0, 2000));
+            }
+            self::write(self::frame(self::T_HELLO, 0, pack('N', getmypid()) . PHP_VERSION));
+            self::$hello = true;
+        }
+        $frame = self::read();
+        if ($frame === null || $frame[0] === self::T_STOP) {
+            return false;
+        }
+        if ($frame[0] !== self::T_REQUEST) {
+            self::log('unexpected frame type ' . $frame[0] . '; stopping');
+            return false;
+        }
+        $r = unserialize($frame[2], ['allowed_classes' => false]);
+        if (!is_array($r)) {
+            self::log('malformed request frame; stopping');
+            return false;
+        }
+        $request = self::begin($r);
+        try {
+            $handler($request);
+        } catch (\Throwable $e) {
+            self::uncaught($e);
+        }
+        self::finish(false);
+        self::afterResponse();
+        return true;
+    }
+
+    public static function defer(callable $fn): bool
+    {
+        if (!self::$inRequest || count(self::$deferred) >= self::MAX_DEFERRED) {
+            return false;
+        }
+        self::$deferred[] = $fn;
+        return true;
+    }
+
+    /** Sets up the superglobals for one request and returns the array the original askr passes. */
+    private static function begin(array $r): array
+    {
+        /** @var array<string,string> $cgi */
+        $cgi = $r['server'];
+        $_SERVER = $cgi + self::$env;
+        $_GET = [];
+        if ($cgi['QUERY_STRING'] !== '') {
+            parse_str($cgi['QUERY_STRING'], $_GET);
+        }
+        $_COOKIE = isset($cgi['HTTP_COOKIE']) ? self::cookies($cgi['HTTP_COOKIE']) : [];
+        $_POST = [];
+        $_FILES = [];
+        self::$input = $r['body'];
+        self::$inputFile = $r['body_file'];
+        $post = [];
+        $files = [];
+        if ($cgi['REQUEST_METHOD'] === 'POST') {
+            $type = strtolower(strtok($cgi['CONTENT_TYPE'] ?? '', ';') ?: '');
+            if (trim($type) === 'application/x-www-form-urlencoded') {
+                $body = self::$inputFile !== '' ? (string) file_get_contents(self::$inputFile) : self::$input;
+                parse_str($body, $_POST);
+            } elseif ($r['post'] !== [] || $r['files'] !== []) {
+                $pairs = [];
+                foreach ($r['post'] as [$name, $value]) {
+                    $pairs[] = urlencode($name) . '=' . urlencode($value);
+                    $post[$name] = $value;
+                }
+                parse_str(implode('&', $pairs), $_POST);
+                foreach ($r['files'] as [$field, $name, $type, $tmp, $size, $error]) {
+                    $files[] = ['field' => $field, 'name' => $name, 'type' => $type,
+                        'tmp_name' => $tmp, 'size' => $size, 'error' => $error];
+                }
+                $_FILES = self::filesGlobal($files);
+            }
+        }
+        $_REQUEST = [];
+        foreach (str_split(self::$requestOrder) as $c) {
+            match ($c) {
+                'G' => self::merge($_REQUEST, $_GET),
+                'P' => self::merge($_REQUEST, $_POST),
+                'C' => self::merge($_REQUEST, $_COOKIE),
+                default => null,
+            };
+        }
+        header_remove();
+        http_response_code(200);
+        error_clear_last();
+        self::$deferred = [];
+        self::$inRequest = true;
+        if (self::$timeLimit > 0) {
+            set_time_limit(self::$timeLimit);
+        }
+        return [
+            'method' => $cgi['REQUEST_METHOD'],
+            'uri' => $cgi['REQUEST_URI'],
+            'query' => $cgi['QUERY_STRING'],
+            'headers' => $cgi,
+            'body' => $r['body'],
+            'post' => $post,
+            'files' => $files,
+        ];
+    }
+
+    /** Parses a Cookie header by PHP's rules: ";" separates, values are rawurldecoded, names are not, the first wins. */
+    private static function cookies(string $header): array
+    {
+        $out = [];
+        foreach (explode(';', $header) as $pair) {
+            $pair = ltrim($pair, " \t\n\r\v\f");
+            $eq = strpos($pair, '=');
+            $name = $eq === false ? $pair : substr($pair, 0, $eq);
+            if ($name === '') {
+                continue;
+            }
+            $value = $eq === false ? '' : rawurldecode(substr($pair, $eq + 1));
+            if (strpbrk($name, " .[\0") === false) {
+                $out[$name] ??= $value;
+                continue;
+            }
+            // Let PHP's own variable-name rules (a[b], dots and spaces to "_") place it.
+            $one = [];
+            parse_str(strtr($name, ['%' => '%25', '+' => '%2B', '&' => '%26']) . '=' . rawurlencode($value), $one);
+            self::mergeFirst($out, $one);
+        }
+        return $out;
+    }
+
+    /** Builds $_FILES as PHP's rfc1867 code does, including nested names such as f[a][]. */
+    private static function filesGlobal(array $files): array
+    {
+        $out = [];
+        foreach ($files as $f) {
+            $field = $f['field'];
+            $path = [];
+            $p = strpos($field, '[');
+            if ($p !== false && $p > 0 && preg_match_all('/\[([^\]]*)\]/A', substr($field, $p), $m) > 0
+                && implode('', $m[0]) === substr($field, $p)) {
+                $path = $m[1];
+                $field = substr($field, 0, $p);
+            }
+            $field = strtr(ltrim($field, ' '), ' .', '__');
+            $values = ['name' => $f['name'], 'full_path' => $f['name'], 'type' => $f['type'],
+                'tmp_name' => $f['tmp_name'], 'error' => $f['error'], 'size' => $f['size']];
+            if ($path === []) {
+                $out[$field] = $values;
+                continue;
+            }
+            foreach ($values as $key => $value) {
+                $ref = &$out[$field][$key];
+                foreach ($path as $seg) {
+                    if ($seg === '') {
+                        $ref[] = null;
+                        $ref = &$ref[array_key_last($ref)];
+                    } else {
+                        $ref = &$ref[$seg];
+                    }
+                }
+                $ref = $value;
+                unset($ref);
+            }
+        }
+        return $out;
+    }
+
+    /** Merges as PHP builds $_REQUEST: later sources win, arrays under the same key merge. */
+    private static function merge(array &$dst, array $src): void
+    {
+        foreach ($src as $k => $v) {
+            if (is_array($v) && isset($dst[$k]) && is_array($dst[$k])) {
+                self::merge($dst[$k], $v);
+            } else {
+                $dst[$k] = $v;
+            }
+        }
+    }
+
+    private static function mergeFirst(array &$dst, array $src): void
+    {
+        foreach ($src as $k => $v) {
+            if (!array_key_exists($k, $dst)) {
+                $dst[$k] = $v;
+            } elseif (is_array($v) && is_array($dst[$k])) {
+                self::mergeFirst($dst[$k], $v);
+            }
+        }
+    }
+
+    private static function uncaught(\Throwable $e): void
+    {
+        http_response_code(500);
+        self::log('PHP Fatal error:  Uncaught ' . $e);
+    }
+
+    /** Returns and clears all output of the current request, ending buffers the app left open. */
+    private static function takeOutput(): string
+    {
+        while (ob_get_level() > self::$obLevel && @ob_end_flush()) {
+        }
+        $out = self::$pending . ob_get_contents();
+        ob_clean();
+        self::$pending = '';
+        return $out;
+    }
+
+    /** Sends the response of the current request: Head, Body frames, End. */
+    private static function finish(bool $exiting, bool $fatal = false): void
+    {
+        if (session_status() === PHP_SESSION_ACTIVE) {
+            session_write_close(); // before the response leaves: the client's next request may read it
+        }
+        $body = self::takeOutput();
+        $status = $fatal ? 500 : http_response_code();
+        if (!is_int($status) || $status < 100 || $status > 999) {
+            $status = 200;
+        }
+        $headers = headers_list();
+        if (self::$defaultType !== '') {
+            $typed = false;
+            foreach ($headers as $h) {
+                if (strncasecmp($h, 'content-type:', 13) === 0) {
+                    $typed = true;
+                    break;
+                }
+            }
+            if (!$typed) {
+                $headers[] = 'Content-Type: ' . self::$defaultType;
+            }
+        }
+        $out = self::frame(self::T_HEAD, 0, pack('n', $status) . implode("\n", $headers));
+        for ($off = 0, $n = strlen($body); $off < $n; $off += self::MAX_PAYLOAD) {
+            $out .= self::frame(self::T_BODY, 0, $n <= self::MAX_PAYLOAD ? $body : substr($body, $off, self::MAX_PAYLOAD));
+        }
+        $out .= self::frame(self::T_END, $exiting ? self::FLAG_EXIT : 0,
+            pack('JJ', memory_get_usage(), memory_get_peak_usage()));
+        self::write($out);
+        header_remove();
+        http_response_code(200);
+    }
+
+    private static function afterResponse(): void
+    {
+        // The session module keeps the last id: forget it, so a request without the cookie never
+        // resumes another request's session.
+        if (session_status() === PHP_SESSION_NONE && session_id() !== '') {
+            session_id('');
+        }
+        $_SESSION = [];
+        foreach (self::$deferred as $fn) {
+            try {
+                $fn();
+            } catch (\Throwable $e) {
+                self::log('askr_defer callback failed: ' . $e);
+            }
+        }
+        self::$deferred = [];
+        self::takeOutput(); // deferred work has no client to write to
+        self::$input = '';
+        self::$inputFile = '';
+        if (self::$timeLimit > 0) {
+            set_time_limit(0);
+        }
+        self::$inRequest = false;
+    }
+
+    public static function onShutdown(): void
+    {
+        // Run after the shutdown functions the app registers, as php-fpm would have sent their output too.
+        register_shutdown_function([self::class, 'lastShutdown']);
+    }
+
+    public static function lastShutdown(): void
+    {
+        if (!self::$inRequest) {
+            self::takeOutput();
+            return;
+        }
+        $err = error_get_last();
+        self::finish(true, $err !== null && ($err['type'] & self::FATAL) !== 0);
+        self::$inRequest = false;
+    }
+
+    private static function frame(int $type, int $flags, string $payload): string
+    {
+        return pack('CCnN', self::PROTOCOL, $type, $flags, strlen($payload)) . $payload;
+    }
+
+    private static function write(string $data): void
+    {
+        while ($data !== '') {
+            $n = fwrite(self::$ch, $data);
+            if ($n === false || $n === 0) {
+                throw new \RuntimeException('askr: worker channel closed');
+            }
+            $data = substr($data, $n);
+        }
+    }
+
+    /** @return array{int,int,string}|null */
+    private static function read(): ?array
+    {
+        $h = stream_get_contents(self::$ch, 8);
+        if ($h === false || strlen($h) < 8) {
+            return null;
+        }
+        $u = unpack('Cv/Ct/nf/Nn', $h);
+        if ($u['v'] !== self::PROTOCOL) {
+            self::log('channel protocol ' . $u['v'] . ' from askrd, runtime speaks ' . self::PROTOCOL);
+            return null;
+        }
+        $payload = '';
+        if ($u['n'] > 0) {
+            $payload = stream_get_contents(self::$ch, $u['n']);
+            if ($payload === false || strlen($payload) < $u['n']) {
+                return null;
+            }
+        }
+        return [$u['t'], $u['f'], $payload];
+    }
+
+    public static function log(string $msg): void
+    {
+        error_log('askr: ' . $msg, 4); // 4: straight to the SAPI logger, i.e. php-cgi's stderr
+    }
+}
+
+/**
+ * The "php" stream wrapper while a worker runs: php://input is the current request's body and
+ * php://stdin is empty (under php-fpm both come from the request; here fd 0 is the channel). Every
+ * other php:// stream is opened by PHP's own wrapper and passed through.
+ */
+final class PhpStream
+{
+    /** @var resource|null */
+    public $context;
+    /** @var resource|null */
+    private $h = null;
+    private string $data = '';
+    private int $pos = 0;
+
+    public function stream_open(string $path, string $mode, int $options, ?string &$opened): bool
+    {
+        $what = strtolower(substr($path, 6));
+        if ($what === 'input') {
+            if (Runtime::$inputFile !== '') {
+                $this->h = fopen(Runtime::$inputFile, 'rb') ?: null;
+                return $this->h !== null;
+            }
+            $this->data = Runtime::$input;
+            return true;
+        }
+        if ($what === 'stdin') {
+            return true;
+        }
+        stream_wrapper_restore('php');
+        try {
+            $h = $this->context !== null ? fopen($path, $mode, false, $this->context) : fopen($path, $mode);
+        } finally {
+            stream_wrapper_unregister('php');
+            stream_wrapper_register('php', self::class);
+        }
+        if ($h === false) {
+            return false;
+        }
+        $this->h = $h;
+        return true;
+    }
+
+    public function stream_read(int $count): string|false
+    {
+        if ($this->h !== null) {
+            return fread($this->h, $count);
+        }
+        $s = (string) substr($this->data, $this->pos, $count);
+        $this->pos += strlen($s);
+        return $s;
+    }
+
+    public function stream_write(string $data): int
+    {
+        return $this->h !== null ? (int) fwrite($this->h, $data) : 0;
+    }
+
+    public function stream_eof(): bool
+    {
+        return $this->h !== null ? feof($this->h) : $this->pos >= strlen($this->data);
+    }
+
+    public function stream_tell(): int
+    {
+        return $this->h !== null ? (int) ftell($this->h) : $this->pos;
+    }
+
+    public function stream_seek(int $offset, int $whence): bool
+    {
+        if ($this->h !== null) {
+            return fseek($this->h, $offset, $whence) === 0;
+        }
+        $to = match ($whence) {
+            SEEK_SET => $offset,
+            SEEK_CUR => $this->pos + $offset,
+            SEEK_END => strlen($this->data) + $offset,
+            default => -1,
+        };
+        if ($to < 0) {
+            return false;
+        }
+        $this->pos = $to;
+        return true;
+    }
+
+    public function stream_flush(): bool
+    {
+        return $this->h === null || fflush($this->h);
+    }
+
+    public function stream_close(): void
+    {
+        if ($this->h !== null) {
+            fclose($this->h);
+            $this->h = null;
+        }
+    }
+
+    public function stream_stat(): array|false
+    {
+        return $this->h !== null ? fstat($this->h) : ['size' => strlen($this->data)];
+    }
+
+    public function url_stat(string $path, int $flags): array|false
+    {
+        return false;
+    }
+
+    public function stream_truncate(int $size): bool
+    {
+        return $this->h !== null && ftruncate($this->h, $size);
+    }
+
+    public function stream_lock(int $operation): bool
+    {
+        return $this->h !== null && flock($this->h, $operation);
+    }
+
+    public function stream_set_option(int $option, int $arg1, ?int $arg2): bool
+    {
+        return false;
+    }
+
+    /** @return resource|false */
+    public function stream_cast(int $as)
+    {
+        return $this->h ?? false;
+    }
+}
+
+} // namespace Askr
+
+namespace {
+
+/**
+ * Blocks for the next request, runs $handler($request) with superglobals, headers and output set up
+ * as under php-fpm, sends the response, then runs askr_defer() callbacks. Returns false when askrd
+ * asks the worker to stop (drain, max-requests): leave the loop and let the script end.
+ */
+function askr_handle_request(callable $handler): bool
+{
+    return \Askr\Runtime::handle($handler);
+}
+
+/** Queues $fn to run after the response has been sent (up to 256 per request). */
+function askr_defer(callable $fn): bool
+{
+    return \Askr\Runtime::defer($fn);
+}
+
+/** In CoW template mode the template forks its workers here; in worker mode it does nothing. */
+function askr_cow_ready(): void
+{
+}
+
+\Askr\Runtime::boot();
+
+}

@@ -1,0 +1,478 @@
+// Package pool owns the worker processes of worker mode: it keeps the configured number of workers
+// alive, hands each request to an idle one, recycles workers after max_requests, kills a worker
+// whose request runs past its timeout, and replaces workers that exit, backing off when boots fail.
+// One goroutine (run) owns the set of workers; request goroutines borrow an idle worker through a
+// channel and give it back. The pool does not speak HTTP and does not start processes itself: it is
+// given a Starter.
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/askr-php/askr/internal/channel"
+)
+
+// Process is a started worker process (see phpcgi.Process).
+type Process interface {
+	PID() int
+	Conn() net.Conn
+	AwaitHello(timeout time.Duration) (channel.Hello, error)
+	Kill() error
+	Done() <-chan struct{}
+	Err() error
+	Tail() string
+	Close() error
+}
+
+// Starter starts worker processes.
+type Starter interface {
+	Start() (Process, error)
+}
+
+// Options configures a Pool.
+type Options struct {
+	Workers        int
+	MaxRequests    int           // 0: never recycle
+	RequestTimeout time.Duration // 0: no limit
+	QueueSize      int
+	QueueTimeout   time.Duration
+	BootTimeout    time.Duration
+	StopTimeout    time.Duration // how long a stopping worker may take to exit before it is killed
+	Logger         *slog.Logger
+}
+
+// Errors returned by Serve before any response was written.
+var (
+	ErrQueueFull   = errors.New("all workers busy and the wait queue is full")
+	ErrQueueTimout = errors.New("no worker became free in time")
+	ErrUnavailable = errors.New("no worker is running (boot failing)")
+	ErrClosed      = errors.New("pool is shutting down")
+	ErrTimeout     = errors.New("request timed out; worker killed")
+	ErrWorkerDied  = errors.New("worker died during the request")
+)
+
+// Response receives a worker's answer.
+type Response interface {
+	// Head is called once with the status and the header lines.
+	Head(status int, headers []channel.Header) error
+	// Body is called for each chunk of the body; b is only valid during the call.
+	Body(b []byte) error
+}
+
+// Pool is the set of workers.
+type Pool struct {
+	opt    Options
+	start  Starter
+	log    *slog.Logger
+	idle   chan *worker
+	events chan event
+
+	waiting atomic.Int64
+	ready   atomic.Int64 // workers that said hello and have not exited
+	busy    atomic.Int64
+	served  atomic.Uint64
+	failing atomic.Bool // the last boot failed and no worker is ready
+
+	generation atomic.Int64
+	firstReady chan struct{}
+	readyOnce  sync.Once
+	closing    chan struct{}
+	closeOnce  sync.Once
+	done       chan struct{}
+}
+
+type worker struct {
+	proc   Process
+	pid    int
+	gen    int64
+	rd     *channel.Reader
+	served int
+	memory atomic.Uint64
+	dead   atomic.Bool // the process exited
+	quit   bool        // retired: must not serve again
+	out    []byte      // frame buffer reused for requests
+}
+
+type eventKind int
+
+const (
+	evBooted eventKind = iota
+	evBootFailed
+	evExited
+	evRetire
+)
+
+type event struct {
+	kind eventKind
+	w    *worker
+	err  error
+}
+
+// New returns a pool; call Run to start it.
+func New(opt Options, s Starter) *Pool {
+	if opt.Workers < 1 {
+		opt.Workers = 1
+	}
+	if opt.StopTimeout <= 0 {
+		opt.StopTimeout = 10 * time.Second
+	}
+	return &Pool{
+		opt:        opt,
+		start:      s,
+		log:        opt.Logger,
+		idle:       make(chan *worker, opt.Workers),
+		events:     make(chan event, 4*opt.Workers+4),
+		firstReady: make(chan struct{}),
+		closing:    make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+}
+
+// Ready is closed once the configured number of workers has booted for the first time.
+func (p *Pool) Ready() <-chan struct{} { return p.firstReady }
+
+// Stats is a snapshot of the pool's counters.
+type Stats struct {
+	Ready, Busy, Waiting int
+	Served               uint64
+}
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats() Stats {
+	return Stats{Ready: int(p.ready.Load()), Busy: int(p.busy.Load()), Waiting: int(p.waiting.Load()), Served: p.served.Load()}
+}
+
+// Run supervises the workers until ctx is done, then stops them all (idle ones at once, busy ones
+// after their request) and returns when every worker process has exited.
+func (p *Pool) Run(ctx context.Context) error {
+	defer close(p.done)
+	all := map[*worker]bool{} // every process not yet exited
+	live := 0                 // booting or serving, not retired
+	booted := 0               // first-boot progress, for Ready
+	failures := 0
+	var retry <-chan time.Time // non-nil while backing off after a failed boot
+	spawn := func() {
+		for live < p.opt.Workers && retry == nil {
+			live++
+			go p.boot()
+		}
+	}
+	spawn()
+	stopping := false
+	var killAll <-chan time.Time
+	for {
+		if stopping && len(all) == 0 && live == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if !stopping {
+				stopping = true
+				p.closeOnce.Do(func() { close(p.closing) })
+				retry = nil
+				killAll = time.After(p.opt.StopTimeout)
+				for drained := false; !drained; {
+					select {
+					case w := <-p.idle:
+						w.quit = true
+						live--
+						p.stopWorker(w)
+					default:
+						drained = true
+					}
+				}
+			}
+			ctx = context.Background() // seen; keep looping until the workers are gone
+		case <-killAll:
+			for w := range all {
+				p.log.Warn("worker did not stop in time; killing", "pid", w.pid)
+				w.proc.Kill()
+			}
+			killAll = nil
+		case <-retry:
+			retry = nil
+			spawn()
+		case ev := <-p.events:
+			w := ev.w
+			switch ev.kind {
+			case evBooted:
+				failures = 0
+				p.failing.Store(false)
+				all[w] = true
+				go p.watch(w)
+				p.ready.Add(1)
+				if stopping {
+					live--
+					w.quit = true
+					p.stopWorker(w)
+					continue
+				}
+				if booted++; booted == p.opt.Workers {
+					p.readyOnce.Do(func() { close(p.firstReady) })
+				}
+				p.log.Debug("worker ready", "pid", w.pid, "generation", w.gen)
+				p.idle <- w
+			case evBootFailed:
+				live--
+				failures++
+				if p.ready.Load() == 0 {
+					p.failing.Store(true)
+				}
+				if !stopping {
+					delay := min(100*time.Millisecond<<min(failures-1, 7), 10*time.Second)
+					p.log.Error("worker failed to boot", "err", ev.err, "retry_in", delay)
+					retry = time.After(delay)
+				}
+			case evRetire:
+				if !w.quit {
+					w.quit = true
+					live--
+				}
+				p.stopWorker(w)
+				if !stopping {
+					spawn()
+				}
+			case evExited:
+				delete(all, w)
+				p.ready.Add(-1)
+				if !w.quit {
+					w.quit = true
+					live--
+					if !stopping {
+						p.log.Warn("worker exited", "pid", w.pid, "err", w.proc.Err())
+					}
+				}
+				w.proc.Close()
+				if !stopping {
+					spawn()
+				}
+			}
+		}
+	}
+}
+
+func (p *Pool) boot() {
+	proc, err := p.start.Start()
+	if err != nil {
+		p.events <- event{kind: evBootFailed, err: err}
+		return
+	}
+	h, err := proc.AwaitHello(p.opt.BootTimeout)
+	if err != nil {
+		proc.Kill()
+		<-proc.Done()
+		proc.Close()
+		err = fmt.Errorf("worker pid %d: %w (exit: %v)", proc.PID(), err, proc.Err())
+		if tail := proc.Tail(); tail != "" {
+			err = fmt.Errorf("%w; last output:\n%s", err, tail)
+		}
+		p.events <- event{kind: evBootFailed, err: err}
+		return
+	}
+	w := &worker{proc: proc, pid: h.PID, gen: p.generation.Load(), rd: channel.NewReader(proc.Conn())}
+	p.events <- event{kind: evBooted, w: w}
+}
+
+func (p *Pool) watch(w *worker) {
+	<-w.proc.Done()
+	w.dead.Store(true)
+	p.events <- event{kind: evExited, w: w}
+}
+
+// stopWorker asks an idle worker to leave its loop; called by run only for workers no request holds.
+func (p *Pool) stopWorker(w *worker) {
+	if w.dead.Load() {
+		return
+	}
+	var stop []byte
+	stop = channel.AppendHeader(stop, channel.TypeStop, 0, 0)
+	w.proc.Conn().SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := w.proc.Conn().Write(stop); err != nil {
+		w.proc.Kill()
+	}
+}
+
+// acquire waits for an idle worker.
+func (p *Pool) acquire(ctx context.Context) (*worker, error) {
+	for {
+		select {
+		case w := <-p.idle:
+			if w.dead.Load() {
+				continue // exited while idle; run replaces it
+			}
+			return w, nil
+		default:
+		}
+		select {
+		case <-p.closing:
+			return nil, ErrClosed
+		default:
+		}
+		if p.failing.Load() && p.ready.Load() == 0 {
+			return nil, ErrUnavailable
+		}
+		if n := p.waiting.Add(1); n > int64(p.opt.QueueSize) {
+			p.waiting.Add(-1)
+			return nil, ErrQueueFull
+		}
+		t := time.NewTimer(p.opt.QueueTimeout)
+		var w *worker
+		var err error
+		select {
+		case w = <-p.idle:
+		case <-t.C:
+			err = ErrQueueTimout
+		case <-p.closing:
+			err = ErrClosed
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+		t.Stop()
+		p.waiting.Add(-1)
+		if err != nil {
+			return nil, err
+		}
+		if !w.dead.Load() {
+			return w, nil
+		}
+	}
+}
+
+// release gives a worker back after a request.
+func (p *Pool) release(w *worker, reusable bool) {
+	if reusable && p.opt.MaxRequests > 0 && w.served >= p.opt.MaxRequests {
+		reusable = false
+	}
+	select {
+	case <-p.closing:
+		reusable = false
+	default:
+	}
+	if reusable {
+		p.idle <- w
+		return
+	}
+	p.events <- event{kind: evRetire, w: w}
+}
+
+// Serve sends one request to an idle worker and streams its answer to resp. payload is the
+// serialize()d request array. Errors before resp.Head was called are the pool's (ErrQueueFull, …)
+// or ErrTimeout / ErrWorkerDied; after Head, any error means the response is cut short.
+func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
+	w, err := p.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	p.busy.Add(1)
+	defer p.busy.Add(-1)
+	var timedOut atomic.Bool
+	if p.opt.RequestTimeout > 0 {
+		t := time.AfterFunc(p.opt.RequestTimeout, func() {
+			timedOut.Store(true)
+			w.proc.Kill()
+		})
+		defer t.Stop()
+	}
+	err = p.exchange(w, payload, resp)
+	if err == nil {
+		p.served.Add(1)
+		return nil
+	}
+	var end *exitAfter
+	if errors.As(err, &end) {
+		p.served.Add(1)
+		p.release(w, false)
+		return nil
+	}
+	w.proc.Kill()
+	p.release(w, false)
+	if timedOut.Load() {
+		return ErrTimeout
+	}
+	var re *responseError
+	if errors.As(err, &re) {
+		return re.err // the client went away; not the worker's fault
+	}
+	if errors.Is(err, channel.ErrProtocol) {
+		p.log.Error("worker broke the channel protocol; killed", "pid", w.pid, "err", err)
+	}
+	return fmt.Errorf("%w: %v", ErrWorkerDied, err)
+}
+
+type exitAfter struct{}
+
+func (*exitAfter) Error() string { return "worker exits after this response" }
+
+type responseError struct{ err error }
+
+func (e *responseError) Error() string { return e.err.Error() }
+
+func (p *Pool) exchange(w *worker, payload []byte, resp Response) error {
+	w.out = channel.AppendHeader(w.out[:0], channel.TypeRequest, 0, len(payload))
+	w.out = append(w.out, payload...)
+	if _, err := w.proc.Conn().Write(w.out); err != nil {
+		return err
+	}
+	if cap(w.out) > 1<<20 {
+		w.out = nil
+	}
+	headDone := false
+	for {
+		f, err := w.rd.ReadFrame()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		switch f.Type {
+		case channel.TypeHead:
+			if headDone {
+				return fmt.Errorf("%w: second head", channel.ErrProtocol)
+			}
+			status, hs, err := channel.ParseHead(f.Payload)
+			if err != nil {
+				return err
+			}
+			headDone = true
+			if err := resp.Head(status, hs); err != nil {
+				return &responseError{err}
+			}
+		case channel.TypeBody:
+			if !headDone {
+				return fmt.Errorf("%w: body before head", channel.ErrProtocol)
+			}
+			if err := resp.Body(f.Payload); err != nil {
+				return &responseError{err}
+			}
+		case channel.TypeEnd:
+			if !headDone {
+				return fmt.Errorf("%w: end before head", channel.ErrProtocol)
+			}
+			e, err := channel.ParseEnd(f)
+			if err != nil {
+				return err
+			}
+			w.served++
+			w.memory.Store(e.Memory)
+			if e.Exit {
+				return &exitAfter{}
+			}
+			p.release(w, true)
+			return nil
+		default:
+			return fmt.Errorf("%w: unexpected frame type %d from worker", channel.ErrProtocol, f.Type)
+		}
+	}
+}
+
+// Wait blocks until Run has returned.
+func (p *Pool) Wait() { <-p.done }
