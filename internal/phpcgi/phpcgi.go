@@ -99,7 +99,8 @@ func (l *Launcher) Start() (*Process, error) {
 	}
 	conn := fc.(*net.UnixConn)
 
-	args := []string{"-d", "auto_prepend_file=" + c.Runtime}
+	// -C: stay in AppBase (php-cgi would chdir to the script's directory).
+	args := []string{"-C", "-d", "auto_prepend_file=" + c.Runtime}
 	for _, kv := range append(append([]string(nil), baseINI...), c.INI...) {
 		args = append(args, "-d", kv)
 	}

@@ -38,6 +38,7 @@ final class Runtime
     private static int $timeLimit = 0;
     private static string $requestOrder = 'GP';
     private static string $defaultType = '';
+    private static bool $exposePHP = false;
     /** Body of the current request for php://input: a string, or the path of the file askrd spooled it to. */
     public static string $input = '';
     public static string $inputFile = '';
@@ -56,6 +57,7 @@ final class Runtime
         self::$env = getenv();
         self::$timeLimit = (int) ini_get('max_execution_time');
         set_time_limit(0); // idle waits never count; each request restarts the limit
+        self::$exposePHP = (bool) ini_get('expose_php');
         self::$requestOrder = strtoupper((string) (ini_get('request_order') ?: ini_get('variables_order')));
         $type = (string) ini_get('default_mimetype');
         $charset = (string) ini_get('default_charset');
@@ -177,6 +179,9 @@ final class Runtime
         }
         header_remove();
         http_response_code(200);
+        if (self::$exposePHP) {
+            header('X-Powered-By: PHP/' . PHP_VERSION); // as PHP adds it at every request start
+        }
         error_clear_last();
         self::$deferred = [];
         self::$inRequest = true;

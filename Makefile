@@ -1,0 +1,61 @@
+# askr — make targets. `make run` and `make test` work on a fresh Debian 12 machine as root:
+# each installs what it needs first (make deps).
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+LDFLAGS := -X github.com/askr-php/askr/internal/version.Version=$(VERSION)
+LISTEN ?= 127.0.0.1:8000
+WORKERS ?= auto
+
+# Debian packages the server, the examples and the tests use.
+APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml php-laravel-framework
+# Only for `make bench` (the php-fpm baseline and the load generator).
+BENCH_PACKAGES := nginx-light php8.2-fpm wrk
+
+.PHONY: all build run test test-go test-php bench lint deps deps-bench clean fuzz
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/askrd ./cmd/askrd
+	ln -sf askrd bin/askr
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "Go 1.26 is needed (expected in /usr/local/go/bin)"; exit 1; }
+	$(GO) mod download
+
+deps-bench: deps
+	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Serves the bundled Laravel example on $(LISTEN).
+run: deps build
+	ASKR_APP_BASE=$(CURDIR)/examples/laravel ./bin/askr serve --root examples/laravel/public \
+		--worker-script examples/laravel-worker.php --workers $(WORKERS) --listen $(LISTEN)
+
+test: deps build
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l cmd internal); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fuzz:
+	$(GO) test ./internal/channel -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s
+
+bench: deps-bench build
+	bash bench/run.sh
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+clean:
+	rm -rf bin bench/out

@@ -1,0 +1,102 @@
+<?php
+// Test worker for askrd's integration tests: each path exercises one behaviour of the runtime.
+declare(strict_types=1);
+
+if (getenv('ASKR_TEST_BOOT_FAIL') === '1') {
+    throw new RuntimeException('boot failed on purpose');
+}
+$bootedPid = getmypid();
+$count = 0;
+
+$handler = static function (array $request) use (&$count): void {
+    $count++;
+    $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
+    switch ($path) {
+        case '/dump':
+            header('Content-Type: application/json');
+            echo json_encode([
+                'server' => $_SERVER, 'get' => $_GET, 'post' => $_POST, 'cookie' => $_COOKIE,
+                'request' => $_REQUEST, 'files' => $_FILES, 'input' => file_get_contents('php://input'),
+                'stdin' => file_get_contents('php://stdin'), 'askr' => $request, 'count' => $count,
+                'pid' => getmypid(), 'headers_sent' => headers_sent(), 'cwd' => getcwd(),
+            ]);
+            return;
+        case '/headers':
+            header('X-One: 1');
+            header('X-Multi: a');
+            header('X-Multi: b', false);
+            header('X-Gone: x');
+            header_remove('X-Gone');
+            setcookie('c1', 'v1');
+            setcookie('c2', 'v 2', ['path' => '/p', 'httponly' => true]);
+            http_response_code(201);
+            echo 'headers';
+            return;
+        case '/leak':
+            // anything set here must not appear in the next request
+            header('X-Leak: yes');
+            http_response_code(418);
+            $_GET['leak'] = 1;
+            echo 'leak';
+            return;
+        case '/redirect':
+            header('Location: /elsewhere');
+            return;
+        case '/status-line':
+            header('HTTP/1.1 404 Not Found');
+            echo 'nope';
+            return;
+        case '/throw':
+            echo 'partial';
+            throw new RuntimeException('thrown on purpose');
+        case '/exit':
+            echo 'before exit';
+            exit();
+        case '/fatal':
+            echo 'before fatal';
+            ini_set('memory_limit', '16M');
+            $waste = str_repeat('x', 64 << 20); // "Allowed memory size exhausted": a real fatal error
+            return;
+        case '/undefined':
+            undefined_function_on_purpose(); // an Error exception: 500, the worker lives on
+            return;
+        case '/sleep':
+            sleep((int) ($_GET['s'] ?? 10));
+            echo 'slept';
+            return;
+        case '/log':
+            file_put_contents('php://stdout', "to stdout from worker\n");
+            file_put_contents('php://stderr', "to stderr from worker\n");
+            error_log('error_log from worker');
+            echo 'logged';
+            return;
+        case '/session':
+            session_start();
+            $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
+            header('Content-Type: application/json');
+            echo json_encode(['n' => $_SESSION['n'], 'id' => session_id(), 'pid' => getmypid()]);
+            return;
+        case '/defer':
+            askr_defer(static function (): void {
+                file_put_contents(sys_get_temp_dir() . '/askr-defer-' . ($_GET['tag'] ?? 'x'), 'deferred');
+            });
+            echo 'deferred';
+            return;
+        case '/ob':
+            ob_start();
+            echo 'inner buffer left open';
+            return;
+        case '/big':
+            echo str_repeat('x', (int) ($_GET['n'] ?? 1000000));
+            return;
+        case '/pid':
+            echo getmypid();
+            return;
+        default:
+            echo 'worker ok';
+    }
+};
+
+askr_cow_ready();
+while (askr_handle_request($handler)) {
+}
