@@ -41,6 +41,9 @@ final class Runtime
     private static bool $exposePHP = false;
     /** Body of the current request for php://input: a string, or the path of the file askrd spooled it to. */
     public static string $input = '';
+    /** The session id the request's cookie carried, and the Set-Cookie line PHP would repeat for it. */
+    private static string $sessionResumed = '';
+    private static string $sessionCookie = '';
     public static string $inputFile = '';
 
     public static function boot(): void
@@ -143,6 +146,16 @@ final class Runtime
             parse_str($cgi['QUERY_STRING'], $_GET);
         }
         $_COOKIE = isset($cgi['HTTP_COOKIE']) ? self::cookies($cgi['HTTP_COOKIE']) : [];
+        if (session_status() === PHP_SESSION_NONE) {
+            // The session module takes the id from $_COOKIE only while it holds none; after the first
+            // request it always holds one (userland cannot reset it to "none"), so hand it the
+            // cookie's id, or '' for a new session.
+            $sid = ini_get('session.use_cookies') ? ($_COOKIE[session_name()] ?? '') : '';
+            $sid = is_string($sid) ? $sid : '';
+            session_id($sid);
+            self::$sessionResumed = $sid;
+            self::$sessionCookie = $sid !== '' ? 'Set-Cookie: ' . session_name() . '=' . $sid : '';
+        }
         $_POST = [];
         $_FILES = [];
         self::$input = $r['body'];
@@ -312,17 +325,19 @@ final class Runtime
             $status = 200;
         }
         $headers = headers_list();
-        if (self::$defaultType !== '') {
-            $typed = false;
-            foreach ($headers as $h) {
-                if (strncasecmp($h, 'content-type:', 13) === 0) {
-                    $typed = true;
-                    break;
-                }
+        // Given the id explicitly (see begin()), the session module sends its cookie again on every
+        // request; php-fpm sends it only when the id is new. Drop the repeat.
+        $repeat = self::$sessionCookie !== '' && session_id() === self::$sessionResumed ? self::$sessionCookie : '';
+        $typed = self::$defaultType === '';
+        foreach ($headers as $i => $h) {
+            if (!$typed && strncasecmp($h, 'content-type:', 13) === 0) {
+                $typed = true;
+            } elseif ($repeat !== '' && ($h === $repeat || str_starts_with($h, $repeat . ';'))) {
+                unset($headers[$i]);
             }
-            if (!$typed) {
-                $headers[] = 'Content-Type: ' . self::$defaultType;
-            }
+        }
+        if (!$typed) {
+            $headers[] = 'Content-Type: ' . self::$defaultType;
         }
         $out = self::frame(self::T_HEAD, 0, pack('n', $status) . implode("\n", $headers));
         for ($off = 0, $n = strlen($body); $off < $n; $off += self::MAX_PAYLOAD) {
@@ -370,6 +385,9 @@ final class Runtime
     {
         if (!self::$inRequest) {
             self::takeOutput();
+            // php-cgi prints its headers to stdout as the script ends; with none left there is nothing to print.
+            header_remove();
+            ini_set('default_mimetype', '');
             return;
         }
         $err = error_get_last();

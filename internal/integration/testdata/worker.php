@@ -11,6 +11,9 @@ $count = 0;
 $handler = static function (array $request) use (&$count): void {
     $count++;
     $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
+    if (str_starts_with($path, '/dump') || isset($_GET['dump'])) {
+        $path = '/dump';
+    }
     switch ($path) {
         case '/dump':
             header('Content-Type: application/json');

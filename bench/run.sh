@@ -1,0 +1,550 @@
+#!/usr/bin/env bash
+# bench/run.sh — askrd vs nginx + php-fpm on this machine, same PHP worker count.
+#
+#   make bench                      (installs nginx-light php8.2-fpm wrk, builds bin/askrd, runs this)
+#   WORKERS=4 DURATION=20s CONNS=64 bash bench/run.sh
+#
+# Scenarios:
+#   hello    askrd + examples/hello-worker.php   vs  nginx + php-fpm running an equivalent per-request script
+#   laravel  askrd + examples/laravel-worker.php vs  nginx + php-fpm running examples/laravel/public/index.php
+#            (route "/", the Blade page; skipped when examples/laravel is missing)
+#
+# Every server is started by this script from a private temp dir (its own nginx.conf and
+# php-fpm.conf, pid/log/temp files there), listens on 127.0.0.1 only, and is stopped on exit.
+# Nothing under /etc is written and the system's nginx/php-fpm services are left alone; php-fpm
+# reads Debian's fpm php.ini (/etc/php/8.2/fpm/php.ini + conf.d) like the packaged service does.
+# Only one server runs at a time. Results go to docs/bench.md (and stdout); the raw wrk output
+# and the server logs of the last run are kept in bench/out/.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO=$PWD
+
+WORKERS=${WORKERS:-2}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-32}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+ASKRD=${ASKRD:-$REPO/bin/askrd}
+PHP_FPM=${PHP_FPM:-php-fpm8.2}
+NGINX=${NGINX:-nginx}
+WRK=${WRK:-wrk}
+# How nginx reaches php-fpm: tcp (127.0.0.1 port) or unix (socket in the temp dir).
+FPM_LISTEN=${FPM_LISTEN:-tcp}
+REPORT=${REPORT:-$REPO/docs/bench.md}
+OUTDIR=$REPO/bench/out
+READY_TIMEOUT=${READY_TIMEOUT:-30}
+# Polled until the server answers (any status): a page no app has, so a 404 that starts no session.
+READY_PATH=/askr-bench-ready
+
+SCENARIOS=${SCENARIOS:-hello laravel}
+LARAVEL_BASE=${LARAVEL_BASE:-$REPO/examples/laravel}
+LARAVEL_WORKER=${LARAVEL_WORKER:-$REPO/examples/laravel-worker.php}
+
+TMP=""
+PIDS=()        # every server process this script started (killed on exit)
+ROWS=()        # markdown table rows
+NOTES=()       # per-scenario lines under the table
+declare -A RPS P50 P99 MEM   # "scenario/server" -> value, for the ratio lines
+
+log() { printf '>> %s\n' "$*" >&2; }
+die() {
+	printf 'bench: %s\n' "$*" >&2
+	exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# process handling
+
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+	PIDS=()
+	if [[ -n $TMP && -d $TMP ]]; then
+		# keep the logs of the last run for inspection
+		mkdir -p "$OUTDIR"
+		local f name
+		for f in "$TMP"/*.log "$TMP"/*/*.log; do
+			[[ -f $f ]] || continue
+			name=${f#"$TMP"/}
+			cp -f "$f" "$OUTDIR/${name//\//-}" 2>/dev/null || true
+		done
+		rm -rf "$TMP"
+	fi
+}
+
+# stop_pid PID: SIGTERM, up to 10s grace, then SIGKILL.
+stop_pid() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# stop_all: stops every server started so far (between scenarios; one server at a time).
+stop_all() {
+	local pid
+	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+	PIDS=()
+}
+
+# free_port: a TCP port on 127.0.0.1 nothing listens on.
+free_port() {
+	local p i
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	die "no free port on 127.0.0.1"
+}
+
+# wait_ready URL PID LOGFILE: waits until URL answers (any HTTP status) while PID lives.
+wait_ready() {
+	local url=$1 pid=$2 logfile=$3 deadline=$((SECONDS + READY_TIMEOUT))
+	while ((SECONDS < deadline)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 30 "$logfile" >&2 || true
+			die "server (pid $pid) exited before answering $url; log above ($logfile)"
+		fi
+		if curl -s -o /dev/null --max-time 2 "$url"; then return 0; fi
+		sleep 0.2
+	done
+	tail -n 30 "$logfile" >&2 || true
+	die "$url not answering after ${READY_TIMEOUT}s"
+}
+
+# check_response URL LABEL [CURL ARGS...]: the page must answer 200; prints a one-line summary.
+check_response() {
+	local url=$1 label=$2 out code size
+	shift 2
+	out=$(curl -s -o "$TMP/body" -w '%{http_code} %{size_download}' --max-time 30 "$@" "$url") || true
+	read -r code size <<<"$out"
+	if [[ $code != 200 ]]; then
+		head -c 2000 "$TMP/body" >&2 || true
+		echo >&2
+		die "$label: GET $url answered ${code:-nothing} (body above)"
+	fi
+	log "$label: GET $url -> 200, $size bytes: $(head -c 60 "$TMP/body" | tr '\n' ' ')"
+}
+
+# tree_rss_mb PID...: resident memory of the PIDs and all their descendants, in MiB.
+tree_rss_mb() {
+	ps -e -o pid=,ppid=,rss= | awk -v roots="$*" '
+		BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) root[r[i]] = 1 }
+		{ parent[$1] = $2; rss[$1] = $3 }
+		END {
+			for (p in rss) {
+				for (q = p; q != "" && q != 0; q = parent[q]) if (q in root) { sum += rss[p]; break }
+			}
+			printf "%.0f", sum / 1024
+		}'
+}
+
+# ---------------------------------------------------------------------------------------------
+# servers
+
+# start_askrd NAME PORT ROOT SCRIPT [VAR=VALUE...]: askrd in worker mode; sets SERVER_PID.
+start_askrd() {
+	local name=$1 port=$2 root=$3 script=$4
+	shift 4
+	local logfile=$TMP/askrd-$name.log
+	env "$@" "$ASKRD" serve --root "$root" --worker-script "$script" \
+		--workers "$WORKERS" --listen "127.0.0.1:$port" >"$logfile" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	wait_ready "http://127.0.0.1:$port$READY_PATH" "$SERVER_PID" "$logfile"
+}
+
+# start_fpm_nginx NAME PORT DOCROOT [VAR=VALUE...]: php-fpm (pm = static, WORKERS children) plus
+# nginx in front of it; the VAR=VALUE pairs become the pool's env[]. Sets SERVER_PID (nginx master)
+# and FPM_PID.
+start_fpm_nginx() {
+	local name=$1 port=$2 docroot=$3
+	shift 3
+	local dir=$TMP/$name-fpm fpm_addr fpm_args=() user_fpm="" user_nginx="" kv
+	mkdir -p "$dir"/{body,fastcgi,proxy,scgi,uwsgi}
+	if [[ $FPM_LISTEN == unix ]]; then
+		fpm_addr=$dir/php-fpm.sock
+	else
+		fpm_addr=127.0.0.1:$(free_port)
+	fi
+	if ((EUID == 0)); then
+		# root: the files in the temp dir are root's, so run the PHP and nginx workers as root too
+		user_fpm=$'user = root\ngroup = root'
+		user_nginx='user root root;'
+		fpm_args+=(-R)
+	fi
+	fpm_args+=(-d opcache.enable=1) # Debian's default too; set at startup (a pool value would warn)
+
+	{
+		cat <<-EOF
+			[global]
+			pid = $dir/php-fpm.pid
+			error_log = $dir/php-fpm-error.log
+			daemonize = no
+			log_level = notice
+
+			[bench]
+			$user_fpm
+			listen = $fpm_addr
+			listen.backlog = 511
+			pm = static
+			pm.max_children = $WORKERS
+			pm.max_requests = 0
+			catch_workers_output = yes
+			php_admin_value[error_log] = $dir/php-fpm-php.log
+		EOF
+		for kv in "$@"; do echo "env[${kv%%=*}] = ${kv#*=}"; done
+	} >"$dir/php-fpm.conf"
+
+	cat >"$dir/nginx.conf" <<-EOF
+		$user_nginx
+		worker_processes $(nproc);
+		pid $dir/nginx.pid;
+		error_log $dir/nginx-error.log warn;
+		events { worker_connections 4096; }
+		http {
+		    access_log off;
+		    sendfile on;
+		    keepalive_requests 100000;
+		    client_body_temp_path $dir/body;
+		    fastcgi_temp_path $dir/fastcgi;
+		    proxy_temp_path $dir/proxy;
+		    scgi_temp_path $dir/scgi;
+		    uwsgi_temp_path $dir/uwsgi;
+		    default_type application/octet-stream;
+		    server {
+		        listen 127.0.0.1:$port;
+		        root $docroot;
+		        index index.php;
+		        location / {
+		            try_files \$uri /index.php?\$query_string;
+		        }
+		        location ~ \.php$ {
+		            try_files \$uri =404;
+		            fastcgi_pass $([[ $FPM_LISTEN == unix ]] && echo "unix:$fpm_addr" || echo "$fpm_addr");
+		            fastcgi_index index.php;
+		            fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
+		            fastcgi_param QUERY_STRING \$query_string;
+		            fastcgi_param REQUEST_METHOD \$request_method;
+		            fastcgi_param CONTENT_TYPE \$content_type;
+		            fastcgi_param CONTENT_LENGTH \$content_length;
+		            fastcgi_param SCRIPT_NAME \$fastcgi_script_name;
+		            fastcgi_param REQUEST_URI \$request_uri;
+		            fastcgi_param DOCUMENT_URI \$document_uri;
+		            fastcgi_param DOCUMENT_ROOT \$document_root;
+		            fastcgi_param SERVER_PROTOCOL \$server_protocol;
+		            fastcgi_param REQUEST_SCHEME \$scheme;
+		            fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+		            fastcgi_param SERVER_SOFTWARE nginx/\$nginx_version;
+		            fastcgi_param REMOTE_ADDR \$remote_addr;
+		            fastcgi_param REMOTE_PORT \$remote_port;
+		            fastcgi_param SERVER_ADDR \$server_addr;
+		            fastcgi_param SERVER_PORT \$server_port;
+		            fastcgi_param SERVER_NAME \$server_name;
+		            fastcgi_param REDIRECT_STATUS 200;
+		        }
+		    }
+		}
+	EOF
+
+	"$PHP_FPM" "${fpm_args[@]}" --nodaemonize --fpm-config "$dir/php-fpm.conf" \
+		>"$dir/php-fpm.log" 2>&1 &
+	FPM_PID=$!
+	PIDS+=("$FPM_PID")
+	wait_fpm "$fpm_addr" "$dir/php-fpm-error.log"
+
+	"$NGINX" -t -q -p "$dir" -e "$dir/nginx-error.log" -c "$dir/nginx.conf" >"$dir/nginx.log" 2>&1 ||
+		{ cat "$dir/nginx.log" >&2; die "nginx rejected $dir/nginx.conf"; }
+	"$NGINX" -p "$dir" -e "$dir/nginx-error.log" -c "$dir/nginx.conf" -g 'daemon off;' \
+		>>"$dir/nginx.log" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	wait_ready "http://127.0.0.1:$port$READY_PATH" "$SERVER_PID" "$dir/nginx-error.log"
+}
+
+# wait_fpm ADDR LOGFILE: waits until php-fpm accepts connections on ADDR (host:port or socket path).
+wait_fpm() {
+	local addr=$1 logfile=$2 deadline=$((SECONDS + READY_TIMEOUT))
+	while ((SECONDS < deadline)); do
+		kill -0 "$FPM_PID" 2>/dev/null || { cat "$logfile" >&2 || true; die "php-fpm exited; log above"; }
+		if [[ $addr == /* ]]; then
+			[[ -S $addr ]] && return 0
+		elif (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "php-fpm not listening on $addr after ${READY_TIMEOUT}s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# load and results
+
+# seconds DURATION: wrk's duration ("10s", "1m", "90") in seconds.
+seconds() {
+	local d=$1
+	case $d in
+	*h) echo $((${d%h} * 3600)) ;;
+	*m) echo $((${d%m} * 60)) ;;
+	*s) echo "${d%s}" ;;
+	*) echo "$d" ;;
+	esac
+}
+
+# run_wrk URL DURATION OUTFILE [WRK ARGS...]: one bounded wrk run against 127.0.0.1.
+run_wrk() {
+	local url=$1 dur=$2 out=$3
+	shift 3
+	[[ $url == http://127.0.0.1:* ]] || die "refusing to load $url (127.0.0.1 only)"
+	timeout --signal=INT --kill-after=10 $(($(seconds "$dur") + 30)) \
+		"$WRK" -t"$THREADS" -c"$CONNS" -d"$dur" --latency "$@" "$url" >"$out" 2>&1 ||
+		{ cat "$out" >&2; die "wrk failed against $url"; }
+}
+
+# parse_wrk FILE: prints "rps p50_ms p99_ms non2xx socket_errors requests".
+parse_wrk() {
+	awk '
+		function ms(v) {
+			if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+			if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+			if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
+			if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+			return v + 0
+		}
+		/^Requests\/sec:/             { rps = $2 }
+		/^ +50% /                     { p50 = ms($2) }
+		/^ +99% /                     { p99 = ms($2) }
+		/requests in /                { reqs = $1 }
+		/Non-2xx or 3xx responses:/   { non2xx = $NF }
+		/Socket errors:/ {
+			line = $0; sub(/.*Socket errors: /, "", line)
+			n = split(line, parts, /, /)
+			for (i = 1; i <= n; i++) { split(parts[i], kv, " "); sock += kv[2] }
+		}
+		END { printf "%s %.3f %.3f %d %d %s\n", rps == "" ? "0" : rps, p50, p99, non2xx, sock, reqs == "" ? "0" : reqs }
+	' "$1"
+}
+
+fmt_ms() { awk -v v="$1" 'BEGIN { if (v < 10) printf "%.2f ms", v; else if (v < 100) printf "%.1f ms", v; else printf "%.0f ms", v }'; }
+
+# measure SCENARIO SERVER URL [WRK ARGS...]: warm-up, measured run, one table row.
+measure() {
+	local scenario=$1 server=$2 url=$3 key="$1/$2" raw="$OUTDIR/wrk-$1-${2//[^a-z]/}.txt"
+	shift 3
+	local rps p50 p99 non2xx sock reqs errors rss
+	log "$scenario / $server: warm-up $WARMUP"
+	run_wrk "$url" "$WARMUP" "$TMP/warmup.txt" "$@"
+	log "$scenario / $server: wrk -t$THREADS -c$CONNS -d$DURATION --latency${*:+ (+$# extra args)} $url"
+	run_wrk "$url" "$DURATION" "$raw" "$@"
+	read -r rps p50 p99 non2xx sock reqs < <(parse_wrk "$raw")
+	rss=$(tree_rss_mb "${PIDS[@]}")
+	log_problems "$scenario" "$server"
+	errors=$((non2xx + sock))
+	if ((errors > 0)); then
+		errors="$errors ($non2xx non-2xx/3xx, $sock socket)"
+	fi
+	RPS[$key]=$rps P50[$key]=$p50 P99[$key]=$p99
+	ROWS+=("| $scenario | $server | $(printf '%.0f' "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $errors |")
+	MEM[$key]=$rss
+	log "$scenario / $server: $rps req/s, p50 $(fmt_ms "$p50"), p99 $(fmt_ms "$p99"), errors $errors, $reqs requests"
+}
+
+# log_problems SCENARIO SERVER: warnings and errors the servers logged so far become notes.
+log_problems() {
+	local f n pattern files
+	if [[ $2 == askrd ]]; then
+		files=("$TMP/askrd-$1.log")
+	else
+		files=("$TMP/$1-fpm"/nginx-error.log "$TMP/$1-fpm"/php-fpm-error.log "$TMP/$1-fpm"/php-fpm-php.log)
+	fi
+	for f in "${files[@]}"; do
+		[[ -f $f ]] || continue
+		case $f in
+		*/askrd-*) pattern='level=(WARN|ERROR)' ;;
+		*nginx-error.log) pattern='\[(warn|error|crit|alert|emerg)\]' ;;
+		*) pattern='WARNING|ERROR|Warning|Fatal|Error' ;;
+		esac
+		n=$(grep -cE "$pattern" "$f" || true)
+		if ((n > 0)); then
+			log "$1 / $2: $n warning/error lines in ${f##*/}:"
+			grep -E "$pattern" "$f" | sort | uniq -c | sort -rn | head -n 5 >&2
+			NOTES+=("- **$1 / $2**: $n warning/error lines in its log ${f##*/} (kept in bench/out/), e.g. \`$(grep -m1 -E "$pattern" "$f" | cut -c1-200)\`")
+		fi
+	done
+}
+
+# ratio_note SCENARIO: the askr/php-fpm line under the table.
+ratio_note() {
+	local s=$1 a="$1/askrd" f="$1/nginx + php-fpm"
+	[[ -n ${RPS[$a]:-} && -n ${RPS[$f]:-} ]] || return 0
+	NOTES+=("$(awk -v s="$s" -v ar="${RPS[$a]}" -v fr="${RPS[$f]}" -v a5="${P50[$a]}" -v f5="${P50[$f]}" \
+		-v a9="${P99[$a]}" -v f9="${P99[$f]}" -v am="${MEM[$a]}" -v fm="${MEM[$f]}" 'BEGIN {
+			r = (fr > 0) ? sprintf("%.2fx", ar / fr) : "n/a"
+			l5 = (f5 > 0) ? sprintf("%.2fx", a5 / f5) : "n/a"
+			l9 = (f9 > 0) ? sprintf("%.2fx", a9 / f9) : "n/a"
+			printf "- **%s** askr/php-fpm: throughput %s, p50 latency %s, p99 latency %s (RSS after the run: askrd + workers %s MiB, nginx + php-fpm %s MiB)", s, r, l5, l9, am, fm
+		}')")
+}
+
+# ---------------------------------------------------------------------------------------------
+# scenarios
+
+scenario_hello() {
+	local port docroot=$TMP/hello-public
+	# The php-fpm twin of examples/hello-worker.php: same headers and text, once per request
+	# (there is no state across requests, so "served" is always 1).
+	mkdir -p "$docroot"
+	cat >"$docroot/index.php" <<-'EOF'
+		<?php
+		header('Content-Type: text/plain; charset=utf-8');
+		echo "Hello from askr worker ", getmypid(), "\n";
+		echo "method=", $_SERVER['REQUEST_METHOD'], " uri=", $_SERVER['REQUEST_URI'], " served=", 1, "\n";
+	EOF
+	cat >"$docroot/opcache.php" <<-'EOF'
+		<?php $s = opcache_get_status(false); echo ($s && $s['opcache_enabled']) ? "on" : "off";
+	EOF
+
+	port=$(free_port)
+	start_askrd hello "$port" "$REPO/examples/hello/public" "$REPO/examples/hello-worker.php"
+	check_response "http://127.0.0.1:$port/" "hello / askrd"
+	measure hello askrd "http://127.0.0.1:$port/"
+	stop_all
+
+	port=$(free_port)
+	start_fpm_nginx hello "$port" "$docroot"
+	check_response "http://127.0.0.1:$port/" "hello / nginx + php-fpm"
+	[[ $(curl -s --max-time 5 "http://127.0.0.1:$port/opcache.php") == on ]] ||
+		die "opcache is not enabled in the php-fpm pool"
+	measure hello "nginx + php-fpm" "http://127.0.0.1:$port/"
+	stop_all
+	ratio_note hello
+}
+
+scenario_laravel() {
+	local port missing=() cookie
+	[[ -f $LARAVEL_BASE/public/index.php ]] || missing+=("${LARAVEL_BASE#"$REPO"/}/public/index.php")
+	[[ -f $LARAVEL_WORKER ]] || missing+=("${LARAVEL_WORKER#"$REPO"/}")
+	if ((${#missing[@]} > 0)); then
+		log "SKIPPING laravel: ${missing[*]} not found (the Laravel example is not in this checkout yet)"
+		NOTES+=("- **laravel**: skipped, ${missing[*]} not found in this checkout.")
+		return 0
+	fi
+	# "/" runs the web middleware group, which starts a (file) session. wrk sends no cookies of
+	# its own, so without help every request would write a new session file under
+	# examples/laravel/storage. Like a returning visitor, every wrk request sends the cookies of
+	# one first visit instead: one session file per server, read and written on each request.
+
+	port=$(free_port)
+	start_askrd laravel "$port" "$LARAVEL_BASE/public" "$LARAVEL_WORKER" "ASKR_APP_BASE=$LARAVEL_BASE"
+	cookie=$(visitor_cookie "http://127.0.0.1:$port/")
+	check_response "http://127.0.0.1:$port/" "laravel / askrd" -H "Cookie: $cookie"
+	SESSION_FILES=$(count_sessions)
+	measure laravel askrd "http://127.0.0.1:$port/" -H "Cookie: $cookie"
+	session_check laravel askrd
+	stop_all
+
+	port=$(free_port)
+	start_fpm_nginx laravel "$port" "$LARAVEL_BASE/public" "ASKR_APP_BASE=$LARAVEL_BASE"
+	cookie=$(visitor_cookie "http://127.0.0.1:$port/")
+	check_response "http://127.0.0.1:$port/" "laravel / nginx + php-fpm" -H "Cookie: $cookie"
+	SESSION_FILES=$(count_sessions)
+	measure laravel "nginx + php-fpm" "http://127.0.0.1:$port/" -H "Cookie: $cookie"
+	session_check laravel "nginx + php-fpm"
+	stop_all
+	ratio_note laravel
+}
+
+# visitor_cookie URL: the Cookie header value a browser would send after one visit to URL.
+visitor_cookie() {
+	local jar=$TMP/cookies.txt
+	rm -f "$jar"
+	curl -s -o /dev/null --max-time 30 -c "$jar" "$1" || die "GET $1 failed"
+	# Netscape cookie jar: name in column 6, value in column 7; "#HttpOnly_" lines are cookies too
+	awk -F'\t' 'NF >= 7 && ($1 !~ /^#/ || $1 ~ /^#HttpOnly_/) { printf "%s%s=%s", sep, $6, $7; sep = "; " }' "$jar"
+}
+
+count_sessions() { find "$LARAVEL_BASE/storage/framework/sessions" -type f ! -name '.gitignore' 2>/dev/null | wc -l; }
+
+# session_check SCENARIO SERVER: the load reused the visitor's session, or a note says it did not.
+session_check() {
+	local created=$(($(count_sessions) - SESSION_FILES))
+	if ((created > 0)); then
+		log "$1 / $2: WARNING: $created new session files during the load (the session cookie was not honoured)"
+		NOTES+=("- **$1 / $2**: $created new session files appeared under storage/framework/sessions during the load: the visitor's session cookie was not reused.")
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+write_report() {
+	local mem_total php_v askr_v nginx_v wrk_v cpu row
+	mem_total=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+	php_v=$(php-cgi -v 2>/dev/null | head -n1 | awk '{ print $2 }')
+	askr_v=$("$ASKRD" version 2>/dev/null || echo "unknown")
+	nginx_v=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')
+	wrk_v=$("$WRK" -v 2>&1 | head -n1 | awk '{ print $2 }' || true)
+	mkdir -p "$(dirname "$REPORT")"
+	{
+		echo "# askr benchmark: askrd vs nginx + php-fpm"
+		echo
+		echo "Generated by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
+		echo
+		echo "- machine: $(nproc) CPUs (${cpu:-unknown CPU}), $mem_total RAM, $(uname -sr)"
+		echo "- PHP $php_v (Debian): askrd runs php-cgi workers, the baseline runs php-fpm; both read Debian's php.ini, opcache on"
+		echo "- $askr_v, nginx $nginx_v, wrk $wrk_v"
+		echo "- workers: askrd \`--workers $WORKERS\` vs php-fpm \`pm = static\`, \`pm.max_children = $WORKERS\` (nginx: $(nproc) worker processes, FastCGI over $FPM_LISTEN)"
+		echo "- load: \`wrk -t$THREADS -c$CONNS -d$DURATION --latency\` on 127.0.0.1 after a $WARMUP warm-up; load generator and servers share the machine, one server at a time"
+		echo "- errors: wrk's non-2xx/3xx responses + socket errors (connect/read/write/timeout)"
+		echo
+		echo "| scenario | server | rps | p50 | p99 | errors |"
+		echo "|---|---|---:|---:|---:|---:|"
+		for row in "${ROWS[@]}"; do echo "$row"; done
+		echo
+		for row in "${NOTES[@]}"; do echo "$row"; done
+	} >"$REPORT"
+}
+
+main() {
+	local tool
+	for tool in "$WRK" "$NGINX" "$PHP_FPM" curl php-cgi; do
+		command -v "$tool" >/dev/null || die "$tool not found (make deps-bench installs nginx-light php8.2-fpm wrk)"
+	done
+	[[ -x $ASKRD ]] || die "$ASKRD not found; run: go build -o bin/askrd ./cmd/askrd"
+	[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "WORKERS must be a positive number, got '$WORKERS'"
+	[[ $FPM_LISTEN == tcp || $FPM_LISTEN == unix ]] || die "FPM_LISTEN must be tcp or unix"
+
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/askr-bench.XXXXXX")
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	rm -rf "$OUTDIR"
+	mkdir -p "$OUTDIR"
+
+	local s
+	for s in $SCENARIOS; do
+		case $s in
+		hello) scenario_hello ;;
+		laravel) scenario_laravel ;;
+		*) die "unknown scenario '$s' (SCENARIOS: hello laravel)" ;;
+		esac
+	done
+
+	write_report
+	echo
+	cat "$REPORT"
+	echo
+	log "report written to ${REPORT#"$REPO"/}; raw wrk output and server logs in bench/out/"
+}
+
+main "$@"

@@ -1,0 +1,79 @@
+<?php
+/*
+ * askr worker for the Laravel example: boots the app once, then serves requests in a loop.
+ *   ASKR_APP_BASE=$PWD/examples/laravel askrd serve --root examples/laravel/public \
+ *       --worker-script examples/laravel-worker.php
+ * The same app runs one request per process through examples/laravel/public/index.php.
+ */
+
+$base = getenv('ASKR_APP_BASE') ?: __DIR__ . '/laravel';
+
+// Laravel writes sessions, compiled views, cache, logs and its manifests here.
+foreach (['storage/framework/sessions', 'storage/framework/views', 'storage/framework/cache',
+    'storage/logs', 'bootstrap/cache'] as $dir) {
+    if (!is_dir("$base/$dir") && !@mkdir("$base/$dir", 0775, true) && !is_dir("$base/$dir")) {
+        throw new RuntimeException("cannot create $base/$dir");
+    }
+}
+
+// Boot once: environment, config, providers, routes. Requests then only run the middleware and route.
+$app = require $base . '/bootstrap/app.php';
+$kernel = $app->make(Illuminate\Contracts\Http\Kernel::class);
+$kernel->bootstrap();
+$viewShared = $app['view']->getShared(); // what boot shares with every view ('app', '__env')
+$locale = $app->getLocale();
+
+// The runtime has set up $_SERVER, $_GET, $_POST, $_COOKIE, $_FILES and php://input as php-fpm
+// would, so Request::capture() and Response::send() work unchanged.
+$handler = static function () use ($kernel): void {
+    $request = Illuminate\Http\Request::capture();
+    $response = $kernel->handle($request); // binds $request as app('request') and rebinds its users
+    $response->send();
+    $kernel->terminate($request, $response);
+};
+
+// What a request leaves behind in the long-lived container and must not reach the next one.
+$reset = static function () use ($app, $viewShared, $locale): void {
+    // 'request' stays bound: Kernel::handle() rebinds the next one, which re-points the URL
+    // generator, router and auth at it. (After forgetInstance('request') that rebind would not fire.)
+
+    // Sessions: StartSession reuses the manager's Store and merges what it reads into the
+    // attributes the Store already holds, so a request without a session cookie would see the
+    // previous visitor's data. Empty the Store in place, with a new id, rather than dropping the
+    // driver: the Redirector and others keep a reference to this very object.
+    if ($app->resolved('session')) {
+        foreach ($app['session']->getDrivers() as $store) {
+            $store->flush();
+            $store->setId(null);
+        }
+    }
+    // Cookie::queue(): AddQueuedCookiesToResponse copies queued cookies but never clears the jar.
+    if ($app->resolved('cookie')) {
+        $app['cookie']->flushQueuedCookies();
+    }
+    // Auth guards cache the user they resolved.
+    if ($app->resolved('auth')) {
+        $app['auth']->forgetGuards();
+    }
+    // Views: ShareErrorsFromSession shares this session's errors; View::share() may add more.
+    // Restore what boot shared, and drop render state an exception may leave mid-render.
+    if ($app->resolved('view')) {
+        $view = $app['view'];
+        $view->flushState();
+        (fn () => $this->shared = $viewShared)->call($view);
+    }
+    // Log::withContext() and App::setLocale() last for the process otherwise.
+    if ($app->resolved('log')) {
+        foreach ($app['log']->getChannels() as $channel) {
+            $channel->withoutContext();
+        }
+    }
+    if ($app->getLocale() !== $locale) {
+        $app->setLocale($locale);
+    }
+};
+
+askr_cow_ready();
+while (askr_handle_request($handler)) {
+    $reset(); // runs after the response has gone out
+}

@@ -1,0 +1,243 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// repoRoot is the repository's top directory.
+func repoRoot(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// askrdBinary builds askrd once per test binary and returns its path.
+func askrdBinary(t testing.TB) string {
+	t.Helper()
+	if _, err := exec.LookPath("php-cgi"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("php-cgi not found: %v (make deps installs it)", err)
+		}
+		t.Skip("php-cgi not installed (run make deps)")
+	}
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "askrd-bin-")
+		if buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, "askrd"), filepath.Join(repoRoot(t), "cmd", "askrd")).CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		buildErr = os.Symlink("askrd", filepath.Join(binDir, "askr"))
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "askrd")
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type server struct {
+	t    testing.TB
+	URL  string
+	Addr string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// options for startAskrd.
+type opts struct {
+	args    []string // extra serve flags
+	env     []string
+	config  string // contents of an askr.toml passed with --config
+	noReady bool   // do not wait for the workers
+	root    string // document root (default: the hello example's)
+	script  string // worker script (default: testdata/worker.php)
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startAskrd starts askrd serve and waits until its workers are ready. It is stopped (SIGTERM)
+// when the test ends.
+func startAskrd(t testing.TB, o opts) *server {
+	t.Helper()
+	bin := askrdBinary(t)
+	root := repoRoot(t)
+	addr := freeAddr(t)
+	if o.root == "" {
+		o.root = filepath.Join(root, "examples", "hello", "public")
+	}
+	if o.script == "" {
+		o.script = filepath.Join(root, "internal", "integration", "testdata", "worker.php")
+	}
+	args := []string{"serve", "--listen", addr, "--root", o.root, "--worker-script", o.script}
+	if o.config != "" {
+		p := filepath.Join(t.TempDir(), "askr.toml")
+		if err := os.WriteFile(p, []byte(o.config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", p)
+	}
+	args = append(args, o.args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	cmd.Env = append(cmd.Env, o.env...)
+	s := &server{t: t, URL: "http://" + addr, Addr: addr, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("askrd log:\n%s", s.logs.String())
+		}
+	})
+	want := "workers ready"
+	if o.noReady {
+		want = "askrd serving"
+	}
+	s.waitLog(want, 30*time.Second)
+	return s
+}
+
+func (s *server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+		s.t.Errorf("askrd did not stop within 30s of SIGTERM")
+	}
+}
+
+// waitLog polls the log until it contains substr.
+func (s *server) waitLog(substr string, timeout time.Duration) {
+	s.t.Helper()
+	if !poll(timeout, func() bool { return strings.Contains(s.logs.String(), substr) }) {
+		select {
+		case <-s.done:
+			s.t.Fatalf("askrd exited (%v) before logging %q:\n%s", s.err, substr, s.logs.String())
+		default:
+		}
+		s.t.Fatalf("askrd did not log %q within %v:\n%s", substr, timeout, s.logs.String())
+	}
+}
+
+// poll calls cond every few milliseconds until it is true or timeout passes.
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+var client = &http.Client{
+	Timeout:       60 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends a request and reads the whole answer.
+func (s *server) do(method, path string, body io.Reader, header ...string) response {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if strings.EqualFold(header[i], "Host") {
+			req.Host = header[i+1]
+			continue
+		}
+		req.Header.Add(header[i], header[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func (s *server) get(path string, header ...string) response {
+	s.t.Helper()
+	return s.do(http.MethodGet, path, nil, header...)
+}

@@ -1,0 +1,489 @@
+package integration
+
+// End-to-end tests of the Laravel example (examples/laravel, examples/laravel-worker.php) on a
+// real askrd with real php-cgi workers and Debian's php-laravel-framework. The helpers here are
+// prefixed lv so that they stay independent of the package's shared helpers.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lvServer is one askrd serving a private copy of the Laravel example.
+type lvServer struct {
+	t    *testing.T
+	URL  string // http://127.0.0.1:PORT
+	Base string // the app's base directory (ASKR_APP_BASE)
+	cmd  *exec.Cmd
+	log  *lvBuffer
+	done chan struct{}
+	err  error
+}
+
+// lvBuffer collects askrd's output; the process writes it while tests read it.
+type lvBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lvBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lvBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// lvRepo is the repository's top directory.
+func lvRepo() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// lvSkipWithoutPHP skips the test unless php-cgi and Debian's Laravel are installed.
+func lvSkipWithoutPHP(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("php-cgi"); err != nil {
+		t.Skip("php-cgi not installed (apt-get install php8.2-cgi)")
+	}
+	if _, err := os.Stat("/usr/share/php/Illuminate/Foundation/Application.php"); err != nil {
+		t.Skip("Laravel not installed in /usr/share/php/Illuminate (apt-get install php-laravel-framework)")
+	}
+}
+
+// lvBuild builds askrd into dir and returns its path.
+func lvBuild(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "askrd")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/askrd")
+	cmd.Dir = lvRepo()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build askrd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// lvCopyApp copies examples/laravel to dst without what the app writes at run time (storage,
+// bootstrap/cache): the worker script must create those directories itself.
+func lvCopyApp(t *testing.T, dst string) {
+	t.Helper()
+	src := filepath.Join(lvRepo(), "examples", "laravel")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "storage" || rel == filepath.Join("bootstrap", "cache") {
+			return fs.SkipDir
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copy the Laravel example: %v", err)
+	}
+}
+
+// lvFreeAddr returns a 127.0.0.1 address nobody listens on right now.
+func lvFreeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lvStart starts askrd with bin on a copy of the Laravel example and returns once GET /api/json
+// answers 200. askrd gets SIGTERM when t ends.
+func lvStart(t *testing.T, bin string, args ...string) *lvServer {
+	t.Helper()
+	dir := t.TempDir()
+	base := filepath.Join(dir, "laravel")
+	lvCopyApp(t, base)
+	addr := lvFreeAddr(t)
+	args = append([]string{"serve", "--listen", addr, "--root", filepath.Join(base, "public"),
+		"--worker-script", filepath.Join(lvRepo(), "examples", "laravel-worker.php")}, args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "ASKR_APP_BASE="+base, "TMPDIR="+dir)
+	s := &lvServer{t: t, URL: "http://" + addr, Base: base, cmd: cmd, log: &lvBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("askrd log:\n%s", s.log.String())
+		}
+	})
+
+	probe := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := probe.Get(s.URL + "/api/json")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		select {
+		case <-s.done:
+			t.Fatalf("askrd exited (%v) before serving:\n%s", s.err, s.log.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /api/json did not answer 200 within 30s (last: %v):\n%s", err, s.log.String())
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for askrd to exit (killing it after 30s).
+func (s *lvServer) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		if s.err != nil {
+			s.t.Errorf("askrd exited with %v after SIGTERM", s.err)
+		}
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+		s.t.Errorf("askrd did not stop within 30s of SIGTERM")
+	}
+}
+
+type lvResponse struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// json decodes the body into a map, failing the test if it is not a JSON object.
+func (r lvResponse) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body is not a JSON object (%v): %.500s", err, r.body)
+	}
+	return m
+}
+
+// hasCookie reports whether the response sets a cookie called name.
+func (r lvResponse) hasCookie(name string) bool {
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// do sends one request with c (nil: a client without cookies) and reads the whole response.
+func (s *lvServer) do(c *http.Client, method, path string, body []byte, header ...string) lvResponse {
+	s.t.Helper()
+	if c == nil {
+		c = lvClient(nil)
+	}
+	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("%s %s: reading the body: %v", method, path, err)
+	}
+	return lvResponse{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// lvClient returns a client that keeps cookies in jar (nil: none) and does not follow redirects.
+func lvClient(jar http.CookieJar) *http.Client {
+	return &http.Client{
+		Jar:           jar,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func lvWant(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+// TestLaravel runs the example's routes on askrd with two workers. The subtests share one server;
+// the worker state they leave behind is part of what they test.
+func TestLaravel(t *testing.T) {
+	lvSkipWithoutPHP(t)
+	bin := lvBuild(t, t.TempDir())
+	s := lvStart(t, bin, "--workers", "2")
+
+	t.Run("WorkerCreatesStorage", func(t *testing.T) {
+		for _, d := range []string{"storage/framework/sessions", "storage/framework/views",
+			"storage/framework/cache", "storage/logs", "bootstrap/cache"} {
+			if fi, err := os.Stat(filepath.Join(s.Base, d)); err != nil || !fi.IsDir() {
+				t.Errorf("%s: not a directory (%v)", d, err)
+			}
+		}
+	})
+
+	t.Run("BladePage", func(t *testing.T) {
+		r := s.do(nil, "GET", "/?name=%3Cb%3Easkr%3C/b%3E", nil)
+		lvWant(t, "status", r.status, 200)
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+			t.Errorf("Content-Type = %q, want text/html", ct)
+		}
+		body := string(r.body)
+		for _, want := range []string{"Hello, &lt;b&gt;askr&lt;/b&gt;!", "Laravel 8.", "(cgi-fcgi)", "GET|HEAD /session"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("page lacks %q:\n%s", want, body)
+			}
+		}
+		// The query of one request must not reach the next.
+		if r := s.do(nil, "GET", "/", nil); !strings.Contains(string(r.body), "Hello, world!") {
+			t.Errorf("GET / without ?name: %s", r.body)
+		}
+	})
+
+	t.Run("JSON", func(t *testing.T) {
+		r := s.do(nil, "GET", "/api/json?a=1&b[]=x", nil)
+		lvWant(t, "status", r.status, 200)
+		lvWant(t, "Content-Type", r.header.Get("Content-Type"), "application/json")
+		m := r.json(t)
+		lvWant(t, "framework", m["framework"], "Laravel")
+		lvWant(t, "query", m["query"], map[string]any{"a": "1", "b": []any{"x"}})
+		lvWant(t, "url", m["url"], s.URL+"/api/json?a=1&b%5B0%5D=x")
+		if r.hasCookie("askr_laravel_session") {
+			t.Errorf("the api group must not start a session: %v", r.header["Set-Cookie"])
+		}
+		for i := 0; i < 4; i++ { // both workers: no query left over
+			m := s.do(nil, "GET", "/api/json", nil).json(t)
+			lvWant(t, "query without one", fmt.Sprint(m["query"]), "[]")
+			lvWant(t, "url", m["url"], s.URL+"/api/json")
+		}
+	})
+
+	t.Run("Echo", func(t *testing.T) {
+		in := `{"name":"askr","list":[1,2.5,"ü"],"nested":{"null":null,"yes":true}}`
+		r := s.do(nil, "POST", "/api/echo", []byte(in), "Content-Type", "application/json", "X-Echo", "round trip 1")
+		lvWant(t, "status", r.status, 200)
+		lvWant(t, "X-Echo", r.header.Get("X-Echo"), "round trip 1")
+		m := r.json(t)
+		var want map[string]any
+		json.Unmarshal([]byte(in), &want)
+		lvWant(t, "json", m["json"], want)
+		lvWant(t, "bytes", m["bytes"], len(in))
+		for i := 0; i < 4; i++ { // neither the body nor the header may outlive their request
+			r := s.do(nil, "POST", "/api/echo", []byte(`{"i":`+fmt.Sprint(i)+`}`), "Content-Type", "application/json")
+			lvWant(t, "json", r.json(t)["json"], map[string]any{"i": i})
+			if v, ok := r.header["X-Echo"]; ok {
+				t.Errorf("X-Echo %q sent back for a request without it", v)
+			}
+		}
+		r = s.do(nil, "POST", "/api/echo", nil, "Content-Type", "application/json")
+		lvWant(t, "empty body: json", fmt.Sprint(r.json(t)["json"]), "[]")
+	})
+
+	t.Run("Session", func(t *testing.T) {
+		jar, _ := cookiejar.New(nil)
+		c := lvClient(jar)
+		pids := map[any]bool{}
+		n := 0
+		for n < 6 || (len(pids) < 2 && n < 20) {
+			n++
+			r := s.do(c, "GET", "/session", nil)
+			lvWant(t, "status", r.status, 200)
+			m := r.json(t)
+			lvWant(t, fmt.Sprintf("request %d: counter", n), m["counter"], n)
+			pids[m["pid"]] = true
+		}
+		if len(pids) < 2 {
+			t.Logf("note: one worker served every session request (pids %v)", pids)
+		}
+		// Without the cookie, or with an unknown one, every worker starts a new, empty session.
+		for i := 0; i < 4; i++ {
+			m := s.do(nil, "GET", "/session", nil).json(t)
+			lvWant(t, "counter without a cookie", m["counter"], 1)
+			m = s.do(nil, "GET", "/session", nil, "Cookie", "askr_laravel_session=forged").json(t)
+			lvWant(t, "counter with an unknown cookie", m["counter"], 1)
+		}
+		// The first visitor's session is intact.
+		for i := 0; i < 2; i++ {
+			n++
+			lvWant(t, "counter after the others", s.do(c, "GET", "/session", nil).json(t)["counter"], n)
+		}
+	})
+
+	t.Run("Cookie", func(t *testing.T) {
+		jar, _ := cookiejar.New(nil)
+		c := lvClient(jar)
+		r := s.do(c, "GET", "/cookie?value=v1", nil)
+		lvWant(t, "status", r.status, 200)
+		if !r.hasCookie("askr_demo") {
+			t.Fatalf("GET /cookie set no askr_demo cookie: %v", r.header["Set-Cookie"])
+		}
+		for _, v := range []string{"v2", "v3"} {
+			m := s.do(c, "GET", "/cookie?value="+v, nil).json(t)
+			received, _ := m["received"].(map[string]any)
+			if received["askr_demo"] == nil || received["askr_laravel_session"] == nil {
+				t.Errorf("received cookies %v lack askr_demo or the session", received)
+			}
+		}
+		lvWant(t, "cookie sent back", s.do(c, "GET", "/cookie?value=v4", nil).json(t)["received"].(map[string]any)["askr_demo"], "v3")
+		// Queued cookies belong to their request: no other response may carry them.
+		for i := 0; i < 4; i++ {
+			if r := s.do(nil, "GET", "/session", nil); r.hasCookie("askr_demo") {
+				t.Errorf("GET /session (no cookies) got askr_demo: %v", r.header["Set-Cookie"])
+			}
+		}
+		m := s.do(nil, "GET", "/cookie?value=x", nil).json(t)
+		lvWant(t, "cookies received without a jar", fmt.Sprint(m["received"]), "[]")
+	})
+
+	t.Run("Status", func(t *testing.T) {
+		for _, code := range []int{201, 404, 418, 503} {
+			r := s.do(nil, "GET", fmt.Sprintf("/status/%d", code), nil)
+			lvWant(t, "status", r.status, code)
+			lvWant(t, "body status", r.json(t)["status"], code)
+		}
+		lvWant(t, "status after them", s.do(nil, "GET", "/api/json", nil).status, 200)
+	})
+
+	t.Run("NotFoundAndMethod", func(t *testing.T) {
+		r := s.do(nil, "GET", "/no/such/route", nil)
+		lvWant(t, "status", r.status, 404)
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+			t.Errorf("Content-Type = %q, want Laravel's HTML error page", ct)
+		}
+		if !strings.Contains(string(r.body), "Not Found") {
+			t.Errorf("404 page lacks \"Not Found\": %.300s", r.body)
+		}
+		r = s.do(nil, "GET", "/no/such/route", nil, "Accept", "application/json")
+		lvWant(t, "status (JSON)", r.status, 404)
+		if _, ok := r.json(t)["message"]; !ok {
+			t.Errorf("JSON 404 lacks a message: %s", r.body)
+		}
+		lvWant(t, "POST /session", s.do(nil, "POST", "/session", nil).status, 405)
+	})
+
+	t.Run("LogIsClean", func(t *testing.T) {
+		for _, bad := range []string{"PHP Fatal", "PHP Warning", "PHP Notice", "Deprecated", "Uncaught", "level=ERROR", "level=WARN"} {
+			if strings.Contains(s.log.String(), bad) {
+				t.Errorf("askrd log contains %q", bad)
+			}
+		}
+	})
+
+	t.Run("Load", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("-short")
+		}
+		lvLoad(t, s, 10000, 64, 5*time.Minute)
+	})
+}
+
+// lvLoad sends n GET /api/json requests from conc goroutines and fails on any error, or if they
+// take longer than limit.
+func lvLoad(t *testing.T, s *lvServer, n, conc int, limit time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+	defer c.CloseIdleConnections()
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	fail := func(err error) {
+		failed.Add(1)
+		firstErr.CompareAndSwap(nil, err)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) || ctx.Err() != nil {
+					return
+				}
+				req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/api/json?i=%d", s.URL, i), nil)
+				resp, err := c.Do(req)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				var m struct {
+					Framework string
+					Query     map[string]string
+				}
+				err = json.NewDecoder(resp.Body).Decode(&m)
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode != 200:
+					fail(fmt.Errorf("request %d: status %d", i, resp.StatusCode))
+				case err != nil:
+					fail(fmt.Errorf("request %d: %v", i, err))
+				case m.Framework != "Laravel" || m.Query["i"] != fmt.Sprint(i):
+					fail(fmt.Errorf("request %d: got the answer %+v", i, m))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("%d requests did not finish within %v (%d started)", n, limit, min(next.Load(), int64(n)))
+	}
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d requests failed; first: %v", f, n, firstErr.Load())
+	}
+	t.Logf("%d requests at concurrency %d in %v (%.0f req/s), 0 errors", n, conc, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+}
