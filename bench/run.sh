@@ -45,6 +45,8 @@ TMP=""
 PIDS=()        # every server process this script started (killed on exit)
 ROWS=()        # markdown table rows
 NOTES=()       # per-scenario lines under the table
+FOREIGN=()     # "scenario / server N%": CPU other processes used during each measured run
+NOISY=""
 declare -A RPS P50 P99 MEM   # "scenario/server" -> value, for the ratio lines
 
 log() { printf '>> %s\n' "$*" >&2; }
@@ -334,6 +336,52 @@ parse_wrk() {
 	' "$1"
 }
 
+# cpu_idle_pct: how idle all CPUs were over the next second, in percent (from /proc/stat).
+cpu_idle_pct() {
+	local a b
+	a=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+	sleep 1
+	b=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]
+		printf "%.0f", (d > 0 ? 100 * (y[1] - x[1]) / d : 100) }'
+}
+
+# machine_ticks: "busy total" CPU ticks of all CPUs since boot (steal counts as busy).
+machine_ticks() { awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6 }' /proc/stat; }
+
+# tree_ticks PID...: CPU ticks used so far by the PIDs and their live descendants.
+tree_ticks() {
+	local pids
+	pids=$(ps -e -o pid=,ppid= | awk -v roots="$*" '
+		BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) root[r[i]] = 1 }
+		{ parent[$1] = $2 }
+		END { for (p in parent) for (q = p; q != "" && q != 0; q = parent[q]) if (q in root) { print "/proc/" p "/stat"; break } }')
+	# shellcheck disable=SC2086 # one path per word
+	cat $pids 2>/dev/null | awk '{ sub(/.*\) /, ""); t += $12 + $13 } END { printf "%d\n", t }'
+}
+
+# child_ticks FILE: CPU ticks used by the shell's finished children (wrk, curl, ...), from the
+# output of `times` saved in FILE (run in the main shell: a subshell starts counting at zero).
+child_ticks() {
+	awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {
+		for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] }
+		printf "%d\n", s * hz }' "$1"
+}
+
+# foreign_cpu_pct BEFORE AFTER: share of the machine's CPU capacity that processes other than the
+# servers and wrk used between two snapshots ("machine_busy machine_total ours wrk").
+foreign_cpu_pct() {
+	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ")
+		total = y[2] - x[2]; other = (y[1] - x[1]) - (y[3] - x[3]) - (y[4] - x[4])
+		printf "%.0f", (total > 0 && other > 0 ? 100 * other / total : 0) }'
+}
+
+# cpu_snapshot VAR: stores "machine_busy machine_total servers wrk" CPU ticks in VAR.
+cpu_snapshot() {
+	times >"$TMP/times"
+	printf -v "$1" '%s %s %s' "$(machine_ticks)" "$(tree_ticks "${PIDS[@]}")" "$(child_ticks "$TMP/times")"
+}
+
 fmt_ms() { awk -v v="$1" 'BEGIN { if (v < 10) printf "%.2f ms", v; else if (v < 100) printf "%.1f ms", v; else printf "%.0f ms", v }'; }
 
 # measure SCENARIO SERVER URL [WRK ARGS...]: warm-up, measured run, one table row.
@@ -344,7 +392,16 @@ measure() {
 	log "$scenario / $server: warm-up $WARMUP"
 	run_wrk "$url" "$WARMUP" "$TMP/warmup.txt" "$@"
 	log "$scenario / $server: wrk -t$THREADS -c$CONNS -d$DURATION --latency${*:+ (+$# extra args)} $url"
+	local before after foreign
+	cpu_snapshot before
 	run_wrk "$url" "$DURATION" "$raw" "$@"
+	cpu_snapshot after
+	foreign=$(foreign_cpu_pct "$before" "$after")
+	FOREIGN+=("$scenario / $server $foreign%")
+	if ((foreign >= 10)); then
+		log "$scenario / $server: WARNING: other processes used $foreign% of the CPUs during the run"
+		NOISY=1
+	fi
 	read -r rps p50 p99 non2xx sock reqs < <(parse_wrk "$raw")
 	rss=$(tree_rss_mb "${PIDS[@]}")
 	log_problems "$scenario" "$server"
@@ -352,6 +409,15 @@ measure() {
 	if ((errors > 0)); then
 		errors="$errors ($non2xx non-2xx/3xx, $sock socket)"
 	fi
+	local pid
+	for pid in "${PIDS[@]}"; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			log "$scenario / $server: WARNING: server process $pid exited during the measured run"
+			errors="$errors; server exited during the run"
+			NOTES+=("- **$scenario / $server**: a server process exited during the measured run, so its numbers are not valid (its log is in bench/out/; \`level=INFO msg=draining\` in an askrd log means it was sent SIGTERM/SIGINT).")
+			break
+		fi
+	done
 	RPS[$key]=$rps P50[$key]=$p50 P99[$key]=$p99
 	ROWS+=("| $scenario | $server | $(printf '%.0f' "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $errors |")
 	MEM[$key]=$rss
@@ -506,12 +572,18 @@ write_report() {
 		echo "- workers: askrd \`--workers $WORKERS\` vs php-fpm \`pm = static\`, \`pm.max_children = $WORKERS\` (nginx: $(nproc) worker processes, FastCGI over $FPM_LISTEN)"
 		echo "- load: \`wrk -t$THREADS -c$CONNS -d$DURATION --latency\` on 127.0.0.1 after a $WARMUP warm-up; load generator and servers share the machine, one server at a time"
 		echo "- errors: wrk's non-2xx/3xx responses + socket errors (connect/read/write/timeout)"
+		echo "- CPU idle just before the run (1 s sample): $IDLE_BEFORE%${BUSY:+ (**the machine was busy: other processes compete with the servers; numbers are noisy**)}"
 		echo
 		echo "| scenario | server | rps | p50 | p99 | errors |"
 		echo "|---|---|---:|---:|---:|---:|"
 		for row in "${ROWS[@]}"; do echo "$row"; done
 		echo
 		for row in "${NOTES[@]}"; do echo "$row"; done
+		if ((${#FOREIGN[@]} > 0)); then
+			printf -- '- CPU used by other processes during each measured run (share of all CPUs): %s' "${FOREIGN[0]}"
+			printf '; %s' "${FOREIGN[@]:1}"
+			echo "${NOISY:+ -- **10% or more: those numbers are disturbed; rerun on an idle machine**}"
+		fi
 	} >"$REPORT"
 }
 
@@ -530,6 +602,9 @@ main() {
 	trap 'exit 143' TERM
 	rm -rf "$OUTDIR"
 	mkdir -p "$OUTDIR"
+	IDLE_BEFORE=$(cpu_idle_pct)
+	BUSY=$(awk -v i="$IDLE_BEFORE" 'BEGIN { if (i < 90) print "busy" }')
+	[[ -z $BUSY ]] || log "WARNING: the CPUs were only $IDLE_BEFORE% idle before the run: expect noisy numbers"
 
 	local s
 	for s in $SCENARIOS; do

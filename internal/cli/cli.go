@@ -18,12 +18,14 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/askr-php/askr/internal/config"
 	"github.com/askr-php/askr/internal/httpfront"
 	"github.com/askr-php/askr/internal/phpcgi"
 	"github.com/askr-php/askr/internal/phpruntime"
 	"github.com/askr-php/askr/internal/pool"
+	"github.com/askr-php/askr/internal/reaper"
 	"github.com/askr-php/askr/internal/version"
 )
 
@@ -263,6 +265,12 @@ func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, i
 		Binary: phpCGI, Runtime: rt, Script: c.Worker.Script, AppBase: c.Worker.AppBase,
 		INI: ini, Env: os.Environ(), Logger: log.With("worker", filepath.Base(c.Worker.Script)),
 	})
+	if err := reaper.Become(); err != nil {
+		log.Warn("cannot become child subreaper; orphans of PHP go to init", "err", err)
+	}
+	reapCtx, stopReaper := context.WithCancel(context.Background())
+	defer stopReaper()
+	go reaper.Run(reapCtx, launcher.Owns, 5*time.Second, log.With("component", "reaper"))
 	s := c.Server
 	p := pool.New(pool.Options{
 		Workers: s.WorkerCount(), MaxRequests: s.MaxRequests, RequestTimeout: s.RequestTimeout.D(),

@@ -329,7 +329,7 @@ func TestFailuresLeaveAskrdServing(t *testing.T) {
 	// Killed mid-request: 502 for that request only.
 	errc := make(chan response, 1)
 	go func() { errc <- s.get("/sleep?s=0.9") }()
-	if !poll(5*time.Second, func() bool { return s.procState(p4) == "S" }) {
+	if !poll(5*time.Second, func() bool { return procState(p4) == "S" }) {
 		t.Fatalf("worker %d never went to sleep", p4)
 	}
 	syscall.Kill(p4, syscall.SIGKILL)
@@ -342,7 +342,7 @@ func TestFailuresLeaveAskrdServing(t *testing.T) {
 }
 
 // procState returns the state letter of a process from /proc, or "".
-func (s *server) procState(pid int) string {
+func procState(pid int) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return ""
@@ -528,10 +528,11 @@ func TestGracefulStop(t *testing.T) {
 	for range 6 {
 		pids[pidOf(t, s)] = true
 	}
+	mark := filepath.Join(t.TempDir(), "running")
 	inflight := make(chan response, 1)
-	go func() { inflight <- s.get("/sleep?s=1") }()
-	if !poll(5*time.Second, func() bool { return strings.Count(s.logs.String(), "") > 0 && s.busy() }) {
-		t.Log("could not observe the busy worker; continuing")
+	go func() { inflight <- s.get("/sleep?s=1&mark=" + mark) }()
+	if !poll(10*time.Second, func() bool { _, err := os.Stat(mark); return err == nil }) {
+		t.Fatal("the slow request never started")
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	if r := <-inflight; r.status != 200 || r.body != "slept" {
@@ -542,11 +543,52 @@ func TestGracefulStop(t *testing.T) {
 		t.Errorf("askrd exit after SIGTERM: %v; want status 0", s.err)
 	}
 	for pid := range pids {
-		if st := s.procState(pid); st != "" {
+		if st := procState(pid); st != "" {
 			t.Errorf("worker %d still exists (state %s) after askrd stopped", pid, st)
 		}
 	}
 }
 
-// busy reports whether some php-cgi child of askrd is sleeping in a request; used only as a hint.
-func (s *server) busy() bool { return true }
+func TestOrphansAreReaped(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}})
+	if r := s.get("/orphan"); r.body != "orphaned" {
+		t.Fatalf("/orphan = %d %q", r.status, r.body)
+	}
+	askrd := s.cmd.Process.Pid
+	sawOrphan := false
+	gone := poll(10*time.Second, func() bool {
+		for _, c := range children(askrd) {
+			if comm(c) == "sleep" {
+				sawOrphan = true
+				return false
+			}
+		}
+		return sawOrphan
+	})
+	if !sawOrphan {
+		t.Fatalf("the orphaned sleep never became askrd's child (not a subreaper?)")
+	}
+	if !gone {
+		t.Errorf("orphan still a child of askrd (state %v)", children(askrd))
+	}
+}
+
+// children lists the child pids of pid.
+func children(pid int) []int {
+	var out []int
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+func comm(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
+}

@@ -40,6 +40,13 @@ type Config struct {
 type Launcher struct {
 	cfg  Config
 	reqs chan func()
+	live sync.Map // pid → struct{}: started and not yet waited for
+}
+
+// Owns reports whether pid is a worker this Launcher started and has not yet waited for.
+func (l *Launcher) Owns(pid int) bool {
+	_, ok := l.live.Load(pid)
+	return ok
 }
 
 // NewLauncher returns a Launcher for cfg.
@@ -118,7 +125,13 @@ func (l *Launcher) Start() (*Process, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &Process{cmd: cmd, conn: conn, done: make(chan struct{})}
 	started := make(chan error, 1)
-	l.reqs <- func() { started <- cmd.Start() }
+	l.reqs <- func() {
+		err := cmd.Start()
+		if err == nil {
+			l.live.Store(cmd.Process.Pid, struct{}{}) // before the reaper can see it exit
+		}
+		started <- err
+	}
 	err = <-started
 	outW.Close()
 	if err != nil {
@@ -133,6 +146,7 @@ func (l *Launcher) Start() (*Process, error) {
 	go func() {
 		p.logs.Wait() // every line logged before Wait reports the exit
 		p.err = cmd.Wait()
+		l.live.Delete(p.pid)
 		close(p.done)
 	}()
 	return p, nil

@@ -64,7 +64,10 @@ $handler = static function (array $request) use (&$count): void {
             undefined_function_on_purpose(); // an Error exception: 500, the worker lives on
             return;
         case '/sleep':
-            sleep((int) ($_GET['s'] ?? 10));
+            if (isset($_GET['mark'])) {
+                touch($_GET['mark']); // lets a test see that the request is running
+            }
+            usleep((int) (1e6 * (float) ($_GET['s'] ?? 10)));
             echo 'slept';
             return;
         case '/log':
@@ -91,6 +94,11 @@ $handler = static function (array $request) use (&$count): void {
             return;
         case '/big':
             echo str_repeat('x', (int) ($_GET['n'] ?? 1000000));
+            return;
+        case '/orphan':
+            // leaves a grandchild behind: it is re-parented to askrd, which must reap it
+            exec('sh -c "sleep 0.3 >/dev/null 2>&1 &"');
+            echo 'orphaned';
             return;
         case '/pid':
             echo getmypid();
