@@ -41,6 +41,17 @@ func TestLoadBad(t *testing.T) {
 		{name: "unknown section", src: "[server]\n\n[nope]\nx = 1\n", line: 3, key: "nope", msg: "unknown key"},
 		{name: "unknown empty section", src: "# comment\n[nope]\n", line: 2, key: "nope", msg: "unknown key"},
 		{name: "unknown subsection", src: "[server]\n[server.extra]\n", line: 2, key: "server.extra", msg: "unknown key"},
+		{name: "unknown key, spaced table header", src: "[ server ]\n  bogus   =   1\n", line: 2, key: "server.bogus", msg: "unknown key"},
+		{name: "unknown quoted key", src: "[server]\n\"bogus\" = 1\n", line: 2, key: "server.bogus", msg: "unknown key"},
+		{name: "unknown dotted key", src: "[server]\nbogus.x = 1\n", line: 2, key: "server.bogus.x", msg: "unknown key"},
+		{
+			name: "unknown key after commented table header", src: "[server] # main settings\nbogus = 1\n", line: 2, key: "server.bogus", msg: "unknown key",
+			bug: "keyLine: for \"[server] # c\" it trims \"[] \\t\" before cutting the comment, so the table is \"server]\" and the unknown key gets Line 0",
+		},
+		{
+			name: "unknown section with comment", src: "[nope] # x\n", line: 1, key: "nope", msg: "unknown key",
+			bug: "keyLine: for \"[nope] # x\" the table name becomes \"nope]\", so the unknown section gets Line 0",
+		},
 		{name: "unknown key testdata", file: "testdata/unknown-key.toml", line: 5, key: "server.max_request", msg: "unknown key"},
 		{name: "workers bool", src: "[server]\nworkers = true\n", line: 2, key: "server.workers", msg: "got bool"},
 		{name: "workers bool testdata", file: "testdata/wrong-type.toml", line: 3, key: "server.workers", msg: "got bool"},
