@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 )
 
@@ -233,7 +234,16 @@ func (s *Serializer) Int(v int64) {
 // Float appends a float value.
 func (s *Serializer) Float(v float64) {
 	s.B = append(s.B, "d:"...)
-	s.B = strconv.AppendFloat(s.B, v, 'g', -1, 64)
+	switch {
+	case math.IsNaN(v):
+		s.B = append(s.B, "NAN"...)
+	case math.IsInf(v, 1):
+		s.B = append(s.B, "INF"...)
+	case math.IsInf(v, -1):
+		s.B = append(s.B, "-INF"...)
+	default:
+		s.B = strconv.AppendFloat(s.B, v, 'g', -1, 64)
+	}
 	s.B = append(s.B, ';')
 }
 

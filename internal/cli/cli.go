@@ -40,8 +40,11 @@ const (
 // Main runs askrd with args (without the program name) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--version", a == "-h", a == "-help", a == "--help", !strings.HasPrefix(a, "-"):
+			cmd, args = a, args[1:]
+		}
 	}
 	switch cmd {
 	case "serve":
@@ -51,7 +54,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintf(stdout, "askr %s\n", version.Version)
 		return ExitOK
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return ExitOK
 	}
@@ -110,12 +113,7 @@ func (f *serveFlags) resolve(args []string, implicitConfig bool) (config.Config,
 			return c, err
 		}
 	}
-	if c.Worker.AppBase == "" {
-		c.Worker.AppBase = os.Getenv("ASKR_APP_BASE")
-	}
-	if c.Worker.Ini == "" {
-		c.Worker.Ini = os.Getenv("ASKR_PHP_INI")
-	}
+	applyEnv(&c)
 	var err error
 	flagErr := func(name string, e error) {
 		if err == nil && e != nil {
@@ -162,6 +160,16 @@ func (f *serveFlags) resolve(args []string, implicitConfig bool) (config.Config,
 	return c, c.Validate()
 }
 
+// applyEnv fills what neither file nor flags set from the environment, as the original askr does.
+func applyEnv(c *config.Config) {
+	if c.Worker.AppBase == "" {
+		c.Worker.AppBase = os.Getenv("ASKR_APP_BASE")
+	}
+	if c.Worker.Ini == "" {
+		c.Worker.Ini = os.Getenv("ASKR_PHP_INI")
+	}
+}
+
 func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprintln(stderr, "usage: askrd config-check FILE")
@@ -169,6 +177,7 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	c, err := config.Load(args[0])
 	if err == nil {
+		applyEnv(&c)
 		err = c.Validate()
 	}
 	if err != nil {

@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -175,6 +177,11 @@ func decode(src []byte, path string, c *Config) error {
 			}
 			return &Error{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}
 		}
+		// Type mismatches come as plain errors: `toml: line N (last key "k"): msg`.
+		if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return &Error{File: path, Line: line, Key: m[2], Msg: m[3]}
+		}
 		return &Error{File: path, Msg: err.Error()}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
@@ -183,6 +190,8 @@ func decode(src []byte, path string, c *Config) error {
 	}
 	return nil
 }
+
+var typeErr = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
 
 // keyLine finds the line that defines key in a TOML document, or 0. It understands the [table] and
 // key = value lines askr.toml is made of; it is only used to point at an unknown key.
@@ -195,10 +204,11 @@ func keyLine(src []byte, key toml.Key) int {
 		switch {
 		case line == "" || line[0] == '#':
 		case line[0] == '[':
-			table = strings.Trim(line, "[] \t")
+			table = line
 			if i := strings.IndexByte(table, '#'); i >= 0 {
-				table = strings.TrimSpace(table[:i])
+				table = table[:i]
 			}
+			table = strings.Trim(table, "[] \t")
 			if table == want {
 				return n
 			}
@@ -427,10 +437,7 @@ type Duration time.Duration
 func ParseDuration(s string) (Duration, error) {
 	t := strings.TrimSpace(s)
 	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
-		if n < 0 {
-			return 0, fmt.Errorf("%q is negative", s)
-		}
-		return Duration(time.Duration(n) * time.Second), nil
+		return seconds(n)
 	}
 	d, err := time.ParseDuration(t)
 	if err != nil || d < 0 {
@@ -442,17 +449,25 @@ func ParseDuration(s string) (Duration, error) {
 func (d *Duration) UnmarshalTOML(v any) error {
 	switch v := v.(type) {
 	case int64:
-		if v < 0 {
-			return fmt.Errorf("duration %d is negative", v)
-		}
-		*d = Duration(time.Duration(v) * time.Second)
-		return nil
+		p, err := seconds(v)
+		*d = p
+		return err
 	case string:
 		p, err := ParseDuration(v)
 		*d = p
 		return err
 	}
 	return fmt.Errorf("want seconds or a duration such as \"30s\", got %T", v)
+}
+
+func seconds(n int64) (Duration, error) {
+	if n < 0 {
+		return 0, fmt.Errorf("duration %d is negative", n)
+	}
+	if n > int64(math.MaxInt64/time.Second) {
+		return 0, fmt.Errorf("duration of %d seconds is out of range", n)
+	}
+	return Duration(time.Duration(n) * time.Second), nil
 }
 
 // D returns d as a time.Duration.

@@ -32,7 +32,6 @@ func TestLoadBad(t *testing.T) {
 		line int    // 0: the error need not name a line; -1: some line
 		key  string
 		msg  string // substring of Error()
-		bug  string // non-empty: a known bug, the case is skipped
 	}{
 		{name: "unknown top-level key", src: "bogus = 1\n", line: 1, key: "bogus", msg: "unknown key"},
 		{name: "unknown key in server", src: "[server]\nlisten = \"x\"\nbogus = 1\n", line: 3, key: "server.bogus", msg: "unknown key"},
@@ -46,11 +45,9 @@ func TestLoadBad(t *testing.T) {
 		{name: "unknown dotted key", src: "[server]\nbogus.x = 1\n", line: 2, key: "server.bogus.x", msg: "unknown key"},
 		{
 			name: "unknown key after commented table header", src: "[server] # main settings\nbogus = 1\n", line: 2, key: "server.bogus", msg: "unknown key",
-			bug: "keyLine: for \"[server] # c\" it trims \"[] \\t\" before cutting the comment, so the table is \"server]\" and the unknown key gets Line 0",
 		},
 		{
 			name: "unknown section with comment", src: "[nope] # x\n", line: 1, key: "nope", msg: "unknown key",
-			bug: "keyLine: for \"[nope] # x\" the table name becomes \"nope]\", so the unknown section gets Line 0",
 		},
 		{name: "unknown key testdata", file: "testdata/unknown-key.toml", line: 5, key: "server.max_request", msg: "unknown key"},
 		{name: "workers bool", src: "[server]\nworkers = true\n", line: 2, key: "server.workers", msg: "got bool"},
@@ -59,15 +56,12 @@ func TestLoadBad(t *testing.T) {
 		{name: "workers float", src: "[server]\nworkers = 2.5\n", line: 2, key: "server.workers", msg: "got float64"},
 		{
 			name: "max_requests string", src: "[server]\nmax_requests = \"x\"\n", line: 2, key: "server.max_requests", msg: "incompatible types",
-			bug: "decode: a built-in type mismatch (max_requests = \"x\") is not a toml.ParseError, so the *Error has Line 0 and Key \"\"",
 		},
 		{
 			name: "https int", src: "[server]\nhttps = 1\n", line: 2, key: "server.https", msg: "incompatible types",
-			bug: "decode: a built-in type mismatch (https = 1) is not a toml.ParseError, so the *Error has Line 0 and Key \"\"",
 		},
 		{
 			name: "section is a value", src: "# c\nserver = 1\n", line: 2, key: "server", msg: "server",
-			bug: "decode: server = 1 (table expected) is not a toml.ParseError, so the *Error has Line 0 and Key \"\"",
 		},
 		{name: "syntax: missing value", src: "[server]\nlisten = \n", line: 2, key: "server.listen", msg: "expected value"},
 		{name: "syntax: unterminated string", file: "testdata/syntax-error.toml", line: 3, msg: "newline"},
@@ -84,9 +78,6 @@ func TestLoadBad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.bug != "" {
-				t.Skip("bug: " + tt.bug)
-			}
 			path := tt.file
 			if path == "" {
 				path = writeTOML(t, tt.src)
@@ -533,7 +524,6 @@ func TestParseDuration(t *testing.T) {
 
 // A number of seconds too large for a time.Duration must be refused, not wrapped around.
 func TestParseDurationOverflow(t *testing.T) {
-	t.Skip("bug: ParseDuration and Duration.UnmarshalTOML multiply seconds by time.Second without an overflow check; \"18446744074\" silently gives 290.448384ms and \"10000000000\" a negative duration")
 	for _, in := range []string{"10000000000", "18446744074", "9223372037"} {
 		if got, err := ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) = %v, nil; want an out-of-range error", in, got)
