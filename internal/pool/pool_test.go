@@ -1,0 +1,280 @@
+package pool
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/askr-php/askr/internal/channel"
+)
+
+// fakeProc is a worker process played by a goroutine on the other end of a net.Pipe.
+type fakeProc struct {
+	pid     int
+	conn    net.Conn // askrd's end
+	peer    net.Conn // the fake worker's end
+	done    chan struct{}
+	once    sync.Once
+	started chan struct{}
+}
+
+func (p *fakeProc) PID() int       { return p.pid }
+func (p *fakeProc) Conn() net.Conn { return p.conn }
+func (p *fakeProc) Kill() error {
+	p.exit()
+	return nil
+}
+func (p *fakeProc) exit() {
+	p.once.Do(func() {
+		p.peer.Close()
+		close(p.done)
+	})
+}
+func (p *fakeProc) Done() <-chan struct{} { return p.done }
+func (p *fakeProc) Err() error            { return nil }
+func (p *fakeProc) Tail() string          { return "fake tail" }
+func (p *fakeProc) Close() error          { return p.conn.Close() }
+func (p *fakeProc) AwaitHello(time.Duration) (channel.Hello, error) {
+	f, err := channel.NewReader(p.conn).ReadFrame()
+	if err != nil {
+		return channel.Hello{}, err
+	}
+	return channel.ParseHello(f.Payload)
+}
+
+// behaviour is what a fake worker does with each request payload; it returns the frames to send
+// (nil: exit without answering).
+type behaviour func(req []byte) []byte
+
+type fakeStarter struct {
+	mu      sync.Mutex
+	next    int
+	failing atomic.Bool
+	started atomic.Int64
+	act     behaviour
+}
+
+func (s *fakeStarter) Start() (Process, error) {
+	s.started.Add(1)
+	if s.failing.Load() {
+		return nil, errors.New("boot failed on purpose")
+	}
+	s.mu.Lock()
+	s.next++
+	pid := 1000 + s.next
+	s.mu.Unlock()
+	a, b := net.Pipe()
+	p := &fakeProc{pid: pid, conn: a, peer: b, done: make(chan struct{})}
+	go s.run(p)
+	return p, nil
+}
+
+func (s *fakeStarter) run(p *fakeProc) {
+	defer p.exit()
+	var hello []byte
+	pl := binary.BigEndian.AppendUint32(nil, uint32(p.pid))
+	hello = channel.AppendHeader(hello, channel.TypeHello, 0, len(pl))
+	if _, err := p.peer.Write(append(hello, pl...)); err != nil {
+		return
+	}
+	rd := channel.NewReader(p.peer)
+	for {
+		f, err := rd.ReadFrame()
+		if err != nil || f.Type == channel.TypeStop {
+			return
+		}
+		out := s.act(append([]byte(nil), f.Payload...))
+		if out == nil {
+			return
+		}
+		if _, err := p.peer.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+func frame(typ byte, flags uint16, payload []byte) []byte {
+	return append(channel.AppendHeader(nil, typ, flags, len(payload)), payload...)
+}
+
+func okResponse(body string) []byte {
+	out := frame(channel.TypeHead, 0, append([]byte{0, 200}, "X-Test: 1"...))
+	out = append(out, frame(channel.TypeBody, 0, []byte(body))...)
+	return append(out, frame(channel.TypeEnd, 0, make([]byte, 16))...)
+}
+
+type recorder struct {
+	status int
+	body   []byte
+}
+
+func (r *recorder) Head(status int, _ []channel.Header) error { r.status = status; return nil }
+func (r *recorder) Body(b []byte) error                         { r.body = append(r.body, b...); return nil }
+
+func startPool(t *testing.T, opt Options, s *fakeStarter) *Pool {
+	t.Helper()
+	opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if opt.QueueTimeout == 0 {
+		opt.QueueTimeout = 5 * time.Second
+	}
+	if opt.QueueSize == 0 {
+		opt.QueueSize = 16
+	}
+	p := New(opt, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("pool did not stop")
+		}
+	})
+	return p
+}
+
+func waitReady(t *testing.T, p *Pool) {
+	t.Helper()
+	select {
+	case <-p.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("pool never ready")
+	}
+}
+
+func TestServeAndMaxRequests(t *testing.T) {
+	s := &fakeStarter{act: func([]byte) []byte { return okResponse("hi") }}
+	p := startPool(t, Options{Workers: 2, MaxRequests: 3}, s)
+	waitReady(t, p)
+	for i := range 12 {
+		var r recorder
+		if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || r.status != 200 || string(r.body) != "hi" {
+			t.Fatalf("request %d: %v %d %q", i, err, r.status, r.body)
+		}
+	}
+	// 12 requests, 3 per worker: at least 4 workers served, plus the 2 replacements kept ready.
+	if n := s.started.Load(); n < 5 {
+		t.Errorf("%d workers started for 12 requests with max_requests 3; want ≥ 5", n)
+	}
+	if st := p.Stats(); st.Served != 12 {
+		t.Errorf("Stats().Served = %d; want 12", st.Served)
+	}
+}
+
+func TestMalformedFrameKillsOnlyThatWorker(t *testing.T) {
+	var n atomic.Int64
+	s := &fakeStarter{act: func([]byte) []byte {
+		if n.Add(1) == 1 {
+			return []byte{9, 9, 9, 9, 0, 0, 0, 1, 'x'} // wrong version
+		}
+		return okResponse("fine")
+	}}
+	p := startPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	var r recorder
+	if err := p.Serve(context.Background(), nil, &r); !errors.Is(err, ErrWorkerDied) {
+		t.Fatalf("Serve with a malformed answer: %v; want ErrWorkerDied", err)
+	}
+	r = recorder{}
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "fine" {
+		t.Errorf("Serve after a malformed frame: %v %q; want a replaced worker answering", err, r.body)
+	}
+}
+
+func TestWorkerDiesMidRequest(t *testing.T) {
+	var n atomic.Int64
+	s := &fakeStarter{act: func([]byte) []byte {
+		if n.Add(1) == 1 {
+			return nil // exits without answering
+		}
+		return okResponse("ok")
+	}}
+	p := startPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrWorkerDied) {
+		t.Fatalf("Serve: %v; want ErrWorkerDied", err)
+	}
+	var r recorder
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+		t.Errorf("after a crash: %v %q", err, r.body)
+	}
+}
+
+func TestTimeoutKillsWorker(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	var n atomic.Int64
+	s := &fakeStarter{act: func([]byte) []byte {
+		if n.Add(1) == 1 {
+			<-block
+		}
+		return okResponse("ok")
+	}}
+	p := startPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
+	waitReady(t, p)
+	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Serve past the timeout: %v; want ErrTimeout", err)
+	}
+	var r recorder
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+		t.Errorf("after a timeout: %v %q", err, r.body)
+	}
+}
+
+func TestQueueFull(t *testing.T) {
+	block := make(chan struct{})
+	s := &fakeStarter{act: func([]byte) []byte { <-block; return okResponse("ok") }}
+	p := startPool(t, Options{Workers: 1, QueueSize: 1, QueueTimeout: 10 * time.Second}, s)
+	waitReady(t, p)
+	errs := make(chan error, 3)
+	for range 2 {
+		go func() { errs <- p.Serve(context.Background(), nil, &recorder{}) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Stats().Busy != 1 || p.Stats().Waiting != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v; want one busy, one waiting", p.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrQueueFull) {
+		t.Errorf("third request: %v; want ErrQueueFull", err)
+	}
+	close(block)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("queued request: %v", err)
+		}
+	}
+}
+
+func TestBootFailureBacksOffAndRecovers(t *testing.T) {
+	s := &fakeStarter{act: func([]byte) []byte { return okResponse("ok") }}
+	s.failing.Store(true)
+	p := startPool(t, Options{Workers: 1}, s)
+	deadline := time.Now().Add(5 * time.Second)
+	for s.started.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("boot retried %d times in 5s; want ≥ 3", s.started.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Serve while every boot fails: %v; want ErrUnavailable at once", err)
+	}
+	s.failing.Store(false)
+	waitReady(t, p)
+	var r recorder
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+		t.Errorf("after recovery: %v %q", err, r.body)
+	}
+}
