@@ -286,6 +286,9 @@ func TestLaravel(t *testing.T) {
 				t.Errorf("page lacks %q:\n%s", want, body)
 			}
 		}
+		if r := s.do(nil, "HEAD", "/", nil); r.status != 200 || len(r.body) != 0 {
+			t.Errorf("HEAD /: status %d, %d body bytes", r.status, len(r.body))
+		}
 		// The query of one request must not reach the next.
 		if r := s.do(nil, "GET", "/", nil); !strings.Contains(string(r.body), "Hello, world!") {
 			t.Errorf("GET / without ?name: %s", r.body)
@@ -329,6 +332,13 @@ func TestLaravel(t *testing.T) {
 		}
 		r = s.do(nil, "POST", "/api/echo", nil, "Content-Type", "application/json")
 		lvWant(t, "empty body: json", fmt.Sprint(r.json(t)["json"]), "[]")
+		// A body over body_buffer_size (1 MiB) reaches PHP through a spool file.
+		big := `{"big":"` + strings.Repeat("x", 3<<20) + `"}`
+		r = s.do(nil, "POST", "/api/echo", []byte(big), "Content-Type", "application/json")
+		lvWant(t, "3 MiB body: bytes", r.json(t)["bytes"], float64(len(big)))
+		if m, _ := r.json(t)["json"].(map[string]any); len(fmt.Sprint(m["big"])) != 3<<20 {
+			t.Errorf("3 MiB body: the decoded string has %d bytes", len(fmt.Sprint(m["big"])))
+		}
 	})
 
 	t.Run("Session", func(t *testing.T) {
@@ -380,7 +390,7 @@ func TestLaravel(t *testing.T) {
 		// Queued cookies belong to their request: no other response may carry them.
 		for i := 0; i < 4; i++ {
 			if r := s.do(nil, "GET", "/session", nil); r.hasCookie("askr_demo") {
-				t.Errorf("GET /session (no cookies) got askr_demo: %v", r.header["Set-Cookie"])
+				t.Errorf("GET /session (no cookies) got the askr_demo cookie queued by an earlier request")
 			}
 		}
 		m := s.do(nil, "GET", "/cookie?value=x", nil).json(t)

@@ -212,10 +212,14 @@ final class Runtime
         ];
     }
 
-    /** Parses a Cookie header by PHP's rules: ";" separates, values are rawurldecoded, names are not, the first wins. */
+    /**
+     * Parses a Cookie header by PHP's rules: ";" separates, values are rawurldecoded, names are not;
+     * a plain name keeps its first value, array names (a[b], a[]) are registered in order.
+     */
     private static function cookies(string $header): array
     {
         $out = [];
+        $arrays = [];
         foreach (explode(';', $header) as $pair) {
             $pair = ltrim($pair, " \t\n\r\v\f");
             $eq = strpos($pair, '=');
@@ -229,9 +233,23 @@ final class Runtime
                 continue;
             }
             // Let PHP's own variable-name rules (a[b], dots and spaces to "_") place it.
-            $one = [];
-            parse_str(strtr($name, ['%' => '%25', '+' => '%2B', '&' => '%26']) . '=' . rawurlencode($value), $one);
-            self::mergeFirst($out, $one);
+            $piece = strtr($name, ['%' => '%25', '+' => '%2B', '&' => '%26']) . '=' . rawurlencode($value);
+            if (!str_contains($name, '[')) {
+                $one = [];
+                parse_str($piece, $one);
+                foreach ($one as $k => $v) {
+                    $out[$k] ??= $v;
+                }
+                continue;
+            }
+            $arrays[] = $piece;
+        }
+        if ($arrays !== []) {
+            $parsed = [];
+            parse_str(implode('&', $arrays), $parsed);
+            foreach ($parsed as $k => $v) {
+                $out[$k] = $v; // an array replaces a plain value of the same name, as in PHP
+            }
         }
         return $out;
     }
@@ -281,17 +299,6 @@ final class Runtime
                 self::merge($dst[$k], $v);
             } else {
                 $dst[$k] = $v;
-            }
-        }
-    }
-
-    private static function mergeFirst(array &$dst, array $src): void
-    {
-        foreach ($src as $k => $v) {
-            if (!array_key_exists($k, $dst)) {
-                $dst[$k] = $v;
-            } elseif (is_array($v) && is_array($dst[$k])) {
-                self::mergeFirst($dst[$k], $v);
             }
         }
     }
