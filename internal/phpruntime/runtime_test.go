@@ -103,7 +103,7 @@ func TestFilesMatchPHP(t *testing.T) {
 	mw := multipart.NewWriter(&buf)
 	type entry struct {
 		Field, Name, Type, TmpName string
-		Size, Error               int
+		Size, Error                int
 	}
 	var askr []map[string]any
 	for i, f := range fields {

@@ -116,7 +116,7 @@ type recorder struct {
 }
 
 func (r *recorder) Head(status int, _ []channel.Header) error { r.status = status; return nil }
-func (r *recorder) Body(b []byte) error                         { r.body = append(r.body, b...); return nil }
+func (r *recorder) Body(b []byte) error                       { r.body = append(r.body, b...); return nil }
 
 func startPool(t *testing.T, opt Options, s *fakeStarter) *Pool {
 	t.Helper()
