@@ -34,8 +34,10 @@ $handler = static function () use ($kernel): void {
 
 // What a request leaves behind in the long-lived container and must not reach the next one.
 $reset = static function () use ($app, $viewShared, $locale): void {
-    // 'request' stays bound: Kernel::handle() rebinds the next one, which re-points the URL
-    // generator, router and auth at it. (After forgetInstance('request') that rebind would not fire.)
+    // 'request' stays bound on purpose: Kernel::handle() replaces it, and because it is bound the
+    // rebinding callbacks (URL generator, auth's user resolver) follow at once. After
+    // forgetInstance('request') the kernel's first instance() call would not fire them, and global
+    // middleware would see the previous request through url().
 
     // Sessions: StartSession reuses the manager's Store and merges what it reads into the
     // attributes the Store already holds, so a request without a session cookie would see the

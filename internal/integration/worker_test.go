@@ -592,3 +592,16 @@ func comm(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return strings.TrimSpace(string(b))
 }
+
+// An idle worker waits for its next request however long it takes (PHP's default_socket_timeout
+// must not apply to the channel).
+func TestIdleWorkersStay(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1", "--ini", "default_socket_timeout = 1"}})
+	pid := pidOf(t, s)
+	if poll(2500*time.Millisecond, func() bool { return strings.Contains(s.logs.String(), "worker exited") }) {
+		t.Fatalf("idle worker exited:\n%s", s.logs.String())
+	}
+	if p := pidOf(t, s); p != pid {
+		t.Errorf("worker changed from %d to %d while idle", pid, p)
+	}
+}

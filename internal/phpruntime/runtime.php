@@ -56,6 +56,9 @@ final class Runtime
             throw new \RuntimeException('askr: cannot open the worker channel on fd 0');
         }
         stream_set_write_buffer($ch, 0);
+        // PHP treats the channel as a socket stream, so default_socket_timeout (60 s) would end an
+        // idle wait; a worker waits as long as it takes.
+        stream_set_timeout($ch, 31536000);
         self::$ch = $ch;
         self::$env = getenv();
         self::$timeLimit = (int) ini_get('max_execution_time');
@@ -418,11 +421,27 @@ final class Runtime
         }
     }
 
+    /** Reads exactly $n bytes from the channel, or returns null at its end. */
+    private static function readN(int $n): ?string
+    {
+        $s = '';
+        while (strlen($s) < $n) {
+            $part = stream_get_contents(self::$ch, $n - strlen($s));
+            if ($part !== false) {
+                $s .= $part;
+            }
+            if (strlen($s) < $n && ($part === false || $part === '') && feof(self::$ch)) {
+                return null;
+            }
+        }
+        return $s;
+    }
+
     /** @return array{int,int,string}|null */
     private static function read(): ?array
     {
-        $h = stream_get_contents(self::$ch, 8);
-        if ($h === false || strlen($h) < 8) {
+        $h = self::readN(8);
+        if ($h === null) {
             return null;
         }
         $u = unpack('Cv/Ct/nf/Nn', $h);
@@ -432,8 +451,8 @@ final class Runtime
         }
         $payload = '';
         if ($u['n'] > 0) {
-            $payload = stream_get_contents(self::$ch, $u['n']);
-            if ($payload === false || strlen($payload) < $u['n']) {
+            $payload = self::readN($u['n']);
+            if ($payload === null) {
                 return null;
             }
         }

@@ -219,7 +219,14 @@ func (p *Pool) Run(ctx context.Context) error {
 					p.readyOnce.Do(func() { close(p.firstReady) })
 				}
 				p.log.Debug("worker ready", "pid", w.pid, "generation", w.gen)
-				p.idle <- w
+				select {
+				case p.idle <- w:
+				default: // cannot happen while live ≤ Workers and dead workers are purged
+					p.log.Error("idle queue full; stopping the extra worker", "pid", w.pid)
+					live--
+					w.quit = true
+					p.stopWorker(w)
+				}
 			case evBootFailed:
 				live--
 				failures++
@@ -242,6 +249,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				}
 			case evExited:
 				delete(all, w)
+				p.purgeIdle()
 				p.ready.Add(-1)
 				if !w.quit {
 					w.quit = true
@@ -297,6 +305,26 @@ func (p *Pool) stopWorker(w *worker) {
 	w.proc.Conn().SetWriteDeadline(time.Now().Add(time.Second))
 	if _, err := w.proc.Conn().Write(stop); err != nil {
 		w.proc.Kill()
+	}
+}
+
+// purgeIdle drops workers that exited while idle from the idle channel, so that their slots are
+// free for their replacements.
+func (p *Pool) purgeIdle() {
+	var keep []*worker
+	for {
+		select {
+		case w := <-p.idle:
+			if !w.dead.Load() {
+				keep = append(keep, w)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	for _, w := range keep {
+		p.idle <- w
 	}
 }
 

@@ -59,6 +59,16 @@ type fakeStarter struct {
 	failing atomic.Bool
 	started atomic.Int64
 	act     behaviour
+	procs   []*fakeProc
+}
+
+func (s *fakeStarter) proc(i int) *fakeProc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i >= len(s.procs) {
+		return nil
+	}
+	return s.procs[i]
 }
 
 func (s *fakeStarter) Start() (Process, error) {
@@ -72,6 +82,9 @@ func (s *fakeStarter) Start() (Process, error) {
 	s.mu.Unlock()
 	a, b := net.Pipe()
 	p := &fakeProc{pid: pid, conn: a, peer: b, done: make(chan struct{})}
+	s.mu.Lock()
+	s.procs = append(s.procs, p)
+	s.mu.Unlock()
 	go s.run(p)
 	return p, nil
 }
@@ -276,5 +289,26 @@ func TestBootFailureBacksOffAndRecovers(t *testing.T) {
 	var r recorder
 	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("after recovery: %v %q", err, r.body)
+	}
+}
+
+// Workers that die while idle are replaced, the pool keeps serving, and it still stops.
+func TestIdleWorkersDying(t *testing.T) {
+	s := &fakeStarter{act: func([]byte) []byte { return okResponse("ok") }}
+	p := startPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	for i := range 3 {
+		s.proc(i).exit()
+		deadline := time.Now().Add(5 * time.Second)
+		for s.started.Load() < int64(i+2) || p.Stats().Ready != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("after idle worker %d died: %d started, stats %+v", i, s.started.Load(), p.Stats())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var r recorder
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+		t.Errorf("Serve after idle deaths: %v %q", err, r.body)
 	}
 }
