@@ -5,8 +5,10 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -603,5 +605,67 @@ func TestIdleWorkersStay(t *testing.T) {
 	}
 	if p := pidOf(t, s); p != pid {
 		t.Errorf("worker changed from %d to %d while idle", pid, p)
+	}
+}
+
+// max_execution_time limits each request, never the worker's life: the runtime restarts the limit
+// per request and stops it while the worker waits.
+func TestMaxExecutionTimePerRequest(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1", "--ini", "max_execution_time = 1"}})
+	pid := pidOf(t, s)
+	for i := range 3 { // 3 × 0.6 s of CPU: more than the limit in total, less in each request
+		if r := s.get("/burn?ms=600"); r.status != 200 || r.body != "burnt" {
+			t.Fatalf("request %d burning 0.6 s: %d %q", i, r.status, r.body)
+		}
+	}
+	if p := pidOf(t, s); p != pid {
+		t.Errorf("worker replaced (%d → %d) though no request ran past max_execution_time", pid, p)
+	}
+	if r := s.get("/burn?ms=2500"); r.status != 500 {
+		t.Errorf("request past max_execution_time = %d; want 500", r.status)
+	}
+	s.waitLog("Maximum execution time of 1 second exceeded", 5*time.Second)
+	if r := s.get("/"); r.status != 200 {
+		t.Errorf("after a request past max_execution_time: %d", r.status)
+	}
+}
+
+func TestDeferLimit(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}})
+	if r := s.get("/defer-many"); r.body != "256" {
+		t.Errorf("askr_defer accepted %s of 300 callbacks; want 256", r.body)
+	}
+}
+
+// The idle and header-read timeouts close connections that do nothing.
+func TestConnectionTimeouts(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}, config: "[server]\nidle_timeout = 1\nheader_read_timeout = 1\n"})
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(d))
+		buf := make([]byte, 4096)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				var ne net.Error
+				return !(errors.As(err, &ne) && ne.Timeout())
+			}
+		}
+	}
+	c, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+	if !closedWithin(c, 5*time.Second) {
+		t.Errorf("idle keep-alive connection still open 5 s after its response with idle_timeout = 1")
+	}
+	c2, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	fmt.Fprintf(c2, "GET / HTTP/1.1\r\nHost: x\r\n") // headers never finished
+	if !closedWithin(c2, 5*time.Second) {
+		t.Errorf("connection with unfinished headers still open 5 s later with header_read_timeout = 1")
 	}
 }

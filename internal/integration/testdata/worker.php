@@ -95,6 +95,22 @@ $handler = static function (array $request) use (&$count): void {
         case '/big':
             echo str_repeat('x', (int) ($_GET['n'] ?? 1000000));
             return;
+        case '/burn':
+            // spends CPU time, which is what max_execution_time counts on Linux
+            $until = microtime(true) + ((int) ($_GET['ms'] ?? 100)) / 1000;
+            $x = 0;
+            while (microtime(true) < $until) {
+                $x++;
+            }
+            echo 'burnt';
+            return;
+        case '/defer-many':
+            $ok = 0;
+            for ($i = 0; $i < 300; $i++) {
+                $ok += askr_defer(static function (): void {}) ? 1 : 0;
+            }
+            echo $ok;
+            return;
         case '/orphan':
             // leaves a grandchild behind: it is re-parented to askrd, which must reap it
             exec('sh -c "sleep 0.3 >/dev/null 2>&1 &"');
