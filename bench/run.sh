@@ -3,6 +3,7 @@
 #
 #   make bench                      (installs nginx-light php8.2-fpm wrk, builds bin/askrd, runs this)
 #   WORKERS=4 DURATION=20s CONNS=64 bash bench/run.sh
+#   other knobs: THREADS WARMUP FPM_LISTEN=unix|tcp SCENARIOS="hello laravel" REPORT=path
 #
 # Scenarios:
 #   hello    askrd + examples/hello-worker.php   vs  nginx + php-fpm running an equivalent per-request script
@@ -29,8 +30,9 @@ ASKRD=${ASKRD:-$REPO/bin/askrd}
 PHP_FPM=${PHP_FPM:-php-fpm8.2}
 NGINX=${NGINX:-nginx}
 WRK=${WRK:-wrk}
-# How nginx reaches php-fpm: tcp (127.0.0.1 port) or unix (socket in the temp dir).
-FPM_LISTEN=${FPM_LISTEN:-tcp}
+# How nginx reaches php-fpm: unix (a socket in the temp dir, as Debian's packaged pool does; the
+# faster of the two, so the stronger baseline) or tcp (a 127.0.0.1 port).
+FPM_LISTEN=${FPM_LISTEN:-unix}
 REPORT=${REPORT:-$REPO/docs/bench.md}
 OUTDIR=$REPO/bench/out
 READY_TIMEOUT=${READY_TIMEOUT:-30}
@@ -569,9 +571,12 @@ write_report() {
 		echo "- machine: $(nproc) CPUs (${cpu:-unknown CPU}), $mem_total RAM, $(uname -sr)"
 		echo "- PHP $php_v (Debian): askrd runs php-cgi workers, the baseline runs php-fpm; both read Debian's php.ini, opcache on"
 		echo "- $askr_v, nginx $nginx_v, wrk $wrk_v"
-		echo "- workers: askrd \`--workers $WORKERS\` vs php-fpm \`pm = static\`, \`pm.max_children = $WORKERS\` (nginx: $(nproc) worker processes, FastCGI over $FPM_LISTEN)"
+		echo "- workers: askrd \`--workers $WORKERS\` vs php-fpm \`pm = static\`, \`pm.max_children = $WORKERS\` (nginx: $(nproc) worker processes, FastCGI over a $([[ $FPM_LISTEN == unix ]] && echo "unix socket" || echo "127.0.0.1 TCP port"))"
 		echo "- load: \`wrk -t$THREADS -c$CONNS -d$DURATION --latency\` on 127.0.0.1 after a $WARMUP warm-up; load generator and servers share the machine, one server at a time"
 		echo "- errors: wrk's non-2xx/3xx responses + socket errors (connect/read/write/timeout)"
+		if [[ -n ${RPS["laravel/askrd"]:-} ]]; then
+			echo "- laravel: GET / (web middleware: cookies, file session, CSRF token, Blade view); every request sends the cookies of one earlier visit, like a returning visitor, so each reads and writes one session file"
+		fi
 		echo "- CPU idle just before the run (1 s sample): $IDLE_BEFORE%${BUSY:+ (**the machine was busy: other processes compete with the servers; numbers are noisy**)}"
 		echo
 		echo "| scenario | server | rps | p50 | p99 | errors |"
