@@ -224,6 +224,15 @@ func (s *Serializer) String(v string) {
 	s.B = append(s.B, '"', ';')
 }
 
+// Bytes appends a string value given as bytes.
+func (s *Serializer) Bytes(v []byte) {
+	s.B = append(s.B, "s:"...)
+	s.B = strconv.AppendInt(s.B, int64(len(v)), 10)
+	s.B = append(s.B, ':', '"')
+	s.B = append(s.B, v...)
+	s.B = append(s.B, '"', ';')
+}
+
 // Int appends an integer value.
 func (s *Serializer) Int(v int64) {
 	s.B = append(s.B, "i:"...)

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -295,10 +296,11 @@ func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, i
 	}
 	defer h.Close()
 
-	poolCtx, stopPool := context.WithCancel(context.Background())
+	poolCtx, cancelPool := context.WithCancel(context.Background())
 	poolDone := make(chan error, 1)
 	go func() { poolDone <- p.Run(poolCtx) }()
-	defer func() { stopPool(); <-poolDone }()
+	stopPool := sync.OnceFunc(func() { cancelPool(); <-poolDone })
+	defer stopPool()
 
 	srv := &http.Server{
 		Handler:           h,
@@ -339,8 +341,6 @@ func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, i
 		srv.Close()
 	}
 	stopPool()
-	<-poolDone
-	poolDone <- nil // for the deferred wait
 	log.Info("stopped")
 	return nil
 }

@@ -195,6 +195,7 @@ var errBadRequest = errors.New("bad request")
 type body struct {
 	inline []byte
 	file   string // spooled body
+	size   int64  // bytes in inline or file
 	fields [][2]string
 	files  []upload
 	temp   []string // files to remove after the request
@@ -226,42 +227,38 @@ func (h *Handler) readBody(r *http.Request) (*body, error) {
 	}
 	// Small bodies stay in memory; the rest go to a file, never whole in RAM.
 	limit := h.opt.BodyBufferSize
-	if r.ContentLength >= 0 && r.ContentLength <= limit {
-		b.inline = make([]byte, r.ContentLength)
-		_, err := io.ReadFull(r.Body, b.inline)
-		if err == nil {
-			// an honest client sends no more than it declared; make MaxBytesReader see the end
-			var one [1]byte
-			if n, _ := r.Body.Read(one[:]); n > 0 {
-				return b, fmt.Errorf("%w: body longer than Content-Length", errBadRequest)
-			}
-		}
+	if r.ContentLength > limit {
+		return b, h.spool(r.Body, nil, b)
+	}
+	head, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
 		return b, err
 	}
-	buf := make([]byte, 32<<10)
-	n, err := io.ReadFull(r.Body, buf[:min(int64(len(buf)), limit+1)])
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		b.inline = buf[:n]
+	if int64(len(head)) <= limit {
+		b.inline, b.size = head, int64(len(head))
 		return b, nil
 	}
-	if err != nil {
-		return b, err
-	}
+	return b, h.spool(r.Body, head, b)
+}
+
+// spool writes head and the rest of body to a temporary file.
+func (h *Handler) spool(body io.Reader, head []byte, b *body) error {
 	f, err := os.CreateTemp(h.opt.SpoolDir, "askr-body-*")
 	if err != nil {
-		return b, fmt.Errorf("spool body: %w", err)
+		return fmt.Errorf("spool body: %w", err)
 	}
 	b.temp = append(b.temp, f.Name())
 	b.file = f.Name()
-	if _, err := f.Write(buf[:n]); err != nil {
-		f.Close()
-		return b, fmt.Errorf("spool body: %w", err)
+	n, err := f.Write(head)
+	if err == nil {
+		var m int64
+		m, err = io.Copy(f, body)
+		b.size = int64(n) + m
 	}
-	if _, err := io.CopyBuffer(f, r.Body, buf); err != nil {
-		f.Close()
-		return b, err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return b, f.Close()
+	return err
 }
 
 func (h *Handler) readMultipart(r *http.Request, b *body) error {
@@ -353,11 +350,12 @@ func (h *Handler) encode(r *http.Request, b *body) []byte {
 	if rest, ok := strings.CutPrefix(r.URL.Path, h.script); ok && strings.HasPrefix(rest, "/") {
 		pathInfo = rest
 	}
+	// As nginx, which buffers chunked bodies too: the length of what was read, or the declared one.
 	cl := ""
-	if r.ContentLength > 0 {
+	if b.size > 0 {
+		cl = strconv.FormatInt(b.size, 10)
+	} else if r.ContentLength > 0 {
 		cl = strconv.FormatInt(r.ContentLength, 10)
-	} else if b.inline != nil && len(b.inline) > 0 {
-		cl = strconv.Itoa(len(b.inline))
 	}
 
 	add("QUERY_STRING", r.URL.RawQuery)
@@ -412,7 +410,7 @@ func (h *Handler) encode(r *http.Request, b *body) []byte {
 	s.Float(float64(now.UnixMicro()) / 1e6)
 	s.Close()
 	s.String("body")
-	s.String(string(b.inline))
+	s.Bytes(b.inline)
 	s.String("body_file")
 	s.String(b.file)
 	s.String("post")

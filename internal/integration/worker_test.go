@@ -669,3 +669,38 @@ func TestConnectionTimeouts(t *testing.T) {
 		t.Errorf("connection with unfinished headers still open 5 s later with header_read_timeout = 1")
 	}
 }
+
+// A worker that writes a very long line to stderr is logged in pieces and never blocks.
+func TestLongLogLine(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}})
+	for range 3 {
+		if r := s.get("/longlog"); r.body != "long" {
+			t.Fatalf("/longlog = %d %q", r.status, r.body)
+		}
+	}
+	s.waitLog("after the long line", 5*time.Second)
+}
+
+// A chunked body is read whole before PHP runs; PHP sees its real length, as nginx passes it.
+func TestChunkedBody(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}, config: "[server]\nbody_buffer_size = \"4K\"\n"})
+	for _, n := range []int{100, 100000} {
+		body := bytes.Repeat([]byte("c"), n)
+		req, _ := http.NewRequest("POST", s.URL+"/dump", struct{ *bytes.Reader }{bytes.NewReader(body)})
+		req.ContentLength = -1
+		req.Header.Set("Content-Type", "text/plain")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d dump
+		err = json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Input) != n || d.Server["CONTENT_LENGTH"] != strconv.Itoa(n) {
+			t.Errorf("chunked body of %d bytes: php://input has %d, CONTENT_LENGTH %v", n, len(d.Input), d.Server["CONTENT_LENGTH"])
+		}
+	}
+}

@@ -152,24 +152,34 @@ func (l *Launcher) Start() (*Process, error) {
 	return p, nil
 }
 
+// pump logs what the process writes, a line at a time; a line longer than 16 KiB is logged in
+// pieces. It reads until the pipe closes, so the worker never blocks on a full pipe.
 func (p *Process) pump(r io.ReadCloser, log *slog.Logger) {
 	defer p.logs.Done()
 	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		if line == "" {
-			continue
+	br := bufio.NewReaderSize(r, 16<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			p.logLine(strings.TrimRight(string(line), "\r\n"), log)
 		}
-		log.Info(line)
-		p.tailMu.Lock()
-		if len(p.tail) == 20 {
-			p.tail = p.tail[1:]
+		if err != nil && err != bufio.ErrBufferFull {
+			return
 		}
-		p.tail = append(p.tail, line)
-		p.tailMu.Unlock()
 	}
+}
+
+func (p *Process) logLine(line string, log *slog.Logger) {
+	if line == "" {
+		return
+	}
+	log.Info(line)
+	p.tailMu.Lock()
+	if len(p.tail) == 20 {
+		p.tail = p.tail[1:]
+	}
+	p.tail = append(p.tail, line)
+	p.tailMu.Unlock()
 }
 
 // workerEnv passes askrd's environment on without what belongs to askrd alone (systemd's sockets,

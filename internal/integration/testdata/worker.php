@@ -111,6 +111,10 @@ $handler = static function (array $request) use (&$count): void {
             }
             echo $ok;
             return;
+        case '/longlog':
+            file_put_contents('php://stderr', str_repeat('L', 200000) . "\nafter the long line\n");
+            echo 'long';
+            return;
         case '/orphan':
             // leaves a grandchild behind: it is re-parented to askrd, which must reap it
             exec('sh -c "sleep 0.3 >/dev/null 2>&1 &"');
