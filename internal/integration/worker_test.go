@@ -499,6 +499,15 @@ func TestBootFailureKeepsServing(t *testing.T) {
 	}
 }
 
+func TestBootTimeout(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}, env: []string{"ASKR_TEST_BOOT_SLEEP=30"},
+		config: "[worker]\nboot_timeout = 1\n", noReady: true})
+	s.waitLog("did not call askr_handle_request() within boot_timeout", 10*time.Second)
+	if r := s.get("/hello.txt"); r.status != 200 {
+		t.Errorf("static file while boots time out = %d; want 200", r.status)
+	}
+}
+
 func TestQueueFullGets503(t *testing.T) {
 	s := startAskrd(t, opts{args: []string{"--workers", "1"}, config: "[server]\nqueue_size = 1\nqueue_timeout = \"300ms\"\n"})
 	var wg sync.WaitGroup

@@ -242,8 +242,11 @@ func (p *Process) AwaitHello(timeout time.Duration) (channel.Hello, error) {
 	chunk := make([]byte, 512)
 	for {
 		n, oobn, _, _, err := p.conn.ReadMsgUnix(chunk, oob)
-		if n == 0 && err != nil {
-			return channel.Hello{}, err
+		if err != nil {
+			return channel.Hello{}, err // on a stream socket, no data comes with an error
+		}
+		if n == 0 {
+			return channel.Hello{}, io.EOF
 		}
 		if cred == nil && oobn > 0 {
 			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) > 0 {

@@ -395,8 +395,10 @@ final class Runtime
     {
         if (!self::$inRequest) {
             self::takeOutput();
-            // php-cgi prints its headers to stdout as the script ends; with none left there is nothing to print.
+            // php-cgi prints its headers to stdout as the script ends (a fatal error adds "Status:
+            // 500"); with none left there is nothing to print.
             header_remove();
+            http_response_code(200);
             ini_set('default_mimetype', '');
             return;
         }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -278,7 +279,14 @@ func (p *Pool) boot() {
 		proc.Kill()
 		<-proc.Done()
 		proc.Close()
-		err = fmt.Errorf("worker pid %d: %w (exit: %v)", proc.PID(), err, proc.Err())
+		switch {
+		case errors.Is(err, io.EOF):
+			err = fmt.Errorf("worker pid %d ended (%v) before it called askr_handle_request()", proc.PID(), proc.Err())
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			err = fmt.Errorf("worker pid %d did not call askr_handle_request() within boot_timeout (%v); killed", proc.PID(), p.opt.BootTimeout)
+		default:
+			err = fmt.Errorf("worker pid %d: %w", proc.PID(), err)
+		}
 		if tail := proc.Tail(); tail != "" {
 			err = fmt.Errorf("%w; last output:\n%s", err, tail)
 		}

@@ -5,6 +5,9 @@ declare(strict_types=1);
 if (getenv('ASKR_TEST_BOOT_FAIL') === '1') {
     throw new RuntimeException('boot failed on purpose');
 }
+if (($slow = getenv('ASKR_TEST_BOOT_SLEEP')) !== false) {
+    sleep((int) $slow);
+}
 $bootedPid = getmypid();
 $count = 0;
 
