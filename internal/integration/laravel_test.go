@@ -2,7 +2,7 @@ package integration
 
 // End-to-end tests of the Laravel example (examples/laravel, examples/laravel-worker.php) on a
 // real askrd with real php-cgi workers and Debian's php-laravel-framework. The helpers here are
-// prefixed lv so that they stay independent of the package's shared helpers.
+// prefixed lv.
 
 import (
 	"bytes"
@@ -12,84 +12,30 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
 
-// lvServer is one askrd serving a private copy of the Laravel example.
-type lvServer struct {
-	t    *testing.T
-	URL  string // http://127.0.0.1:PORT
-	Base string // the app's base directory (ASKR_APP_BASE)
-	cmd  *exec.Cmd
-	log  *lvBuffer
-	done chan struct{}
-	err  error
-}
-
-// lvBuffer collects askrd's output; the process writes it while tests read it.
-type lvBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lvBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lvBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// lvRepo is the repository's top directory.
-func lvRepo() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-// lvSkipWithoutPHP skips the test unless php-cgi and Debian's Laravel are installed.
+// lvSkipWithoutPHP skips the test unless Debian's Laravel is installed (make deps installs it).
 func lvSkipWithoutPHP(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("php-cgi"); err != nil {
-		t.Skip("php-cgi not installed (apt-get install php8.2-cgi)")
-	}
 	if _, err := os.Stat("/usr/share/php/Illuminate/Foundation/Application.php"); err != nil {
 		t.Skip("Laravel not installed in /usr/share/php/Illuminate (apt-get install php-laravel-framework)")
 	}
-}
-
-// lvBuild builds askrd into dir and returns its path.
-func lvBuild(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "askrd")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/askrd")
-	cmd.Dir = lvRepo()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build askrd: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // lvCopyApp copies examples/laravel to dst without what the app writes at run time (storage,
 // bootstrap/cache): the worker script must create those directories itself.
 func lvCopyApp(t *testing.T, dst string) {
 	t.Helper()
-	src := filepath.Join(lvRepo(), "examples", "laravel")
+	src := filepath.Join(repoRoot(t), "examples", "laravel")
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -113,82 +59,25 @@ func lvCopyApp(t *testing.T, dst string) {
 	}
 }
 
-// lvFreeAddr returns a 127.0.0.1 address nobody listens on right now.
-func lvFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+// lvServer is one askrd serving a private copy of the Laravel example.
+type lvServer struct {
+	*server
+	Base string // the app's base directory (ASKR_APP_BASE)
 }
 
-// lvStart starts askrd with bin on a copy of the Laravel example and returns once GET /api/json
-// answers 200. askrd gets SIGTERM when t ends.
-func lvStart(t *testing.T, bin string, args ...string) *lvServer {
+// lvStart starts askrd on a copy of the Laravel example and returns once its workers are ready.
+// askrd gets SIGTERM when t ends.
+func lvStart(t *testing.T, args ...string) *lvServer {
 	t.Helper()
-	dir := t.TempDir()
-	base := filepath.Join(dir, "laravel")
+	base := filepath.Join(t.TempDir(), "laravel")
 	lvCopyApp(t, base)
-	addr := lvFreeAddr(t)
-	args = append([]string{"serve", "--listen", addr, "--root", filepath.Join(base, "public"),
-		"--worker-script", filepath.Join(lvRepo(), "examples", "laravel-worker.php")}, args...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "ASKR_APP_BASE="+base, "TMPDIR="+dir)
-	s := &lvServer{t: t, URL: "http://" + addr, Base: base, cmd: cmd, log: &lvBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = s.log, s.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.err = cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() {
-			t.Logf("askrd log:\n%s", s.log.String())
-		}
+	s := startAskrd(t, opts{
+		root:   filepath.Join(base, "public"),
+		script: filepath.Join(repoRoot(t), "examples", "laravel-worker.php"),
+		env:    []string{"ASKR_APP_BASE=" + base},
+		args:   args,
 	})
-
-	probe := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := probe.Get(s.URL + "/api/json")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		select {
-		case <-s.done:
-			t.Fatalf("askrd exited (%v) before serving:\n%s", s.err, s.log.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /api/json did not answer 200 within 30s (last: %v):\n%s", err, s.log.String())
-		}
-	}
-}
-
-// stop sends SIGTERM and waits for askrd to exit (killing it after 30s).
-func (s *lvServer) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-		if s.err != nil {
-			s.t.Errorf("askrd exited with %v after SIGTERM", s.err)
-		}
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-		s.t.Errorf("askrd did not stop within 30s of SIGTERM")
-	}
+	return &lvServer{server: s, Base: base}
 }
 
 type lvResponse struct {
@@ -218,7 +107,7 @@ func (r lvResponse) hasCookie(name string) bool {
 }
 
 // do sends one request with c (nil: a client without cookies) and reads the whole response.
-func (s *lvServer) do(c *http.Client, method, path string, body []byte, header ...string) lvResponse {
+func (s *lvServer) send(c *http.Client, method, path string, body []byte, header ...string) lvResponse {
 	s.t.Helper()
 	if c == nil {
 		c = lvClient(nil)
@@ -262,8 +151,7 @@ func lvWant(t *testing.T, what string, got, want any) {
 // the worker state they leave behind is part of what they test.
 func TestLaravel(t *testing.T) {
 	lvSkipWithoutPHP(t)
-	bin := lvBuild(t, t.TempDir())
-	s := lvStart(t, bin, "--workers", "2")
+	s := lvStart(t, "--workers", "2")
 
 	t.Run("WorkerCreatesStorage", func(t *testing.T) {
 		for _, d := range []string{"storage/framework/sessions", "storage/framework/views",
@@ -275,7 +163,7 @@ func TestLaravel(t *testing.T) {
 	})
 
 	t.Run("BladePage", func(t *testing.T) {
-		r := s.do(nil, "GET", "/?name=%3Cb%3Easkr%3C/b%3E", nil)
+		r := s.send(nil, "GET", "/?name=%3Cb%3Easkr%3C/b%3E", nil)
 		lvWant(t, "status", r.status, 200)
 		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 			t.Errorf("Content-Type = %q, want text/html", ct)
@@ -286,17 +174,17 @@ func TestLaravel(t *testing.T) {
 				t.Errorf("page lacks %q:\n%s", want, body)
 			}
 		}
-		if r := s.do(nil, "HEAD", "/", nil); r.status != 200 || len(r.body) != 0 {
+		if r := s.send(nil, "HEAD", "/", nil); r.status != 200 || len(r.body) != 0 {
 			t.Errorf("HEAD /: status %d, %d body bytes", r.status, len(r.body))
 		}
 		// The query of one request must not reach the next.
-		if r := s.do(nil, "GET", "/", nil); !strings.Contains(string(r.body), "Hello, world!") {
+		if r := s.send(nil, "GET", "/", nil); !strings.Contains(string(r.body), "Hello, world!") {
 			t.Errorf("GET / without ?name: %s", r.body)
 		}
 	})
 
 	t.Run("JSON", func(t *testing.T) {
-		r := s.do(nil, "GET", "/api/json?a=1&b[]=x", nil)
+		r := s.send(nil, "GET", "/api/json?a=1&b[]=x", nil)
 		lvWant(t, "status", r.status, 200)
 		lvWant(t, "Content-Type", r.header.Get("Content-Type"), "application/json")
 		m := r.json(t)
@@ -307,7 +195,7 @@ func TestLaravel(t *testing.T) {
 			t.Errorf("the api group must not start a session: %v", r.header["Set-Cookie"])
 		}
 		for i := 0; i < 4; i++ { // both workers: no query left over
-			m := s.do(nil, "GET", "/api/json", nil).json(t)
+			m := s.send(nil, "GET", "/api/json", nil).json(t)
 			lvWant(t, "query without one", fmt.Sprint(m["query"]), "[]")
 			lvWant(t, "url", m["url"], s.URL+"/api/json")
 		}
@@ -315,7 +203,7 @@ func TestLaravel(t *testing.T) {
 
 	t.Run("Echo", func(t *testing.T) {
 		in := `{"name":"askr","list":[1,2.5,"ü"],"nested":{"null":null,"yes":true}}`
-		r := s.do(nil, "POST", "/api/echo", []byte(in), "Content-Type", "application/json", "X-Echo", "round trip 1")
+		r := s.send(nil, "POST", "/api/echo", []byte(in), "Content-Type", "application/json", "X-Echo", "round trip 1")
 		lvWant(t, "status", r.status, 200)
 		lvWant(t, "X-Echo", r.header.Get("X-Echo"), "round trip 1")
 		m := r.json(t)
@@ -324,17 +212,17 @@ func TestLaravel(t *testing.T) {
 		lvWant(t, "json", m["json"], want)
 		lvWant(t, "bytes", m["bytes"], len(in))
 		for i := 0; i < 4; i++ { // neither the body nor the header may outlive their request
-			r := s.do(nil, "POST", "/api/echo", []byte(`{"i":`+fmt.Sprint(i)+`}`), "Content-Type", "application/json")
+			r := s.send(nil, "POST", "/api/echo", []byte(`{"i":`+fmt.Sprint(i)+`}`), "Content-Type", "application/json")
 			lvWant(t, "json", r.json(t)["json"], map[string]any{"i": i})
 			if v, ok := r.header["X-Echo"]; ok {
 				t.Errorf("X-Echo %q sent back for a request without it", v)
 			}
 		}
-		r = s.do(nil, "POST", "/api/echo", nil, "Content-Type", "application/json")
+		r = s.send(nil, "POST", "/api/echo", nil, "Content-Type", "application/json")
 		lvWant(t, "empty body: json", fmt.Sprint(r.json(t)["json"]), "[]")
 		// A body over body_buffer_size (1 MiB) reaches PHP through a spool file.
 		big := `{"big":"` + strings.Repeat("x", 3<<20) + `"}`
-		r = s.do(nil, "POST", "/api/echo", []byte(big), "Content-Type", "application/json")
+		r = s.send(nil, "POST", "/api/echo", []byte(big), "Content-Type", "application/json")
 		lvWant(t, "3 MiB body: bytes", r.json(t)["bytes"], float64(len(big)))
 		if m, _ := r.json(t)["json"].(map[string]any); len(fmt.Sprint(m["big"])) != 3<<20 {
 			t.Errorf("3 MiB body: the decoded string has %d bytes", len(fmt.Sprint(m["big"])))
@@ -348,7 +236,7 @@ func TestLaravel(t *testing.T) {
 		n := 0
 		for n < 6 || (len(pids) < 2 && n < 20) {
 			n++
-			r := s.do(c, "GET", "/session", nil)
+			r := s.send(c, "GET", "/session", nil)
 			lvWant(t, "status", r.status, 200)
 			m := r.json(t)
 			lvWant(t, fmt.Sprintf("request %d: counter", n), m["counter"], n)
@@ -359,55 +247,55 @@ func TestLaravel(t *testing.T) {
 		}
 		// Without the cookie, or with an unknown one, every worker starts a new, empty session.
 		for i := 0; i < 4; i++ {
-			m := s.do(nil, "GET", "/session", nil).json(t)
+			m := s.send(nil, "GET", "/session", nil).json(t)
 			lvWant(t, "counter without a cookie", m["counter"], 1)
-			m = s.do(nil, "GET", "/session", nil, "Cookie", "askr_laravel_session=forged").json(t)
+			m = s.send(nil, "GET", "/session", nil, "Cookie", "askr_laravel_session=forged").json(t)
 			lvWant(t, "counter with an unknown cookie", m["counter"], 1)
 		}
 		// The first visitor's session is intact.
 		for i := 0; i < 2; i++ {
 			n++
-			lvWant(t, "counter after the others", s.do(c, "GET", "/session", nil).json(t)["counter"], n)
+			lvWant(t, "counter after the others", s.send(c, "GET", "/session", nil).json(t)["counter"], n)
 		}
 	})
 
 	t.Run("Cookie", func(t *testing.T) {
 		jar, _ := cookiejar.New(nil)
 		c := lvClient(jar)
-		r := s.do(c, "GET", "/cookie?value=v1", nil)
+		r := s.send(c, "GET", "/cookie?value=v1", nil)
 		lvWant(t, "status", r.status, 200)
 		if !r.hasCookie("askr_demo") {
 			t.Fatalf("GET /cookie set no askr_demo cookie: %v", r.header["Set-Cookie"])
 		}
 		for _, v := range []string{"v2", "v3"} {
-			m := s.do(c, "GET", "/cookie?value="+v, nil).json(t)
+			m := s.send(c, "GET", "/cookie?value="+v, nil).json(t)
 			received, _ := m["received"].(map[string]any)
 			if received["askr_demo"] == nil || received["askr_laravel_session"] == nil {
 				t.Errorf("received cookies %v lack askr_demo or the session", received)
 			}
 		}
-		lvWant(t, "cookie sent back", s.do(c, "GET", "/cookie?value=v4", nil).json(t)["received"].(map[string]any)["askr_demo"], "v3")
+		lvWant(t, "cookie sent back", s.send(c, "GET", "/cookie?value=v4", nil).json(t)["received"].(map[string]any)["askr_demo"], "v3")
 		// Queued cookies belong to their request: no other response may carry them.
 		for i := 0; i < 4; i++ {
-			if r := s.do(nil, "GET", "/session", nil); r.hasCookie("askr_demo") {
+			if r := s.send(nil, "GET", "/session", nil); r.hasCookie("askr_demo") {
 				t.Errorf("GET /session (no cookies) got the askr_demo cookie queued by an earlier request")
 			}
 		}
-		m := s.do(nil, "GET", "/cookie?value=x", nil).json(t)
+		m := s.send(nil, "GET", "/cookie?value=x", nil).json(t)
 		lvWant(t, "cookies received without a jar", fmt.Sprint(m["received"]), "[]")
 	})
 
 	t.Run("Status", func(t *testing.T) {
 		for _, code := range []int{201, 404, 418, 503} {
-			r := s.do(nil, "GET", fmt.Sprintf("/status/%d", code), nil)
+			r := s.send(nil, "GET", fmt.Sprintf("/status/%d", code), nil)
 			lvWant(t, "status", r.status, code)
 			lvWant(t, "body status", r.json(t)["status"], code)
 		}
-		lvWant(t, "status after them", s.do(nil, "GET", "/api/json", nil).status, 200)
+		lvWant(t, "status after them", s.send(nil, "GET", "/api/json", nil).status, 200)
 	})
 
 	t.Run("NotFoundAndMethod", func(t *testing.T) {
-		r := s.do(nil, "GET", "/no/such/route", nil)
+		r := s.send(nil, "GET", "/no/such/route", nil)
 		lvWant(t, "status", r.status, 404)
 		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 			t.Errorf("Content-Type = %q, want Laravel's HTML error page", ct)
@@ -415,17 +303,17 @@ func TestLaravel(t *testing.T) {
 		if !strings.Contains(string(r.body), "Not Found") {
 			t.Errorf("404 page lacks \"Not Found\": %.300s", r.body)
 		}
-		r = s.do(nil, "GET", "/no/such/route", nil, "Accept", "application/json")
+		r = s.send(nil, "GET", "/no/such/route", nil, "Accept", "application/json")
 		lvWant(t, "status (JSON)", r.status, 404)
 		if _, ok := r.json(t)["message"]; !ok {
 			t.Errorf("JSON 404 lacks a message: %s", r.body)
 		}
-		lvWant(t, "POST /session", s.do(nil, "POST", "/session", nil).status, 405)
+		lvWant(t, "POST /session", s.send(nil, "POST", "/session", nil).status, 405)
 	})
 
 	t.Run("LogIsClean", func(t *testing.T) {
 		for _, bad := range []string{"PHP Fatal", "PHP Warning", "PHP Notice", "Deprecated", "Uncaught", "level=ERROR", "level=WARN"} {
-			if strings.Contains(s.log.String(), bad) {
+			if strings.Contains(s.logs.String(), bad) {
 				t.Errorf("askrd log contains %q", bad)
 			}
 		}
