@@ -50,8 +50,12 @@ type Frame struct {
 	Payload []byte
 }
 
-// ErrProtocol marks malformed input from a worker.
+// ErrProtocol marks malformed frames from a worker: the channel cannot be trusted any more.
 var ErrProtocol = errors.New("channel protocol error")
+
+// ErrBadHeader marks a well-framed Head whose status or header lines the app got wrong (e.g.
+// header('Bad Name: x')); the channel itself is fine.
+var ErrBadHeader = errors.New("invalid response header from PHP")
 
 // Reader decodes frames from a worker.
 type Reader struct {
@@ -128,15 +132,16 @@ func ParseHello(p []byte) (Hello, error) {
 // Header is one response header line as PHP's headers_list() gives it.
 type Header struct{ Name, Value string }
 
-// ParseHead decodes a Head payload into the status and the header lines. A line without a colon, or
-// a name that is not a valid HTTP token, is a protocol error.
+// ParseHead decodes a Head payload into the status and the header lines. A short payload is a
+// protocol error; a status outside 200–999 (1xx cannot end a response), a line without a colon,
+// a name that is not an HTTP token or a control character in a value is ErrBadHeader.
 func ParseHead(p []byte) (int, []Header, error) {
 	if len(p) < 2 {
 		return 0, nil, fmt.Errorf("%w: head of %d bytes", ErrProtocol, len(p))
 	}
 	status := int(binary.BigEndian.Uint16(p))
-	if status < 100 || status > 999 {
-		return 0, nil, fmt.Errorf("%w: status %d", ErrProtocol, status)
+	if status < 200 || status > 999 {
+		return 0, nil, fmt.Errorf("%w: status %d", ErrBadHeader, status)
 	}
 	var hs []Header
 	rest := p[2:]
@@ -149,7 +154,7 @@ func ParseHead(p []byte) (int, []Header, error) {
 		}
 		i := indexByte(line, ':')
 		if i <= 0 || !isToken(line[:i]) {
-			return 0, nil, fmt.Errorf("%w: bad header line %q", ErrProtocol, truncate(line))
+			return 0, nil, fmt.Errorf("%w: bad header line %q", ErrBadHeader, truncate(line))
 		}
 		v := line[i+1:]
 		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
@@ -157,7 +162,7 @@ func ParseHead(p []byte) (int, []Header, error) {
 		}
 		for _, c := range v {
 			if c == '\r' || c == 0 {
-				return 0, nil, fmt.Errorf("%w: control character in header %q", ErrProtocol, truncate(line[:i]))
+				return 0, nil, fmt.Errorf("%w: control character in header %q", ErrBadHeader, truncate(line[:i]))
 			}
 		}
 		hs = append(hs, Header{Name: string(line[:i]), Value: string(v)})

@@ -174,7 +174,7 @@ func TestParseHead(t *testing.T) {
 		{"colon in value", head(200, "Link: <http://x/>; rel=a"), 200, []Header{{"Link", "<http://x/>; rel=a"}}},
 		{"trailing space kept", head(200, "X-A: 1 "), 200, []Header{{"X-A", "1 "}}},
 		{"utf-8 value", head(200, "X-Name: Grüße"), 200, []Header{{"X-Name", "Grüße"}}},
-		{"status 100", head(100, ""), 100, nil},
+		{"status 200", head(200, ""), 200, nil},
 		{"status 999", head(999, ""), 999, nil},
 	}
 	for _, tt := range tests {
@@ -198,6 +198,8 @@ func TestParseHeadBad(t *testing.T) {
 		{"one byte", []byte{1}, "head of 1 bytes"},
 		{"status 0", head(0, ""), "status 0"},
 		{"status 99", head(99, ""), "status 99"},
+		{"status 100 (1xx cannot end a response)", head(100, ""), "status 100"},
+		{"status 199", head(199, ""), "status 199"},
 		{"status 1000", head(1000, ""), "status 1000"},
 		{"status 65535", head(65535, ""), "status 65535"},
 		{"no colon", head(200, "Content-Type text/html"), "bad header line"},
@@ -215,8 +217,13 @@ func TestParseHeadBad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		status, hs, err := ParseHead(tt.in)
-		if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tt.msg) {
-			t.Errorf("ParseHead(%q) = %d, %q, %v; want ErrProtocol with %q", tt.in, status, hs, err, tt.msg)
+		// A short payload breaks the framing; everything else is the app's header mistake.
+		want := ErrBadHeader
+		if len(tt.in) < 2 {
+			want = ErrProtocol
+		}
+		if !errors.Is(err, want) || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("ParseHead(%q) = %d, %q, %v; want %v with %q", tt.in, status, hs, err, want, tt.msg)
 		}
 	}
 }
@@ -224,8 +231,8 @@ func TestParseHeadBad(t *testing.T) {
 func TestParseHeadTruncatesLongLines(t *testing.T) {
 	in := append(binary.BigEndian.AppendUint16(nil, 200), strings.Repeat("x", 10000)...)
 	_, _, err := ParseHead(in)
-	if !errors.Is(err, ErrProtocol) || len(err.Error()) > 200 {
-		t.Errorf("ParseHead(200, 10000 x) error = %.300v (%d bytes); want a short ErrProtocol", err, len(err.Error()))
+	if !errors.Is(err, ErrBadHeader) || len(err.Error()) > 200 {
+		t.Errorf("ParseHead(200, 10000 x) error = %.300v (%d bytes); want a short ErrBadHeader", err, len(err.Error()))
 	}
 }
 
@@ -450,12 +457,12 @@ func FuzzReadFrame(f *testing.F) {
 				t.Fatalf("ReadFrame() #%d payload of %d bytes exceeds MaxPayload", i, len(fr.Payload))
 			}
 			if status, hs, err := ParseHead(fr.Payload); err != nil {
-				if !errors.Is(err, ErrProtocol) {
-					t.Fatalf("ParseHead(%q) error = %v; want ErrProtocol", fr.Payload, err)
+				if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrBadHeader) {
+					t.Fatalf("ParseHead(%q) error = %v; want ErrProtocol or ErrBadHeader", fr.Payload, err)
 				}
 			} else {
-				if status < 100 || status > 999 {
-					t.Fatalf("ParseHead(%q) status = %d; want 100..999", fr.Payload, status)
+				if status < 200 || status > 999 {
+					t.Fatalf("ParseHead(%q) status = %d; want 200..999", fr.Payload, status)
 				}
 				for _, h := range hs {
 					if h.Name == "" || strings.ContainsAny(h.Name, ": \r\n") || strings.ContainsAny(h.Value, "\r\n\x00") {

@@ -289,7 +289,7 @@ func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, i
 	}, starter{launcher})
 	h, err := httpfront.New(httpfront.Options{
 		Root: s.Root, Front: s.Front, MaxBodySize: int64(s.MaxBodySize), BodyBufferSize: int64(s.BodyBufferSize),
-		HTTPS: s.HTTPS || c.TLS.Cert != "", Software: "askr/" + version.Version, Logger: log.With("component", "http"),
+		HTTPS: s.HTTPS || c.TLS.Cert != "", ClientTimeout: s.ClientTimeout.D(), Software: "askr/" + version.Version, Logger: log.With("component", "http"),
 	}, p)
 	if err != nil {
 		return err

@@ -125,7 +125,7 @@ func TestMainConfigCheckBad(t *testing.T) {
 		{"testdata/bad-unknown-key.toml", []string{"testdata/bad-unknown-key.toml:3: server.max_request: unknown key"}},
 		{"testdata/bad-syntax.toml", []string{"testdata/bad-syntax.toml:2: "}},
 		{"testdata/bad-size.toml", []string{"testdata/bad-size.toml:3: server.max_body_size: ", `"8Q"`}},
-		{"testdata/bad-workers.toml", []string{"testdata/bad-workers.toml: server.workers: must be at least 1"}},
+		{"testdata/bad-workers.toml", []string{"testdata/bad-workers.toml: server.workers: must be from 1 to 1024"}},
 		{"testdata/bad-cow.toml", []string{"testdata/bad-cow.toml: worker.cow: ", "not implemented"}},
 		{"testdata/bad-no-script.toml", []string{"testdata/bad-no-script.toml: worker.script: "}},
 		{missing, []string{missing + ": ", "no such file"}},
@@ -169,7 +169,7 @@ func TestMainServeConfigErrors(t *testing.T) {
 		args []string
 		want []string // substrings of stderr
 	}{
-		{[]string{"serve", "--workers", "0", "--worker-script", script}, []string{"server.workers", "at least 1"}},
+		{[]string{"serve", "--workers", "0", "--worker-script", script}, []string{"server.workers", "from 1 to 1024"}},
 		{[]string{"serve", "--workers", "-1", "--worker-script", script}, []string{"server.workers"}},
 		{[]string{"serve", "--workers", "many", "--worker-script", script}, []string{"--workers: ", `"many"`}},
 		{[]string{"serve", "--cow", "--worker-script", script}, []string{"worker.cow", "not implemented"}},

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -61,6 +62,10 @@ type Server struct {
 	HeaderReadTimeout Duration `toml:"header_read_timeout"`
 	// IdleTimeout closes a keep-alive connection that sends no new request for this long. Default: 60.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// ClientTimeout bounds how long a client may stall while sending its request body or reading the
+	// response, between two successful reads or writes (nginx's client_body_timeout and
+	// send_timeout). 0 disables it. Default: 60.
+	ClientTimeout Duration `toml:"client_timeout"`
 	// RequestTimeout bounds the time a worker may spend on one request; past it the worker is killed
 	// and replaced and the client gets 504. 0 disables the limit. Default: 60.
 	RequestTimeout Duration `toml:"request_timeout"`
@@ -115,6 +120,7 @@ func Defaults() Config {
 			MaxHeaderSize:     64 << 10,
 			HeaderReadTimeout: Duration(15 * time.Second),
 			IdleTimeout:       Duration(60 * time.Second),
+			ClientTimeout:     Duration(60 * time.Second),
 			RequestTimeout:    Duration(60 * time.Second),
 			QueueSize:         1024,
 			QueueTimeout:      Duration(30 * time.Second),
@@ -256,8 +262,11 @@ func (c *Config) Validate() error {
 	if s.Front == "" || strings.Contains(s.Front, "..") {
 		return bad("server.front", "%q is not a file name under the root", s.Front)
 	}
-	if !s.Workers.Auto && s.Workers.N < 1 {
-		return bad("server.workers", "must be at least 1 or \"auto\", got %d", s.Workers.N)
+	if !s.Workers.Auto && (s.Workers.N < 1 || s.Workers.N > MaxWorkers) {
+		return bad("server.workers", "must be from 1 to %d, or \"auto\"; got %d", MaxWorkers, s.Workers.N)
+	}
+	if err := checkListen(s.Listen); err != nil {
+		return bad("server.listen", "%v", err)
 	}
 	if s.MaxRequests < 0 {
 		return bad("server.max_requests", "must not be negative")
@@ -273,6 +282,7 @@ func (c *Config) Validate() error {
 	}
 	for key, d := range map[string]Duration{
 		"server.header_read_timeout": s.HeaderReadTimeout, "server.idle_timeout": s.IdleTimeout,
+		"server.client_timeout":  s.ClientTimeout,
 		"server.request_timeout": s.RequestTimeout, "server.queue_timeout": s.QueueTimeout,
 		"server.shutdown_timeout": s.ShutdownTimeout, "worker.boot_timeout": w.BootTimeout,
 	} {
@@ -321,6 +331,24 @@ func (c *Config) Validate() error {
 	}
 	if _, err := w.INIArgs(); err != nil {
 		return bad("worker.ini", "%v", err)
+	}
+	return nil
+}
+
+// MaxWorkers bounds the worker count: each worker is a process with its own PHP heap.
+const MaxWorkers = 1024
+
+// checkListen accepts "host:port" with a numeric port, or a port alone.
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. \"127.0.0.1:8000\" or \"[::]:80\")", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host != "" && net.ParseIP(host) == nil && strings.ContainsAny(host, " /\\") {
+		return fmt.Errorf("%q: %q is not a host name or IP address", addr, host)
 	}
 	return nil
 }
@@ -484,8 +512,8 @@ func (c *Config) Dump() string {
 		q(s.Listen), q(s.Root), q(s.Front), q(s.Workers.String()), s.WorkerCount())
 	fmt.Fprintf(&b, "max_requests = %d\nmax_body_size = %s\nbody_buffer_size = %s\nmax_header_size = %s\n",
 		s.MaxRequests, q(s.MaxBodySize.String()), q(s.BodyBufferSize.String()), q(s.MaxHeaderSize.String()))
-	fmt.Fprintf(&b, "header_read_timeout = %s\nidle_timeout = %s\nrequest_timeout = %s\n",
-		q(s.HeaderReadTimeout.String()), q(s.IdleTimeout.String()), q(s.RequestTimeout.String()))
+	fmt.Fprintf(&b, "header_read_timeout = %s\nidle_timeout = %s\nclient_timeout = %s\nrequest_timeout = %s\n",
+		q(s.HeaderReadTimeout.String()), q(s.IdleTimeout.String()), q(s.ClientTimeout.String()), q(s.RequestTimeout.String()))
 	fmt.Fprintf(&b, "queue_size = %d\nqueue_timeout = %s\nshutdown_timeout = %s\nhttps = %t\n",
 		s.QueueSize, q(s.QueueTimeout.String()), q(s.ShutdownTimeout.String()), s.HTTPS)
 	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nboot_timeout = %s\n",

@@ -286,8 +286,11 @@ func TestValidate(t *testing.T) {
 		msg  string
 	}{
 		{name: "minimal good", src: base},
-		{name: "workers 0", src: base + "[server]\nworkers = 0\n", key: "server.workers", msg: "at least 1"},
-		{name: "workers \"0\"", src: "[server]\nworkers = \"0\"\nroot = \"$DIR/app/public\"\n[worker]\nscript = \"$DIR/app/worker.php\"\n", key: "server.workers", msg: "at least 1"},
+		{name: "workers 0", src: base + "[server]\nworkers = 0\n", key: "server.workers", msg: "from 1 to 1024"},
+		{name: "workers 100000", src: base + "[server]\nworkers = 100000\n", key: "server.workers", msg: "from 1 to 1024"},
+		{name: "listen without port", src: base + "[server]\nlisten = \"localhost\"\n", key: "server.listen", msg: "not host:port"},
+		{name: "listen port out of range", src: base + "[server]\nlisten = \"127.0.0.1:99999\"\n", key: "server.listen", msg: "port"},
+		{name: "workers \"0\"", src: "[server]\nworkers = \"0\"\nroot = \"$DIR/app/public\"\n[worker]\nscript = \"$DIR/app/worker.php\"\n", key: "server.workers", msg: "from 1 to 1024"},
 		{name: "workers -1", src: "[server]\nworkers = -1\nroot = \"$DIR/app/public\"\n[worker]\nscript = \"$DIR/app/worker.php\"\n", key: "server.workers", msg: "got -1"},
 		{name: "missing worker script", src: "[server]\nroot = \"$DIR/app/public\"\n", key: "worker.script", msg: "no worker script"},
 		{name: "worker script does not exist", src: "[server]\nroot = \"$DIR/app/public\"\n[worker]\nscript = \"$DIR/app/nope.php\"\n", key: "worker.script", msg: "nope.php is not a readable file"},

@@ -36,9 +36,10 @@ type Options struct {
 	Front          string // front controller, relative to Root
 	MaxBodySize    int64
 	BodyBufferSize int64
-	SpoolDir       string // "" = os.TempDir()
-	HTTPS          bool   // tell PHP HTTPS=on even on plain HTTP
-	Software       string // SERVER_SOFTWARE
+	SpoolDir       string        // "" = os.TempDir()
+	HTTPS          bool          // tell PHP HTTPS=on even on plain HTTP
+	ClientTimeout  time.Duration // bound on each read of a body and each write of a response (0: none)
+	Software       string        // SERVER_SOFTWARE
 	Logger         *slog.Logger
 }
 
@@ -77,7 +78,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Dotfiles (but .well-known), PHP sources and anything outside the root never are.
 func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) bool {
 	p := r.URL.Path
-	if p == "" || p[0] != '/' || strings.ContainsRune(p, 0) {
+	if p == "" || p[0] != '/' || p[len(p)-1] == '/' || strings.ContainsRune(p, 0) {
 		return false
 	}
 	rel := strings.TrimPrefix(path.Clean(p), "/")
@@ -111,63 +112,146 @@ func servable(rel string) bool {
 	return true
 }
 
-// responder passes a worker's answer to the client.
+// bufferSize is how much of a response askrd takes from a worker before it writes to the client:
+// a response that fits frees its worker at once, however slowly the client reads.
+const bufferSize = 1 << 20
+
+// responder takes a worker's answer and passes it to the client.
 type responder struct {
 	w       http.ResponseWriter
-	started bool
+	rc      *http.ResponseController
+	timeout time.Duration // bound on each write to the client
+	status  int
+	headers []channel.Header
+	buf     []byte
+	spilled bool // the client has received the head: the status can no longer change
 }
 
 func (rs *responder) Head(status int, headers []channel.Header) error {
-	hdr := rs.w.Header()
-	for _, kv := range headers {
-		hdr.Add(kv.Name, kv.Value)
-	}
-	rs.started = true
-	rs.w.WriteHeader(status)
+	rs.status, rs.headers = status, headers
 	return nil
 }
 
 func (rs *responder) Body(b []byte) error {
-	_, err := rs.w.Write(b)
+	if !rs.spilled && len(rs.buf)+len(b) <= bufferSize {
+		rs.buf = append(rs.buf, b...)
+		return nil
+	}
+	if !rs.spilled {
+		if err := rs.flush(); err != nil {
+			return err
+		}
+	}
+	return rs.write(b)
+}
+
+// flush sends the head and what is buffered.
+func (rs *responder) flush() error {
+	status := rs.status
+	hdr := rs.w.Header()
+	for _, kv := range rs.headers {
+		// As under php-fpm + nginx, header('Status: 404 Not Found') sets the status.
+		if strings.EqualFold(kv.Name, "Status") {
+			if code, err := strconv.Atoi(strings.SplitN(kv.Value, " ", 2)[0]); err == nil && code >= 200 && code <= 999 {
+				status = code
+			}
+			continue
+		}
+		hdr.Add(kv.Name, kv.Value)
+	}
+	rs.spilled = true
+	rs.w.WriteHeader(status)
+	err := rs.write(rs.buf)
+	rs.buf = nil
 	return err
 }
+
+func (rs *responder) write(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if rs.timeout > 0 {
+		rs.rc.SetWriteDeadline(time.Now().Add(rs.timeout))
+	}
+	_, err := rs.w.Write(b)
+	// A body on a 204/304 or HEAD, or beyond PHP's own Content-Length, is dropped as nginx does.
+	if errors.Is(err, http.ErrBodyNotAllowed) || errors.Is(err, http.ErrContentLength) {
+		return nil
+	}
+	return err
+}
+
+// deadlineReader bounds each read of a request body, as nginx's client_body_timeout does.
+type deadlineReader struct {
+	r       io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	d.rc.SetReadDeadline(time.Now().Add(d.timeout))
+	return d.r.Read(p)
+}
+
+func (d deadlineReader) Close() error { return d.r.Close() }
 
 func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > h.opt.MaxBodySize {
 		h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
+	rc := http.NewResponseController(w)
 	r.Body = http.MaxBytesReader(w, r.Body, h.opt.MaxBodySize)
+	if h.opt.ClientTimeout > 0 {
+		r.Body = deadlineReader{r.Body, rc, h.opt.ClientTimeout}
+	}
 	req, err := h.readBody(r)
 	defer req.cleanup(h.log)
 	if err != nil {
+		// Whatever the body still holds is not read: the connection ends with the answer.
+		w.Header().Set("Connection", "close")
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
 			h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
 		case errors.Is(err, errBadRequest):
 			h.fail(w, http.StatusBadRequest, err.Error())
+		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, os.ErrDeadlineExceeded):
+			h.log.Debug("client stopped sending its body", "err", err, "uri", r.RequestURI)
+			h.fail(w, http.StatusBadRequest, "incomplete request body")
 		default:
-			h.log.Warn("reading request body", "err", err, "uri", r.RequestURI)
-			h.fail(w, http.StatusBadRequest, "could not read the request body")
+			h.log.Error("reading request body", "err", err, "uri", r.RequestURI)
+			h.fail(w, http.StatusInternalServerError, "could not store the request body")
 		}
 		return
 	}
+	if h.opt.ClientTimeout > 0 {
+		rc.SetReadDeadline(time.Time{})
+	}
 	payload := h.encode(r, req)
-	rs := &responder{w: w}
+	rs := &responder{w: w, rc: rc, timeout: h.opt.ClientTimeout}
 	err = h.backend.Serve(r.Context(), payload, rs)
 	if err == nil {
+		if !rs.spilled {
+			err = rs.flush()
+		}
+		if err != nil {
+			h.log.Debug("client did not take the response", "err", err, "uri", r.RequestURI)
+		}
 		return
 	}
-	if rs.started {
+	if rs.spilled {
 		// Part of the response is out; cut the connection so the client cannot take it for whole.
 		h.log.Warn("response cut short", "err", err, "uri", r.RequestURI)
 		panic(http.ErrAbortHandler)
 	}
 	switch {
 	case errors.Is(err, pool.ErrTimeout):
-		h.log.Error("request timed out", "uri", r.RequestURI)
+		h.log.Error("request timed out; worker killed", "uri", r.RequestURI)
 		h.fail(w, http.StatusGatewayTimeout, "the application took too long")
+	case errors.Is(err, pool.ErrBadResponse):
+		h.log.Error("PHP sent an invalid response", "err", err, "uri", r.RequestURI)
+		h.fail(w, http.StatusBadGateway, "the application sent an invalid response")
 	case errors.Is(err, pool.ErrWorkerDied):
 		h.log.Error("worker failed", "err", err, "uri", r.RequestURI)
 		h.fail(w, http.StatusBadGateway, "the application failed")
@@ -202,9 +286,9 @@ type body struct {
 }
 
 type upload struct {
-	field, name, typ, tmp string
-	size                  int64
-	err                   int
+	field, name, typ, tmp, fullPath string
+	size                            int64
+	err                             int
 }
 
 func (b *body) cleanup(log *slog.Logger) {
@@ -278,7 +362,10 @@ func (h *Handler) readMultipart(r *http.Request, b *body) error {
 			}
 			return fmt.Errorf("%w: malformed multipart body: %v", errBadRequest, err)
 		}
-		_, params, _ := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+		_, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+		if err != nil {
+			return fmt.Errorf("%w: multipart part with a malformed Content-Disposition: %v", errBadRequest, err)
+		}
 		name := params["name"]
 		if name == "" {
 			part.Close()
@@ -293,7 +380,7 @@ func (h *Handler) readMultipart(r *http.Request, b *body) error {
 			b.fields = append(b.fields, [2]string{name, string(v)})
 			continue
 		}
-		up := upload{field: name, name: path.Base(strings.ReplaceAll(filename, `\`, "/"))}
+		up := upload{field: name, name: path.Base(strings.ReplaceAll(filename, `\`, "/")), fullPath: filename}
 		if filename == "" {
 			up.name, up.err = "", 4 // UPLOAD_ERR_NO_FILE
 			part.Close()
@@ -429,7 +516,7 @@ func (h *Handler) encode(r *http.Request, b *body) []byte {
 	s.Array(len(b.files))
 	for i, f := range b.files {
 		s.Int(int64(i))
-		s.Array(6)
+		s.Array(7)
 		for j, v := range []string{f.field, f.name, f.typ, f.tmp} {
 			s.Int(int64(j))
 			s.String(v)
@@ -438,6 +525,8 @@ func (h *Handler) encode(r *http.Request, b *body) []byte {
 		s.Int(f.size)
 		s.Int(5)
 		s.Int(int64(f.err))
+		s.Int(6)
+		s.String(f.fullPath)
 		s.Close()
 	}
 	s.Close()

@@ -68,7 +68,7 @@ func TestStaticFiles(t *testing.T) {
 
 	// Never served as files: they go to PHP (the front controller), which answers "worker ok".
 	for _, p := range []string{"/index.php", "/secret.php", "/SECRET.PHP", "/.env", "/.git/config", "/sub/../.env",
-		"/link.txt", "/../outside.txt", "/%2e%2e/outside.txt", "/sub/%2e%2e/%2e%2e/outside.txt", "/secret.php/", "/sub/"} {
+		"/link.txt", "/../outside.txt", "/%2e%2e/outside.txt", "/sub/%2e%2e/%2e%2e/outside.txt", "/secret.php/", "/sub/", "/style.css/"} {
 		req, _ := http.NewRequest("GET", s.URL, nil)
 		req.URL = &url.URL{Scheme: "http", Host: s.Addr, Opaque: p}
 		resp, err := client.Do(req)

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
@@ -10,8 +11,10 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -710,6 +713,113 @@ func TestChunkedBody(t *testing.T) {
 		}
 		if len(d.Input) != n || d.Server["CONTENT_LENGTH"] != strconv.Itoa(n) {
 			t.Errorf("chunked body of %d bytes: php://input has %d, CONTENT_LENGTH %v", n, len(d.Input), d.Server["CONTENT_LENGTH"])
+		}
+	}
+}
+
+// What PHP gets wrong in its response is answered as nginx + php-fpm would, and never costs the worker.
+func TestOddResponsesKeepTheWorker(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}})
+	pid := pidOf(t, s)
+	for _, tc := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/code?c=204", 204, ""},
+		{"/code?c=304", 304, ""},
+		{"/hdr?h=" + url.QueryEscape("Status: 404 Not Found"), 404, "hdr"},
+		{"/code?c=103", 502, ""},
+		{"/hdr?h=" + url.QueryEscape("Bad Name: v"), 502, ""},
+		{"/hdr?h=NoColon", 502, ""},
+	} {
+		r := s.get(tc.path)
+		if r.status != tc.status || (tc.status != 502 && r.body != tc.body) {
+			t.Errorf("GET %s = %d %q; want %d %q", tc.path, r.status, r.body, tc.status, tc.body)
+		}
+		if r.header.Get("Status") != "" {
+			t.Errorf("GET %s passed a Status header to the client", tc.path)
+		}
+	}
+	if p := pidOf(t, s); p != pid {
+		t.Errorf("worker replaced (%d → %d) after responses the app got wrong", pid, p)
+	}
+	if r := s.do("HEAD", "/big?n=100", nil); r.status != 200 || r.body != "" {
+		t.Errorf("HEAD to PHP = %d %q", r.status, r.body)
+	}
+}
+
+// Large responses stream out of PHP in pieces: a 30 MB body fits in memory_limit = 128M.
+func TestLargeResponseStreams(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1", "--ini", "memory_limit = 128M"}})
+	const n = 30_000_000
+	r := s.get(fmt.Sprintf("/big?n=%d", n))
+	if r.status != 200 || len(r.body) != n || strings.Trim(r.body, "x") != "" {
+		t.Errorf("/big?n=%d = %d with %d bytes", n, r.status, len(r.body))
+	}
+}
+
+// A client that does not read its response does not hold the worker; one that stops sending its
+// body is cut off after client_timeout.
+func TestSlowClients(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}, config: "[server]\nclient_timeout = 1\n"})
+	stalled, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	fmt.Fprintf(stalled, "GET /big?n=900000 HTTP/1.1\r\nHost: x\r\n\r\n") // never read
+	if !poll(10*time.Second, func() bool { return s.get("/pid").status == 200 }) {
+		t.Errorf("the only worker stayed busy with a client that does not read")
+	}
+
+	partial, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer partial.Close()
+	fmt.Fprintf(partial, "POST /dump HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+	partial.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(partial).ReadString('\n')
+	if err != nil || !strings.Contains(line, "400") {
+		t.Errorf("client that stopped sending its body got %q, %v; want 400 within client_timeout", line, err)
+	}
+}
+
+func TestMalformedMultipart(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}})
+	body := "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"; filename=\"b\r\n\r\nx\r\n--B--\r\n"
+	if r := s.do("POST", "/dump", strings.NewReader(body), "Content-Type", "multipart/form-data; boundary=B"); r.status != 400 {
+		t.Errorf("multipart with a malformed Content-Disposition = %d; want 400", r.status)
+	}
+	truncated := "--B\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nx"
+	if r := s.do("POST", "/dump", strings.NewReader(truncated), "Content-Type", "multipart/form-data; boundary=B"); r.status != 400 {
+		t.Errorf("truncated multipart = %d; want 400", r.status)
+	}
+}
+
+// A line PHP repeats in a loop is logged a few times and then counted, not flooded; PHP's fatal
+// errors are logged at level ERROR.
+func TestRepeatedLogLines(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}})
+	if r := s.get("/noticeloop"); r.body != "looped" {
+		t.Fatalf("/noticeloop = %d %q", r.status, r.body)
+	}
+	s.waitLog("a different line", 5*time.Second)
+	if n := strings.Count(s.logs.String(), "the same line again"); n > 4 {
+		t.Errorf("a repeated line was logged %d times; want at most 4", n)
+	}
+	if !regexp.MustCompile(`msg="previous line repeated".* times=996`).MatchString(s.logs.String()) {
+		t.Errorf("no summary of the repeats in the log")
+	}
+	s.get("/fatal")
+	s.waitLog("Allowed memory size", 5*time.Second)
+	for _, l := range strings.Split(s.logs.String(), "\n") {
+		if strings.Contains(l, "PHP Fatal error") && !strings.Contains(l, "level=ERROR") {
+			t.Errorf("fatal error not logged at ERROR: %s", l)
+		}
+		if strings.Contains(l, "runtime.php") {
+			t.Errorf("the runtime itself caused a log line: %s", l)
 		}
 	}
 }

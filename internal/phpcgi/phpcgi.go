@@ -6,6 +6,7 @@ package phpcgi
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -158,10 +159,28 @@ func (p *Process) pump(r io.ReadCloser, log *slog.Logger) {
 	defer p.logs.Done()
 	defer r.Close()
 	br := bufio.NewReaderSize(r, 16<<10)
+	// A line repeated over and over (a notice in a loop) is logged a few times, then counted.
+	var last string
+	repeats := 0
+	summarize := func() {
+		if repeats > maxRepeats {
+			log.Warn("previous line repeated", "times", repeats-maxRepeats)
+		}
+		repeats = 0
+	}
+	defer summarize()
 	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			p.logLine(strings.TrimRight(string(line), "\r\n"), log)
+		b, err := br.ReadSlice('\n')
+		if line := strings.TrimRight(string(b), "\r\n"); line != "" {
+			if line == last {
+				repeats++
+			} else {
+				summarize()
+				last = line
+			}
+			if repeats <= maxRepeats {
+				p.logLine(line, log)
+			}
 		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return
@@ -169,17 +188,34 @@ func (p *Process) pump(r io.ReadCloser, log *slog.Logger) {
 	}
 }
 
+// maxRepeats is how often one line is logged in a row before the rest are only counted.
+const maxRepeats = 3
+
 func (p *Process) logLine(line string, log *slog.Logger) {
-	if line == "" {
-		return
-	}
-	log.Info(line)
+	log.Log(context.Background(), levelOf(line), line)
 	p.tailMu.Lock()
 	if len(p.tail) == 20 {
 		p.tail = p.tail[1:]
 	}
 	p.tail = append(p.tail, line)
 	p.tailMu.Unlock()
+}
+
+// levelOf ranks a line from PHP by the error level PHP gave it.
+func levelOf(line string) slog.Level {
+	for _, l := range []struct {
+		prefix string
+		level  slog.Level
+	}{
+		{"PHP Fatal error", slog.LevelError}, {"PHP Parse error", slog.LevelError},
+		{"askr: PHP Fatal error", slog.LevelError}, {"PHP Warning", slog.LevelWarn},
+		{"PHP Notice", slog.LevelWarn}, {"PHP Deprecated", slog.LevelWarn},
+	} {
+		if strings.HasPrefix(line, l.prefix) {
+			return l.level
+		}
+	}
+	return slog.LevelInfo
 }
 
 // workerEnv passes askrd's environment on without what belongs to askrd alone (systemd's sockets,

@@ -5,9 +5,13 @@ package phpruntime
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 //go:embed runtime.php
@@ -17,9 +21,14 @@ var source []byte
 func Source() []byte { return source }
 
 // Install writes the runtime into a new private directory under dir ("" = the system temp dir) and
-// returns the file's path and a function that removes it again.
+// returns the file's path and a function that removes it again. Directories left by an askrd that
+// was killed before it could remove its own are removed.
 func Install(dir string) (string, func(), error) {
-	d, err := os.MkdirTemp(dir, "askr-runtime-")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	removeStale(dir)
+	d, err := os.MkdirTemp(dir, fmt.Sprintf("askr-runtime-%d-", os.Getpid()))
 	if err != nil {
 		return "", nil, fmt.Errorf("install PHP runtime: %w", err)
 	}
@@ -33,4 +42,23 @@ func Install(dir string) (string, func(), error) {
 		return "", nil, fmt.Errorf("install PHP runtime: %w", err)
 	}
 	return p, func() { os.RemoveAll(d) }, nil
+}
+
+// removeStale removes askr-runtime-PID-* directories whose askrd is gone.
+func removeStale(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), "askr-runtime-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }

@@ -23,6 +23,8 @@ final class Runtime
     private const FLAG_EXIT = 1;
     private const MAX_PAYLOAD = 16777216; // channel.MaxPayload
     private const MAX_DEFERRED = 256;
+    /** Output beyond this much goes out while the request still runs, so PHP never holds all of a large response. */
+    private const STREAM_AT = 1048576;
     private const FATAL = E_ERROR | E_PARSE | E_CORE_ERROR | E_COMPILE_ERROR | E_USER_ERROR | E_RECOVERABLE_ERROR;
 
     /** @var resource|null the worker channel */
@@ -33,6 +35,8 @@ final class Runtime
     private static array $env = [];
     private static int $obLevel = 0;
     private static string $pending = '';
+    /** Whether this request's Head frame has gone out (its output outgrew STREAM_AT). */
+    private static bool $headSent = false;
     /** @var list<callable> */
     private static array $deferred = [];
     private static int $timeLimit = 0;
@@ -72,7 +76,7 @@ final class Runtime
         // Capture all output from here on. Output that reached the SAPI would make php-cgi send its
         // headers and headers_sent() true for the rest of the process. The handler is not removable,
         // so frameworks that close "all" output buffers (Symfony) leave it in place.
-        ob_start([self::class, 'capture'], 0, PHP_OUTPUT_HANDLER_CLEANABLE | PHP_OUTPUT_HANDLER_FLUSHABLE);
+        ob_start([self::class, 'capture'], self::STREAM_AT, PHP_OUTPUT_HANDLER_CLEANABLE | PHP_OUTPUT_HANDLER_FLUSHABLE);
         self::$obLevel = ob_get_level();
         // php://input must return the request body, and php://stdin must never reach the channel.
         stream_wrapper_unregister('php');
@@ -80,11 +84,24 @@ final class Runtime
         register_shutdown_function([self::class, 'onShutdown']);
     }
 
-    /** Output handler: keeps what is flushed through it, sends nothing to the SAPI. */
+    /**
+     * Output handler: keeps what is flushed through it and sends nothing to the SAPI. Once a
+     * request's output reaches STREAM_AT, the headers as they are then and the output go to askrd;
+     * later header() calls no longer reach the client, as under php-fpm once output has gone out.
+     */
     public static function capture(string $buffer, int $phase): string
     {
-        if (($phase & PHP_OUTPUT_HANDLER_CLEAN) === 0) {
-            self::$pending .= $buffer;
+        if (($phase & PHP_OUTPUT_HANDLER_CLEAN) !== 0) {
+            return '';
+        }
+        self::$pending .= $buffer;
+        if (self::$inRequest && strlen(self::$pending) >= self::STREAM_AT) {
+            if (!self::$headSent) {
+                self::write(self::head(false));
+            }
+            $out = self::$pending;
+            self::$pending = '';
+            self::sendBody($out);
         }
         return '';
     }
@@ -177,9 +194,9 @@ final class Runtime
                     $post[$name] = $value;
                 }
                 parse_str(implode('&', $pairs), $_POST);
-                foreach ($r['files'] as [$field, $name, $type, $tmp, $size, $error]) {
+                foreach ($r['files'] as [$field, $name, $type, $tmp, $size, $error, $fullPath]) {
                     $files[] = ['field' => $field, 'name' => $name, 'type' => $type,
-                        'tmp_name' => $tmp, 'size' => $size, 'error' => $error];
+                        'tmp_name' => $tmp, 'size' => $size, 'error' => $error, 'full_path' => $fullPath];
                 }
                 $_FILES = self::filesGlobal($files);
             }
@@ -271,7 +288,7 @@ final class Runtime
                 $field = substr($field, 0, $p);
             }
             $field = strtr(ltrim($field, ' '), ' .', '__');
-            $values = ['name' => $f['name'], 'full_path' => $f['name'], 'type' => $f['type'],
+            $values = ['name' => $f['name'], 'full_path' => $f['full_path'] ?? $f['name'], 'type' => $f['type'],
                 'tmp_name' => $f['tmp_name'], 'error' => $f['error'], 'size' => $f['size']];
             if ($path === []) {
                 $out[$field] = $values;
@@ -317,19 +334,41 @@ final class Runtime
     {
         while (ob_get_level() > self::$obLevel && @ob_end_flush()) {
         }
-        $out = self::$pending . ob_get_contents();
-        ob_clean();
+        $out = self::$pending;
         self::$pending = '';
+        if (ob_get_level() === self::$obLevel) { // gone only after a fatal error, which discards output
+            $out .= ob_get_contents();
+            ob_clean();
+        }
         return $out;
     }
 
-    /** Sends the response of the current request: Head, Body frames, End. */
+    /** Sends the rest of the current request's response: Head (unless streamed), Body frames, End. */
     private static function finish(bool $exiting, bool $fatal = false): void
     {
         if (session_status() === PHP_SESSION_ACTIVE) {
             session_write_close(); // before the response leaves: the client's next request may read it
         }
         $body = self::takeOutput();
+        $head = self::$headSent ? '' : self::head($fatal);
+        $end = self::frame(self::T_END, $exiting ? self::FLAG_EXIT : 0,
+            pack('JJ', memory_get_usage(), memory_get_peak_usage()));
+        if (strlen($body) <= 65536) {
+            self::write($head . ($body === '' ? '' : self::frame(self::T_BODY, 0, $body)) . $end);
+        } else {
+            self::write($head);
+            self::sendBody($body);
+            self::write($end);
+        }
+        self::$headSent = false;
+        header_remove();
+        http_response_code(200);
+    }
+
+    /** Returns the Head frame for the response as PHP has shaped it so far, and marks it sent. */
+    private static function head(bool $fatal): string
+    {
+        self::$headSent = true;
         $status = $fatal ? 500 : http_response_code();
         if (!is_int($status) || $status < 100 || $status > 999) {
             $status = 200;
@@ -349,15 +388,23 @@ final class Runtime
         if (!$typed) {
             $headers[] = 'Content-Type: ' . self::$defaultType;
         }
-        $out = self::frame(self::T_HEAD, 0, pack('n', $status) . implode("\n", $headers));
-        for ($off = 0, $n = strlen($body); $off < $n; $off += self::MAX_PAYLOAD) {
-            $out .= self::frame(self::T_BODY, 0, $n <= self::MAX_PAYLOAD ? $body : substr($body, $off, self::MAX_PAYLOAD));
+        return self::frame(self::T_HEAD, 0, pack('n', $status) . implode("\n", $headers));
+    }
+
+    /** Sends $body as Body frames without copying it whole. */
+    private static function sendBody(string $body): void
+    {
+        $n = strlen($body);
+        if ($n <= self::MAX_PAYLOAD) {
+            self::write(pack('CCnN', self::PROTOCOL, self::T_BODY, 0, $n));
+            self::write($body);
+            return;
         }
-        $out .= self::frame(self::T_END, $exiting ? self::FLAG_EXIT : 0,
-            pack('JJ', memory_get_usage(), memory_get_peak_usage()));
-        self::write($out);
-        header_remove();
-        http_response_code(200);
+        for ($off = 0; $off < $n; $off += self::MAX_PAYLOAD) {
+            $chunk = substr($body, $off, self::MAX_PAYLOAD);
+            self::write(pack('CCnN', self::PROTOCOL, self::T_BODY, 0, strlen($chunk)));
+            self::write($chunk);
+        }
     }
 
     private static function afterResponse(): void
@@ -403,7 +450,7 @@ final class Runtime
             return;
         }
         $err = error_get_last();
-        self::finish(true, $err !== null && ($err['type'] & self::FATAL) !== 0);
+        self::finish(true, $err !== null && ($err['type'] & self::FATAL) !== 0); // after streaming, the status stands
         self::$inRequest = false;
     }
 
@@ -414,12 +461,18 @@ final class Runtime
 
     private static function write(string $data): void
     {
-        while ($data !== '') {
-            $n = fwrite(self::$ch, $data);
-            if ($n === false || $n === 0) {
-                throw new \RuntimeException('askr: worker channel closed');
-            }
+        if ($data === '') {
+            return;
+        }
+        $n = fwrite(self::$ch, $data);
+        $len = strlen($data);
+        while ($n !== false && $n > 0 && $n < $len) {
             $data = substr($data, $n);
+            $len -= $n;
+            $n = fwrite(self::$ch, $data);
+        }
+        if ($n === false || $n === 0) {
+            throw new \RuntimeException('askr: worker channel closed');
         }
     }
 

@@ -160,3 +160,26 @@ func normalizeAll(v any) any {
 	}
 	return v
 }
+
+func TestInstallRemovesStaleCopies(t *testing.T) {
+	dir := t.TempDir()
+	// A pid that cannot exist (above pid_max) stands for a killed askrd.
+	stale := filepath.Join(dir, "askr-runtime-999999999-123")
+	os.MkdirAll(stale, 0o755)
+	live := filepath.Join(dir, "askr-runtime-1-456") // pid 1 exists
+	os.MkdirAll(live, 0o755)
+	p, remove, err := Install(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale runtime copy of a dead askrd kept: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("runtime copy of a live process removed: %v", err)
+	}
+	remove()
+	if _, err := os.Stat(filepath.Dir(p)); !os.IsNotExist(err) {
+		t.Errorf("remove() left %s", filepath.Dir(p))
+	}
+}

@@ -58,6 +58,7 @@ var (
 	ErrClosed      = errors.New("pool is shutting down")
 	ErrTimeout     = errors.New("request timed out; worker killed")
 	ErrWorkerDied  = errors.New("worker died during the request")
+	ErrBadResponse = errors.New("the application's response is invalid") // the worker is fine
 )
 
 // Response receives a worker's answer.
@@ -98,6 +99,7 @@ type worker struct {
 	served int
 	memory atomic.Uint64
 	dead   atomic.Bool // the process exited
+	ending atomic.Bool // askrd stopped or killed it on purpose: its exit is no news
 	quit   bool        // retired: must not serve again
 	out    []byte      // frame buffer reused for requests
 }
@@ -255,9 +257,9 @@ func (p *Pool) Run(ctx context.Context) error {
 				if !w.quit {
 					w.quit = true
 					live--
-					if !stopping {
-						p.log.Warn("worker exited", "pid", w.pid, "err", w.proc.Err())
-					}
+				}
+				if !stopping && !w.ending.Load() {
+					p.log.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "status", exitStatus(w.proc.Err()))
 				}
 				w.proc.Close()
 				if !stopping {
@@ -281,7 +283,7 @@ func (p *Pool) boot() {
 		proc.Close()
 		switch {
 		case errors.Is(err, io.EOF):
-			err = fmt.Errorf("worker pid %d ended (%v) before it called askr_handle_request()", proc.PID(), proc.Err())
+			err = fmt.Errorf("worker pid %d ended (%s) before it called askr_handle_request()", proc.PID(), exitStatus(proc.Err()))
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			err = fmt.Errorf("worker pid %d did not call askr_handle_request() within boot_timeout (%v); killed", proc.PID(), p.opt.BootTimeout)
 		default:
@@ -305,6 +307,7 @@ func (p *Pool) watch(w *worker) {
 
 // stopWorker asks an idle worker to leave its loop; called by run only for workers no request holds.
 func (p *Pool) stopWorker(w *worker) {
+	w.ending.Store(true)
 	if w.dead.Load() {
 		return
 	}
@@ -413,21 +416,27 @@ func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
 	if p.opt.RequestTimeout > 0 {
 		t := time.AfterFunc(p.opt.RequestTimeout, func() {
 			timedOut.Store(true)
+			w.ending.Store(true)
 			w.proc.Kill()
 		})
 		defer t.Stop()
 	}
 	err = p.exchange(w, payload, resp)
-	if err == nil {
+	if err == nil || errors.Is(err, ErrBadResponse) {
 		p.served.Add(1)
-		return nil
+		return err
 	}
 	var end *exitAfter
 	if errors.As(err, &end) {
+		w.ending.Store(true)
 		p.served.Add(1)
 		p.release(w, false)
+		if end.bad != nil {
+			return fmt.Errorf("%w: %v", ErrBadResponse, end.bad)
+		}
 		return nil
 	}
+	w.ending.Store(true)
 	w.proc.Kill()
 	p.release(w, false)
 	if timedOut.Load() {
@@ -443,7 +452,8 @@ func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
 	return fmt.Errorf("%w: %v", ErrWorkerDied, err)
 }
 
-type exitAfter struct{}
+// exitAfter reports a worker that ends after its response; bad is set if that response was invalid.
+type exitAfter struct{ bad error }
 
 func (*exitAfter) Error() string { return "worker exits after this response" }
 
@@ -461,6 +471,7 @@ func (p *Pool) exchange(w *worker, payload []byte, resp Response) error {
 		w.out = nil
 	}
 	headDone := false
+	var bad error // the app's response is invalid: read on to its End, keep the worker
 	for {
 		f, err := w.rd.ReadFrame()
 		if err != nil {
@@ -474,17 +485,24 @@ func (p *Pool) exchange(w *worker, payload []byte, resp Response) error {
 			if headDone {
 				return fmt.Errorf("%w: second head", channel.ErrProtocol)
 			}
+			headDone = true
 			status, hs, err := channel.ParseHead(f.Payload)
+			if errors.Is(err, channel.ErrBadHeader) {
+				bad = err
+				continue
+			}
 			if err != nil {
 				return err
 			}
-			headDone = true
 			if err := resp.Head(status, hs); err != nil {
 				return &responseError{err}
 			}
 		case channel.TypeBody:
 			if !headDone {
 				return fmt.Errorf("%w: body before head", channel.ErrProtocol)
+			}
+			if bad != nil {
+				continue
 			}
 			if err := resp.Body(f.Payload); err != nil {
 				return &responseError{err}
@@ -500,14 +518,25 @@ func (p *Pool) exchange(w *worker, payload []byte, resp Response) error {
 			w.served++
 			w.memory.Store(e.Memory)
 			if e.Exit {
-				return &exitAfter{}
+				return &exitAfter{bad}
 			}
 			p.release(w, true)
+			if bad != nil {
+				return fmt.Errorf("%w: %v", ErrBadResponse, bad)
+			}
 			return nil
 		default:
 			return fmt.Errorf("%w: unexpected frame type %d from worker", channel.ErrProtocol, f.Type)
 		}
 	}
+}
+
+// exitStatus describes a process's exit for the log.
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // Wait blocks until Run has returned.

@@ -123,6 +123,21 @@ $handler = static function (array $request) use (&$count): void {
             exec('sh -c "sleep 0.3 >/dev/null 2>&1 &"');
             echo 'orphaned';
             return;
+        case '/code':
+            http_response_code((int) $_GET['c']);
+            echo "body for a status that may have none\n";
+            return;
+        case '/hdr':
+            header($_GET['h']);
+            echo 'hdr';
+            return;
+        case '/noticeloop':
+            for ($i = 0; $i < 1000; $i++) {
+                error_log('the same line again');
+            }
+            error_log('a different line');
+            echo 'looped';
+            return;
         case '/pid':
             echo getmypid();
             return;
