@@ -46,6 +46,8 @@ test: deps build
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l cmd internal); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@echo "== the integration suite again, in CoW template mode =="
+	ASKR_TEST_COW=1 $(GO) test -race -count=1 -timeout 15m ./internal/integration/
 
 fuzz:
 	$(GO) test ./internal/channel -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s

@@ -29,15 +29,18 @@ const MaxPayload = 16 << 20
 // HeaderSize is the length of a frame header.
 const HeaderSize = 8
 
-// Frame types. askrd sends Request and Stop; a worker sends Hello, Head, Body and End.
+// Frame types. askrd sends Request and Stop to a worker, Fork and Stop to a CoW template; a worker
+// sends Hello, Head, Body and End; a template sends Ready.
 const (
 	TypeRequest byte = 1 // payload: serialize()d request array
-	TypeStop    byte = 2 // no payload: askr_handle_request() returns false
+	TypeStop    byte = 2 // no payload: askr_handle_request() returns false; a template exits
+	TypeFork    byte = 3 // to a template: token, "\n", log path: fork a worker that says hello with token
 
-	TypeHello byte = 16 // payload: uint32 pid, then the PHP version string
+	TypeHello byte = 16 // payload: uint32 pid, uint8 token length, token, then the PHP version string
 	TypeHead  byte = 17 // payload: uint16 status, then "Name: value" lines joined by "\n"
 	TypeBody  byte = 18 // payload: response body bytes
 	TypeEnd   byte = 19 // payload: uint64 memory_get_usage(), uint64 peak; flags: FlagExit
+	TypeReady byte = 20 // from a template: uint32 pid; it has booted and forks on request
 )
 
 // FlagExit on an End frame says the worker exits after this response (exit(), a fatal error).
@@ -103,7 +106,7 @@ func ParseHeader(h []byte) (Frame, int, error) {
 		return Frame{}, 0, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrProtocol, n, MaxPayload)
 	}
 	switch h[1] {
-	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeRequest, TypeStop:
+	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeReady, TypeRequest, TypeStop, TypeFork:
 	default:
 		return Frame{}, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, h[1])
 	}
@@ -118,15 +121,25 @@ func AppendHeader(b []byte, typ byte, flags uint16, n int) []byte {
 // Hello is a worker's announcement.
 type Hello struct {
 	PID        int
+	Token      string // the token of the Fork that made a CoW worker; "" otherwise
 	PHPVersion string
 }
 
 // ParseHello decodes a Hello payload.
 func ParseHello(p []byte) (Hello, error) {
-	if len(p) < 4 {
+	if len(p) < 5 || len(p) < 5+int(p[4]) {
 		return Hello{}, fmt.Errorf("%w: hello of %d bytes", ErrProtocol, len(p))
 	}
-	return Hello{PID: int(binary.BigEndian.Uint32(p)), PHPVersion: string(p[4:])}, nil
+	n := int(p[4])
+	return Hello{PID: int(binary.BigEndian.Uint32(p)), Token: string(p[5 : 5+n]), PHPVersion: string(p[5+n:])}, nil
+}
+
+// AppendHello appends a Hello payload.
+func AppendHello(b []byte, h Hello) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(h.PID))
+	b = append(b, byte(len(h.Token)))
+	b = append(b, h.Token...)
+	return append(b, h.PHPVersion...)
 }
 
 // Header is one response header line as PHP's headers_list() gives it.

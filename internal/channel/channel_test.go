@@ -54,7 +54,7 @@ func TestParseHeaderBad(t *testing.T) {
 		{"version 0", []byte{0, TypeBody, 0, 0, 0, 0, 0, 0}, "version 0"},
 		{"version 2", []byte{2, TypeBody, 0, 0, 0, 0, 0, 0}, "version 2"},
 		{"unknown type 0", []byte{Version, 0, 0, 0, 0, 0, 0, 0}, "unknown frame type 0"},
-		{"unknown type 20", []byte{Version, 20, 0, 0, 0, 0, 0, 0}, "unknown frame type 20"},
+		{"unknown type 21", []byte{Version, 21, 0, 0, 0, 0, 0, 0}, "unknown frame type 21"},
 		{"too large", AppendHeader(nil, TypeBody, 0, MaxPayload+1), "exceeds"},
 		{"huge", []byte{Version, TypeBody, 0, 0, 0xff, 0xff, 0xff, 0xff}, "exceeds"},
 	}
@@ -241,17 +241,21 @@ func TestParseHello(t *testing.T) {
 		in   []byte
 		want Hello
 	}{
-		{append(binary.BigEndian.AppendUint32(nil, 1234), "8.2.36"...), Hello{PID: 1234, PHPVersion: "8.2.36"}},
-		{binary.BigEndian.AppendUint32(nil, 1), Hello{PID: 1}},
-		{append(binary.BigEndian.AppendUint32(nil, math.MaxUint32), "x"...), Hello{PID: math.MaxUint32, PHPVersion: "x"}},
+		{append(binary.BigEndian.AppendUint32(nil, 1234), append([]byte{0}, "8.2.36"...)...), Hello{PID: 1234, PHPVersion: "8.2.36"}},
+		{append(binary.BigEndian.AppendUint32(nil, 1), 0), Hello{PID: 1}},
+		{append(binary.BigEndian.AppendUint32(nil, math.MaxUint32), append([]byte{0}, "x"...)...), Hello{PID: math.MaxUint32, PHPVersion: "x"}},
+		{append(binary.BigEndian.AppendUint32(nil, 7), append([]byte{3}, "tok8.2"...)...), Hello{PID: 7, Token: "tok", PHPVersion: "8.2"}},
 	}
 	for _, tt := range tests {
 		got, err := ParseHello(tt.in)
 		if err != nil || got != tt.want {
 			t.Errorf("ParseHello(% x) = %+v, %v; want %+v, nil", tt.in, got, err, tt.want)
 		}
+		if back := AppendHello(nil, tt.want); string(back) != string(tt.in) {
+			t.Errorf("AppendHello(%+v) = % x; want % x", tt.want, back, tt.in)
+		}
 	}
-	for _, in := range [][]byte{nil, {0}, {0, 0, 1}} {
+	for _, in := range [][]byte{nil, {0}, {0, 0, 1}, {0, 0, 0, 1}, {0, 0, 0, 1, 4, 'a'}} {
 		if got, err := ParseHello(in); !errors.Is(err, ErrProtocol) {
 			t.Errorf("ParseHello(% x) = %+v, %v; want ErrProtocol", in, got, err)
 		}
@@ -436,7 +440,9 @@ func itoa(n int) string {
 func FuzzReadFrame(f *testing.F) {
 	f.Add(frame(TypeBody, 0, "hello"))
 	f.Add(append(frame(TypeHead, 0, "\x00\xc8Content-Type: text/html\nX-A: 1"), frame(TypeEnd, FlagExit, strings.Repeat("\x00", 16))...))
-	f.Add(frame(TypeHello, 0, "\x00\x00\x10\x928.2.36"))
+	f.Add(frame(TypeHello, 0, "\x00\x00\x10\x92\x008.2.36"))
+	f.Add(frame(TypeHello, 0, "\x00\x00\x10\x92\x03tok8.2.36"))
+	f.Add(frame(TypeReady, 0, "\x00\x00\x10\x92"))
 	f.Add(frame(TypeEnd, 0, "short"))
 	f.Add([]byte{Version, TypeBody, 0, 0, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{})

@@ -27,6 +27,7 @@ import (
 	"github.com/askr-php/askr/internal/phpruntime"
 	"github.com/askr-php/askr/internal/pool"
 	"github.com/askr-php/askr/internal/reaper"
+	"github.com/askr-php/askr/internal/template"
 	"github.com/askr-php/askr/internal/version"
 )
 
@@ -271,22 +272,48 @@ func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, i
 		return err
 	}
 	defer removeRuntime()
-	launcher := phpcgi.NewLauncher(phpcgi.Config{
+	dir := filepath.Dir(rt) // private to this askrd: the CoW socket and log FIFOs go here too
+	pc := phpcgi.Config{
 		Binary: phpCGI, Runtime: rt, Script: c.Worker.Script, AppBase: c.Worker.AppBase,
 		INI: ini, Env: os.Environ(), Logger: log.With("worker", filepath.Base(c.Worker.Script)),
-	})
+	}
+	mode := "worker"
+	if c.Worker.Cow {
+		mode = "cow"
+		pc.Extra = template.Env(dir)
+		pc.Logger = log.With("template", filepath.Base(c.Worker.Script))
+	}
+	launcher := phpcgi.NewLauncher(pc)
 	if err := reaper.Become(); err != nil {
 		log.Warn("cannot become child subreaper; orphans of PHP go to init", "err", err)
 	}
 	reapCtx, stopReaper := context.WithCancel(context.Background())
 	defer stopReaper()
 	go reaper.Run(reapCtx, launcher.Owns, 5*time.Second, log.With("component", "reaper"))
+
 	s := c.Server
-	p := pool.New(pool.Options{
+	opt := pool.Options{
 		Workers: s.WorkerCount(), MaxRequests: s.MaxRequests, RequestTimeout: s.RequestTimeout.D(),
 		QueueSize: s.QueueSize, QueueTimeout: s.QueueTimeout.D(), BootTimeout: c.Worker.BootTimeout.D(),
 		Logger: log.With("component", "pool"),
-	}, starter{launcher})
+	}
+	var p *pool.Pool
+	if c.Worker.Cow {
+		tmpl, err := template.New(template.Options{
+			Launcher: launcher, Dir: dir, BootTimeout: c.Worker.BootTimeout.D(), Logger: log.With("component", "template"),
+			WorkerLog: log.With("worker", filepath.Base(c.Worker.Script)), NewGeneration: func() { p.Rotate() },
+		})
+		if err != nil {
+			return err
+		}
+		defer tmpl.Close() // after the pool has stopped the workers (deferred later, so run earlier)
+		p = pool.New(opt, tmpl)
+		if err := tmpl.Boot(); err != nil {
+			return fmt.Errorf("CoW template: %w", err)
+		}
+	} else {
+		p = pool.New(opt, starter{launcher})
+	}
 	h, err := httpfront.New(httpfront.Options{
 		Root: s.Root, Front: s.Front, MaxBodySize: int64(s.MaxBodySize), BodyBufferSize: int64(s.BodyBufferSize),
 		HTTPS: s.HTTPS || c.TLS.Cert != "", ClientTimeout: s.ClientTimeout.D(), Software: "askr/" + version.Version, Logger: log.With("component", "http"),
@@ -317,7 +344,7 @@ func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, i
 			served <- srv.Serve(ln)
 		}
 	}()
-	log.Info("askrd serving", "version", version.Version, "listen", ln.Addr().String(), "mode", "worker",
+	log.Info("askrd serving", "version", version.Version, "listen", ln.Addr().String(), "mode", mode,
 		"workers", s.WorkerCount(), "script", c.Worker.Script, "root", s.Root, "tls", c.TLS.Cert != "")
 	go func() {
 		select {

@@ -90,8 +90,9 @@ type Worker struct {
 	AppBase string `toml:"app_base"`
 	// Ini holds php.ini lines ("key = value", one per line) applied to every worker. Default: "".
 	Ini string `toml:"ini"`
-	// Cow turns on CoW template mode: one template boots the app and forks the workers.
-	// Not implemented yet. Default: false.
+	// Cow turns on CoW template mode: one template process boots the app and, at askr_cow_ready(),
+	// forks the workers, which share its memory copy-on-write; a worker that exits is replaced by a
+	// fresh fork in milliseconds. Needs Script. Default: false.
 	Cow bool `toml:"cow"`
 	// PHPCGI is the php-cgi binary the workers run. Default: "php-cgi" (looked up in PATH).
 	PHPCGI string `toml:"php_cgi"`
@@ -305,9 +306,6 @@ func (c *Config) Validate() error {
 			return bad("worker.cow", "CoW mode needs a worker script (--worker-script or [worker] script)")
 		}
 		return bad("worker.script", "no worker script given: per-request mode (without a worker script) is not implemented yet; pass --worker-script")
-	}
-	if w.Cow {
-		return bad("worker.cow", "CoW template mode is not implemented yet; remove --cow / cow = true")
 	}
 	script, err := filepath.Abs(w.Script)
 	if err != nil {

@@ -296,7 +296,7 @@ func TestValidate(t *testing.T) {
 		{name: "worker script does not exist", src: "[server]\nroot = \"$DIR/app/public\"\n[worker]\nscript = \"$DIR/app/nope.php\"\n", key: "worker.script", msg: "nope.php is not a readable file"},
 		{name: "worker script is a directory", src: "[server]\nroot = \"$DIR/app/public\"\n[worker]\nscript = \"$DIR/app\"\n", key: "worker.script", msg: "not a readable file"},
 		{name: "cow without script", src: "[server]\nroot = \"$DIR/app/public\"\n[worker]\ncow = true\n", key: "worker.cow", msg: "needs a worker script"},
-		{name: "cow with script", src: "[server]\nroot = \"$DIR/app/public\"\n[worker]\ncow = true\nscript = \"$DIR/app/worker.php\"\n", key: "worker.cow", msg: "not implemented yet"},
+		{name: "cow with script", src: "[server]\nroot = \"$DIR/app/public\"\n[worker]\ncow = true\nscript = \"$DIR/app/worker.php\"\n"},
 		{name: "tls cert without key", src: base + "[tls]\ncert = \"$DIR/app/tls.pem\"\n", key: "tls", msg: "together"},
 		{name: "tls key without cert", src: base + "[tls]\nkey = \"$DIR/app/tls.key\"\n", key: "tls", msg: "together"},
 		{name: "tls cert missing", src: base + "[tls]\ncert = \"$DIR/app/nope.pem\"\nkey = \"$DIR/app/tls.key\"\n", key: "tls.cert", msg: "nope.pem"},

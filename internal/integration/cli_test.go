@@ -38,15 +38,28 @@ func exitCode(t *testing.T, name string, env []string, args ...string) (int, str
 	return 0, string(out)
 }
 
-// The seed's command line works verbatim under the name askr; --cow is refused clearly until CoW
-// mode exists, never ignored.
+// The seed's command line works verbatim under the name askr, --cow included.
 func TestSeedCommandLine(t *testing.T) {
 	root := repoRoot(t)
 	app := filepath.Join(root, "examples", "hello")
-	code, out := exitCode(t, "askr", []string{"ASKR_APP_BASE=" + app}, "serve", "--root", filepath.Join(app, "public"),
-		"--worker-script", filepath.Join(root, "examples", "hello-worker.php"), "--workers", "8", "--cow")
-	if code != 78 || !strings.Contains(out, "not implemented yet") {
-		t.Errorf("askr serve … --cow: exit %d, output %q; want 78 and \"not implemented yet\"", code, out)
+	addr := freeAddr(t)
+	cmd := exec.Command(filepath.Join(filepath.Dir(askrdBinary(t)), "askr"), "serve", "--root", filepath.Join(app, "public"),
+		"--worker-script", filepath.Join(root, "examples", "hello-worker.php"), "--workers", "8", "--cow", "--listen", addr)
+	cmd.Env = append(os.Environ(), "ASKR_APP_BASE="+app)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, URL: "http://" + addr, Addr: addr, cmd: cmd, logs: logs, done: make(chan struct{})}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	t.Cleanup(s.stop)
+	s.waitLog("workers ready", 30*time.Second)
+	if r := s.get("/"); r.status != 200 || !strings.Contains(r.body, "Hello from askr worker") {
+		t.Errorf("the seed's command line: GET / = %d %q", r.status, r.body)
+	}
+	if !strings.Contains(logs.String(), "mode=cow") || !strings.Contains(logs.String(), "workers=8") {
+		t.Errorf("askr serve --cow --workers 8 did not start 8 CoW workers:\n%s", logs.String())
 	}
 	if code, out := exitCode(t, "askr", nil, "version"); code != 0 || !strings.HasPrefix(out, "askr ") {
 		t.Errorf("askr version: %d %q", code, out)

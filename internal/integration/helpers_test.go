@@ -112,6 +112,10 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// cowMode reports whether this run of the suite tests CoW template mode (ASKR_TEST_COW=1): every
+// askrd the tests start then runs with --cow. make test runs the suite in both modes.
+func cowMode() bool { return os.Getenv("ASKR_TEST_COW") == "1" }
+
 // startAskrd starts askrd serve and waits until its workers are ready. It is stopped (SIGTERM)
 // when the test ends.
 func startAskrd(t testing.TB, o opts) *server {
@@ -134,6 +138,9 @@ func startAskrd(t testing.TB, o opts) *server {
 		args = append(args, "--config", p)
 	}
 	args = append(args, o.args...)
+	if cowMode() {
+		args = append(args, "--cow")
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	cmd.Env = append(cmd.Env, o.env...)

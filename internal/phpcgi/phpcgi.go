@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ type Config struct {
 	AppBase string   // working directory, exported as ASKR_APP_BASE
 	INI     []string // "key=value" settings, applied after askr's own
 	Env     []string // the environment to pass on (filtered by Start)
+	Extra   []string // variables added after filtering (e.g. CoW mode's)
 	Logger  *slog.Logger
 }
 
@@ -115,7 +117,7 @@ func (l *Launcher) Start() (*Process, error) {
 	args = append(args, c.Script) // not -f: -f implies -q, which marks headers as sent
 	cmd := exec.Command(c.Binary, args...)
 	cmd.Dir = c.AppBase
-	cmd.Env = workerEnv(c.Env, c.AppBase)
+	cmd.Env = append(workerEnv(c.Env, c.AppBase), c.Extra...)
 	cmd.Stdin = theirs
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -145,21 +147,40 @@ func (l *Launcher) Start() (*Process, error) {
 	p.logs.Add(1)
 	go p.pump(outR, log)
 	go func() {
-		p.logs.Wait() // every line logged before Wait reports the exit
 		p.err = cmd.Wait()
 		l.live.Delete(p.pid)
+		// Let the last lines be logged before the exit is reported; but a CoW template's children
+		// hold the same pipe open, so wait only briefly.
+		logged := make(chan struct{})
+		go func() { p.logs.Wait(); close(logged) }()
+		select {
+		case <-logged:
+		case <-time.After(100 * time.Millisecond):
+		}
 		close(p.done)
 	}()
 	return p, nil
 }
 
-// pump logs what the process writes, a line at a time; a line longer than 16 KiB is logged in
-// pieces. It reads until the pipe closes, so the worker never blocks on a full pipe.
 func (p *Process) pump(r io.ReadCloser, log *slog.Logger) {
 	defer p.logs.Done()
 	defer r.Close()
+	Pump(r, log, func(line string) {
+		p.tailMu.Lock()
+		if len(p.tail) == 20 {
+			p.tail = p.tail[1:]
+		}
+		p.tail = append(p.tail, line)
+		p.tailMu.Unlock()
+	})
+}
+
+// Pump logs what a PHP process writes to r, a line at a time, until r ends; a line longer than
+// 16 KiB is logged in pieces, so the writer never blocks on a full pipe. PHP's error_log date
+// prefix is dropped (the log has its own time); a line repeated over and over (a notice in a loop)
+// is logged a few times and then counted. seen, if not nil, gets every line logged.
+func Pump(r io.Reader, log *slog.Logger, seen func(string)) {
 	br := bufio.NewReaderSize(r, 16<<10)
-	// A line repeated over and over (a notice in a loop) is logged a few times, then counted.
 	var last string
 	repeats := 0
 	summarize := func() {
@@ -171,7 +192,7 @@ func (p *Process) pump(r io.ReadCloser, log *slog.Logger) {
 	defer summarize()
 	for {
 		b, err := br.ReadSlice('\n')
-		if line := strings.TrimRight(string(b), "\r\n"); line != "" {
+		if line := phpLogDate.ReplaceAllString(strings.TrimRight(string(b), "\r\n"), ""); line != "" {
 			if line == last {
 				repeats++
 			} else {
@@ -179,7 +200,10 @@ func (p *Process) pump(r io.ReadCloser, log *slog.Logger) {
 				last = line
 			}
 			if repeats <= maxRepeats {
-				p.logLine(line, log)
+				log.Log(context.Background(), levelOf(line), line)
+				if seen != nil {
+					seen(line)
+				}
 			}
 		}
 		if err != nil && err != bufio.ErrBufferFull {
@@ -188,18 +212,11 @@ func (p *Process) pump(r io.ReadCloser, log *slog.Logger) {
 	}
 }
 
+// phpLogDate matches the date PHP puts before each line it writes to an error_log file.
+var phpLogDate = regexp.MustCompile(`^\[\d{2}-[A-Za-z]{3}-\d{4} \d{2}:\d{2}:\d{2} [^\]]*\] `)
+
 // maxRepeats is how often one line is logged in a row before the rest are only counted.
 const maxRepeats = 3
-
-func (p *Process) logLine(line string, log *slog.Logger) {
-	log.Log(context.Background(), levelOf(line), line)
-	p.tailMu.Lock()
-	if len(p.tail) == 20 {
-		p.tail = p.tail[1:]
-	}
-	p.tail = append(p.tail, line)
-	p.tailMu.Unlock()
-}
 
 // levelOf ranks a line from PHP by the error level PHP gave it.
 func levelOf(line string) slog.Level {
@@ -226,7 +243,7 @@ func workerEnv(env []string, appBase string) []string {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
 		case strings.HasPrefix(name, "LISTEN_"), strings.HasPrefix(name, "WATCHDOG_"),
-			name == "NOTIFY_SOCKET", name == "ASKR_WORKER", name == "ASKR_APP_BASE":
+			name == "NOTIFY_SOCKET", name == "ASKR_WORKER", name == "ASKR_APP_BASE", strings.HasPrefix(name, "ASKR_COW"):
 			continue
 		}
 		out = append(out, kv)

@@ -16,10 +16,12 @@ final class Runtime
     public const PROTOCOL = 1;
     private const T_REQUEST = 1;
     private const T_STOP = 2;
+    private const T_FORK = 3;
     private const T_HELLO = 16;
     private const T_HEAD = 17;
     private const T_BODY = 18;
     private const T_END = 19;
+    private const T_READY = 20;
     private const FLAG_EXIT = 1;
     private const MAX_PAYLOAD = 16777216; // channel.MaxPayload
     private const MAX_DEFERRED = 256;
@@ -49,6 +51,14 @@ final class Runtime
     private static string $sessionResumed = '';
     private static string $sessionCookie = '';
     public static string $inputFile = '';
+    /** CoW mode: this process is the template until it forks; the fork token of a forked worker. */
+    private static bool $template = false;
+    private static string $token = '';
+    /** Where a forked worker's own log lines go (a FIFO askrd reads), '' for stderr. */
+    public static string $logPath = '';
+    /** @var list<callable> askr_on_worker_start() hooks */
+    private static array $onStart = [];
+    private static bool $started = false;
 
     public static function boot(): void
     {
@@ -64,7 +74,9 @@ final class Runtime
         // idle wait; a worker waits as long as it takes.
         stream_set_timeout($ch, 31536000);
         self::$ch = $ch;
+        self::$template = getenv('ASKR_COW') === '1';
         self::$env = getenv();
+        unset(self::$env['ASKR_COW'], self::$env['ASKR_COW_SOCKET']);
         self::$timeLimit = (int) ini_get('max_execution_time');
         set_time_limit(0); // idle waits never count; each request restarts the limit
         self::$exposePHP = (bool) ini_get('expose_php');
@@ -115,11 +127,13 @@ final class Runtime
             throw new \LogicException('askr_handle_request() called from inside a request handler');
         }
         if (!self::$hello) {
+            self::ready(); // a CoW template that was never told askr_cow_ready() forks here
             $boot = self::takeOutput();
             if ($boot !== '') {
                 self::log('output while booting (discarded): ' . substr($boot, 0, 2000));
             }
-            self::write(self::frame(self::T_HELLO, 0, pack('N', getmypid()) . PHP_VERSION));
+            $hello = pack('NC', getmypid(), strlen(self::$token)) . self::$token . PHP_VERSION;
+            self::write(self::frame(self::T_HELLO, 0, $hello));
             self::$hello = true;
         }
         $frame = self::read();
@@ -144,6 +158,99 @@ final class Runtime
         self::finish(false);
         self::afterResponse();
         return true;
+    }
+
+    /**
+     * askr_cow_ready(): the app has booted. A CoW template forks its workers here and never returns;
+     * each forked worker returns from here, as does a worker outside CoW mode. Either way the
+     * askr_on_worker_start() hooks run, once per worker, before its first request.
+     */
+    public static function ready(): void
+    {
+        if (self::$template) {
+            self::serveAsTemplate(); // returns only in a forked worker
+        }
+        if (!self::$started) {
+            self::$started = true;
+            foreach (self::$onStart as $fn) {
+                $fn();
+            }
+        }
+    }
+
+    public static function onWorkerStart(callable $fn): void
+    {
+        if (self::$started) {
+            $fn(); // registered late: this worker has started already
+            return;
+        }
+        self::$onStart[] = $fn;
+    }
+
+    /** The CoW template's loop: fork a worker for each Fork frame askrd sends. */
+    private static function serveAsTemplate(): void
+    {
+        $boot = self::takeOutput();
+        if ($boot !== '') {
+            self::log('output while booting (discarded): ' . substr($boot, 0, 2000));
+        }
+        // A child that collects garbage dirties pages it shares with the template: collect now.
+        gc_collect_cycles();
+        pcntl_signal(SIGCHLD, static function (): void {
+            while (pcntl_waitpid(-1, $status, WNOHANG) > 0) {
+            }
+        }, false);
+        pcntl_async_signals(true);
+        self::write(self::frame(self::T_READY, 0, pack('N', getmypid())));
+        while (true) {
+            while (pcntl_waitpid(-1, $status, WNOHANG) > 0) {
+            }
+            $frame = self::read();
+            if ($frame === null || $frame[0] === self::T_STOP) {
+                exit(0); // askrd is gone or done with this template; the workers go on until told
+            }
+            if ($frame[0] !== self::T_FORK) {
+                self::log('template: unexpected frame type ' . $frame[0]);
+                continue;
+            }
+            [$token, $logPath] = explode("\n", $frame[2], 2) + [1 => ''];
+            gc_collect_cycles();
+            $pid = pcntl_fork();
+            if ($pid === -1) {
+                self::log('template: fork failed: ' . pcntl_strerror(pcntl_get_last_error()));
+                continue;
+            }
+            if ($pid === 0) {
+                self::becomeWorker($token, $logPath);
+                return;
+            }
+        }
+    }
+
+    /** In a freshly forked child: a channel of its own, a log of its own, a random sequence of its own. */
+    private static function becomeWorker(string $token, string $logPath): void
+    {
+        pcntl_async_signals(false);
+        pcntl_signal(SIGCHLD, SIG_DFL);
+        self::$template = false;
+        self::$token = $token;
+        if ($logPath !== '') {
+            self::$logPath = $logPath;
+            ini_set('error_log', $logPath);
+        }
+        $socket = (string) getenv('ASKR_COW_SOCKET');
+        $ch = stream_socket_client('unix://' . $socket, $errno, $errstr, 10);
+        if ($ch === false) {
+            self::log("worker: cannot connect to askrd at $socket: $errstr");
+            exit(1);
+        }
+        stream_set_write_buffer($ch, 0);
+        stream_set_timeout($ch, 31536000);
+        fclose(self::$ch); // this process's copy of the template's channel
+        self::$ch = $ch;
+        // Children inherit the template's generator state: without this every worker would draw
+        // the same "random" numbers.
+        mt_srand();
     }
 
     public static function defer(callable $fn): bool
@@ -516,7 +623,9 @@ final class Runtime
 
     public static function log(string $msg): void
     {
-        error_log('askr: ' . $msg, 4); // 4: straight to the SAPI logger, i.e. php-cgi's stderr
+        // A forked worker logs to its own FIFO (error_log); others straight to the SAPI logger,
+        // i.e. php-cgi's stderr.
+        error_log('askr: ' . $msg, self::$logPath !== '' ? 0 : 4);
     }
 }
 
@@ -547,6 +656,11 @@ final class PhpStream
         }
         if ($what === 'stdin') {
             return true;
+        }
+        if (Runtime::$logPath !== '' && ($what === 'stdout' || $what === 'stderr')) {
+            // a forked worker shares the template's stdout and stderr; its own output goes to its log
+            $this->h = fopen(Runtime::$logPath, 'ab') ?: null;
+            return $this->h !== null;
         }
         stream_wrapper_restore('php');
         try {
@@ -670,9 +784,23 @@ function askr_defer(callable $fn): bool
     return \Askr\Runtime::defer($fn);
 }
 
-/** In CoW template mode the template forks its workers here; in worker mode it does nothing. */
+/**
+ * Call once the app has booted. In CoW mode the template forks its workers here and never returns;
+ * each worker returns from it. Outside CoW mode it only runs the askr_on_worker_start() hooks.
+ */
 function askr_cow_ready(): void
 {
+    \Askr\Runtime::ready();
+}
+
+/**
+ * Registers $fn to run in each worker before its first request: in CoW mode right after the fork
+ * (drop connections the template opened while booting, e.g. DB::purge()), otherwise at
+ * askr_cow_ready() or the first askr_handle_request().
+ */
+function askr_on_worker_start(callable $fn): void
+{
+    \Askr\Runtime::onWorkerStart($fn);
 }
 
 \Askr\Runtime::boot();

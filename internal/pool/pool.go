@@ -38,6 +38,13 @@ type Starter interface {
 	Start() (Process, error)
 }
 
+// generational is implemented by a Starter whose workers come from a template that can be replaced
+// (CoW mode), and by the workers it starts: workers of an older generation are retired as the
+// new generation's come up.
+type generational interface {
+	Generation() int64
+}
+
 // Options configures a Pool.
 type Options struct {
 	Workers        int
@@ -83,7 +90,6 @@ type Pool struct {
 	served  atomic.Uint64
 	failing atomic.Bool // the last boot failed and no worker is ready
 
-	generation atomic.Int64
 	firstReady chan struct{}
 	readyOnce  sync.Once
 	closing    chan struct{}
@@ -111,6 +117,7 @@ const (
 	evBootFailed
 	evExited
 	evRetire
+	evRotate
 )
 
 type event struct {
@@ -222,6 +229,12 @@ func (p *Pool) Run(ctx context.Context) error {
 					p.readyOnce.Do(func() { close(p.firstReady) })
 				}
 				p.log.Debug("worker ready", "pid", w.pid, "generation", w.gen)
+				p.retireOneOld(w.gen, func(old *worker) {
+					old.quit = true
+					live--
+					p.stopWorker(old)
+					spawn()
+				})
 				select {
 				case p.idle <- w:
 				default: // cannot happen while live ≤ Workers and dead workers are purged
@@ -240,6 +253,15 @@ func (p *Pool) Run(ctx context.Context) error {
 					delay := min(100*time.Millisecond<<min(failures-1, 7), 10*time.Second)
 					p.log.Error("worker failed to boot", "err", ev.err, "retry_in", delay)
 					retry = time.After(delay)
+				}
+			case evRotate:
+				if !stopping {
+					p.retireOneOld(p.current(), func(old *worker) {
+						old.quit = true
+						live--
+						p.stopWorker(old)
+						spawn()
+					})
 				}
 			case evRetire:
 				if !w.quit {
@@ -295,7 +317,10 @@ func (p *Pool) boot() {
 		p.events <- event{kind: evBootFailed, err: err}
 		return
 	}
-	w := &worker{proc: proc, pid: h.PID, gen: p.generation.Load(), rd: channel.NewReader(proc.Conn())}
+	w := &worker{proc: proc, pid: h.PID, rd: channel.NewReader(proc.Conn())}
+	if g, ok := proc.(generational); ok {
+		w.gen = g.Generation()
+	}
 	p.events <- event{kind: evBooted, w: w}
 }
 
@@ -316,6 +341,49 @@ func (p *Pool) stopWorker(w *worker) {
 	w.proc.Conn().SetWriteDeadline(time.Now().Add(time.Second))
 	if _, err := w.proc.Conn().Write(stop); err != nil {
 		w.proc.Kill()
+	}
+}
+
+// Rotate starts replacing the workers of an older generation (their template has been replaced):
+// one idle old worker is retired now, and each new worker that comes up retires the next.
+func (p *Pool) Rotate() {
+	select {
+	case p.events <- event{kind: evRotate}:
+	case <-p.done:
+	}
+}
+
+// current is the generation new workers have, 0 outside CoW mode.
+func (p *Pool) current() int64 {
+	if g, ok := p.start.(generational); ok {
+		return g.Generation()
+	}
+	return 0
+}
+
+// retireOneOld takes one idle worker older than gen out of the idle channel and passes it to
+// retire: each new worker of a new generation replaces one of the old, so capacity never drops.
+func (p *Pool) retireOneOld(gen int64, retire func(*worker)) {
+	var keep []*worker
+	var old *worker
+	for {
+		select {
+		case w := <-p.idle:
+			if old == nil && w.gen < gen && !w.dead.Load() {
+				old = w
+			} else if !w.dead.Load() {
+				keep = append(keep, w)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	for _, w := range keep {
+		p.idle <- w
+	}
+	if old != nil {
+		retire(old)
 	}
 }
 
@@ -389,6 +457,9 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 func (p *Pool) release(w *worker, reusable bool) {
 	if reusable && p.opt.MaxRequests > 0 && w.served >= p.opt.MaxRequests {
 		reusable = false
+	}
+	if reusable && w.gen < p.current() {
+		reusable = false // its template has been replaced
 	}
 	select {
 	case <-p.closing:

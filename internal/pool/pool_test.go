@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -92,7 +91,7 @@ func (s *fakeStarter) Start() (Process, error) {
 func (s *fakeStarter) run(p *fakeProc) {
 	defer p.exit()
 	var hello []byte
-	pl := binary.BigEndian.AppendUint32(nil, uint32(p.pid))
+	pl := channel.AppendHello(nil, channel.Hello{PID: p.pid, PHPVersion: "fake"})
 	hello = channel.AppendHeader(hello, channel.TypeHello, 0, len(pl))
 	if _, err := p.peer.Write(append(hello, pl...)); err != nil {
 		return
