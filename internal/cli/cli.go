@@ -298,6 +298,7 @@ func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, i
 		Logger: log.With("component", "pool"),
 	}
 	var p *pool.Pool
+	templatePID := func() int { return 0 }
 	if c.Worker.Cow {
 		tmpl, err := template.New(template.Options{
 			Launcher: launcher, Dir: dir, BootTimeout: c.Worker.BootTimeout.D(), Logger: log.With("component", "template"),
@@ -308,6 +309,7 @@ func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, i
 		}
 		defer tmpl.Close() // after the pool has stopped the workers (deferred later, so run earlier)
 		p = pool.New(opt, tmpl)
+		templatePID = tmpl.PID
 		if err := tmpl.Boot(); err != nil {
 			return fmt.Errorf("CoW template: %w", err)
 		}
@@ -328,6 +330,9 @@ func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, i
 	go func() { poolDone <- p.Run(poolCtx) }()
 	stopPool := sync.OnceFunc(func() { cancelPool(); <-poolDone })
 	defer stopPool()
+	if every := c.Worker.MemoryReportInterval.D(); every > 0 {
+		go reportMemory(poolCtx, every, p, templatePID, log.With("component", "pool"))
+	}
 
 	srv := &http.Server{
 		Handler:           h,

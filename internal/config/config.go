@@ -96,9 +96,13 @@ type Worker struct {
 	Cow bool `toml:"cow"`
 	// PHPCGI is the php-cgi binary the workers run. Default: "php-cgi" (looked up in PATH).
 	PHPCGI string `toml:"php_cgi"`
-	// BootTimeout bounds how long a worker may take from start to its first askr_handle_request() call.
-	// Default: 60.
+	// BootTimeout bounds how long a worker (or a CoW template) may take to boot: to its first
+	// askr_handle_request() (askr_cow_ready()) call. Default: 60.
 	BootTimeout Duration `toml:"boot_timeout"`
+	// MemoryReportInterval is how often askrd logs the memory of its PHP processes (Pss, Rss,
+	// Private_Dirty, Shared of the template and the workers, from /proc/PID/smaps_rollup).
+	// 0 turns it off. Default: 300.
+	MemoryReportInterval Duration `toml:"memory_report_interval"`
 }
 
 // TLS holds the [tls] section. With both set, askrd serves HTTPS (HTTP/2 and HTTP/1.1).
@@ -128,8 +132,9 @@ func Defaults() Config {
 			ShutdownTimeout:   Duration(30 * time.Second),
 		},
 		Worker: Worker{
-			PHPCGI:      "php-cgi",
-			BootTimeout: Duration(60 * time.Second),
+			PHPCGI:               "php-cgi",
+			BootTimeout:          Duration(60 * time.Second),
+			MemoryReportInterval: Duration(300 * time.Second),
 		},
 	}
 }
@@ -286,6 +291,7 @@ func (c *Config) Validate() error {
 		"server.client_timeout":  s.ClientTimeout,
 		"server.request_timeout": s.RequestTimeout, "server.queue_timeout": s.QueueTimeout,
 		"server.shutdown_timeout": s.ShutdownTimeout, "worker.boot_timeout": w.BootTimeout,
+		"worker.memory_report_interval": w.MemoryReportInterval,
 	} {
 		if d < 0 {
 			return bad(key, "must not be negative")
@@ -514,8 +520,8 @@ func (c *Config) Dump() string {
 		q(s.HeaderReadTimeout.String()), q(s.IdleTimeout.String()), q(s.ClientTimeout.String()), q(s.RequestTimeout.String()))
 	fmt.Fprintf(&b, "queue_size = %d\nqueue_timeout = %s\nshutdown_timeout = %s\nhttps = %t\n",
 		s.QueueSize, q(s.QueueTimeout.String()), q(s.ShutdownTimeout.String()), s.HTTPS)
-	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nboot_timeout = %s\n",
-		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.BootTimeout.String()))
+	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nboot_timeout = %s\nmemory_report_interval = %s\n",
+		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.BootTimeout.String()), q(w.MemoryReportInterval.String()))
 	fmt.Fprintf(&b, "\n[tls]\ncert = %s\nkey = %s\n", q(c.TLS.Cert), q(c.TLS.Key))
 	return b.String()
 }

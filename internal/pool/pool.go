@@ -94,6 +94,7 @@ type Pool struct {
 	readyOnce  sync.Once
 	closing    chan struct{}
 	closeOnce  sync.Once
+	snaps      chan chan []WorkerInfo
 	done       chan struct{}
 }
 
@@ -103,11 +104,14 @@ type worker struct {
 	gen    int64
 	rd     *channel.Reader
 	served int
-	memory atomic.Uint64
-	dead   atomic.Bool // the process exited
-	ending atomic.Bool // askrd stopped or killed it on purpose: its exit is no news
-	quit   bool        // retired: must not serve again
-	out    []byte      // frame buffer reused for requests
+	memory atomic.Uint64 // PHP's memory_get_usage() after the last request
+	busy   atomic.Bool
+	// servedTotal mirrors served for readers other than the request goroutine.
+	servedTotal atomic.Int64
+	dead        atomic.Bool // the process exited
+	ending      atomic.Bool // askrd stopped or killed it on purpose: its exit is no news
+	quit        bool        // retired: must not serve again
+	out         []byte      // frame buffer reused for requests
 }
 
 type eventKind int
@@ -143,11 +147,32 @@ func New(opt Options, s Starter) *Pool {
 		firstReady: make(chan struct{}),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
+		snaps:      make(chan chan []WorkerInfo),
 	}
 }
 
 // Ready is closed once the configured number of workers has booted for the first time.
 func (p *Pool) Ready() <-chan struct{} { return p.firstReady }
+
+// WorkerInfo describes one worker process.
+type WorkerInfo struct {
+	PID        int
+	Generation int64
+	Busy       bool
+	Served     int64
+	Memory     uint64 // PHP's memory_get_usage() after its last request
+}
+
+// Workers lists the worker processes alive now (nil once the pool has stopped).
+func (p *Pool) Workers() []WorkerInfo {
+	reply := make(chan []WorkerInfo, 1)
+	select {
+	case p.snaps <- reply:
+		return <-reply
+	case <-p.done:
+		return nil
+	}
+}
 
 // Stats is a snapshot of the pool's counters.
 type Stats struct {
@@ -210,6 +235,12 @@ func (p *Pool) Run(ctx context.Context) error {
 		case <-retry:
 			retry = nil
 			spawn()
+		case reply := <-p.snaps:
+			infos := make([]WorkerInfo, 0, len(all))
+			for w := range all {
+				infos = append(infos, WorkerInfo{PID: w.pid, Generation: w.gen, Busy: w.busy.Load(), Served: w.servedTotal.Load(), Memory: w.memory.Load()})
+			}
+			reply <- infos
 		case ev := <-p.events:
 			w := ev.w
 			switch ev.kind {
@@ -482,7 +513,11 @@ func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
 		return err
 	}
 	p.busy.Add(1)
-	defer p.busy.Add(-1)
+	w.busy.Store(true)
+	defer func() {
+		w.busy.Store(false)
+		p.busy.Add(-1)
+	}()
 	var timedOut atomic.Bool
 	if p.opt.RequestTimeout > 0 {
 		t := time.AfterFunc(p.opt.RequestTimeout, func() {
@@ -587,6 +622,7 @@ func (p *Pool) exchange(w *worker, payload []byte, resp Response) error {
 				return err
 			}
 			w.served++
+			w.servedTotal.Store(int64(w.served))
 			w.memory.Store(e.Memory)
 			if e.Exit {
 				return &exitAfter{bad}

@@ -10,8 +10,13 @@ if (($slow = getenv('ASKR_TEST_BOOT_SLEEP')) !== false) {
 }
 $bootedPid = getmypid();
 $count = 0;
+mt_rand(); // the generator is seeded now, in the template when in CoW mode
+$started = 0;
+askr_on_worker_start(static function () use (&$started): void {
+    $started++;
+});
 
-$handler = static function (array $request) use (&$count): void {
+$handler = static function (array $request) use (&$count, &$started): void {
     $count++;
     $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
     if (str_starts_with($path, '/dump') || isset($_GET['dump'])) {
@@ -137,6 +142,14 @@ $handler = static function (array $request) use (&$count): void {
             }
             error_log('a different line');
             echo 'looped';
+            return;
+        case '/rand':
+            header('Content-Type: application/json');
+            echo json_encode(['pid' => getmypid(), 'rand' => [mt_rand(), mt_rand(), mt_rand(), rand(), rand()]]);
+            return;
+        case '/started':
+            header('Content-Type: application/json');
+            echo json_encode(['pid' => getmypid(), 'started' => $started]);
             return;
         case '/pid':
             echo getmypid();
