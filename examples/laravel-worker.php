@@ -23,6 +23,34 @@ $kernel->bootstrap();
 $viewShared = $app['view']->getShared(); // what boot shares with every view ('app', '__env')
 $locale = $app->getLocale();
 
+// The database (config/database.php): an SQLite file with one table, created on first boot. Running
+// the CREATE TABLE here opens a connection, so in CoW mode the template holds an open SQLite handle
+// when it forks its workers.
+$database = $app['config']['database.connections.sqlite.database'];
+if (!is_file($database) && !@touch($database) && !is_file($database)) {
+    throw new RuntimeException("cannot create $database");
+}
+$app['db']->statement('CREATE TABLE IF NOT EXISTS visits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pid INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)');
+
+// A forked worker inherits the template's PDO, i.e. its sqlite3 handle: the same file descriptors,
+// the same page cache, and SQLite's in-memory record of the POSIX locks the template holds. fcntl()
+// locks are not inherited across fork(), so a worker using that handle believes it holds locks the
+// kernel never gave it, and SQLite's own rule is that a connection must never be used in a child
+// process (https://sqlite.org/howtocorrupt.html#_carrying_an_open_database_connection_across_a_fork_).
+// Each worker therefore drops every connection right after the fork, before its first request;
+// Laravel opens a fresh one, with its own locks, at the first query. (Outside CoW mode this runs
+// once at askr_cow_ready() and only costs one reconnect.)
+askr_on_worker_start(static function () use ($app): void {
+    foreach (array_keys($app['db']->getConnections()) as $name) {
+        $app['db']->purge($name);
+    }
+});
+
 // The runtime has set up $_SERVER, $_GET, $_POST, $_COOKIE, $_FILES and php://input as php-fpm
 // would, so Request::capture() and Response::send() work unchanged.
 $handler = static function () use ($kernel): void {
@@ -72,6 +100,15 @@ $reset = static function () use ($app, $viewShared, $locale): void {
     }
     if ($app->getLocale() !== $locale) {
         $app->setLocale($locale);
+    }
+    // A transaction a request began and never ended would hold SQLite's write lock, and swallow
+    // the next request's writes into it.
+    if ($app->resolved('db')) {
+        foreach ($app['db']->getConnections() as $connection) {
+            if ($connection->transactionLevel() > 0) {
+                $connection->rollBack(0);
+            }
+        }
     }
 };
 

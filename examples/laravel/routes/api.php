@@ -1,7 +1,9 @@
 <?php
 
 use Illuminate\Http\Request;
+use Illuminate\Support\Facades\DB;
 use Illuminate\Support\Facades\Route;
+use Illuminate\Support\Str;
 
 // Stateless JSON routes under /api ("api" middleware group: no session, no CSRF).
 
@@ -28,4 +30,29 @@ Route::post('/echo', function (Request $request) {
     }
 
     return $response;
+});
+
+// Records a visit in the SQLite database (storage/database.sqlite): which process wrote it, and a
+// random token. The insert and the count run in one transaction, so count includes this visit.
+Route::post('/visits', function () {
+    $pid = getmypid();
+    [$id, $count] = DB::transaction(function () use ($pid) {
+        $id = DB::table('visits')->insertGetId([
+            'pid' => $pid,
+            'token' => Str::random(32),
+            'created_at' => gmdate('Y-m-d H:i:s'),
+        ]);
+
+        return [(int) $id, DB::table('visits')->count()];
+    });
+
+    return response()->json(['id' => $id, 'pid' => $pid, 'count' => $count]);
+});
+
+// How many visits there are, and which processes wrote them.
+Route::get('/visits', function () {
+    return response()->json([
+        'count' => DB::table('visits')->count(),
+        'pids' => DB::table('visits')->distinct()->orderBy('pid')->pluck('pid')->map(fn ($p) => (int) $p),
+    ]);
 });
