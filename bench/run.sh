@@ -3,12 +3,20 @@
 #
 #   make bench                      (installs nginx-light php8.2-fpm wrk, builds bin/askrd, runs this)
 #   WORKERS=4 DURATION=20s CONNS=64 bash bench/run.sh
-#   other knobs: THREADS WARMUP FPM_LISTEN=unix|tcp SCENARIOS="hello laravel" REPORT=path
+#   other knobs: THREADS WARMUP FPM_LISTEN=unix|tcp SCENARIOS="hello laravel cow" REPORT=path
+#   CoW knobs: RESPAWN_N MEM_WORKERS MEM_REQUESTS MEM_CONNS MAXREQ_WORKERS MAXREQ_CONNS MAXREQ_DURATION
 #
 # Scenarios:
 #   hello    askrd + examples/hello-worker.php   vs  nginx + php-fpm running an equivalent per-request script
 #   laravel  askrd + examples/laravel-worker.php vs  nginx + php-fpm running examples/laravel/public/index.php
 #            (route "/", the Blade page; skipped when examples/laravel is missing)
+#   cow      = cow-respawn cow-memory cow-maxreq: askrd `serve --cow` (CoW template mode) vs askrd's
+#            normal worker mode, both on the Laravel example (askrd only, no php-fpm):
+#     cow-respawn  --workers 1; RESPAWN_N times: SIGKILL the worker, poll GET /api/json until a 200
+#                  from a new pid; latency p50/p99 (bench/cowbench.go does the timing)
+#     cow-memory   --workers MEM_WORKERS; MEM_REQUESTS requests per worker to "/", then the summed
+#                  PSS (smaps_rollup) of askrd's php-cgi descendants (template + workers) and askrd's RSS
+#     cow-maxreq   --max-requests 1 (a fresh worker for every request): wrk on GET /api/json
 #
 # Every server is started by this script from a private temp dir (its own nginx.conf and
 # php-fpm.conf, pid/log/temp files there), listens on 127.0.0.1 only, and is stopped on exit.
@@ -39,9 +47,25 @@ READY_TIMEOUT=${READY_TIMEOUT:-30}
 # Polled until the server answers (any status): a page no app has, so a 404 that starts no session.
 READY_PATH=/askr-bench-ready
 
-SCENARIOS=${SCENARIOS:-hello laravel}
+SCENARIOS=${SCENARIOS:-hello laravel cow}
 LARAVEL_BASE=${LARAVEL_BASE:-$REPO/examples/laravel}
 LARAVEL_WORKER=${LARAVEL_WORKER:-$REPO/examples/laravel-worker.php}
+
+# CoW template mode vs normal worker mode (askrd only, Laravel example)
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+RESPAWN_N=${RESPAWN_N:-30}                 # kills per mode
+MEM_WORKERS=${MEM_WORKERS:-8}              # workers in the memory run
+MEM_REQUESTS=${MEM_REQUESTS:-1000}         # requests per worker before memory is read
+MEM_CONNS=${MEM_CONNS:-16}                 # concurrent connections of that load
+MEM_MAX=${MEM_MAX:-60s}                    # bound on that load
+MAXREQ_WORKERS=${MAXREQ_WORKERS:-$WORKERS} # workers in the --max-requests 1 run
+MAXREQ_THREADS=${MAXREQ_THREADS:-2}
+MAXREQ_CONNS=${MAXREQ_CONNS:-8}
+MAXREQ_DURATION=${MAXREQ_DURATION:-10s}
+# goals stated for CoW mode
+GOAL_RESPAWN_P50_MS=10
+GOAL_RESPAWN_SPEEDUP=20
+GOAL_PSS_PCT=35
 
 TMP=""
 PIDS=()        # every server process this script started (killed on exit)
@@ -49,7 +73,13 @@ ROWS=()        # markdown table rows
 NOTES=()       # per-scenario lines under the table
 FOREIGN=()     # "scenario / server N%": CPU other processes used during each measured run
 NOISY=""
-declare -A RPS P50 P99 MEM   # "scenario/server" -> value, for the ratio lines
+declare -A RPS P50 P99 MEM ERRS  # "scenario/server" -> value, for the ratio lines
+COWBENCH=""    # the built bench/cowbench.go
+declare -A RESP MEMR LOAD    # CoW results: "mode/key" -> value (cowbench's output)
+COW_RESPAWN_ROWS=() COW_RESPAWN_NOTES=()
+COW_MEM_ROWS=() COW_MEM_NOTES=()
+COW_MAXREQ_ROWS=() COW_MAXREQ_NOTES=()
+DISCARD=()
 
 log() { printf '>> %s\n' "$*" >&2; }
 die() {
@@ -155,13 +185,23 @@ tree_rss_mb() {
 # ---------------------------------------------------------------------------------------------
 # servers
 
-# start_askrd NAME PORT ROOT SCRIPT [VAR=VALUE...]: askrd in worker mode; sets SERVER_PID.
+# start_askrd NAME PORT ROOT SCRIPT [VAR=VALUE...] [-- SERVE FLAGS...]: askrd in worker mode (the
+# flags after -- come last, so `--workers N` there overrides $WORKERS); sets SERVER_PID.
 start_askrd() {
 	local name=$1 port=$2 root=$3 script=$4
 	shift 4
-	local logfile=$TMP/askrd-$name.log
-	env "$@" "$ASKRD" serve --root "$root" --worker-script "$script" \
-		--workers "$WORKERS" --listen "127.0.0.1:$port" >"$logfile" 2>&1 &
+	local logfile=$TMP/askrd-$name.log envs=() flags=()
+	while (($# > 0)); do
+		if [[ $1 == -- ]]; then
+			shift
+			flags=("$@")
+			break
+		fi
+		envs+=("$1")
+		shift
+	done
+	env "${envs[@]}" "$ASKRD" serve --root "$root" --worker-script "$script" \
+		--workers "$WORKERS" "${flags[@]}" --listen "127.0.0.1:$port" >"$logfile" 2>&1 &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
 	wait_ready "http://127.0.0.1:$port$READY_PATH" "$SERVER_PID" "$logfile"
@@ -416,20 +456,24 @@ measure() {
 		if ! kill -0 "$pid" 2>/dev/null; then
 			log "$scenario / $server: WARNING: server process $pid exited during the measured run"
 			errors="$errors; server exited during the run"
-			NOTES+=("- **$scenario / $server**: a server process exited during the measured run, so its numbers are not valid (its log is in bench/out/; \`level=INFO msg=draining\` in an askrd log means it was sent SIGTERM/SIGINT).")
+			local -n exit_notes=${NOTE_TABLE:-NOTES}
+			exit_notes+=("- **$scenario / $server**: a server process exited during the measured run, so its numbers are not valid (its log is in bench/out/; \`level=INFO msg=draining\` in an askrd log means it was sent SIGTERM/SIGINT).")
 			break
 		fi
 	done
-	RPS[$key]=$rps P50[$key]=$p50 P99[$key]=$p99
-	ROWS+=("| $scenario | $server | $(printf '%.0f' "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $errors |")
+	RPS[$key]=$rps P50[$key]=$p50 P99[$key]=$p99 ERRS[$key]=$errors
+	local -n table=${ROW_TABLE:-ROWS}
+	table+=("| $scenario | $server | $(printf '%.0f' "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $errors |")
 	MEM[$key]=$rss
 	log "$scenario / $server: $rps req/s, p50 $(fmt_ms "$p50"), p99 $(fmt_ms "$p99"), errors $errors, $reqs requests"
 }
 
-# log_problems SCENARIO SERVER: warnings and errors the servers logged so far become notes.
+# log_problems SCENARIO SERVER: warnings and errors the servers logged so far become notes (in
+# the array named by NOTE_TABLE, default NOTES).
 log_problems() {
 	local f n pattern files
-	if [[ $2 == askrd ]]; then
+	local -n problem_notes=${NOTE_TABLE:-NOTES}
+	if [[ $2 == askrd* ]]; then
 		files=("$TMP/askrd-$1.log")
 	else
 		files=("$TMP/$1-fpm"/nginx-error.log "$TMP/$1-fpm"/php-fpm-error.log "$TMP/$1-fpm"/php-fpm-php.log)
@@ -445,7 +489,7 @@ log_problems() {
 		if ((n > 0)); then
 			log "$1 / $2: $n warning/error lines in ${f##*/}:"
 			grep -E "$pattern" "$f" | sort | uniq -c | sort -rn | head -n 5 >&2
-			NOTES+=("- **$1 / $2**: $n warning/error lines in its log ${f##*/} (kept in bench/out/), e.g. \`$(grep -m1 -E "$pattern" "$f" | cut -c1-200)\`")
+			problem_notes+=("- **$1 / $2**: $n warning/error lines in its log ${f##*/} (kept in bench/out/), e.g. \`$(grep -m1 -E "$pattern" "$f" | cut -c1-200)\`")
 		fi
 	done
 }
@@ -547,8 +591,169 @@ session_check() {
 	local created=$(($(count_sessions) - SESSION_FILES))
 	if ((created > 0)); then
 		log "$1 / $2: WARNING: $created new session files during the load (the session cookie was not honoured)"
-		NOTES+=("- **$1 / $2**: $created new session files appeared under storage/framework/sessions during the load: the visitor's session cookie was not reused.")
+		local -n session_notes=${NOTE_TABLE:-NOTES}
+		session_notes+=("- **$1 / $2**: $created new session files appeared under storage/framework/sessions during the load: the visitor's session cookie was not reused.")
 	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# CoW template mode (askrd --cow) vs askrd's normal worker mode, on the Laravel example
+
+# have_laravel SCENARIO: true when the Laravel example is in the checkout; otherwise a skip note.
+have_laravel() {
+	local missing=()
+	[[ -f $LARAVEL_BASE/public/index.php ]] || missing+=("${LARAVEL_BASE#"$REPO"/}/public/index.php")
+	[[ -f $LARAVEL_WORKER ]] || missing+=("${LARAVEL_WORKER#"$REPO"/}")
+	((${#missing[@]} == 0)) && return 0
+	log "SKIPPING $1: ${missing[*]} not found"
+	COW_SKIPPED+=("- **$1**: skipped, ${missing[*]} not found in this checkout.")
+	return 1
+}
+COW_SKIPPED=()
+
+# build_cowbench: bench/cowbench.go (respawn timing, a counted load, PSS) into the temp dir, once.
+build_cowbench() {
+	[[ -z $COWBENCH ]] || return 0
+	[[ -x $GO ]] || command -v "$GO" >/dev/null || die "go not found (needed to build bench/cowbench.go); set GO="
+	log "building bench/cowbench.go"
+	(cd "$REPO" && "$GO" build -o "$TMP/cowbench" ./bench/cowbench.go) || die "go build bench/cowbench.go failed"
+	COWBENCH=$TMP/cowbench
+}
+
+# cow_flag MODE: the serve flag of a mode ("cow" → --cow, "normal" → nothing).
+cow_flags() { [[ $1 == cow ]] && echo --cow || true; }
+mode_label() { [[ $1 == cow ]] && echo "askrd --cow (CoW template)" || echo "askrd (normal worker mode)"; }
+
+# read_kv ARRAY PREFIX FILE: "key value" lines of FILE into ARRAY[PREFIX/key].
+read_kv() {
+	local -n kv_arr=$1
+	local k v
+	while read -r k v; do
+		[[ -n $k ]] && kv_arr[$2/$k]=$v
+	done <"$3"
+}
+
+# askrd_alive SCENARIO: the server we started is still running, or die with its log.
+askrd_alive() {
+	kill -0 "$SERVER_PID" 2>/dev/null && return 0
+	tail -n 30 "$TMP/askrd-$1.log" >&2 || true
+	die "$1: askrd (pid $SERVER_PID) exited during the run; log above"
+}
+
+# ratio A B: A/B with 2 decimals, or n/a.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a == a + 0) printf "%.2f", a / b; else print "n/a" }'; }
+kb_mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+
+scenario_cow_respawn() {
+	have_laravel cow-respawn || return 0
+	build_cowbench
+	local mode port name url errs
+	for mode in cow normal; do
+		name=respawn-$mode
+		port=$(free_port)
+		# shellcheck disable=SC2046 # cow_flags is one word or none
+		start_askrd "$name" "$port" "$LARAVEL_BASE/public" "$LARAVEL_WORKER" "ASKR_APP_BASE=$LARAVEL_BASE" \
+			-- --workers 1 $(cow_flags "$mode")
+		url="http://127.0.0.1:$port/api/json"
+		check_response "$url" "$name / askrd"
+		log "$name: $RESPAWN_N x (SIGKILL the worker, poll $url until a 200 from a new pid)"
+		timeout --kill-after=5 $((RESPAWN_N * 12 + 30)) \
+			"$COWBENCH" respawn -url "$url" -askrd "$SERVER_PID" -n "$RESPAWN_N" >"$OUTDIR/respawn-$mode.txt" ||
+			{ cat "$OUTDIR/respawn-$mode.txt" >&2; die "$name: cowbench respawn failed"; }
+		askrd_alive "$name"
+		read_kv RESP "$mode" "$OUTDIR/respawn-$mode.txt"
+		errs=$(grep -c 'level=ERROR msg="worker failed"' "$TMP/askrd-$name.log" || true)
+		RESP[$mode/logged_502]=$errs
+		log "$name: p50 $(fmt_ms "${RESP[$mode/p50_ms]}"), p99 $(fmt_ms "${RESP[$mode/p99_ms]}"), ${RESP[$mode/samples]}/$RESPAWN_N respawns seen, ${RESP[$mode/non200]} non-200 answers while respawning"
+		stop_all
+	done
+	local m
+	for m in cow normal; do
+		COW_RESPAWN_ROWS+=("| $(mode_label "$m") | $(fmt_ms "${RESP[$m/p50_ms]}") | $(fmt_ms "${RESP[$m/p99_ms]}") | $(fmt_ms "${RESP[$m/min_ms]}") | $(fmt_ms "${RESP[$m/max_ms]}") | ${RESP[$m/samples]}/$RESPAWN_N | ${RESP[$m/non200]} |")
+	done
+	local s50 s99 met
+	s50=$(ratio "${RESP[normal/p50_ms]}" "${RESP[cow/p50_ms]}")
+	s99=$(ratio "${RESP[normal/p99_ms]}" "${RESP[cow/p99_ms]}")
+	met=$(awk -v p="${RESP[cow/p50_ms]}" -v r="$s50" -v gp="$GOAL_RESPAWN_P50_MS" -v gr="$GOAL_RESPAWN_SPEEDUP" 'BEGIN {
+		a = (p == p + 0 && p <= gp) ? "met" : "**not met**"
+		b = (r == r + 0 && r >= gr) ? "met" : "**not met**"
+		printf "CoW p50 <= %d ms: %s (%.2f ms); CoW >= %dx faster than normal mode at p50: %s (%sx)", gp, a, p, gr, b, r }')
+	COW_RESPAWN_NOTES+=("- CoW is **${s50}x** faster than normal mode at p50 and **${s99}x** at p99.")
+	COW_RESPAWN_NOTES+=("- Goals: $met.")
+	COW_RESPAWN_NOTES+=("- p99 is the nearest-rank percentile of $RESPAWN_N samples, i.e. the slowest respawn when there are fewer than 100. All samples (ms) are in bench/out/respawn-cow.txt and respawn-normal.txt.")
+	COW_RESPAWN_NOTES+=("- The first request after the kill usually reaches the dead worker before askrd has noticed its death and gets a **502** (\`worker died during the request\`; askrd logged ${RESP[cow/logged_502]} such lines in CoW mode, ${RESP[normal/logged_502]} in normal mode); the poller goes straight on, so that 502 is part of the latency. Median time from the kill to that first answer: CoW $(fmt_ms "${RESP[cow/first_p50_ms]}"), normal $(fmt_ms "${RESP[normal/first_p50_ms]}").")
+}
+
+scenario_cow_memory() {
+	have_laravel cow-memory || return 0
+	build_cowbench
+	local mode port name url cookie total
+	total=$((MEM_WORKERS * MEM_REQUESTS))
+	for mode in cow normal; do
+		name=memory-$mode
+		port=$(free_port)
+		# shellcheck disable=SC2046
+		start_askrd "$name" "$port" "$LARAVEL_BASE/public" "$LARAVEL_WORKER" "ASKR_APP_BASE=$LARAVEL_BASE" \
+			-- --workers "$MEM_WORKERS" $(cow_flags "$mode")
+		url="http://127.0.0.1:$port/"
+		# as in the laravel scenario: a returning visitor, so no new session file per request
+		cookie=$(visitor_cookie "$url")
+		check_response "$url" "$name / askrd" -H "Cookie: $cookie"
+		SESSION_FILES=$(count_sessions)
+		log "$name: $total GETs of / ($MEM_REQUESTS per worker, $MEM_CONNS connections, at most $MEM_MAX)"
+		timeout --kill-after=5 $(($(seconds "$MEM_MAX") + 30)) \
+			"$COWBENCH" load -url "$url" -n "$total" -c "$MEM_CONNS" -H "Cookie: $cookie" -max "$MEM_MAX" \
+			>"$OUTDIR/memory-load-$mode.txt" || { cat "$OUTDIR/memory-load-$mode.txt" >&2; die "$name: load failed"; }
+		askrd_alive "$name"
+		"$COWBENCH" mem -askrd "$SERVER_PID" >"$OUTDIR/memory-$mode.txt" || die "$name: cowbench mem failed"
+		read_kv LOAD "$mode" "$OUTDIR/memory-load-$mode.txt"
+		read_kv MEMR "$mode" "$OUTDIR/memory-$mode.txt"
+		log "$name: ${LOAD[$mode/requests]} requests in ${LOAD[$mode/seconds]}s (${LOAD[$mode/non2xx]} non-2xx/3xx, ${LOAD[$mode/errors]} errors); php-cgi PSS $(kb_mib "${MEMR[$mode/total_pss_kb]}") in ${MEMR[$mode/php_procs]} processes; askrd RSS $(kb_mib "${MEMR[$mode/askrd_rss_kb]}")"
+		NOTE_TABLE=COW_MEM_NOTES session_check "$name" askrd
+		NOTE_TABLE=COW_MEM_NOTES log_problems "$name" askrd
+		local want_t=0
+		[[ $mode == cow ]] && want_t=1
+		if [[ ${MEMR[$mode/workers]} != "$MEM_WORKERS" || ${MEMR[$mode/templates]} != "$want_t" ]]; then
+			COW_MEM_NOTES+=("- **$name**: expected $want_t template(s) + $MEM_WORKERS workers below askrd, found ${MEMR[$mode/templates]} + ${MEMR[$mode/workers]}.")
+		fi
+		if ((${LOAD[$mode/requests]} < total || ${LOAD[$mode/non2xx]} + ${LOAD[$mode/errors]} > 0)); then
+			COW_MEM_NOTES+=("- **$name**: the load got ${LOAD[$mode/ok]} good answers of $total wanted (${LOAD[$mode/non2xx]} non-2xx/3xx, ${LOAD[$mode/errors]} errors, ${LOAD[$mode/seconds]}s).")
+		fi
+		stop_all
+	done
+	local m per
+	for m in cow normal; do
+		per=$(awk -v k="${MEMR[$m/workers_pss_kb]}" -v n="${MEMR[$m/workers]}" 'BEGIN { printf "%.1f MiB", (n > 0 ? k / n / 1024 : 0) }')
+		COW_MEM_ROWS+=("| $(mode_label "$m") | ${MEMR[$m/templates]} + ${MEMR[$m/workers]} | **$(kb_mib "${MEMR[$m/total_pss_kb]}")** | $( [[ $m == cow ]] && kb_mib "${MEMR[$m/template_pss_kb]}" || echo "-") | $per | $(kb_mib "${MEMR[$m/total_rss_kb]}") | $(kb_mib "${MEMR[$m/total_private_kb]}") | $(kb_mib "${MEMR[$m/askrd_rss_kb]}") | ${LOAD[$m/requests]} in ${LOAD[$m/seconds]} s |")
+	done
+	local pct met
+	pct=$(awk -v c="${MEMR[cow/total_pss_kb]}" -v n="${MEMR[normal/total_pss_kb]}" 'BEGIN { printf "%.0f", (n > 0 ? 100 * c / n : 0) }')
+	met=$(awk -v p="$pct" -v g="$GOAL_PSS_PCT" 'BEGIN { print (p <= g ? "met" : "**not met**") }')
+	COW_MEM_NOTES=("- CoW total PSS is **$pct%** of normal mode's ($(kb_mib "${MEMR[cow/total_pss_kb]}") vs $(kb_mib "${MEMR[normal/total_pss_kb]}")). Goal <= $GOAL_PSS_PCT%: $met." "${COW_MEM_NOTES[@]}")
+	COW_MEM_NOTES+=("- PSS (proportional set size) splits each shared page among the processes that map it, so the sum over processes is what they cost together; RSS counts shared pages once per process. \"private\" is Private_Clean + Private_Dirty summed over the php-cgi processes.")
+}
+
+scenario_cow_maxreq() {
+	have_laravel cow-maxreq || return 0
+	local mode port name url
+	local THREADS=$MAXREQ_THREADS CONNS=$MAXREQ_CONNS DURATION=$MAXREQ_DURATION
+	for mode in cow normal; do
+		name=maxreq1-$mode
+		port=$(free_port)
+		# shellcheck disable=SC2046
+		start_askrd "$name" "$port" "$LARAVEL_BASE/public" "$LARAVEL_WORKER" "ASKR_APP_BASE=$LARAVEL_BASE" \
+			-- --workers "$MAXREQ_WORKERS" --max-requests 1 $(cow_flags "$mode")
+		url="http://127.0.0.1:$port/api/json"
+		check_response "$url" "$name / askrd"
+		ROW_TABLE=DISCARD NOTE_TABLE=COW_MAXREQ_NOTES measure "$name" askrd "$url"
+		stop_all
+	done
+	local m k
+	for m in cow normal; do
+		k=maxreq1-$m/askrd
+		COW_MAXREQ_ROWS+=("| $(mode_label "$m") | $(printf '%.0f' "${RPS[$k]}") | $(fmt_ms "${P50[$k]}") | $(fmt_ms "${P99[$k]}") | ${ERRS[$k]} |")
+	done
+	COW_MAXREQ_NOTES=("- CoW/normal throughput: **$(ratio "${RPS[maxreq1-cow/askrd]}" "${RPS[maxreq1-normal/askrd]}")x**; p50 latency $(ratio "${P50[maxreq1-cow/askrd]}" "${P50[maxreq1-normal/askrd]}")x." "${COW_MAXREQ_NOTES[@]}")
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -589,7 +794,55 @@ write_report() {
 			printf '; %s' "${FOREIGN[@]:1}"
 			echo "${NOISY:+ -- **10% or more: those numbers are disturbed; rerun on an idle machine**}"
 		fi
+		write_cow_report
 	} >"$REPORT"
+}
+
+# write_cow_report: the CoW sections (stdout), if any CoW scenario ran.
+write_cow_report() {
+	((${#COW_RESPAWN_ROWS[@]} + ${#COW_MEM_ROWS[@]} + ${#COW_MAXREQ_ROWS[@]} + ${#COW_SKIPPED[@]} > 0)) || return 0
+	local row
+	echo
+	echo "## CoW template mode vs normal worker mode (askrd only, Laravel example)"
+	echo
+	echo "\`askrd serve --cow\` boots one php-cgi template that runs examples/laravel-worker.php up to \`askr_cow_ready()\` and forks the workers from it; normal mode starts and boots every worker on its own. Both: \`ASKR_APP_BASE=examples/laravel\`, \`--root examples/laravel/public --worker-script examples/laravel-worker.php\`, 127.0.0.1 only, one server at a time, same run and machine as above."
+	for row in "${COW_SKIPPED[@]}"; do echo "$row"; done
+	if ((${#COW_RESPAWN_ROWS[@]} > 0)); then
+		echo
+		echo "### Worker respawn latency (\`--workers 1\`, $RESPAWN_N kills per mode)"
+		echo
+		echo "Each round reads the worker's pid from GET /api/json, sends it SIGKILL, then polls GET /api/json back to back (keep-alive) until a 200 from a new pid arrives; latency = kill → that response (bench/cowbench.go)."
+		echo
+		echo "| mode | p50 | p99 | min | max | respawns seen | non-200 answers while respawning |"
+		echo "|---|---:|---:|---:|---:|---:|---:|"
+		for row in "${COW_RESPAWN_ROWS[@]}"; do echo "$row"; done
+		echo
+		for row in "${COW_RESPAWN_NOTES[@]}"; do echo "$row"; done
+	fi
+	if ((${#COW_MEM_ROWS[@]} > 0)); then
+		echo
+		echo "### Memory (\`--workers $MEM_WORKERS\`, after $MEM_REQUESTS requests per worker)"
+		echo
+		echo "$((MEM_WORKERS * MEM_REQUESTS)) GETs of the Laravel \"/\" page (Blade, returning visitor's session) over $MEM_CONNS keep-alive connections, then the Pss/Rss of every php-cgi process below askrd (found through /proc/*/stat; in CoW mode the workers are the template's children) from /proc/PID/smaps_rollup, and askrd's own RSS."
+		echo
+		echo "| mode | php-cgi (template + workers) | total PSS | template PSS | PSS per worker | total RSS | private | askrd RSS | load |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		for row in "${COW_MEM_ROWS[@]}"; do echo "$row"; done
+		echo
+		for row in "${COW_MEM_NOTES[@]}"; do echo "$row"; done
+	fi
+	if ((${#COW_MAXREQ_ROWS[@]} > 0)); then
+		echo
+		echo "### Throughput with \`--max-requests 1\` (a new worker for every request, \`--workers $MAXREQ_WORKERS\`)"
+		echo
+		echo "\`wrk -t$MAXREQ_THREADS -c$MAXREQ_CONNS -d$MAXREQ_DURATION --latency\` on GET /api/json (Laravel \"api\" group, no session) after a $WARMUP warm-up."
+		echo
+		echo "| mode | rps | p50 | p99 | errors |"
+		echo "|---|---:|---:|---:|---:|"
+		for row in "${COW_MAXREQ_ROWS[@]}"; do echo "$row"; done
+		echo
+		for row in "${COW_MAXREQ_NOTES[@]}"; do echo "$row"; done
+	fi
 }
 
 main() {
@@ -616,7 +869,15 @@ main() {
 		case $s in
 		hello) scenario_hello ;;
 		laravel) scenario_laravel ;;
-		*) die "unknown scenario '$s' (SCENARIOS: hello laravel)" ;;
+		cow)
+			scenario_cow_respawn
+			scenario_cow_memory
+			scenario_cow_maxreq
+			;;
+		cow-respawn) scenario_cow_respawn ;;
+		cow-memory) scenario_cow_memory ;;
+		cow-maxreq) scenario_cow_maxreq ;;
+		*) die "unknown scenario '$s' (SCENARIOS: hello laravel cow, or cow-respawn cow-memory cow-maxreq)" ;;
 		esac
 	done
 
