@@ -88,7 +88,8 @@ type Pool struct {
 	ready   atomic.Int64 // workers that said hello and have not exited
 	busy    atomic.Int64
 	served  atomic.Uint64
-	failing atomic.Bool // the last boot failed and no worker is ready
+	failing atomic.Bool  // the last boot failed and no worker is ready
+	shrink  atomic.Int64 // busy workers still to retire after SetWorkers lowered the count
 
 	firstReady chan struct{}
 	readyOnce  sync.Once
@@ -122,12 +123,17 @@ const (
 	evExited
 	evRetire
 	evRotate
+	evResize
 )
+
+// MaxWorkers bounds SetWorkers.
+const MaxWorkers = 1024
 
 type event struct {
 	kind eventKind
 	w    *worker
 	err  error
+	n    int // evResize
 }
 
 // New returns a pool; call Run to start it.
@@ -142,7 +148,7 @@ func New(opt Options, s Starter) *Pool {
 		opt:        opt,
 		start:      s,
 		log:        opt.Logger,
-		idle:       make(chan *worker, opt.Workers),
+		idle:       make(chan *worker, max(opt.Workers, MaxWorkers)),
 		events:     make(chan event, 4*opt.Workers+4),
 		firstReady: make(chan struct{}),
 		closing:    make(chan struct{}),
@@ -190,12 +196,13 @@ func (p *Pool) Stats() Stats {
 func (p *Pool) Run(ctx context.Context) error {
 	defer close(p.done)
 	all := map[*worker]bool{} // every process not yet exited
+	target := p.opt.Workers   // how many workers the pool keeps (SetWorkers changes it)
 	live := 0                 // booting or serving, not retired
 	booted := 0               // first-boot progress, for Ready
 	failures := 0
 	var retry <-chan time.Time // non-nil while backing off after a failed boot
 	spawn := func() {
-		for live < p.opt.Workers && retry == nil {
+		for live < target && retry == nil {
 			live++
 			go p.boot()
 		}
@@ -285,6 +292,28 @@ func (p *Pool) Run(ctx context.Context) error {
 					p.log.Error("worker failed to boot", "err", ev.err, "retry_in", delay)
 					retry = time.After(delay)
 				}
+			case evResize:
+				target = ev.n
+				p.log.Info("worker count changed", "workers", target)
+				spawn()
+				// Fewer: stop idle workers now, and as many busy ones as still needed after their request.
+				excess := live - target
+				for excess > 0 {
+					select {
+					case old := <-p.idle:
+						if old.dead.Load() {
+							continue
+						}
+						old.quit = true
+						live--
+						excess--
+						p.stopWorker(old)
+						continue
+					default:
+					}
+					break
+				}
+				p.shrink.Store(int64(max(excess, 0)))
 			case evRotate:
 				if !stopping {
 					p.retireOneOld(p.current(), func(old *worker) {
@@ -372,6 +401,20 @@ func (p *Pool) stopWorker(w *worker) {
 	w.proc.Conn().SetWriteDeadline(time.Now().Add(time.Second))
 	if _, err := w.proc.Conn().Write(stop); err != nil {
 		w.proc.Kill()
+	}
+}
+
+// SetWorkers changes how many workers the pool keeps: more are started (in CoW mode: forked) at
+// once, surplus idle ones are stopped now and surplus busy ones after their request.
+func (p *Pool) SetWorkers(n int) error {
+	if n < 1 || n > MaxWorkers {
+		return fmt.Errorf("workers must be from 1 to %d, got %d", MaxWorkers, n)
+	}
+	select {
+	case p.events <- event{kind: evResize, n: n}:
+		return nil
+	case <-p.done:
+		return ErrClosed
 	}
 }
 
@@ -491,6 +534,9 @@ func (p *Pool) release(w *worker, reusable bool) {
 	}
 	if reusable && w.gen < p.current() {
 		reusable = false // its template has been replaced
+	}
+	if reusable && p.shrink.Load() > 0 && p.shrink.Add(-1) >= 0 {
+		reusable = false // SetWorkers asked for fewer
 	}
 	select {
 	case <-p.closing:

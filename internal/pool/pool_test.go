@@ -315,3 +315,34 @@ func TestIdleWorkersDying(t *testing.T) {
 		t.Errorf("Serve after idle deaths: %v %q", err, r.body)
 	}
 }
+
+func TestSetWorkers(t *testing.T) {
+	s := &fakeStarter{act: func([]byte) []byte { return okResponse("ok") }}
+	p := startPool(t, Options{Workers: 2}, s)
+	waitReady(t, p)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: stats %+v, %d workers listed", what, p.Stats(), len(p.Workers()))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := p.SetWorkers(5); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("grow to 5", func() bool { return p.Stats().Ready == 5 && len(p.Workers()) == 5 })
+	if err := p.SetWorkers(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("shrink to 1", func() bool { return p.Stats().Ready == 1 && len(p.Workers()) == 1 })
+	var r recorder
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+		t.Errorf("Serve after resizing: %v %q", err, r.body)
+	}
+	if err := p.SetWorkers(0); err == nil {
+		t.Errorf("SetWorkers(0) = nil; want an error")
+	}
+}
