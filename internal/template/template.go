@@ -54,13 +54,16 @@ type Template struct {
 	log *slog.Logger
 	ln  *net.UnixListener
 
-	mu      sync.Mutex // guards everything below; held during a boot so that one boot serves all
-	proc    *phpcgi.Process
-	gen     atomic.Int64 // written under mu
-	write   sync.Mutex   // one Fork frame at a time on the template's channel
+	mu     sync.Mutex // guards proc and closed; held during a boot so that one boot serves all
+	proc   *phpcgi.Process
+	closed bool
+	gen    atomic.Int64 // written under mu
+	pid    atomic.Int64 // the running template's, written under mu
+	write  sync.Mutex   // one Fork frame at a time on the template's channel
+
+	pmu     sync.Mutex // guards pending and pids; never held for long
 	pending map[string]chan *worker
 	pids    map[int]bool // every template pid this askrd has run, for the parent check
-	closed  bool
 }
 
 // New listens on the private socket. Boot starts the first template.
@@ -109,7 +112,9 @@ func (t *Template) bootLocked() error {
 	if err != nil {
 		return fmt.Errorf("start template: %w", err)
 	}
+	t.pmu.Lock()
 	t.pids[p.PID()] = true
+	t.pmu.Unlock()
 	if err := awaitReady(p, t.opt.BootTimeout); err != nil {
 		p.Kill()
 		<-p.Done()
@@ -121,6 +126,7 @@ func (t *Template) bootLocked() error {
 		return err
 	}
 	t.proc = p
+	t.pid.Store(int64(p.PID()))
 	gen := t.gen.Add(1)
 	t.log.Info("template ready", "pid", p.PID(), "generation", gen, "boot", time.Since(start).Round(time.Millisecond))
 	go t.watch(p, gen)
@@ -197,15 +203,8 @@ func readFrame(r io.Reader) (channel.Frame, error) {
 // Generation counts the templates booted so far; workers of an older one should be replaced.
 func (t *Template) Generation() int64 { return t.gen.Load() }
 
-// PID returns the running template's pid, or 0.
-func (t *Template) PID() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.proc == nil {
-		return 0
-	}
-	return t.proc.PID()
-}
+// PID returns the pid of the last template that booted (it may have died since), or 0.
+func (t *Template) PID() int { return int(t.pid.Load()) }
 
 // Start forks one worker from the template (booting a template first if none runs) and returns it
 // once it has connected and been verified.
@@ -218,13 +217,21 @@ func (t *Template) Start() (pool.Process, error) {
 	proc, gen := t.proc, t.gen.Load()
 	token := newToken()
 	logPath := filepath.Join(t.opt.Dir, "log-"+token)
-	got := make(chan *worker, 1)
-	t.pending[token] = got
 	t.mu.Unlock()
+	got := make(chan *worker, 1)
+	t.pmu.Lock()
+	t.pending[token] = got
+	t.pmu.Unlock()
 	defer func() {
-		t.mu.Lock()
+		t.pmu.Lock()
 		delete(t.pending, token)
-		t.mu.Unlock()
+		t.pmu.Unlock()
+		select {
+		case w := <-got: // a worker that arrived after Start gave up
+			w.Kill()
+			w.Close()
+		default:
+		}
 	}()
 
 	logs, err := openLog(logPath)
@@ -306,24 +313,29 @@ func (t *Template) admit(c *net.UnixConn) {
 	if err == nil {
 		err = t.verify(c, h)
 	}
-	t.mu.Lock()
-	got := t.pending[h.Token]
-	t.mu.Unlock()
-	if err == nil && got == nil {
-		err = fmt.Errorf("unknown fork token")
+	var w *worker
+	if err == nil {
+		// Delivered under the lock: once Start has removed its token, no worker can reach it late.
+		t.pmu.Lock()
+		if got := t.pending[h.Token]; got == nil {
+			err = fmt.Errorf("unknown fork token")
+		} else if w, err = newWorker(c, h); err == nil {
+			select {
+			case got <- w:
+			default:
+				err = fmt.Errorf("fork token used twice")
+			}
+		}
+		t.pmu.Unlock()
 	}
 	if err != nil {
+		if w != nil {
+			w.Kill()
+			w.Close()
+		}
 		t.log.Warn("refused a worker connection", "err", err, "pid", h.PID)
 		c.Close()
-		return
 	}
-	w, err := newWorker(c, h)
-	if err != nil {
-		t.log.Warn("refused a worker connection", "err", err, "pid", h.PID)
-		c.Close()
-		return
-	}
-	got <- w
 }
 
 // verify checks the peer: the kernel's credentials must name the pid the worker announces, the same
@@ -343,9 +355,9 @@ func (t *Template) verify(c *net.UnixConn, h channel.Hello) error {
 		return fmt.Errorf("peer check failed: kernel says pid %d uid %d, worker says pid %d", cred.Pid, cred.Uid, h.PID)
 	}
 	ppid := parentOf(h.PID)
-	t.mu.Lock()
+	t.pmu.Lock()
 	known := t.pids[ppid]
-	t.mu.Unlock()
+	t.pmu.Unlock()
 	if !known && ppid != os.Getpid() {
 		return fmt.Errorf("peer check failed: pid %d is a child of %d, not of a template", h.PID, ppid)
 	}
