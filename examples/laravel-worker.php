@@ -38,13 +38,14 @@ $app['db']->statement('CREATE TABLE IF NOT EXISTS visits (
 )');
 
 // A forked worker inherits the template's PDO, i.e. its sqlite3 handle: the same file descriptors,
-// the same page cache, and SQLite's in-memory record of the POSIX locks the template holds. fcntl()
-// locks are not inherited across fork(), so a worker using that handle believes it holds locks the
-// kernel never gave it, and SQLite's own rule is that a connection must never be used in a child
-// process (https://sqlite.org/howtocorrupt.html#_carrying_an_open_database_connection_across_a_fork_).
-// Each worker therefore drops every connection right after the fork, before its first request;
-// Laravel opens a fresh one, with its own locks, at the first query. (Outside CoW mode this runs
-// once at askr_cow_ready() and only costs one reconnect.)
+// page cache and SQLite's in-memory record of the POSIX locks the template holds. fcntl() locks are
+// not inherited across fork(), so a worker using that handle believes it holds locks it does not
+// (see "Carrying an open database connection across a fork()" in sqlite.org/howtocorrupt.html).
+// Then nothing stops one process from closing "the last" connection while others still write: it
+// checkpoints and deletes the WAL under them, and their committed writes are lost (seen with the
+// template killed under load and --max-requests). So each worker drops every connection right
+// after the fork, before its first request; Laravel opens its own at the first query. (Outside
+// CoW mode this runs once at askr_cow_ready() and costs one reconnect.)
 askr_on_worker_start(static function () use ($app): void {
     foreach (array_keys($app['db']->getConnections()) as $name) {
         $app['db']->purge($name);

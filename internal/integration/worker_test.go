@@ -333,9 +333,10 @@ func TestFailuresLeaveAskrdServing(t *testing.T) {
 
 	// Killed mid-request: 502 for that request only.
 	errc := make(chan response, 1)
-	go func() { errc <- s.get("/sleep?s=0.9") }()
-	if !poll(5*time.Second, func() bool { return procState(p4) == "S" }) {
-		t.Fatalf("worker %d never went to sleep", p4)
+	mark := filepath.Join(t.TempDir(), "running")
+	go func() { errc <- s.get("/sleep?s=5&mark=" + mark) }()
+	if !poll(5*time.Second, func() bool { _, err := os.Stat(mark); return err == nil }) {
+		t.Fatalf("the request never reached worker %d", p4)
 	}
 	syscall.Kill(p4, syscall.SIGKILL)
 	if r := <-errc; r.status != 502 {

@@ -1,0 +1,139 @@
+package integration
+
+// The Laravel example's SQLite database under CoW template mode: the template opens an SQLite
+// handle while booting (examples/laravel-worker.php), and each forked worker must drop it
+// (askr_on_worker_start → DB::purge) and write through a connection of its own.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestLaravelCowSQLite sends concurrent writes to POST /api/visits on four forked workers and
+// checks that none failed, none was lost, several processes wrote, and the database is sound.
+func TestLaravelCowSQLite(t *testing.T) {
+	lvSkipWithoutPHP(t)
+	if _, err := exec.LookPath("php"); err != nil {
+		t.Skip("php (CLI) not installed: needed for PRAGMA integrity_check")
+	}
+	s := lvStart(t, "--cow", "--workers", "4")
+	db := filepath.Join(s.Base, "storage", "database.sqlite")
+
+	const n, conc = 400, 16
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+	defer c.CloseIdleConnections()
+
+	var next, failed atomic.Int64
+	var mu sync.Mutex
+	var errs []string
+	ids := map[int]bool{}
+	pids := map[int]bool{}
+	fail := func(format string, a ...any) {
+		failed.Add(1)
+		mu.Lock()
+		if len(errs) < 10 {
+			errs = append(errs, fmt.Sprintf(format, a...))
+		}
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > n || ctx.Err() != nil {
+					return
+				}
+				req, _ := http.NewRequestWithContext(ctx, "POST", s.URL+"/api/visits", nil)
+				req.Header.Set("Accept", "application/json")
+				resp, err := c.Do(req)
+				if err != nil {
+					fail("request %d: %v", i, err)
+					continue
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					fail("request %d: reading the body: %v", i, err)
+					continue
+				}
+				if resp.StatusCode != 200 {
+					fail("request %d: status %d: %.300s", i, resp.StatusCode, body)
+					continue
+				}
+				var v struct{ ID, Pid, Count int }
+				if err := json.Unmarshal(body, &v); err != nil || v.ID <= 0 || v.Pid <= 0 || v.Count <= 0 {
+					fail("request %d: unexpected answer (%v): %.300s", i, err, body)
+					continue
+				}
+				mu.Lock()
+				if ids[v.ID] {
+					mu.Unlock()
+					fail("request %d: id %d handed out twice", i, v.ID)
+					continue
+				}
+				ids[v.ID] = true
+				pids[v.Pid] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("%d POST /api/visits did not finish within 2 minutes (%d started)", n, min(next.Load(), n))
+	}
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d POST /api/visits failed; first ones:\n%s", f, n, strings.Join(errs, "\n"))
+	}
+
+	r := s.send(nil, "GET", "/api/visits", nil)
+	lvWant(t, "GET /api/visits: status", r.status, 200)
+	var got struct {
+		Count int
+		Pids  []int
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatalf("GET /api/visits: %v: %.300s", err, r.body)
+	}
+	lvWant(t, "count", got.Count, n)
+	if len(got.Pids) < 2 {
+		t.Errorf("pids that wrote = %v, want at least 2 (the responses named %d)", got.Pids, len(pids))
+	}
+	for pid := range pids {
+		if !slices.Contains(got.Pids, pid) {
+			t.Errorf("pid %d answered a POST but is not in the table's pids %v", pid, got.Pids)
+		}
+	}
+	t.Logf("%d visits written by pids %v", got.Count, got.Pids)
+
+	// Stop askrd, so every process has closed the database, then check the file.
+	s.stop()
+	for _, bad := range []string{"database is locked", "malformed", "PHP Fatal", "SQLSTATE"} {
+		if strings.Contains(s.logs.String(), bad) {
+			t.Errorf("askrd log contains %q", bad)
+		}
+	}
+	out, err := exec.Command("php", "-r",
+		`$db = new SQLite3($argv[1], SQLITE3_OPEN_READONLY); echo $db->querySingle("PRAGMA integrity_check"), " ", $db->querySingle("SELECT count(*) FROM visits");`,
+		"--", db).CombinedOutput()
+	if err != nil {
+		t.Fatalf("PRAGMA integrity_check on %s: %v\n%s", db, err, out)
+	}
+	lvWant(t, "PRAGMA integrity_check, row count", strings.TrimSpace(string(out)), fmt.Sprintf("ok %d", n))
+}
