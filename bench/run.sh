@@ -72,13 +72,13 @@ PIDS=()        # every server process this script started (killed on exit)
 ROWS=()        # markdown table rows
 NOTES=()       # per-scenario lines under the table
 FOREIGN=()     # "scenario / server N%": CPU other processes used during each measured run
-NOISY=""
 declare -A RPS P50 P99 MEM ERRS  # "scenario/server" -> value, for the ratio lines
 COWBENCH=""    # the built bench/cowbench.go
 declare -A RESP MEMR LOAD    # CoW results: "mode/key" -> value (cowbench's output)
 COW_RESPAWN_ROWS=() COW_RESPAWN_NOTES=()
 COW_MEM_ROWS=() COW_MEM_NOTES=()
 COW_MAXREQ_ROWS=() COW_MAXREQ_NOTES=()
+COW_FOREIGN=() # "run N%": CPU other processes used during each CoW measurement
 DISCARD=()
 
 log() { printf '>> %s\n' "$*" >&2; }
@@ -127,11 +127,15 @@ stop_all() {
 	PIDS=()
 }
 
-# free_port: a TCP port on 127.0.0.1 nothing listens on.
+# free_port: a TCP port on 127.0.0.1 nothing listens on, below the kernel's ephemeral range (the
+# load generators' own connections, and other programs', take their local ports from that range,
+# so a port picked there can be taken before the server binds it).
 free_port() {
-	local p i
+	local p i lo=20000 hi
+	hi=$(awk '{ print $1 - 1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32767)
+	((hi > lo + 1000)) || { lo=10000 hi=32767; }
 	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 30000))
+		p=$((lo + RANDOM % (hi - lo)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return
@@ -391,7 +395,8 @@ cpu_idle_pct() {
 # machine_ticks: "busy total" CPU ticks of all CPUs since boot (steal counts as busy).
 machine_ticks() { awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6 }' /proc/stat; }
 
-# tree_ticks PID...: CPU ticks used so far by the PIDs and their live descendants.
+# tree_ticks PID...: CPU ticks used so far by the PIDs and their live descendants, including the
+# children they have reaped (cutime + cstime: workers that exited, e.g. with --max-requests 1).
 tree_ticks() {
 	local pids
 	pids=$(ps -e -o pid=,ppid= | awk -v roots="$*" '
@@ -399,7 +404,7 @@ tree_ticks() {
 		{ parent[$1] = $2 }
 		END { for (p in parent) for (q = p; q != "" && q != 0; q = parent[q]) if (q in root) { print "/proc/" p "/stat"; break } }')
 	# shellcheck disable=SC2086 # one path per word
-	cat $pids 2>/dev/null | awk '{ sub(/.*\) /, ""); t += $12 + $13 } END { printf "%d\n", t }'
+	cat $pids 2>/dev/null | awk '{ sub(/.*\) /, ""); t += $12 + $13 + $14 + $15 } END { printf "%d\n", t }'
 }
 
 # child_ticks FILE: CPU ticks used by the shell's finished children (wrk, curl, ...), from the
@@ -439,10 +444,10 @@ measure() {
 	run_wrk "$url" "$DURATION" "$raw" "$@"
 	cpu_snapshot after
 	foreign=$(foreign_cpu_pct "$before" "$after")
-	FOREIGN+=("$scenario / $server $foreign%")
+	local -n foreign_list=${FOREIGN_TABLE:-FOREIGN}
+	foreign_list+=("$scenario / $server $foreign%")
 	if ((foreign >= 10)); then
 		log "$scenario / $server: WARNING: other processes used $foreign% of the CPUs during the run"
-		NOISY=1
 	fi
 	read -r rps p50 p99 non2xx sock reqs < <(parse_wrk "$raw")
 	rss=$(tree_rss_mb "${PIDS[@]}")
@@ -620,7 +625,7 @@ build_cowbench() {
 	COWBENCH=$TMP/cowbench
 }
 
-# cow_flag MODE: the serve flag of a mode ("cow" → --cow, "normal" → nothing).
+# cow_flags MODE: the serve flag of a mode ("cow" → --cow, "normal" → nothing).
 cow_flags() { [[ $1 == cow ]] && echo --cow || true; }
 mode_label() { [[ $1 == cow ]] && echo "askrd --cow (CoW template)" || echo "askrd (normal worker mode)"; }
 
@@ -640,6 +645,16 @@ askrd_alive() {
 	die "$1: askrd (pid $SERVER_PID) exited during the run; log above"
 }
 
+# cow_foreign LABEL BEFORE AFTER: records the CPU other processes used between two cpu_snapshots.
+cow_foreign() {
+	local f
+	f=$(foreign_cpu_pct "$2" "$3")
+	COW_FOREIGN+=("$1 $f%")
+	if ((f >= 10)); then
+		log "$1: WARNING: other processes used $f% of the CPUs during the run"
+	fi
+}
+
 # ratio A B: A/B with 2 decimals, or n/a.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a == a + 0) printf "%.2f", a / b; else print "n/a" }'; }
 kb_mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
@@ -657,9 +672,13 @@ scenario_cow_respawn() {
 		url="http://127.0.0.1:$port/api/json"
 		check_response "$url" "$name / askrd"
 		log "$name: $RESPAWN_N x (SIGKILL the worker, poll $url until a 200 from a new pid)"
+		local before after
+		cpu_snapshot before
 		timeout --kill-after=5 $((RESPAWN_N * 12 + 30)) \
 			"$COWBENCH" respawn -url "$url" -askrd "$SERVER_PID" -n "$RESPAWN_N" >"$OUTDIR/respawn-$mode.txt" ||
 			{ cat "$OUTDIR/respawn-$mode.txt" >&2; die "$name: cowbench respawn failed"; }
+		cpu_snapshot after
+		cow_foreign "$name" "$before" "$after"
 		askrd_alive "$name"
 		read_kv RESP "$mode" "$OUTDIR/respawn-$mode.txt"
 		errs=$(grep -c 'level=ERROR msg="worker failed"' "$TMP/askrd-$name.log" || true)
@@ -701,9 +720,13 @@ scenario_cow_memory() {
 		check_response "$url" "$name / askrd" -H "Cookie: $cookie"
 		SESSION_FILES=$(count_sessions)
 		log "$name: $total GETs of / ($MEM_REQUESTS per worker, $MEM_CONNS connections, at most $MEM_MAX)"
+		local before after
+		cpu_snapshot before
 		timeout --kill-after=5 $(($(seconds "$MEM_MAX") + 30)) \
 			"$COWBENCH" load -url "$url" -n "$total" -c "$MEM_CONNS" -H "Cookie: $cookie" -max "$MEM_MAX" \
 			>"$OUTDIR/memory-load-$mode.txt" || { cat "$OUTDIR/memory-load-$mode.txt" >&2; die "$name: load failed"; }
+		cpu_snapshot after
+		cow_foreign "$name" "$before" "$after"
 		askrd_alive "$name"
 		"$COWBENCH" mem -askrd "$SERVER_PID" >"$OUTDIR/memory-$mode.txt" || die "$name: cowbench mem failed"
 		read_kv LOAD "$mode" "$OUTDIR/memory-load-$mode.txt"
@@ -730,6 +753,7 @@ scenario_cow_memory() {
 	pct=$(awk -v c="${MEMR[cow/total_pss_kb]}" -v n="${MEMR[normal/total_pss_kb]}" 'BEGIN { printf "%.0f", (n > 0 ? 100 * c / n : 0) }')
 	met=$(awk -v p="$pct" -v g="$GOAL_PSS_PCT" 'BEGIN { print (p <= g ? "met" : "**not met**") }')
 	COW_MEM_NOTES=("- CoW total PSS is **$pct%** of normal mode's ($(kb_mib "${MEMR[cow/total_pss_kb]}") vs $(kb_mib "${MEMR[normal/total_pss_kb]}")). Goal <= $GOAL_PSS_PCT%: $met." "${COW_MEM_NOTES[@]}")
+	COW_MEM_NOTES+=("- The load reached every worker: CPU time per worker after the run, min-max: CoW ${MEMR[cow/worker_cpu_min_ms]}-${MEMR[cow/worker_cpu_max_ms]} ms, normal ${MEMR[normal/worker_cpu_min_ms]}-${MEMR[normal/worker_cpu_max_ms]} ms (normal-mode workers include their own boot).")
 	COW_MEM_NOTES+=("- PSS (proportional set size) splits each shared page among the processes that map it, so the sum over processes is what they cost together; RSS counts shared pages once per process. \"private\" is Private_Clean + Private_Dirty summed over the php-cgi processes.")
 }
 
@@ -745,7 +769,7 @@ scenario_cow_maxreq() {
 			-- --workers "$MAXREQ_WORKERS" --max-requests 1 $(cow_flags "$mode")
 		url="http://127.0.0.1:$port/api/json"
 		check_response "$url" "$name / askrd"
-		ROW_TABLE=DISCARD NOTE_TABLE=COW_MAXREQ_NOTES measure "$name" askrd "$url"
+		ROW_TABLE=DISCARD NOTE_TABLE=COW_MAXREQ_NOTES FOREIGN_TABLE=COW_FOREIGN measure "$name" askrd "$url"
 		stop_all
 	done
 	local m k
@@ -792,10 +816,21 @@ write_report() {
 		if ((${#FOREIGN[@]} > 0)); then
 			printf -- '- CPU used by other processes during each measured run (share of all CPUs): %s' "${FOREIGN[0]}"
 			printf '; %s' "${FOREIGN[@]:1}"
-			echo "${NOISY:+ -- **10% or more: those numbers are disturbed; rerun on an idle machine**}"
+			noisy "${FOREIGN[@]}" && echo " -- **10% or more: those numbers are disturbed; rerun on an idle machine**" || echo
 		fi
 		write_cow_report
 	} >"$REPORT"
+}
+
+# noisy "LABEL N%"...: true if any N is 10 or more.
+noisy() {
+	local e n
+	for e in "$@"; do
+		n=${e##* }
+		n=${n%\%}
+		((n >= 10)) && return 0
+	done
+	return 1
 }
 
 # write_cow_report: the CoW sections (stdout), if any CoW scenario ran.
@@ -842,6 +877,12 @@ write_cow_report() {
 		for row in "${COW_MAXREQ_ROWS[@]}"; do echo "$row"; done
 		echo
 		for row in "${COW_MAXREQ_NOTES[@]}"; do echo "$row"; done
+	fi
+	if ((${#COW_FOREIGN[@]} > 0)); then
+		echo
+		printf -- '- CPU used by other processes during each CoW measurement (share of all CPUs): %s' "${COW_FOREIGN[0]}"
+		printf '; %s' "${COW_FOREIGN[@]:1}"
+		noisy "${COW_FOREIGN[@]}" && echo " -- **10% or more: those numbers are disturbed; rerun on an idle machine**" || echo
 	fi
 }
 
