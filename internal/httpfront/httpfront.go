@@ -27,7 +27,8 @@ import (
 
 // Backend runs a request in PHP (the worker pool).
 type Backend interface {
-	Serve(ctx context.Context, payload []byte, resp pool.Response) error
+	// Serve runs the request; idempotent says it may run again if its worker dies before answering.
+	Serve(ctx context.Context, payload []byte, resp pool.Response, idempotent bool) error
 }
 
 // Options configures the front.
@@ -230,7 +231,8 @@ func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request) {
 	}
 	payload := h.encode(r, req)
 	rs := &responder{w: w, rc: rc, timeout: h.opt.ClientTimeout}
-	err = h.backend.Serve(r.Context(), payload, rs)
+	idempotent := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
+	err = h.backend.Serve(r.Context(), payload, rs, idempotent)
 	if err == nil {
 		if !rs.spilled {
 			err = rs.flush()

@@ -830,3 +830,23 @@ func TestRepeatedLogLines(t *testing.T) {
 		}
 	}
 }
+
+// A worker killed while idle costs no client a 502: the request goes to another worker.
+func TestIdleWorkerKilledCostsNoRequest(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "2"}})
+	for _, method := range []string{"GET", "POST"} {
+		pid := pidOf(t, s)
+		syscall.Kill(pid, syscall.SIGKILL)
+		if !poll(5*time.Second, func() bool { return procState(pid) == "" || procState(pid) == "Z" }) {
+			t.Fatalf("worker %d did not die", pid)
+		}
+		for i := range 4 { // reaches the dead worker's slot whichever worker is picked first
+			if r := s.do(method, "/pid", strings.NewReader("x=1"), "Content-Type", "application/x-www-form-urlencoded"); r.status != 200 {
+				t.Errorf("%s %d after an idle worker was killed = %d %q; want 200", method, i, r.status, r.body)
+			}
+		}
+	}
+	if !strings.Contains(s.logs.String(), "exited unexpectedly") && !strings.Contains(s.logs.String(), "died before answering") {
+		t.Errorf("the killed worker left no trace in the log")
+	}
+}

@@ -553,10 +553,31 @@ func (p *Pool) release(w *worker, reusable bool) {
 // Serve sends one request to an idle worker and streams its answer to resp. payload is the
 // serialize()d request array. Errors before resp.Head was called are the pool's (ErrQueueFull, …)
 // or ErrTimeout / ErrWorkerDied; after Head, any error means the response is cut short.
-func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
+//
+// If the worker dies before answering, a request it never received (the write failed) is sent to
+// another worker, and so is an idempotent one (GET, HEAD, OPTIONS: nginx's fastcgi_next_upstream
+// does the same); at most two more tries.
+func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response, idempotent bool) error {
+	for try := 1; ; try++ {
+		err, undelivered := p.serveOnce(ctx, payload, resp)
+		if !errors.Is(err, errNoAnswer) {
+			return err
+		}
+		if try == 3 || !(undelivered || idempotent) {
+			return fmt.Errorf("%w: %v", ErrWorkerDied, err)
+		}
+		p.log.Warn("worker died before answering; trying another", "err", err, "try", try)
+	}
+}
+
+// errNoAnswer marks a worker that died (by itself) before sending any frame of its answer.
+var errNoAnswer = errors.New("no answer")
+
+// serveOnce runs one try; undelivered reports that the request could not even be written.
+func (p *Pool) serveOnce(ctx context.Context, payload []byte, resp Response) (err error, undelivered bool) {
 	w, err := p.acquire(ctx)
 	if err != nil {
-		return err
+		return err, false
 	}
 	p.busy.Add(1)
 	w.busy.Store(true)
@@ -573,10 +594,10 @@ func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
 		})
 		defer t.Stop()
 	}
-	err = p.exchange(w, payload, resp)
+	answered, sent, err := p.exchange(w, payload, resp)
 	if err == nil || errors.Is(err, ErrBadResponse) {
 		p.served.Add(1)
-		return err
+		return err, false
 	}
 	var end *exitAfter
 	if errors.As(err, &end) {
@@ -584,24 +605,29 @@ func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
 		p.served.Add(1)
 		p.release(w, false)
 		if end.bad != nil {
-			return fmt.Errorf("%w: %v", ErrBadResponse, end.bad)
+			return fmt.Errorf("%w: %v", ErrBadResponse, end.bad), false
 		}
-		return nil
-	}
-	w.ending.Store(true)
-	w.proc.Kill()
-	p.release(w, false)
-	if timedOut.Load() {
-		return ErrTimeout
+		return nil, false
 	}
 	var re *responseError
-	if errors.As(err, &re) {
-		return re.err // the client went away; not the worker's fault
-	}
-	if errors.Is(err, channel.ErrProtocol) {
+	switch {
+	case timedOut.Load():
+		err = ErrTimeout
+	case errors.As(err, &re):
+		w.ending.Store(true) // killed because its client went away
+		err = re.err
+	case errors.Is(err, channel.ErrProtocol):
+		w.ending.Store(true)
 		p.log.Error("worker broke the channel protocol; killed", "pid", w.pid, "err", err)
+		err = fmt.Errorf("%w: %v", ErrWorkerDied, err)
+	case !answered:
+		err = fmt.Errorf("%w: worker pid %d: %v", errNoAnswer, w.pid, err)
+	default:
+		err = fmt.Errorf("%w: %v", ErrWorkerDied, err)
 	}
-	return fmt.Errorf("%w: %v", ErrWorkerDied, err)
+	w.proc.Kill()
+	p.release(w, false)
+	return err, !sent
 }
 
 // exitAfter reports a worker that ends after its response; bad is set if that response was invalid.
@@ -613,15 +639,22 @@ type responseError struct{ err error }
 
 func (e *responseError) Error() string { return e.err.Error() }
 
-func (p *Pool) exchange(w *worker, payload []byte, resp Response) error {
+// exchange sends the request and passes the answer on. answered reports that a frame came back,
+// sent that the request was written.
+func (p *Pool) exchange(w *worker, payload []byte, resp Response) (answered, sent bool, err error) {
 	w.out = channel.AppendHeader(w.out[:0], channel.TypeRequest, 0, len(payload))
 	w.out = append(w.out, payload...)
 	if _, err := w.proc.Conn().Write(w.out); err != nil {
-		return err
+		return false, false, err
 	}
 	if cap(w.out) > 1<<20 {
 		w.out = nil
 	}
+	answered, err = p.answer(w, resp)
+	return answered, true, err
+}
+
+func (p *Pool) answer(w *worker, resp Response) (answered bool, err error) {
 	headDone := false
 	var bad error // the app's response is invalid: read on to its End, keep the worker
 	for {
@@ -630,12 +663,12 @@ func (p *Pool) exchange(w *worker, payload []byte, resp Response) error {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return err
+			return headDone, err
 		}
 		switch f.Type {
 		case channel.TypeHead:
 			if headDone {
-				return fmt.Errorf("%w: second head", channel.ErrProtocol)
+				return headDone, fmt.Errorf("%w: second head", channel.ErrProtocol)
 			}
 			headDone = true
 			status, hs, err := channel.ParseHead(f.Payload)
@@ -644,42 +677,42 @@ func (p *Pool) exchange(w *worker, payload []byte, resp Response) error {
 				continue
 			}
 			if err != nil {
-				return err
+				return headDone, err
 			}
 			if err := resp.Head(status, hs); err != nil {
-				return &responseError{err}
+				return headDone, &responseError{err}
 			}
 		case channel.TypeBody:
 			if !headDone {
-				return fmt.Errorf("%w: body before head", channel.ErrProtocol)
+				return headDone, fmt.Errorf("%w: body before head", channel.ErrProtocol)
 			}
 			if bad != nil {
 				continue
 			}
 			if err := resp.Body(f.Payload); err != nil {
-				return &responseError{err}
+				return headDone, &responseError{err}
 			}
 		case channel.TypeEnd:
 			if !headDone {
-				return fmt.Errorf("%w: end before head", channel.ErrProtocol)
+				return headDone, fmt.Errorf("%w: end before head", channel.ErrProtocol)
 			}
 			e, err := channel.ParseEnd(f)
 			if err != nil {
-				return err
+				return headDone, err
 			}
 			w.served++
 			w.servedTotal.Store(int64(w.served))
 			w.memory.Store(e.Memory)
 			if e.Exit {
-				return &exitAfter{bad}
+				return headDone, &exitAfter{bad}
 			}
 			p.release(w, true)
 			if bad != nil {
-				return fmt.Errorf("%w: %v", ErrBadResponse, bad)
+				return headDone, fmt.Errorf("%w: %v", ErrBadResponse, bad)
 			}
-			return nil
+			return headDone, nil
 		default:
-			return fmt.Errorf("%w: unexpected frame type %d from worker", channel.ErrProtocol, f.Type)
+			return headDone, fmt.Errorf("%w: unexpected frame type %d from worker", channel.ErrProtocol, f.Type)
 		}
 	}
 }

@@ -169,7 +169,7 @@ func TestServeAndMaxRequests(t *testing.T) {
 	waitReady(t, p)
 	for i := range 12 {
 		var r recorder
-		if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || r.status != 200 || string(r.body) != "hi" {
+		if err := p.Serve(context.Background(), []byte("req"), &r, false); err != nil || r.status != 200 || string(r.body) != "hi" {
 			t.Fatalf("request %d: %v %d %q", i, err, r.status, r.body)
 		}
 	}
@@ -197,11 +197,11 @@ func TestMalformedFrameKillsOnlyThatWorker(t *testing.T) {
 	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); !errors.Is(err, ErrWorkerDied) {
+	if err := p.Serve(context.Background(), nil, &r, false); !errors.Is(err, ErrWorkerDied) {
 		t.Fatalf("Serve with a malformed answer: %v; want ErrWorkerDied", err)
 	}
 	r = recorder{}
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "fine" {
+	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "fine" {
 		t.Errorf("Serve after a malformed frame: %v %q; want a replaced worker answering", err, r.body)
 	}
 }
@@ -216,11 +216,11 @@ func TestWorkerDiesMidRequest(t *testing.T) {
 	}}
 	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
-	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrWorkerDied) {
+	if err := p.Serve(context.Background(), nil, &recorder{}, false); !errors.Is(err, ErrWorkerDied) {
 		t.Fatalf("Serve: %v; want ErrWorkerDied", err)
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
 		t.Errorf("after a crash: %v %q", err, r.body)
 	}
 }
@@ -237,11 +237,11 @@ func TestTimeoutKillsWorker(t *testing.T) {
 	}}
 	p := startPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
 	waitReady(t, p)
-	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrTimeout) {
+	if err := p.Serve(context.Background(), nil, &recorder{}, false); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Serve past the timeout: %v; want ErrTimeout", err)
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
 		t.Errorf("after a timeout: %v %q", err, r.body)
 	}
 }
@@ -253,7 +253,7 @@ func TestQueueFull(t *testing.T) {
 	waitReady(t, p)
 	errs := make(chan error, 3)
 	for range 2 {
-		go func() { errs <- p.Serve(context.Background(), nil, &recorder{}) }()
+		go func() { errs <- p.Serve(context.Background(), nil, &recorder{}, false) }()
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for p.Stats().Busy != 1 || p.Stats().Waiting != 1 {
@@ -262,7 +262,7 @@ func TestQueueFull(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrQueueFull) {
+	if err := p.Serve(context.Background(), nil, &recorder{}, false); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("third request: %v; want ErrQueueFull", err)
 	}
 	close(block)
@@ -284,13 +284,13 @@ func TestBootFailureBacksOffAndRecovers(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) {
+	if err := p.Serve(context.Background(), nil, &recorder{}, false); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Serve while every boot fails: %v; want ErrUnavailable at once", err)
 	}
 	s.failing.Store(false)
 	waitReady(t, p)
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
 		t.Errorf("after recovery: %v %q", err, r.body)
 	}
 }
@@ -311,7 +311,7 @@ func TestIdleWorkersDying(t *testing.T) {
 		}
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
 		t.Errorf("Serve after idle deaths: %v %q", err, r.body)
 	}
 }
@@ -339,10 +339,39 @@ func TestSetWorkers(t *testing.T) {
 	}
 	waitFor("shrink to 1", func() bool { return p.Stats().Ready == 1 && len(p.Workers()) == 1 })
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
 		t.Errorf("Serve after resizing: %v %q", err, r.body)
 	}
 	if err := p.SetWorkers(0); err == nil {
 		t.Errorf("SetWorkers(0) = nil; want an error")
+	}
+}
+
+// A worker that dies before answering costs an idempotent request nothing: it runs again elsewhere.
+func TestIdempotentRequestRetried(t *testing.T) {
+	var n atomic.Int64
+	s := &fakeStarter{act: func([]byte) []byte {
+		if n.Add(1) == 1 {
+			return nil // reads the request, dies without answering
+		}
+		return okResponse("second try")
+	}}
+	p := startPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	var r recorder
+	if err := p.Serve(context.Background(), nil, &r, true); err != nil || string(r.body) != "second try" {
+		t.Errorf("idempotent request whose worker died: %v %q; want it served by another worker", err, r.body)
+	}
+}
+
+// A request that could not be written to a dead worker is sent to another, whatever its method.
+func TestUndeliveredRequestRetried(t *testing.T) {
+	s := &fakeStarter{act: func([]byte) []byte { return okResponse("ok") }}
+	p := startPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	s.proc(0).peer.Close() // its end of the channel is gone, the process not yet reported dead
+	var r recorder
+	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
+		t.Errorf("request to a worker whose channel is closed: %v %q; want it sent to another worker", err, r.body)
 	}
 }
