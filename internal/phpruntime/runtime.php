@@ -214,7 +214,9 @@ final class Runtime
                 continue;
             }
             [$token, $logPath] = explode("\n", $frame[2], 2) + [1 => ''];
-            gc_collect_cycles();
+            if (gc_status()['roots'] > 0) {
+                gc_collect_cycles(); // before the fork, never in a child
+            }
             $pid = pcntl_fork();
             if ($pid === -1) {
                 self::log('template: fork failed: ' . pcntl_strerror(pcntl_get_last_error()));

@@ -61,9 +61,12 @@ type Template struct {
 	pid    atomic.Int64 // the running template's, written under mu
 	write  sync.Mutex   // one Fork frame at a time on the template's channel
 
-	pmu     sync.Mutex // guards pending and pids; never held for long
+	pmu     sync.Mutex // guards the fields below; never held for long
 	pending map[string]chan *worker
 	pids    map[int]bool // every template pid this askrd has run, for the parent check
+	spare   *worker      // forked ahead, not yet handed to the pool
+	filling bool
+	stopped bool
 }
 
 // New listens on the private socket. Boot starts the first template.
@@ -206,9 +209,70 @@ func (t *Template) Generation() int64 { return t.gen.Load() }
 // PID returns the pid of the last template that booted (it may have died since), or 0.
 func (t *Template) PID() int { return int(t.pid.Load()) }
 
-// Start forks one worker from the template (booting a template first if none runs) and returns it
-// once it has connected and been verified.
+// Start returns a worker forked from the template (booting a template first if none runs), once it
+// has connected and been verified. One spare worker is kept forked ahead, so that a worker that
+// exits is replaced without waiting for a fork.
 func (t *Template) Start() (pool.Process, error) {
+	if w := t.takeSpare(); w != nil {
+		go t.fillSpare()
+		return w, nil
+	}
+	w, err := t.fork()
+	if err != nil {
+		return nil, err
+	}
+	go t.fillSpare()
+	return w, nil
+}
+
+// takeSpare returns the spare worker if it is alive and of the current generation.
+func (t *Template) takeSpare() *worker {
+	t.pmu.Lock()
+	w := t.spare
+	t.spare = nil
+	t.pmu.Unlock()
+	if w == nil {
+		return nil
+	}
+	select {
+	case <-w.done:
+	default:
+		if w.gen == t.gen.Load() {
+			return w
+		}
+	}
+	w.Kill()
+	w.Close()
+	return nil
+}
+
+// fillSpare forks the spare worker unless there is one, or one is being forked.
+func (t *Template) fillSpare() {
+	t.pmu.Lock()
+	if t.spare != nil || t.filling || t.stopped {
+		t.pmu.Unlock()
+		return
+	}
+	t.filling = true
+	t.pmu.Unlock()
+	w, err := t.fork()
+	t.pmu.Lock()
+	t.filling = false
+	if err == nil && t.spare == nil && !t.stopped {
+		t.spare, w = w, nil
+	}
+	t.pmu.Unlock()
+	if err != nil {
+		t.log.Debug("no spare worker", "err", err)
+	}
+	if w != nil {
+		w.Kill()
+		w.Close()
+	}
+}
+
+// fork asks the template for one worker and waits for it.
+func (t *Template) fork() (*worker, error) {
 	t.mu.Lock()
 	if err := t.bootLocked(); err != nil {
 		t.mu.Unlock()
@@ -384,6 +448,15 @@ func parentOf(pid int) int {
 
 // Close stops the template (the workers are the pool's to stop) and the listener.
 func (t *Template) Close() error {
+	t.pmu.Lock()
+	t.stopped = true
+	spare := t.spare
+	t.spare = nil
+	t.pmu.Unlock()
+	if spare != nil {
+		spare.Kill()
+		spare.Close()
+	}
 	t.mu.Lock()
 	t.closed = true
 	p := t.proc
