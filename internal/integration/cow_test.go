@@ -221,3 +221,30 @@ func TestMemoryReport(t *testing.T) {
 		}
 	}
 }
+
+// A template that dies and whose successor fails to boot: the old workers go on serving, the boot
+// is retried with back-off and PHP's error is logged, and once the app boots again a new
+// generation takes over.
+func TestCowTemplateRebootFailsThenRecovers(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "fail-boot")
+	s := startCow(t, opts{args: []string{"--workers", "2"}, env: []string{"ASKR_TEST_BOOT_FAIL_IF=" + flag}})
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(templatePID(t, s), syscall.SIGKILL)
+	s.waitLog("template failed to boot", 10*time.Second)
+	s.waitLog("boot failed on purpose", 10*time.Second)
+	for range 10 {
+		if r := s.get("/pid"); r.status != 200 {
+			t.Errorf("while the new template fails to boot: %d %q; want the old workers to answer", r.status, r.body)
+		}
+	}
+	if !poll(10*time.Second, func() bool { return strings.Count(s.logs.String(), "template failed to boot") >= 2 }) {
+		t.Errorf("the template's boot was not retried")
+	}
+	os.Remove(flag)
+	s.waitLog("generation=2", 30*time.Second)
+	if r := s.get("/pid"); r.status != 200 {
+		t.Errorf("after recovery: %d", r.status)
+	}
+}

@@ -122,6 +122,13 @@ func (t *Template) bootLocked() error {
 		p.Kill()
 		<-p.Done()
 		p.Close()
+		if errors.Is(err, errEnded) {
+			status := "exit status 0"
+			if p.Err() != nil {
+				status = p.Err().Error()
+			}
+			err = fmt.Errorf("it ended (%s) before askr_cow_ready()", status)
+		}
 		err = fmt.Errorf("template pid %d failed to boot: %w", p.PID(), err)
 		if tail := p.Tail(); tail != "" {
 			err = fmt.Errorf("%w; last output:\n%s", err, tail)
@@ -148,7 +155,7 @@ func (t *Template) watch(p *phpcgi.Process, gen int64) {
 			t.mu.Unlock()
 			return
 		}
-		if t.proc != p { // a Start already booted the successor
+		if t.gen.Load() != gen { // a Start already booted the successor
 			t.mu.Unlock()
 			break
 		}
@@ -167,6 +174,9 @@ func (t *Template) watch(p *phpcgi.Process, gen int64) {
 	}
 }
 
+// errEnded is a template that closed its channel before it was ready.
+var errEnded = errors.New("ended before askr_cow_ready()")
+
 // awaitReady reads the template's Ready frame.
 func awaitReady(p *phpcgi.Process, timeout time.Duration) error {
 	c := p.Conn()
@@ -177,7 +187,7 @@ func awaitReady(p *phpcgi.Process, timeout time.Duration) error {
 	f, err := readFrame(c)
 	switch {
 	case errors.Is(err, io.EOF):
-		return fmt.Errorf("it ended (%v) before askr_cow_ready()", p.Err())
+		return errEnded
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("no askr_cow_ready() within boot_timeout (%v)", timeout)
 	case err != nil:

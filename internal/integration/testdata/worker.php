@@ -2,7 +2,8 @@
 // Test worker for askrd's integration tests: each path exercises one behaviour of the runtime.
 declare(strict_types=1);
 
-if (getenv('ASKR_TEST_BOOT_FAIL') === '1') {
+if (getenv('ASKR_TEST_BOOT_FAIL') === '1'
+    || (($flag = getenv('ASKR_TEST_BOOT_FAIL_IF')) !== false && file_exists($flag))) {
     throw new RuntimeException('boot failed on purpose');
 }
 if (($slow = getenv('ASKR_TEST_BOOT_SLEEP')) !== false) {
