@@ -700,7 +700,11 @@ scenario_cow_respawn() {
 	COW_RESPAWN_NOTES+=("- CoW is **${s50}x** faster than normal mode at p50 and **${s99}x** at p99.")
 	COW_RESPAWN_NOTES+=("- Goals: $met.")
 	COW_RESPAWN_NOTES+=("- p99 is the nearest-rank percentile of $RESPAWN_N samples, i.e. the slowest respawn when there are fewer than 100. All samples (ms) are in bench/out/respawn-cow.txt and respawn-normal.txt.")
-	COW_RESPAWN_NOTES+=("- The first request after the kill usually reaches the dead worker before askrd has noticed its death and gets a **502** (\`worker died during the request\`; askrd logged ${RESP[cow/logged_502]} such lines in CoW mode, ${RESP[normal/logged_502]} in normal mode); the poller goes straight on, so that 502 is part of the latency. Median time from the kill to that first answer: CoW $(fmt_ms "${RESP[cow/first_p50_ms]}"), normal $(fmt_ms "${RESP[normal/first_p50_ms]}").")
+	if [[ "${RESP[cow/logged_502]}" != 0 || "${RESP[normal/logged_502]}" != 0 ]]; then
+		COW_RESPAWN_NOTES+=("- Some requests reached a dead worker and got a **502** (\`worker died during the request\`: ${RESP[cow/logged_502]} in CoW mode, ${RESP[normal/logged_502]} in normal mode); the poller goes straight on, so they are part of the latency.")
+	else
+		COW_RESPAWN_NOTES+=("- No request failed: one that reached the dead worker was sent to another (askrd retries a GET whose worker died before answering).")
+	fi
 }
 
 scenario_cow_memory() {
