@@ -29,18 +29,20 @@ const MaxPayload = 16 << 20
 // HeaderSize is the length of a frame header.
 const HeaderSize = 8
 
-// Frame types. askrd sends Request and Stop to a worker, Fork and Stop to a CoW template; a worker
-// sends Hello, Head, Body and End; a template sends Ready.
+// Frame types. askrd sends Request, Ping and Stop to a worker, Fork and Stop to a CoW template; a
+// worker sends Hello, Head, Body, End and Pong; a template sends Ready.
 const (
 	TypeRequest byte = 1 // payload: serialize()d request array
 	TypeStop    byte = 2 // no payload: askr_handle_request() returns false; a template exits
 	TypeFork    byte = 3 // to a template: token, "\n", log path: fork a worker that says hello with token
+	TypePing    byte = 4 // to an idle worker: answer Pong (the health check behind the watchdog)
 
 	TypeHello byte = 16 // payload: uint32 pid, uint8 token length, token, then the PHP version string
 	TypeHead  byte = 17 // payload: uint16 status, then "Name: value" lines joined by "\n"
 	TypeBody  byte = 18 // payload: response body bytes
 	TypeEnd   byte = 19 // payload: uint64 memory_get_usage(), uint64 peak; flags: FlagExit
 	TypeReady byte = 20 // from a template: uint32 pid; it has booted and forks on request
+	TypePong  byte = 21 // from a worker: the answer to Ping
 )
 
 // FlagExit on an End frame says the worker exits after this response (exit(), a fatal error).
@@ -106,7 +108,7 @@ func ParseHeader(h []byte) (Frame, int, error) {
 		return Frame{}, 0, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrProtocol, n, MaxPayload)
 	}
 	switch h[1] {
-	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeReady, TypeRequest, TypeStop, TypeFork:
+	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeReady, TypePong, TypeRequest, TypeStop, TypeFork, TypePing:
 	default:
 		return Frame{}, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, h[1])
 	}

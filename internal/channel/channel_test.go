@@ -54,7 +54,7 @@ func TestParseHeaderBad(t *testing.T) {
 		{"version 0", []byte{0, TypeBody, 0, 0, 0, 0, 0, 0}, "version 0"},
 		{"version 2", []byte{2, TypeBody, 0, 0, 0, 0, 0, 0}, "version 2"},
 		{"unknown type 0", []byte{Version, 0, 0, 0, 0, 0, 0, 0}, "unknown frame type 0"},
-		{"unknown type 21", []byte{Version, 21, 0, 0, 0, 0, 0, 0}, "unknown frame type 21"},
+		{"unknown type 22", []byte{Version, 22, 0, 0, 0, 0, 0, 0}, "unknown frame type 22"},
 		{"too large", AppendHeader(nil, TypeBody, 0, MaxPayload+1), "exceeds"},
 		{"huge", []byte{Version, TypeBody, 0, 0, 0xff, 0xff, 0xff, 0xff}, "exceeds"},
 	}

@@ -17,11 +17,13 @@ final class Runtime
     private const T_REQUEST = 1;
     private const T_STOP = 2;
     private const T_FORK = 3;
+    private const T_PING = 4;
     private const T_HELLO = 16;
     private const T_HEAD = 17;
     private const T_BODY = 18;
     private const T_END = 19;
     private const T_READY = 20;
+    private const T_PONG = 21;
     private const FLAG_EXIT = 1;
     private const MAX_PAYLOAD = 16777216; // channel.MaxPayload
     private const MAX_DEFERRED = 256;
@@ -137,6 +139,10 @@ final class Runtime
             self::$hello = true;
         }
         $frame = self::read();
+        while ($frame !== null && $frame[0] === self::T_PING) {
+            self::write(self::frame(self::T_PONG, 0, '')); // askrd's health check: this loop is alive
+            $frame = self::read();
+        }
         if ($frame === null || $frame[0] === self::T_STOP) {
             return false;
         }

@@ -84,12 +84,14 @@ type Pool struct {
 	idle   chan *worker
 	events chan event
 
-	waiting atomic.Int64
-	ready   atomic.Int64 // workers that said hello and have not exited
-	busy    atomic.Int64
-	served  atomic.Uint64
-	failing atomic.Bool  // the last boot failed and no worker is ready
-	shrink  atomic.Int64 // busy workers still to retire after SetWorkers lowered the count
+	waiting  atomic.Int64
+	ready    atomic.Int64 // workers that said hello and have not exited
+	busy     atomic.Int64
+	served   atomic.Uint64
+	failing  atomic.Bool  // the last boot failed and no worker is ready
+	shrink   atomic.Int64 // busy workers still to retire after SetWorkers lowered the count
+	progress atomic.Int64 // unix nanoseconds of the last answered request, pong or boot
+	gen      atomic.Int64 // generation of new workers outside CoW mode (Reload raises it)
 
 	firstReady chan struct{}
 	readyOnce  sync.Once
@@ -124,6 +126,7 @@ const (
 	evRetire
 	evRotate
 	evResize
+	evCanary
 )
 
 // MaxWorkers bounds SetWorkers.
@@ -252,6 +255,7 @@ func (p *Pool) Run(ctx context.Context) error {
 			w := ev.w
 			switch ev.kind {
 			case evBooted:
+				p.progress.Store(time.Now().UnixNano())
 				failures = 0
 				p.failing.Store(false)
 				all[w] = true
@@ -314,6 +318,25 @@ func (p *Pool) Run(ctx context.Context) error {
 					break
 				}
 				p.shrink.Store(int64(max(excess, 0)))
+			case evCanary:
+				// A reload's canary has booted and answered: it replaces one old worker, and the
+				// rest follow one at a time (each new worker that comes up retires the next).
+				all[w] = true
+				go p.watch(w)
+				p.ready.Add(1)
+				live++
+				retire := func(old *worker) {
+					old.quit = true
+					live--
+					p.stopWorker(old)
+				}
+				p.retireOneOld(w.gen, retire)
+				select {
+				case p.idle <- w:
+				default:
+					retire(w)
+				}
+				p.retireOneOld(w.gen, func(old *worker) { retire(old); spawn() })
 			case evRotate:
 				if !stopping {
 					p.retireOneOld(p.current(), func(old *worker) {
@@ -377,11 +400,15 @@ func (p *Pool) boot() {
 		p.events <- event{kind: evBootFailed, err: err}
 		return
 	}
-	w := &worker{proc: proc, pid: h.PID, rd: channel.NewReader(proc.Conn())}
+	p.events <- event{kind: evBooted, w: p.newWorker(proc, h)}
+}
+
+func (p *Pool) newWorker(proc Process, h channel.Hello) *worker {
+	w := &worker{proc: proc, pid: h.PID, gen: p.gen.Load(), rd: channel.NewReader(proc.Conn())}
 	if g, ok := proc.(generational); ok {
 		w.gen = g.Generation()
 	}
-	p.events <- event{kind: evBooted, w: w}
+	return w
 }
 
 func (p *Pool) watch(w *worker) {
@@ -402,6 +429,101 @@ func (p *Pool) stopWorker(w *worker) {
 	if _, err := w.proc.Conn().Write(stop); err != nil {
 		w.proc.Kill()
 	}
+}
+
+// Reload replaces every worker with one that runs the worker script afresh (SIGHUP in worker mode).
+// One canary boots first and must answer a ping; only then do the others roll over, each after its
+// current request. If the canary fails, the old workers go on serving and Reload says why.
+func (p *Pool) Reload() error {
+	if _, ok := p.start.(generational); ok {
+		return errors.New("reload: the workers come from a CoW template; restart askrd instead")
+	}
+	gen := p.gen.Load() + 1
+	proc, err := p.start.Start()
+	if err != nil {
+		return fmt.Errorf("reload canary: %w", err)
+	}
+	fail := func(err error) error {
+		proc.Kill()
+		<-proc.Done()
+		proc.Close()
+		if tail := proc.Tail(); tail != "" {
+			err = fmt.Errorf("%w; last output:\n%s", err, tail)
+		}
+		return fmt.Errorf("reload canary pid %d: %w", proc.PID(), err)
+	}
+	h, err := proc.AwaitHello(p.opt.BootTimeout)
+	if err != nil {
+		return fail(err)
+	}
+	w := p.newWorker(proc, h)
+	w.gen = gen
+	if err := p.pingWorker(w, 5*time.Second); err != nil {
+		return fail(err)
+	}
+	p.gen.Store(gen)
+	select {
+	case p.events <- event{kind: evCanary, w: w}:
+	case <-p.done:
+		return fail(ErrClosed)
+	}
+	p.log.Info("reload: canary serves; rolling the other workers over", "pid", w.pid, "generation", gen)
+	return nil
+}
+
+// Ping sends a health check to an idle worker, if one is idle; its answer counts as progress. A
+// worker that does not answer is killed and replaced.
+func (p *Pool) Ping() {
+	var w *worker
+	select {
+	case w = <-p.idle:
+	default:
+		return
+	}
+	if w.dead.Load() {
+		return // run replaces it
+	}
+	if err := p.pingWorker(w, 2*time.Second); err != nil {
+		p.log.Warn("worker failed its health check; killed", "pid", w.pid, "err", err)
+		w.ending.Store(true)
+		w.proc.Kill()
+		p.release(w, false)
+		return
+	}
+	p.release(w, true)
+}
+
+func (p *Pool) pingWorker(w *worker, timeout time.Duration) error {
+	c := w.proc.Conn()
+	c.SetDeadline(time.Now().Add(timeout))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write(channel.AppendHeader(nil, channel.TypePing, 0, 0)); err != nil {
+		return err
+	}
+	f, err := w.rd.ReadFrame()
+	if err != nil {
+		return err
+	}
+	if f.Type != channel.TypePong {
+		return fmt.Errorf("%w: frame type %d, want pong", channel.ErrProtocol, f.Type)
+	}
+	p.progress.Store(time.Now().UnixNano())
+	return nil
+}
+
+// Healthy reports whether the pool's owner answers and a worker answered a request, a ping or
+// booted within the last interval: what the systemd watchdog is pinged for.
+func (p *Pool) Healthy(within time.Duration) bool {
+	reply := make(chan []WorkerInfo, 1)
+	select {
+	case p.snaps <- reply:
+		<-reply
+	case <-time.After(time.Second):
+		return false
+	case <-p.done:
+		return false
+	}
+	return time.Since(time.Unix(0, p.progress.Load())) < within
 }
 
 // SetWorkers changes how many workers the pool keeps: more are started (in CoW mode: forked) at
@@ -427,12 +549,12 @@ func (p *Pool) Rotate() {
 	}
 }
 
-// current is the generation new workers have, 0 outside CoW mode.
+// current is the generation new workers have.
 func (p *Pool) current() int64 {
 	if g, ok := p.start.(generational); ok {
 		return g.Generation()
 	}
-	return 0
+	return p.gen.Load()
 }
 
 // retireOneOld takes one idle worker older than gen out of the idle channel and passes it to
@@ -702,6 +824,7 @@ func (p *Pool) answer(w *worker, resp Response) (answered bool, err error) {
 			}
 			w.served++
 			w.servedTotal.Store(int64(w.served))
+			p.progress.Store(time.Now().UnixNano())
 			w.memory.Store(e.Memory)
 			if e.Exit {
 				return headDone, &exitAfter{bad}
