@@ -21,8 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/askr-php/askr/internal/activation"
 	"github.com/askr-php/askr/internal/config"
 	"github.com/askr-php/askr/internal/httpfront"
+	"github.com/askr-php/askr/internal/notify"
 	"github.com/askr-php/askr/internal/phpcgi"
 	"github.com/askr-php/askr/internal/phpruntime"
 	"github.com/askr-php/askr/internal/pool"
@@ -208,9 +210,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return ExitConfig
 	}
 	log := newLogger(stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, reload, stop := signals(c.Worker.Cow, log)
 	defer stop()
-	if err := serve(ctx, c, log); err != nil {
+	if err := serve(ctx, c, reload, log); err != nil {
 		log.Error("askrd failed", "err", err)
 		var ce *config.Error
 		if errors.As(err, &ce) {
@@ -240,7 +242,7 @@ func (s starter) Start() (pool.Process, error) {
 }
 
 // serve runs askrd in worker mode until ctx is cancelled, then drains.
-func serve(ctx context.Context, c config.Config, log *slog.Logger) error {
+func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *slog.Logger) error {
 	ini, err := c.Worker.INIArgs()
 	if err != nil {
 		return err
@@ -249,12 +251,42 @@ func serve(ctx context.Context, c config.Config, log *slog.Logger) error {
 	if err != nil {
 		return &config.Error{Key: "worker.php_cgi", Msg: err.Error() + " (install php8.2-cgi)"}
 	}
-	ln, err := net.Listen("tcp", c.Server.Listen)
+	lns, err := activation.Get(c.Server.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	defer ln.Close()
-	return Run(ctx, c, ln, binary, ini, log)
+	defer lns.Close()
+	if lns.Activated {
+		log.Info("serving on the sockets systemd passed; listen from the configuration is not used", "listen", c.Server.Listen)
+	}
+	if lns.HTTPS != nil && c.TLS.Cert == "" {
+		return &config.Error{Key: "tls", Msg: "systemd passes an \"https\" socket but [tls] cert and key are not set"}
+	}
+	return Run(ctx, c, lns, reload, binary, ini, log)
+}
+
+// signals turns SIGTERM and SIGINT (and SIGHUP in CoW mode) into the cancellation of ctx, the one
+// place where signals are handled; in worker mode SIGHUP arrives on reload instead.
+func signals(cow bool, log *slog.Logger) (ctx context.Context, reload <-chan struct{}, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan struct{}, 1)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		for sig := range sigs {
+			switch {
+			case sig == syscall.SIGHUP && !cow:
+				select {
+				case hup <- struct{}{}:
+				default: // a reload is already pending
+				}
+			default:
+				log.Info("signal: draining", "signal", sig.String())
+				cancel()
+			}
+		}
+	}()
+	return ctx, hup, func() { signal.Stop(sigs); cancel() }
 }
 
 func lookPath(bin string) (string, error) {
@@ -266,7 +298,7 @@ func lookPath(bin string) (string, error) {
 
 // Run serves on ln until ctx is cancelled, then stops accepting, lets in-flight requests finish
 // (bounded by shutdown_timeout) and stops the workers.
-func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, ini []string, log *slog.Logger) error {
+func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload <-chan struct{}, phpCGI string, ini []string, log *slog.Logger) error {
 	rt, removeRuntime, err := phpruntime.Install("")
 	if err != nil {
 		return err
@@ -341,30 +373,38 @@ func Run(ctx context.Context, c config.Config, ln net.Listener, phpCGI string, i
 		MaxHeaderBytes:    int(s.MaxHeaderSize),
 		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
 	}
-	served := make(chan error, 1)
-	go func() {
-		if c.TLS.Cert != "" {
-			served <- srv.ServeTLS(ln, c.TLS.Cert, c.TLS.Key)
-		} else {
-			served <- srv.Serve(ln)
+	// Plain HTTP on the http socket, HTTPS on the https one; with [tls] and no https socket, HTTPS
+	// on the http one (as askr serve --listen … with a certificate does).
+	served := make(chan error, 2)
+	var addrs []string
+	for _, l := range []struct {
+		ln  net.Listener
+		tls bool
+	}{{lns.HTTP, c.TLS.Cert != "" && lns.HTTPS == nil}, {lns.HTTPS, true}} {
+		if l.ln == nil {
+			continue
 		}
-	}()
-	log.Info("askrd serving", "version", version.Version, "listen", ln.Addr().String(), "mode", mode,
+		addrs = append(addrs, l.ln.Addr().String())
+		go func() {
+			if l.tls {
+				served <- srv.ServeTLS(l.ln, c.TLS.Cert, c.TLS.Key)
+			} else {
+				served <- srv.Serve(l.ln)
+			}
+		}()
+	}
+	log.Info("askrd serving", "version", version.Version, "listen", strings.Join(addrs, ","), "mode", mode,
 		"workers", s.WorkerCount(), "script", c.Worker.Script, "root", s.Root, "tls", c.TLS.Cert != "")
-	go func() {
-		select {
-		case <-p.Ready():
-			st := p.Stats()
-			log.Info("workers ready", "ready", st.Ready)
-		case <-ctx.Done():
-		}
-	}()
+	sd := notify.New(log.With("component", "systemd"))
+	go life(ctx, p, sd, mode, c, reload, log)
 
 	select {
 	case err := <-served:
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
+	sd.Stopping()
+	sd.Status("draining")
 	log.Info("draining", "timeout", s.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeoutCause(context.Background(), s.ShutdownTimeout.D(), errors.New("shutdown_timeout reached"))
 	defer cancel()

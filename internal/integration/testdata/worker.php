@@ -9,6 +9,13 @@ if (getenv('ASKR_TEST_BOOT_FAIL') === '1'
 if (($slow = getenv('ASKR_TEST_BOOT_SLEEP')) !== false) {
     sleep((int) $slow);
 }
+$version = '';
+if (($vf = getenv('ASKR_TEST_VERSION_FILE')) !== false) {
+    $version = trim((string) file_get_contents($vf));
+    if ($version === 'broken') {
+        throw new RuntimeException('this version does not boot');
+    }
+}
 $bootedPid = getmypid();
 $count = 0;
 mt_rand(); // the generator is seeded now, in the template when in CoW mode
@@ -17,7 +24,7 @@ askr_on_worker_start(static function () use (&$started): void {
     $started++;
 });
 
-$handler = static function (array $request) use (&$count, &$started): void {
+$handler = static function (array $request) use (&$count, &$started, $version): void {
     $count++;
     $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
     if (str_starts_with($path, '/dump') || isset($_GET['dump'])) {
@@ -151,6 +158,9 @@ $handler = static function (array $request) use (&$count, &$started): void {
         case '/started':
             header('Content-Type: application/json');
             echo json_encode(['pid' => getmypid(), 'started' => $started]);
+            return;
+        case '/version':
+            echo $version;
             return;
         case '/pid':
             echo getmypid();

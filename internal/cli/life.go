@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/askr-php/askr/internal/config"
+	"github.com/askr-php/askr/internal/notify"
+	"github.com/askr-php/askr/internal/pool"
+)
+
+// life reports askrd's state to systemd while it serves: EXTEND_TIMEOUT_USEC while a slow boot
+// progresses, READY=1 once the configured workers serve, a STATUS line, WATCHDOG=1 only while the
+// pool is healthy, and the rolling reload on SIGHUP. It returns when ctx is done.
+func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c config.Config, reload <-chan struct{}, log *slog.Logger) {
+	const tick = time.Second
+	watchdog := notify.WatchdogInterval()
+	var watchdogC, pingC <-chan time.Time
+	if watchdog > 0 {
+		wt := time.NewTicker(watchdog / 2)
+		defer wt.Stop()
+		pt := time.NewTicker(max(watchdog/4, 10*time.Millisecond))
+		defer pt.Stop()
+		watchdogC, pingC = wt.C, pt.C
+	}
+	status := time.NewTicker(tick)
+	defer status.Stop()
+	start := time.Now()
+	ready := p.Ready()
+	lastReady := 0
+	extend := time.NewTicker(5 * time.Second)
+	defer extend.Stop()
+	extendC := extend.C
+	healthy := true
+	line := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ready:
+			ready, extendC = nil, nil
+			log.Info("workers ready", "ready", p.Stats().Ready, "boot", time.Since(start).Round(time.Millisecond))
+			sd.Ready()
+		case <-extendC:
+			// Still booting: ask systemd for more time while workers keep coming up, or while the
+			// boot is within boot_timeout.
+			if n := p.Stats().Ready; n > lastReady || time.Since(start) < c.Worker.BootTimeout.D() {
+				lastReady = n
+				sd.ExtendTimeout(15 * time.Second)
+			}
+		case <-pingC:
+			p.Ping()
+		case <-watchdogC:
+			ok := p.Healthy(watchdog)
+			if ok {
+				sd.Watchdog()
+			}
+			if ok != healthy {
+				healthy = ok
+				if ok {
+					log.Info("health check passes again; pinging the watchdog")
+				} else {
+					log.Error("health check failed: no worker answered within the watchdog interval; not pinging the watchdog")
+				}
+			}
+		case <-status.C:
+			st := p.Stats()
+			gen := int64(0)
+			for _, w := range p.Workers() {
+				gen = max(gen, w.Generation)
+			}
+			l := fmt.Sprintf("mode=%s workers=%d busy=%d idle=%d waiting=%d requests=%d generation=%d",
+				mode, st.Ready, st.Busy, max(st.Ready-st.Busy, 0), st.Waiting, st.Served, gen)
+			if l != line {
+				line = l
+				sd.Status(l)
+			}
+		case <-reload:
+			log.Info("SIGHUP: rolling reload")
+			sd.Reloading()
+			if err := p.Reload(); err != nil {
+				log.Error("reload failed; the old workers go on serving", "err", err)
+			}
+			sd.Ready()
+		}
+	}
+}
