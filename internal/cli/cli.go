@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,6 +56,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return runServe(args, stdout, stderr)
 	case "config-check":
 		return runConfigCheck(args, stdout, stderr)
+	case "reload":
+		return runReload(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "askr %s\n", version.Version)
 		return ExitOK
@@ -71,6 +74,8 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   askrd [serve] [flags]        serve PHP (without flags: --config /etc/askr.toml)
   askrd config-check FILE      validate FILE and print the resolved settings
+  askrd reload [--config FILE] PID   ask the askrd with PID for a rolling reload (SIGHUP);
+                               refused in CoW mode, where SIGHUP would stop it
   askrd version                print the version
 run "askrd serve -h" for the serve flags
 `)
@@ -172,6 +177,38 @@ func applyEnv(c *config.Config) {
 	if c.Worker.Ini == "" {
 		c.Worker.Ini = os.Getenv("ASKR_PHP_INI")
 	}
+}
+
+// runReload is systemd's ExecReload: in worker mode it sends SIGHUP (a rolling reload); in CoW
+// mode, where SIGHUP drains and exits, it refuses, so that `systemctl reload` never stops the service.
+func runReload(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", config.DefaultPath, "the configuration askrd runs with")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: askrd reload [--config FILE] PID")
+		return ExitUsage
+	}
+	pid, err := strconv.Atoi(fs.Arg(0))
+	if err != nil || pid <= 1 {
+		fmt.Fprintf(stderr, "askrd reload: %q is not a process id\n", fs.Arg(0))
+		return ExitUsage
+	}
+	c, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "askrd reload: %v\n", err)
+		return ExitConfig
+	}
+	if c.Worker.Cow {
+		fmt.Fprintf(stderr, "askrd reload: not available in CoW mode (cow = true in %s): the template cannot load new code in place. Restart instead: systemctl restart askr\n", *path)
+		return ExitFailure
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		fmt.Fprintf(stderr, "askrd reload: signal %d: %v\n", pid, err)
+		return ExitFailure
+	}
+	fmt.Fprintf(stdout, "askrd %d: rolling reload started; see its log for the canary's result\n", pid)
+	return ExitOK
 }
 
 func runConfigCheck(args []string, stdout, stderr io.Writer) int {

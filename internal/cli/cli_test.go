@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -458,5 +461,30 @@ func TestMainNoArgsReadsDefaultConfig(t *testing.T) {
 		if code != ExitConfig || !strings.Contains(errOut, config.DefaultPath) {
 			t.Errorf("Main(%q) = %d, stderr %q; want %d and an error about %s", args, code, errOut, ExitConfig, config.DefaultPath)
 		}
+	}
+}
+
+func TestMainReload(t *testing.T) {
+	clearEnv(t)
+	if code, _, errOut := run("reload", "--config", "testdata/good.toml", "nope"); code != ExitUsage {
+		t.Errorf("reload nope = %d %q; want %d", code, errOut, ExitUsage)
+	}
+	cow := filepath.Join(t.TempDir(), "cow.toml")
+	os.WriteFile(cow, []byte("[worker]\ncow = true\n"), 0o644)
+	if code, _, errOut := run("reload", "--config", cow, "12345"); code != ExitFailure || !strings.Contains(errOut, "systemctl restart askr") {
+		t.Errorf("reload in CoW mode = %d %q; want %d and the advice to restart", code, errOut, ExitFailure)
+	}
+	// A child that waits for SIGHUP stands for askrd.
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if code, _, errOut := run("reload", "--config", "testdata/good.toml", strconv.Itoa(cmd.Process.Pid)); code != ExitOK {
+		t.Fatalf("reload = %d %q; want %d", code, errOut, ExitOK)
+	}
+	err := cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
+		t.Errorf("process after askrd reload: %v; want killed by SIGHUP", err)
 	}
 }
