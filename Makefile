@@ -13,7 +13,7 @@ APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml 
 # Only for `make bench` (the php-fpm baseline and the load generator).
 BENCH_PACKAGES := nginx-light php8.2-fpm wrk
 
-.PHONY: all build run test test-go test-php bench lint deps deps-bench clean fuzz
+.PHONY: all build run test test-go test-php bench lint deps deps-bench deps-e2e e2e-systemd clean fuzz
 
 all: build
 
@@ -61,3 +61,13 @@ lint:
 
 clean:
 	rm -rf bin bench/out
+
+# End to end under real systemd in a throwaway Debian 12 container (systemd-nspawn).
+deps-e2e:
+	@missing=""; for p in debootstrap systemd-container; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+e2e-systemd: deps-e2e build
+	bash test/e2e-systemd.sh
