@@ -95,7 +95,7 @@ func TestNotifyReadyStatusStopping(t *testing.T) {
 	n := newFakeNotify(t)
 	start := time.Now()
 	s := startAskrd(t, opts{args: []string{"--workers", "1"}, noReady: true,
-		env: []string{"NOTIFY_SOCKET=" + n.path, "ASKR_TEST_BOOT_SLEEP=6"}})
+		env: []string{"NOTIFY_SOCKET=" + n.path, "ASKR_TEST_BOOT_SLEEP=6", "WATCHDOG_USEC=60000000"}})
 	n.wait(t, "EXTEND_TIMEOUT_USEC=", 10*time.Second)
 	if !n.first("READY=1").IsZero() {
 		t.Fatalf("READY=1 sent while the only worker was still booting")

@@ -545,7 +545,7 @@ func TestQueueFullGets503(t *testing.T) {
 }
 
 func TestGracefulStop(t *testing.T) {
-	s := startAskrd(t, opts{args: []string{"--workers", "2"}})
+	s := startAskrd(t, opts{args: []string{"--workers", "2"}, config: "[server]\nshutdown_timeout = 5\n"})
 	pids := map[int]bool{}
 	for range 6 {
 		pids[pidOf(t, s)] = true
@@ -556,11 +556,15 @@ func TestGracefulStop(t *testing.T) {
 	if !poll(10*time.Second, func() bool { _, err := os.Stat(mark); return err == nil }) {
 		t.Fatal("the slow request never started")
 	}
+	term := time.Now()
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	if r := <-inflight; r.status != 200 || r.body != "slept" {
 		t.Errorf("in-flight request during drain = %d %q; want 200 slept", r.status, r.body)
 	}
 	<-s.done
+	if d := time.Since(term); d > 5*time.Second {
+		t.Errorf("askrd took %v to drain and exit; want within shutdown_timeout (5 s)", d.Round(time.Millisecond))
+	}
 	if s.err != nil {
 		t.Errorf("askrd exit after SIGTERM: %v; want status 0", s.err)
 	}
