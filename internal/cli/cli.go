@@ -341,6 +341,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 		return err
 	}
 	defer removeRuntime()
+	sd := notify.New(log.With("component", "systemd"))
 	dir := filepath.Dir(rt) // private to this askrd: the CoW socket and log FIFOs go here too
 	pc := phpcgi.Config{
 		Binary: phpCGI, Runtime: rt, Script: c.Worker.Script, AppBase: c.Worker.AppBase,
@@ -379,7 +380,11 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 		defer tmpl.Close() // after the pool has stopped the workers (deferred later, so run earlier)
 		p = pool.New(opt, tmpl)
 		templatePID = tmpl.PID
-		if err := tmpl.Boot(); err != nil {
+		booted := make(chan struct{})
+		go extendWhileBooting(sd, booted)
+		err = tmpl.Boot()
+		close(booted)
+		if err != nil {
 			return fmt.Errorf("CoW template: %w", err)
 		}
 	} else {
@@ -432,7 +437,6 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	}
 	log.Info("askrd serving", "version", version.Version, "listen", strings.Join(addrs, ","), "mode", mode,
 		"workers", s.WorkerCount(), "script", c.Worker.Script, "root", s.Root, "tls", c.TLS.Cert != "")
-	sd := notify.New(log.With("component", "systemd"))
 	go life(ctx, p, sd, mode, c, reload, log)
 
 	select {

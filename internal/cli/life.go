@@ -87,3 +87,18 @@ func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c
 		}
 	}
 }
+
+// extendWhileBooting asks systemd for more start-up time every few seconds until done is closed:
+// a CoW template boots the whole app before any worker exists.
+func extendWhileBooting(sd *notify.Notifier, done <-chan struct{}) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			sd.ExtendTimeout(15 * time.Second)
+		}
+	}
+}
