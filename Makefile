@@ -71,3 +71,21 @@ deps-e2e:
 
 e2e-systemd: deps-e2e build
 	bash test/e2e-systemd.sh
+
+# The Debian package: build/deb/askr_<version>_amd64.deb, built with dpkg-buildpackage in a copy of
+# the tree (build/deb/src, packaging/debian as debian/, Go modules vendored so the build is offline),
+# then checked with lintian. Sources: packaging/debian, packaging/man, packaging/welcome.
+DEB_PACKAGES := debhelper dpkg-dev fakeroot lintian man-db
+
+.PHONY: deb deps-deb
+
+deps-deb:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "Go 1.26 is needed (expected in /usr/local/go/bin)"; exit 1; }
+
+deb: deps-deb
+	bash packaging/build-deb.sh

@@ -96,13 +96,11 @@ func TestNotifyReadyStatusStopping(t *testing.T) {
 	start := time.Now()
 	s := startAskrd(t, opts{args: []string{"--workers", "1"}, noReady: true,
 		env: []string{"NOTIFY_SOCKET=" + n.path, "ASKR_TEST_BOOT_SLEEP=6", "WATCHDOG_USEC=60000000"}})
-	n.wait(t, "EXTEND_TIMEOUT_USEC=", 10*time.Second)
-	if !n.first("READY=1").IsZero() {
-		t.Fatalf("READY=1 sent while the only worker was still booting")
-	}
+	extend := n.wait(t, "EXTEND_TIMEOUT_USEC=", 10*time.Second)
 	ready := n.wait(t, "READY=1", 30*time.Second)
-	if ready.Sub(start) < 6*time.Second {
-		t.Errorf("READY=1 after %v, before the worker's 6 s boot ended", ready.Sub(start))
+	if ready.Sub(start) < 6*time.Second || !extend.Before(ready) {
+		t.Errorf("READY=1 after %v (EXTEND_TIMEOUT_USEC after %v); want READY only once the worker's 6 s boot ended",
+			ready.Sub(start), extend.Sub(start))
 	}
 	if r := s.get("/pid"); r.status != 200 {
 		t.Errorf("right after READY=1: %d; want a worker serving", r.status)
