@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# `apt install askr` end to end, under real systemd in a throwaway Debian 12 container
+# (systemd-nspawn --volatile=overlay on a debootstrapped rootfs without PHP, cached in build/).
+# The container shares the host's network so that apt can fetch php-cgi from the archive; all
+# requests go to 127.0.0.1 inside it.
+#
+#   make e2e-deb                (builds the package twice: 0.1.0-1 and an upgrade, 0.1.0-2)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO=$PWD
+ROOTFS=$REPO/build/rootfs-deb
+OLD=${OLD_DEB:?OLD_DEB: the .deb to install first}
+NEW=${NEW_DEB:?NEW_DEB: the .deb to upgrade to}
+PASS=0
+FAIL=0
+log() { printf '== %s\n' "$*"; }
+ok() { PASS=$((PASS + 1)); printf 'ok   %s\n' "$*"; }
+bad() { FAIL=$((FAIL + 1)); printf 'FAIL %s\n' "$*"; }
+
+[[ $(id -u) == 0 ]] || { echo "e2e-deb: must run as root" >&2; exit 1; }
+if [[ ! -x $ROOTFS/usr/bin/curl ]]; then
+	log "debootstrap Debian 12 (no PHP) into build/rootfs-deb (once)"
+	rm -rf "$ROOTFS.tmp"
+	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,ca-certificates,procps \
+		bookworm "$ROOTFS.tmp" http://deb.debian.org/debian >"$REPO/build/debootstrap-deb.log" 2>&1 ||
+		{ tail -20 "$REPO/build/debootstrap-deb.log"; exit 1; }
+	mv "$ROOTFS.tmp" "$ROOTFS"
+fi
+
+STAGE=$(mktemp -d)
+NSPAWN=""
+cleanup() {
+	if [[ -n $NSPAWN ]] && kill -0 "$NSPAWN" 2>/dev/null; then
+		kill -TERM "$NSPAWN" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$NSPAWN" 2>/dev/null || true
+	fi
+	rm -rf "$STAGE"
+}
+trap cleanup EXIT
+cp "$OLD" "$STAGE/old.deb"
+cp "$NEW" "$STAGE/new.deb"
+cp -r "$REPO/examples/laravel" "$STAGE/laravel"
+rm -rf "$STAGE/laravel/storage/framework/sessions/"* "$STAGE/laravel/storage/framework/views/"* "$STAGE/laravel/storage/database.sqlite"*
+cp "$REPO/examples/laravel-worker.php" "$STAGE/laravel-worker.php"
+
+log "boot the container"
+systemd-nspawn -D "$ROOTFS" --volatile=overlay --register=no --keep-unit -b \
+	--bind-ro="$STAGE:/stage" >"$REPO/build/nspawn-deb.log" 2>&1 &
+NSPAWN=$!
+LEADER=""
+for _ in $(seq 1 300); do
+	LEADER=$(pgrep -P "$NSPAWN" | head -1 || true)
+	[[ -n $LEADER ]] && break
+	sleep 0.1
+done
+[[ -n $LEADER ]] || { cat "$REPO/build/nspawn-deb.log"; exit 1; }
+ns() { nsenter -t "$LEADER" -a "$@"; }
+for _ in $(seq 1 300); do
+	state=$(ns systemctl is-system-running 2>/dev/null || true)
+	[[ $state == running || $state == degraded ]] && break
+	sleep 0.2
+done
+
+log "apt install ./askr_*.deb"
+ns apt-get update -qq >/dev/null
+if ns env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /stage/old.deb >"$REPO/build/apt-install.log" 2>&1; then
+	ok "apt install of the package (and php-cgi from the archive)"
+else
+	bad "apt install failed"; tail -20 "$REPO/build/apt-install.log"
+fi
+ns dpkg -s php8.2-cgi >/dev/null 2>&1 && ok "php8.2-cgi came with it" || bad "php8.2-cgi not installed"
+ns systemctl is-active --quiet askr.socket && ok "askr.socket active after install" || bad "askr.socket not active"
+page=$(ns curl -s --max-time 30 http://127.0.0.1/ || true)
+[[ $page == *"askr is running"* ]] && ok "welcome page on port 80 through socket activation" || bad "welcome page: ${page:0:200}"
+
+log "point /etc/askr.toml at the Laravel example"
+ns env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq php-laravel-framework php8.2-sqlite3 php8.2-mbstring php8.2-xml >/dev/null 2>&1
+ns sh -c 'mkdir -p /var/www && cp -r /stage/laravel /var/www/laravel && cp /stage/laravel-worker.php /var/www/laravel-worker.php && chown -R www-data:www-data /var/www/laravel'
+ns sh -c 'cat > /etc/askr.toml' <<'TOML'
+# edited by the admin
+[server]
+root = "/var/www/laravel/public"
+workers = 2
+[worker]
+script = "/var/www/laravel-worker.php"
+app_base = "/var/www/laravel"
+TOML
+ns sh -c 'mkdir -p /etc/systemd/system/askr.service.d && printf "[Service]\nReadWritePaths=/var/www/laravel/storage /var/www/laravel/bootstrap/cache\n" > /etc/systemd/system/askr.service.d/app.conf && systemctl daemon-reload'
+ns systemctl restart askr.service
+json=$(ns curl -s --max-time 60 http://127.0.0.1/api/json || true)
+[[ $json == *'"framework":"Laravel"'* ]] && ok "Laravel answers after systemctl restart askr" || bad "Laravel: ${json:0:300}"
+
+log "upgrade under a continuous request loop"
+ns sh -c 'n=0; f=0; end=$(( $(date +%s) + 20 )); rm -f /run/stop-loop; while [ ! -e /run/stop-loop ] && [ $(date +%s) -lt $end ] && [ $n -lt 50000 ]; do
+	c=$(curl -s -o /dev/null -w "%{http_code}" --max-time 10 http://127.0.0.1/api/json); n=$((n+1)); [ "$c" = 200 ] || f=$((f+1)); done
+	echo "$n $f" > /run/loop.result' &
+LOOP=$!
+sleep 2
+ns env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Options::=--force-confold /stage/new.deb >"$REPO/build/apt-upgrade.log" 2>&1 &&
+	ok "upgrade installed" || { bad "upgrade failed"; tail -20 "$REPO/build/apt-upgrade.log"; }
+sleep 2
+ns touch /run/stop-loop
+wait "$LOOP" || true
+read -r n f < <(ns cat /run/loop.result)
+[[ $f == 0 && $n -gt 0 ]] && ok "upgrade during $n requests: 0 failed" || bad "upgrade: $f of $n requests failed"
+ns grep -q 'edited by the admin' /etc/askr.toml && ok "edited /etc/askr.toml kept" || bad "/etc/askr.toml lost the admin's edit"
+v=$(ns dpkg-query -W -f='${Version}' askr)
+[[ $v == "$(dpkg-deb -f "$NEW" Version)" ]] && ok "askr upgraded to $v" || bad "askr version $v"
+
+log "remove and purge"
+ns dpkg -L askr >"$STAGE/files" 2>/dev/null || true
+ns env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq askr >/dev/null 2>&1
+ns systemctl is-active --quiet askr.service && bad "askr.service still running after remove" || ok "apt remove stopped the service"
+ns env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq askr >/dev/null 2>&1
+left=""
+while read -r f; do
+	case $f in /. | /usr | /usr/* | /etc | /lib | /lib/systemd | /lib/systemd/system | /usr/share/man/* ) [[ -d $ROOTFS$f ]] && continue ;; esac
+	ns test -e "$f" && left="$left $f"
+done <"$STAGE/files"
+for f in /etc/askr.toml /usr/bin/askrd /usr/bin/askr /usr/share/askr /lib/systemd/system/askr.service /lib/systemd/system/askr.socket; do
+	ns test -e "$f" && left="$left $f"
+done
+# (the admin's own drop-in for the Laravel paths is not the package's)
+extra=$(ns find / -xdev \( -path /proc -o -path /sys -o -path /stage -o -path /var/www -o -path /etc/systemd/system/askr.service.d \) -prune -o -name '*askr*' -print 2>/dev/null | grep -v -E '^/(proc|sys|stage)' || true)
+[[ -z $left && -z $extra ]] && ok "apt purge left no askr file" || bad "left after purge:$left $extra"
+
+log "install while port 80 is taken"
+cat >"$STAGE/hold80.php" <<'PHP'
+<?php $s = stream_socket_server('tcp://0.0.0.0:80'); file_put_contents('/run/hold80.ready', '1'); sleep(120);
+PHP
+ns sh -c 'rm -f /run/hold80.ready; php-cgi -q /stage/hold80.php >/dev/null 2>&1 & echo $! > /run/hold80.pid'
+for _ in $(seq 1 100); do ns test -e /run/hold80.ready && break; sleep 0.1; done
+if ns env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /stage/old.deb >"$REPO/build/apt-port80.log" 2>&1; then
+	ok "install with port 80 taken: apt succeeds"
+else
+	bad "install with port 80 taken failed"; tail -20 "$REPO/build/apt-port80.log"
+fi
+st=$(ns dpkg-query -W -f='${Status}' askr 2>/dev/null || true)
+[[ $st == "install ok installed" ]] && ok "package fully configured ($st)" || bad "package status: $st"
+grep -q -i 'port 80' "$REPO/build/apt-port80.log" && ok "the install says port 80 is taken and how to change it" || bad "no word about port 80 in the install output"
+ns sh -c 'kill $(cat /run/hold80.pid)' || true
+
+echo "e2e-deb: $PASS passed, $FAIL failed"
+[[ $FAIL == 0 ]]
