@@ -13,7 +13,7 @@ APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml 
 # Only for `make bench` (the php-fpm baseline and the load generator).
 BENCH_PACKAGES := nginx-light php8.2-fpm wrk
 
-.PHONY: all build run test test-go test-php bench lint deps deps-bench deps-e2e e2e-systemd clean fuzz
+.PHONY: all build run test test-go test-php bench lint deps deps-bench deps-e2e e2e-systemd e2e-deb clean fuzz
 
 all: build
 
@@ -89,3 +89,15 @@ deps-deb:
 
 deb: deps-deb
 	bash packaging/build-deb.sh
+
+# `apt install askr` end to end in throwaway Debian 12 containers: the package built twice (an
+# install and an upgrade), apt fetching php-cgi from the archive, Laravel, upgrade under load,
+# purge, port 80 taken (test/e2e-deb.sh); maintainer-script details (packaging/test-deb.sh).
+e2e-deb: deps-e2e deps-deb
+	$(MAKE) --no-print-directory deb ASKR_DEB_VERSION=0.1.0-2 >/dev/null
+	cp build/deb/askr_0.1.0-2_amd64.deb build/askr-upgrade.deb
+	$(MAKE) --no-print-directory deb >/dev/null
+	cp build/deb/askr_0.1.0-1_amd64.deb build/askr-install.deb
+	OLD_DEB=build/askr-install.deb NEW_DEB=build/askr-upgrade.deb bash test/e2e-deb.sh
+	@[ -d build/rootfs ] || $(MAKE) --no-print-directory e2e-systemd
+	bash packaging/test-deb.sh
