@@ -13,32 +13,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
 ROOTFS=$REPO/build/rootfs
-PASS=0
-FAIL=0
-
-log() { printf '== %s\n' "$*"; }
-ok() { PASS=$((PASS + 1)); printf 'ok   %s\n' "$*"; }
-bad() { FAIL=$((FAIL + 1)); printf 'FAIL %s\n' "$*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+. test/lib-container.sh
 not() { ! "$@"; }
 quiet() { "$@" >/dev/null 2>&1; }
-
-[[ $(id -u) == 0 ]] || { echo "test-deb: must run as root" >&2; exit 1; }
 [[ -x $ROOTFS/usr/bin/php-cgi8.2 ]] || { echo "test-deb: no Debian 12 rootfs in build/rootfs (run make e2e-systemd once)" >&2; exit 1; }
 DEB=$REPO/build/deb/askr_$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)_$(dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null).deb
 [[ -f $DEB ]] || { echo "test-deb: build the package first (make deb)" >&2; exit 1; }
 
-STAGE=$(mktemp -d)
-NSPAWN=""
-cleanup() {
-	if [[ -n $NSPAWN ]] && kill -0 "$NSPAWN" 2>/dev/null; then
-		kill -TERM "$NSPAWN" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$NSPAWN" 2>/dev/null || true
-	fi
-	rm -rf "$STAGE"
-}
-trap cleanup EXIT
 
 # The package, and the same package as a later version to upgrade to.
 cp "$DEB" "$STAGE/askr_1.deb"
@@ -48,25 +29,7 @@ sed -i "s/^Version: .*/Version: $VERSION+test1/" "$STAGE/next/DEBIAN/control"
 dpkg-deb -b --root-owner-group "$STAGE/next" "$STAGE/askr_2.deb" >/dev/null
 rm -rf "$STAGE/next"
 
-log "boot the container"
-systemd-nspawn -D "$ROOTFS" --volatile=overlay --private-network --register=no --keep-unit -b \
-	--bind-ro="$STAGE:/debs" >"$REPO/build/deb/nspawn.log" 2>&1 &
-NSPAWN=$!
-LEADER=""
-for _ in $(seq 1 300); do
-	LEADER=$(pgrep -P "$NSPAWN" | head -1 || true)
-	[[ -n $LEADER ]] && break
-	sleep 0.1
-done
-[[ -n $LEADER ]] || { cat "$REPO/build/deb/nspawn.log"; echo "container did not start" >&2; exit 1; }
-ns() { nsenter -t "$LEADER" -a "$@"; }
-state=""
-for _ in $(seq 1 300); do
-	state=$(ns systemctl is-system-running 2>/dev/null || true)
-	[[ $state == running || $state == degraded ]] && break
-	sleep 0.2
-done
-log "container systemd: $state"
+boot "$REPO/build/deb/nspawn.log" -D "$ROOTFS" --volatile=overlay --private-network --bind-ro="$STAGE:/debs"
 apt() { ns env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0 "$@"; }
 http() { ns curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$@" || true; }
 active() { [[ $(ns systemctl is-active "$1" 2>/dev/null) == active ]]; }
@@ -134,7 +97,7 @@ check "askr.service was restarted (pid $pid_before -> $pid_after)" test "$pid_af
 check "the edit to /etc/askr.toml survived" ns grep -qx 'workers = 3' /etc/askr.toml
 check "no .dpkg-dist: the conffile did not change" ns test ! -e /etc/askr.toml.dpkg-dist
 check "$n requests during the upgrade, $f failed" test "$f" = 0 -a "$n" -gt 0
-ns journalctl -u askr.service --no-pager | grep -q 'signal: draining' &&
+journal_has askr.service 'signal: draining' &&
 	ok "the old askrd drained (SIGTERM)" || bad "no drain in the journal"
 
 log "remove"
@@ -151,5 +114,4 @@ check "no enablement symlinks left" test -z "$(ns find /etc/systemd/system -name
 state=$(ns dpkg-query -W -f '${db:Status-Abbrev}' askr 2>/dev/null || true)
 check "no package state left ('$state')" test "$state" = "" -o "$state" = "pn "
 
-echo "test-deb: $PASS passed, $FAIL failed"
-[[ $FAIL == 0 ]]
+summary test-deb

@@ -11,56 +11,16 @@ REPO=$PWD
 ROOTFS=$REPO/build/rootfs-deb
 OLD=${OLD_DEB:?OLD_DEB: the .deb to install first}
 NEW=${NEW_DEB:?NEW_DEB: the .deb to upgrade to}
-PASS=0
-FAIL=0
-log() { printf '== %s\n' "$*"; }
-ok() { PASS=$((PASS + 1)); printf 'ok   %s\n' "$*"; }
-bad() { FAIL=$((FAIL + 1)); printf 'FAIL %s\n' "$*"; }
+. test/lib-container.sh
 
-[[ $(id -u) == 0 ]] || { echo "e2e-deb: must run as root" >&2; exit 1; }
-if [[ ! -x $ROOTFS/usr/bin/curl ]]; then
-	log "debootstrap Debian 12 (no PHP) into build/rootfs-deb (once)"
-	rm -rf "$ROOTFS.tmp"
-	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,ca-certificates,procps \
-		bookworm "$ROOTFS.tmp" http://deb.debian.org/debian >"$REPO/build/debootstrap-deb.log" 2>&1 ||
-		{ tail -20 "$REPO/build/debootstrap-deb.log"; exit 1; }
-	mv "$ROOTFS.tmp" "$ROOTFS"
-fi
-
-STAGE=$(mktemp -d)
-NSPAWN=""
-cleanup() {
-	if [[ -n $NSPAWN ]] && kill -0 "$NSPAWN" 2>/dev/null; then
-		kill -TERM "$NSPAWN" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$NSPAWN" 2>/dev/null || true
-	fi
-	rm -rf "$STAGE"
-}
-trap cleanup EXIT
+rootfs_once "$ROOTFS" curl,ca-certificates,procps
 cp "$OLD" "$STAGE/old.deb"
 cp "$NEW" "$STAGE/new.deb"
 cp -r "$REPO/examples/laravel" "$STAGE/laravel"
 rm -rf "$STAGE/laravel/storage/framework/sessions/"* "$STAGE/laravel/storage/framework/views/"* "$STAGE/laravel/storage/database.sqlite"*
 cp "$REPO/examples/laravel-worker.php" "$STAGE/laravel-worker.php"
 
-log "boot the container"
-systemd-nspawn -D "$ROOTFS" --volatile=overlay --register=no --keep-unit -b \
-	--bind-ro="$STAGE:/stage" >"$REPO/build/nspawn-deb.log" 2>&1 &
-NSPAWN=$!
-LEADER=""
-for _ in $(seq 1 300); do
-	LEADER=$(pgrep -P "$NSPAWN" | head -1 || true)
-	[[ -n $LEADER ]] && break
-	sleep 0.1
-done
-[[ -n $LEADER ]] || { cat "$REPO/build/nspawn-deb.log"; exit 1; }
-ns() { nsenter -t "$LEADER" -a "$@"; }
-for _ in $(seq 1 300); do
-	state=$(ns systemctl is-system-running 2>/dev/null || true)
-	[[ $state == running || $state == degraded ]] && break
-	sleep 0.2
-done
+boot "$REPO/build/nspawn-deb.log" -D "$ROOTFS" --volatile=overlay --bind-ro="$STAGE:/stage"
 
 log "apt install ./askr_*.deb"
 ns apt-get update -qq >/dev/null
@@ -141,5 +101,4 @@ st=$(ns dpkg-query -W -f='${Status}' askr 2>/dev/null || true)
 grep -q -i 'port 80' "$REPO/build/apt-port80.log" && ok "the install says port 80 is taken and how to change it" || bad "no word about port 80 in the install output"
 ns sh -c 'kill $(cat /run/hold80.pid)' || true
 
-echo "e2e-deb: $PASS passed, $FAIL failed"
-[[ $FAIL == 0 ]]
+summary e2e-deb

@@ -10,39 +10,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
 ROOTFS=$REPO/build/rootfs
 BIN=$REPO/bin/askrd
-PASS=0
-FAIL=0
+. test/lib-container.sh
 
-log() { printf '== %s\n' "$*"; }
-ok() { PASS=$((PASS + 1)); printf 'ok   %s\n' "$*"; }
-bad() { FAIL=$((FAIL + 1)); printf 'FAIL %s\n' "$*"; }
-
-[[ $(id -u) == 0 ]] || { echo "e2e-systemd: must run as root" >&2; exit 1; }
 [[ -x $BIN ]] || { echo "e2e-systemd: build bin/askrd first (make build)" >&2; exit 1; }
-
-if [[ ! -x $ROOTFS/usr/bin/php-cgi8.2 ]]; then
-	log "debootstrap Debian 12 into build/rootfs (once)"
-	rm -rf "$ROOTFS.tmp"
-	mkdir -p "$(dirname "$ROOTFS")"
-	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,php8.2-cgi,curl,ca-certificates,procps \
-		bookworm "$ROOTFS.tmp" http://deb.debian.org/debian >"$REPO/build/debootstrap.log" 2>&1 ||
-		{ tail -20 "$REPO/build/debootstrap.log"; exit 1; }
-	rm -rf "$ROOTFS"
-	mv "$ROOTFS.tmp" "$ROOTFS"
-fi
+rootfs_once "$ROOTFS" php8.2-cgi,curl,ca-certificates,procps
 
 # What the container gets, read-only: askrd, the units, a config and the hello example.
-STAGE=$(mktemp -d)
-NSPAWN=""
-cleanup() {
-	if [[ -n $NSPAWN ]] && kill -0 "$NSPAWN" 2>/dev/null; then
-		kill -TERM "$NSPAWN" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$NSPAWN" 2>/dev/null || true
-	fi
-	rm -rf "$STAGE"
-}
-trap cleanup EXIT
 mkdir -p "$STAGE/app/public" "$STAGE/dropin"
 cp "$REPO/examples/hello-worker.php" "$STAGE/app/worker.php"
 echo 'static hello' >"$STAGE/app/public/hello.txt"
@@ -57,31 +30,13 @@ TOML
 # A short watchdog, so that the test sees systemd act on it.
 printf '[Service]\nWatchdogSec=3\nTimeoutAbortSec=3\n' >"$STAGE/dropin/test.conf"
 
-log "boot the container"
-systemd-nspawn -D "$ROOTFS" --volatile=overlay --private-network --register=no --keep-unit -b \
+boot "$REPO/build/nspawn.log" -D "$ROOTFS" --volatile=overlay --private-network \
 	--bind-ro="$BIN:/usr/bin/askrd" \
 	--bind-ro="$REPO/packaging/systemd/askr.socket:/etc/systemd/system/askr.socket" \
 	--bind-ro="$REPO/packaging/systemd/askr.service:/etc/systemd/system/askr.service" \
 	--bind-ro="$STAGE/dropin:/etc/systemd/system/askr.service.d" \
 	--bind-ro="$STAGE/askr.toml:/etc/askr.toml" \
-	--bind-ro="$STAGE/app:/srv/askr" \
-	>"$REPO/build/nspawn.log" 2>&1 &
-NSPAWN=$!
-LEADER=""
-for _ in $(seq 1 300); do
-	LEADER=$(pgrep -P "$NSPAWN" | head -1 || true)
-	[[ -n $LEADER ]] && break
-	sleep 0.1
-done
-[[ -n $LEADER ]] || { cat "$REPO/build/nspawn.log"; echo "container did not start" >&2; exit 1; }
-ns() { nsenter -t "$LEADER" -a "$@"; }
-state=""
-for _ in $(seq 1 300); do
-	state=$(ns systemctl is-system-running 2>/dev/null || true)
-	[[ $state == running || $state == degraded ]] && break
-	sleep 0.2
-done
-log "container systemd: $state"
+	--bind-ro="$STAGE/app:/srv/askr"
 
 ns systemctl start askr.socket
 ns systemctl is-active --quiet askr.service && bad "askr.service runs before the first connection" || ok "askr.service waits for the first connection"
@@ -117,7 +72,7 @@ for _ in $(seq 1 150); do
 	sleep 0.1
 done
 [[ -n $restarted ]] && ok "watchdog restarted askrd ($pid → $restarted)" || bad "no restart after SIGSTOP"
-if ns journalctl --no-pager | grep -q -E "askr.service: (Watchdog timeout|Failed with result 'watchdog')"; then
+if journal_has askr.service "(Watchdog timeout|Failed with result 'watchdog')"; then
 	ok "journal shows the watchdog timeout"
 else
 	bad "no 'Watchdog timeout' in the journal"
@@ -128,7 +83,7 @@ code=$(ns curl -s -o /dev/null -w '%{http_code}' --max-time 30 http://127.0.0.1/
 
 log "reload"
 ns systemctl reload askr.service && ok "systemctl reload (rolling)" || bad "systemctl reload failed"
-ns journalctl -u askr.service --no-pager | grep -q 'canary serves' && ok "journal shows the canary" || bad "no canary in the journal"
+journal_has askr.service 'canary serves' && ok "journal shows the canary" || bad "no canary in the journal"
 
 log "stop"
 ns systemctl stop askr.service
@@ -136,5 +91,4 @@ result=$(ns systemctl show -p Result --value askr.service)
 status=$(ns systemctl show -p ExecMainStatus --value askr.service)
 [[ $result == success && $status == 0 ]] && ok "systemctl stop: clean (Result=$result, status $status)" || bad "stop: Result=$result status=$status"
 
-echo "e2e-systemd: $PASS passed, $FAIL failed"
-[[ $FAIL == 0 ]]
+summary e2e-systemd
