@@ -392,7 +392,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	}
 	h, err := httpfront.New(httpfront.Options{
 		Root: s.Root, Front: s.Front, MaxBodySize: int64(s.MaxBodySize), BodyBufferSize: int64(s.BodyBufferSize),
-		HTTPS: s.HTTPS || c.TLS.Cert != "", ClientTimeout: s.ClientTimeout.D(), Software: "askr/" + version.Version, Logger: log.With("component", "http"),
+		HTTPS: s.HTTPS, ClientTimeout: s.ClientTimeout.D(), Software: "askr/" + version.Version, Logger: log.With("component", "http"),
 	}, p)
 	if err != nil {
 		return err

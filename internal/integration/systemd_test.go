@@ -210,6 +210,13 @@ func TestSocketActivationByName(t *testing.T) {
 		if body != "static hello\n" {
 			t.Errorf("order %v: http socket answered %q", order, body)
 		}
+		if resp, err := http.Get("http://" + addrs["http"] + "/dump"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), `"HTTPS":"on"`) {
+				t.Errorf("order %v: plain HTTP on the http socket told PHP HTTPS=on", order)
+			}
+		}
 		s.waitLog("workers ready", 30*time.Second)
 		resp, err := tlsClient.Get("https://" + addrs["https"] + "/pid")
 		if err != nil || resp.StatusCode != 200 {
