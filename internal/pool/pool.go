@@ -210,6 +210,16 @@ func (p *Pool) Run(ctx context.Context) error {
 			go p.boot()
 		}
 	}
+	// retire stops a worker no request holds; replace also starts its successor.
+	retire := func(w *worker) {
+		w.quit = true
+		live--
+		p.stopWorker(w)
+	}
+	replace := func(w *worker) {
+		retire(w)
+		spawn()
+	}
 	spawn()
 	stopping := false
 	var killAll <-chan time.Time
@@ -227,9 +237,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				for drained := false; !drained; {
 					select {
 					case w := <-p.idle:
-						w.quit = true
-						live--
-						p.stopWorker(w)
+						retire(w)
 					default:
 						drained = true
 					}
@@ -262,28 +270,19 @@ func (p *Pool) Run(ctx context.Context) error {
 				go p.watch(w)
 				p.ready.Add(1)
 				if stopping {
-					live--
-					w.quit = true
-					p.stopWorker(w)
+					retire(w)
 					continue
 				}
 				if booted++; booted == p.opt.Workers {
 					p.readyOnce.Do(func() { close(p.firstReady) })
 				}
 				p.log.Debug("worker ready", "pid", w.pid, "generation", w.gen)
-				p.retireOneOld(w.gen, func(old *worker) {
-					old.quit = true
-					live--
-					p.stopWorker(old)
-					spawn()
-				})
+				p.retireOneOld(w.gen, replace)
 				select {
 				case p.idle <- w:
-				default: // cannot happen while live ≤ Workers and dead workers are purged
+				default: // cannot happen: live ≤ MaxWorkers, the channel's size, and dead workers are purged
 					p.log.Error("idle queue full; stopping the extra worker", "pid", w.pid)
-					live--
-					w.quit = true
-					p.stopWorker(w)
+					retire(w)
 				}
 			case evBootFailed:
 				live--
@@ -308,10 +307,8 @@ func (p *Pool) Run(ctx context.Context) error {
 						if old.dead.Load() {
 							continue
 						}
-						old.quit = true
-						live--
+						retire(old)
 						excess--
-						p.stopWorker(old)
 						continue
 					default:
 					}
@@ -325,26 +322,16 @@ func (p *Pool) Run(ctx context.Context) error {
 				go p.watch(w)
 				p.ready.Add(1)
 				live++
-				retire := func(old *worker) {
-					old.quit = true
-					live--
-					p.stopWorker(old)
-				}
 				p.retireOneOld(w.gen, retire)
 				select {
 				case p.idle <- w:
 				default:
 					retire(w)
 				}
-				p.retireOneOld(w.gen, func(old *worker) { retire(old); spawn() })
+				p.retireOneOld(w.gen, replace)
 			case evRotate:
 				if !stopping {
-					p.retireOneOld(p.current(), func(old *worker) {
-						old.quit = true
-						live--
-						p.stopWorker(old)
-						spawn()
-					})
+					p.retireOneOld(p.current(), replace)
 				}
 			case evRetire:
 				if !w.quit {
