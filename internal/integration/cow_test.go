@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -103,34 +101,8 @@ func TestCowTemplateKilledUnderLoad(t *testing.T) {
 	s := startCow(t, opts{args: []string{"--workers", "2"}})
 	old := map[int]bool{pidOf(t, s): true, pidOf(t, s): true}
 	tmpl := templatePID(t, s)
-	var ok, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get(s.URL + "/pid")
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					ok.Add(1)
-				} else {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	if !poll(10*time.Second, func() bool { return ok.Load() > 50 }) {
+	load := s.startLoad("/pid", 4, 20000)
+	if !poll(10*time.Second, func() bool { return load.ok.Load() > 50 }) {
 		t.Fatal("load did not start")
 	}
 	syscall.Kill(tmpl, syscall.SIGKILL)
@@ -143,11 +115,10 @@ func TestCowTemplateKilledUnderLoad(t *testing.T) {
 		}
 		return true
 	})
-	close(stop)
-	wg.Wait()
-	t.Logf("template killed under load: %d requests served, %d failed", ok.Load(), failed.Load())
-	if failed.Load() != 0 {
-		t.Errorf("%d requests failed when the template was killed; want 0 (no worker was killed)", failed.Load())
+	load.Stop()
+	t.Logf("template killed under load: %d requests served, %d failed", load.ok.Load(), load.failed.Load())
+	if load.failed.Load() != 0 {
+		t.Errorf("%d requests failed when the template was killed; want 0 (no worker was killed)", load.failed.Load())
 	}
 	if !rotated {
 		t.Errorf("the first template's workers still serve 30 s after a new template booted")

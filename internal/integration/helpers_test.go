@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -247,4 +248,48 @@ func (s *server) do(method, path string, body io.Reader, header ...string) respo
 func (s *server) get(path string, header ...string) response {
 	s.t.Helper()
 	return s.do(http.MethodGet, path, nil, header...)
+}
+
+// loadRun is a bounded request loop against askrd, for tests that change askrd under load.
+type loadRun struct {
+	ok, failed atomic.Int64
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+// startLoad sends GET path from conc goroutines, at most n requests each, until Stop.
+func (s *server) startLoad(path string, conc, n int) *loadRun {
+	l := &loadRun{stop: make(chan struct{})}
+	for range conc {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for range n {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := client.Get(s.URL + path)
+				if err != nil {
+					l.failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					l.ok.Add(1)
+				} else {
+					l.failed.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// Stop ends the loop and waits for its requests.
+func (l *loadRun) Stop() {
+	close(l.stop)
+	l.wg.Wait()
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -243,36 +242,7 @@ func TestRollingReload(t *testing.T) {
 	vf := filepath.Join(t.TempDir(), "version")
 	os.WriteFile(vf, []byte("v1"), 0o644)
 	s := startAskrd(t, opts{args: []string{"--workers", "2"}, env: []string{"ASKR_TEST_VERSION_FILE=" + vf}})
-	var failed, served atomic.Int64
-	var lastV atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 50000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get(s.URL + "/version")
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					continue
-				}
-				served.Add(1)
-				lastV.Store(string(b))
-			}
-		}()
-	}
+	load := s.startLoad("/version", 4, 50000)
 	allVersion := func(v string) bool {
 		for range 8 {
 			if s.get("/version").body != v {
@@ -292,11 +262,10 @@ func TestRollingReload(t *testing.T) {
 	if !allVersion("v2") {
 		t.Errorf("after a failed reload the responses are not all v2")
 	}
-	close(stop)
-	wg.Wait()
-	t.Logf("%d requests during two reloads, %d failed", served.Load(), failed.Load())
-	if failed.Load() != 0 {
-		t.Errorf("%d requests failed during the reloads; want 0", failed.Load())
+	load.Stop()
+	t.Logf("%d requests during two reloads, %d failed", load.ok.Load(), load.failed.Load())
+	if load.failed.Load() != 0 {
+		t.Errorf("%d requests failed during the reloads; want 0", load.failed.Load())
 	}
 	if s.cmd.ProcessState != nil {
 		t.Errorf("askrd exited on SIGHUP")
