@@ -547,47 +547,38 @@ func (p *Pool) current() int64 {
 // retireOneOld takes one idle worker older than gen out of the idle channel and passes it to
 // retire: each new worker of a new generation replaces one of the old, so capacity never drops.
 func (p *Pool) retireOneOld(gen int64, retire func(*worker)) {
-	var keep []*worker
-	var old *worker
-	for {
-		select {
-		case w := <-p.idle:
-			if old == nil && w.gen < gen && !w.dead.Load() {
-				old = w
-			} else if !w.dead.Load() {
-				keep = append(keep, w)
-			}
-			continue
-		default:
-		}
-		break
-	}
-	for _, w := range keep {
-		p.idle <- w
-	}
-	if old != nil {
+	if old := p.sweepIdle(func(w *worker) bool { return w.gen < gen }); old != nil {
 		retire(old)
 	}
 }
 
 // purgeIdle drops workers that exited while idle from the idle channel, so that their slots are
 // free for their replacements.
-func (p *Pool) purgeIdle() {
+func (p *Pool) purgeIdle() { p.sweepIdle(func(*worker) bool { return false }) }
+
+// sweepIdle goes through the idle channel once: workers that exited are dropped, the first one
+// pick chooses is taken out and returned, the others are put back.
+func (p *Pool) sweepIdle(pick func(*worker) bool) *worker {
 	var keep []*worker
-	for {
+	var picked *worker
+	for swept := false; !swept; {
 		select {
 		case w := <-p.idle:
-			if !w.dead.Load() {
+			switch {
+			case w.dead.Load():
+			case picked == nil && pick(w):
+				picked = w
+			default:
 				keep = append(keep, w)
 			}
-			continue
 		default:
+			swept = true
 		}
-		break
 	}
 	for _, w := range keep {
 		p.idle <- w
 	}
+	return picked
 }
 
 // acquire waits for an idle worker.

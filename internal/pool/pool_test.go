@@ -22,6 +22,7 @@ type fakeProc struct {
 	done    chan struct{}
 	once    sync.Once
 	started chan struct{}
+	served  atomic.Int64 // requests answered
 }
 
 func (p *fakeProc) PID() int       { return p.pid }
@@ -102,6 +103,7 @@ func (s *fakeStarter) run(p *fakeProc) {
 		if err != nil || f.Type == channel.TypeStop {
 			return
 		}
+		p.served.Add(1)
 		out := s.act(append([]byte(nil), f.Payload...))
 		if out == nil {
 			return
@@ -173,13 +175,30 @@ func TestServeAndMaxRequests(t *testing.T) {
 			t.Fatalf("request %d: %v %d %q", i, err, r.status, r.body)
 		}
 	}
-	// 12 requests, 3 per worker: 4 retirements, each replaced: 2 + 4 workers started in the end.
+	// Each worker retires at its third request and is replaced: a live worker holds at most 2 of the
+	// 12, so 3 or 4 retired (which ones depends on timing), and 2 are kept alive.
+	exited := func() (n int) {
+		for i := 0; s.proc(i) != nil; i++ {
+			select {
+			case <-s.proc(i).done:
+				n++
+			default:
+			}
+		}
+		return n
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for s.started.Load() != 6 {
+	for int(s.started.Load())-exited() != 2 || exited() < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d workers started for 12 requests with max_requests 3 on 2 workers; want 6", s.started.Load())
+			t.Fatalf("%d workers started, %d exited, for 12 requests with max_requests 3 on 2 workers; want 2 alive and ≥ 3 retired",
+				s.started.Load(), exited())
 		}
 		time.Sleep(time.Millisecond)
+	}
+	for i := 0; s.proc(i) != nil; i++ {
+		if n := s.proc(i).served.Load(); n > 3 {
+			t.Errorf("worker %d served %d requests; max_requests is 3", s.proc(i).pid, n)
+		}
 	}
 	if st := p.Stats(); st.Served != 12 {
 		t.Errorf("Stats().Served = %d; want 12", st.Served)
