@@ -7,7 +7,6 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -32,75 +30,37 @@ func TestLaravelCowSQLite(t *testing.T) {
 	db := filepath.Join(s.Base, "storage", "database.sqlite")
 
 	const n, conc = 400, 16
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
-	defer c.CloseIdleConnections()
-
-	var next, failed atomic.Int64
 	var mu sync.Mutex
-	var errs []string
 	ids := map[int]bool{}
 	pids := map[int]bool{}
-	fail := func(format string, a ...any) {
-		failed.Add(1)
-		mu.Lock()
-		if len(errs) < 10 {
-			errs = append(errs, fmt.Sprintf(format, a...))
+	lvConcurrently(t, "POST /api/visits", n, conc, 2*time.Minute, func(ctx context.Context, c *http.Client, i int) error {
+		req, _ := http.NewRequestWithContext(ctx, "POST", s.URL+"/api/visits", nil)
+		req.Header.Set("Accept", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
 		}
-		mu.Unlock()
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > n || ctx.Err() != nil {
-					return
-				}
-				req, _ := http.NewRequestWithContext(ctx, "POST", s.URL+"/api/visits", nil)
-				req.Header.Set("Accept", "application/json")
-				resp, err := c.Do(req)
-				if err != nil {
-					fail("request %d: %v", i, err)
-					continue
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil {
-					fail("request %d: reading the body: %v", i, err)
-					continue
-				}
-				if resp.StatusCode != 200 {
-					fail("request %d: status %d: %.300s", i, resp.StatusCode, body)
-					continue
-				}
-				var v struct{ ID, Pid, Count int }
-				if err := json.Unmarshal(body, &v); err != nil || v.ID <= 0 || v.Pid <= 0 || v.Count <= 0 {
-					fail("request %d: unexpected answer (%v): %.300s", i, err, body)
-					continue
-				}
-				mu.Lock()
-				if ids[v.ID] {
-					mu.Unlock()
-					fail("request %d: id %d handed out twice", i, v.ID)
-					continue
-				}
-				ids[v.ID] = true
-				pids[v.Pid] = true
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("%d POST /api/visits did not finish within 2 minutes (%d started)", n, min(next.Load(), n))
-	}
-	if f := failed.Load(); f > 0 {
-		t.Fatalf("%d of %d POST /api/visits failed; first ones:\n%s", f, n, strings.Join(errs, "\n"))
-	}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("reading the body: %v", err)
+		}
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d: %.300s", resp.StatusCode, body)
+		}
+		var v struct{ ID, Pid, Count int }
+		if err := json.Unmarshal(body, &v); err != nil || v.ID <= 0 || v.Pid <= 0 || v.Count <= 0 {
+			return fmt.Errorf("unexpected answer (%v): %.300s", err, body)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if ids[v.ID] {
+			return fmt.Errorf("id %d handed out twice", v.ID)
+		}
+		ids[v.ID] = true
+		pids[v.Pid] = true
+		return nil
+	})
 
 	r := s.send(nil, "GET", "/api/visits", nil)
 	lvWant(t, "GET /api/visits: status", r.status, 200)

@@ -330,47 +330,61 @@ func TestLaravel(t *testing.T) {
 // lvLoad sends n GET /api/json requests from conc goroutines and fails on any error, or if they
 // take longer than limit.
 func lvLoad(t *testing.T, s *lvServer, n, conc int, limit time.Duration) {
+	elapsed := lvConcurrently(t, "GET /api/json", n, conc, limit, func(ctx context.Context, c *http.Client, i int) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/api/json?i=%d", s.URL, i), nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var m struct {
+			Framework string
+			Query     map[string]string
+		}
+		err = json.NewDecoder(resp.Body).Decode(&m)
+		io.Copy(io.Discard, resp.Body)
+		switch {
+		case resp.StatusCode != 200:
+			return fmt.Errorf("status %d", resp.StatusCode)
+		case err != nil:
+			return err
+		case m.Framework != "Laravel" || m.Query["i"] != fmt.Sprint(i):
+			return fmt.Errorf("got the answer %+v", m)
+		}
+		return nil
+	})
+	t.Logf("%d requests at concurrency %d in %v (%.0f req/s), 0 errors", n, conc, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+}
+
+// lvConcurrently runs do for requests 1…n from conc goroutines sharing one client, and fails the
+// test if any returns an error (showing the first ten) or if they take longer than limit.
+func lvConcurrently(t *testing.T, what string, n, conc int, limit time.Duration, do func(ctx context.Context, c *http.Client, i int) error) time.Duration {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
 	defer c.CloseIdleConnections()
 	var next, failed atomic.Int64
-	var firstErr atomic.Value
-	fail := func(err error) {
-		failed.Add(1)
-		firstErr.CompareAndSwap(nil, err)
-	}
+	var mu sync.Mutex
+	var errs []string
 	start := time.Now()
 	var wg sync.WaitGroup
-	for w := 0; w < conc; w++ {
+	for range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				i := next.Add(1)
-				if i > int64(n) || ctx.Err() != nil {
+				i := int(next.Add(1))
+				if i > n || ctx.Err() != nil {
 					return
 				}
-				req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/api/json?i=%d", s.URL, i), nil)
-				resp, err := c.Do(req)
-				if err != nil {
-					fail(err)
-					continue
-				}
-				var m struct {
-					Framework string
-					Query     map[string]string
-				}
-				err = json.NewDecoder(resp.Body).Decode(&m)
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				switch {
-				case resp.StatusCode != 200:
-					fail(fmt.Errorf("request %d: status %d", i, resp.StatusCode))
-				case err != nil:
-					fail(fmt.Errorf("request %d: %v", i, err))
-				case m.Framework != "Laravel" || m.Query["i"] != fmt.Sprint(i):
-					fail(fmt.Errorf("request %d: got the answer %+v", i, m))
+				if err := do(ctx, c, i); err != nil {
+					failed.Add(1)
+					mu.Lock()
+					if len(errs) < 10 {
+						errs = append(errs, fmt.Sprintf("request %d: %v", i, err))
+					}
+					mu.Unlock()
 				}
 			}
 		}()
@@ -378,10 +392,10 @@ func lvLoad(t *testing.T, s *lvServer, n, conc int, limit time.Duration) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("%d requests did not finish within %v (%d started)", n, limit, min(next.Load(), int64(n)))
+		t.Fatalf("%d %s did not finish within %v (%d started)", n, what, limit, min(int(next.Load()), n))
 	}
 	if f := failed.Load(); f > 0 {
-		t.Fatalf("%d of %d requests failed; first: %v", f, n, firstErr.Load())
+		t.Fatalf("%d of %d %s failed; first ones:\n%s", f, n, what, strings.Join(errs, "\n"))
 	}
-	t.Logf("%d requests at concurrency %d in %v (%.0f req/s), 0 errors", n, conc, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	return elapsed
 }
