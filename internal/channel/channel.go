@@ -18,6 +18,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Version is the channel protocol version; the PHP runtime sends the same number in every frame.
@@ -36,10 +37,11 @@ const (
 	TypeStop    byte = 2 // no payload: askr_handle_request() returns false; a template exits
 	TypeFork    byte = 3 // to a template: token, "\n", log path: fork a worker that says hello with token
 	TypePing    byte = 4 // to an idle worker: answer Pong (the health check behind the watchdog)
+	TypeAbort   byte = 5 // to a worker mid-response: its client has gone (connection_aborted())
 
-	TypeHello byte = 16 // payload: uint32 pid, uint8 token length, token, then the PHP version string
+	TypeHello byte = 16 // payload: uint32 pid, uint8 token length, token, PHP version, then "\n"-separated upload limits (see Limits)
 	TypeHead  byte = 17 // payload: uint16 status, then "Name: value" lines joined by "\n"
-	TypeBody  byte = 18 // payload: response body bytes
+	TypeBody  byte = 18 // payload: response body bytes; flags: FlagFlush
 	TypeEnd   byte = 19 // payload: uint64 memory_get_usage(), uint64 peak; flags: FlagExit
 	TypeReady byte = 20 // from a template: uint32 pid; it has booted and forks on request
 	TypePong  byte = 21 // from a worker: the answer to Ping
@@ -47,6 +49,9 @@ const (
 
 // FlagExit on an End frame says the worker exits after this response (exit(), a fatal error).
 const FlagExit uint16 = 1
+
+// FlagFlush on a Body frame says PHP flushed (flush(), ob_flush()): send what it has to the client now.
+const FlagFlush uint16 = 2
 
 // Frame is one decoded frame. Payload aliases the reader's buffer until the next ReadFrame.
 type Frame struct {
@@ -108,7 +113,7 @@ func ParseHeader(h []byte) (Frame, int, error) {
 		return Frame{}, 0, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrProtocol, n, MaxPayload)
 	}
 	switch h[1] {
-	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeReady, TypePong, TypeRequest, TypeStop, TypeFork, TypePing:
+	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeReady, TypePong, TypeRequest, TypeStop, TypeFork, TypePing, TypeAbort:
 	default:
 		return Frame{}, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, h[1])
 	}
@@ -125,15 +130,45 @@ type Hello struct {
 	PID        int
 	Token      string // the token of the Fork that made a CoW worker; "" otherwise
 	PHPVersion string
+	Limits     Limits
 }
 
-// ParseHello decodes a Hello payload.
+// Limits are the request limits of the worker's PHP configuration, which askrd applies for it when
+// it parses uploads, as PHP's own multipart parser does under php-fpm.
+type Limits struct {
+	Known       bool  // the worker sent them (zero Limits: none known, only askrd's own apply)
+	FileUploads bool  // file_uploads
+	MaxFiles    int   // max_file_uploads
+	MaxFileSize int64 // upload_max_filesize in bytes; 0: no limit
+	PostMaxSize int64 // post_max_size in bytes; 0: no limit
+}
+
+// ParseHello decodes a Hello payload. After the PHP version come "\n"-separated fields:
+// file_uploads (0/1), max_file_uploads, upload_max_filesize and post_max_size in bytes.
 func ParseHello(p []byte) (Hello, error) {
 	if len(p) < 5 || len(p) < 5+int(p[4]) {
 		return Hello{}, fmt.Errorf("%w: hello of %d bytes", ErrProtocol, len(p))
 	}
 	n := int(p[4])
-	return Hello{PID: int(binary.BigEndian.Uint32(p)), Token: string(p[5 : 5+n]), PHPVersion: string(p[5+n:])}, nil
+	h := Hello{PID: int(binary.BigEndian.Uint32(p)), Token: string(p[5 : 5+n])}
+	fields := strings.Split(string(p[5+n:]), "\n")
+	h.PHPVersion = fields[0]
+	if len(fields) == 1 {
+		return h, nil
+	}
+	var v [4]int64
+	if len(fields) != 5 {
+		return Hello{}, fmt.Errorf("%w: hello with %d limit fields", ErrProtocol, len(fields)-1)
+	}
+	for i, f := range fields[1:] {
+		x, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || x < 0 {
+			return Hello{}, fmt.Errorf("%w: hello limit %q", ErrProtocol, truncate([]byte(f)))
+		}
+		v[i] = x
+	}
+	h.Limits = Limits{Known: true, FileUploads: v[0] != 0, MaxFiles: int(min(v[1], math.MaxInt32)), MaxFileSize: v[2], PostMaxSize: v[3]}
+	return h, nil
 }
 
 // AppendHello appends a Hello payload.
@@ -141,7 +176,15 @@ func AppendHello(b []byte, h Hello) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(h.PID))
 	b = append(b, byte(len(h.Token)))
 	b = append(b, h.Token...)
-	return append(b, h.PHPVersion...)
+	b = append(b, h.PHPVersion...)
+	if l := h.Limits; l.Known {
+		up := 0
+		if l.FileUploads {
+			up = 1
+		}
+		b = fmt.Appendf(b, "\n%d\n%d\n%d\n%d", up, l.MaxFiles, l.MaxFileSize, l.PostMaxSize)
+	}
+	return b
 }
 
 // Header is one response header line as PHP's headers_list() gives it.

@@ -245,6 +245,10 @@ func TestParseHello(t *testing.T) {
 		{append(binary.BigEndian.AppendUint32(nil, 1), 0), Hello{PID: 1}},
 		{append(binary.BigEndian.AppendUint32(nil, math.MaxUint32), append([]byte{0}, "x"...)...), Hello{PID: math.MaxUint32, PHPVersion: "x"}},
 		{append(binary.BigEndian.AppendUint32(nil, 7), append([]byte{3}, "tok8.2"...)...), Hello{PID: 7, Token: "tok", PHPVersion: "8.2"}},
+		{append(binary.BigEndian.AppendUint32(nil, 9), append([]byte{0}, "8.2.36\n1\n20\n2097152\n8388608"...)...),
+			Hello{PID: 9, PHPVersion: "8.2.36", Limits: Limits{Known: true, FileUploads: true, MaxFiles: 20, MaxFileSize: 2 << 20, PostMaxSize: 8 << 20}}},
+		{append(binary.BigEndian.AppendUint32(nil, 9), append([]byte{0}, "8.2.36\n0\n0\n0\n0"...)...),
+			Hello{PID: 9, PHPVersion: "8.2.36", Limits: Limits{Known: true}}},
 	}
 	for _, tt := range tests {
 		got, err := ParseHello(tt.in)
@@ -255,7 +259,11 @@ func TestParseHello(t *testing.T) {
 			t.Errorf("AppendHello(%+v) = % x; want % x", tt.want, back, tt.in)
 		}
 	}
-	for _, in := range [][]byte{nil, {0}, {0, 0, 1}, {0, 0, 0, 1}, {0, 0, 0, 1, 4, 'a'}} {
+	bad := [][]byte{nil, {0}, {0, 0, 1}, {0, 0, 0, 1}, {0, 0, 0, 1, 4, 'a'}}
+	for _, limits := range []string{"\n1", "\n1\n2\n3\n4\n5", "\n1\n-2\n3\n4", "\n1\n2\nx\n4", "\n1\n2\n3\n"} {
+		bad = append(bad, append([]byte{0, 0, 0, 1, 0, '8'}, limits...))
+	}
+	for _, in := range bad {
 		if got, err := ParseHello(in); !errors.Is(err, ErrProtocol) {
 			t.Errorf("ParseHello(% x) = %+v, %v; want ErrProtocol", in, got, err)
 		}

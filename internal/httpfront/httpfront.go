@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -29,6 +30,8 @@ import (
 type Backend interface {
 	// Serve runs the request; idempotent says it may run again if its worker dies before answering.
 	Serve(ctx context.Context, payload []byte, resp pool.Response, idempotent bool) error
+	// Limits returns the upload limits of PHP's configuration (zero until a worker reported them).
+	Limits() channel.Limits
 }
 
 // Options configures the front.
@@ -119,6 +122,7 @@ const bufferSize = 1 << 20
 
 // responder takes a worker's answer and passes it to the client.
 type responder struct {
+	ctx     context.Context // the client's request: done when it has gone
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration // bound on each write to the client
@@ -146,6 +150,22 @@ func (rs *responder) Body(b []byte) error {
 	return rs.write(b)
 }
 
+// Flush passes on PHP's flush(): the head and everything so far go to the client now.
+func (rs *responder) Flush() error {
+	if !rs.spilled {
+		if err := rs.flush(); err != nil {
+			return err
+		}
+	}
+	if err := rs.ctx.Err(); err != nil {
+		return err
+	}
+	if rs.timeout > 0 {
+		rs.rc.SetWriteDeadline(time.Now().Add(rs.timeout))
+	}
+	return rs.rc.Flush()
+}
+
 // flush sends the head and what is buffered.
 func (rs *responder) flush() error {
 	status := rs.status
@@ -170,6 +190,9 @@ func (rs *responder) flush() error {
 func (rs *responder) write(b []byte) error {
 	if len(b) == 0 {
 		return nil
+	}
+	if err := rs.ctx.Err(); err != nil {
+		return err // the client has gone: the worker is told (connection_aborted())
 	}
 	if rs.timeout > 0 {
 		rs.rc.SetWriteDeadline(time.Now().Add(rs.timeout))
@@ -230,7 +253,7 @@ func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request) {
 		rc.SetReadDeadline(time.Time{})
 	}
 	payload := h.encode(r, req)
-	rs := &responder{w: w, rc: rc, timeout: h.opt.ClientTimeout}
+	rs := &responder{ctx: r.Context(), w: w, rc: rc, timeout: h.opt.ClientTimeout}
 	idempotent := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
 	err = h.backend.Serve(r.Context(), payload, rs, idempotent)
 	if err == nil {
@@ -347,15 +370,32 @@ func (h *Handler) spool(body io.Reader, head []byte, b *body) error {
 	return err
 }
 
+// readMultipart stores a multipart/form-data body's fields and files as PHP's own parser would,
+// with the limits of PHP's configuration: post_max_size, file_uploads, max_file_uploads,
+// upload_max_filesize and a MAX_FILE_SIZE field before the file (error codes as in $_FILES).
 func (h *Handler) readMultipart(r *http.Request, b *body) error {
+	lim := h.backend.Limits()
+	if lim.PostMaxSize > 0 && r.ContentLength > lim.PostMaxSize {
+		// PHP ignores such a body (and warns, see the runtime): drain it, store nothing.
+		n, err := io.Copy(io.Discard, r.Body)
+		b.size = n
+		return err
+	}
+	count := &countingReader{r: r.Body}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{count, r.Body}
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return fmt.Errorf("%w: %v", errBadRequest, err)
 	}
+	var formMax int64 // MAX_FILE_SIZE
+	files := 0
 	for {
 		part, err := mr.NextRawPart()
 		if err == io.EOF {
-			return nil
+			break
 		}
 		if err != nil {
 			var tooBig *http.MaxBytesError
@@ -380,6 +420,9 @@ func (h *Handler) readMultipart(r *http.Request, b *body) error {
 				return err
 			}
 			b.fields = append(b.fields, [2]string{name, string(v)})
+			if strings.EqualFold(name, "MAX_FILE_SIZE") {
+				formMax, _ = strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
+			}
 			continue
 		}
 		up := upload{field: name, name: path.Base(strings.ReplaceAll(filename, `\`, "/")), fullPath: filename}
@@ -389,25 +432,85 @@ func (h *Handler) readMultipart(r *http.Request, b *body) error {
 			b.files = append(b.files, up)
 			continue
 		}
+		if lim.Known && !lim.FileUploads {
+			part.Close()
+			continue
+		}
+		if files++; lim.Known && files > lim.MaxFiles {
+			if files == lim.MaxFiles+1 {
+				h.log.Warn("Maximum number of allowable file uploads has been exceeded (max_file_uploads)", "max", lim.MaxFiles, "uri", r.RequestURI)
+			}
+			part.Close()
+			continue
+		}
 		up.typ = part.Header.Get("Content-Type")
 		if up.typ == "" {
 			up.typ = "application/octet-stream"
 		}
-		f, err := os.CreateTemp(h.opt.SpoolDir, "askr-upload-*")
-		if err != nil {
-			return fmt.Errorf("spool upload: %w", err)
-		}
-		b.temp = append(b.temp, f.Name())
-		up.tmp = f.Name()
-		up.size, err = io.Copy(f, part)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := h.storeUpload(part, &up, lim.MaxFileSize, formMax, b); err != nil {
 			return err
 		}
 		b.files = append(b.files, up)
 	}
+	if lim.PostMaxSize > 0 && count.n > lim.PostMaxSize {
+		// A chunked body of unknown length turned out too large: as PHP, keep nothing of it.
+		b.cleanup(h.log)
+		b.temp, b.fields, b.files = nil, nil, nil
+	}
+	b.size = count.n
+	return nil
+}
+
+// storeUpload writes one file part to a temporary file. A file over upload_max_filesize
+// (UPLOAD_ERR_INI_SIZE) or over the form's MAX_FILE_SIZE (UPLOAD_ERR_FORM_SIZE) is not kept.
+func (h *Handler) storeUpload(part io.Reader, up *upload, iniMax, formMax int64, b *body) error {
+	f, err := os.CreateTemp(h.opt.SpoolDir, "askr-upload-*")
+	if err != nil {
+		return fmt.Errorf("spool upload: %w", err)
+	}
+	b.temp = append(b.temp, f.Name())
+	limit := int64(math.MaxInt64)
+	if iniMax > 0 {
+		limit = iniMax
+	}
+	if formMax > 0 && formMax < limit {
+		limit = formMax
+	}
+	up.size, err = io.Copy(f, io.LimitReader(part, limit))
+	if err == nil && up.size == limit {
+		var more int64
+		more, err = io.Copy(io.Discard, part)
+		if more > 0 {
+			up.err = 1 // UPLOAD_ERR_INI_SIZE
+			if limit == formMax && (iniMax == 0 || formMax < iniMax) {
+				up.err = 2 // UPLOAD_ERR_FORM_SIZE
+			}
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if up.err != 0 {
+		up.size = 0
+		return os.Remove(f.Name())
+	}
+	up.tmp = f.Name()
+	return nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // encode builds the request frame's payload: the CGI variables nginx's fastcgi_params give php-fpm

@@ -18,6 +18,7 @@ final class Runtime
     private const T_STOP = 2;
     private const T_FORK = 3;
     private const T_PING = 4;
+    private const T_ABORT = 5;
     private const T_HELLO = 16;
     private const T_HEAD = 17;
     private const T_BODY = 18;
@@ -25,6 +26,7 @@ final class Runtime
     private const T_READY = 20;
     private const T_PONG = 21;
     private const FLAG_EXIT = 1;
+    private const FLAG_FLUSH = 2;
     private const MAX_PAYLOAD = 16777216; // channel.MaxPayload
     private const MAX_DEFERRED = 256;
     /** Output beyond this much goes out while the request still runs, so PHP never holds all of a large response. */
@@ -61,6 +63,11 @@ final class Runtime
     /** @var list<callable> askr_on_worker_start() hooks */
     private static array $onStart = [];
     private static bool $started = false;
+    /** Whether the askr extension is loaded (is_uploaded_file(), flush(), connection_aborted()). */
+    private static bool $ext = false;
+    /** askrd said the client has gone; $abortApplied once connection_aborted() says so too. */
+    private static bool $aborted = false;
+    private static bool $abortApplied = false;
 
     public static function boot(): void
     {
@@ -96,6 +103,73 @@ final class Runtime
         stream_wrapper_unregister('php');
         stream_wrapper_register('php', PhpStream::class);
         register_shutdown_function([self::class, 'onShutdown']);
+        self::$ext = function_exists('askr_ext_request_begin');
+        if (self::$ext) {
+            askr_ext_on_flush([self::class, 'onFlush']);
+        }
+    }
+
+    /** The upload limits of this worker's PHP configuration, for askrd's multipart parser (Hello). */
+    private static function limits(): string
+    {
+        $size = static fn (string $key): int => max(0, ini_parse_quantity((string) ini_get($key)));
+        return sprintf("\n%d\n%d\n%d\n%d", ini_get('file_uploads') ? 1 : 0, max(0, (int) ini_get('max_file_uploads')),
+            $size('upload_max_filesize'), $size('post_max_size'));
+    }
+
+    /**
+     * flush() (through the askr extension): what PHP has output so far goes to the client now, as
+     * php-fpm sends it. Output still held by the app's own buffers stays there, as under php-fpm.
+     */
+    public static function onFlush(): void
+    {
+        if (!self::$inRequest) {
+            return;
+        }
+        if (ob_get_level() === self::$obLevel) {
+            ob_flush(); // through capture(), which sends
+        } else {
+            self::sendNow();
+        }
+        if (self::$aborted && !self::$abortApplied) {
+            self::$abortApplied = true;
+            askr_ext_abort(); // connection_aborted() is 1; without ignore_user_abort the script ends here
+        }
+    }
+
+    /** Sends the head (once) and the output so far, and asks askrd to pass it on at once. */
+    private static function sendNow(): void
+    {
+        if (!self::$headSent) {
+            self::write(self::head(false));
+        }
+        $out = self::$pending;
+        self::$pending = '';
+        if (strlen($out) > self::MAX_PAYLOAD) {
+            self::sendBody($out);
+            $out = '';
+        }
+        self::write(self::frame(self::T_BODY, self::FLAG_FLUSH, $out));
+        self::checkAbort();
+    }
+
+    /** Notices an Abort frame askrd sent because the client went away while this response streamed. */
+    private static function checkAbort(): void
+    {
+        if (self::$aborted) {
+            return;
+        }
+        $r = [self::$ch];
+        $w = $e = null;
+        while (@stream_select($r, $w, $e, 0) > 0) {
+            $frame = self::read();
+            if ($frame === null || $frame[0] === self::T_ABORT) {
+                self::$aborted = true;
+                return;
+            }
+            self::log('unexpected frame type ' . $frame[0] . ' during a request; ignored');
+            $r = [self::$ch];
+        }
     }
 
     /**
@@ -109,6 +183,10 @@ final class Runtime
             return '';
         }
         self::$pending .= $buffer;
+        if (self::$inRequest && ($phase & PHP_OUTPUT_HANDLER_FLUSH) !== 0) {
+            self::sendNow(); // ob_flush()
+            return '';
+        }
         if (self::$inRequest && strlen(self::$pending) >= self::STREAM_AT) {
             if (!self::$headSent) {
                 self::write(self::head(false));
@@ -116,6 +194,7 @@ final class Runtime
             $out = self::$pending;
             self::$pending = '';
             self::sendBody($out);
+            self::checkAbort();
         }
         return '';
     }
@@ -134,13 +213,15 @@ final class Runtime
             if ($boot !== '') {
                 self::log('output while booting (discarded): ' . substr($boot, 0, 2000));
             }
-            $hello = pack('NC', getmypid(), strlen(self::$token)) . self::$token . PHP_VERSION;
+            $hello = pack('NC', getmypid(), strlen(self::$token)) . self::$token . PHP_VERSION . self::limits();
             self::write(self::frame(self::T_HELLO, 0, $hello));
             self::$hello = true;
         }
         $frame = self::read();
-        while ($frame !== null && $frame[0] === self::T_PING) {
-            self::write(self::frame(self::T_PONG, 0, '')); // askrd's health check: this loop is alive
+        while ($frame !== null && ($frame[0] === self::T_PING || $frame[0] === self::T_ABORT)) {
+            if ($frame[0] === self::T_PING) {
+                self::write(self::frame(self::T_PONG, 0, '')); // askrd's health check: this loop is alive
+            } // an Abort for the previous request, sent after its last flush: nothing to do
             $frame = self::read();
         }
         if ($frame === null || $frame[0] === self::T_STOP) {
@@ -297,7 +378,12 @@ final class Runtime
         self::$inputFile = $r['body_file'];
         $post = [];
         $files = [];
-        if ($cgi['REQUEST_METHOD'] === 'POST') {
+        $postMax = ini_parse_quantity((string) ini_get('post_max_size'));
+        if ($cgi['REQUEST_METHOD'] === 'POST' && $postMax > 0 && (int) ($cgi['CONTENT_LENGTH'] ?? 0) > $postMax) {
+            // As PHP: a POST body over post_max_size fills neither $_POST nor $_FILES.
+            self::log(sprintf('PHP Warning:  PHP Request Startup: POST Content-Length of %d bytes exceeds the limit of %d bytes in Unknown on line 0',
+                (int) $cgi['CONTENT_LENGTH'], $postMax));
+        } elseif ($cgi['REQUEST_METHOD'] === 'POST') {
             $type = strtolower(strtok($cgi['CONTENT_TYPE'] ?? '', ';') ?: '');
             if (trim($type) === 'application/x-www-form-urlencoded') {
                 $body = self::$inputFile !== '' ? (string) file_get_contents(self::$inputFile) : self::$input;
@@ -316,6 +402,18 @@ final class Runtime
                 $_FILES = self::filesGlobal($files);
             }
         }
+        if (self::$ext) {
+            // is_uploaded_file() and move_uploaded_file() accept this request's uploads, and only
+            // them; connection_aborted() starts at 0.
+            $tmp = [];
+            foreach ($files as $f) {
+                if ($f['tmp_name'] !== '') {
+                    $tmp[] = $f['tmp_name'];
+                }
+            }
+            askr_ext_request_begin($tmp);
+        }
+        self::$aborted = self::$abortApplied = false;
         $_REQUEST = [];
         foreach (str_split(self::$requestOrder) as $c) {
             match ($c) {

@@ -74,6 +74,8 @@ type Response interface {
 	Head(status int, headers []channel.Header) error
 	// Body is called for each chunk of the body; b is only valid during the call.
 	Body(b []byte) error
+	// Flush is called when PHP flushed: what it sent so far should reach the client now.
+	Flush() error
 }
 
 // Pool is the set of workers.
@@ -92,6 +94,7 @@ type Pool struct {
 	shrink   atomic.Int64 // busy workers still to retire after SetWorkers lowered the count
 	progress atomic.Int64 // unix nanoseconds of the last answered request, pong or boot
 	gen      atomic.Int64 // generation of new workers outside CoW mode (Reload raises it)
+	limits   atomic.Pointer[channel.Limits]
 
 	firstReady chan struct{}
 	readyOnce  sync.Once
@@ -181,6 +184,15 @@ func (p *Pool) Workers() []WorkerInfo {
 	case <-p.done:
 		return nil
 	}
+}
+
+// Limits returns the request limits of the workers' PHP configuration, as the newest worker
+// reported them; zero Limits before any worker has.
+func (p *Pool) Limits() channel.Limits {
+	if l := p.limits.Load(); l != nil {
+		return *l
+	}
+	return channel.Limits{}
 }
 
 // Stats is a snapshot of the pool's counters.
@@ -392,6 +404,9 @@ func (p *Pool) boot() {
 
 func (p *Pool) newWorker(proc Process, h channel.Hello) *worker {
 	w := &worker{proc: proc, pid: h.PID, gen: p.gen.Load(), rd: channel.NewReader(proc.Conn())}
+	if h.Limits.Known {
+		p.limits.Store(&h.Limits)
+	}
 	if g, ok := proc.(generational); ok {
 		w.gen = g.Generation()
 	}
@@ -699,6 +714,11 @@ func (p *Pool) serveOnce(ctx context.Context, payload []byte, resp Response) (er
 		p.served.Add(1)
 		return err, false
 	}
+	var cg *clientGone
+	if errors.As(err, &cg) {
+		p.served.Add(1)
+		return cg.err, false
+	}
 	var end *exitAfter
 	if errors.As(err, &end) {
 		w.ending.Store(true)
@@ -737,6 +757,11 @@ func (*exitAfter) Error() string { return "worker exits after this response" }
 
 type responseError struct{ err error }
 
+// clientGone reports a response the client did not take all of, from a worker that finished it.
+type clientGone struct{ err error }
+
+func (e *clientGone) Error() string { return e.err.Error() }
+
 func (e *responseError) Error() string { return e.err.Error() }
 
 // exchange sends the request and passes the answer on. answered reports that a frame came back,
@@ -756,12 +781,36 @@ func (p *Pool) exchange(w *worker, payload []byte, resp Response) (answered, sen
 
 func (p *Pool) answer(w *worker, resp Response) (answered bool, err error) {
 	headDone := false
-	var bad error // the app's response is invalid: read on to its End, keep the worker
+	var bad error       // the app's response is invalid: read on to its End, keep the worker
+	var gone error      // the client went away mid-response: the worker was told, read on to its End
+	var told chan error // the Abort frame's write
+	respond := func(call func() error) {
+		if gone != nil {
+			return
+		}
+		if err := call(); err != nil {
+			gone = err
+			// As php-fpm notices a client that left when it writes to it: connection_aborted()
+			// becomes 1 in the worker, which may stop (or, with ignore_user_abort, finish). The
+			// worker may be busy writing; the frame goes out beside this loop's reading.
+			told = make(chan error, 1)
+			go func() {
+				conn := w.proc.Conn()
+				conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_, werr := conn.Write(channel.AppendHeader(nil, channel.TypeAbort, 0, 0))
+				conn.SetWriteDeadline(time.Time{})
+				told <- werr
+			}()
+		}
+	}
 	for {
 		f, err := w.rd.ReadFrame()
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
+			}
+			if gone != nil {
+				return headDone, &responseError{gone}
 			}
 			return headDone, err
 		}
@@ -779,9 +828,7 @@ func (p *Pool) answer(w *worker, resp Response) (answered bool, err error) {
 			if err != nil {
 				return headDone, err
 			}
-			if err := resp.Head(status, hs); err != nil {
-				return headDone, &responseError{err}
-			}
+			respond(func() error { return resp.Head(status, hs) })
 		case channel.TypeBody:
 			if !headDone {
 				return headDone, fmt.Errorf("%w: body before head", channel.ErrProtocol)
@@ -789,8 +836,9 @@ func (p *Pool) answer(w *worker, resp Response) (answered bool, err error) {
 			if bad != nil {
 				continue
 			}
-			if err := resp.Body(f.Payload); err != nil {
-				return headDone, &responseError{err}
+			respond(func() error { return resp.Body(f.Payload) })
+			if f.Flags&channel.FlagFlush != 0 {
+				respond(resp.Flush)
 			}
 		case channel.TypeEnd:
 			if !headDone {
@@ -806,6 +854,14 @@ func (p *Pool) answer(w *worker, resp Response) (answered bool, err error) {
 			w.memory.Store(e.Memory)
 			if e.Exit {
 				return headDone, &exitAfter{bad}
+			}
+			if gone != nil {
+				if err := <-told; err != nil {
+					return headDone, &responseError{gone}
+				}
+				// An Abort the worker did not read before its End, it skips before the next request.
+				p.release(w, true)
+				return headDone, &clientGone{gone}
 			}
 			p.release(w, true)
 			if bad != nil {

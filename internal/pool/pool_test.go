@@ -23,6 +23,7 @@ type fakeProc struct {
 	once    sync.Once
 	started chan struct{}
 	served  atomic.Int64 // requests answered
+	aborts  atomic.Int64 // Abort frames received
 }
 
 func (p *fakeProc) PID() int       { return p.pid }
@@ -103,6 +104,10 @@ func (s *fakeStarter) run(p *fakeProc) {
 		if err != nil || f.Type == channel.TypeStop {
 			return
 		}
+		if f.Type == channel.TypeAbort {
+			p.aborts.Add(1)
+			continue
+		}
 		p.served.Add(1)
 		out := s.act(append([]byte(nil), f.Payload...))
 		if out == nil {
@@ -125,12 +130,22 @@ func okResponse(body string) []byte {
 }
 
 type recorder struct {
-	status int
-	body   []byte
+	status  int
+	body    []byte
+	flushes int
+	failAt  int // Body fails from this call on (0: never), as a client that left
+	calls   int
 }
 
 func (r *recorder) Head(status int, _ []channel.Header) error { r.status = status; return nil }
-func (r *recorder) Body(b []byte) error                       { r.body = append(r.body, b...); return nil }
+func (r *recorder) Body(b []byte) error {
+	if r.calls++; r.failAt > 0 && r.calls >= r.failAt {
+		return errors.New("client gone")
+	}
+	r.body = append(r.body, b...)
+	return nil
+}
+func (r *recorder) Flush() error { r.flushes++; return nil }
 
 func startPool(t *testing.T, opt Options, s *fakeStarter) *Pool {
 	t.Helper()
@@ -392,5 +407,45 @@ func TestUndeliveredRequestRetried(t *testing.T) {
 	var r recorder
 	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
 		t.Errorf("request to a worker whose channel is closed: %v %q; want it sent to another worker", err, r.body)
+	}
+}
+
+func TestFlushReachesResponse(t *testing.T) {
+	s := &fakeStarter{act: func([]byte) []byte {
+		out := frame(channel.TypeHead, 0, []byte{0, 200})
+		out = append(out, frame(channel.TypeBody, channel.FlagFlush, []byte("event 1\n"))...)
+		out = append(out, frame(channel.TypeBody, 0, []byte("tail"))...)
+		return append(out, frame(channel.TypeEnd, 0, make([]byte, 16))...)
+	}}
+	p := startPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	var r recorder
+	if err := p.Serve(context.Background(), []byte("req"), &r, false); err != nil || string(r.body) != "event 1\ntail" || r.flushes != 1 {
+		t.Fatalf("Serve: %v, body %q, %d flushes; want nil, \"event 1\\ntail\", 1", err, r.body, r.flushes)
+	}
+}
+
+// A client that leaves mid-response: the worker is told (Abort frame), finishes its response,
+// which is discarded, and serves the next request.
+func TestClientGoneTellsWorker(t *testing.T) {
+	s := &fakeStarter{act: func([]byte) []byte {
+		out := frame(channel.TypeHead, 0, []byte{0, 200})
+		for range 3 {
+			out = append(out, frame(channel.TypeBody, channel.FlagFlush, []byte("chunk"))...)
+		}
+		return append(out, frame(channel.TypeEnd, 0, make([]byte, 16))...)
+	}}
+	p := startPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	r := recorder{failAt: 2}
+	if err := p.Serve(context.Background(), []byte("req"), &r, false); err == nil || string(r.body) != "chunk" {
+		t.Fatalf("Serve with a failing client: %v, body %q; want an error after one chunk", err, r.body)
+	}
+	var next recorder
+	if err := p.Serve(context.Background(), []byte("req"), &next, false); err != nil || string(next.body) != "chunkchunkchunk" {
+		t.Fatalf("next request: %v %q", err, next.body)
+	}
+	if proc := s.proc(0); proc.aborts.Load() != 1 || proc.served.Load() != 2 || s.started.Load() != 1 {
+		t.Errorf("worker got %d aborts, served %d, %d started; want 1, 2, 1", proc.aborts.Load(), proc.served.Load(), s.started.Load())
 	}
 }

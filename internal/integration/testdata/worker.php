@@ -165,6 +165,73 @@ $handler = static function (array $request) use (&$count, &$started, $version): 
         case '/pid':
             echo getmypid();
             return;
+        case '/sse':
+            // Server-sent events: each event carries the time it was flushed.
+            header('Content-Type: text/event-stream');
+            header('Cache-Control: no-cache');
+            $useOb = ($_GET['via'] ?? '') === 'ob_flush';
+            for ($i = 1; $i <= (int) ($_GET['n'] ?? 5); $i++) {
+                echo 'data: ', $i, ' ', sprintf('%.6f', microtime(true)), "\n\n";
+                $useOb ? ob_flush() : flush();
+                usleep((int) ($_GET['gap_ms'] ?? 100) * 1000);
+            }
+            return;
+        case '/abort':
+            // Streams until the client leaves (bounded); says in a file what the app saw.
+            $marker = (string) $_GET['marker'];
+            ignore_user_abort(($_GET['ignore'] ?? '1') === '1');
+            register_shutdown_function(static function () use ($marker): void {
+                file_put_contents($marker, 'shutdown aborted=' . connection_aborted() . "\n", FILE_APPEND);
+            });
+            for ($i = 0; $i < 500; $i++) {
+                echo str_repeat('x', 1024), "\n";
+                flush();
+                if (connection_aborted()) {
+                    file_put_contents($marker, "noticed at $i\n", FILE_APPEND);
+                    return;
+                }
+                usleep(20000);
+            }
+            file_put_contents($marker, "never noticed\n", FILE_APPEND);
+            return;
+        case '/input-sha1':
+            // Reads php://input in pieces: never the whole body in memory.
+            $in = fopen('php://input', 'rb');
+            $h = hash_init('sha1');
+            $n = 0;
+            while (!feof($in)) {
+                $chunk = fread($in, 1 << 20);
+                $n += strlen($chunk);
+                hash_update($h, $chunk);
+            }
+            header('Content-Type: application/json');
+            echo json_encode(['sha1' => hash_final($h), 'length' => $n, 'peak' => memory_get_peak_usage()]);
+            return;
+        case '/uploads':
+            // $_FILES as PHP gave it, and what the upload functions say of each file.
+            $out = ['files' => $_FILES, 'post' => $_POST, 'checks' => []];
+            array_walk_recursive($_FILES, static function ($v, $k) use (&$out): void {
+                if ($k === 'tmp_name' && $v !== '') {
+                    $out['checks'][] = ['tmp' => $v, 'is_uploaded_file' => is_uploaded_file($v),
+                        'sha1' => sha1_file($v)];
+                }
+            });
+            $out['not_uploaded'] = is_uploaded_file(__FILE__);
+            if (isset($_GET['move']) && $out['checks'] !== []) {
+                $dest = (string) $_GET['move'];
+                $out['moved'] = move_uploaded_file($out['checks'][0]['tmp'], $dest);
+                $out['moved_sha1'] = is_file($dest) ? sha1_file($dest) : '';
+                $out['move_other'] = @move_uploaded_file(__FILE__, $dest . '.other');
+            }
+            header('Content-Type: application/json');
+            echo json_encode($out);
+            return;
+        case '/inject':
+            header("X-Injected: a\r\nSet-Cookie: evil=1");
+            header("X-Injected-Lf: a\nX-Evil: 1");
+            header('X-Fine: yes');
+            echo 'after injection';
+            return;
         default:
             echo 'worker ok';
     }
