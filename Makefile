@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:8000
 WORKERS ?= auto
 
 # Debian packages the server, the examples and the tests use.
-APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml php-laravel-framework
+APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml php-laravel-framework php-symfony-framework-bundle php-symfony-mime
 # Only for `make bench` (the php-fpm baseline and the load generator).
 BENCH_PACKAGES := nginx-light php8.2-fpm wrk
 
