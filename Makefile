@@ -37,6 +37,21 @@ deps-bench: deps
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# The WordPress acceptance tests (internal/integration/wordpress_test.go): Debian's WordPress with
+# its default theme (a Recommends, so named here: without a theme the front page is empty), a
+# MariaDB the tests start privately (the system service stays unused), PHP's MySQL driver, and
+# nginx + php-fpm as the reference server.
+WORDPRESS_PACKAGES := wordpress wordpress-theme-twentytwentythree mariadb-server php8.2-mysql nginx-light php8.2-fpm
+
+.PHONY: deps-wordpress
+
+deps-wordpress: deps
+	@missing=""; for p in $(WORDPRESS_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 # Serves the bundled Laravel example on $(LISTEN).
 run: deps build
 	ASKR_APP_BASE=$(CURDIR)/examples/laravel ./bin/askr serve --root examples/laravel/public \
