@@ -134,13 +134,14 @@ func TestHugeBodyThroughPHPInput(t *testing.T) {
 	if wpid2 := workerPID(t, s); wpid2 != wpid {
 		t.Errorf("worker %d was replaced by %d", wpid, wpid2)
 	}
-	noTempFiles(t)
+	s.noTempFiles()
 }
 
 // noTempFiles checks that askrd's TMPDIR (private to the test) holds no spooled body or upload.
-func noTempFiles(t testing.TB) {
+func (s *server) noTempFiles() {
+	t := s.t
 	t.Helper()
-	entries, err := os.ReadDir(os.TempDir())
+	entries, err := os.ReadDir(s.tmp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,7 @@ func TestUploadFunctions(t *testing.T) {
 	if len(b.Checks) != 1 || !b.Checks[0].IsUploadedFile || b.Checks[0].Tmp == a.Checks[0].Tmp {
 		t.Fatalf("second request: %+v", b)
 	}
-	noTempFiles(t)
+	s.noTempFiles()
 }
 
 // TestUploadLimitsFollowPHPIni: askrd applies the worker's upload_max_filesize, max_file_uploads,
@@ -261,7 +262,7 @@ func TestUploadLimitsFollowPHPIni(t *testing.T) {
 		t.Errorf("$_FILES over post_max_size = %v; want empty", a.Files)
 	}
 	s.waitLog("exceeds the limit of 65536 bytes", 10*time.Second)
-	noTempFiles(t)
+	s.noTempFiles()
 }
 
 // sseEvent is one event as the client received it.
@@ -329,7 +330,10 @@ func TestClientAbortIsNoticed(t *testing.T) {
 		ignore string
 		want   []string
 	}{
-		{"1", []string{"noticed at", "shutdown aborted=1"}},
+		// The app sees it at its next flush() and stops on its own; shutdown functions run only
+		// when the worker ends, as in any worker loop.
+		{"1", []string{"noticed at"}},
+		// PHP ends the script at that flush(): the shutdown functions run (and the worker is replaced).
 		{"0", []string{"shutdown aborted=1"}},
 	} {
 		t.Run("ignore_user_abort="+tc.ignore, func(t *testing.T) {
@@ -352,7 +356,7 @@ func TestClientAbortIsNoticed(t *testing.T) {
 			if !poll(20*time.Second, func() bool {
 				b, _ := os.ReadFile(marker)
 				got = string(b)
-				return strings.Contains(got, "shutdown")
+				return strings.Contains(got, tc.want[0]) || strings.Contains(got, "never noticed")
 			}) {
 				t.Fatalf("the app never finished after the client left: %q", got)
 			}
@@ -385,4 +389,38 @@ func TestHeaderInjectionRejected(t *testing.T) {
 		}
 	}
 	s.waitLog("Header may not contain more than a single header", 10*time.Second)
+}
+
+// TestResponseEdges: where askr's responses differ from php-fpm's, and the defaults they share.
+func TestResponseEdges(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}})
+	resp, err := client.Get(s.URL + "/reason")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// net/http sends the standard reason phrase; php-fpm + nginx would send "Gone Fishing".
+	if resp.Status != "404 Not Found" {
+		t.Errorf("status line %q; want the standard \"404 Not Found\"", resp.Status)
+	}
+	r := s.get("/flushed")
+	// After flush() the head has gone: a later header() does not reach the client, yet PHP's
+	// headers_sent() stays false (php-fpm: true, and header() warns).
+	if r.body != "early not sent" || r.header.Get("X-Late") != "" {
+		t.Errorf("/flushed = %q, X-Late %q; want \"early not sent\" and no X-Late", r.body, r.header.Get("X-Late"))
+	}
+	if ct := r.header.Get("Content-Type"); ct != "text/html; charset=UTF-8" {
+		t.Errorf("default Content-Type %q; want PHP's default_mimetype and default_charset", ct)
+	}
+	// A shutdown function runs when the worker ends, not after each request.
+	marker := filepath.Join(t.TempDir(), "shutdown")
+	s.get("/shutdown-fn?marker=" + marker)
+	s.get("/")
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the shutdown function ran after its request")
+	}
+	s.stop()
+	if b, _ := os.ReadFile(marker); string(b) != "ran" {
+		t.Errorf("the shutdown function did not run when the worker ended: %q", b)
+	}
 }

@@ -89,6 +89,7 @@ type server struct {
 	Addr string
 	cmd  *exec.Cmd
 	logs *syncBuffer
+	tmp  string // askrd's TMPDIR, where it spools bodies and uploads
 	done chan struct{}
 	err  error
 }
@@ -143,9 +144,10 @@ func startAskrd(t testing.TB, o opts) *server {
 		args = append(args, "--cow")
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	tmp := t.TempDir()
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Env = append(cmd.Env, o.env...)
-	s := &server{t: t, URL: "http://" + addr, Addr: addr, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	s := &server{t: t, URL: "http://" + addr, Addr: addr, cmd: cmd, logs: &syncBuffer{}, tmp: tmp, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

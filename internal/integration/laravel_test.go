@@ -69,6 +69,12 @@ type lvServer struct {
 // askrd gets SIGTERM when t ends.
 func lvStart(t *testing.T, args ...string) *lvServer {
 	t.Helper()
+	return lvStartConfig(t, "", args...)
+}
+
+// lvStartConfig is lvStart with an askr.toml.
+func lvStartConfig(t *testing.T, config string, args ...string) *lvServer {
+	t.Helper()
 	base := filepath.Join(t.TempDir(), "laravel")
 	lvCopyApp(t, base)
 	s := startAskrd(t, opts{
@@ -76,6 +82,7 @@ func lvStart(t *testing.T, args ...string) *lvServer {
 		script: filepath.Join(repoRoot(t), "examples", "laravel-worker.php"),
 		env:    []string{"ASKR_APP_BASE=" + base},
 		args:   args,
+		config: config,
 	})
 	return &lvServer{server: s, Base: base}
 }

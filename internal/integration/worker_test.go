@@ -410,8 +410,9 @@ func TestMaxRequestsRecycles(t *testing.T) {
 func TestSessionsDoNotLeak(t *testing.T) {
 	s := startAskrd(t, opts{args: []string{"--workers", "2"}})
 	type sess struct {
-		N  int    `json:"n"`
-		ID string `json:"id"`
+		N   int    `json:"n"`
+		ID  string `json:"id"`
+		PID int    `json:"pid"`
 	}
 	get := func(cookie string) (sess, string) {
 		var h []string
@@ -429,10 +430,12 @@ func TestSessionsDoNotLeak(t *testing.T) {
 	}
 	first, cookie := get("")
 	if first.N != 1 || cookie == "" {
-		t.Fatalf("first /session = %+v, cookie %q", first, cookie)
+	t.Fatalf("first /session = %+v, cookie %q", first, cookie)
 	}
+	pids := map[int]bool{first.PID: true}
 	for i := 2; i <= 6; i++ {
 		v, again := get(cookie)
+		pids[v.PID] = true
 		if v.N != i || v.ID != first.ID {
 			t.Errorf("request %d with the cookie: %+v; want n=%d id=%s", i, v, i, first.ID)
 		}
@@ -444,6 +447,9 @@ func TestSessionsDoNotLeak(t *testing.T) {
 			t.Errorf("request without the cookie got %+v; want a new session", other)
 		}
 	}
+	if len(pids) < 2 {
+		t.Errorf("the session was served by workers %v; want it to cross both", pids)
+	}
 }
 
 func TestBodiesAndLimits(t *testing.T) {
@@ -454,14 +460,7 @@ func TestBodiesAndLimits(t *testing.T) {
 	if sha1hex([]byte(d.Input)) != sha1hex(big) {
 		t.Errorf("php://input of a spooled 3 MiB body differs")
 	}
-	if entries, _ := os.ReadDir(os.TempDir()); len(entries) > 0 {
-		// the test's TMPDIR is private to askrd: nothing may be left behind
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), "askr-body-") {
-				t.Errorf("spooled body %s left behind", e.Name())
-			}
-		}
-	}
+	s.noTempFiles()
 	tooBig := bytes.Repeat([]byte("x"), 4<<20+1)
 	if r := s.do("POST", "/dump", bytes.NewReader(tooBig)); r.status != 413 {
 		t.Errorf("body over max_body_size = %d; want 413", r.status)

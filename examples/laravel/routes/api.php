@@ -56,3 +56,18 @@ Route::get('/visits', function () {
         'pids' => DB::table('visits')->distinct()->orderBy('pid')->pluck('pid')->map(fn ($p) => (int) $p),
     ]);
 });
+
+// Takes an uploaded file through Laravel's validation ("file": a valid upload, see
+// UploadedFile::isValid()) and answers what it received; the file is read, never loaded whole.
+Route::post('/upload', function (Request $request) {
+    $request->validate(['file' => 'required|file']);
+    $file = $request->file('file');
+
+    return response()->json([
+        'name' => $file->getClientOriginalName(),
+        'size' => $file->getSize(),
+        'sha1' => sha1_file($file->getRealPath()),
+        'valid' => $file->isValid(),
+        'peak_memory' => memory_get_peak_usage(),
+    ]);
+});

@@ -226,6 +226,24 @@ $handler = static function (array $request) use (&$count, &$started, $version): 
             header('Content-Type: application/json');
             echo json_encode($out);
             return;
+        case '/reason':
+            header('HTTP/1.1 404 Gone Fishing');
+            echo 'custom reason';
+            return;
+        case '/flushed':
+            echo 'early ';
+            flush();
+            $sent = headers_sent();
+            header('X-Late: 1');
+            echo $sent ? 'sent' : 'not sent';
+            return;
+        case '/shutdown-fn':
+            $marker = (string) $_GET['marker'];
+            register_shutdown_function(static function () use ($marker): void {
+                file_put_contents($marker, 'ran', FILE_APPEND);
+            });
+            echo 'registered';
+            return;
         case '/inject':
             header("X-Injected: a\r\nSet-Cookie: evil=1");
             header("X-Injected-Lf: a\nX-Evil: 1");
