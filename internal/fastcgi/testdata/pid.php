@@ -1,4 +1,4 @@
 <?php
-// The serving process's pid and the server variables the request carried.
+// The serving process's pid.
 declare(strict_types=1);
 echo getmypid(), "\n";
