@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:8000
 WORKERS ?= auto
 
 # Debian packages the server, the examples and the tests use.
-APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml php-laravel-framework php-symfony-framework-bundle php-symfony-mime
+APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml php-laravel-framework php8.2-dev php-symfony-framework-bundle php-symfony-mime
 # Only for `make bench` (the php-fpm baseline and the load generator).
 BENCH_PACKAGES := nginx-light php8.2-fpm wrk
 
@@ -17,9 +17,21 @@ BENCH_PACKAGES := nginx-light php8.2-fpm wrk
 
 all: build
 
-build:
+build: ext
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/askrd ./cmd/askrd
 	ln -sf askrd bin/askr
+
+# askr's PHP extension (ext/askr), built out of tree in build/ext/src against php8.2-dev; askrd
+# started as bin/askrd finds build/ext/askr.so ([worker] extension = "auto").
+.PHONY: ext
+ext: build/ext/askr.so
+
+build/ext/askr.so: $(wildcard ext/askr/*)
+	@command -v phpize >/dev/null || { echo "phpize not found: the extension needs php8.2-dev (make deps)"; exit 1; }
+	rm -rf build/ext/src && mkdir -p build/ext && cp -r ext/askr build/ext/src
+	cd build/ext/src && { phpize >phpize.log 2>&1 || { cat phpize.log; exit 1; }; } && \
+		./configure --quiet CFLAGS='-O2 -g -Wall' >/dev/null && $(MAKE) --no-print-directory -s >/dev/null
+	cp build/ext/src/modules/askr.so $@.tmp && mv $@.tmp $@
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -75,7 +87,7 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
 
 clean:
-	rm -rf bin bench/out
+	rm -rf bin bench/out build/ext
 
 # End to end under real systemd in a throwaway Debian 12 container (systemd-nspawn).
 deps-e2e:

@@ -6,9 +6,9 @@
 #   make deb && bash packaging/test-deb.sh        (as root; build/rootfs from make e2e-systemd)
 #
 # Checks: install with port 80 taken (postinst explains, exit 0; the port drop-in works), purge,
-# a clean install (socket enabled and started, the welcome page), an upgrade under load (the
-# socket is not restarted, the service is, edits to /etc/askr.toml survive, no request fails),
-# remove (units stopped, conffile kept) and purge (conffile gone).
+# a clean install (socket enabled and started, the welcome page, the PHP extension loaded), an
+# upgrade under load (the socket is not restarted, the service is, edits to /etc/askr.toml
+# survive, no request fails), remove (units stopped, conffile kept) and purge (conffile gone).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
@@ -75,6 +75,9 @@ check "robots.txt is served as a static file" test "$(ns curl -s http://127.0.0.
 check "askrd runs as www-data" test "$(ns ps -o user= -p "$(ns systemctl show -p MainPID --value askr.service)")" = www-data
 check "askr symlink" test "$(ns askr version)" = "askr ${VERSION%-*}"
 check "askrd config-check accepts /etc/askr.toml" quiet ns askrd config-check /etc/askr.toml
+check "php-cgi loads /usr/lib/askr/askr.so" ns sh -c 'php-cgi -d extension=/usr/lib/askr/askr.so -m | grep -qx askr'
+journal_has askr.service 'extension=/usr/lib/askr/askr.so' &&
+	ok "askrd gives its workers the extension" || bad "askrd's log does not show extension=/usr/lib/askr/askr.so"
 
 log "upgrade under load, with an edited /etc/askr.toml"
 ns sed -i 's/^# workers = "auto"$/workers = 3/' /etc/askr.toml

@@ -27,6 +27,7 @@ import (
 	"github.com/askr-php/askr/internal/httpfront"
 	"github.com/askr-php/askr/internal/notify"
 	"github.com/askr-php/askr/internal/phpcgi"
+	"github.com/askr-php/askr/internal/phpext"
 	"github.com/askr-php/askr/internal/phpruntime"
 	"github.com/askr-php/askr/internal/pool"
 	"github.com/askr-php/askr/internal/reaper"
@@ -288,6 +289,9 @@ func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *sl
 	if err != nil {
 		return &config.Error{Key: "worker.php_cgi", Msg: err.Error() + " (install php8.2-cgi)"}
 	}
+	if c.Worker.Extension, err = extension(ctx, c, binary, ini, log); err != nil {
+		return err
+	}
 	lns, err := activation.Get(c.Server.Listen)
 	if err != nil {
 		return err
@@ -326,6 +330,36 @@ func signals(cow bool, log *slog.Logger) (ctx context.Context, reload <-chan str
 	return ctx, hup, func() { signal.Stop(sigs); cancel() }
 }
 
+// extension resolves [worker] extension to the askr.so the workers load (phpext.None for none) and
+// has php-cgi load it once. A path that was asked for and does not load is a configuration error;
+// "auto" falls back to none with one warning saying what PHP code loses.
+func extension(ctx context.Context, c config.Config, phpCGI string, ini []string, log *slog.Logger) (string, error) {
+	setting := c.Worker.Extension
+	exe, err := os.Executable()
+	if err != nil {
+		exe = ""
+	}
+	path, err := phpext.Find(setting, exe)
+	if errors.Is(err, phpext.ErrNotFound) {
+		log.Warn("askr PHP extension not found, workers run without it: "+phpext.Degraded, "err", err)
+		return phpext.None, nil
+	}
+	if err == nil && path != "" {
+		err = phpext.Check(ctx, phpCGI, path, ini)
+		if err != nil && setting == phpext.Auto {
+			log.Warn("askr PHP extension does not load, workers run without it: "+phpext.Degraded, "err", err)
+			return phpext.None, nil
+		}
+	}
+	if err != nil {
+		return "", &config.Error{File: c.File, Key: "worker.extension", Msg: err.Error()}
+	}
+	if path == "" {
+		return phpext.None, nil
+	}
+	return path, nil
+}
+
 func lookPath(bin string) (string, error) {
 	if strings.ContainsRune(bin, '/') {
 		return filepath.Abs(bin)
@@ -334,7 +368,8 @@ func lookPath(bin string) (string, error) {
 }
 
 // Run serves on ln until ctx is cancelled, then stops accepting, lets in-flight requests finish
-// (bounded by shutdown_timeout) and stops the workers.
+// (bounded by shutdown_timeout) and stops the workers. The workers load c.Worker.Extension when it
+// is a path (serve resolves "auto").
 func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload <-chan struct{}, phpCGI string, ini []string, log *slog.Logger) error {
 	rt, removeRuntime, err := phpruntime.Install("")
 	if err != nil {
@@ -346,6 +381,9 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	pc := phpcgi.Config{
 		Binary: phpCGI, Runtime: rt, Script: c.Worker.Script, AppBase: c.Worker.AppBase,
 		INI: ini, Env: os.Environ(), Logger: log.With("worker", filepath.Base(c.Worker.Script)),
+	}
+	if ext := c.Worker.Extension; ext != phpext.Auto && ext != phpext.None {
+		pc.Extension = ext // resolved by serve
 	}
 	mode := "worker"
 	if c.Worker.Cow {
@@ -436,7 +474,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 		}()
 	}
 	log.Info("askrd serving", "version", version.Version, "listen", strings.Join(addrs, ","), "mode", mode,
-		"workers", s.WorkerCount(), "script", c.Worker.Script, "root", s.Root, "tls", c.TLS.Cert != "")
+		"workers", s.WorkerCount(), "script", c.Worker.Script, "root", s.Root, "tls", c.TLS.Cert != "", "extension", pc.Extension)
 	go life(ctx, p, sd, mode, c, reload, log)
 
 	select {

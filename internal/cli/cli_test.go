@@ -2,8 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/askr-php/askr/internal/config"
+	"github.com/askr-php/askr/internal/phpext"
 	"github.com/askr-php/askr/internal/version"
 )
 
@@ -107,6 +110,7 @@ func TestMainConfigCheckGood(t *testing.T) {
 		`app_base = "` + abs(t, "testdata/app") + `"` + "\n", // parent of the root
 		`ini = "memory_limit = 256M\n"` + "\n",
 		`php_cgi = "php-cgi"` + "\n",
+		`extension = "auto"` + "\n", // default
 		"[tls]\n",
 	} {
 		if !strings.Contains(out, want) {
@@ -131,6 +135,7 @@ func TestMainConfigCheckBad(t *testing.T) {
 		{"testdata/bad-workers.toml", []string{"testdata/bad-workers.toml: server.workers: must be from 1 to 1024"}},
 		{"testdata/bad-cow.toml", []string{"testdata/bad-cow.toml: worker.cow: ", "needs a worker script"}},
 		{"testdata/bad-no-script.toml", []string{"testdata/bad-no-script.toml: worker.script: "}},
+		{"testdata/bad-extension.toml", []string{"testdata/bad-extension.toml: worker.extension: ", "testdata/app/askr.so is not a readable file"}},
 		{missing, []string{missing + ": ", "no such file"}},
 	}
 	for _, tt := range tests {
@@ -486,5 +491,47 @@ func TestMainReload(t *testing.T) {
 	err := cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
 		t.Errorf("process after askrd reload: %v; want killed by SIGHUP", err)
+	}
+}
+
+// serve resolves [worker] extension before it binds a socket: a path that does not load is a
+// configuration error; "auto" that finds nothing warns once, saying what PHP code loses.
+func TestExtension(t *testing.T) {
+	bin, err := exec.LookPath("php-cgi")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("php-cgi not found: %v", err)
+		}
+		t.Skip("php-cgi not installed")
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	c := config.Defaults()
+	c.File = "askr.toml"
+	c.Worker.Extension = abs(t, "testdata/app/worker.php") // exists, is no shared library
+	got, err := extension(context.Background(), c, bin, nil, log)
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Key != "worker.extension" || !strings.Contains(err.Error(), "Unable to load dynamic library") {
+		t.Errorf("extension(%s) = %q, %v; want a worker.extension config error with PHP's message", c.Worker.Extension, got, err)
+	}
+
+	c.Worker.Extension = phpext.None
+	if got, err := extension(context.Background(), c, bin, nil, log); got != phpext.None || err != nil {
+		t.Errorf("extension(none) = %q, %v; want %q, nil", got, err, phpext.None)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("extension() logged %q; want nothing", logs.String())
+	}
+
+	if _, err := os.Stat(phpext.InstalledPath); err == nil {
+		return // auto would find the installed extension
+	}
+	c.Worker.Extension = phpext.Auto // the test binary has no askr.so beside it
+	if got, err := extension(context.Background(), c, bin, nil, log); got != phpext.None || err != nil {
+		t.Errorf("extension(auto) = %q, %v; want %q, nil", got, err, phpext.None)
+	}
+	if lines := strings.Split(strings.TrimSpace(logs.String()), "\n"); len(lines) != 1 ||
+		!strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[0], phpext.Degraded) {
+		t.Errorf("extension(auto) logged %q; want one warning saying %q", logs.String(), phpext.Degraded)
 	}
 }

@@ -96,6 +96,13 @@ type Worker struct {
 	Cow bool `toml:"cow"`
 	// PHPCGI is the php-cgi binary the workers run. Default: "php-cgi" (looked up in PATH).
 	PHPCGI string `toml:"php_cgi"`
+	// Extension is askr's PHP extension (askr.so, built from ext/askr), loaded into every worker with
+	// -d extension=. Without it is_uploaded_file() and move_uploaded_file() refuse uploads, flush()
+	// does not stream and connection_aborted() stays 0. "auto" uses /usr/lib/askr/askr.so, else
+	// askr.so next to the askrd executable, else ../build/ext/askr.so from it (a source tree), else
+	// none, with a warning; "none" never loads it; any other value is the path of askr.so, which
+	// must exist and load (php-cgi is asked at startup). Default: "auto".
+	Extension string `toml:"extension"`
 	// BootTimeout bounds how long a worker (or a CoW template) may take to boot: to its first
 	// askr_handle_request() (askr_cow_ready()) call. Default: 60.
 	BootTimeout Duration `toml:"boot_timeout"`
@@ -133,6 +140,7 @@ func Defaults() Config {
 		},
 		Worker: Worker{
 			PHPCGI:               "php-cgi",
+			Extension:            "auto",
 			BootTimeout:          Duration(60 * time.Second),
 			MemoryReportInterval: Duration(300 * time.Second),
 		},
@@ -336,6 +344,20 @@ func (c *Config) Validate() error {
 	if _, err := w.INIArgs(); err != nil {
 		return bad("worker.ini", "%v", err)
 	}
+	switch w.Extension {
+	case "auto", "none":
+	case "":
+		return bad("worker.extension", `must be "auto", "none" or the path of askr.so`)
+	default:
+		ext, err := filepath.Abs(w.Extension)
+		if err != nil {
+			return bad("worker.extension", "%v", err)
+		}
+		if st, err := os.Stat(ext); err != nil || !st.Mode().IsRegular() {
+			return bad("worker.extension", "%s is not a readable file (build it with `make ext`, or set \"auto\" or \"none\")", ext)
+		}
+		w.Extension = ext
+	}
 	return nil
 }
 
@@ -520,8 +542,8 @@ func (c *Config) Dump() string {
 		q(s.HeaderReadTimeout.String()), q(s.IdleTimeout.String()), q(s.ClientTimeout.String()), q(s.RequestTimeout.String()))
 	fmt.Fprintf(&b, "queue_size = %d\nqueue_timeout = %s\nshutdown_timeout = %s\nhttps = %t\n",
 		s.QueueSize, q(s.QueueTimeout.String()), q(s.ShutdownTimeout.String()), s.HTTPS)
-	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nboot_timeout = %s\nmemory_report_interval = %s\n",
-		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.BootTimeout.String()), q(w.MemoryReportInterval.String()))
+	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nextension = %s\nboot_timeout = %s\nmemory_report_interval = %s\n",
+		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.Extension), q(w.BootTimeout.String()), q(w.MemoryReportInterval.String()))
 	fmt.Fprintf(&b, "\n[tls]\ncert = %s\nkey = %s\n", q(c.TLS.Cert), q(c.TLS.Key))
 	return b.String()
 }

@@ -314,6 +314,11 @@ func TestValidate(t *testing.T) {
 		{name: "negative queue_size", src: base + "[server]\nqueue_size = -1\n", key: "server.queue_size", msg: "negative"},
 		{name: "app_base not a directory", src: base + "app_base = \"$DIR/file.txt\"\n", key: "worker.app_base", msg: "is not a directory"},
 		{name: "empty php_cgi", src: base + "php_cgi = \"\"\n", key: "worker.php_cgi", msg: "empty"},
+		{name: "extension none", src: base + "extension = \"none\"\n"},
+		{name: "extension path", src: base + "extension = \"$DIR/file.txt\"\n"},
+		{name: "extension missing", src: base + "extension = \"$DIR/askr.so\"\n", key: "worker.extension", msg: "askr.so is not a readable file (build it with `make ext`"},
+		{name: "extension directory", src: base + "extension = \"$DIR/app\"\n", key: "worker.extension", msg: "not a readable file"},
+		{name: "extension empty", src: base + "extension = \"\"\n", key: "worker.extension", msg: `"auto", "none" or the path`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -691,6 +696,7 @@ script = "$DIR/app/worker.php"
 app_base = "$DIR/app"
 ini = "memory_limit = 1G\nx = \"y z\"\n"
 php_cgi = "/usr/bin/php-cgi"
+extension = "$DIR/file.txt"
 boot_timeout = 20
 [tls]
 cert = "$DIR/app/tls.pem"

@@ -57,12 +57,27 @@ func askrdBinary(t testing.TB) string {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
 		}
-		buildErr = os.Symlink("askrd", filepath.Join(binDir, "askr"))
+		if buildErr = os.Symlink("askrd", filepath.Join(binDir, "askr")); buildErr == nil {
+			buildErr = linkExtension(repoRoot(t), binDir)
+		}
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return filepath.Join(binDir, "askrd")
+}
+
+// linkExtension puts askr's PHP extension next to the test's askrd, where [worker] extension =
+// "auto" finds it: build/ext/askr.so, brought up to date by `make ext` where php8.2-dev is
+// installed. Without php8.2-dev the workers run without it (askrd warns).
+func linkExtension(root, binDir string) error {
+	if _, err := exec.LookPath("phpize"); err != nil {
+		return nil
+	}
+	if out, err := exec.Command("make", "-C", root, "--no-print-directory", "ext").CombinedOutput(); err != nil {
+		return fmt.Errorf("make ext: %v\n%s", err, out)
+	}
+	return os.Symlink(filepath.Join(root, "build", "ext", "askr.so"), filepath.Join(binDir, "askr.so"))
 }
 
 // syncBuffer collects a process's output.

@@ -28,14 +28,15 @@ import (
 
 // Config describes how to start a worker.
 type Config struct {
-	Binary  string   // php-cgi
-	Runtime string   // path of the askr PHP runtime (auto_prepend_file)
-	Script  string   // the worker script
-	AppBase string   // working directory, exported as ASKR_APP_BASE
-	INI     []string // "key=value" settings, applied after askr's own
-	Env     []string // the environment to pass on (filtered by Start)
-	Extra   []string // variables added after filtering (e.g. CoW mode's)
-	Logger  *slog.Logger
+	Binary    string   // php-cgi
+	Runtime   string   // path of the askr PHP runtime (auto_prepend_file)
+	Extension string   // askr.so, loaded with -d extension= ("": none)
+	Script    string   // the worker script
+	AppBase   string   // working directory, exported as ASKR_APP_BASE
+	INI       []string // "key=value" settings, applied after askr's own
+	Env       []string // the environment to pass on (filtered by Start)
+	Extra     []string // variables added after filtering (e.g. CoW mode's)
+	Logger    *slog.Logger
 }
 
 // Launcher starts processes from one OS thread that never exits, so that the workers' parent-death
@@ -111,6 +112,9 @@ func (l *Launcher) Start() (*Process, error) {
 
 	// -C: stay in AppBase (php-cgi would chdir to the script's directory).
 	args := []string{"-C", "-d", "auto_prepend_file=" + c.Runtime}
+	if c.Extension != "" {
+		args = append(args, "-d", "extension="+c.Extension)
+	}
 	for _, kv := range append(append([]string(nil), baseINI...), c.INI...) {
 		args = append(args, "-d", kv)
 	}
@@ -225,7 +229,9 @@ func levelOf(line string) slog.Level {
 		level  slog.Level
 	}{
 		{"PHP Fatal error", slog.LevelError}, {"PHP Parse error", slog.LevelError},
-		{"askr: PHP Fatal error", slog.LevelError}, {"PHP Warning", slog.LevelWarn},
+		{"askr: PHP Fatal error", slog.LevelError},
+		{"PHP Warning:  PHP Startup: Unable to load dynamic library", slog.LevelError}, // e.g. askr.so
+		{"PHP Warning", slog.LevelWarn},
 		{"PHP Notice", slog.LevelWarn}, {"PHP Deprecated", slog.LevelWarn},
 	} {
 		if strings.HasPrefix(line, l.prefix) {

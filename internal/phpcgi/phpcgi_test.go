@@ -1,8 +1,15 @@
 package phpcgi
 
 import (
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestWorkerEnv(t *testing.T) {
@@ -13,4 +20,64 @@ func TestWorkerEnv(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("workerEnv = %q; want %q", got, want)
 	}
+}
+
+// A worker whose extension does not load still starts; PHP's startup warning reaches the log as an error.
+func TestStartLogsExtensionLoadFailure(t *testing.T) {
+	bin, err := exec.LookPath("php-cgi")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("php-cgi not found: %v", err)
+		}
+		t.Skip("php-cgi not installed")
+	}
+	dir := t.TempDir()
+	runtime, script := filepath.Join(dir, "runtime.php"), filepath.Join(dir, "worker.php")
+	for _, f := range []string{runtime, script} {
+		if err := os.WriteFile(f, []byte("<?php\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs lockedBuffer
+	missing := filepath.Join(dir, "askr.so")
+	l := NewLauncher(Config{Binary: bin, Runtime: runtime, Extension: missing, Script: script, AppBase: dir,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	p, err := l.Start()
+	if err != nil {
+		t.Fatalf("Start() error = %v; want nil", err)
+	}
+	defer p.Close()
+	select {
+	case <-p.Done():
+	case <-time.After(30 * time.Second):
+		p.Kill()
+		t.Fatal("php-cgi did not exit")
+	}
+	want := "Unable to load dynamic library '" + missing + "'"
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, want) {
+			if !strings.Contains(line, "level=ERROR") {
+				t.Errorf("log line %q; want level=ERROR", line)
+			}
+			return
+		}
+	}
+	t.Errorf("log = %q; want a line with %q", logs.String(), want)
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
