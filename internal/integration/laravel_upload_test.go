@@ -27,7 +27,8 @@ upload_max_filesize = 256M
 post_max_size = 256M
 """
 `, "--workers", "1")
-	wpid := workerPID(t, s.server)
+	pid, _ := s.send(nil, "GET", "/api/json", nil).json(t)["pid"].(float64)
+	wpid := int(pid)
 	askrdMem, workerMem := watchMemory(t, "askrd", s.cmd.Process.Pid), watchMemory(t, "worker", wpid)
 
 	const size = 200 << 20
