@@ -66,12 +66,18 @@ final class ApiController
         return new JsonResponse(['counter' => $counter, 'pid' => getmypid()]);
     }
 
-    public function stream(): StreamedResponse
+    /** Five lines, each flushed to the client as it is produced (?gap_ms=N waits between them). */
+    public function stream(Request $request): StreamedResponse
     {
-        return new StreamedResponse(static function (): void {
+        $gap = min(1000, max(0, $request->query->getInt('gap_ms')));
+
+        return new StreamedResponse(static function () use ($gap): void {
             for ($i = 1; $i <= 5; $i++) {
                 echo "line $i\n";
                 flush();
+                if ($i < 5) {
+                    usleep($gap * 1000);
+                }
             }
         }, 200, ['Content-Type' => 'text/plain; charset=UTF-8']);
     }
