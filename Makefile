@@ -69,7 +69,7 @@ run: deps build
 	ASKR_APP_BASE=$(CURDIR)/examples/laravel ./bin/askr serve --root examples/laravel/public \
 		--worker-script examples/laravel-worker.php --workers $(WORKERS) --listen $(LISTEN)
 
-test: deps build
+test: deps deps-wordpress build
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l cmd internal); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test -race -count=1 -timeout 15m ./...
