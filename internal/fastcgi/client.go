@@ -37,7 +37,11 @@ type Request struct {
 	Stdin io.Reader
 
 	// Stdout receives the STDOUT stream (php-cgi: the CGI response head, then the body), one
-	// Write per record as records arrive. See HeadSplitter. Nil discards it.
+	// Write per record as records arrive. See HeadSplitter. Nil discards it. If Stdout has a
+	// Flush() error method, Flush is called after a STDOUT record when no more of the answer has
+	// arrived yet: the application paused (php-cgi: flush(), or a script still running), so what
+	// it sent so far should reach the client now. An answer that arrives in one piece (php-cgi
+	// writes a small response and END_REQUEST at once) is not flushed.
 	Stdout io.Writer
 
 	// Stderr receives the STDERR stream (php-cgi: log messages, each ending in "\n"), one Write
@@ -351,6 +355,9 @@ func appendParams(dst []byte, ps []Param) []byte {
 	return AppendRecord(dst, TypeParams, RequestID, nil)
 }
 
+// flusher is a Request.Stdout that can pass on what it was given so far.
+type flusher interface{ Flush() error }
+
 // receive reads records up to END_REQUEST, passing STDOUT and STDERR on.
 func (c *Conn) receive(req *Request) (EndRequest, error) {
 	stdoutClosed, stderrClosed := false, false
@@ -383,6 +390,11 @@ func (c *Conn) receive(req *Request) (EndRequest, error) {
 			}
 			if _, err := w.Write(rec.Content); err != nil {
 				return EndRequest{}, fmt.Errorf("write %s: %w", rec.Type, err)
+			}
+			if f, ok := w.(flusher); ok && rec.Type == TypeStdout && c.r.Buffered() == 0 {
+				if err := f.Flush(); err != nil {
+					return EndRequest{}, fmt.Errorf("flush %s: %w", rec.Type, err)
+				}
 			}
 		case TypeEndRequest:
 			return ParseEndRequest(rec.Content)

@@ -472,3 +472,73 @@ func TestGetValuesErrors(t *testing.T) {
 		}
 	}
 }
+
+// flushLog records the Writes and Flushes of a Request.Stdout, in order.
+type flushLog struct{ events []string }
+
+func (f *flushLog) Write(p []byte) (int, error) {
+	f.events = append(f.events, "write "+string(p))
+	return len(p), nil
+}
+
+func (f *flushLog) Flush() error {
+	f.events = append(f.events, "flush")
+	return nil
+}
+
+// Stdout is flushed after a STDOUT record only when nothing more of the answer has arrived: an
+// answer written at once (a small response and END_REQUEST) is not flushed; one whose application
+// pauses after a record is flushed there.
+func TestDoFlushesStdoutWhenTheApplicationPauses(t *testing.T) {
+	resume := make(chan struct{})
+	c := pipeApp(t, func(r *Reader, w net.Conn) {
+		for i := range 2 {
+			if _, err := readRequest(r); err != nil {
+				t.Errorf("fake application: %v", err)
+				return
+			}
+			if i == 0 { // all at once
+				w.Write(concat(AppendRecord(nil, TypeStdout, RequestID, []byte("a")),
+					AppendRecord(nil, TypeStdout, RequestID, []byte("b")),
+					AppendRecord(nil, TypeStdout, RequestID, nil), endRecord(0, RequestComplete)))
+				continue
+			}
+			w.Write(AppendRecord(nil, TypeStdout, RequestID, []byte("c")))
+			<-resume
+			w.Write(concat(AppendRecord(nil, TypeStdout, RequestID, []byte("d")),
+				AppendRecord(nil, TypeStdout, RequestID, nil), endRecord(0, RequestComplete)))
+		}
+	})
+	var once flushLog
+	if _, err := c.Do(testContext(t, 10*time.Second), &Request{Params: []Param{{"A", "1"}}, Stdout: &once, KeepConn: true}); err != nil {
+		t.Fatalf("Do() error = %v", err)
+	}
+	if got, want := strings.Join(once.events, ", "), "write a, write b"; got != want {
+		t.Errorf("answer in one piece: Stdout saw %q; want %q", got, want)
+	}
+	paused := &flushLog{}
+	pausing := &pauseFlush{log: paused, resume: resume}
+	if _, err := c.Do(testContext(t, 10*time.Second), &Request{Params: []Param{{"A", "1"}}, Stdout: pausing, KeepConn: true}); err != nil {
+		t.Fatalf("Do() error = %v", err)
+	}
+	if got, want := strings.Join(paused.events, ", "), "write c, flush, write d"; got != want {
+		t.Errorf("answer with a pause: Stdout saw %q; want %q", got, want)
+	}
+}
+
+// pauseFlush logs like flushLog and, at its first Flush, lets the fake application go on.
+type pauseFlush struct {
+	log     *flushLog
+	resume  chan struct{}
+	resumed bool
+}
+
+func (p *pauseFlush) Write(b []byte) (int, error) { return p.log.Write(b) }
+
+func (p *pauseFlush) Flush() error {
+	if !p.resumed {
+		p.resumed = true
+		close(p.resume)
+	}
+	return p.log.Flush()
+}

@@ -131,6 +131,21 @@ func (s *HeadSplitter) scan() (int, error) {
 	}
 }
 
+// Flush flushes body, if it has a Flush() error method, once the head has been passed on; before
+// that it does nothing. Conn.Do calls it when the application paused.
+func (s *HeadSplitter) Flush() error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.head == nil {
+		return nil
+	}
+	if f, ok := s.body.(flusher); ok {
+		return f.Flush()
+	}
+	return nil
+}
+
 // Close reports ErrNoHead if the output ended before its head did, or the error that stopped the
 // splitting. It does not close body.
 func (s *HeadSplitter) Close() error {

@@ -180,3 +180,18 @@ func TestHeadSplitterBoundIsInclusive(t *testing.T) {
 		}
 	}
 }
+
+// Flush reaches the body only once the head is complete.
+func TestHeadSplitterFlush(t *testing.T) {
+	n := 0
+	body := &flushBody{onFlush: func(string) error { n++; return nil }}
+	s := NewHeadSplitter(DefaultMaxHead, func(*Head) error { return nil }, body)
+	s.Write([]byte("Status: 200 OK\r\n"))
+	if err := s.Flush(); err != nil || n != 0 {
+		t.Errorf("Flush() inside the head = %v with %d body flushes; want nil and none", err, n)
+	}
+	s.Write([]byte("\r\nhi"))
+	if err := s.Flush(); err != nil || n != 1 || body.String() != "hi" {
+		t.Errorf("Flush() after the head = %v with %d body flushes, body %q; want nil, 1, \"hi\"", err, n, body.String())
+	}
+}

@@ -344,3 +344,36 @@ func TestLiveGetValues(t *testing.T) {
 	}
 	bodyOf(t, c, &Request{Params: cgiParams(script(t, "pid.php"), "GET", "", 0)})
 }
+
+// flushBody is a HeadSplitter body that counts Flushes and runs onFlush at each.
+type flushBody struct {
+	bytes.Buffer
+	onFlush func(body string) error
+}
+
+func (f *flushBody) Flush() error { return f.onFlush(f.String()) }
+
+// php-cgi's flush() reaches Request.Stdout as a Flush after the head and the flushed output: the
+// script waits for a file that the test creates only at that Flush.
+func TestLiveFlushReachesStdout(t *testing.T) {
+	p := startPHPCGI(t)
+	goFile := filepath.Join(t.TempDir(), "go")
+	var flushed []string
+	body := &flushBody{onFlush: func(s string) error {
+		flushed = append(flushed, s)
+		return os.WriteFile(goFile, nil, 0o644)
+	}}
+	hs := NewHeadSplitter(DefaultMaxHead, func(*Head) error { return nil }, body)
+	if _, err := NewConn(p.dial(t)).Do(testContext(t, 20*time.Second), &Request{
+		Params: cgiParams(script(t, "flush.php"), "GET", "go="+goFile, 0),
+		Stdout: hs,
+	}); err != nil {
+		t.Fatalf("Do(flush.php) error = %v", err)
+	}
+	if len(flushed) == 0 || flushed[0] != "first chunk\n" {
+		t.Errorf("body at each Flush = %q; want the first at \"first chunk\\n\"", flushed)
+	}
+	if got := body.String(); got != "first chunk\nsecond chunk\n" {
+		t.Errorf("body = %q; want both chunks", got)
+	}
+}

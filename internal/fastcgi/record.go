@@ -187,10 +187,18 @@ type Reader struct {
 	buf []byte
 }
 
+// readBuffer is the size of a Reader's read buffer: room for a few of php-cgi's STDOUT records
+// (at most 8192 bytes each), so that one read takes whatever of an answer has arrived.
+const readBuffer = 32 << 10
+
 // NewReader returns a Reader reading from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, 4096)}
+	return &Reader{r: bufio.NewReaderSize(r, readBuffer)}
 }
+
+// Buffered returns how many bytes have been read from the stream but not yet returned in a
+// record: 0 means the next record has not arrived (as far as one read could tell).
+func (r *Reader) Buffered() int { return r.r.Buffered() }
 
 // Next reads the next record. At a clean end of the stream (no byte of a new record) it returns
 // io.EOF; a stream that ends inside a record gives an error wrapping both ErrProtocol and
