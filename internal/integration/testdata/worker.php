@@ -237,6 +237,17 @@ $handler = static function (array $request) use (&$count, &$started, $version): 
             header('X-Late: 1');
             echo $sent ? 'sent' : 'not sent';
             return;
+        case '/ob-loop':
+            // "close every buffer": askr's own, at level 1, cannot be removed (bounded here; an
+            // unbounded loop would spin until request_timeout).
+            echo 'kept ';
+            $tries = 0;
+            while (ob_get_level() > 0 && $tries < 5) {
+                @ob_end_clean();
+                $tries++;
+            }
+            echo 'level ', ob_get_level(), ' after ', $tries, ' tries';
+            return;
         case '/shutdown-fn':
             $marker = (string) $_GET['marker'];
             register_shutdown_function(static function () use ($marker): void {
