@@ -102,7 +102,7 @@ e2e-systemd: deps-e2e build
 # The Debian package: build/deb/askr_<version>_amd64.deb, built with dpkg-buildpackage in a copy of
 # the tree (build/deb/src, packaging/debian as debian/, Go modules vendored so the build is offline),
 # then checked with lintian. Sources: packaging/debian, packaging/man, packaging/welcome.
-DEB_PACKAGES := debhelper dpkg-dev fakeroot lintian man-db
+DEB_PACKAGES := debhelper dpkg-dev fakeroot lintian man-db php8.2-dev
 
 .PHONY: deb deps-deb
 
