@@ -1,9 +1,11 @@
-// Package pool owns the worker processes of worker mode: it keeps the configured number of workers
-// alive, hands each request to an idle one, recycles workers after max_requests, kills a worker
-// whose request runs past its timeout, and replaces workers that exit, backing off when boots fail.
-// One goroutine (run) owns the set of workers; request goroutines borrow an idle worker through a
-// channel and give it back. The pool does not speak HTTP and does not start processes itself: it is
-// given a Starter.
+// Package pool owns the PHP processes of worker mode and per-request mode: it keeps the configured
+// number of workers alive, hands each request to an idle one, recycles workers after max_requests,
+// kills a worker whose request runs past its timeout, and replaces workers that exit, backing off
+// when boots fail. One goroutine (run) owns the set of workers; request goroutines borrow an idle
+// worker through a channel and give it back. The pool speaks askr's channel to worker-mode workers
+// (Serve); a process with a protocol of its own (per-request mode's php-cgi, which speaks FastCGI)
+// implements Conversation and is lent to the caller's request function (Call). The pool does not
+// speak HTTP and does not start processes itself: it is given a Starter.
 package pool
 
 import (
@@ -31,6 +33,31 @@ type Process interface {
 	Err() error
 	Tail() string
 	Close() error
+}
+
+// Conversation is implemented by a Process that does not speak askr's channel but a protocol of its
+// own, one request at a time: php-cgi in FastCGI mode (per-request mode). The pool greets, pings and
+// stops such a process through these methods and never uses its Conn or AwaitHello; its requests
+// go through Call.
+type Conversation interface {
+	// Greet returns once the process answers, i.e. can serve; it is its hello.
+	Greet(timeout time.Duration) error
+	// Ping checks that an idle process answers within timeout.
+	Ping(timeout time.Duration) error
+	// Stop asks an idle process to exit.
+	Stop() error
+}
+
+// Outcome is what became of one request given to a Conversation process by Call.
+type Outcome struct {
+	// Err is nil for a request answered in full. Otherwise it says why not: it wraps ErrBadResponse
+	// for an answer the application got wrong, or is the client's error if the client went away.
+	Err error
+	// Broken reports that the process cannot serve again: it is killed and replaced.
+	Broken bool
+	// Unsent reports that the request never reached the process (it was gone already): it is tried
+	// on another process. Only a Broken outcome can be Unsent.
+	Unsent bool
 }
 
 // Starter starts worker processes.
@@ -380,12 +407,17 @@ func (p *Pool) boot() {
 		p.events <- event{kind: evBootFailed, err: err}
 		return
 	}
-	h, err := proc.AwaitHello(p.opt.BootTimeout)
+	h, err := p.hello(proc)
 	if err != nil {
 		proc.Kill()
 		<-proc.Done()
 		proc.Close()
+		_, conv := proc.(Conversation)
 		switch {
+		case conv && errors.Is(err, os.ErrDeadlineExceeded):
+			err = fmt.Errorf("process pid %d did not answer within boot_timeout (%v); killed", proc.PID(), p.opt.BootTimeout)
+		case conv:
+			err = fmt.Errorf("process pid %d (%s): %w", proc.PID(), exitStatus(proc.Err()), err)
 		case errors.Is(err, io.EOF):
 			err = fmt.Errorf("worker pid %d ended (%s) before it called askr_handle_request()", proc.PID(), exitStatus(proc.Err()))
 		case errors.Is(err, os.ErrDeadlineExceeded):
@@ -402,8 +434,19 @@ func (p *Pool) boot() {
 	p.events <- event{kind: evBooted, w: p.newWorker(proc, h)}
 }
 
+// hello waits for a new process's hello: the channel's Hello frame, or a Conversation's Greet.
+func (p *Pool) hello(proc Process) (channel.Hello, error) {
+	if c, ok := proc.(Conversation); ok {
+		return channel.Hello{PID: proc.PID()}, c.Greet(p.opt.BootTimeout)
+	}
+	return proc.AwaitHello(p.opt.BootTimeout)
+}
+
 func (p *Pool) newWorker(proc Process, h channel.Hello) *worker {
-	w := &worker{proc: proc, pid: h.PID, gen: p.gen.Load(), rd: channel.NewReader(proc.Conn())}
+	w := &worker{proc: proc, pid: h.PID, gen: p.gen.Load()}
+	if _, ok := proc.(Conversation); !ok {
+		w.rd = channel.NewReader(proc.Conn())
+	}
 	if h.Limits.Known {
 		p.limits.Store(&h.Limits)
 	}
@@ -423,6 +466,12 @@ func (p *Pool) watch(w *worker) {
 func (p *Pool) stopWorker(w *worker) {
 	w.ending.Store(true)
 	if w.dead.Load() {
+		return
+	}
+	if c, ok := w.proc.(Conversation); ok {
+		if err := c.Stop(); err != nil {
+			w.proc.Kill()
+		}
 		return
 	}
 	var stop []byte
@@ -454,7 +503,7 @@ func (p *Pool) Reload() error {
 		}
 		return fmt.Errorf("reload canary pid %d: %w", proc.PID(), err)
 	}
-	h, err := proc.AwaitHello(p.opt.BootTimeout)
+	h, err := p.hello(proc)
 	if err != nil {
 		return fail(err)
 	}
@@ -496,6 +545,13 @@ func (p *Pool) Ping() {
 }
 
 func (p *Pool) pingWorker(w *worker, timeout time.Duration) error {
+	if conv, ok := w.proc.(Conversation); ok {
+		if err := conv.Ping(timeout); err != nil {
+			return err
+		}
+		p.progress.Store(time.Now().UnixNano())
+		return nil
+	}
 	c := w.proc.Conn()
 	c.SetDeadline(time.Now().Add(timeout))
 	defer c.SetDeadline(time.Time{})
@@ -683,6 +739,68 @@ func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response, idempot
 		}
 		p.log.Warn("worker died before answering; trying another", "err", err, "try", try)
 	}
+}
+
+// Call runs one request on an idle Conversation process: call gets the process and must talk to it
+// (e.g. one FastCGI request). Call waits for the process as Serve does (queue_size, queue_timeout),
+// kills the process if the request runs past request_timeout (ErrTimeout), counts the request for
+// max_requests, and gives the process back or, if the outcome is Broken, replaces it. A Broken
+// outcome is returned wrapped in ErrWorkerDied, except that an Unsent request is tried on another
+// process (at most two more tries): call must be able to send its request again.
+func (p *Pool) Call(ctx context.Context, call func(Process) Outcome) error {
+	for try := 1; ; try++ {
+		err, retry := p.callOnce(ctx, call)
+		if !retry {
+			return err
+		}
+		if try == 3 {
+			return fmt.Errorf("%w: %v", ErrWorkerDied, err)
+		}
+		p.log.Warn("process was gone before the request reached it; trying another", "err", err, "try", try)
+	}
+}
+
+// callOnce runs one try of Call; retry reports an Unsent request.
+func (p *Pool) callOnce(ctx context.Context, call func(Process) Outcome) (err error, retry bool) {
+	w, err := p.acquire(ctx)
+	if err != nil {
+		return err, false
+	}
+	p.busy.Add(1)
+	w.busy.Store(true)
+	defer func() {
+		w.busy.Store(false)
+		p.busy.Add(-1)
+	}()
+	var timedOut atomic.Bool
+	if p.opt.RequestTimeout > 0 {
+		t := time.AfterFunc(p.opt.RequestTimeout, func() {
+			timedOut.Store(true)
+			w.ending.Store(true)
+			w.proc.Kill()
+		})
+		defer t.Stop()
+	}
+	o := call(w.proc)
+	switch {
+	case timedOut.Load() && (o.Err != nil || o.Broken):
+		p.release(w, false)
+		return ErrTimeout, false
+	case o.Broken:
+		w.ending.Store(true)
+		w.proc.Kill()
+		p.release(w, false)
+		if o.Unsent {
+			return fmt.Errorf("process pid %d: %v", w.pid, o.Err), true
+		}
+		return fmt.Errorf("%w: process pid %d: %v", ErrWorkerDied, w.pid, o.Err), false
+	}
+	w.served++
+	w.servedTotal.Store(int64(w.served))
+	p.served.Add(1)
+	p.progress.Store(time.Now().UnixNano())
+	p.release(w, true)
+	return o.Err, false
 }
 
 // errNoAnswer marks a worker that died (by itself) before sending any frame of its answer.
