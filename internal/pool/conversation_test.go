@@ -1,0 +1,260 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/askr-php/askr/internal/channel"
+)
+
+// convProc is a Conversation process: it greets, pings and stops as its starter says, and each
+// Call's function talks to it directly.
+type convProc struct {
+	pid     int
+	s       *convStarter
+	done    chan struct{}
+	once    sync.Once
+	killed  atomic.Bool
+	stopped atomic.Bool
+	pings   atomic.Int64
+}
+
+func (p *convProc) PID() int       { return p.pid }
+func (p *convProc) Conn() net.Conn { panic("Conn called on a Conversation process") }
+func (p *convProc) AwaitHello(time.Duration) (channel.Hello, error) {
+	panic("AwaitHello called on a Conversation process")
+}
+func (p *convProc) Kill() error {
+	p.killed.Store(true)
+	p.exit()
+	return nil
+}
+func (p *convProc) exit()                 { p.once.Do(func() { close(p.done) }) }
+func (p *convProc) Done() <-chan struct{} { return p.done }
+func (p *convProc) Err() error            { return nil }
+func (p *convProc) Tail() string          { return "" }
+func (p *convProc) Close() error          { return nil }
+func (p *convProc) Greet(time.Duration) error {
+	if p.s.greetFails.Load() {
+		p.exit()
+		return errors.New("no answer on purpose")
+	}
+	return nil
+}
+func (p *convProc) Ping(time.Duration) error {
+	p.pings.Add(1)
+	if p.s.pingFails.Load() {
+		return errors.New("no pong on purpose")
+	}
+	return nil
+}
+func (p *convProc) Stop() error {
+	p.stopped.Store(true)
+	p.exit()
+	return nil
+}
+
+type convStarter struct {
+	mu         sync.Mutex
+	procs      []*convProc
+	greetFails atomic.Bool
+	pingFails  atomic.Bool
+}
+
+func (s *convStarter) Start() (Process, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := &convProc{pid: 2000 + len(s.procs), s: s, done: make(chan struct{})}
+	s.procs = append(s.procs, p)
+	return p, nil
+}
+
+func (s *convStarter) started() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.procs)
+}
+
+func (s *convStarter) proc(i int) *convProc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.procs[i]
+}
+
+func startConvPool(t *testing.T, opt Options, s *convStarter) *Pool {
+	t.Helper()
+	opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if opt.QueueTimeout == 0 {
+		opt.QueueTimeout = 5 * time.Second
+	}
+	if opt.QueueSize == 0 {
+		opt.QueueSize = 16
+	}
+	p := New(opt, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("pool did not stop")
+		}
+	})
+	return p
+}
+
+// waitCond polls cond for up to 5 s.
+func waitCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// pidOf is a Call function that records which process served it.
+func pidOf(got *int, o Outcome) func(Process) Outcome {
+	return func(p Process) Outcome {
+		*got = p.PID()
+		return o
+	}
+}
+
+// Conversation processes are greeted instead of awaited, serve Calls, and are stopped (not sent
+// Stop frames) when max_requests retires them.
+func TestCallAndMaxRequests(t *testing.T) {
+	s := &convStarter{}
+	p := startConvPool(t, Options{Workers: 1, MaxRequests: 2}, s)
+	waitReady(t, p)
+	var pids []int
+	for i := range 4 {
+		var pid int
+		if err := p.Call(context.Background(), pidOf(&pid, Outcome{})); err != nil {
+			t.Fatalf("Call %d: %v", i, err)
+		}
+		pids = append(pids, pid)
+	}
+	if pids[0] != pids[1] || pids[2] != pids[3] || pids[1] == pids[2] {
+		t.Errorf("pids of 4 Calls with max_requests 2 = %v; want two processes, two Calls each", pids)
+	}
+	if first := s.proc(0); !first.stopped.Load() || first.killed.Load() {
+		t.Errorf("retired process: stopped %v, killed %v; want Stop, no kill", first.stopped.Load(), first.killed.Load())
+	}
+	if st := p.Stats(); st.Served != 4 {
+		t.Errorf("Stats().Served = %d; want 4", st.Served)
+	}
+	// The second process retired at its second Call too; a third one replaces it.
+	waitCond(t, "one fresh process listed", func() bool {
+		ws := p.Workers()
+		return s.started() == 3 && len(ws) == 1 && ws[0].PID == s.proc(2).pid && ws[0].Served == 0
+	})
+}
+
+// A Broken outcome kills and replaces the process and is reported as ErrWorkerDied; an error of a
+// process that is fine (a bad response, a client gone) is returned as it is and keeps the process.
+func TestCallOutcomes(t *testing.T) {
+	s := &convStarter{}
+	p := startConvPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	bad := errors.Join(ErrBadResponse, errors.New("no head"))
+	var pid int
+	if err := p.Call(context.Background(), pidOf(&pid, Outcome{Err: bad})); err != bad {
+		t.Errorf("Call with a bad response = %v; want it as returned", err)
+	}
+	if err := p.Call(context.Background(), pidOf(&pid, Outcome{Err: errors.New("crashed"), Broken: true})); !errors.Is(err, ErrWorkerDied) {
+		t.Errorf("Call with a Broken outcome = %v; want ErrWorkerDied", err)
+	}
+	if first := s.proc(0); !first.killed.Load() {
+		t.Errorf("broken process not killed")
+	}
+	var next int
+	if err := p.Call(context.Background(), pidOf(&next, Outcome{})); err != nil || next == pid {
+		t.Errorf("Call after a broken process: %v on pid %d; want a new process (old %d)", err, next, pid)
+	}
+}
+
+// An Unsent request goes to another process; a Broken one that was sent does not.
+func TestCallRetriesUnsent(t *testing.T) {
+	s := &convStarter{}
+	p := startConvPool(t, Options{Workers: 2}, s)
+	waitReady(t, p)
+	var tries []int
+	err := p.Call(context.Background(), func(proc Process) Outcome {
+		tries = append(tries, proc.PID())
+		if len(tries) == 1 {
+			return Outcome{Err: errors.New("connection refused"), Broken: true, Unsent: true}
+		}
+		return Outcome{}
+	})
+	if err != nil || len(tries) != 2 || tries[0] == tries[1] {
+		t.Errorf("Call whose first process was gone: %v after tries on %v; want success on a second process", err, tries)
+	}
+}
+
+func TestCallTimeoutKillsProcess(t *testing.T) {
+	s := &convStarter{}
+	p := startConvPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
+	waitReady(t, p)
+	err := p.Call(context.Background(), func(proc Process) Outcome {
+		<-proc.Done() // runs until killed
+		return Outcome{Err: errors.New("connection reset"), Broken: true}
+	})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Call past request_timeout = %v; want ErrTimeout", err)
+	}
+	var pid int
+	if err := p.Call(context.Background(), pidOf(&pid, Outcome{})); err != nil || pid == s.proc(0).pid {
+		t.Errorf("Call after a timeout: %v on pid %d; want a new process", err, pid)
+	}
+}
+
+// Greet failures are boot failures (backing off, ErrUnavailable); Ping goes through Conversation
+// and a process that fails it is replaced.
+func TestConversationGreetAndPing(t *testing.T) {
+	s := &convStarter{}
+	s.greetFails.Store(true)
+	p := startConvPool(t, Options{Workers: 1}, s)
+	waitCond(t, "three greet attempts", func() bool { return s.started() >= 3 })
+	if err := p.Call(context.Background(), pidOf(new(int), Outcome{})); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Call while no process answers = %v; want ErrUnavailable", err)
+	}
+	s.greetFails.Store(false)
+	waitReady(t, p)
+	n := s.started()
+	first := s.proc(n - 1)
+	p.Ping()
+	if first.pings.Load() != 1 || !p.Healthy(time.Minute) {
+		t.Errorf("after Ping: %d pings, Healthy %v; want 1, true", first.pings.Load(), p.Healthy(time.Minute))
+	}
+	s.pingFails.Store(true)
+	p.Ping()
+	waitCond(t, "a process that failed its ping replaced", func() bool { return first.killed.Load() && s.started() == n+1 })
+}
+
+// A rolling reload greets and pings a canary Conversation process, then replaces the others.
+func TestConversationReload(t *testing.T) {
+	s := &convStarter{}
+	p := startConvPool(t, Options{Workers: 2}, s)
+	waitReady(t, p)
+	if err := p.Reload(); err != nil {
+		t.Fatalf("Reload() = %v", err)
+	}
+	waitCond(t, "both old processes stopped", func() bool { return s.proc(0).stopped.Load() && s.proc(1).stopped.Load() })
+	for _, w := range p.Workers() {
+		if w.Generation != 1 {
+			t.Errorf("after Reload a process of generation %d; want 1", w.Generation)
+		}
+	}
+}
