@@ -430,7 +430,7 @@ func TestSessionsDoNotLeak(t *testing.T) {
 	}
 	first, cookie := get("")
 	if first.N != 1 || cookie == "" {
-	t.Fatalf("first /session = %+v, cookie %q", first, cookie)
+		t.Fatalf("first /session = %+v, cookie %q", first, cookie)
 	}
 	pids := map[int]bool{first.PID: true}
 	for i := 2; i <= 6; i++ {
