@@ -1,7 +1,9 @@
-// Package phpcgi starts php-cgi worker processes: it creates each worker's channel (a socketpair
-// whose far end becomes the process's fd 0), prepends the askr PHP runtime, filters the environment,
-// sends the process's stdout and stderr to the log tagged with its pid, and checks the worker's
-// hello against the kernel's credentials. It knows nothing of pools or HTTP.
+// Package phpcgi starts php-cgi processes: workers, each with its channel (a socketpair whose far
+// end becomes the process's fd 0) and the askr PHP runtime prepended, and, for per-request mode,
+// php-cgi in FastCGI mode (a listening socket as fd 0) with the FastCGI conversation it holds. It
+// filters the environment, sends the processes' stdout and stderr (and FastCGI STDERR records) to
+// the log tagged with their pid, and checks a worker's hello against the kernel's credentials. It
+// knows nothing of pools or HTTP.
 package phpcgi
 
 import (
@@ -36,6 +38,7 @@ type Config struct {
 	INI       []string // "key=value" settings, applied after askr's own
 	Env       []string // the environment to pass on (filtered by Start)
 	Extra     []string // variables added after filtering (e.g. CoW mode's)
+	SocketDir string   // per-request mode: where the FastCGI processes' sockets go (private to askrd)
 	Logger    *slog.Logger
 }
 
@@ -70,6 +73,7 @@ type Process struct {
 	cmd    *exec.Cmd
 	conn   *net.UnixConn
 	pid    int
+	log    *slog.Logger // tagged with the pid
 	logs   sync.WaitGroup
 	tailMu sync.Mutex
 	tail   []string // the last lines of output, for boot failure messages
@@ -123,14 +127,25 @@ func (l *Launcher) Start() (*Process, error) {
 	cmd.Dir = c.AppBase
 	cmd.Env = append(workerEnv(c.Env, c.AppBase), c.Extra...)
 	cmd.Stdin = theirs
-	outR, outW, err := os.Pipe()
+	p, err := l.spawn(cmd)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
+	p.conn = conn
+	return p, nil
+}
+
+// spawn starts cmd from the launcher's thread with its stdout and stderr going to the log (tagged
+// with its pid) and watches it until it exits.
+func (l *Launcher) spawn(cmd *exec.Cmd) (*Process, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
 	cmd.Stdout, cmd.Stderr = outW, outW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &Process{cmd: cmd, conn: conn, done: make(chan struct{})}
+	p := &Process{cmd: cmd, done: make(chan struct{})}
 	started := make(chan error, 1)
 	l.reqs <- func() {
 		err := cmd.Start()
@@ -143,13 +158,12 @@ func (l *Launcher) Start() (*Process, error) {
 	outW.Close()
 	if err != nil {
 		outR.Close()
-		conn.Close()
-		return nil, fmt.Errorf("start %s: %w", c.Binary, err)
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	p.pid = cmd.Process.Pid
-	log := c.Logger.With("pid", p.pid)
+	p.log = l.cfg.Logger.With("pid", p.pid)
 	p.logs.Add(1)
-	go p.pump(outR, log)
+	go p.pump(outR, p.log)
 	go func() {
 		p.err = cmd.Wait()
 		l.live.Delete(p.pid)
@@ -241,9 +255,14 @@ func levelOf(line string) slog.Level {
 	return slog.LevelInfo
 }
 
-// workerEnv passes askrd's environment on without what belongs to askrd alone (systemd's sockets,
-// notify socket and watchdog) and adds the runtime's markers.
+// workerEnv passes askrd's environment on, filtered, and adds the runtime's markers.
 func workerEnv(env []string, appBase string) []string {
+	return append(filterEnv(env), "ASKR_WORKER=1", "ASKR_APP_BASE="+appBase)
+}
+
+// filterEnv drops from askrd's environment what belongs to askrd alone (systemd's sockets, notify
+// socket and watchdog) and askr's own markers.
+func filterEnv(env []string) []string {
 	out := make([]string, 0, len(env)+2)
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
@@ -254,7 +273,7 @@ func workerEnv(env []string, appBase string) []string {
 		}
 		out = append(out, kv)
 	}
-	return append(out, "ASKR_WORKER=1", "ASKR_APP_BASE="+appBase)
+	return out
 }
 
 // PID returns the process id.
