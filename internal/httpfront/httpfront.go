@@ -1,8 +1,9 @@
-// Package httpfront owns askr's HTTP side: it serves static files from the document root, refuses
-// what must never be served, enforces request limits, buffers or spools request bodies, parses
-// uploads into temporary files, builds the CGI variables nginx + php-fpm would give PHP, and hands
-// every other request to the worker pool. It does not open listeners (they are passed to Serve)
-// and does not manage processes.
+// Package httpfront owns askr's HTTP side: it serves static files from the document root and its
+// aliases, refuses what must never be served, enforces request limits, buffers or spools request
+// bodies, builds the CGI variables nginx + php-fpm would give PHP, and hands every other request to
+// PHP: in worker mode to the worker pool (uploads parsed into temporary files first), in per-request
+// mode to a php-cgi process over FastCGI, routed as nginx's try_files does. It does not open
+// listeners (they are passed to Serve) and does not manage processes.
 package httpfront
 
 import (
@@ -12,12 +13,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"mime"
 	"net"
 	"net/http"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,19 +47,29 @@ type Options struct {
 	HTTPS          bool          // tell PHP HTTPS=on even on plain HTTP
 	ClientTimeout  time.Duration // bound on each read of a body and each write of a response (0: none)
 	Software       string        // SERVER_SOFTWARE
+	Aliases        []Alias       // URL prefixes served from other directories (static files only)
 	Logger         *slog.Logger
+}
+
+// Alias serves the URLs under Prefix (which ends in "/") from the directory Dir, as nginx's
+// `location ^~ Prefix { alias Dir; }`: static files only, under the same rules as the root's.
+type Alias struct {
+	Prefix, Dir string
 }
 
 // Handler is the http.Handler of askr.
 type Handler struct {
 	opt     Options
 	root    *os.Root
-	backend Backend
+	backend Backend        // worker mode
+	fcgi    FastCGIBackend // per-request mode
+	routes  router
 	log     *slog.Logger
 	script  string // SCRIPT_NAME
 }
 
-// New returns a Handler serving opt.Root. Close it when done.
+// New returns a Handler serving opt.Root in worker mode: what is not a static file goes to the
+// worker pool b. Close it when done.
 func New(opt Options, b Backend) (*Handler, error) {
 	root, err := os.OpenRoot(opt.Root)
 	if err != nil {
@@ -65,13 +78,53 @@ func New(opt Options, b Backend) (*Handler, error) {
 	if opt.SpoolDir == "" {
 		opt.SpoolDir = os.TempDir()
 	}
-	return &Handler{opt: opt, root: root, backend: b, log: opt.Logger, script: "/" + strings.TrimPrefix(opt.Front, "/")}, nil
+	h := &Handler{opt: opt, root: root, backend: b, log: opt.Logger, script: "/" + strings.TrimPrefix(opt.Front, "/")}
+	if err := h.openAliases(); err != nil {
+		root.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// openAliases opens the alias directories, longest prefix first.
+func (h *Handler) openAliases() error {
+	as := slices.Clone(h.opt.Aliases)
+	slices.SortStableFunc(as, func(a, b Alias) int { return len(b.Prefix) - len(a.Prefix) })
+	for _, a := range as {
+		t, err := openTree(a.Dir)
+		if err != nil {
+			h.closeAliases()
+			return fmt.Errorf("alias %s: %w", a.Prefix, err)
+		}
+		h.routes.aliases = append(h.routes.aliases, alias{prefix: a.Prefix, t: t})
+	}
+	return nil
+}
+
+func (h *Handler) closeAliases() {
+	for _, a := range h.routes.aliases {
+		a.t.Close()
+	}
+	h.routes.aliases = nil
 }
 
 // Close releases the document root.
-func (h *Handler) Close() error { return h.root.Close() }
+func (h *Handler) Close() error {
+	h.closeAliases()
+	if h.routes.root != nil {
+		h.routes.root.Close()
+	}
+	return h.root.Close()
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.fcgi != nil {
+		h.servePerRequest(w, r)
+		return
+	}
+	if len(h.routes.aliases) > 0 && h.serveAlias(w, r) {
+		return
+	}
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && h.serveStatic(w, r) {
 		return
 	}
@@ -220,42 +273,21 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 func (d deadlineReader) Close() error { return d.r.Close() }
 
 func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength > h.opt.MaxBodySize {
-		h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
-		return
-	}
 	rc := http.NewResponseController(w)
-	r.Body = http.MaxBytesReader(w, r.Body, h.opt.MaxBodySize)
-	if h.opt.ClientTimeout > 0 {
-		r.Body = deadlineReader{r.Body, rc, h.opt.ClientTimeout}
-	}
-	req, err := h.readBody(r)
+	req, ok := h.takeBody(w, r, rc)
 	defer req.cleanup(h.log)
-	if err != nil {
-		// Whatever the body still holds is not read: the connection ends with the answer.
-		w.Header().Set("Connection", "close")
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
-		case errors.Is(err, errBadRequest):
-			h.fail(w, http.StatusBadRequest, err.Error())
-		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, os.ErrDeadlineExceeded):
-			h.log.Debug("client stopped sending its body", "err", err, "uri", r.RequestURI)
-			h.fail(w, http.StatusBadRequest, "incomplete request body")
-		default:
-			h.log.Error("reading request body", "err", err, "uri", r.RequestURI)
-			h.fail(w, http.StatusInternalServerError, "could not store the request body")
-		}
+	if !ok {
 		return
-	}
-	if h.opt.ClientTimeout > 0 {
-		rc.SetReadDeadline(time.Time{})
 	}
 	payload := h.encode(r, req)
 	rs := &responder{ctx: r.Context(), w: w, rc: rc, timeout: h.opt.ClientTimeout}
 	idempotent := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
-	err = h.backend.Serve(r.Context(), payload, rs, idempotent)
+	h.finish(w, r, rs, h.backend.Serve(r.Context(), payload, rs, idempotent))
+}
+
+// finish completes a response after the backend returned err: the rest of what was buffered, or
+// an error status if nothing was sent yet, or a cut connection if something was.
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rs *responder, err error) {
 	if err == nil {
 		if !rs.spilled {
 			err = rs.flush()
@@ -292,6 +324,42 @@ func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// takeBody applies the body limits and reads the body (readBody); if it cannot, it answers the
+// client itself and ok is false. Clean the body up in any case.
+func (h *Handler) takeBody(w http.ResponseWriter, r *http.Request, rc *http.ResponseController) (b *body, ok bool) {
+	if r.ContentLength > h.opt.MaxBodySize {
+		h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return &body{}, false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.opt.MaxBodySize)
+	if h.opt.ClientTimeout > 0 {
+		r.Body = deadlineReader{r.Body, rc, h.opt.ClientTimeout}
+	}
+	req, err := h.readBody(r)
+	if err != nil {
+		// Whatever the body still holds is not read: the connection ends with the answer.
+		w.Header().Set("Connection", "close")
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
+		case errors.Is(err, errBadRequest):
+			h.fail(w, http.StatusBadRequest, err.Error())
+		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, os.ErrDeadlineExceeded):
+			h.log.Debug("client stopped sending its body", "err", err, "uri", r.RequestURI)
+			h.fail(w, http.StatusBadRequest, "incomplete request body")
+		default:
+			h.log.Error("reading request body", "err", err, "uri", r.RequestURI)
+			h.fail(w, http.StatusInternalServerError, "could not store the request body")
+		}
+		return req, false
+	}
+	if h.opt.ClientTimeout > 0 {
+		rc.SetReadDeadline(time.Time{})
+	}
+	return req, true
+}
+
 func (h *Handler) fail(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
@@ -324,12 +392,14 @@ func (b *body) cleanup(log *slog.Logger) {
 	}
 }
 
+// readBody reads the request body into memory or a spool file; in worker mode, a POST multipart
+// body is parsed into fields and files instead (in per-request mode PHP parses it).
 func (h *Handler) readBody(r *http.Request) (*body, error) {
 	b := &body{}
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return b, nil
 	}
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost && h.fcgi == nil {
 		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
 			return b, h.readMultipart(r, b)
 		}
@@ -518,74 +588,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func (h *Handler) encode(r *http.Request, b *body) []byte {
 	type kv struct{ k, v string }
 	vars := make([]kv, 0, 24+len(r.Header))
-	add := func(k, v string) { vars = append(vars, kv{k, v}) }
-
-	https := r.TLS != nil || h.opt.HTTPS
-	scheme := "http"
-	if https {
-		scheme = "https"
-	}
-	host := r.Host
-	serverName := host
-	if hn, _, err := net.SplitHostPort(host); err == nil {
-		serverName = hn
-	}
-	serverAddr, serverPort := "", ""
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		serverAddr, serverPort, _ = net.SplitHostPort(la.String())
-	}
-	remoteAddr, remotePort, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		remoteAddr = r.RemoteAddr
-	}
 	scriptName, pathInfo := h.script, ""
 	if rest, ok := strings.CutPrefix(r.URL.Path, h.script); ok && strings.HasPrefix(rest, "/") {
 		pathInfo = rest
 	}
-	// As nginx, which buffers chunked bodies too: the length of what was read, or the declared one.
-	cl := ""
-	if b.size > 0 {
-		cl = strconv.FormatInt(b.size, 10)
-	} else if r.ContentLength > 0 {
-		cl = strconv.FormatInt(r.ContentLength, 10)
-	}
-
-	add("QUERY_STRING", r.URL.RawQuery)
-	add("REQUEST_METHOD", r.Method)
-	add("CONTENT_TYPE", r.Header.Get("Content-Type"))
-	add("CONTENT_LENGTH", cl)
-	add("SCRIPT_NAME", scriptName)
-	add("SCRIPT_FILENAME", h.opt.Root+scriptName)
-	add("PATH_INFO", pathInfo)
-	add("PHP_SELF", scriptName+pathInfo)
-	add("REQUEST_URI", r.RequestURI)
-	add("DOCUMENT_URI", scriptName+pathInfo)
-	add("DOCUMENT_ROOT", h.opt.Root)
-	add("SERVER_PROTOCOL", r.Proto)
-	add("REQUEST_SCHEME", scheme)
-	if https {
-		add("HTTPS", "on")
-	}
-	add("GATEWAY_INTERFACE", "CGI/1.1")
-	add("SERVER_SOFTWARE", h.opt.Software)
-	add("REMOTE_ADDR", remoteAddr)
-	add("REMOTE_PORT", remotePort)
-	add("SERVER_ADDR", serverAddr)
-	add("SERVER_PORT", serverPort)
-	add("SERVER_NAME", serverName)
-	add("REDIRECT_STATUS", "200")
-	add("HTTP_HOST", host)
-	for name, values := range r.Header {
-		// As nginx: headers with "_" are dropped (they could pose as others), Proxy too (httpoxy).
-		if strings.IndexByte(name, '_') >= 0 || name == "Proxy" || len(values) == 0 {
-			continue
-		}
-		sep := ", "
-		if name == "Cookie" {
-			sep = "; "
-		}
-		add("HTTP_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")), strings.Join(values, sep))
-	}
+	h.cgiVars(r, b.size, scriptName, pathInfo, scriptName+pathInfo, false, func(k, v string) { vars = append(vars, kv{k, v}) })
 
 	var s channel.Serializer
 	s.B = make([]byte, 0, 1024+len(b.inline))
@@ -637,4 +644,90 @@ func (h *Handler) encode(r *http.Request, b *body) []byte {
 	s.Close()
 	s.Close()
 	return s.B
+}
+
+// cgiVars passes add the CGI variables of a request for the script at the URL path script, in the
+// order nginx's fastcgi_params sends them: what php-fpm gets behind nginx. size is the length of
+// the body read. fpm is set for php-cgi in FastCGI mode (per-request mode), which computes PHP_SELF
+// itself and gets REMOTE_USER and the headers (sorted) as nginx sends them; worker mode's runtime
+// gets PHP_SELF from askrd.
+// cgiVars passes add the CGI variables of a request for the script at the URL path scriptName, in
+// the order nginx's fastcgi_params sends them: what php-fpm gets behind nginx. size is the length
+// of the body read. fpm is set for php-cgi in FastCGI mode (per-request mode), which computes
+// PHP_SELF itself, gets REMOTE_USER as nginx sends it, the headers in a stable order, and a
+// CONTENT_LENGTH that is exactly the body sent; worker mode's runtime gets PHP_SELF from askrd.
+func (h *Handler) cgiVars(r *http.Request, size int64, scriptName, pathInfo, docURI string, fpm bool, add func(k, v string)) {
+	https := r.TLS != nil || h.opt.HTTPS
+	scheme := "http"
+	if https {
+		scheme = "https"
+	}
+	host := r.Host
+	serverName := host
+	if hn, _, err := net.SplitHostPort(host); err == nil {
+		serverName = hn
+	}
+	serverAddr, serverPort := "", ""
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		serverAddr, serverPort, _ = net.SplitHostPort(la.String())
+	}
+	remoteAddr, remotePort, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		remoteAddr = r.RemoteAddr
+	}
+	// As nginx, which buffers chunked bodies too: the length of what was read, or the declared one.
+	cl := ""
+	if size > 0 {
+		cl = strconv.FormatInt(size, 10)
+	} else if r.ContentLength > 0 && !fpm {
+		cl = strconv.FormatInt(r.ContentLength, 10)
+	}
+
+	add("QUERY_STRING", r.URL.RawQuery)
+	add("REQUEST_METHOD", r.Method)
+	add("CONTENT_TYPE", r.Header.Get("Content-Type"))
+	add("CONTENT_LENGTH", cl)
+	add("SCRIPT_NAME", scriptName)
+	add("SCRIPT_FILENAME", h.opt.Root+scriptName)
+	add("PATH_INFO", pathInfo)
+	if !fpm {
+		add("PHP_SELF", scriptName+pathInfo)
+	}
+	add("REQUEST_URI", r.RequestURI)
+	add("DOCUMENT_URI", docURI)
+	add("DOCUMENT_ROOT", h.opt.Root)
+	add("SERVER_PROTOCOL", r.Proto)
+	add("REQUEST_SCHEME", scheme)
+	if https {
+		add("HTTPS", "on")
+	}
+	add("GATEWAY_INTERFACE", "CGI/1.1")
+	add("SERVER_SOFTWARE", h.opt.Software)
+	add("REMOTE_ADDR", remoteAddr)
+	add("REMOTE_PORT", remotePort)
+	if fpm {
+		user, _, _ := r.BasicAuth()
+		add("REMOTE_USER", user)
+	}
+	add("SERVER_ADDR", serverAddr)
+	add("SERVER_PORT", serverPort)
+	add("SERVER_NAME", serverName)
+	add("REDIRECT_STATUS", "200")
+	add("HTTP_HOST", host)
+	names := maps.Keys(r.Header)
+	if fpm {
+		names = slices.Values(slices.Sorted(names))
+	}
+	for name := range names {
+		values := r.Header[name]
+		// As nginx: headers with "_" are dropped (they could pose as others), Proxy too (httpoxy).
+		if strings.IndexByte(name, '_') >= 0 || name == "Proxy" || len(values) == 0 {
+			continue
+		}
+		sep := ", "
+		if name == "Cookie" {
+			sep = "; "
+		}
+		add("HTTP_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")), strings.Join(values, sep))
+	}
 }

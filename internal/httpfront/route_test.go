@@ -1,0 +1,200 @@
+package httpfront
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// routeRoot builds a document root with scripts, static files, PHP sources, dot files and
+// directories, directory indexes and symbolic links, and an alias directory beside it.
+func routeRoot(t *testing.T) (root, aliasDir string) {
+	t.Helper()
+	top := t.TempDir()
+	root, aliasDir = filepath.Join(top, "root"), filepath.Join(top, "content")
+	outside := filepath.Join(top, "outside")
+	files := map[string]string{
+		"root/index.php": "<?php", "root/info.php": "<?php", "root/style.css": "body{}", "root/A.PHP": "<?php",
+		"root/app.phar": "phar", "root/notes.php.bak": "old", "root/.env": "SECRET=1", "root/.git/config": "[core]",
+		"root/.well-known/acme-challenge/token": "t", "root/.hidden/x.php": "<?php",
+		"root/wp-admin/index.php": "<?php", "root/wp-admin/admin.php": "<?php", "root/docs/index.html": "<p>",
+		"root/sub/a.php": "<?php", "root/dir.php/inner.txt": "x",
+		"content/uploads/pic.png": "png", "content/index.php": "<?php", "content/.htaccess": "deny",
+		"outside/out.js": "js", "outside/secret.txt": "s",
+	}
+	for name, content := range files {
+		p := filepath.Join(top, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	links := map[string]string{
+		"root/link-in":       "sub",   // a directory inside the root
+		"root/link-out":      outside, // a directory outside, same owner
+		"root/link-loop":     "link-loop",
+		"root/link-dangling": "nowhere",
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(top, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		// A link to a file of another user: not followed.
+		if err := os.Chown(filepath.Join(outside, "secret.txt"), 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(root, "link-foreign.txt")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, aliasDir
+}
+
+func TestRoute(t *testing.T) {
+	root, aliasDir := routeRoot(t)
+	rootTree, err := openTree(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rootTree.Close()
+	aliasTree, err := openTree(aliasDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aliasTree.Close()
+	r := router{root: rootTree, front: "/index.php", aliases: []alias{{prefix: "/wp-content/", t: aliasTree}}}
+
+	const (
+		script   = routeScript
+		static   = routeStatic
+		redirect = routeRedirect
+		bad      = routeBad
+		denied   = routeForbidden
+		missing  = routeNotFound
+	)
+	for _, tc := range []struct {
+		path string
+		kind routeKind
+		// script: SCRIPT_NAME, PATH_INFO, DOCUMENT_URI; static: the file's name; redirect: Location
+		a, b, c string
+	}{
+		{"/", script, "/index.php", "", "/index.php"},
+		{"/index.php", script, "/index.php", "", "/index.php"},
+		{"/info.php/extra/path", script, "/info.php", "/extra/path", "/info.php/extra/path"},
+		{"/info.php/", script, "/info.php", "/", "/info.php/"},
+		{"/info.php/a.php/b", script, "/info.php", "/a.php/b", "/info.php/a.php/b"},
+		{"/nope.php", missing, "", "", ""},
+		{"/nope.php/x", missing, "", "", ""},
+		{"/dir.php", missing, "", "", ""}, // a directory, not a script
+		{"/dir.php/inner.txt", missing, "", "", ""},
+		{"/hello-world/", script, "/index.php", "", "/index.php"}, // try_files → the front controller
+		{"/no/such/file.css", script, "/index.php", "", "/index.php"},
+		{"/style.css", static, "style.css", "", ""},
+		{"/style.css/", script, "/index.php", "", "/index.php"},
+		{"/notes.php.bak", static, "notes.php.bak", "", ""},
+		{"/A.PHP", denied, "", "", ""}, // never run (not .php), never served (a PHP source)
+		{"/app.phar", denied, "", "", ""},
+		{"/.env", missing, "", "", ""},
+		{"/.git/config", missing, "", "", ""},
+		{"/.hidden/x.php", missing, "", "", ""},
+		{"/.hidden/", missing, "", "", ""},
+		{"/.well-known/acme-challenge/token", static, "token", "", ""},
+		{"/wp-admin", redirect, "/wp-admin/", "", ""},
+		{"/wp-admin/", script, "/wp-admin/index.php", "", "/wp-admin/index.php"},
+		{"/wp-admin/admin.php", script, "/wp-admin/admin.php", "", "/wp-admin/admin.php"},
+		{"/docs/", static, "index.html", "", ""},
+		{"/empty/", denied, "", "", ""},
+		{"/empty", redirect, "/empty/", "", ""},
+		{"/a/../style.css", static, "style.css", "", ""},
+		{"/a/./b/../../style.css", static, "style.css", "", ""},
+		{"//style.css", static, "style.css", "", ""},
+		{"/wp-admin/.", script, "/wp-admin/index.php", "", "/wp-admin/index.php"},
+		{"/../etc/passwd", bad, "", "", ""},
+		{"/sub/../../x", bad, "", "", ""},
+		{"/..", bad, "", "", ""},
+		{"style.css", bad, "", "", ""},
+		{"/style\x00.css", bad, "", "", ""},
+		{"/link-in/a.php", script, "/link-in/a.php", "", "/link-in/a.php"},
+		{"/link-out/out.js", static, "out.js", "", ""},
+		{"/link-loop", denied, "", "", ""},
+		{"/link-dangling", script, "/index.php", "", "/index.php"},
+		{"/wp-content/uploads/pic.png", static, "pic.png", "", ""},
+		{"/wp-content/index.php", denied, "", "", ""},
+		{"/wp-content/uploads/", denied, "", "", ""},
+		{"/wp-content/uploads", redirect, "/wp-content/uploads/", "", ""},
+		{"/wp-content", redirect, "/wp-content/", "", ""},
+		{"/wp-content/.htaccess", missing, "", "", ""},
+		{"/wp-content/missing.png", missing, "", "", ""},
+		{"/wp-content/../style.css", static, "style.css", "", ""}, // cleaned first: not under the alias
+	} {
+		got := r.route(tc.path, true)
+		if got.file != nil {
+			got.file.Close()
+		}
+		var a, b, c string
+		switch got.kind {
+		case routeScript:
+			a, b, c = got.script, got.pathInfo, got.docURI
+		case routeStatic:
+			a = got.info.Name()
+		case routeRedirect:
+			a = got.location
+		}
+		if got.kind != tc.kind || a != tc.a || b != tc.b || c != tc.c {
+			t.Errorf("route(%q) = kind %d, %q, %q, %q; want kind %d, %q, %q, %q", tc.path, got.kind, a, b, c, tc.kind, tc.a, tc.b, tc.c)
+		}
+	}
+
+	if os.Geteuid() == 0 {
+		if got := r.route("/link-foreign.txt", true); got.kind != routeForbidden {
+			t.Errorf("route(a link to another user's file outside the root) = kind %d; want 403 (%d)", got.kind, routeForbidden)
+		}
+	}
+	// Only GET and HEAD open a static file; other methods learn it is one.
+	if got := r.route("/style.css", false); got.kind != routeStatic || got.file != nil {
+		t.Errorf("route(/style.css) for a POST = kind %d, file %v; want static without a file", got.kind, got.file)
+	}
+}
+
+func TestCleanPath(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"/", "/", true}, {"/a/b", "/a/b", true}, {"/a/b/", "/a/b/", true}, {"/a//b", "/a/b", true},
+		{"/a/./b", "/a/b", true}, {"/a/b/..", "/a/", true}, {"/a/..", "/", true}, {"/a/.", "/a/", true},
+		{"/..", "", false}, {"/a/../..", "", false}, {"", "", false}, {"a", "", false},
+	} {
+		if got, ok := cleanPath(tc.in); got != tc.want || ok != tc.ok {
+			t.Errorf("cleanPath(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestSplitScript(t *testing.T) {
+	for _, tc := range []struct {
+		in, script, pathInfo string
+		ok                   bool
+	}{
+		{"/index.php", "/index.php", "", true},
+		{"/x.php/more", "/x.php", "/more", true},
+		{"/a/b.php/c.php/d", "/a/b.php", "/c.php/d", true},
+		{"/a.phpx/b.php", "/a.phpx/b.php", "", true},
+		{"/a.PHP", "", "", false},
+		{"/a.php.bak", "", "", false},
+		{"/style.css", "", "", false},
+		{"/php", "", "", false},
+	} {
+		script, pathInfo, ok := splitScript(tc.in)
+		if script != tc.script || pathInfo != tc.pathInfo || ok != tc.ok {
+			t.Errorf("splitScript(%q) = %q, %q, %v; want %q, %q, %v", tc.in, script, pathInfo, ok, tc.script, tc.pathInfo, tc.ok)
+		}
+	}
+}
