@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,8 +42,10 @@ type Server struct {
 	// Root is the document root: static files are served from it and PHP sees it as DOCUMENT_ROOT.
 	// Default: "public" if that directory exists, else the current directory.
 	Root string `toml:"root"`
-	// Front is the front controller, relative to Root; every request that is not a static file goes to it.
-	// Default: "index.php".
+	// Front is the front controller, relative to Root. In worker mode every request that is not a
+	// static file goes to it; in per-request mode (no worker script) it is what nginx's
+	// try_files $uri $uri/ /index.php?$args falls back to: the requested .php file runs if it
+	// exists, a directory runs its index.php, anything else runs Front. Default: "index.php".
 	Front string `toml:"front"`
 	// Workers is the number of PHP worker processes: a number, or "auto" for the CPU count this
 	// process may use (cgroup limits included). Default: "auto".
@@ -78,12 +81,21 @@ type Server struct {
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	// HTTPS makes PHP see HTTPS=on even without [tls], for a TLS-terminating proxy in front. Default: false.
 	HTTPS bool `toml:"https"`
+	// Alias serves the URLs under a prefix from another directory, as nginx's alias does: static
+	// files only (PHP under it is refused with 403, never run or shown), with the root's rules
+	// (no dotfiles, nothing outside the directory). Keys are URL prefixes, values absolute
+	// directories. Debian's WordPress needs { "/wp-content/" = "/var/lib/wordpress/wp-content" }.
+	// Default: none.
+	Alias map[string]string `toml:"alias"`
 }
 
 // Worker holds the [worker] section.
 type Worker struct {
 	// Script is the worker script: it boots the app once and loops on askr_handle_request().
-	// Required for worker mode. Default: none.
+	// Without one askrd runs in per-request mode, as php-fpm does: each request runs its PHP file
+	// afresh in a php-cgi process speaking FastCGI (workers, max_requests, request_timeout and the
+	// queue apply to those processes; app_base is their working directory until a script runs,
+	// ini their php.ini lines). Default: none (per-request mode).
 	Script string `toml:"script"`
 	// AppBase is the application's base directory: the workers' working directory, exported to PHP as
 	// ASKR_APP_BASE. Default: $ASKR_APP_BASE, else the parent of Root.
@@ -315,20 +327,42 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	aliases := make(map[string]string, len(s.Alias))
+	for prefix, dir := range s.Alias {
+		if !strings.HasPrefix(prefix, "/") || prefix == "/" || hasDotSegment(prefix) || strings.Contains(prefix, "//") {
+			return bad("server.alias", "%q is not a URL path prefix such as \"/wp-content/\"", prefix)
+		}
+		if !filepath.IsAbs(dir) {
+			return bad("server.alias", "%q: %q is not an absolute directory", prefix, dir)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return bad("server.alias", "%q: %s is not a directory", prefix, dir)
+		}
+		if !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
+		if _, dup := aliases[prefix]; dup {
+			return bad("server.alias", "%q is given twice", prefix)
+		}
+		aliases[prefix] = filepath.Clean(dir)
+	}
+	if s.Alias != nil {
+		s.Alias = aliases
+	}
 	if w.Script == "" {
 		if w.Cow {
-			return bad("worker.cow", "CoW mode needs a worker script (--worker-script or [worker] script)")
+			return bad("worker.cow", "CoW mode needs a worker script (--worker-script or [worker] script); without one askrd serves per request")
 		}
-		return bad("worker.script", "no worker script given: per-request mode (without a worker script) is not implemented yet; pass --worker-script")
+	} else {
+		script, err := filepath.Abs(w.Script)
+		if err != nil {
+			return bad("worker.script", "%v", err)
+		}
+		if st, err := os.Stat(script); err != nil || !st.Mode().IsRegular() {
+			return bad("worker.script", "%s is not a readable file", script)
+		}
+		w.Script = script
 	}
-	script, err := filepath.Abs(w.Script)
-	if err != nil {
-		return bad("worker.script", "%v", err)
-	}
-	if st, err := os.Stat(script); err != nil || !st.Mode().IsRegular() {
-		return bad("worker.script", "%s is not a readable file", script)
-	}
-	w.Script = script
 	if w.AppBase == "" {
 		w.AppBase = filepath.Dir(root)
 	}
@@ -359,6 +393,30 @@ func (c *Config) Validate() error {
 		w.Extension = ext
 	}
 	return nil
+}
+
+// PerRequest reports per-request mode: no worker script, so each request runs its PHP file afresh.
+func (c *Config) PerRequest() bool { return c.Worker.Script == "" }
+
+// Aliases returns Alias as (prefix, directory) pairs sorted by prefix; after Validate every prefix
+// ends in "/".
+func (s *Server) Aliases() [][2]string {
+	out := make([][2]string, 0, len(s.Alias))
+	for prefix, dir := range s.Alias {
+		out = append(out, [2]string{prefix, dir})
+	}
+	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	return out
+}
+
+// hasDotSegment reports a URL path with a segment "." or "..", or one starting with a dot.
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if strings.HasPrefix(seg, ".") {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxWorkers bounds the worker count: each worker is a process with its own PHP heap.
@@ -542,6 +600,13 @@ func (c *Config) Dump() string {
 		q(s.HeaderReadTimeout.String()), q(s.IdleTimeout.String()), q(s.ClientTimeout.String()), q(s.RequestTimeout.String()))
 	fmt.Fprintf(&b, "queue_size = %d\nqueue_timeout = %s\nshutdown_timeout = %s\nhttps = %t\n",
 		s.QueueSize, q(s.QueueTimeout.String()), q(s.ShutdownTimeout.String()), s.HTTPS)
+	if len(s.Alias) > 0 {
+		var aliases []string
+		for _, a := range s.Aliases() {
+			aliases = append(aliases, q(a[0])+" = "+q(a[1]))
+		}
+		fmt.Fprintf(&b, "alias = { %s }\n", strings.Join(aliases, ", "))
+	}
 	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nextension = %s\nboot_timeout = %s\nmemory_report_interval = %s\n",
 		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.Extension), q(w.BootTimeout.String()), q(w.MemoryReportInterval.String()))
 	fmt.Fprintf(&b, "\n[tls]\ncert = %s\nkey = %s\n", q(c.TLS.Cert), q(c.TLS.Key))

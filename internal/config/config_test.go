@@ -292,7 +292,7 @@ func TestValidate(t *testing.T) {
 		{name: "listen port out of range", src: base + "[server]\nlisten = \"127.0.0.1:99999\"\n", key: "server.listen", msg: "port"},
 		{name: "workers \"0\"", src: "[server]\nworkers = \"0\"\nroot = \"$DIR/app/public\"\n[worker]\nscript = \"$DIR/app/worker.php\"\n", key: "server.workers", msg: "from 1 to 1024"},
 		{name: "workers -1", src: "[server]\nworkers = -1\nroot = \"$DIR/app/public\"\n[worker]\nscript = \"$DIR/app/worker.php\"\n", key: "server.workers", msg: "got -1"},
-		{name: "missing worker script", src: "[server]\nroot = \"$DIR/app/public\"\n", key: "worker.script", msg: "no worker script"},
+		{name: "no worker script: per-request mode", src: "[server]\nroot = \"$DIR/app/public\"\n"},
 		{name: "worker script does not exist", src: "[server]\nroot = \"$DIR/app/public\"\n[worker]\nscript = \"$DIR/app/nope.php\"\n", key: "worker.script", msg: "nope.php is not a readable file"},
 		{name: "worker script is a directory", src: "[server]\nroot = \"$DIR/app/public\"\n[worker]\nscript = \"$DIR/app\"\n", key: "worker.script", msg: "not a readable file"},
 		{name: "cow without script", src: "[server]\nroot = \"$DIR/app/public\"\n[worker]\ncow = true\n", key: "worker.cow", msg: "needs a worker script"},
@@ -318,6 +318,13 @@ func TestValidate(t *testing.T) {
 		{name: "extension path", src: base + "extension = \"$DIR/file.txt\"\n"},
 		{name: "extension missing", src: base + "extension = \"$DIR/askr.so\"\n", key: "worker.extension", msg: "askr.so is not a readable file (build it with `make ext`"},
 		{name: "extension directory", src: base + "extension = \"$DIR/app\"\n", key: "worker.extension", msg: "not a readable file"},
+		{name: "alias good", src: base + "[server]\nalias = { \"/wp-content/\" = \"$DIR/app\", \"/media\" = \"$DIR/app/public\" }\n"},
+		{name: "alias relative dir", src: base + "[server]\nalias = { \"/x/\" = \"app\" }\n", key: "server.alias", msg: "not an absolute directory"},
+		{name: "alias missing dir", src: base + "[server]\nalias = { \"/x/\" = \"$DIR/nope\" }\n", key: "server.alias", msg: "nope is not a directory"},
+		{name: "alias prefix not a path", src: base + "[server]\nalias = { \"x/\" = \"$DIR/app\" }\n", key: "server.alias", msg: "not a URL path prefix"},
+		{name: "alias prefix with a dot segment", src: base + "[server]\nalias = { \"/a/../b/\" = \"$DIR/app\" }\n", key: "server.alias", msg: "not a URL path prefix"},
+		{name: "alias of the root", src: base + "[server]\nalias = { \"/\" = \"$DIR/app\" }\n", key: "server.alias", msg: "not a URL path prefix"},
+		{name: "alias twice", src: base + "[server]\nalias = { \"/x\" = \"$DIR/app\", \"/x/\" = \"$DIR/app\" }\n", key: "server.alias", msg: "twice"},
 		{name: "extension empty", src: base + "extension = \"\"\n", key: "worker.extension", msg: `"auto", "none" or the path`},
 	}
 	for _, tt := range tests {
@@ -691,6 +698,7 @@ queue_size = 10
 queue_timeout = 5
 shutdown_timeout = "1m30s"
 https = true
+alias = { "/media" = "$DIR/app/public/", "/wp-content/" = "$DIR/app" }
 [worker]
 script = "$DIR/app/worker.php"
 app_base = "$DIR/app"
@@ -810,7 +818,7 @@ func TestEtcAskrTomlLoads(t *testing.T) {
 		t.Fatalf("Load(%q) with every key uncommented error = %v; want nil", etcFile, err)
 	}
 	// These show an example rather than the default (the default is none or derived).
-	examples := map[string]bool{"Root": true, "Script": true, "AppBase": true, "Ini": true, "Cert": true, "Key": true}
+	examples := map[string]bool{"Root": true, "Alias": true, "Script": true, "AppBase": true, "Ini": true, "Cert": true, "Key": true}
 	def := Defaults()
 	for _, sec := range []struct{ got, want reflect.Value }{
 		{reflect.ValueOf(c.Server), reflect.ValueOf(def.Server)},
