@@ -279,6 +279,17 @@ func (s starter) Start() (pool.Process, error) {
 	return p, nil
 }
 
+// fastcgiStarter starts the php-cgi processes of per-request mode.
+type fastcgiStarter struct{ l *phpcgi.Launcher }
+
+func (s fastcgiStarter) Start() (pool.Process, error) {
+	p, err := s.l.StartFastCGI()
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // serve runs askrd in worker mode until ctx is cancelled, then drains.
 func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *slog.Logger) error {
 	ini, err := c.Worker.INIArgs()
@@ -289,7 +300,9 @@ func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *sl
 	if err != nil {
 		return &config.Error{Key: "worker.php_cgi", Msg: err.Error() + " (install php8.2-cgi)"}
 	}
-	if c.Worker.Extension, err = extension(ctx, c, binary, ini, log); err != nil {
+	if c.PerRequest() {
+		c.Worker.Extension = phpext.None // php-cgi in FastCGI mode does natively what askr.so adds
+	} else if c.Worker.Extension, err = extension(ctx, c, binary, ini, log); err != nil {
 		return err
 	}
 	lns, err := activation.Get(c.Server.Listen)
@@ -369,7 +382,8 @@ func lookPath(bin string) (string, error) {
 
 // Run serves on ln until ctx is cancelled, then stops accepting, lets in-flight requests finish
 // (bounded by shutdown_timeout) and stops the workers. The workers load c.Worker.Extension when it
-// is a path (serve resolves "auto").
+// is a path (serve resolves "auto"). Without a worker script (per-request mode) the workers are
+// php-cgi processes in FastCGI mode, their sockets in a private directory beside the runtime.
 func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload <-chan struct{}, phpCGI string, ini []string, log *slog.Logger) error {
 	rt, removeRuntime, err := phpruntime.Install("")
 	if err != nil {
@@ -386,6 +400,14 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 		pc.Extension = ext // resolved by serve
 	}
 	mode := "worker"
+	if c.PerRequest() {
+		mode = "per-request"
+		pc.SocketDir = filepath.Join(dir, "fastcgi")
+		if err := os.Mkdir(pc.SocketDir, 0o700); err != nil {
+			return fmt.Errorf("per-request mode: %w", err)
+		}
+		pc.Logger = log.With("php", "per-request")
+	}
 	if c.Worker.Cow {
 		mode = "cow"
 		pc.Extra = template.Env(dir)
@@ -425,13 +447,24 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 		if err != nil {
 			return fmt.Errorf("CoW template: %w", err)
 		}
+	} else if c.PerRequest() {
+		p = pool.New(opt, fastcgiStarter{launcher})
 	} else {
 		p = pool.New(opt, starter{launcher})
 	}
-	h, err := httpfront.New(httpfront.Options{
+	hopt := httpfront.Options{
 		Root: s.Root, Front: s.Front, MaxBodySize: int64(s.MaxBodySize), BodyBufferSize: int64(s.BodyBufferSize),
 		HTTPS: s.HTTPS, ClientTimeout: s.ClientTimeout.D(), Software: "askr/" + version.Version, Logger: log.With("component", "http"),
-	}, p)
+	}
+	for _, a := range s.Aliases() {
+		hopt.Aliases = append(hopt.Aliases, httpfront.Alias{Prefix: a[0], Dir: a[1]})
+	}
+	var h *httpfront.Handler
+	if c.PerRequest() {
+		h, err = httpfront.NewPerRequest(hopt, p)
+	} else {
+		h, err = httpfront.New(hopt, p)
+	}
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,6 @@ func TestMainConfigCheckBad(t *testing.T) {
 		{"testdata/bad-size.toml", []string{"testdata/bad-size.toml:3: server.max_body_size: ", `"8Q"`}},
 		{"testdata/bad-workers.toml", []string{"testdata/bad-workers.toml: server.workers: must be from 1 to 1024"}},
 		{"testdata/bad-cow.toml", []string{"testdata/bad-cow.toml: worker.cow: ", "needs a worker script"}},
-		{"testdata/bad-no-script.toml", []string{"testdata/bad-no-script.toml: worker.script: "}},
 		{"testdata/bad-extension.toml", []string{"testdata/bad-extension.toml: worker.extension: ", "testdata/app/askr.so is not a readable file"}},
 		{missing, []string{missing + ": ", "no such file"}},
 	}
@@ -185,7 +184,6 @@ func TestMainServeConfigErrors(t *testing.T) {
 		{[]string{"serve", "--header-read-timeout", "30x", "--worker-script", script}, []string{"--header-read-timeout: ", `"30x"`}},
 		{[]string{"serve", "--request-timeout", "-1", "--worker-script", script}, []string{"--request-timeout: "}},
 		{[]string{"serve", "--worker-script", "testdata/app/nope.php"}, []string{"worker.script", "nope.php"}},
-		{[]string{"serve", "--listen", "127.0.0.1:0"}, []string{"worker.script", "no worker script"}},
 		{[]string{"serve", "--root", "testdata/nope", "--worker-script", script}, []string{"server.root", "not a directory"}},
 		{[]string{"serve", "--ini", "memory_limit", "--worker-script", script}, []string{"worker.ini", "ini line 1"}},
 		// Flags without the serve command.
@@ -329,6 +327,31 @@ func TestResolveEachFlag(t *testing.T) {
 	}
 }
 
+// A file without a worker script is a valid per-request configuration.
+func TestMainConfigCheckPerRequest(t *testing.T) {
+	clearEnv(t)
+	var stdout, stderr strings.Builder
+	if code := Main([]string{"config-check", "testdata/per-request.toml"}, &stdout, &stderr); code != ExitOK {
+		t.Fatalf("Main(config-check testdata/per-request.toml) = %d, stderr %q; want 0", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "\nscript = \"\"\n") {
+		t.Errorf("config-check output %q; want script = \"\"", stdout.String())
+	}
+}
+
+// Without a worker script askrd serves per request; CoW mode still needs one.
+func TestResolvePerRequest(t *testing.T) {
+	clearEnv(t)
+	_, dir := writeConfig(t, "")
+	c, err := resolveArgs(t, "--root", filepath.Join(dir, "public"))
+	if err != nil || !c.PerRequest() {
+		t.Errorf("resolve(--root …) = PerRequest %v, error %v; want per-request mode, nil", c.PerRequest(), err)
+	}
+	if _, err := resolveArgs(t, "--root", filepath.Join(dir, "public"), "--cow"); err == nil || !strings.Contains(err.Error(), "needs a worker script") {
+		t.Errorf("resolve(--root … --cow) error = %v; want CoW mode to need a worker script", err)
+	}
+}
+
 func TestResolveFlagsWithoutFile(t *testing.T) {
 	clearEnv(t)
 	_, dir := writeConfig(t, "")
@@ -435,15 +458,15 @@ func TestResolveImplicitConfig(t *testing.T) {
 		t.Fatalf("resolve(nil, implicit) error = %v; want a *config.Error about /etc/askr.toml", err)
 	}
 
-	// With flags, the default file is not read (and the error is about the missing script instead).
+	// With flags, the default file is not read (and the error is about the flags instead).
 	f = newServeFlags(io.Discard)
-	args := []string{"--listen", "127.0.0.1:0"}
+	args := []string{"--listen", "127.0.0.1:0", "--cow"}
 	if err := f.fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.resolve(args, false)
-	if err == nil || strings.Contains(err.Error(), config.DefaultPath) || !strings.Contains(err.Error(), "worker.script") {
-		t.Fatalf("resolve(%q, not implicit) error = %v; want a worker.script error that does not mention %s", args, err, config.DefaultPath)
+	if err == nil || strings.Contains(err.Error(), config.DefaultPath) || !strings.Contains(err.Error(), "worker.cow") {
+		t.Fatalf("resolve(%q, not implicit) error = %v; want a worker.cow error that does not mention %s", args, err, config.DefaultPath)
 	}
 
 	// An explicit --config wins over the implicit default.
