@@ -117,6 +117,8 @@ type opts struct {
 	noReady bool   // do not wait for the workers
 	root    string // document root (default: the hello example's)
 	script  string // worker script (default: testdata/worker.php)
+	// perRequest starts askrd without a worker script (per-request mode; never with --cow).
+	perRequest bool
 }
 
 func freeAddr(t testing.TB) string {
@@ -146,7 +148,10 @@ func startAskrd(t testing.TB, o opts) *server {
 	if o.script == "" {
 		o.script = filepath.Join(root, "internal", "integration", "testdata", "worker.php")
 	}
-	args := []string{"serve", "--listen", addr, "--root", o.root, "--worker-script", o.script}
+	args := []string{"serve", "--listen", addr, "--root", o.root}
+	if !o.perRequest {
+		args = append(args, "--worker-script", o.script)
+	}
 	if o.config != "" {
 		p := filepath.Join(t.TempDir(), "askr.toml")
 		if err := os.WriteFile(p, []byte(o.config), 0o644); err != nil {
@@ -155,7 +160,7 @@ func startAskrd(t testing.TB, o opts) *server {
 		args = append(args, "--config", p)
 	}
 	args = append(args, o.args...)
-	if cowMode() {
+	if cowMode() && !o.perRequest {
 		args = append(args, "--cow")
 	}
 	cmd := exec.Command(bin, args...)

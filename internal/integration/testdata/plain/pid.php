@@ -1,0 +1,3 @@
+<?php
+// The pid of the PHP process serving the request.
+echo getmypid();

@@ -1,0 +1,3 @@
+<?php
+// A directory's index.
+require dirname(__DIR__) . '/request.php';
