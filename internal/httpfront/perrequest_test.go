@@ -108,7 +108,7 @@ func TestPerRequestParams(t *testing.T) {
 	}
 	want := map[string]string{
 		"SCRIPT_NAME": "/info.php", "PATH_INFO": "/extra/path", "SCRIPT_FILENAME": root + "/info.php",
-		"DOCUMENT_URI": "/info.php/extra/path", "DOCUMENT_ROOT": root, "REQUEST_URI": "/info.php/extra/path?q=1&r=%2F",
+		"DOCUMENT_URI": "/info.php", "DOCUMENT_ROOT": root, "REQUEST_URI": "/info.php/extra/path?q=1&r=%2F",
 		"QUERY_STRING": "q=1&r=%2F", "REQUEST_METHOD": "GET", "CONTENT_LENGTH": "", "CONTENT_TYPE": "",
 		"REDIRECT_STATUS": "200", "SERVER_SOFTWARE": "askr/test", "HTTP_HOST": "example.org:8080", "SERVER_NAME": "example.org",
 		"REMOTE_USER": "user", "HTTP_X_FOO": "bar", "GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_SCHEME": "http",

@@ -213,7 +213,7 @@ type route struct {
 	kind     routeKind
 	script   string      // routeScript: SCRIPT_NAME, the script's URL path ("/index.php")
 	pathInfo string      // routeScript: PATH_INFO
-	docURI   string      // routeScript: DOCUMENT_URI, nginx's $uri after try_files and index
+	docURI   string      // routeScript: DOCUMENT_URI, nginx's $uri after try_files and index: the script
 	file     *os.File    // routeStatic: the open file (the caller closes it)
 	info     fs.FileInfo // routeStatic
 	location string      // routeRedirect: the path with its slash
@@ -255,7 +255,8 @@ func (rt *router) route(urlPath string, read bool) route {
 		if fi, err := rt.root.stat(script[1:]); err != nil || !fi.Mode().IsRegular() {
 			return route{kind: routeNotFound}
 		}
-		return route{kind: routeScript, script: script, pathInfo: pathInfo, docURI: p}
+		// try_files $fastcgi_script_name sets $uri, and so DOCUMENT_URI, to the script.
+		return route{kind: routeScript, script: script, pathInfo: pathInfo, docURI: script}
 	}
 	rel := strings.TrimSuffix(p[1:], "/")
 	fi, err := rt.root.stat(rel)

@@ -87,9 +87,9 @@ func TestRoute(t *testing.T) {
 	}{
 		{"/", script, "/index.php", "", "/index.php"},
 		{"/index.php", script, "/index.php", "", "/index.php"},
-		{"/info.php/extra/path", script, "/info.php", "/extra/path", "/info.php/extra/path"},
-		{"/info.php/", script, "/info.php", "/", "/info.php/"},
-		{"/info.php/a.php/b", script, "/info.php", "/a.php/b", "/info.php/a.php/b"},
+		{"/info.php/extra/path", script, "/info.php", "/extra/path", "/info.php"},
+		{"/info.php/", script, "/info.php", "/", "/info.php"},
+		{"/info.php/a.php/b", script, "/info.php", "/a.php/b", "/info.php"},
 		{"/nope.php", missing, "", "", ""},
 		{"/nope.php/x", missing, "", "", ""},
 		{"/dir.php", missing, "", "", ""}, // a directory, not a script

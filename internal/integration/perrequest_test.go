@@ -145,6 +145,7 @@ func uploadBody(t *testing.T, field, value, name string, content []byte) (*bytes
 	t.Helper()
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
+	mw.SetBoundary("askr-test-boundary-0123456789") // the same for every server compared
 	mw.WriteField(field, value)
 	h := textproto.MIMEHeader{}
 	h.Set("Content-Disposition", `form-data; name="upload"; filename="`+name+`"`)
@@ -170,7 +171,7 @@ func TestPerRequestSuperglobals(t *testing.T) {
 	for k, want := range map[string]string{
 		"SCRIPT_NAME": "/request.php", "PATH_INFO": "/extra/path", "PHP_SELF": "/request.php/extra/path",
 		"SCRIPT_FILENAME": root + "/request.php", "DOCUMENT_ROOT": root, "REQUEST_URI": "/request.php/extra/path?a=1&b[]=2&b[]=3",
-		"DOCUMENT_URI": "/request.php/extra/path", "REDIRECT_STATUS": "200", "HTTP_X_CUSTOM": "yes",
+		"DOCUMENT_URI": "/request.php", "REDIRECT_STATUS": "200", "HTTP_X_CUSTOM": "yes",
 		"HTTP_HOST": s.Addr, "REQUEST_METHOD": "GET",
 	} {
 		if got := str(p.Server[k]); got != want {
