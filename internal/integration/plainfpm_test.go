@@ -45,7 +45,9 @@ func plainSteps() []plainStep {
 		{name: "a directory's index", method: "GET", path: "/sub/", status: 200, body2: true},
 		{name: "a directory without its slash", method: "GET", path: "/sub?q=1", status: 301, headers: []string{"Location"}},
 		{name: "POST form", method: "POST", path: "/request.php?q=1", status: 200, body2: true,
-			body: func(*testing.T) (io.Reader, string) { return strings.NewReader(form), "application/x-www-form-urlencoded" }},
+			body: func(*testing.T) (io.Reader, string) {
+				return strings.NewReader(form), "application/x-www-form-urlencoded"
+			}},
 		{name: "POST upload", method: "POST", path: "/request.php", status: 200, body2: true,
 			body: func(t *testing.T) (io.Reader, string) {
 				return uploadBody(t, "title", "a file", "notes.txt", bytes.Repeat([]byte("upload line\n"), 5000))
@@ -70,7 +72,9 @@ func plainSteps() []plainStep {
 		{name: "missing script with PATH_INFO", method: "GET", path: "/nope.php/x", status: 404},
 		{name: "directory without an index", method: "GET", path: "/empty/", status: 403},
 		{name: "POST to a static file", method: "POST", path: "/style.css", status: 405,
-			body: func(*testing.T) (io.Reader, string) { return strings.NewReader("x=1"), "application/x-www-form-urlencoded" }},
+			body: func(*testing.T) (io.Reader, string) {
+				return strings.NewReader("x=1"), "application/x-www-form-urlencoded"
+			}},
 	}
 }
 
