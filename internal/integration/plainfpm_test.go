@@ -23,10 +23,10 @@ type plainStep struct {
 	header       []string
 	session      bool // sent with the scenario's cookie jar
 	status       int  // the status both must answer
-	// what to compare besides the status: the body (normalised), the response headers named
-	// (normalised); error pages (404, 301, …) are the servers' own and differ
-	body2   bool
-	headers []string
+	// What must be the same besides the status: the body and the response headers named (both
+	// normalised). Error pages (404, 301, …) are the servers' own and differ.
+	sameBody bool
+	headers  []string
 }
 
 // plainSteps is the scenario: superglobals, uploads, php://input, PATH_INFO and try_files routing,
@@ -37,37 +37,37 @@ func plainSteps() []plainStep {
 	phpHeaders := []string{"Content-Type", "X-Powered-By", "Set-Cookie", "X-One", "X-Multi", "X-Replaced", "X-Removed", "Location"}
 	return []plainStep{
 		{name: "GET with PATH_INFO, query, cookies, header", method: "GET", path: "/request.php/extra/path?a=1&b[]=2&b[]=3&e=%C3%A9",
-			header: []string{"Cookie", "c1=v1; c2=v%202; arr[x]=1", "X-Custom", "yes"}, status: 200, body2: true, headers: phpHeaders},
-		{name: "PATH_INFO of a slash", method: "GET", path: "/request.php/", status: 200, body2: true},
-		{name: "the root's index", method: "GET", path: "/?x=1", status: 200, body2: true},
-		{name: "front controller for a pretty URL", method: "GET", path: "/2024/some-post/?p=1", status: 200, body2: true},
-		{name: "front controller for a missing file", method: "GET", path: "/missing.css", status: 200, body2: true},
-		{name: "a directory's index", method: "GET", path: "/sub/", status: 200, body2: true},
+			header: []string{"Cookie", "c1=v1; c2=v%202; arr[x]=1", "X-Custom", "yes"}, status: 200, sameBody: true, headers: phpHeaders},
+		{name: "PATH_INFO of a slash", method: "GET", path: "/request.php/", status: 200, sameBody: true},
+		{name: "the root's index", method: "GET", path: "/?x=1", status: 200, sameBody: true},
+		{name: "front controller for a pretty URL", method: "GET", path: "/2024/some-post/?p=1", status: 200, sameBody: true},
+		{name: "front controller for a missing file", method: "GET", path: "/missing.css", status: 200, sameBody: true},
+		{name: "a directory's index", method: "GET", path: "/sub/", status: 200, sameBody: true},
 		{name: "a directory without its slash", method: "GET", path: "/sub?q=1", status: 301, headers: []string{"Location"}},
-		{name: "POST form", method: "POST", path: "/request.php?q=1", status: 200, body2: true,
+		{name: "POST form", method: "POST", path: "/request.php?q=1", status: 200, sameBody: true,
 			body: func(*testing.T) (io.Reader, string) {
 				return strings.NewReader(form), "application/x-www-form-urlencoded"
 			}},
-		{name: "POST upload", method: "POST", path: "/request.php", status: 200, body2: true,
+		{name: "POST upload", method: "POST", path: "/request.php", status: 200, sameBody: true,
 			body: func(t *testing.T) (io.Reader, string) {
 				return uploadBody(t, "title", "a file", "notes.txt", bytes.Repeat([]byte("upload line\n"), 5000))
 			}},
-		{name: "POST 3 MiB to php://input", method: "POST", path: "/request.php", status: 200, body2: true,
+		{name: "POST 3 MiB to php://input", method: "POST", path: "/request.php", status: 200, sameBody: true,
 			body: func(*testing.T) (io.Reader, string) { return bytes.NewReader(big), "application/octet-stream" }},
-		{name: "PUT JSON", method: "PUT", path: "/request.php", status: 200, body2: true,
+		{name: "PUT JSON", method: "PUT", path: "/request.php", status: 200, sameBody: true,
 			body: func(*testing.T) (io.Reader, string) { return strings.NewReader(`{"a":1}`), "application/json" }},
-		{name: "HEAD", method: "HEAD", path: "/request.php", status: 200, body2: true, headers: []string{"Content-Type"}},
-		{name: "headers and http_response_code", method: "GET", path: "/headers.php?status=code", status: 202, body2: true, headers: phpHeaders},
-		{name: "Status header", method: "GET", path: "/headers.php?status=header", status: 404, body2: true, headers: phpHeaders},
-		{name: "HTTP/1.1 status line", method: "GET", path: "/headers.php?status=line", status: 410, body2: true, headers: phpHeaders},
-		{name: "Location", method: "GET", path: "/headers.php?status=location", status: 302, body2: true, headers: phpHeaders},
-		{name: "session start", method: "GET", path: "/session.php", session: true, status: 200, body2: true, headers: phpHeaders},
-		{name: "session resumed", method: "GET", path: "/session.php", session: true, status: 200, body2: true, headers: phpHeaders},
-		{name: "session resumed again", method: "GET", path: "/session.php", session: true, status: 200, body2: true, headers: phpHeaders},
-		{name: "fatal error", method: "GET", path: "/fatal.php", status: 500, body2: true, headers: []string{"Content-Type"}},
-		{name: "static file", method: "GET", path: "/style.css", status: 200, body2: true},
-		{name: "static index.html", method: "GET", path: "/docs/", status: 200, body2: true},
-		{name: ".well-known", method: "GET", path: "/.well-known/acme-challenge/token", status: 200, body2: true},
+		{name: "HEAD", method: "HEAD", path: "/request.php", status: 200, sameBody: true, headers: []string{"Content-Type"}},
+		{name: "headers and http_response_code", method: "GET", path: "/headers.php?status=code", status: 202, sameBody: true, headers: phpHeaders},
+		{name: "Status header", method: "GET", path: "/headers.php?status=header", status: 404, sameBody: true, headers: phpHeaders},
+		{name: "HTTP/1.1 status line", method: "GET", path: "/headers.php?status=line", status: 410, sameBody: true, headers: phpHeaders},
+		{name: "Location", method: "GET", path: "/headers.php?status=location", status: 302, sameBody: true, headers: phpHeaders},
+		{name: "session start", method: "GET", path: "/session.php", session: true, status: 200, sameBody: true, headers: phpHeaders},
+		{name: "session resumed", method: "GET", path: "/session.php", session: true, status: 200, sameBody: true, headers: phpHeaders},
+		{name: "session resumed again", method: "GET", path: "/session.php", session: true, status: 200, sameBody: true, headers: phpHeaders},
+		{name: "fatal error", method: "GET", path: "/fatal.php", status: 500, sameBody: true, headers: []string{"Content-Type"}},
+		{name: "static file", method: "GET", path: "/style.css", status: 200, sameBody: true},
+		{name: "static index.html", method: "GET", path: "/docs/", status: 200, sameBody: true},
+		{name: ".well-known", method: "GET", path: "/.well-known/acme-challenge/token", status: 200, sameBody: true},
 		{name: "missing script", method: "GET", path: "/nope.php", status: 404},
 		{name: "missing script with PATH_INFO", method: "GET", path: "/nope.php/x", status: 404},
 		{name: "directory without an index", method: "GET", path: "/empty/", status: 403},
@@ -159,7 +159,7 @@ func runPlainScenario(t *testing.T, base string) []plainObservation {
 		for _, h := range st.headers {
 			o.headers[h] = norm(strings.Join(resp.Header.Values(h), " | "))
 		}
-		if st.body2 {
+		if st.sameBody {
 			o.body = normaliseJSON(norm(string(b)))
 		}
 		obs = append(obs, o)
