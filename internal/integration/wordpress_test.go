@@ -840,3 +840,12 @@ func TestWordPressUnderPHPFPM(t *testing.T) {
 	base := startNginxFPM(t, wpRoot, wpContentAlias)
 	runWordPressScenario(t, base, host)
 }
+
+// TestWordPress runs the WordPress scenario behind askrd's per-request mode: Debian's WordPress as
+// the document root, /wp-content/ aliased to /var/lib/wordpress/wp-content as under nginx.
+func TestWordPress(t *testing.T) {
+	host := setupWordPress(t)
+	s := startAskrd(t, opts{perRequest: true, root: wpRoot, args: []string{"--workers", "4"},
+		config: "[server]\nalias = { \"" + wpContentAlias.Prefix + "\" = \"" + wpContentAlias.Dir + "\" }\n"})
+	runWordPressScenario(t, s.URL, host)
+}
