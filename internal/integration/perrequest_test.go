@@ -406,3 +406,103 @@ func TestPerRequestGracefulStop(t *testing.T) {
 		t.Errorf("php-cgi %s still runs after askrd stopped", pid)
 	}
 }
+
+// Under systemd: READY=1 once the processes answer, a STATUS line in per-request mode, WATCHDOG=1
+// only while a process answers (it stops while the only one is wedged), and nothing of systemd's
+// in PHP's environment.
+func TestPerRequestSystemd(t *testing.T) {
+	n := newFakeNotify(t)
+	s := startAskrd(t, opts{perRequest: true, root: plainRoot(t), args: []string{"--workers", "1", "--request-timeout", "0"},
+		noReady: true, env: []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=1000000"}})
+	n.wait(t, "READY=1", 30*time.Second)
+	if r := s.get("/pid.php"); r.status != 200 {
+		t.Errorf("right after READY=1: %d; want a process serving", r.status)
+	}
+	var names []string
+	if err := json.Unmarshal([]byte(s.get("/env.php").body), &names); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range names {
+		if k == "NOTIFY_SOCKET" || strings.HasPrefix(k, "LISTEN_") || strings.HasPrefix(k, "WATCHDOG_") || strings.HasPrefix(k, "ASKR_") {
+			t.Errorf("PHP's environment has %s", k)
+		}
+	}
+	if !poll(5*time.Second, func() bool {
+		for _, m := range n.all("STATUS=") {
+			if strings.Contains(m.text, "mode=per-request workers=1") {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Errorf("no STATUS line for per-request mode: %v", n.all("STATUS="))
+	}
+	n.wait(t, "WATCHDOG=1", 5*time.Second)
+	started := filepath.Join(t.TempDir(), "started")
+	wedged := make(chan response, 1)
+	go func() { wedged <- s.get("/sleep.php?s=4&started=" + url.QueryEscape(started)) }()
+	if !poll(5*time.Second, func() bool { _, err := os.Stat(started); return err == nil }) {
+		t.Fatal("the wedging request never started")
+	}
+	wedgeStart := time.Now()
+	r := <-wedged
+	wedgeEnd := time.Now()
+	if r.status != 200 {
+		t.Fatalf("wedging request: %d", r.status)
+	}
+	for _, m := range n.all("WATCHDOG=1") {
+		if m.at.After(wedgeStart.Add(1500*time.Millisecond)) && m.at.Before(wedgeEnd) {
+			t.Errorf("WATCHDOG=1 at +%v while the only process was wedged", m.at.Sub(wedgeStart).Round(time.Millisecond))
+		}
+	}
+	if !poll(5*time.Second, func() bool {
+		w := n.all("WATCHDOG=1")
+		return len(w) > 0 && w[len(w)-1].at.After(wedgeEnd)
+	}) {
+		t.Errorf("WATCHDOG=1 did not resume after the process was free again")
+	}
+	s.waitLog("health check failed", time.Second)
+}
+
+// SIGHUP replaces every process (a canary first) with no failed request.
+func TestPerRequestReload(t *testing.T) {
+	s := startPerRequest(t, "--workers", "2")
+	old := map[string]bool{}
+	for range 8 {
+		old[s.pidOf(t)] = true
+	}
+	load := s.startLoad("/pid.php", 4, 50000)
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	if !poll(30*time.Second, func() bool {
+		for range 8 {
+			if old[s.pidOf(t)] {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Errorf("processes %v still serve after SIGHUP", old)
+	}
+	load.Stop()
+	if load.failed.Load() != 0 || load.ok.Load() == 0 {
+		t.Errorf("during the reload %d requests succeeded, %d failed; want none failed", load.ok.Load(), load.failed.Load())
+	}
+	s.waitLog("reload: canary serves", time.Second)
+}
+
+// With every process busy and no room to wait, a request gets 503 at once.
+func TestPerRequestQueueFull(t *testing.T) {
+	s := startAskrd(t, opts{perRequest: true, root: plainRoot(t), args: []string{"--workers", "1"}, config: "[server]\nqueue_size = 0\n"})
+	started := filepath.Join(t.TempDir(), "started")
+	busy := make(chan response, 1)
+	go func() { busy <- s.get("/sleep.php?s=2&started=" + url.QueryEscape(started)) }()
+	if !poll(5*time.Second, func() bool { _, err := os.Stat(started); return err == nil }) {
+		t.Fatal("the busy request never started")
+	}
+	if r := s.get("/pid.php"); r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Errorf("request while the only process is busy: %d, Retry-After %q; want 503 with Retry-After", r.status, r.header.Get("Retry-After"))
+	}
+	if r := <-busy; r.status != 200 {
+		t.Errorf("the busy request: %d; want 200", r.status)
+	}
+}

@@ -1,0 +1,4 @@
+<?php
+// The names of the process environment's variables (getenv()).
+header('Content-Type: application/json');
+echo json_encode(array_keys(getenv())), "\n";
