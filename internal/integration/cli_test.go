@@ -73,6 +73,8 @@ func TestSeedCommandLine(t *testing.T) {
 		{[]string{"serve", "--max-body-size", "8Q"}, "8Q"},
 		{[]string{"serve", "--worker-script", "/nonexistent/worker.php"}, "/nonexistent/worker.php"},
 		{[]string{"serve", "--header-read-timeout", "30x"}, "30x"},
+		// Without a worker script askrd serves per request, but CoW mode needs one.
+		{[]string{"serve", "--cow", "--listen", "127.0.0.1:0"}, "worker.cow: CoW mode needs a worker script"},
 	} {
 		code, out := exitCode(t, "askrd", nil, tc.args...)
 		if code != 78 || !strings.Contains(out, tc.want) {
