@@ -337,8 +337,16 @@ func TestLaravel(t *testing.T) {
 // lvLoad sends n GET /api/json requests from conc goroutines and fails on any error, or if they
 // take longer than limit.
 func lvLoad(t *testing.T, s *lvServer, n, conc int, limit time.Duration) {
-	elapsed := lvConcurrently(t, "GET /api/json", n, conc, limit, func(ctx context.Context, c *http.Client, i int) error {
-		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/api/json?i=%d", s.URL, i), nil)
+	elapsed := jsonLoad(t, s.URL+"/api/json", "Laravel", n, conc, limit)
+	t.Logf("%d requests at concurrency %d in %v (%.0f req/s), 0 errors", n, conc, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+}
+
+// jsonLoad sends n GET url?i=N requests from conc goroutines to an example's JSON route, which
+// answers {"framework": …, "query": …}, and checks each answer is its own.
+func jsonLoad(t *testing.T, url, framework string, n, conc int, limit time.Duration) time.Duration {
+	t.Helper()
+	return lvConcurrently(t, "GET "+url, n, conc, limit, func(ctx context.Context, c *http.Client, i int) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s?i=%d", url, i), nil)
 		resp, err := c.Do(req)
 		if err != nil {
 			return err
@@ -355,12 +363,11 @@ func lvLoad(t *testing.T, s *lvServer, n, conc int, limit time.Duration) {
 			return fmt.Errorf("status %d", resp.StatusCode)
 		case err != nil:
 			return err
-		case m.Framework != "Laravel" || m.Query["i"] != fmt.Sprint(i):
+		case m.Framework != framework || m.Query["i"] != fmt.Sprint(i):
 			return fmt.Errorf("got the answer %+v", m)
 		}
 		return nil
 	})
-	t.Logf("%d requests at concurrency %d in %v (%.0f req/s), 0 errors", n, conc, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
 }
 
 // lvConcurrently runs do for requests 1…n from conc goroutines sharing one client, and fails the

@@ -7,7 +7,6 @@ package integration
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
@@ -326,28 +325,6 @@ func TestSymfony(t *testing.T) {
 	})
 
 	t.Run("Concurrent", func(t *testing.T) {
-		lvConcurrently(t, "GET /json", 1000, 16, 2*time.Minute, func(ctx context.Context, c *http.Client, i int) error {
-			req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/json?i=%d", s.URL, i), nil)
-			resp, err := c.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			var m struct {
-				Framework string
-				Query     map[string]string
-			}
-			err = json.NewDecoder(resp.Body).Decode(&m)
-			io.Copy(io.Discard, resp.Body)
-			switch {
-			case resp.StatusCode != 200:
-				return fmt.Errorf("status %d", resp.StatusCode)
-			case err != nil:
-				return err
-			case m.Framework != "Symfony" || m.Query["i"] != fmt.Sprint(i):
-				return fmt.Errorf("got the answer %+v", m)
-			}
-			return nil
-		})
+		jsonLoad(t, s.URL+"/json", "Symfony", 1000, 16, 2*time.Minute)
 	})
 }
