@@ -123,10 +123,17 @@ func (c *Conn) Do(ctx context.Context, req *Request) (EndRequest, error) {
 	stop := context.AfterFunc(rctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
 
 	sent := make(chan sendResult, 1)
-	go func() {
+	if small(req.Stdin) && paramsLen(req.Params) <= smallParams {
+		// One write that a socket buffer takes at once: no need for another goroutine (a write
+		// that blocks all the same is ended by ctx, as any other).
 		n, err := c.send(rctx, cancel, req)
 		sent <- sendResult{n, err}
-	}()
+	} else {
+		go func() {
+			n, err := c.send(rctx, cancel, req)
+			sent <- sendResult{n, err}
+		}()
+	}
 
 	er, err := c.receive(req)
 	cancelled := !stop() // the AfterFunc ran: the connection has a deadline in the past
@@ -206,6 +213,25 @@ type sendResult struct {
 // smallBody is the largest in-memory body sent in the same write as the params.
 const smallBody = MaxContent
 
+// smallParams bounds the params of a request sent without a goroutine of its own.
+const smallParams = 32 << 10
+
+// paramsLen is about the encoded length of ps.
+func paramsLen(ps []Param) int {
+	n := 0
+	for _, p := range ps {
+		n += len(p.Name) + len(p.Value) + 8
+	}
+	return n
+}
+
+// small reports a body that goes out in the same write as the params: none, or one in memory
+// (with a Len method, as bytes.Reader) of at most smallBody bytes.
+func small(stdin io.Reader) bool {
+	l, ok := stdin.(interface{ Len() int })
+	return stdin == nil || ok && l.Len() <= smallBody
+}
+
 // send writes BEGIN_REQUEST, the PARAMS stream and the STDIN stream and returns the length of the
 // body. It blocks only in writes (which the connection's deadline ends) and in waiting for ctx or
 // the next piece of the body, which another goroutine reads: Do never waits for a Read of Stdin.
@@ -222,7 +248,8 @@ func (c *Conn) send(ctx context.Context, cancel context.CancelCauseFunc, req *Re
 
 	// A body already in memory (bytes.Reader, strings.Reader, bytes.Buffer) that fits in a record
 	// goes out with the params in one write.
-	if l, ok := req.Stdin.(interface{ Len() int }); req.Stdin == nil || ok && l.Len() <= smallBody {
+	if small(req.Stdin) {
+		l, _ := req.Stdin.(interface{ Len() int })
 		var n int
 		if req.Stdin != nil {
 			start := len(buf)
@@ -343,10 +370,23 @@ func grow(b []byte, n int) []byte {
 // appendParams appends the PARAMS stream for ps, split into records of at most MaxContent bytes
 // (a pair may span records), and the empty record that ends it.
 func appendParams(dst []byte, ps []Param) []byte {
-	var enc []byte
+	// Usually one record: encode in place behind a header filled in afterwards.
+	start := len(dst)
+	dst = append(dst, make([]byte, HeaderLen)...)
 	for _, p := range ps {
-		enc = AppendPair(enc, p.Name, p.Value)
+		dst = AppendPair(dst, p.Name, p.Value)
 	}
+	if n := len(dst) - start - HeaderLen; n <= MaxContent {
+		if n == 0 {
+			return AppendRecord(dst[:start], TypeParams, RequestID, nil)
+		}
+		pad := -n & 7
+		copy(dst[start:], []byte{Version1, byte(TypeParams), RequestID >> 8, RequestID & 0xff, byte(n >> 8), byte(n), byte(pad), 0})
+		dst = append(dst, make([]byte, pad)...)
+		return AppendRecord(dst, TypeParams, RequestID, nil)
+	}
+	enc := append([]byte(nil), dst[start+HeaderLen:]...)
+	dst = dst[:start]
 	for len(enc) > 0 {
 		n := min(len(enc), MaxContent)
 		dst = AppendRecord(dst, TypeParams, RequestID, enc[:n])

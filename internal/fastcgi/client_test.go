@@ -542,3 +542,40 @@ func (p *pauseFlush) Flush() error {
 	}
 	return p.log.Flush()
 }
+
+// appendParams gives records of at most MaxContent bytes that decode to the params, then the empty
+// record that ends the stream, whatever their size.
+func TestAppendParams(t *testing.T) {
+	for _, size := range []int{0, 1, 100, MaxContent - 6, MaxContent - 5, MaxContent, 3 * MaxContent} {
+		var ps []Param
+		if size > 0 {
+			ps = []Param{{"A", "1"}, {"BIG", strings.Repeat("v", size)}}
+		}
+		b := appendParams([]byte("prefix"), ps)
+		if !bytes.HasPrefix(b, []byte("prefix")) {
+			t.Fatalf("size %d: the prefix was overwritten", size)
+		}
+		r := NewReader(bytes.NewReader(b[len("prefix"):]))
+		var content []byte
+		for {
+			rec, err := r.Next()
+			if err != nil {
+				t.Fatalf("size %d: Next() error = %v before the end record", size, err)
+			}
+			if rec.Type != TypeParams || rec.RequestID != RequestID || (len(rec.Content)+int(rec.PaddingLength))%8 != 0 {
+				t.Fatalf("size %d: record %+v", size, rec.Header)
+			}
+			if len(rec.Content) == 0 {
+				break
+			}
+			content = append(content, rec.Content...)
+		}
+		if _, err := r.Next(); err != io.EOF {
+			t.Errorf("size %d: data after the end record (%v)", size, err)
+		}
+		got, err := ParsePairs(content)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(ps) && len(ps) > 0 || len(got) != len(ps) {
+			t.Errorf("size %d: decoded %d pairs, %v; want %d", size, len(got), err, len(ps))
+		}
+	}
+}

@@ -134,7 +134,7 @@ func (h *Handler) serveFastCGI(w http.ResponseWriter, r *http.Request, rt route)
 	if !ok {
 		return
 	}
-	var params []fastcgi.Param
+	params := make([]fastcgi.Param, 0, 28+len(r.Header))
 	h.cgiVars(r, b.size, rt.script, rt.pathInfo, rt.docURI, true, func(k, v string) {
 		params = append(params, fastcgi.Param{Name: k, Value: v})
 	})

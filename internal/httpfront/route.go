@@ -259,7 +259,13 @@ func (rt *router) route(urlPath string, read bool) route {
 		return route{kind: routeScript, script: script, pathInfo: pathInfo, docURI: script}
 	}
 	rel := strings.TrimSuffix(p[1:], "/")
-	fi, err := rt.root.stat(rel)
+	var fi fs.FileInfo
+	var err error
+	if rel == "" {
+		fi = rootInfo{} // the root is a directory: no need to ask
+	} else {
+		fi, err = rt.root.stat(rel)
+	}
 	switch {
 	case refused(err):
 		return route{kind: routeForbidden}
@@ -285,6 +291,12 @@ func (rt *router) route(urlPath string, read bool) route {
 	}
 	return route{kind: routeNotFound}
 }
+
+// rootInfo stands for the FileInfo of the root, which is known to be a directory.
+type rootInfo struct{ fs.FileInfo }
+
+func (rootInfo) IsDir() bool       { return true }
+func (rootInfo) Mode() fs.FileMode { return fs.ModeDir }
 
 // static is the route of a regular file at rel: 403 if it must not be served (a PHP source), else
 // the open file when read is set.
