@@ -30,12 +30,25 @@ $database = $app['config']['database.connections.sqlite.database'];
 if (!is_file($database) && !@touch($database) && !is_file($database)) {
     throw new RuntimeException("cannot create $database");
 }
-$app['db']->statement('CREATE TABLE IF NOT EXISTS visits (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    pid INTEGER NOT NULL,
-    token TEXT NOT NULL,
-    created_at TEXT NOT NULL
-)');
+// Workers booting at once race for a fresh file: SQLite answers "locked" at once (not after
+// busy_timeout) when waiting could deadlock, e.g. while another process switches it to WAL.
+for ($try = 1; ; $try++) {
+    try {
+        $app['db']->statement('CREATE TABLE IF NOT EXISTS visits (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            pid INTEGER NOT NULL,
+            token TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )');
+        break;
+    } catch (Illuminate\Database\QueryException $e) {
+        if ($try === 50 || !str_contains($e->getMessage(), 'database is locked')) {
+            throw $e;
+        }
+        $app['db']->purge();
+        usleep(20000 * $try);
+    }
+}
 
 // A forked worker inherits the template's PDO, i.e. its sqlite3 handle: the same file descriptors,
 // page cache and SQLite's in-memory record of the POSIX locks the template holds. fcntl() locks are
