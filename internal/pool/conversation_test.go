@@ -234,7 +234,8 @@ func TestConversationGreetAndPing(t *testing.T) {
 	waitReady(t, p)
 	n := s.started()
 	first := s.proc(n - 1)
-	p.Ping()
+	// Ping checks an idle process: the new one is idle once run has taken in its greeting.
+	waitCond(t, "a ping of the idle process", func() bool { p.Ping(); return first.pings.Load() > 0 })
 	if first.pings.Load() != 1 || !p.Healthy(time.Minute) {
 		t.Errorf("after Ping: %d pings, Healthy %v; want 1, true", first.pings.Load(), p.Healthy(time.Minute))
 	}

@@ -762,25 +762,11 @@ func (p *Pool) Call(ctx context.Context, call func(Process) Outcome) error {
 
 // callOnce runs one try of Call; retry reports an Unsent request.
 func (p *Pool) callOnce(ctx context.Context, call func(Process) Outcome) (err error, retry bool) {
-	w, err := p.acquire(ctx)
+	w, timedOut, giveBack, err := p.lend(ctx)
 	if err != nil {
 		return err, false
 	}
-	p.busy.Add(1)
-	w.busy.Store(true)
-	defer func() {
-		w.busy.Store(false)
-		p.busy.Add(-1)
-	}()
-	var timedOut atomic.Bool
-	if p.opt.RequestTimeout > 0 {
-		t := time.AfterFunc(p.opt.RequestTimeout, func() {
-			timedOut.Store(true)
-			w.ending.Store(true)
-			w.proc.Kill()
-		})
-		defer t.Stop()
-	}
+	defer giveBack()
 	o := call(w.proc)
 	switch {
 	case timedOut.Load() && (o.Err != nil || o.Broken):
@@ -803,30 +789,43 @@ func (p *Pool) callOnce(ctx context.Context, call func(Process) Outcome) (err er
 	return o.Err, false
 }
 
+// lend takes an idle worker for one request and marks it busy; past request_timeout the worker
+// is killed and timedOut says so. giveBack ends the loan's bookkeeping (not the worker's release).
+func (p *Pool) lend(ctx context.Context) (w *worker, timedOut *atomic.Bool, giveBack func(), err error) {
+	w, err = p.acquire(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p.busy.Add(1)
+	w.busy.Store(true)
+	timedOut = new(atomic.Bool)
+	var t *time.Timer
+	if p.opt.RequestTimeout > 0 {
+		t = time.AfterFunc(p.opt.RequestTimeout, func() {
+			timedOut.Store(true)
+			w.ending.Store(true)
+			w.proc.Kill()
+		})
+	}
+	return w, timedOut, func() {
+		if t != nil {
+			t.Stop()
+		}
+		w.busy.Store(false)
+		p.busy.Add(-1)
+	}, nil
+}
+
 // errNoAnswer marks a worker that died (by itself) before sending any frame of its answer.
 var errNoAnswer = errors.New("no answer")
 
 // serveOnce runs one try; undelivered reports that the request could not even be written.
 func (p *Pool) serveOnce(ctx context.Context, payload []byte, resp Response) (err error, undelivered bool) {
-	w, err := p.acquire(ctx)
+	w, timedOut, giveBack, err := p.lend(ctx)
 	if err != nil {
 		return err, false
 	}
-	p.busy.Add(1)
-	w.busy.Store(true)
-	defer func() {
-		w.busy.Store(false)
-		p.busy.Add(-1)
-	}()
-	var timedOut atomic.Bool
-	if p.opt.RequestTimeout > 0 {
-		t := time.AfterFunc(p.opt.RequestTimeout, func() {
-			timedOut.Store(true)
-			w.ending.Store(true)
-			w.proc.Kill()
-		})
-		defer t.Stop()
-	}
+	defer giveBack()
 	answered, sent, err := p.exchange(w, payload, resp)
 	if err == nil || errors.Is(err, ErrBadResponse) {
 		p.served.Add(1)
