@@ -438,31 +438,7 @@ func TestPerRequestSystemd(t *testing.T) {
 	}) {
 		t.Errorf("no STATUS line for per-request mode: %v", n.all("STATUS="))
 	}
-	n.wait(t, "WATCHDOG=1", 5*time.Second)
-	started := filepath.Join(t.TempDir(), "started")
-	wedged := make(chan response, 1)
-	go func() { wedged <- s.get("/sleep.php?s=4&started=" + url.QueryEscape(started)) }()
-	if !poll(5*time.Second, func() bool { _, err := os.Stat(started); return err == nil }) {
-		t.Fatal("the wedging request never started")
-	}
-	wedgeStart := time.Now()
-	r := <-wedged
-	wedgeEnd := time.Now()
-	if r.status != 200 {
-		t.Fatalf("wedging request: %d", r.status)
-	}
-	for _, m := range n.all("WATCHDOG=1") {
-		if m.at.After(wedgeStart.Add(1500*time.Millisecond)) && m.at.Before(wedgeEnd) {
-			t.Errorf("WATCHDOG=1 at +%v while the only process was wedged", m.at.Sub(wedgeStart).Round(time.Millisecond))
-		}
-	}
-	if !poll(5*time.Second, func() bool {
-		w := n.all("WATCHDOG=1")
-		return len(w) > 0 && w[len(w)-1].at.After(wedgeEnd)
-	}) {
-		t.Errorf("WATCHDOG=1 did not resume after the process was free again")
-	}
-	s.waitLog("health check failed", time.Second)
+	watchdogPausesWhileWedged(t, s, n, func(mark string) string { return "/sleep.php?s=4&started=" + mark })
 }
 
 // SIGHUP replaces every process (a canary first) with no failed request.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,10 +142,18 @@ func TestWatchdogFollowsHealth(t *testing.T) {
 	n := newFakeNotify(t)
 	s := startAskrd(t, opts{args: []string{"--workers", "1", "--request-timeout", "0"},
 		env: []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=1000000"}})
+	watchdogPausesWhileWedged(t, s, n, func(mark string) string { return "/sleep?s=4&mark=" + mark })
+}
+
+// watchdogPausesWhileWedged wedges the only PHP process of s with the request path(marker), which
+// creates the file marker when it starts and then runs 4 s: WATCHDOG=1 stops while it runs (after
+// at most one interval of 1 s) and resumes once it is free again.
+func watchdogPausesWhileWedged(t *testing.T, s *server, n *fakeNotify, path func(marker string) string) {
+	t.Helper()
 	n.wait(t, "WATCHDOG=1", 5*time.Second)
 	wedged := make(chan response, 1)
 	mark := filepath.Join(t.TempDir(), "running")
-	go func() { wedged <- s.get("/sleep?s=4&mark=" + mark) }()
+	go func() { wedged <- s.get(path(url.QueryEscape(mark))) }()
 	if !poll(5*time.Second, func() bool { _, err := os.Stat(mark); return err == nil }) {
 		t.Fatal("the wedging request never started")
 	}
@@ -154,17 +163,16 @@ func TestWatchdogFollowsHealth(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("wedging request: %d", r.status)
 	}
-	// While wedged for 4 s, pings may go on for at most one interval (1 s) after the last answer.
 	for _, m := range n.all("WATCHDOG=1") {
 		if m.at.After(wedgeStart.Add(1500*time.Millisecond)) && m.at.Before(wedgeEnd) {
-			t.Errorf("WATCHDOG=1 at +%v while the only worker was wedged", m.at.Sub(wedgeStart).Round(time.Millisecond))
+			t.Errorf("WATCHDOG=1 at +%v while the only process was wedged", m.at.Sub(wedgeStart).Round(time.Millisecond))
 		}
 	}
 	if !poll(5*time.Second, func() bool {
 		w := n.all("WATCHDOG=1")
 		return len(w) > 0 && w[len(w)-1].at.After(wedgeEnd)
 	}) {
-		t.Errorf("WATCHDOG=1 did not resume after the worker was free again")
+		t.Errorf("WATCHDOG=1 did not resume after the process was free again")
 	}
 	s.waitLog("health check failed", time.Second)
 }
