@@ -416,6 +416,10 @@ func TestResponseEdges(t *testing.T) {
 	if r := s.get("/ob-loop"); r.body != "kept level 1 after 5 tries" {
 		t.Errorf("/ob-loop = %q; want \"kept level 1 after 5 tries\"", r.body)
 	}
+	// php-cgi offers no fastcgi_finish_request() (askr_defer() runs work after the response).
+	if r := s.get("/functions"); r.body != `{"fastcgi_finish_request":false}` {
+		t.Errorf("/functions = %q", r.body)
+	}
 	// A shutdown function runs when the worker ends, not after each request.
 	marker := filepath.Join(t.TempDir(), "shutdown")
 	s.get("/shutdown-fn?marker=" + marker)

@@ -163,6 +163,10 @@ func uploadBody(t *testing.T, field, value, name string, content []byte) (*bytes
 // upload itself), php://input of a multi-MB body, and the CGI variables of a script with PATH_INFO.
 func TestPerRequestSuperglobals(t *testing.T) {
 	s := startPerRequest(t)
+	// php-cgi has no fastcgi_finish_request() (php-fpm has).
+	if r := s.get("/functions.php"); r.body != "{\"fastcgi_finish_request\":false}\n" {
+		t.Errorf("/functions.php = %q", r.body)
+	}
 	p := decodePlain(t, "GET request.php/extra", s.get("/request.php/extra/path?a=1&b[]=2&b[]=3", "Cookie", "c1=v1; c2=v%202", "X-Custom", "yes"))
 	if fmt.Sprint(p.Get) != "map[a:1 b:[2 3]]" || fmt.Sprint(p.Cookie) != "map[c1:v1 c2:v 2]" {
 		t.Errorf("$_GET %v, $_COOKIE %v; want the query's and the cookies' values", p.Get, p.Cookie)

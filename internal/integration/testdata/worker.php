@@ -248,6 +248,9 @@ $handler = static function (array $request) use (&$count, &$started, $version): 
             }
             echo 'level ', ob_get_level(), ' after ', $tries, ' tries';
             return;
+        case '/functions':
+            echo json_encode(['fastcgi_finish_request' => function_exists('fastcgi_finish_request')]);
+            return;
         case '/shutdown-fn':
             $marker = (string) $_GET['marker'];
             register_shutdown_function(static function () use ($marker): void {
