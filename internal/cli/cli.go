@@ -506,8 +506,12 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 			}
 		}()
 	}
-	log.Info("askrd serving", "version", version.Version, "listen", strings.Join(addrs, ","), "mode", mode,
-		"workers", s.WorkerCount(), "script", c.Worker.Script, "root", s.Root, "tls", c.TLS.Cert != "", "extension", pc.Extension)
+	attrs := []any{"version", version.Version, "listen", strings.Join(addrs, ","), "mode", mode,
+		"workers", s.WorkerCount(), "root", s.Root, "tls", c.TLS.Cert != ""}
+	if c.Worker.Script != "" {
+		attrs = append(attrs, "script", c.Worker.Script, "extension", pc.Extension)
+	}
+	log.Info("askrd serving", attrs...)
 	go life(ctx, p, sd, mode, c, reload, log)
 
 	select {
