@@ -79,7 +79,8 @@ test: deps deps-wordpress build
 fuzz:
 	$(GO) test ./internal/channel -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s
 
-bench: deps-bench build
+# deps-wordpress: the classic-wordpress scenario (Debian's WordPress on a private MariaDB).
+bench: deps-bench deps-wordpress build
 	bash bench/run.sh
 
 lint:

@@ -3,13 +3,25 @@
 #
 #   make bench                      (installs nginx-light php8.2-fpm wrk, builds bin/askrd, runs this)
 #   WORKERS=4 DURATION=20s CONNS=64 bash bench/run.sh
-#   other knobs: THREADS WARMUP FPM_LISTEN=unix|tcp SCENARIOS="hello laravel cow" REPORT=path
+#   other knobs: THREADS WARMUP FPM_LISTEN=unix|tcp REPORT=path CLASSIC_ROUNDS CLASSIC_RETRIES WP_CONNS WP_TIMEOUT
+#     SCENARIOS="hello laravel classic-hello classic-wordpress cow" (the default; "classic" = both classic-*)
 #   CoW knobs: RESPAWN_N MEM_WORKERS MEM_REQUESTS MEM_CONNS MAXREQ_WORKERS MAXREQ_CONNS MAXREQ_DURATION
 #
 # Scenarios:
 #   hello    askrd + examples/hello-worker.php   vs  nginx + php-fpm running an equivalent per-request script
 #   laravel  askrd + examples/laravel-worker.php vs  nginx + php-fpm running examples/laravel/public/index.php
 #            (route "/", the Blade page; skipped when examples/laravel is missing)
+#   classic-hello      askrd's per-request mode (`serve --root DIR`, no worker script: php-cgi in
+#            FastCGI mode) vs nginx + php-fpm, both running the same hello-world index.php afresh for
+#            every request; nginx routes as askrd does (try_files $uri $uri/ /index.php?$args, PATH_INFO split)
+#   classic-wordpress  the same two on Debian's WordPress (/usr/share/wordpress, /wp-content/ aliased to
+#            /var/lib/wordpress/wp-content as README.Debian says): GET / (the front page with the
+#            install's "Hello world!" post). The script starts a private MariaDB (mariadb-install-db +
+#            mariadbd in the temp dir, Unix socket only; the system service and /var/lib/mysql stay
+#            unused), writes /etc/wordpress/config-<unique host>.php (removed on exit), runs the
+#            install wizard once over HTTP through nginx + php-fpm, and every request sends that host
+#            in its Host header. Skipped with a note when the packages of `make deps-wordpress` are
+#            missing or /etc/wordpress is not writable (not root).
 #   cow      = cow-respawn cow-memory cow-maxreq: askrd `serve --cow` (CoW template mode) vs askrd's
 #            normal worker mode, both on the Laravel example (askrd only, no php-fpm):
 #     cow-respawn  --workers 1; RESPAWN_N times: SIGKILL the worker, poll GET /api/json until a 200
@@ -20,8 +32,9 @@
 #
 # Every server is started by this script from a private temp dir (its own nginx.conf and
 # php-fpm.conf, pid/log/temp files there), listens on 127.0.0.1 only, and is stopped on exit.
-# Nothing under /etc is written and the system's nginx/php-fpm services are left alone; php-fpm
-# reads Debian's fpm php.ini (/etc/php/8.2/fpm/php.ini + conf.d) like the packaged service does.
+# Nothing under /etc is written but classic-wordpress's site config (above), and the system's
+# nginx/php-fpm/MariaDB services are left alone; php-fpm reads Debian's fpm php.ini
+# (/etc/php/8.2/fpm/php.ini + conf.d) like the packaged service does.
 # Only one server runs at a time. Results go to docs/bench.md (and stdout); the raw wrk output
 # and the server logs of the last run are kept in bench/out/.
 set -euo pipefail
@@ -47,7 +60,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-30}
 # Polled until the server answers (any status): a page no app has, so a 404 that starts no session.
 READY_PATH=/askr-bench-ready
 
-SCENARIOS=${SCENARIOS:-hello laravel cow}
+SCENARIOS=${SCENARIOS:-hello laravel classic-hello classic-wordpress cow}
 LARAVEL_BASE=${LARAVEL_BASE:-$REPO/examples/laravel}
 LARAVEL_WORKER=${LARAVEL_WORKER:-$REPO/examples/laravel-worker.php}
 
@@ -62,6 +75,13 @@ MAXREQ_WORKERS=${MAXREQ_WORKERS:-$WORKERS} # workers in the --max-requests 1 run
 MAXREQ_THREADS=${MAXREQ_THREADS:-2}
 MAXREQ_CONNS=${MAXREQ_CONNS:-8}
 MAXREQ_DURATION=${MAXREQ_DURATION:-10s}
+# classic-wordpress: a front page takes tens of ms of CPU, so fewer connections than CONNS keep the
+# queueing (and latency) sane; wrk's own 2 s timeout would count slow answers as errors
+WP_CONNS=${WP_CONNS:-8}
+# classic-*: the differences are small, so each server is measured this many times, alternately
+CLASSIC_ROUNDS=${CLASSIC_ROUNDS:-3}
+CLASSIC_RETRIES=${CLASSIC_RETRIES:-2} # a run disturbed by other processes is measured again, this often at most
+WP_TIMEOUT=${WP_TIMEOUT:-10s}
 # goals stated for CoW mode
 GOAL_RESPAWN_P50_MS=10
 GOAL_RESPAWN_SPEEDUP=20
@@ -69,10 +89,15 @@ GOAL_PSS_PCT=35
 
 TMP=""
 PIDS=()        # every server process this script started (killed on exit)
+HELPER_PIDS=() # processes that outlive one server (classic-wordpress's mariadbd): stopped by their
+               # scenario or on exit, their CPU counted with the servers'
+WP_CONFIG=""   # /etc/wordpress/config-<host>.php this script wrote (removed on exit)
 ROWS=()        # markdown table rows
 NOTES=()       # per-scenario lines under the table
 FOREIGN=()     # "scenario / server N%": CPU other processes used during each measured run
-declare -A RPS P50 P99 MEM ERRS  # "scenario/server" -> value, for the ratio lines
+# "scenario/server" -> value, for the ratio lines (ERRN: errors as a number; FPCT: CPU % other
+# processes used during the run)
+declare -A RPS P50 P99 MEM ERRS ERRN FPCT
 COWBENCH=""    # the built bench/cowbench.go
 declare -A RESP MEMR LOAD    # CoW results: "mode/key" -> value (cowbench's output)
 COW_RESPAWN_ROWS=() COW_RESPAWN_NOTES=()
@@ -92,8 +117,12 @@ die() {
 
 cleanup() {
 	local pid
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	PIDS=()
+	for pid in "${PIDS[@]}" "${HELPER_PIDS[@]}"; do stop_pid "$pid"; done
+	PIDS=() HELPER_PIDS=()
+	if [[ -n $WP_CONFIG ]]; then
+		rm -f "$WP_CONFIG"
+		WP_CONFIG=""
+	fi
 	if [[ -n $TMP && -d $TMP ]]; then
 		# keep the logs of the last run for inspection
 		mkdir -p "$OUTDIR"
@@ -211,13 +240,41 @@ start_askrd() {
 	wait_ready "http://127.0.0.1:$port$READY_PATH" "$SERVER_PID" "$logfile"
 }
 
+# start_askrd_classic NAME PORT ROOT [SERVE FLAGS...]: askrd in per-request mode (no worker script:
+# WORKERS php-cgi processes in FastCGI mode, each running one request at a time, as php-fpm's
+# children do); sets SERVER_PID. Set by the caller (dynamic scope): ASKRD_CONFIG (an askr.toml
+# read first, e.g. for [server] alias; the flags override it) and READY_URL_PATH.
+start_askrd_classic() {
+	local name=$1 port=$2 root=$3
+	shift 3
+	local logfile=$TMP/askrd-$name.log cfg=()
+	[[ -z ${ASKRD_CONFIG:-} ]] || cfg=(--config "$ASKRD_CONFIG")
+	"$ASKRD" serve "${cfg[@]}" --root "$root" --workers "$WORKERS" "$@" --listen "127.0.0.1:$port" \
+		>"$logfile" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	wait_ready "http://127.0.0.1:$port${READY_URL_PATH:-$READY_PATH}" "$SERVER_PID" "$logfile"
+	grep -q 'mode=per-request' "$logfile" || {
+		tail -n 20 "$logfile" >&2
+		die "$name: $ASKRD did not start in per-request mode (log above; an askrd built before per-request mode?)"
+	}
+}
+
 # start_fpm_nginx NAME PORT DOCROOT [VAR=VALUE...]: php-fpm (pm = static, WORKERS children) plus
 # nginx in front of it; the VAR=VALUE pairs become the pool's env[]. Sets SERVER_PID (nginx master)
-# and FPM_PID.
+# and FPM_PID. Set by the caller (dynamic scope):
+#   NGINX_ROUTING  front (default): every URL that is no file runs /index.php, as a worker-mode app
+#                  wants; classic: the usual per-request PHP site, what askrd's per-request mode
+#                  does too (try_files $uri $uri/ /index.php?$args, any existing .php file runs,
+#                  PATH_INFO split after ".php", MIME types for static files)
+#   NGINX_ALIASES  "PREFIX=DIR" words: nginx alias locations, static files only (.php → 403)
+#   NGINX_SERVER_NAME  server_name (default: none, so PHP sees an empty SERVER_NAME)
+#   READY_URL_PATH what to poll until the server answers (default READY_PATH)
 start_fpm_nginx() {
 	local name=$1 port=$2 docroot=$3
 	shift 3
 	local dir=$TMP/$name-fpm fpm_addr fpm_args=() user_fpm="" user_nginx="" kv
+	local routing=${NGINX_ROUTING:-front} aliases=${NGINX_ALIASES:-} a locations="" mime="" fpm_pass
 	mkdir -p "$dir"/{body,fastcgi,proxy,scgi,uwsgi}
 	if [[ $FPM_LISTEN == unix ]]; then
 		fpm_addr=$dir/php-fpm.sock
@@ -253,6 +310,37 @@ start_fpm_nginx() {
 		for kv in "$@"; do echo "env[${kv%%=*}] = ${kv#*=}"; done
 	} >"$dir/php-fpm.conf"
 
+	fpm_pass=$([[ $FPM_LISTEN == unix ]] && echo "unix:$fpm_addr" || echo "$fpm_addr")
+	if [[ $routing == classic ]]; then
+		mime="include /etc/nginx/mime.types;"
+		for a in $aliases; do
+			locations+="
+        location ^~ ${a%%=*} {
+            alias ${a#*=};
+            location ~ \.php\$ { return 403; }
+        }"
+		done
+		locations+="
+        location / {
+            try_files \$uri \$uri/ /index.php?\$args;
+        }
+        location ~ [^/]\.php(/|\$) {
+            fastcgi_split_path_info ^(.+?\.php)(/.*)\$;
+            try_files \$fastcgi_script_name =404;
+            set \$path_info \$fastcgi_path_info; # try_files resets \$fastcgi_path_info
+            fastcgi_param PATH_INFO \$path_info;
+            fastcgi_param HTTPS \$https if_not_empty;
+            fastcgi_param REMOTE_USER \$remote_user;
+            fastcgi_param HTTP_PROXY \"\"; # httpoxy"
+	else
+		[[ -z $aliases ]] || die "NGINX_ALIASES needs NGINX_ROUTING=classic"
+		locations="
+        location / {
+            try_files \$uri /index.php?\$query_string;
+        }
+        location ~ \.php\$ {
+            try_files \$uri =404;"
+	fi
 	cat >"$dir/nginx.conf" <<-EOF
 		$user_nginx
 		worker_processes $(nproc);
@@ -268,17 +356,14 @@ start_fpm_nginx() {
 		    proxy_temp_path $dir/proxy;
 		    scgi_temp_path $dir/scgi;
 		    uwsgi_temp_path $dir/uwsgi;
+		    $mime
 		    default_type application/octet-stream;
 		    server {
-		        listen 127.0.0.1:$port;
+		        listen 127.0.0.1:$port;${NGINX_SERVER_NAME:+
+		        server_name $NGINX_SERVER_NAME;}
 		        root $docroot;
-		        index index.php;
-		        location / {
-		            try_files \$uri /index.php?\$query_string;
-		        }
-		        location ~ \.php$ {
-		            try_files \$uri =404;
-		            fastcgi_pass $([[ $FPM_LISTEN == unix ]] && echo "unix:$fpm_addr" || echo "$fpm_addr");
+		        index index.php;$locations
+		            fastcgi_pass $fpm_pass;
 		            fastcgi_index index.php;
 		            fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
 		            fastcgi_param QUERY_STRING \$query_string;
@@ -316,7 +401,7 @@ start_fpm_nginx() {
 		>>"$dir/nginx.log" 2>&1 &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
-	wait_ready "http://127.0.0.1:$port$READY_PATH" "$SERVER_PID" "$dir/nginx-error.log"
+	wait_ready "http://127.0.0.1:$port${READY_URL_PATH:-$READY_PATH}" "$SERVER_PID" "$dir/nginx-error.log"
 }
 
 # wait_fpm ADDR LOGFILE: waits until php-fpm accepts connections on ADDR (host:port or socket path).
@@ -416,7 +501,8 @@ child_ticks() {
 }
 
 # foreign_cpu_pct BEFORE AFTER: share of the machine's CPU capacity that processes other than the
-# servers and wrk used between two snapshots ("machine_busy machine_total ours wrk").
+# servers (with their helpers, e.g. mariadbd) and wrk used between two snapshots ("machine_busy
+# machine_total ours wrk").
 foreign_cpu_pct() {
 	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ")
 		total = y[2] - x[2]; other = (y[1] - x[1]) - (y[3] - x[3]) - (y[4] - x[4])
@@ -426,7 +512,7 @@ foreign_cpu_pct() {
 # cpu_snapshot VAR: stores "machine_busy machine_total servers wrk" CPU ticks in VAR.
 cpu_snapshot() {
 	times >"$TMP/times"
-	printf -v "$1" '%s %s %s' "$(machine_ticks)" "$(tree_ticks "${PIDS[@]}")" "$(child_ticks "$TMP/times")"
+	printf -v "$1" '%s %s %s' "$(machine_ticks)" "$(tree_ticks "${PIDS[@]}" "${HELPER_PIDS[@]}")" "$(child_ticks "$TMP/times")"
 }
 
 fmt_ms() { awk -v v="$1" 'BEGIN { if (v < 10) printf "%.2f ms", v; else if (v < 100) printf "%.1f ms", v; else printf "%.0f ms", v }'; }
@@ -466,7 +552,7 @@ measure() {
 			break
 		fi
 	done
-	RPS[$key]=$rps P50[$key]=$p50 P99[$key]=$p99 ERRS[$key]=$errors
+	RPS[$key]=$rps P50[$key]=$p50 P99[$key]=$p99 ERRS[$key]=$errors ERRN[$key]=$((non2xx + sock)) FPCT[$key]=$foreign
 	local -n table=${ROW_TABLE:-ROWS}
 	table+=("| $scenario | $server | $(printf '%.0f' "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $errors |")
 	MEM[$key]=$rss
@@ -499,16 +585,23 @@ log_problems() {
 	done
 }
 
-# ratio_note SCENARIO: the askr/php-fpm line under the table.
+# ratio_note SCENARIO [goal]: the askr/php-fpm line under the table; with "goal", whether askrd's
+# throughput is at least php-fpm's (the goal of per-request mode), and errors on either side.
 ratio_note() {
-	local s=$1 a="$1/askrd" f="$1/nginx + php-fpm"
+	local s=$1 goal=${2:-} a="$1/askrd" f="$1/nginx + php-fpm"
 	[[ -n ${RPS[$a]:-} && -n ${RPS[$f]:-} ]] || return 0
 	NOTES+=("$(awk -v s="$s" -v ar="${RPS[$a]}" -v fr="${RPS[$f]}" -v a5="${P50[$a]}" -v f5="${P50[$f]}" \
-		-v a9="${P99[$a]}" -v f9="${P99[$f]}" -v am="${MEM[$a]}" -v fm="${MEM[$f]}" 'BEGIN {
+		-v a9="${P99[$a]}" -v f9="${P99[$f]}" -v am="${MEM[$a]}" -v fm="${MEM[$f]}" -v goal="$goal" \
+		-v ae="${ERRS[$a]}" -v fe="${ERRS[$f]}" 'BEGIN {
 			r = (fr > 0) ? sprintf("%.2fx", ar / fr) : "n/a"
 			l5 = (f5 > 0) ? sprintf("%.2fx", a5 / f5) : "n/a"
 			l9 = (f9 > 0) ? sprintf("%.2fx", a9 / f9) : "n/a"
 			printf "- **%s** askr/php-fpm: throughput %s, p50 latency %s, p99 latency %s (RSS after the run: askrd + workers %s MiB, nginx + php-fpm %s MiB)", s, r, l5, l9, am, fm
+			if (goal != "") {
+				met = (fr > 0 && ar >= fr && ae == "0") ? "met" : "**not met**"
+				printf "; goal: at least equal to php-fpm (throughput >= 1.00x, no errors): %s", met
+				if (ae != "0" || fe != "0") printf " (errors: askrd %s, php-fpm %s)", ae, fe
+			}
 		}')")
 }
 
@@ -599,6 +692,299 @@ session_check() {
 		local -n session_notes=${NOTE_TABLE:-NOTES}
 		session_notes+=("- **$1 / $2**: $created new session files appeared under storage/framework/sessions during the load: the visitor's session cookie was not reused.")
 	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# per-request ("classic") PHP: askrd without a worker script vs nginx + php-fpm
+
+# opcache_probe DOCROOT: DOCROOT/opcache.php prints "on" when opcache is enabled for the request.
+opcache_probe() {
+	cat >"$1/opcache.php" <<-'EOF'
+		<?php $s = opcache_get_status(false); echo ($s && $s['opcache_enabled']) ? "on" : "off";
+	EOF
+}
+
+# need_opcache URL LABEL: URL (an opcache_probe) must say "on".
+need_opcache() {
+	local got
+	got=$(curl -s --max-time 10 "$1" || true)
+	[[ $got == on ]] || die "$2: opcache is not enabled ($1 answered '${got:0:100}')"
+}
+
+scenario_classic_hello() {
+	local docroot=$TMP/classic-hello-public
+	# One file both servers run afresh for every request: no framework, so what is measured is
+	# the server (HTTP, FastCGI, PHP's request startup and shutdown).
+	mkdir -p "$docroot"
+	cat >"$docroot/index.php" <<-'EOF'
+		<?php
+		header('Content-Type: text/plain; charset=utf-8');
+		echo "Hello from PHP ", getmypid(), "\n";
+		echo "method=", $_SERVER['REQUEST_METHOD'], " uri=", $_SERVER['REQUEST_URI'], "\n";
+	EOF
+	opcache_probe "$docroot"
+	local NGINX_ROUTING=classic
+	classic_rounds classic-hello classic_hello_askrd classic_hello_fpm "$docroot"
+	ratio_note classic-hello goal
+}
+
+# classic_hello_askrd NAME DOCROOT, classic_hello_fpm NAME DOCROOT: one measured run of each server.
+classic_hello_askrd() {
+	local port
+	port=$(free_port)
+	start_askrd_classic "$1" "$port" "$2"
+	check_response "http://127.0.0.1:$port/" "$1 / askrd"
+	need_opcache "http://127.0.0.1:$port/opcache.php" "$1 / askrd"
+	measure "$1" askrd "http://127.0.0.1:$port/"
+	stop_all
+}
+classic_hello_fpm() {
+	local port
+	port=$(free_port)
+	start_fpm_nginx "$1" "$port" "$2"
+	check_response "http://127.0.0.1:$port/" "$1 / nginx + php-fpm"
+	need_opcache "http://127.0.0.1:$port/opcache.php" "$1 / nginx + php-fpm"
+	measure "$1" "nginx + php-fpm" "http://127.0.0.1:$port/"
+	stop_all
+}
+
+# classic_run FN NAME SERVER [ARGS...]: FN NAME ARGS... (one measured run of SERVER), repeated up to
+# CLASSIC_RETRIES times while other processes use 10% or more of the CPUs during it; the repeated
+# runs' CPU figures move from FOREIGN to REPEATED.
+classic_run() {
+	local fn=$1 name=$2 server=$3 try
+	shift 3
+	for ((try = 0; ; try++)); do
+		ROW_TABLE=DISCARD "$fn" "$name" "$@"
+		((${FPCT[$name/$server]:-0} >= 10 && try < CLASSIC_RETRIES)) || break
+		log "$name / $server: disturbed by other processes (${FPCT[$name/$server]}% of the CPUs), measuring again"
+		REPEATED+=("$name / $server ${FPCT[$name/$server]}%")
+		unset 'FOREIGN[-1]'
+	done
+}
+REPEATED=()
+
+# classic_rounds SCENARIO ASKRD_FN FPM_FN [ARGS...]: CLASSIC_ROUNDS rounds of one measured run per
+# server (FN SCENARIO-rN ARGS...), askrd first in odd rounds and php-fpm first in even ones, so a
+# machine that gets busier or quieter during the scenario does not favour one side. Each server's
+# table row is its median round by rps (with that round's p50 and p99), leaving out the rounds in
+# which other processes used 10% or more of the CPUs unless all of them were disturbed; errors are
+# summed over all rounds; a note lists every round's rps. The per-round results stay in RPS etc. as
+# SCENARIO-rN/SERVER.
+classic_rounds() {
+	local s=$1 fa=$2 ff=$3 r
+	shift 3
+	REPEATED=()
+	for ((r = 1; r <= CLASSIC_ROUNDS; r++)); do
+		if ((r % 2 == 1)); then
+			classic_run "$fa" "$s-r$r" askrd "$@"
+			classic_run "$ff" "$s-r$r" "nginx + php-fpm" "$@"
+		else
+			classic_run "$ff" "$s-r$r" "nginx + php-fpm" "$@"
+			classic_run "$fa" "$s-r$r" askrd "$@"
+		fi
+	done
+	if ((${#REPEATED[@]} > 0)); then
+		NOTES+=("- **$s**: runs measured again because other processes used 10% or more of the CPUs during them: $(printf '%s; ' "${REPEATED[@]}" | sed 's/; $//')")
+	fi
+	local server key k mid errn exited list all="" sorted=() clean
+	for server in askrd "nginx + php-fpm"; do
+		for clean in 1 0; do # undisturbed rounds only, else all of them
+			mapfile -t sorted < <(for ((r = 1; r <= CLASSIC_ROUNDS; r++)); do
+				key="$s-r$r/$server"
+				[[ -n ${RPS[$key]:-} ]] && ((clean == 0 || ${FPCT[$key]:-0} < 10)) && echo "${RPS[$key]} $key"
+			done | sort -g)
+			((${#sorted[@]} == 0)) || break
+		done
+		((${#sorted[@]} > 0)) || continue
+		mid=${sorted[$(((${#sorted[@]} - 1) / 2))]#* }
+		errn=0 exited="" list=""
+		for ((r = 1; r <= CLASSIC_ROUNDS; r++)); do
+			key="$s-r$r/$server"
+			errn=$((errn + ${ERRN[$key]:-0}))
+			[[ ${ERRS[$key]:-} != *exited* ]] || exited="; server exited during a run"
+			list+=", $(printf '%.0f' "${RPS[$key]}")"
+			((${FPCT[$key]:-0} < 10)) || list+=" (disturbed: ${FPCT[$key]}%$( ((clean == 0)) || echo ", left out"))"
+		done
+		k="$s/$server"
+		RPS[$k]=${RPS[$mid]} P50[$k]=${P50[$mid]} P99[$k]=${P99[$mid]} MEM[$k]=${MEM[$mid]} ERRS[$k]=$errn$exited
+		ROWS+=("| $s | $server | $(printf '%.0f' "${RPS[$k]}") | $(fmt_ms "${P50[$k]}") | $(fmt_ms "${P99[$k]}") | ${ERRS[$k]} |")
+		all+="; $server ${list#, }"
+	done
+	NOTES+=("- **$s**: rps of each round (askrd first in odd rounds, php-fpm first in even ones; the table shows each server's median round, rounds in which other processes used 10% or more of the CPUs left out when there are others): ${all#; }")
+}
+
+# Debian's WordPress (the wordpress package): the code in WP_ROOT, themes/plugins/uploads in
+# WP_CONTENT (served as /wp-content/), one config file per Host in WP_CONFIG_DIR.
+WP_ROOT=/usr/share/wordpress
+WP_CONTENT=/var/lib/wordpress/wp-content
+WP_CONFIG_DIR=/etc/wordpress
+WP_HOST=""      # the site's host name (unique, resolves nowhere; sent as the Host header)
+MARIADB_SOCK="" # the private MariaDB's socket
+declare -A WP_BYTES # server -> size of the front page it sent
+
+# wp_missing: prints what classic-wordpress lacks (nothing when it can run).
+wp_missing() {
+	local f missing=()
+	for f in "$WP_ROOT/wp-config.php" "$WP_CONTENT/themes/twentytwentythree/theme.json" \
+		/usr/sbin/mariadbd /usr/bin/mariadb-install-db /usr/bin/mariadb /etc/php/8.2/mods-available/mysqli.ini; do
+		[[ -e $f ]] || missing+=("$f")
+	done
+	((${#missing[@]} == 0)) || {
+		echo "${missing[*]} (make deps-wordpress installs wordpress, wordpress-theme-twentytwentythree, mariadb-server, php8.2-mysql)"
+		return
+	}
+	[[ -w $WP_CONFIG_DIR ]] || echo "$WP_CONFIG_DIR is not writable (the site config goes there: run as root)"
+}
+
+wp_version() { sed -n "s/^\$wp_version = '\(.*\)';/\1/p" "$WP_ROOT/wp-includes/version.php" 2>/dev/null; }
+
+rand_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+
+mariadb_sql() { timeout 30 mariadb --no-defaults --socket="$MARIADB_SOCK" -u root -e "$1"; }
+
+# start_mariadb DIR: a private MariaDB with its data in DIR/data, listening only on DIR/mysqld.sock
+# (no TCP); root@localhost authenticates by the socket's peer. Sets MARIADB_SOCK and MARIADB_PID.
+start_mariadb() {
+	local dir=$1 as_root=() deadline
+	mkdir -p "$dir"
+	((EUID != 0)) || as_root=(--user=root) # mariadbd refuses to run as root without it
+	log "classic-wordpress: private MariaDB in $dir"
+	timeout 120 mariadb-install-db --no-defaults --datadir="$dir/data" --skip-test-db \
+		--auth-root-authentication-method=socket "${as_root[@]}" >"$dir/install-db.log" 2>&1 ||
+		{ tail -n 30 "$dir/install-db.log" >&2; die "mariadb-install-db failed (log above)"; }
+	MARIADB_SOCK=$dir/mysqld.sock
+	/usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --socket="$MARIADB_SOCK" --skip-networking \
+		--pid-file="$dir/mysqld.pid" --log-error="$dir/mysqld.log" --innodb-buffer-pool-size=64M \
+		--innodb-use-native-aio=0 "${as_root[@]}" >"$dir/mariadbd.out" 2>&1 &
+	MARIADB_PID=$!
+	HELPER_PIDS+=("$MARIADB_PID")
+	deadline=$((SECONDS + 60))
+	until [[ -S $MARIADB_SOCK ]] && mariadb_sql "SELECT 1" >/dev/null 2>&1; do
+		kill -0 "$MARIADB_PID" 2>/dev/null || { tail -n 30 "$dir/mysqld.log" >&2; die "mariadbd exited (log above)"; }
+		((SECONDS < deadline)) || die "mariadbd not answering on $MARIADB_SOCK after 60s"
+		sleep 0.2
+	done
+}
+
+# wp_site: a private MariaDB with an empty wordpress database, and WP_CONFIG_DIR/config-WP_HOST.php
+# pointing at it (removed on exit). The site is not installed yet (wp_install).
+wp_site() {
+	local password file k keys=""
+	start_mariadb "$TMP/mariadb"
+	password=$(rand_hex 12)
+	mariadb_sql "CREATE DATABASE wordpress CHARACTER SET utf8mb4;
+		CREATE USER 'wordpress'@'localhost' IDENTIFIED BY '$password';
+		GRANT ALL ON wordpress.* TO 'wordpress'@'localhost';" || die "creating the wordpress database failed"
+	WP_HOST=askr-bench-$$-$(rand_hex 4).local
+	file=$WP_CONFIG_DIR/config-$WP_HOST.php
+	(umask 027 && set -o noclobber && : >"$file") || die "cannot create $file"
+	WP_CONFIG=$file
+	for k in AUTH_KEY SECURE_AUTH_KEY LOGGED_IN_KEY NONCE_KEY AUTH_SALT SECURE_AUTH_SALT LOGGED_IN_SALT NONCE_SALT; do
+		keys+="define('$k', '$(rand_hex 32)');"$'\n'
+	done
+	cat >"$file" <<-EOF
+		<?php
+		// Written by askr's bench/run.sh (pid $$) for its classic-wordpress scenario; removed when it
+		// ends. Debian's $WP_ROOT/wp-config.php loads it for Host: $WP_HOST.
+		define('DB_NAME', 'wordpress');
+		define('DB_USER', 'wordpress');
+		define('DB_PASSWORD', '$password');
+		define('DB_HOST', 'localhost:$MARIADB_SOCK'); // host:socket, the bench's private MariaDB
+		define('DB_CHARSET', 'utf8mb4');
+		define('DB_COLLATE', '');
+		$keys
+		// No HTTP from WordPress (update checks, the install's loopback probes, cron): the host name
+		// resolves nowhere and the bench must not depend on the network.
+		define('WP_HTTP_BLOCK_EXTERNAL', true);
+		\$GLOBALS['wp_filter']['block_local_requests'][10][] = array('function' => '__return_true', 'accepted_args' => 1);
+		define('DISABLE_WP_CRON', true);
+		define('AUTOMATIC_UPDATER_DISABLED', true);
+	EOF
+}
+
+# wp_install BASE_URL: the install wizard, once, as a browser would (with the site's Host).
+wp_install() {
+	local base=$1 code password
+	password=Pw-$(rand_hex 12)
+	code=$(curl -s -o "$TMP/body" -w '%{http_code}' --max-time 60 -H "Host: $WP_HOST" "$base/wp-admin/install.php") || true
+	[[ $code == 200 ]] && grep -q 'name="weblog_title"' "$TMP/body" ||
+		{ head -c 2000 "$TMP/body" >&2; die "classic-wordpress: GET /wp-admin/install.php answered $code, not the wizard"; }
+	log "classic-wordpress: installing the site $WP_HOST through $base"
+	code=$(curl -s -o "$TMP/body" -w '%{http_code}' --max-time 120 -H "Host: $WP_HOST" \
+		--data-urlencode "weblog_title=askr bench" --data-urlencode "user_name=askr" \
+		--data-urlencode "admin_password=$password" --data-urlencode "admin_password2=$password" \
+		--data-urlencode "admin_email=askr-bench@example.org" --data-urlencode "blog_public=0" \
+		--data-urlencode "language=" --data-urlencode "Submit=Install WordPress" \
+		"$base/wp-admin/install.php?step=2") || true
+	[[ $code == 200 ]] && grep -q '<h1>Success!</h1>' "$TMP/body" ||
+		{ head -c 2000 "$TMP/body" >&2; die "classic-wordpress: the install wizard answered $code without Success"; }
+}
+
+# wp_check BASE_URL NAME SERVER: the front page is a 200 with the install's post, and /wp-content/
+# (the alias) serves the theme's files.
+wp_check() {
+	local base=$1 label="$2 / $3"
+	check_response "$base/" "$label" -H "Host: $WP_HOST"
+	grep -q 'Hello world!' "$TMP/body" ||
+		{ head -c 2000 "$TMP/body" >&2; die "$label: the front page shows no 'Hello world!' post"; }
+	WP_BYTES[$3]=$(wc -c <"$TMP/body")
+	cp "$TMP/body" "$OUTDIR/wordpress-front-page-${3//[^a-z]/}.html"
+	check_response "$base/wp-content/themes/twentytwentythree/style.css" "$label" -H "Host: $WP_HOST"
+}
+
+# classic_wordpress_askrd NAME, classic_wordpress_fpm NAME: one measured run of each server on the
+# installed site (the caller sets ASKRD_CONFIG, NGINX_* and CONNS).
+classic_wordpress_askrd() {
+	local port
+	port=$(free_port)
+	start_askrd_classic "$1" "$port" "$WP_ROOT"
+	wp_check "http://127.0.0.1:$port" "$1" askrd
+	measure "$1" askrd "http://127.0.0.1:$port/" -H "Host: $WP_HOST" --timeout "$WP_TIMEOUT"
+	stop_all
+}
+classic_wordpress_fpm() {
+	local port
+	port=$(free_port)
+	start_fpm_nginx "$1" "$port" "$WP_ROOT"
+	wp_check "http://127.0.0.1:$port" "$1" "nginx + php-fpm"
+	measure "$1" "nginx + php-fpm" "http://127.0.0.1:$port/" -H "Host: $WP_HOST" --timeout "$WP_TIMEOUT"
+	stop_all
+}
+
+scenario_classic_wordpress() {
+	local port missing cfg
+	missing=$(wp_missing)
+	if [[ -n $missing ]]; then
+		log "SKIPPING classic-wordpress: $missing"
+		NOTES+=("- **classic-wordpress**: skipped: $missing.")
+		return 0
+	fi
+	wp_site
+	# Both servers as Debian's README says: the document root WP_ROOT, /wp-content/ from WP_CONTENT
+	# (static files only). Readiness is polled on a static file, so no PHP runs for a foreign Host.
+	# server_name is the site's, as in a real vhost: WordPress compares asset hosts with SERVER_NAME
+	# (askrd passes the request's host there), so the pages are the same byte for byte.
+	local NGINX_ROUTING=classic NGINX_ALIASES="/wp-content/=$WP_CONTENT/" READY_URL_PATH=/readme.html
+	local NGINX_SERVER_NAME=$WP_HOST
+	cfg=$TMP/askr-wordpress.toml
+	printf '[server]\nalias = { "/wp-content/" = "%s" }\n' "$WP_CONTENT" >"$cfg"
+	local ASKRD_CONFIG=$cfg
+
+	# the install wizard runs once, behind the reference server
+	port=$(free_port)
+	start_fpm_nginx classic-wordpress-install "$port" "$WP_ROOT"
+	wp_install "http://127.0.0.1:$port"
+	stop_all
+
+	CONNS=$WP_CONNS classic_rounds classic-wordpress classic_wordpress_askrd classic_wordpress_fpm
+	ratio_note classic-wordpress goal
+	NOTES+=("- **classic-wordpress**: the front page as checked before the runs: ${WP_BYTES[askrd]} bytes from askrd, ${WP_BYTES[nginx + php-fpm]} from nginx + php-fpm$([[ ${WP_BYTES[askrd]} == "${WP_BYTES[nginx + php-fpm]}" ]] || echo " (**they differ**)") (both pages are kept in bench/out/).")
+
+	stop_pid "$MARIADB_PID"
+	HELPER_PIDS=()
+	rm -f "$WP_CONFIG"
+	WP_CONFIG=""
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -810,6 +1196,12 @@ write_report() {
 		if [[ -n ${RPS["laravel/askrd"]:-} ]]; then
 			echo "- laravel: GET / (web middleware: cookies, file session, CSRF token, Blade view); every request sends the cookies of one earlier visit, like a returning visitor, so each reads and writes one session file"
 		fi
+		if [[ -n ${RPS["classic-hello/askrd"]:-}${RPS["classic-wordpress/askrd"]:-} ]]; then
+			echo "- classic-*: askrd's per-request mode (\`askrd serve --root DIR\`, no worker script: $WORKERS php-cgi processes in FastCGI mode, each request running its PHP file afresh, opcache per process) vs nginx + php-fpm routing the same way (\`try_files \$uri \$uri/ /index.php?\$args\`, PATH_INFO split); classic-hello: a two-line index.php, the same file for both. Each server is measured $CLASSIC_ROUNDS times, the two alternating (a run during which other processes used 10% or more of the CPUs is repeated, up to $CLASSIC_RETRIES times); its row is its median undisturbed round by rps (p50 and p99 of that round), errors summed over all rounds"
+		fi
+		if [[ -n ${RPS["classic-wordpress/askrd"]:-} ]]; then
+			echo "- classic-wordpress: Debian's WordPress $(wp_version) (root $WP_ROOT, \`/wp-content/\` aliased to $WP_CONTENT, theme twentytwentythree), GET / (the front page with the install's \"Hello world!\" post, anonymous, no cookies) with the site's Host header, \`wrk -c$WP_CONNS --timeout $WP_TIMEOUT\` (fewer connections than above: a page takes tens of ms); installed once through its wizard; a private MariaDB $(mariadbd --version 2>/dev/null | awk '{ print $3 }') on a Unix socket serves both runs (its CPU is counted with the server's, not as another process)"
+		fi
 		echo "- CPU idle just before the run (1 s sample): $IDLE_BEFORE%${BUSY:+ (**the machine was busy: other processes compete with the servers; numbers are noisy**)}"
 		echo
 		echo "| scenario | server | rps | p50 | p99 | errors |"
@@ -914,6 +1306,12 @@ main() {
 		case $s in
 		hello) scenario_hello ;;
 		laravel) scenario_laravel ;;
+		classic-hello) scenario_classic_hello ;;
+		classic-wordpress) scenario_classic_wordpress ;;
+		classic)
+			scenario_classic_hello
+			scenario_classic_wordpress
+			;;
 		cow)
 			scenario_cow_respawn
 			scenario_cow_memory
@@ -922,7 +1320,7 @@ main() {
 		cow-respawn) scenario_cow_respawn ;;
 		cow-memory) scenario_cow_memory ;;
 		cow-maxreq) scenario_cow_maxreq ;;
-		*) die "unknown scenario '$s' (SCENARIOS: hello laravel cow, or cow-respawn cow-memory cow-maxreq)" ;;
+		*) die "unknown scenario '$s' (SCENARIOS: hello laravel classic cow, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq)" ;;
 		esac
 	done
 
