@@ -78,6 +78,7 @@ test: deps deps-wordpress build
 
 fuzz:
 	$(GO) test ./internal/channel -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s
+	$(GO) test ./internal/fastcgi -run '^$$' -fuzz FuzzReadRecord -fuzztime 30s
 
 # deps-wordpress: the classic-wordpress scenario (Debian's WordPress on a private MariaDB).
 bench: deps-bench deps-wordpress build

@@ -299,7 +299,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rs *responder, 
 	}
 	if rs.spilled {
 		// Part of the response is out; cut the connection so the client cannot take it for whole.
-		h.log.Warn("response cut short", "err", err, "uri", r.RequestURI)
+		if r.Context().Err() != nil {
+			h.log.Debug("client left during the response", "err", err, "uri", r.RequestURI) // as nginx, no warning
+		} else {
+			h.log.Warn("response cut short", "err", err, "uri", r.RequestURI)
+		}
 		panic(http.ErrAbortHandler)
 	}
 	switch {
