@@ -724,8 +724,9 @@ func (h *Handler) cgiVars(r *http.Request, size int64, scriptName, pathInfo, doc
 	}
 	for name := range names {
 		values := r.Header[name]
-		// As nginx: headers with "_" are dropped (they could pose as others), Proxy too (httpoxy).
-		if strings.IndexByte(name, '_') >= 0 || name == "Proxy" || len(values) == 0 {
+		// As nginx (ignore_invalid_headers): only names of letters, digits and "-" pass; "_" or "."
+		// would let a header pose as another (PHP turns "." into "_"). Proxy neither (httpoxy).
+		if !validHeaderName(name) || name == "Proxy" || len(values) == 0 {
 			continue
 		}
 		sep := ", "
@@ -734,4 +735,15 @@ func (h *Handler) cgiVars(r *http.Request, size int64, scriptName, pathInfo, doc
 		}
 		add("HTTP_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")), strings.Join(values, sep))
 	}
+}
+
+// validHeaderName reports whether a request header's name is made of ASCII letters, digits and "-".
+func validHeaderName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return name != ""
 }

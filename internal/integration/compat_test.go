@@ -416,6 +416,22 @@ func TestResponseEdges(t *testing.T) {
 	if r := s.get("/ob-loop"); r.body != "kept level 1 after 5 tries" {
 		t.Errorf("/ob-loop = %q; want \"kept level 1 after 5 tries\"", r.body)
 	}
+	// What askr_defer() callbacks output or flush goes nowhere; the next request is whole.
+	if r := s.get("/defer-flush"); r.body != "main" {
+		t.Errorf("/defer-flush = %q", r.body)
+	}
+	if r := s.get("/"); r.status != 200 || r.body != "worker ok" {
+		t.Errorf("the request after /defer-flush = %d %q", r.status, r.body)
+	}
+	// flush() before any output sends nothing, so later headers still count.
+	if r := s.get("/flush-first"); r.body != "x" || r.header.Get("X-After-Flush") != "1" {
+		t.Errorf("/flush-first = %q, X-After-Flush %q", r.body, r.header.Get("X-After-Flush"))
+	}
+	// ignore_user_abort() is php.ini's again at every request.
+	s.get("/ignore-abort?set=1")
+	if r := s.get("/ignore-abort"); r.body != "0" {
+		t.Errorf("ignore_user_abort() after a request that set it = %q; want 0", r.body)
+	}
 	// php-cgi offers no fastcgi_finish_request() (askr_defer() runs work after the response).
 	if r := s.get("/functions"); r.body != `{"fastcgi_finish_request":false}` {
 		t.Errorf("/functions = %q", r.body)

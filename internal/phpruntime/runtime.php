@@ -68,6 +68,10 @@ final class Runtime
     /** askrd said the client has gone; $abortApplied once connection_aborted() says so too. */
     private static bool $aborted = false;
     private static bool $abortApplied = false;
+    /** The current request's End has gone: what askr_defer() callbacks output goes nowhere. */
+    private static bool $responded = false;
+    /** php.ini's ignore_user_abort, restored at every request as php-fpm does. */
+    private static bool $ignoreAbort = false;
 
     public static function boot(): void
     {
@@ -89,6 +93,7 @@ final class Runtime
         self::$timeLimit = (int) ini_get('max_execution_time');
         set_time_limit(0); // idle waits never count; each request restarts the limit
         self::$exposePHP = (bool) ini_get('expose_php');
+        self::$ignoreAbort = (bool) ini_get('ignore_user_abort');
         self::$requestOrder = strtoupper((string) (ini_get('request_order') ?: ini_get('variables_order')));
         $type = (string) ini_get('default_mimetype');
         $charset = (string) ini_get('default_charset');
@@ -123,7 +128,7 @@ final class Runtime
      */
     public static function onFlush(): void
     {
-        if (!self::$inRequest) {
+        if (!self::$inRequest || self::$responded) {
             return;
         }
         if (ob_get_level() === self::$obLevel) {
@@ -140,6 +145,9 @@ final class Runtime
     /** Sends the head (once) and the output so far, and asks askrd to pass it on at once. */
     private static function sendNow(): void
     {
+        if (self::$pending === '' && !self::$headSent) {
+            return; // as PHP, which sends the headers with the first output, not at flush()
+        }
         if (!self::$headSent) {
             self::write(self::head(false));
         }
@@ -181,6 +189,9 @@ final class Runtime
     {
         if (($phase & PHP_OUTPUT_HANDLER_CLEAN) !== 0) {
             return '';
+        }
+        if (self::$responded) {
+            return ''; // askr_defer() callbacks have no client to write to
         }
         self::$pending .= $buffer;
         if (self::$inRequest && ($phase & PHP_OUTPUT_HANDLER_FLUSH) !== 0) {
@@ -413,7 +424,8 @@ final class Runtime
             }
             askr_ext_request_begin($tmp);
         }
-        self::$aborted = self::$abortApplied = false;
+        self::$aborted = self::$abortApplied = self::$responded = false;
+        ignore_user_abort(self::$ignoreAbort);
         $_REQUEST = [];
         foreach (str_split(self::$requestOrder) as $c) {
             match ($c) {
@@ -574,6 +586,7 @@ final class Runtime
             self::write($end);
         }
         self::$headSent = false;
+        self::$responded = true;
         header_remove();
         http_response_code(200);
     }
@@ -653,7 +666,7 @@ final class Runtime
 
     public static function lastShutdown(): void
     {
-        if (!self::$inRequest) {
+        if (!self::$inRequest || self::$responded) { // between requests, or in askr_defer() callbacks
             self::takeOutput();
             // php-cgi prints its headers to stdout as the script ends (a fatal error adds "Status:
             // 500"); with none left there is nothing to print.

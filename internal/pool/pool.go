@@ -139,6 +139,7 @@ type worker struct {
 	served int
 	memory atomic.Uint64 // PHP's memory_get_usage() after the last request
 	busy   atomic.Bool
+	loans  atomic.Int64 // requests it was lent for (see lend)
 	// servedTotal mirrors served for readers other than the request goroutine.
 	servedTotal atomic.Int64
 	dead        atomic.Bool // the process exited
@@ -657,8 +658,8 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 	for {
 		select {
 		case w := <-p.idle:
-			if w.dead.Load() {
-				continue // exited while idle; run replaces it
+			if w.dead.Load() || w.ending.Load() {
+				continue // exited, or killed, while idle; run replaces it
 			}
 			return w, nil
 		default:
@@ -692,7 +693,7 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !w.dead.Load() {
+		if !w.dead.Load() && !w.ending.Load() {
 			return w, nil
 		}
 	}
@@ -798,12 +799,18 @@ func (p *Pool) lend(ctx context.Context) (w *worker, timedOut *atomic.Bool, give
 	}
 	p.busy.Add(1)
 	w.busy.Store(true)
+	// The worker goes back to the idle channel (release) before this loan's bookkeeping ends: the
+	// loan number keeps a late timer or giveBack from touching the worker's next request.
+	loan := w.loans.Add(1)
 	timedOut = new(atomic.Bool)
 	var t *time.Timer
 	if p.opt.RequestTimeout > 0 {
 		t = time.AfterFunc(p.opt.RequestTimeout, func() {
+			if w.loans.Load() != loan {
+				return
+			}
 			timedOut.Store(true)
-			w.ending.Store(true)
+			w.ending.Store(true) // acquire never hands out an ending worker
 			w.proc.Kill()
 		})
 	}
@@ -811,7 +818,9 @@ func (p *Pool) lend(ctx context.Context) (w *worker, timedOut *atomic.Bool, give
 		if t != nil {
 			t.Stop()
 		}
-		w.busy.Store(false)
+		if w.loans.Load() == loan {
+			w.busy.Store(false)
+		}
 		p.busy.Add(-1)
 	}, nil
 }

@@ -248,6 +248,27 @@ $handler = static function (array $request) use (&$count, &$started, $version): 
             }
             echo 'level ', ob_get_level(), ' after ', $tries, ' tries';
             return;
+        case '/defer-flush':
+            // Output of askr_defer() callbacks has no client: it must not reach the next request.
+            askr_defer(static function (): void {
+                echo 'late output';
+                flush();
+                ob_flush();
+            });
+            echo 'main';
+            return;
+        case '/flush-first':
+            flush(); // nothing output yet: the headers stay open, as in PHP
+            header('X-After-Flush: 1');
+            echo 'x';
+            return;
+        case '/ignore-abort':
+            $was = ignore_user_abort();
+            if (isset($_GET['set'])) {
+                ignore_user_abort(true);
+            }
+            echo $was;
+            return;
         case '/functions':
             echo json_encode(['fastcgi_finish_request' => function_exists('fastcgi_finish_request')]);
             return;
