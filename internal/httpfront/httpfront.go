@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,6 +143,9 @@ func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) bool {
 	if rel == "" || rel == "." || !servable(rel) {
 		return false
 	}
+	if !targetServable(h.opt.Root, rel) {
+		return false
+	}
 	f, err := h.root.Open(rel)
 	if err != nil {
 		return false
@@ -167,6 +171,18 @@ func servable(rel string) bool {
 		}
 	}
 	return true
+}
+
+// targetServable reports whether rel under dir, if its last element is a symbolic link, leads to a
+// file whose own name may be served too: a link "a.txt" → "config.php" must not publish PHP source.
+func targetServable(dir, rel string) bool {
+	full := filepath.Join(dir, rel)
+	fi, err := os.Lstat(full)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return true
+	}
+	real, err := filepath.EvalSymlinks(full)
+	return err == nil && servable(filepath.Base(real))
 }
 
 // bufferSize is how much of a response askrd takes from a worker before it writes to the client:

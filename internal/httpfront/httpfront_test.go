@@ -1,6 +1,10 @@
 package httpfront
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 func TestServable(t *testing.T) {
 	for _, tc := range []struct {
@@ -21,6 +25,25 @@ func TestServable(t *testing.T) {
 	} {
 		if got := servable(tc.rel); got != tc.want {
 			t.Errorf("servable(%q) = %v; want %v", tc.rel, got, tc.want)
+		}
+	}
+}
+
+func TestTargetServable(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"config.php", "real.txt", ".env"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"a.txt": "config.php", "b.txt": "real.txt", "c.txt": ".env", "d.txt": "a.txt", "e.txt": "missing"} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for rel, want := range map[string]bool{"real.txt": true, "b.txt": true, "a.txt": false, "c.txt": false, "d.txt": false, "e.txt": false, "none.txt": true} {
+		if got := targetServable(dir, rel); got != want {
+			t.Errorf("targetServable(%q) = %v; want %v", rel, got, want)
 		}
 	}
 }

@@ -301,7 +301,7 @@ func (rootInfo) Mode() fs.FileMode { return fs.ModeDir }
 // static is the route of a regular file at rel: 403 if it must not be served (a PHP source), else
 // the open file when read is set.
 func (t *tree) static(rel string, fi fs.FileInfo, read bool) route {
-	if !servable(rel) {
+	if !servable(rel) || !targetServable(t.dir, rel) {
 		return route{kind: routeForbidden}
 	}
 	if !read {
