@@ -3,8 +3,6 @@ package pool
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -88,30 +86,6 @@ func (s *convStarter) proc(i int) *convProc {
 	return s.procs[i]
 }
 
-func startConvPool(t *testing.T, opt Options, s *convStarter) *Pool {
-	t.Helper()
-	opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if opt.QueueTimeout == 0 {
-		opt.QueueTimeout = 5 * time.Second
-	}
-	if opt.QueueSize == 0 {
-		opt.QueueSize = 16
-	}
-	p := New(opt, s)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("pool did not stop")
-		}
-	})
-	return p
-}
-
 // waitCond polls cond for up to 5 s.
 func waitCond(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -136,7 +110,7 @@ func pidOf(got *int, o Outcome) func(Process) Outcome {
 // Stop frames) when max_requests retires them.
 func TestCallAndMaxRequests(t *testing.T) {
 	s := &convStarter{}
-	p := startConvPool(t, Options{Workers: 1, MaxRequests: 2}, s)
+	p := startPool(t, Options{Workers: 1, MaxRequests: 2}, s)
 	waitReady(t, p)
 	var pids []int
 	for i := range 4 {
@@ -166,7 +140,7 @@ func TestCallAndMaxRequests(t *testing.T) {
 // process that is fine (a bad response, a client gone) is returned as it is and keeps the process.
 func TestCallOutcomes(t *testing.T) {
 	s := &convStarter{}
-	p := startConvPool(t, Options{Workers: 1}, s)
+	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
 	bad := errors.Join(ErrBadResponse, errors.New("no head"))
 	var pid int
@@ -188,7 +162,7 @@ func TestCallOutcomes(t *testing.T) {
 // An Unsent request goes to another process; a Broken one that was sent does not.
 func TestCallRetriesUnsent(t *testing.T) {
 	s := &convStarter{}
-	p := startConvPool(t, Options{Workers: 2}, s)
+	p := startPool(t, Options{Workers: 2}, s)
 	waitReady(t, p)
 	var tries []int
 	err := p.Call(context.Background(), func(proc Process) Outcome {
@@ -205,7 +179,7 @@ func TestCallRetriesUnsent(t *testing.T) {
 
 func TestCallTimeoutKillsProcess(t *testing.T) {
 	s := &convStarter{}
-	p := startConvPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
+	p := startPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
 	waitReady(t, p)
 	err := p.Call(context.Background(), func(proc Process) Outcome {
 		<-proc.Done() // runs until killed
@@ -225,7 +199,7 @@ func TestCallTimeoutKillsProcess(t *testing.T) {
 func TestConversationGreetAndPing(t *testing.T) {
 	s := &convStarter{}
 	s.greetFails.Store(true)
-	p := startConvPool(t, Options{Workers: 1}, s)
+	p := startPool(t, Options{Workers: 1}, s)
 	waitCond(t, "three greet attempts", func() bool { return s.started() >= 3 })
 	if err := p.Call(context.Background(), pidOf(new(int), Outcome{})); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Call while no process answers = %v; want ErrUnavailable", err)
@@ -247,7 +221,7 @@ func TestConversationGreetAndPing(t *testing.T) {
 // A rolling reload greets and pings a canary Conversation process, then replaces the others.
 func TestConversationReload(t *testing.T) {
 	s := &convStarter{}
-	p := startConvPool(t, Options{Workers: 2}, s)
+	p := startPool(t, Options{Workers: 2}, s)
 	waitReady(t, p)
 	if err := p.Reload(); err != nil {
 		t.Fatalf("Reload() = %v", err)

@@ -147,7 +147,8 @@ func (r *recorder) Body(b []byte) error {
 }
 func (r *recorder) Flush() error { r.flushes++; return nil }
 
-func startPool(t *testing.T, opt Options, s *fakeStarter) *Pool {
+// startPool runs a pool of s's processes until the test ends.
+func startPool(t *testing.T, opt Options, s Starter) *Pool {
 	t.Helper()
 	opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if opt.QueueTimeout == 0 {
