@@ -16,6 +16,7 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,17 +32,17 @@ func lvSkipWithoutPHP(t *testing.T) {
 	}
 }
 
-// lvCopyApp copies examples/laravel to dst without what the app writes at run time (storage,
-// bootstrap/cache): the worker script must create those directories itself.
-func lvCopyApp(t *testing.T, dst string) {
+// copyExample copies examples/NAME to dst, leaving out the directories skip names (relative to
+// the example): what the app writes at run time, which its worker script must create itself.
+func copyExample(t *testing.T, name, dst string, skip ...string) {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), "examples", "laravel")
+	src := filepath.Join(repoRoot(t), "examples", name)
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if rel == "storage" || rel == filepath.Join("bootstrap", "cache") {
+		if slices.Contains(skip, rel) {
 			return fs.SkipDir
 		}
 		target := filepath.Join(dst, rel)
@@ -55,7 +56,7 @@ func lvCopyApp(t *testing.T, dst string) {
 		return os.WriteFile(target, data, 0o644)
 	})
 	if err != nil {
-		t.Fatalf("copy the Laravel example: %v", err)
+		t.Fatalf("copy the %s example: %v", name, err)
 	}
 }
 
@@ -76,7 +77,7 @@ func lvStart(t *testing.T, args ...string) *lvServer {
 func lvStartConfig(t *testing.T, config string, args ...string) *lvServer {
 	t.Helper()
 	base := filepath.Join(t.TempDir(), "laravel")
-	lvCopyApp(t, base)
+	copyExample(t, "laravel", base, "storage", filepath.Join("bootstrap", "cache"))
 	s := startAskrd(t, opts{
 		root:   filepath.Join(base, "public"),
 		script: filepath.Join(repoRoot(t), "examples", "laravel-worker.php"),

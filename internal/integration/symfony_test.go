@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"mime/multipart"
 	"net/http/cookiejar"
 	"net/textproto"
@@ -42,29 +41,8 @@ func sfSkipWithoutSymfony(t *testing.T) {
 // and returns once its workers are ready. askrd gets SIGTERM when t ends.
 func sfStart(t *testing.T, args ...string) *lvServer {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), "examples", "symfony")
 	base := filepath.Join(t.TempDir(), "symfony")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if rel == "var" {
-			return fs.SkipDir
-		}
-		target := filepath.Join(base, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copy the Symfony example: %v", err)
-	}
+	copyExample(t, "symfony", base, "var")
 	s := startAskrd(t, opts{
 		root:   filepath.Join(base, "public"),
 		script: filepath.Join(repoRoot(t), "examples", "symfony-worker.php"),
