@@ -86,15 +86,6 @@ func (m memoryBound) check(limit int64) {
 	}
 }
 
-func workerPID(t testing.TB, s *server) int {
-	t.Helper()
-	pid, err := strconv.Atoi(s.get("/pid").body)
-	if err != nil {
-		t.Fatalf("/pid: %v", err)
-	}
-	return pid
-}
-
 // TestHugeBodyThroughPHPInput: a 100 MB PUT is spooled by askrd and read in pieces through
 // php://input; neither askrd nor the worker holds it in memory.
 func TestHugeBodyThroughPHPInput(t *testing.T) {
@@ -102,7 +93,7 @@ func TestHugeBodyThroughPHPInput(t *testing.T) {
 		t.Skip("100 MB body")
 	}
 	s := startAskrd(t, opts{args: []string{"--workers", "1"}, config: "[server]\nmax_body_size = \"128M\"\n"})
-	wpid := workerPID(t, s)
+	wpid := pidOf(t, s)
 	askrdMem, workerMem := watchMemory(t, "askrd", s.cmd.Process.Pid), watchMemory(t, "worker", wpid)
 
 	const size = 100 << 20
@@ -131,7 +122,7 @@ func TestHugeBodyThroughPHPInput(t *testing.T) {
 	}
 	askrdMem.check(64 << 20)
 	workerMem.check(64 << 20)
-	if wpid2 := workerPID(t, s); wpid2 != wpid {
+	if wpid2 := pidOf(t, s); wpid2 != wpid {
 		t.Errorf("worker %d was replaced by %d", wpid, wpid2)
 	}
 	s.noTempFiles()
