@@ -50,9 +50,16 @@ func NewPerRequest(opt Options, b FastCGIBackend) (*Handler, error) {
 func (h *Handler) servePerRequest(w http.ResponseWriter, r *http.Request) {
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	rt := h.routes.route(r.URL.Path, read)
-	switch rt.kind {
-	case routeScript:
+	if rt.kind == routeScript {
 		h.serveFastCGI(w, r, rt)
+		return
+	}
+	h.answer(w, r, rt)
+}
+
+// answer answers a route that runs no PHP: a static file, a redirect or an error.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rt route) {
+	switch rt.kind {
 	case routeStatic:
 		if rt.file == nil {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -83,22 +90,7 @@ func (h *Handler) serveAlias(w http.ResponseWriter, r *http.Request) bool {
 			continue
 		}
 		read := r.Method == http.MethodGet || r.Method == http.MethodHead
-		switch rt := a.route(p, read); rt.kind {
-		case routeStatic:
-			if rt.file == nil {
-				w.Header().Set("Allow", "GET, HEAD")
-				h.fail(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on a static file")
-				return true
-			}
-			defer rt.file.Close()
-			serveFile(w, r, rt.file, rt.info)
-		case routeRedirect:
-			h.redirect(w, r, rt.location)
-		case routeForbidden:
-			h.fail(w, http.StatusForbidden, "not served")
-		default:
-			h.fail(w, http.StatusNotFound, "no such file")
-		}
+		h.answer(w, r, a.route(p, read)) // an alias never runs PHP
 		return true
 	}
 	return false
