@@ -143,16 +143,13 @@ func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) bool {
 	if rel == "" || rel == "." || !servable(rel) {
 		return false
 	}
-	if !targetServable(h.opt.Root, rel) {
-		return false
-	}
 	f, err := h.root.Open(rel)
 	if err != nil {
-		return false
+		return false // most often: a route of the app, not a file
 	}
 	defer f.Close()
 	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
+	if err != nil || !st.Mode().IsRegular() || !targetServable(h.opt.Root, rel) {
 		return false
 	}
 	w.Header().Set("Etag", fmt.Sprintf(`"%x-%x"`, st.ModTime().Unix(), st.Size()))
