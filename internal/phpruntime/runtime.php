@@ -72,6 +72,8 @@ final class Runtime
     private static bool $responded = false;
     /** php.ini's ignore_user_abort, restored at every request as php-fpm does. */
     private static bool $ignoreAbort = false;
+    /** post_max_size in bytes (PHP_INI_PERDIR: fixed for the worker's life); 0: no limit. */
+    private static int $postMax = 0;
 
     public static function boot(): void
     {
@@ -94,6 +96,7 @@ final class Runtime
         set_time_limit(0); // idle waits never count; each request restarts the limit
         self::$exposePHP = (bool) ini_get('expose_php');
         self::$ignoreAbort = (bool) ini_get('ignore_user_abort');
+        self::$postMax = max(0, ini_parse_quantity((string) ini_get('post_max_size')));
         self::$requestOrder = strtoupper((string) (ini_get('request_order') ?: ini_get('variables_order')));
         $type = (string) ini_get('default_mimetype');
         $charset = (string) ini_get('default_charset');
@@ -117,9 +120,8 @@ final class Runtime
     /** The upload limits of this worker's PHP configuration, for askrd's multipart parser (Hello). */
     private static function limits(): string
     {
-        $size = static fn (string $key): int => max(0, ini_parse_quantity((string) ini_get($key)));
         return sprintf("\n%d\n%d\n%d\n%d", ini_get('file_uploads') ? 1 : 0, max(0, (int) ini_get('max_file_uploads')),
-            $size('upload_max_filesize'), $size('post_max_size'));
+            max(0, ini_parse_quantity((string) ini_get('upload_max_filesize'))), self::$postMax);
     }
 
     /**
@@ -389,7 +391,7 @@ final class Runtime
         self::$inputFile = $r['body_file'];
         $post = [];
         $files = [];
-        $postMax = ini_parse_quantity((string) ini_get('post_max_size'));
+        $postMax = self::$postMax;
         if ($cgi['REQUEST_METHOD'] === 'POST' && $postMax > 0 && (int) ($cgi['CONTENT_LENGTH'] ?? 0) > $postMax) {
             // As PHP: a POST body over post_max_size fills neither $_POST nor $_FILES.
             self::log(sprintf('PHP Warning:  PHP Request Startup: POST Content-Length of %d bytes exceeds the limit of %d bytes in Unknown on line 0',
