@@ -910,11 +910,9 @@ func (p *Pool) answer(w *worker, resp Response) (answered bool, err error) {
 	var bad error       // the app's response is invalid: read on to its End, keep the worker
 	var gone error      // the client went away mid-response: the worker was told, read on to its End
 	var told chan error // the Abort frame's write
-	respond := func(call func() error) {
-		if gone != nil {
-			return
-		}
-		if err := call(); err != nil {
+	// delivered notes the outcome of passing part of the answer on; calls are skipped once gone.
+	delivered := func(err error) {
+		if err != nil {
 			gone = err
 			// As php-fpm notices a client that left when it writes to it: connection_aborted()
 			// becomes 1 in the worker, which may stop (or, with ignore_user_abort, finish). The
@@ -954,7 +952,9 @@ func (p *Pool) answer(w *worker, resp Response) (answered bool, err error) {
 			if err != nil {
 				return headDone, err
 			}
-			respond(func() error { return resp.Head(status, hs) })
+			if gone == nil {
+				delivered(resp.Head(status, hs))
+			}
 		case channel.TypeBody:
 			if !headDone {
 				return headDone, fmt.Errorf("%w: body before head", channel.ErrProtocol)
@@ -962,9 +962,11 @@ func (p *Pool) answer(w *worker, resp Response) (answered bool, err error) {
 			if bad != nil {
 				continue
 			}
-			respond(func() error { return resp.Body(f.Payload) })
-			if f.Flags&channel.FlagFlush != 0 {
-				respond(resp.Flush)
+			if gone == nil {
+				delivered(resp.Body(f.Payload))
+			}
+			if gone == nil && f.Flags&channel.FlagFlush != 0 {
+				delivered(resp.Flush())
 			}
 		case channel.TypeEnd:
 			if !headDone {
