@@ -78,10 +78,14 @@ boot() {
 ns() { nsenter -t "$LEADER" -a "$@"; }
 
 # journal_has UNIT REGEX: whether the unit's journal shows REGEX within 10 s (journald writes
-# asynchronously).
+# asynchronously). The journal is read whole before grep looks at it: with pipefail, `journalctl |
+# grep -q` fails when grep matches early and journalctl dies of SIGPIPE on a long journal (after a
+# watchdog abort has printed every goroutine's stack).
 journal_has() {
+	local journal
 	for _ in $(seq 1 100); do
-		ns journalctl -u "$1" --no-pager 2>/dev/null | grep -q -E "$2" && return 0
+		journal=$(ns journalctl -u "$1" --no-pager 2>/dev/null || true)
+		grep -q -E "$2" <<<"$journal" && return 0
 		sleep 0.1
 	done
 	return 1
