@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -131,6 +132,9 @@ func (f *serveFlags) resolve(args []string, implicitConfig bool) (config.Config,
 		}
 	}
 	f.fs.Visit(func(fl *flag.Flag) {
+		if key, ok := flagKeys[fl.Name]; ok {
+			c.Overridden(key) // its errors then point at the flag, not at the file
+		}
 		switch fl.Name {
 		case "root":
 			c.Server.Root = f.root
@@ -168,6 +172,14 @@ func (f *serveFlags) resolve(args []string, implicitConfig bool) (config.Config,
 		return c, err
 	}
 	return c, c.Validate()
+}
+
+// flagKeys maps each serve flag that sets a key of askr.toml to that key.
+var flagKeys = map[string]string{
+	"root": "server.root", "front": "server.front", "worker-script": "worker.script", "workers": "server.workers",
+	"max-requests": "server.max_requests", "max-body-size": "server.max_body_size", "listen": "server.listen",
+	"ini": "worker.ini", "cow": "worker.cow", "header-read-timeout": "server.header_read_timeout",
+	"request-timeout": "server.request_timeout",
 }
 
 // applyEnv fills what neither file nor flags set from the environment, as the original askr does.
@@ -226,6 +238,9 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "askrd: %v\n", err)
 		return ExitConfig
 	}
+	for _, n := range c.Notices {
+		fmt.Fprintf(stderr, "askrd: warning: %v\n", n)
+	}
 	fmt.Fprintf(stdout, "# %s is valid; resolved settings:\n%s", args[0], c.Dump())
 	return ExitOK
 }
@@ -248,6 +263,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return ExitConfig
 	}
 	log := newLogger(stderr)
+	for _, n := range c.Notices {
+		log.Warn(n.Msg, "key", n.Key, "at", fmt.Sprintf("%s:%d", n.File, n.Line))
+	}
 	ctx, reload, stop := signals(c.Worker.Cow, log)
 	defer stop()
 	if err := serve(ctx, c, reload, log); err != nil {
@@ -313,7 +331,7 @@ func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *sl
 	if lns.Activated {
 		log.Info("serving on the sockets systemd passed; listen from the configuration is not used", "listen", c.Server.Listen)
 	}
-	if lns.HTTPS != nil && c.TLS.Cert == "" {
+	if lns.HTTPS != nil && !c.TLS.Enabled() {
 		return &config.Error{Key: "tls", Msg: "systemd passes an \"https\" socket but [tls] cert and key are not set"}
 	}
 	return Run(ctx, c, lns, reload, binary, ini, log)
@@ -365,7 +383,7 @@ func extension(ctx context.Context, c config.Config, phpCGI string, ini []string
 		}
 	}
 	if err != nil {
-		return "", &config.Error{File: c.File, Key: "worker.extension", Msg: err.Error()}
+		return "", c.Err("worker.extension", "%v", err)
 	}
 	if path == "" {
 		return phpext.None, nil
@@ -470,6 +488,16 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	}
 	defer h.Close()
 
+	var tlsConfig *tls.Config // nil: ServeTLS loads [tls] cert and key
+	if c.TLS.SelfSigned {
+		cert, err := selfSigned(s.Listen, time.Now())
+		if err != nil {
+			return fmt.Errorf("tls.self_signed: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		log.Warn("serving HTTPS with a self-signed certificate (tls.self_signed): for development only", "names", strings.Join(cert.Leaf.DNSNames, ","), "ips", fmt.Sprint(cert.Leaf.IPAddresses))
+	}
+
 	poolCtx, cancelPool := context.WithCancel(context.Background())
 	poolDone := make(chan error, 1)
 	go func() { poolDone <- p.Run(poolCtx) }()
@@ -480,6 +508,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	}
 
 	srv := &http.Server{
+		TLSConfig:         tlsConfig,
 		Handler:           h,
 		ReadHeaderTimeout: s.HeaderReadTimeout.D(),
 		IdleTimeout:       s.IdleTimeout.D(),
@@ -493,7 +522,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	for _, l := range []struct {
 		ln  net.Listener
 		tls bool
-	}{{lns.HTTP, c.TLS.Cert != "" && lns.HTTPS == nil}, {lns.HTTPS, true}} {
+	}{{lns.HTTP, c.TLS.Enabled() && lns.HTTPS == nil}, {lns.HTTPS, true}} {
 		if l.ln == nil {
 			continue
 		}
@@ -507,7 +536,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 		}()
 	}
 	attrs := []any{"version", version.Version, "listen", strings.Join(addrs, ","), "mode", mode,
-		"workers", s.WorkerCount(), "root", s.Root, "tls", c.TLS.Cert != ""}
+		"workers", s.WorkerCount(), "root", s.Root, "tls", c.TLS.Enabled()}
 	if c.Worker.Script != "" {
 		attrs = append(attrs, "script", c.Worker.Script, "extension", pc.Extension)
 	}

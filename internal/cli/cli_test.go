@@ -3,12 +3,16 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -132,9 +136,9 @@ func TestMainConfigCheckBad(t *testing.T) {
 		{"testdata/bad-unknown-key.toml", []string{"testdata/bad-unknown-key.toml:3: server.max_request: unknown key"}},
 		{"testdata/bad-syntax.toml", []string{"testdata/bad-syntax.toml:2: "}},
 		{"testdata/bad-size.toml", []string{"testdata/bad-size.toml:3: server.max_body_size: ", `"8Q"`}},
-		{"testdata/bad-workers.toml", []string{"testdata/bad-workers.toml: server.workers: must be from 1 to 1024"}},
-		{"testdata/bad-cow.toml", []string{"testdata/bad-cow.toml: worker.cow: ", "needs a worker script"}},
-		{"testdata/bad-extension.toml", []string{"testdata/bad-extension.toml: worker.extension: ", "testdata/app/askr.so is not a readable file"}},
+		{"testdata/bad-workers.toml", []string{"testdata/bad-workers.toml:3: server.workers: must be from 1 to 1024"}},
+		{"testdata/bad-cow.toml", []string{"testdata/bad-cow.toml:5: worker.cow: ", "needs a worker script"}},
+		{"testdata/bad-extension.toml", []string{"testdata/bad-extension.toml:6: worker.extension: ", "testdata/app/askr.so is not a readable file"}},
 		{missing, []string{missing + ": ", "no such file"}},
 	}
 	for _, tt := range tests {
@@ -193,7 +197,9 @@ func TestMainServeConfigErrors(t *testing.T) {
 		{[]string{"serve", "--config", "testdata/bad-size.toml"}, []string{"testdata/bad-size.toml:3: server.max_body_size"}},
 		{[]string{"serve", "--config", "testdata/bad-cow.toml"}, []string{"needs a worker script"}},
 		// Flags given with a file: a flag's bad value is still refused, and so is the file's syntax error.
-		{[]string{"serve", "--config", "testdata/bad-workers.toml", "--workers", "0"}, []string{"server.workers"}},
+		// The flag set the bad value, not the file: the error names no line of the file.
+		{[]string{"serve", "--config", "testdata/bad-workers.toml", "--workers", "0"}, []string{"configuration error: server.workers: must be from 1 to 1024"}},
+		{[]string{"serve", "--config", "testdata/good.toml", "--workers", "2000"}, []string{"configuration error: server.workers: must be from 1 to 1024"}},
 		{[]string{"serve", "--config", "testdata/bad-syntax.toml", "--listen", "127.0.0.1:0"}, []string{"testdata/bad-syntax.toml:2: "}},
 	}
 	for _, tt := range tests {
@@ -557,4 +563,117 @@ func TestExtension(t *testing.T) {
 		!strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[0], phpext.Degraded) {
 		t.Errorf("extension(auto) logged %q; want one warning saying %q", logs.String(), phpext.Degraded)
 	}
+}
+
+// originalFixture copies internal/config's askr.toml of the original askr, which uses every key of
+// the original, with its paths made absolute, and returns the copy's path.
+func originalFixture(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile("../config/testdata/original-askr.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "askr.toml")
+	out := strings.ReplaceAll(string(src), `"testdata/app`, `"`+abs(t, "../config/testdata/app"))
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// config-check of an original askr.toml succeeds and lists, as warnings, the keys this version
+// ignores: the notices of internal/config's golden file, each once.
+func TestMainConfigCheckOriginal(t *testing.T) {
+	clearEnv(t)
+	path := originalFixture(t)
+	code, out, errOut := run("config-check", path)
+	if code != ExitOK || !strings.HasPrefix(out, "# "+path+" is valid; resolved settings:\n") {
+		t.Fatalf("Main(config-check %s) = %d, stdout %q, stderr %q; want %d", path, code, out, errOut, ExitOK)
+	}
+	golden, err := os.ReadFile("../config/testdata/original-askr.notices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for line := range strings.Lines(string(golden)) {
+		want.WriteString("askrd: warning: " + strings.Replace(line, "testdata/original-askr.toml", path, 1))
+	}
+	if errOut != want.String() {
+		t.Errorf("Main(config-check %s) stderr =\n%s\nwant\n%s", path, errOut, want.String())
+	}
+	if !strings.Contains(out, "self_signed = false\n") {
+		t.Errorf("Main(config-check %s) stdout = %s; want self_signed in [tls]", path, out)
+	}
+}
+
+// A key of the original that this version would ignore at the cost of security or correctness is
+// a configuration error, for config-check and serve alike.
+func TestMainOriginalRefused(t *testing.T) {
+	clearEnv(t)
+	path, _ := writeConfig(t, "[server]\nroot = \"$DIR/public\"\nsandbox = true\n")
+	want := "askrd: " + path + ":3: server.sandbox: not supported by this version; the workers would not be confined."
+	if code, out, errOut := run("config-check", path); code != ExitConfig || out != "" || !strings.HasPrefix(errOut, want) {
+		t.Errorf("Main(config-check %s) = %d, stdout %q, stderr %q; want %d and %q…", path, code, out, errOut, ExitConfig, want)
+	}
+	want = "askrd: configuration error: " + path + ":3: server.sandbox: "
+	if code, _, errOut := run("serve", "--config", path); code != ExitConfig || !strings.HasPrefix(errOut, want) {
+		t.Errorf("Main(serve --config %s) = %d, stderr %q; want %d and %q…", path, code, errOut, ExitConfig, want)
+	}
+}
+
+func TestSelfSigned(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		listen string
+		dns    []string
+		ip     []string
+	}{
+		{"127.0.0.1:8443", []string{"localhost"}, []string{"127.0.0.1", "::1"}},
+		{"0.0.0.0:443", []string{"localhost"}, []string{"127.0.0.1", "::1"}},
+		{"dev.example:8443", []string{"localhost", "dev.example"}, []string{"127.0.0.1", "::1"}},
+		{"192.0.2.7:443", []string{"localhost"}, []string{"127.0.0.1", "::1", "192.0.2.7"}},
+		{"[2001:db8::1]:443", []string{"localhost"}, []string{"127.0.0.1", "::1", "2001:db8::1"}},
+	} {
+		cert, err := selfSigned(tt.listen, now)
+		if err != nil {
+			t.Fatalf("selfSigned(%q) error = %v", tt.listen, err)
+		}
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ips []string
+		for _, ip := range leaf.IPAddresses {
+			ips = append(ips, ip.String())
+		}
+		if leaf.Version != 3 || leaf.PublicKeyAlgorithm != x509.ECDSA || !slices.Equal(leaf.DNSNames, tt.dns) || !slices.Equal(ips, tt.ip) {
+			t.Errorf("selfSigned(%q) = v%d %v, names %q, IPs %q; want v3 ECDSA, %q, %q", tt.listen, leaf.Version, leaf.PublicKeyAlgorithm, leaf.DNSNames, ips, tt.dns, tt.ip)
+		}
+		// It verifies as its own root for its names, now and not after a year.
+		roots := x509.NewCertPool()
+		roots.AddCert(leaf)
+		for _, name := range append(tt.dns, tt.ip...) {
+			if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, CurrentTime: now}); err != nil {
+				t.Errorf("selfSigned(%q) does not verify for %s: %v", tt.listen, name, err)
+			}
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "localhost", Roots: roots, CurrentTime: now.AddDate(1, 0, 1)}); err == nil {
+			t.Errorf("selfSigned(%q) is still valid after a year", tt.listen)
+		}
+		if _, err := tls.X509KeyPair(pemCert(cert), pemKey(t, cert)); err != nil {
+			t.Errorf("selfSigned(%q): key does not match the certificate: %v", tt.listen, err)
+		}
+	}
+}
+
+func pemCert(c tls.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]})
+}
+
+func pemKey(t *testing.T, c tls.Certificate) []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }

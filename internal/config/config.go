@@ -33,6 +33,12 @@ type Config struct {
 
 	// File is the path the configuration was read from ("" when built from flags alone).
 	File string `toml:"-"`
+	// Notices are the keys of the original askr.toml in File that this version ignores, each with
+	// what happens instead (see legacy.go).
+	Notices []Notice `toml:"-"`
+
+	// lines maps each key the file sets to its line, so that errors about it can point there.
+	lines map[string]int
 }
 
 // Server holds the [server] section.
@@ -124,13 +130,21 @@ type Worker struct {
 	MemoryReportInterval Duration `toml:"memory_report_interval"`
 }
 
-// TLS holds the [tls] section. With both set, askrd serves HTTPS (HTTP/2 and HTTP/1.1).
+// TLS holds the [tls] section. With a certificate (Cert and Key, or SelfSigned), askrd serves
+// HTTPS (HTTP/2 and HTTP/1.1).
 type TLS struct {
-	// Cert is the PEM certificate chain. Default: none.
+	// Cert is the PEM certificate chain; with Key set too, askrd serves HTTPS. Default: none.
 	Cert string `toml:"cert"`
-	// Key is the PEM private key. Default: none.
+	// Key is the PEM private key of Cert. Default: none.
 	Key string `toml:"key"`
+	// SelfSigned serves HTTPS with a self-signed certificate made at startup for "localhost" and
+	// the host of Listen, for development: browsers warn about it. Not with Cert and Key.
+	// Default: false.
+	SelfSigned bool `toml:"self_signed"`
 }
+
+// Enabled reports whether askrd serves HTTPS.
+func (t *TLS) Enabled() bool { return t.Cert != "" || t.SelfSigned }
 
 // Defaults returns the configuration used for every key a file or flag leaves out.
 func Defaults() Config {
@@ -201,38 +215,54 @@ func Load(path string) (Config, error) {
 func decode(src []byte, path string, c *Config) error {
 	md, err := toml.NewDecoder(bytes.NewReader(src)).Decode(c)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			msg := pe.Message
-			if u := errors.Unwrap(pe); u != nil {
-				msg = u.Error()
-			}
-			return &Error{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}
-		}
-		// Type mismatches come as plain errors: `toml: line N (last key "k"): msg`.
-		if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			return &Error{File: path, Line: line, Key: m[2], Msg: m[3]}
-		}
-		return &Error{File: path, Msg: err.Error()}
+		return decodeErr(err, path)
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		k := und[0]
-		return &Error{File: path, Line: keyLine(src, k), Key: k.String(), Msg: "unknown key"}
+	c.lines = keyLines(src)
+	c.Notices, err = decodeOriginal(src, path, md.Undecoded(), c.lines)
+	return err
+}
+
+// decodeErr turns an error of the TOML decoder into an *Error with the file's line.
+func decodeErr(err error, path string) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if u := errors.Unwrap(pe); u != nil {
+			msg = u.Error()
+		}
+		return &Error{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}
 	}
-	return nil
+	// Type mismatches come as plain errors: `toml: line N (last key "k"): msg`.
+	if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: path, Line: line, Key: m[2], Msg: m[3]}
+	}
+	return &Error{File: path, Msg: err.Error()}
 }
 
 var typeErr = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
 
-// keyLine finds the line that defines key in a TOML document, or 0. It understands the [table] and
-// key = value lines askr.toml is made of; it is only used to point at an unknown key.
-func keyLine(src []byte, key toml.Key) int {
-	want := key.String()
+// keyLines maps every key and table a TOML document defines to the line that first does. It
+// understands the [table], [[array]] and key = value lines askr.toml is made of, and skips the
+// inside of multi-line strings.
+func keyLines(src []byte) map[string]int {
+	lines := map[string]int{}
 	table := ""
+	inString := "" // the delimiter of the multi-line string being read
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
+		if inString != "" {
+			if strings.Count(line, inString)%2 == 1 {
+				inString = ""
+			}
+			continue
+		}
+		set := func(key string) {
+			if _, ok := lines[key]; !ok {
+				lines[key] = n
+			}
+		}
 		switch {
 		case line == "" || line[0] == '#':
 		case line[0] == '[':
@@ -240,12 +270,10 @@ func keyLine(src []byte, key toml.Key) int {
 			if i := strings.IndexByte(table, '#'); i >= 0 {
 				table = table[:i]
 			}
-			table = strings.Trim(table, "[] \t")
-			if table == want {
-				return n
-			}
+			table = strings.Join(strings.Fields(strings.Trim(table, "[] \t")), "")
+			set(table)
 		default:
-			name, _, ok := strings.Cut(line, "=")
+			name, value, ok := strings.Cut(line, "=")
 			if !ok {
 				continue
 			}
@@ -253,20 +281,54 @@ func keyLine(src []byte, key toml.Key) int {
 			if table != "" {
 				full = table + "." + full
 			}
-			if full == want {
-				return n
+			set(full)
+			for _, q := range []string{`"""`, `'''`} {
+				if strings.Count(value, q)%2 == 1 {
+					inString = q
+				}
 			}
 		}
 	}
-	return 0
+	return lines
+}
+
+// lineOf returns the line of key in lines, or else of the first key under it (a table the file
+// writes as dotted keys), or 0.
+func lineOf(lines map[string]int, key string) int {
+	if n, ok := lines[key]; ok {
+		return n
+	}
+	first := 0
+	for k, n := range lines {
+		if strings.HasPrefix(k, key+".") && (first == 0 || n < first) {
+			first = n
+		}
+	}
+	return first
+}
+
+// Overridden records that something other than the file (a flag) set key, so that errors about
+// it point at no line of the file.
+func (c *Config) Overridden(key string) {
+	if c.lines != nil {
+		c.lines[key] = -1
+	}
+}
+
+// Err is an error about key: it names the file and line of key when the file set it, else only
+// the key.
+func (c *Config) Err(key, format string, args ...any) *Error {
+	e := &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
+	if line := lineOf(c.lines, key); line > 0 {
+		e.File, e.Line = c.File, line
+	}
+	return e
 }
 
 // Validate checks the semantics of a loaded configuration and fills in derived defaults
 // (Root, AppBase). Paths are resolved relative to the current directory.
 func (c *Config) Validate() error {
-	bad := func(key, format string, args ...any) error {
-		return &Error{File: c.File, Key: key, Msg: fmt.Sprintf(format, args...)}
-	}
+	bad := func(key, format string, args ...any) error { return c.Err(key, format, args...) }
 	s, w := &c.Server, &c.Worker
 	if s.Listen == "" {
 		return bad("server.listen", "must not be empty")
@@ -319,6 +381,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		return bad("tls", "cert and key must be given together")
+	}
+	if c.TLS.SelfSigned && c.TLS.Cert != "" {
+		return bad("tls.self_signed", "set either self_signed or cert and key, not both")
 	}
 	for key, p := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key} {
 		if p != "" {
@@ -609,7 +674,7 @@ func (c *Config) Dump() string {
 	}
 	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nextension = %s\nboot_timeout = %s\nmemory_report_interval = %s\n",
 		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.Extension), q(w.BootTimeout.String()), q(w.MemoryReportInterval.String()))
-	fmt.Fprintf(&b, "\n[tls]\ncert = %s\nkey = %s\n", q(c.TLS.Cert), q(c.TLS.Key))
+	fmt.Fprintf(&b, "\n[tls]\ncert = %s\nkey = %s\nself_signed = %t\n", q(c.TLS.Cert), q(c.TLS.Key), c.TLS.SelfSigned)
 	return b.String()
 }
 

@@ -75,6 +75,20 @@ func TestLoadBad(t *testing.T) {
 		{name: "negative duration string", src: "[server]\nqueue_timeout = \"-5s\"\n", line: 2, key: "server.queue_timeout", msg: `"-5s"`},
 		{name: "negative seconds string", src: "[worker]\nboot_timeout = \"-5\"\n", line: 2, key: "worker.boot_timeout", msg: "negative"},
 		{name: "float duration", src: "[server]\nrequest_timeout = 1.5\n", line: 2, key: "server.request_timeout", msg: "got float64"},
+		// Keys of the original askr.toml keep the original's types.
+		{name: "max_rss with a unit", src: "[server]\nmax_rss = \"256M\"\n", line: 2, key: "server.max_rss", msg: "want a whole number, got string"},
+		{name: "negative max_rss", src: "[server]\n\nmax_rss = -1\n", line: 3, key: "server.max_rss", msg: "-1 is negative"},
+		{name: "shadow_sample out of range", src: "[server]\nshadow_sample = 300\n", line: 2, key: "server.shadow_sample", msg: "out of range"},
+		{name: "sandbox_write a string", src: "[server]\nsandbox_write = \"/tmp\"\n", line: 2, key: "server.sandbox_write", msg: "incompatible types"},
+		{name: "sandbox a string", src: "[server]\nsandbox = \"yes\"\n", line: 2, key: "server.sandbox", msg: "incompatible types"},
+		{name: "admin listen a number", src: "[admin]\nlisten = 9000\n", line: 2, key: "admin.listen", msg: "incompatible types"},
+		{name: "canary_max_error_rate a string", src: "[reload]\ncanary_max_error_rate = \"2\"\n", line: 2, key: "reload.canary_max_error_rate", msg: "incompatible types"},
+		{name: "site hosts a string", src: "[[site]]\nhosts = \"a.example\"\n", line: 2, key: "site.hosts", msg: "incompatible types"},
+		{name: "unknown key in an original section", src: "[admin]\nlisten = \"127.0.0.1:9000\"\nport = 9000\n", line: 3, key: "admin.port", msg: "unknown key"},
+		{name: "unknown key in an array of tables", src: "[[redirect]]\nfrom = \"a\"\nto = \"b\"\n[[redirect]]\nfrom = \"c\"\nstatus = 301\ncode = 301\n", line: 7, key: "redirect.code", msg: "unknown key"},
+		{name: "unknown key in cache.rule", src: "[cache]\n[[cache.rule]]\npath = \"/x\"\nttl = 5\nmaxage = 5\n", line: 5, key: "cache.rule.maxage", msg: "unknown key"},
+		{name: "unknown original-like section", src: "[metrics]\nlisten = \"x\"\n", line: 1, key: "metrics", msg: "unknown key"},
+		{name: "unknown key after a multi-line string", src: "[worker]\nini = \"\"\"\nbogus = 1\n\"\"\"\nbogus = 2\n", line: 5, key: "worker.bogus", msg: "unknown key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,7 +151,7 @@ func TestLoadGood(t *testing.T) {
 			name: "empty file gives the defaults", src: "",
 			check: func(t *testing.T, c Config) {
 				want := Defaults()
-				want.File = c.File
+				want.File, want.lines = c.File, c.lines
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got %+v; want the defaults %+v", c, want)
 				}
@@ -147,7 +161,7 @@ func TestLoadGood(t *testing.T) {
 			name: "original askr file", file: "testdata/original-askr.toml",
 			check: func(t *testing.T, c Config) {
 				s, w := c.Server, c.Worker
-				if s.Listen != "0.0.0.0:8080" || s.Root != "/var/www/app/public" || s.Front != "index.php" {
+				if s.Listen != "0.0.0.0:8080" || s.Root != "testdata/app/public" || s.Front != "index.php" {
 					t.Errorf("listen, root, front = %q, %q, %q", s.Listen, s.Root, s.Front)
 				}
 				if !s.Workers.Auto || s.MaxRequests != 500 || s.MaxBodySize != 16<<20 {
@@ -156,13 +170,13 @@ func TestLoadGood(t *testing.T) {
 				if s.HeaderReadTimeout.D() != 15*time.Second {
 					t.Errorf("header_read_timeout = %v; want 15s", s.HeaderReadTimeout)
 				}
-				if w.Script != "/var/www/app/askr-worker.php" || w.AppBase != "/var/www/app" {
+				if w.Script != "testdata/app/worker.php" || w.AppBase != "testdata/app" {
 					t.Errorf("script, app_base = %q, %q", w.Script, w.AppBase)
 				}
 				if w.Ini != "memory_limit = 256M\nopcache.enable = 1\n" {
 					t.Errorf("ini = %q", w.Ini)
 				}
-				if c.TLS.Cert != "/etc/ssl/certs/askr.pem" || c.TLS.Key != "/etc/ssl/private/askr.key" {
+				if c.TLS.Cert != "testdata/app/tls.pem" || c.TLS.Key != "testdata/app/tls.key" || c.TLS.SelfSigned {
 					t.Errorf("tls = %+v", c.TLS)
 				}
 				// Keys the file leaves out keep their defaults.
@@ -348,10 +362,10 @@ func TestValidate(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Fatalf("Validate() of %q error = %v; want *config.Error for %s", path, err, tt.key)
 			}
-			if e.Key != tt.key || e.File != path {
-				t.Errorf("Validate() of %q error = %v (key %q, file %q); want key %q, file %q", path, err, e.Key, e.File, tt.key, path)
+			if e.Key != tt.key || e.File != path || e.Line < 1 {
+				t.Errorf("Validate() of %q error = %v (key %q, file %q, line %d); want key %q, file %q and a line", path, err, e.Key, e.File, e.Line, tt.key, path)
 			}
-			if want := path + ": " + tt.key + ": "; !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), tt.msg) {
+			if want := fmt.Sprintf("%s:%d: %s: ", path, e.Line, tt.key); !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("Validate() of %q error = %v; want %q…%q", path, err, want, tt.msg)
 			}
 		})
@@ -724,6 +738,7 @@ key = "$DIR/app/tls.key"
 		t.Fatalf("Load(Dump()) error = %v; want nil\n%s", err, dump)
 	}
 	back.File, c.File = "", ""
+	back.lines, c.lines = nil, nil
 	if !reflect.DeepEqual(back, c) {
 		t.Errorf("Load(Dump()) = %+v; want %+v\n%s", back, c, dump)
 	}
@@ -872,5 +887,76 @@ func TestEtcAskrTomlDocumentsEveryKey(t *testing.T) {
 					etcFile, sec, key, st.Name(), f.Name, key+" =", "# "+key+" =", sec)
 			}
 		}
+	}
+}
+
+// Every semantic error names the file and line of its key when the file set it (point 2 of issue
+// 11); a key the file does not set, or a flag overrode, names neither.
+func TestValidateErrorLines(t *testing.T) {
+	const head = "# app\n[server]\nroot = \"$DIR/app/public\"\n"
+	tests := []struct {
+		src  string // $DIR is appDir's directory
+		want string // the whole error; $FILE is the file, $DIR as above
+	}{
+		{head + "listen = \"\"\n", `$FILE:4: server.listen: must not be empty`},
+		{head + "listen = \"localhost\"\n", `$FILE:4: server.listen: "localhost" is not host:port (e.g. "127.0.0.1:8000" or "[::]:80")`},
+		{"[server]\n\nroot = \"$DIR/nope\"\n", `$FILE:3: server.root: $DIR/nope is not a directory`},
+		{head + "front = \"../x.php\"\n", `$FILE:4: server.front: "../x.php" is not a file name under the root`},
+		{head + "\nworkers = 0\n", `$FILE:5: server.workers: must be from 1 to 1024, or "auto"; got 0`},
+		{head + "max_requests = -1\n", `$FILE:4: server.max_requests: must not be negative`},
+		{head + "max_body_size = 0\n", `$FILE:4: server.max_body_size: must be positive`},
+		{head + "max_header_size = 100\n", `$FILE:4: server.max_header_size: must be at least 1K`},
+		{head + "queue_size = -1\n", `$FILE:4: server.queue_size: must not be negative`},
+		{head + "alias = { \"x\" = \"/tmp\" }\n", `$FILE:4: server.alias: "x" is not a URL path prefix such as "/wp-content/"`},
+		{head + "[worker]\ncow = true\n", `$FILE:5: worker.cow: CoW mode needs a worker script (--worker-script or [worker] script); without one askrd serves per request`},
+		{head + "[worker]\nscript = \"$DIR/nope.php\"\n", `$FILE:5: worker.script: $DIR/nope.php is not a readable file`},
+		{head + "[worker]\napp_base = \"$DIR/file.txt\"\n", `$FILE:5: worker.app_base: $DIR/file.txt is not a directory`},
+		{head + "[worker]\nphp_cgi = \"\"\n", `$FILE:5: worker.php_cgi: must not be empty`},
+		{head + "[worker]\nini = \"\"\"\nmemory_limit = 1G\nopcache\n\"\"\"\n", `$FILE:5: worker.ini: ini line 2: "opcache" is not "key = value"`},
+		{head + "[worker]\nextension = \"\"\n", `$FILE:5: worker.extension: must be "auto", "none" or the path of askr.so`},
+		{head + "\n[tls]\ncert = \"$DIR/app/tls.pem\"\n", `$FILE:5: tls: cert and key must be given together`},
+		{head + "[tls]\ncert = \"$DIR/nope.pem\"\nkey = \"$DIR/app/tls.key\"\n", `$FILE:5: tls.cert: stat $DIR/nope.pem: no such file or directory`},
+		// Dotted keys outside their table.
+		{"server.root = \"$DIR/app/public\"\nserver.workers = 2000\n", `$FILE:2: server.workers: must be from 1 to 1024, or "auto"; got 2000`},
+		{"server.root = \"$DIR/app/public\"\ntls.key = \"$DIR/app/tls.key\"\n", `$FILE:2: tls: cert and key must be given together`},
+		// A key the file does not set: no file, no line.
+		{"[server]\nroot = \"$DIR/app/public\"\n", ``},
+	}
+	for _, tt := range tests {
+		dir := appDir(t)
+		path := writeTOML(t, strings.ReplaceAll(tt.src, "$DIR", dir))
+		want := strings.NewReplacer("$FILE", path, "$DIR", dir).Replace(tt.want)
+		c, err := Load(path)
+		if err != nil {
+			t.Fatalf("Load(%q) error = %v; want nil", path, err)
+		}
+		err = c.Validate()
+		if want == "" {
+			if err != nil {
+				t.Errorf("Validate() of\n%s\nerror = %v; want nil", tt.src, err)
+			}
+			continue
+		}
+		if err == nil || err.Error() != want {
+			t.Errorf("Validate() of\n%s\nerror = %v\nwant    %s", tt.src, err, want)
+		}
+	}
+
+	// Settings that come from flags (cli calls Overridden for each) or from nowhere name no file.
+	dir := appDir(t)
+	path := writeTOML(t, strings.ReplaceAll("[server]\nroot = \"$DIR/app/public\"\nworkers = 4\n", "$DIR", dir))
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Server.Workers = Workers{N: 0}
+	c.Overridden("server.workers")
+	if want := `server.workers: must be from 1 to 1024, or "auto"; got 0`; c.Validate() == nil || c.Validate().Error() != want {
+		t.Errorf("Validate() with workers overridden by a flag: error = %v; want %s", c.Validate(), want)
+	}
+	c = Defaults()
+	c.Server.Root = filepath.Join(dir, "nope")
+	if want := "server.root: " + filepath.Join(dir, "nope") + " is not a directory"; c.Validate() == nil || c.Validate().Error() != want {
+		t.Errorf("Validate() of flags alone: error = %v; want %s", c.Validate(), want)
 	}
 }
