@@ -48,10 +48,10 @@ type Server struct {
 	// Root is the document root: static files are served from it and PHP sees it as DOCUMENT_ROOT.
 	// Default: "public" if that directory exists, else the current directory.
 	Root string `toml:"root"`
-	// Front is the front controller, relative to Root. In worker mode every request that is not a
+	// Front is the front controller, relative to root. In worker mode every request that is not a
 	// static file goes to it; in per-request mode (no worker script) it is what nginx's
 	// try_files $uri $uri/ /index.php?$args falls back to: the requested .php file runs if it
-	// exists, a directory runs its index.php, anything else runs Front. Default: "index.php".
+	// exists, a directory runs its index.php, anything else runs front. Default: "index.php".
 	Front string `toml:"front"`
 	// Workers is the number of PHP worker processes: a number, or "auto" for the CPU count this
 	// process may use (cgroup limits included). Default: "auto".
@@ -104,15 +104,16 @@ type Worker struct {
 	// ini their php.ini lines). Default: none (per-request mode).
 	Script string `toml:"script"`
 	// AppBase is the application's base directory: the workers' working directory, exported to PHP as
-	// ASKR_APP_BASE. Default: $ASKR_APP_BASE, else the parent of Root.
+	// ASKR_APP_BASE. Default: $ASKR_APP_BASE, else the parent of root.
 	AppBase string `toml:"app_base"`
 	// Ini holds php.ini lines ("key = value", one per line) applied to every worker. Default: "".
 	Ini string `toml:"ini"`
 	// Cow turns on CoW template mode: one template process boots the app and, at askr_cow_ready(),
 	// forks the workers, which share its memory copy-on-write; a worker that exits is replaced by a
-	// fresh fork in milliseconds. Needs Script. Default: false.
+	// fresh fork in milliseconds. Needs script. Default: false.
 	Cow bool `toml:"cow"`
-	// PHPCGI is the php-cgi binary the workers run. Default: "php-cgi" (looked up in PATH).
+	// PHPCGI is the php-cgi binary the workers run; a name without a slash is looked up in PATH.
+	// Default: "php-cgi".
 	PHPCGI string `toml:"php_cgi"`
 	// Extension is askr's PHP extension (askr.so, built from ext/askr), loaded into every worker with
 	// -d extension=. Without it is_uploaded_file() and move_uploaded_file() refuse uploads, flush()
@@ -133,13 +134,13 @@ type Worker struct {
 // TLS holds the [tls] section. With a certificate (Cert and Key, or SelfSigned), askrd serves
 // HTTPS (HTTP/2 and HTTP/1.1).
 type TLS struct {
-	// Cert is the PEM certificate chain; with Key set too, askrd serves HTTPS. Default: none.
+	// Cert is the PEM certificate chain; with key set too, askrd serves HTTPS. Default: none.
 	Cert string `toml:"cert"`
-	// Key is the PEM private key of Cert. Default: none.
+	// Key is the PEM private key of cert. Default: none.
 	Key string `toml:"key"`
-	// SelfSigned serves HTTPS with a self-signed certificate made at startup for "localhost" and
-	// the host of Listen, for development: browsers warn about it. Not with Cert and Key.
-	// Default: false.
+	// SelfSigned serves HTTPS with a self-signed certificate made in memory at startup for
+	// "localhost", the loopback addresses and the host of listen, for development: browsers warn
+	// about it. Not together with cert and key. Default: false.
 	SelfSigned bool `toml:"self_signed"`
 }
 

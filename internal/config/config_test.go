@@ -4,11 +4,16 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -958,5 +963,118 @@ func TestValidateErrorLines(t *testing.T) {
 	c.Server.Root = filepath.Join(dir, "nope")
 	if want := "server.root: " + filepath.Join(dir, "nope") + " is not a directory"; c.Validate() == nil || c.Validate().Error() != want {
 		t.Errorf("Validate() of flags alone: error = %v; want %s", c.Validate(), want)
+	}
+}
+
+// fieldDocs returns the doc comment of every field of the section structs in config.go, by
+// section-qualified key ("server.listen"), as one line.
+func fieldDocs(t *testing.T) map[string]string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "config.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]string{} // type name → section
+	ct := reflect.TypeFor[Config]()
+	for i := 0; i < ct.NumField(); i++ {
+		if sec := ct.Field(i).Tag.Get("toml"); sec != "" && sec != "-" {
+			sections[ct.Field(i).Type.Name()] = sec
+		}
+	}
+	docs := map[string]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		ts, ok := n.(*ast.TypeSpec)
+		if !ok || sections[ts.Name.Name] == "" {
+			return true
+		}
+		for _, fl := range ts.Type.(*ast.StructType).Fields.List {
+			if fl.Tag == nil {
+				continue
+			}
+			tag, _ := strconv.Unquote(fl.Tag.Value)
+			key := reflect.StructTag(tag).Get("toml")
+			docs[sections[ts.Name.Name]+"."+key] = strings.Join(strings.Fields(fl.Doc.Text()), " ")
+		}
+		return false
+	})
+	return docs
+}
+
+// etcComments returns the comment above every documented key of etc/askr.toml, by
+// section-qualified key, as one line. Keys in one block share its comment.
+func etcComments(lines []string) map[string]string {
+	out := map[string]string{}
+	var block []string
+	var keys []string
+	section := ""
+	end := func() {
+		for _, k := range keys {
+			out[k] = strings.Join(strings.Fields(strings.Join(block, " ")), " ")
+		}
+		block, keys = nil, nil
+	}
+	for i := 0; i < len(lines); i++ {
+		line := strings.TrimSpace(lines[i])
+		switch {
+		case strings.HasPrefix(line, "["):
+			end()
+			section = strings.Trim(line, "[] ")
+		case line == "" || line == "#":
+			end()
+		case section != "" && documentedKey.MatchString(line):
+			m := documentedKey.FindStringSubmatch(line)
+			keys = append(keys, section+"."+m[1])
+			if strings.HasPrefix(m[2], `"""`) && strings.Count(m[2], `"""`) == 1 {
+				for i++; i < len(lines) && !strings.Contains(lines[i], `"""`); i++ {
+				}
+			}
+		case strings.HasPrefix(line, "#") && len(keys) == 0:
+			block = append(block, strings.TrimPrefix(line, "#"))
+		}
+	}
+	end()
+	return out
+}
+
+// defaultSentence matches the closing "Default: …" sentence of a field's doc comment.
+var defaultSentence = regexp.MustCompile(` Default: [^\n]*$`)
+
+// etcWant is what etc/askr.toml's comment above key must say, given the field's doc comment: the
+// same text with the key in place of the field's name; the closing "Default: …" sentence may be
+// left out, as the key's line shows the default.
+func etcWant(key, doc, etc string) string {
+	_, name, _ := strings.Cut(key, ".")
+	_, rest, _ := strings.Cut(doc, " ")
+	want := name + " " + rest
+	if !strings.Contains(etc, "Default:") {
+		want = defaultSentence.ReplaceAllString(want, "")
+	}
+	return want
+}
+
+// The comment of every key in etc/askr.toml (and so in the man page) repeats the struct field's doc
+// comment, the reference; "(askr-go)" marks exactly the keys the original askr does not have.
+func TestEtcAskrTomlCommentsMatchFieldDocs(t *testing.T) {
+	lines := etcLines(t)
+	docs := fieldDocs(t)
+	comments := etcComments(lines)
+	if len(docs) == 0 || len(comments) == 0 {
+		t.Fatalf("found %d field docs and %d comments in %s; want some", len(docs), len(comments), etcFile)
+	}
+	for key, doc := range docs {
+		etc, ok := comments[key]
+		if !ok {
+			continue // TestEtcAskrTomlDocumentsEveryKey reports it
+		}
+		original := slices.ContainsFunc(originalKeys, func(k originalKey) bool { return k.key == key })
+		marked := strings.HasPrefix(etc, "(askr-go) ")
+		if marked == original {
+			t.Errorf("%s: %s is marked (askr-go) = %t; want %t (the original askr has it: %t)", etcFile, key, marked, !original, original)
+		}
+		etc = strings.TrimPrefix(etc, "(askr-go) ")
+		if want := etcWant(key, doc, etc); etc != want {
+			t.Errorf("%s: the comment of %s\n%s\nwant (the doc comment of its field, with %q for the field's name)\n%s", etcFile, key, etc, key[strings.IndexByte(key, '.')+1:], want)
+		}
 	}
 }
