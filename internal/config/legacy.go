@@ -75,7 +75,7 @@ var originalKeys = []originalKey{
 
 	{key: "tls.cert"},
 	{key: "tls.key"},
-	{key: "tls.self_signed"},
+	{key: "tls.self_signed", msg: "an ECDSA certificate made in memory at startup for localhost, the loopback addresses and the listen host"},
 
 	{key: "acme.enabled", what: refused, msg: "no certificate would be obtained and askrd would serve plain HTTP where HTTPS is expected; " +
 		"obtain one with an ACME client (certbot) and set [tls] cert and key"},

@@ -298,3 +298,83 @@ func TestSelfSigned(t *testing.T) {
 		t.Errorf("self_signed with cert and key: error %v; want %s", err, want)
 	}
 }
+
+// compatFile holds the table of the original's keys, between these markers.
+const (
+	compatFile  = "../../docs/compatibility.md"
+	tableStart  = "<!-- The table is generated from internal/config/legacy.go by `go test ./internal/config -update`. -->\n"
+	tableEnd    = "<!-- End of the generated table. -->\n"
+	keyTableCol = "| key | this version | the original's off value: silent | any other value |\n|---|---|---|---|\n"
+)
+
+// keyTable renders originalKeys as the Markdown table of docs/compatibility.md.
+func keyTable() string {
+	var b strings.Builder
+	b.WriteString(keyTableCol)
+	def := originalDefaults()
+	rv := reflect.ValueOf(&def).Elem()
+	for _, k := range originalKeys {
+		name := "`" + k.key + "`"
+		off := "—"
+		if k.what != implemented {
+			v := field(rv, k.key)
+			switch v.Kind() {
+			case reflect.Slice:
+				if v.Type().Elem().Kind() == reflect.Struct {
+					var subs []string
+					for i := 0; i < v.Type().Elem().NumField(); i++ {
+						subs = append(subs, v.Type().Elem().Field(i).Tag.Get("toml"))
+					}
+					name = "`[[" + k.key + "]]` (" + strings.Join(subs, ", ") + ")"
+					off = "no entries"
+				} else {
+					off = "`[]`"
+				}
+			case reflect.Pointer:
+				off = "absent"
+			default:
+				off = fmt.Sprintf("`%v`", v.Interface())
+			}
+		}
+		var what, otherwise string
+		switch k.what {
+		case implemented:
+			what, otherwise = "implemented", k.msg
+		case ignored:
+			what, otherwise = "accepted, ignored", "one warning: "+k.msg
+		case refused:
+			what, otherwise = "refused", "error: "+k.msg
+		case partOf:
+			what = "part of `" + k.of + "`"
+			otherwise = "ignored with it (no warning of its own)"
+			if row := originalKeys[slices.IndexFunc(originalKeys, func(r originalKey) bool { return r.key == k.of })]; row.what == refused {
+				otherwise = "accepted while `" + k.of + "` is off; refused with it"
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, what, off, otherwise)
+	}
+	return b.String()
+}
+
+// docs/compatibility.md lists every key of the original askr.toml with what this version does.
+func TestCompatibilityKeyTable(t *testing.T) {
+	src, err := os.ReadFile(compatFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(src)
+	i, j := strings.Index(doc, tableStart), strings.Index(doc, tableEnd)
+	if i < 0 || j < i {
+		t.Fatalf("%s has no %q … %q", compatFile, tableStart, tableEnd)
+	}
+	want := doc[:i+len(tableStart)] + keyTable() + doc[j:]
+	if *update {
+		if err := os.WriteFile(compatFile, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if doc != want {
+		t.Errorf("%s: the table of the original's keys is not what internal/config/legacy.go says; go test ./internal/config -update rewrites it\nwant:\n%s", compatFile, keyTable())
+	}
+}
