@@ -105,6 +105,7 @@ type server struct {
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	tmp  string // askrd's TMPDIR, where it spools bodies and uploads
+	conf string // the file passed with --config, if any
 	done chan struct{}
 	err  error
 }
@@ -152,8 +153,10 @@ func startAskrd(t testing.TB, o opts) *server {
 	if !o.perRequest {
 		args = append(args, "--worker-script", o.script)
 	}
+	conf := ""
 	if o.config != "" {
 		p := filepath.Join(t.TempDir(), "askr.toml")
+		conf = p
 		if err := os.WriteFile(p, []byte(o.config), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +170,7 @@ func startAskrd(t testing.TB, o opts) *server {
 	tmp := t.TempDir()
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Env = append(cmd.Env, o.env...)
-	s := &server{t: t, URL: "http://" + addr, Addr: addr, cmd: cmd, logs: &syncBuffer{}, tmp: tmp, done: make(chan struct{})}
+	s := &server{t: t, URL: "http://" + addr, Addr: addr, cmd: cmd, logs: &syncBuffer{}, tmp: tmp, conf: conf, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
