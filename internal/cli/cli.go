@@ -477,6 +477,9 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	for _, a := range s.Aliases() {
 		hopt.Aliases = append(hopt.Aliases, httpfront.Alias{Prefix: a[0], Dir: a[1]})
 	}
+	for _, r := range c.Redirect {
+		hopt.Redirects = append(hopt.Redirects, httpfront.Redirect{From: r.From, To: r.To, Status: r.Status})
+	}
 	var h *httpfront.Handler
 	if c.PerRequest() {
 		h, err = httpfront.NewPerRequest(hopt, p)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -27,9 +28,10 @@ const DefaultPath = "/etc/askr.toml"
 
 // Config is the whole of askr.toml.
 type Config struct {
-	Server Server `toml:"server"`
-	Worker Worker `toml:"worker"`
-	TLS    TLS    `toml:"tls"`
+	Server   Server     `toml:"server"`
+	Worker   Worker     `toml:"worker"`
+	TLS      TLS        `toml:"tls"`
+	Redirect []Redirect `toml:"redirect"`
 
 	// File is the path the configuration was read from ("" when built from flags alone).
 	File string `toml:"-"`
@@ -144,6 +146,21 @@ type TLS struct {
 	SelfSigned bool `toml:"self_signed"`
 }
 
+// Redirect is one [[redirect]] table: a request whose Host matches from is redirected to to, with
+// its path and query. Redirects are answered before static files and PHP; the first match wins.
+type Redirect struct {
+	// From is the host to redirect: a host name, or "*.example.com" for example.com and every name
+	// under it. The port of the request's Host is not compared. Required.
+	From string `toml:"from"`
+	// To is the URL to redirect to: a scheme, a host and perhaps a path, to which the request's
+	// path and query are appended ("https://example.com" sends /a?b to https://example.com/a?b).
+	// Required.
+	To string `toml:"to"`
+	// Status is the status of the redirect: 301, 302, 303, 307 or 308. Default: 308 (permanent,
+	// the method kept).
+	Status int `toml:"status"`
+}
+
 // Enabled reports whether askrd serves HTTPS.
 func (t *TLS) Enabled() bool { return t.Cert != "" || t.SelfSigned }
 
@@ -243,13 +260,15 @@ func decodeErr(err error, path string) error {
 
 var typeErr = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
 
-// keyLines maps every key and table a TOML document defines to the line that first does. It
-// understands the [table], [[array]] and key = value lines askr.toml is made of, and skips the
-// inside of multi-line strings.
+// keyLines maps every key and table a TOML document defines to the line that first does, and the
+// keys of the i-th table of an array of tables also as "name[i].key". It understands the [table],
+// [[array]] and key = value lines askr.toml is made of, and skips the inside of multi-line strings.
 func keyLines(src []byte) map[string]int {
 	lines := map[string]int{}
 	table := ""
-	inString := "" // the delimiter of the multi-line string being read
+	entry := ""                 // "name[i]" in the i-th table of an array of tables
+	entries := map[string]int{} // the tables of each array so far
+	inString := ""              // the delimiter of the multi-line string being read
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -271,18 +290,29 @@ func keyLines(src []byte) map[string]int {
 			if i := strings.IndexByte(table, '#'); i >= 0 {
 				table = table[:i]
 			}
+			array := strings.HasPrefix(table, "[[")
 			table = strings.Join(strings.Fields(strings.Trim(table, "[] \t")), "")
 			set(table)
+			entry = ""
+			if array { // also "name[i]" for the i-th table of the array, and its keys
+				entry = fmt.Sprintf("%s[%d]", table, entries[table])
+				entries[table]++
+				set(entry)
+			}
 		default:
 			name, value, ok := strings.Cut(line, "=")
 			if !ok {
 				continue
 			}
-			full := strings.Trim(strings.TrimSpace(name), `"'`)
+			key := strings.Trim(strings.TrimSpace(name), `"'`)
+			full := key
 			if table != "" {
-				full = table + "." + full
+				full = table + "." + key
 			}
 			set(full)
+			if entry != "" {
+				set(entry + "." + key)
+			}
 			for _, q := range []string{`"""`, `'''`} {
 				if strings.Count(value, q)%2 == 1 {
 					inString = q
@@ -415,6 +445,11 @@ func (c *Config) Validate() error {
 	if s.Alias != nil {
 		s.Alias = aliases
 	}
+	for i := range c.Redirect {
+		if err := c.Redirect[i].validate(c, i); err != nil {
+			return err
+		}
+	}
 	if w.Script == "" {
 		if w.Cow {
 			return bad("worker.cow", "CoW mode needs a worker script (--worker-script or [worker] script); without one askrd serves per request")
@@ -457,6 +492,35 @@ func (c *Config) Validate() error {
 			return bad("worker.extension", "%s is not a readable file (build it with `make ext`, or set \"auto\" or \"none\")", ext)
 		}
 		w.Extension = ext
+	}
+	return nil
+}
+
+// validate checks the i-th [[redirect]] and fills in its default status.
+func (r *Redirect) validate(c *Config, i int) error {
+	bad := func(key, format string, args ...any) error {
+		e := c.Err("redirect."+key, format, args...)
+		if line := lineOf(c.lines, fmt.Sprintf("redirect[%d].%s", i, key)); line > 0 {
+			e.Line = line // the line in this [[redirect]], not the first one
+		} else if line := lineOf(c.lines, fmt.Sprintf("redirect[%d]", i)); line > 0 {
+			e.Line = line
+		}
+		return e
+	}
+	host := strings.TrimPrefix(r.From, "*.")
+	if host == "" || strings.ContainsAny(host, "*/:@?# ") {
+		return bad("from", "%q is not a host name, or \"*.\" and a host name", r.From)
+	}
+	u, err := url.Parse(r.To)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return bad("to", "%q is not an http or https URL without a query (\"https://example.com\")", r.To)
+	}
+	switch r.Status {
+	case 0:
+		r.Status = 308
+	case 301, 302, 303, 307, 308:
+	default:
+		return bad("status", "%d is not a redirect status (301, 302, 303, 307 or 308)", r.Status)
 	}
 	return nil
 }
@@ -676,6 +740,9 @@ func (c *Config) Dump() string {
 	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nextension = %s\nboot_timeout = %s\nmemory_report_interval = %s\n",
 		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.Extension), q(w.BootTimeout.String()), q(w.MemoryReportInterval.String()))
 	fmt.Fprintf(&b, "\n[tls]\ncert = %s\nkey = %s\nself_signed = %t\n", q(c.TLS.Cert), q(c.TLS.Key), c.TLS.SelfSigned)
+	for _, r := range c.Redirect {
+		fmt.Fprintf(&b, "\n[[redirect]]\nfrom = %s\nto = %s\nstatus = %d\n", q(r.From), q(r.To), r.Status)
+	}
 	return b.String()
 }
 

@@ -728,6 +728,13 @@ boot_timeout = 20
 [tls]
 cert = "$DIR/app/tls.pem"
 key = "$DIR/app/tls.key"
+[[redirect]]
+from = "www.example.com"
+to = "https://example.com"
+[[redirect]]
+from = "*.old.example"
+to = "http://new.example/x/"
+status = 302
 `, "$DIR", dir)
 	c, err := Load(writeTOML(t, src))
 	if err != nil {
@@ -759,6 +766,10 @@ const etcFile = "../../etc/askr.toml"
 // documentedKey matches a key line of etc/askr.toml, commented out or not.
 var documentedKey = regexp.MustCompile(`^#?\s*([a-z_]+)\s*=\s*(.*)$`)
 
+// arrayHeader matches the commented-out header of an array of tables in etc/askr.toml: an
+// uncommented [[redirect]] would be one (empty) table.
+var arrayHeader = regexp.MustCompile(`^#\s*\[\[([a-z_]+)\]\]$`)
+
 // etcLines reads etc/askr.toml, skipping the test if it does not exist yet.
 func etcLines(t *testing.T) []string {
 	t.Helper()
@@ -777,22 +788,27 @@ func etcLines(t *testing.T) []string {
 type etcKey struct {
 	name        string
 	first, last int
+	header      int // the line of its commented-out [[array]] header, or -1
 }
 
 func etcKeys(lines []string) []etcKey {
 	var keys []etcKey
-	section := ""
+	section, header := "", -1
 	for i := 0; i < len(lines); i++ {
 		line := strings.TrimSpace(lines[i])
 		if strings.HasPrefix(line, "[") {
-			section = strings.Trim(line, "[] ")
+			section, header = strings.Trim(line, "[] "), -1
+			continue
+		}
+		if m := arrayHeader.FindStringSubmatch(line); m != nil {
+			section, header = m[1], i
 			continue
 		}
 		m := documentedKey.FindStringSubmatch(line)
 		if m == nil || section == "" {
 			continue
 		}
-		k := etcKey{name: section + "." + m[1], first: i, last: i}
+		k := etcKey{name: section + "." + m[1], first: i, last: i, header: header}
 		if strings.HasPrefix(m[2], `"""`) && strings.Count(m[2], `"""`) == 1 {
 			for k.last++; k.last < len(lines) && !strings.Contains(lines[k.last], `"""`); k.last++ {
 			}
@@ -824,6 +840,10 @@ func TestEtcAskrTomlLoads(t *testing.T) {
 			for i := k.first; i <= k.last; i++ {
 				one[i] = uncomment(one[i])
 				all[i] = uncomment(all[i])
+			}
+			if k.header >= 0 {
+				one[k.header] = uncomment(lines[k.header])
+				all[k.header] = uncomment(lines[k.header])
 			}
 			path := writeTOML(t, strings.Join(one, "\n"))
 			if _, err := Load(path); err != nil {
@@ -868,6 +888,8 @@ func TestEtcAskrTomlDocumentsEveryKey(t *testing.T) {
 	for sc.Scan() {
 		if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, "[") {
 			sections[strings.Trim(l, "[] ")] = true
+		} else if m := arrayHeader.FindStringSubmatch(l); m != nil {
+			sections[m[1]] = true
 		}
 	}
 	ct := reflect.TypeOf(Config{})
@@ -881,6 +903,9 @@ func TestEtcAskrTomlDocumentsEveryKey(t *testing.T) {
 			t.Errorf("%s has no [%s] section for Config.%s", etcFile, sec, sf.Name)
 		}
 		st := sf.Type
+		if st.Kind() == reflect.Slice { // an array of tables
+			st = st.Elem()
+		}
 		for j := 0; j < st.NumField(); j++ {
 			f := st.Field(j)
 			key := f.Tag.Get("toml")
@@ -921,6 +946,13 @@ func TestValidateErrorLines(t *testing.T) {
 		{head + "[worker]\nextension = \"\"\n", `$FILE:5: worker.extension: must be "auto", "none" or the path of askr.so`},
 		{head + "\n[tls]\ncert = \"$DIR/app/tls.pem\"\n", `$FILE:5: tls: cert and key must be given together`},
 		{head + "[tls]\ncert = \"$DIR/nope.pem\"\nkey = \"$DIR/app/tls.key\"\n", `$FILE:5: tls.cert: stat $DIR/nope.pem: no such file or directory`},
+		// [[redirect]]: the line within the table at fault, or its header.
+		{head + "[[redirect]]\nfrom = \"a.example\"\nto = \"https://b.example\"\n\n[[redirect]]\nfrom = \"c.example\"\nto = \"d.example\"\n", `$FILE:10: redirect.to: "d.example" is not an http or https URL without a query ("https://example.com")`},
+		{head + "[[redirect]]\nfrom = \"a.example\"\nto = \"https://b.example\"\n[[redirect]]\nto = \"https://b.example\"\n", `$FILE:7: redirect.from: "" is not a host name, or "*." and a host name`},
+		{head + "[[redirect]]\nfrom = \"https://a.example\"\nto = \"https://b.example\"\n", `$FILE:5: redirect.from: "https://a.example" is not a host name, or "*." and a host name`},
+		{head + "[[redirect]]\nfrom = \"*.a.example\"\nto = \"https://b.example/?x=1\"\n", `$FILE:6: redirect.to: "https://b.example/?x=1" is not an http or https URL without a query ("https://example.com")`},
+		{head + "[[redirect]]\nfrom = \"a.example\"\nto = \"https://b.example\"\nstatus = 200\n", `$FILE:7: redirect.status: 200 is not a redirect status (301, 302, 303, 307 or 308)`},
+		{head + "[[redirect]]\nfrom = \"*.a.example\"\nto = \"https://b.example/shop/\"\nstatus = 301\n", ``},
 		// Dotted keys outside their table.
 		{"server.root = \"$DIR/app/public\"\nserver.workers = 2000\n", `$FILE:2: server.workers: must be from 1 to 1024, or "auto"; got 2000`},
 		{"server.root = \"$DIR/app/public\"\ntls.key = \"$DIR/app/tls.key\"\n", `$FILE:2: tls: cert and key must be given together`},
@@ -979,7 +1011,11 @@ func fieldDocs(t *testing.T) map[string]string {
 	ct := reflect.TypeFor[Config]()
 	for i := 0; i < ct.NumField(); i++ {
 		if sec := ct.Field(i).Tag.Get("toml"); sec != "" && sec != "-" {
-			sections[ct.Field(i).Type.Name()] = sec
+			typ := ct.Field(i).Type
+			if typ.Kind() == reflect.Slice {
+				typ = typ.Elem()
+			}
+			sections[typ.Name()] = sec
 		}
 	}
 	docs := map[string]string{}
@@ -1020,6 +1056,9 @@ func etcComments(lines []string) map[string]string {
 		case strings.HasPrefix(line, "["):
 			end()
 			section = strings.Trim(line, "[] ")
+		case arrayHeader.MatchString(line):
+			end()
+			section = arrayHeader.FindStringSubmatch(line)[1]
 		case line == "" || line == "#":
 			end()
 		case section != "" && documentedKey.MatchString(line):
@@ -1067,7 +1106,8 @@ func TestEtcAskrTomlCommentsMatchFieldDocs(t *testing.T) {
 		if !ok {
 			continue // TestEtcAskrTomlDocumentsEveryKey reports it
 		}
-		original := slices.ContainsFunc(originalKeys, func(k originalKey) bool { return k.key == key })
+		sec, _, _ := strings.Cut(key, ".")
+		original := slices.ContainsFunc(originalKeys, func(k originalKey) bool { return k.key == key || k.key == sec })
 		marked := strings.HasPrefix(etc, "(askr-go) ")
 		if marked == original {
 			t.Errorf("%s: %s is marked (askr-go) = %t; want %t (the original askr has it: %t)", etcFile, key, marked, !original, original)

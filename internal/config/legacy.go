@@ -122,7 +122,7 @@ var originalKeys = []originalKey{
 	{key: "reload.canary_max_latency_factor", what: partOf, of: "reload.canary"},
 
 	{key: "sidecar", what: ignored, msg: "the commands are not run; run each as its own systemd service"},
-	{key: "redirect", what: ignored, msg: "requests for those hosts are served, not redirected"},
+	{key: "redirect", msg: "answered before static files and PHP; from is a host or *.suffix, to gets the path and query, status defaults to 308"},
 	{key: "site", what: refused, msg: "requests for those hosts would be served by the wrong application; " +
 		"run one askrd per application"},
 	{key: "ratelimit", what: refused, msg: "requests would not be limited; limit them in the proxy in front"},
@@ -226,11 +226,6 @@ type original struct {
 	Sidecar []struct {
 		Command string `toml:"command"`
 	} `toml:"sidecar"`
-	Redirect []struct {
-		From   string `toml:"from"`
-		To     string `toml:"to"`
-		Status uint16 `toml:"status"`
-	} `toml:"redirect"`
 	Site []struct {
 		Hosts []string `toml:"hosts"`
 		Root  string   `toml:"root"`

@@ -316,25 +316,29 @@ func keyTable() string {
 	for _, k := range originalKeys {
 		name := "`" + k.key + "`"
 		off := "—"
-		if k.what != implemented {
-			v := field(rv, k.key)
-			switch v.Kind() {
-			case reflect.Slice:
-				if v.Type().Elem().Kind() == reflect.Struct {
-					var subs []string
-					for i := 0; i < v.Type().Elem().NumField(); i++ {
-						subs = append(subs, v.Type().Elem().Field(i).Tag.Get("toml"))
-					}
-					name = "`[[" + k.key + "]]` (" + strings.Join(subs, ", ") + ")"
-					off = "no entries"
-				} else {
-					off = "`[]`"
-				}
-			case reflect.Pointer:
-				off = "absent"
-			default:
-				off = fmt.Sprintf("`%v`", v.Interface())
+		var v reflect.Value
+		if k.what == implemented {
+			v = field(reflect.ValueOf(Defaults()), k.key)
+		} else {
+			v = field(rv, k.key)
+		}
+		switch {
+		case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
+			var subs []string
+			for i := 0; i < v.Type().Elem().NumField(); i++ {
+				subs = append(subs, v.Type().Elem().Field(i).Tag.Get("toml"))
 			}
+			name = "`[[" + k.key + "]]` (" + strings.Join(subs, ", ") + ")"
+			if k.what != implemented {
+				off = "no entries"
+			}
+		case k.what == implemented:
+		case v.Kind() == reflect.Slice:
+			off = "`[]`"
+		case v.Kind() == reflect.Pointer:
+			off = "absent"
+		default:
+			off = fmt.Sprintf("`%v`", v.Interface())
 		}
 		var what, otherwise string
 		switch k.what {

@@ -49,6 +49,7 @@ type Options struct {
 	ClientTimeout  time.Duration // bound on each read of a body and each write of a response (0: none)
 	Software       string        // SERVER_SOFTWARE
 	Aliases        []Alias       // URL prefixes served from other directories (static files only)
+	Redirects      []Redirect    // host redirects, answered before anything else; the first match wins
 	Logger         *slog.Logger
 }
 
@@ -119,6 +120,9 @@ func (h *Handler) Close() error {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.hostRedirect(w, r) {
+		return
+	}
 	if h.fcgi != nil {
 		h.servePerRequest(w, r)
 		return

@@ -83,6 +83,18 @@ func TestOriginalAskrToml(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "static hello") {
 		t.Errorf("GET https://%s/hello.txt = %d %q; want 200 and the file", s.Addr, resp.StatusCode, body)
 	}
+	// The file's [[redirect]]: www.example.com → https://example.com, 301, path and query kept.
+	req, _ := http.NewRequest("GET", "https://"+s.Addr+"/dump?a=1", nil)
+	req.Host = "www.example.com"
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 301 || loc != "https://example.com/dump?a=1" {
+		t.Errorf("GET /dump?a=1 with Host www.example.com = %d, Location %q; want 301 to https://example.com/dump?a=1", resp.StatusCode, loc)
+	}
 }
 
 // [tls] self_signed = true serves HTTPS (HTTP/2) with a certificate made at startup that names

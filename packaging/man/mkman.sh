@@ -1,9 +1,9 @@
 #!/bin/sh
 # Writes askr's manual pages into OUTDIR:
 #   askr.toml.5  generated from etc/askr.toml, the commented reference configuration (the same
-#                source as the config docs): its header becomes DESCRIPTION, each [table] a
-#                subsection, each commented "# key = default" a tagged paragraph with the comment
-#                lines above it;
+#                source as the config docs): its header becomes DESCRIPTION, each [table] and
+#                each commented "# [[array]]" a subsection, each commented "# key = default" a
+#                tagged paragraph with the comment lines above it;
 #   askrd.8      from the hand-written packaging/man/askrd.8.in.
 # VERSION and DATE (YYYY-MM-DD) go into the pages' headers; DATE defaults to SOURCE_DATE_EPOCH's.
 #
@@ -92,6 +92,13 @@ inml {
 /^\[[a-z]+\]$/ {
 	end_block()
 	if (!intables) { print ".SH SETTINGS"; intables = 1 }
+	print ".SS " $0
+	next
+}
+# "# [[array]]": an array of tables, commented out (an empty table is not a default).
+/^# \[\[[a-z_]+\]\]$/ {
+	end_block()
+	sub(/^# /, "")
 	print ".SS " $0
 	next
 }
