@@ -611,7 +611,7 @@ func TestMainConfigCheckOriginal(t *testing.T) {
 func TestMainOriginalRefused(t *testing.T) {
 	clearEnv(t)
 	path, _ := writeConfig(t, "[server]\nroot = \"$DIR/public\"\nsandbox = true\n")
-	want := "askrd: " + path + ":3: server.sandbox: not supported by this version; the workers would not be confined."
+	want := "askrd: " + path + ":3: server.sandbox: not supported by this version; the workers would not be confined by seccomp."
 	if code, out, errOut := run("config-check", path); code != ExitConfig || out != "" || !strings.HasPrefix(errOut, want) {
 		t.Errorf("Main(config-check %s) = %d, stdout %q, stderr %q; want %d and %q…", path, code, out, errOut, ExitConfig, want)
 	}

@@ -45,8 +45,8 @@ var originalKeys = []originalKey{
 	{key: "server.root"},
 	{key: "server.front"},
 	{key: "server.workers", msg: "also takes a number (the original wants a string)"},
-	{key: "server.workers_min", what: ignored, msg: "the pool keeps server.workers workers; it does not scale"},
-	{key: "server.workers_max", what: ignored, msg: "the pool keeps server.workers workers; it does not scale"},
+	{key: "server.workers_min", what: ignored, msg: "the pool does not scale: it keeps server.workers workers"},
+	{key: "server.workers_max", what: ignored, msg: "the pool does not scale: it keeps server.workers workers"},
 	{key: "server.max_requests"},
 	{key: "server.max_rss", what: ignored, msg: "workers are not recycled by memory (max_requests still applies)"},
 	{key: "server.shadow_to", what: ignored, msg: "requests are not mirrored"},
@@ -60,13 +60,15 @@ var originalKeys = []originalKey{
 	{key: "server.traffic_log", what: ignored, msg: "no traffic log is written"},
 	{key: "server.trusted_proxies", what: ignored, msg: "X-Forwarded-For is not read: REMOTE_ADDR is the address of the peer"},
 	{key: "server.access_log", what: ignored, msg: "no access log is written"},
-	{key: "server.http3", what: ignored, msg: "HTTP/3 is not served; HTTPS clients get HTTP/2 or HTTP/1.1"},
+	{key: "server.http3", what: ignored, msg: "HTTP/3 is not served: HTTPS clients get HTTP/2 or HTTP/1.1"},
 	{key: "server.tls_handshake_timeout", what: ignored, msg: "the TLS handshake is bounded by server.header_read_timeout instead"},
 	{key: "server.header_read_timeout", msg: "also bounds the TLS handshake; also takes a unit (\"500ms\")"},
-	{key: "server.sandbox", what: refused, msg: "the workers would not be confined. Confine them with systemd instead: " +
-		"NoNewPrivileges=, SystemCallFilter=, ReadWritePaths= in askr.service (systemctl edit askr)"},
-	{key: "server.sandbox_write", what: refused, msg: "writes of the workers would not be restricted to these paths. " +
-		"Restrict them with systemd instead: ProtectSystem=strict and ReadWritePaths= in askr.service (systemctl edit askr)"},
+	{key: "server.sandbox", what: refused, msg: "the workers would not be confined by seccomp. Confine them with systemd: " +
+		"askr.service sets NoNewPrivileges=, ProtectSystem=strict and SystemCallFilter=; tighten it in a drop-in " +
+		"(systemctl edit askr), e.g. with NoExecPaths= and ExecPaths="},
+	{key: "server.sandbox_write", what: refused, msg: "the workers' writes would not be restricted to these paths. " +
+		"Restrict them with systemd: askr.service sets ProtectSystem=strict; list the paths with ReadWritePaths= " +
+		"in a drop-in (systemctl edit askr)"},
 
 	{key: "worker.script"},
 	{key: "worker.app_base"},
@@ -91,12 +93,12 @@ var originalKeys = []originalKey{
 
 	{key: "admin.listen", what: ignored, msg: "no admin dashboard or API is served"},
 
-	{key: "queue.workers", what: ignored, msg: "no queue workers are run; run the queue's worker as a systemd service"},
+	{key: "queue.workers", what: ignored, msg: "no queue workers are run (run the queue worker as a systemd service)"},
 	{key: "queue.workers_max", what: partOf, of: "queue.workers"},
 	{key: "queue.script", what: partOf, of: "queue.workers"},
 	{key: "queue.slots", what: ignored, msg: "there is no shared-memory job queue: askr_queue_*() are not defined"},
 
-	{key: "scheduler.script", what: ignored, msg: "the scheduler is not run; run it from a systemd timer or cron"},
+	{key: "scheduler.script", what: ignored, msg: "the scheduler is not run (run it from a systemd timer or cron)"},
 
 	{key: "cache.slots", what: ignored, msg: "there is no shared-memory cache: askr_cache_*() are not defined"},
 	{key: "cache.large_slots", what: ignored, msg: "there is no shared-memory cache for large values"},
@@ -121,7 +123,7 @@ var originalKeys = []originalKey{
 	{key: "reload.canary_max_error_rate", what: partOf, of: "reload.canary"},
 	{key: "reload.canary_max_latency_factor", what: partOf, of: "reload.canary"},
 
-	{key: "sidecar", what: ignored, msg: "the commands are not run; run each as its own systemd service"},
+	{key: "sidecar", what: ignored, msg: "the commands are not run (run each as a systemd service of its own)"},
 	{key: "redirect", msg: "answered before static files and PHP; from is a host or *.suffix, to gets the path and query, status defaults to 308"},
 	{key: "site", what: refused, msg: "requests for those hosts would be served by the wrong application; " +
 		"run one askrd per application"},
