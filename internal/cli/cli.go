@@ -316,7 +316,7 @@ func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *sl
 	}
 	binary, err := lookPath(c.Worker.PHPCGI)
 	if err != nil {
-		return &config.Error{Key: "worker.php_cgi", Msg: err.Error() + " (install php8.2-cgi)"}
+		return c.Err("worker.php_cgi", "%v (install php8.2-cgi)", err)
 	}
 	if c.PerRequest() {
 		c.Worker.Extension = phpext.None // php-cgi in FastCGI mode does natively what askr.so adds

@@ -677,3 +677,14 @@ func pemKey(t *testing.T, c tls.Certificate) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
+
+// An error found when serve starts, not by Validate, names the file and line of its key too.
+func TestServeErrorNamesTheLine(t *testing.T) {
+	clearEnv(t)
+	path, _ := writeConfig(t, "[server]\nroot = \"$DIR/public\"\nlisten = \"127.0.0.1:0\"\n[worker]\nscript = \"$DIR/worker.php\"\nphp_cgi = \"no-such-php-cgi\"\n")
+	want := path + ":6: worker.php_cgi: "
+	code, _, errOut := run("serve", "--config", path)
+	if code != ExitConfig || !strings.Contains(errOut, want) || !strings.Contains(errOut, "install php8.2-cgi") {
+		t.Errorf("Main(serve --config %s) = %d, stderr %q; want %d and %q…", path, code, errOut, ExitConfig, want)
+	}
+}
