@@ -1,0 +1,238 @@
+package template
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/askr-php/askr/internal/channel"
+)
+
+// The test binary doubles as the processes that connect to workers.sock: with ASKR_TEMPLATE_PEER
+// set it plays one of them instead of running the tests.
+func TestMain(m *testing.M) {
+	if role := os.Getenv("ASKR_TEMPLATE_PEER"); role != "" {
+		os.Exit(peer(role))
+	}
+	os.Exit(m.Run())
+}
+
+// peer plays a process connecting to the socket ASKR_TEMPLATE_SOCKET with ASKR_TEMPLATE_TOKEN:
+//   - "worker": says hello with its own pid, then reads until askrd closes the connection and
+//     prints "closed".
+//   - "liar": the same, but announces its parent's pid.
+//   - "orphan": starts a "worker" that first waits to be re-parented away from it, and exits; that
+//     process is then no descendant of the test process. It prints its pid.
+func peer(role string) int {
+	switch role {
+	case "orphan":
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "ASKR_TEMPLATE_PEER=worker", "ASKR_TEMPLATE_WAIT_ORPHANED="+strconv.Itoa(os.Getpid()))
+		out, err := os.Create(os.Getenv("ASKR_TEMPLATE_ORPHAN_OUT"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		fmt.Println(cmd.Process.Pid)
+		return 0 // without waiting: the child is re-parented
+	case "worker", "liar":
+	default:
+		fmt.Fprintln(os.Stderr, "unknown role", role)
+		return 2
+	}
+	if p, _ := strconv.Atoi(os.Getenv("ASKR_TEMPLATE_WAIT_ORPHANED")); p != 0 {
+		deadline := time.Now().Add(10 * time.Second)
+		for os.Getppid() == p {
+			if time.Now().After(deadline) {
+				fmt.Println("never re-parented")
+				return 2
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	pid := os.Getpid()
+	if role == "liar" {
+		pid = os.Getppid()
+	}
+	c, err := net.Dial("unix", os.Getenv("ASKR_TEMPLATE_SOCKET"))
+	if err != nil {
+		fmt.Println("dial:", err)
+		return 2
+	}
+	payload := channel.AppendHello(nil, channel.Hello{PID: pid, Token: os.Getenv("ASKR_TEMPLATE_TOKEN"), PHPVersion: "8.2.0"})
+	if _, err := c.Write(append(channel.AppendHeader(nil, channel.TypeHello, 0, len(payload)), payload...)); err != nil {
+		fmt.Println("write:", err)
+		return 2
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		fmt.Println("read:", err)
+		return 2
+	}
+	fmt.Println("closed")
+	return 0
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestAdmitRefusesImpostors: a connection to workers.sock is admitted only with a token Start is
+// waiting for, from a child of askrd (here: the test process) or of one of its templates, whose
+// announced pid is the kernel's. Each impostor is refused (its connection closed, a warning with
+// the reason logged) and leaves the token to the real worker, which is still admitted after them.
+func TestAdmitRefusesImpostors(t *testing.T) {
+	var logs lockedBuffer
+	dir := t.TempDir()
+	tm, err := New(Options{Dir: dir, ForkTimeout: 10 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatalf("New() error = %v; want nil", err)
+	}
+	defer tm.Close()
+	const token = "0123456789abcdef0123456789abcdef"
+	got := make(chan *worker, 1)
+	tm.pmu.Lock()
+	tm.pending[token] = got
+	tm.pmu.Unlock()
+
+	start := func(role, tok string, env ...string) (*exec.Cmd, *lockedBuffer) {
+		t.Helper()
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "ASKR_TEMPLATE_PEER="+role, "ASKR_TEMPLATE_SOCKET="+socketPath(dir), "ASKR_TEMPLATE_TOKEN="+tok)
+		cmd.Env = append(cmd.Env, env...)
+		out := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, out
+	}
+	// refused waits for the refusal of the process pid: the warning with want in it, and nothing
+	// handed to Start.
+	refused := func(what string, pid int, want string) {
+		t.Helper()
+		suffix := " pid=" + strconv.Itoa(pid)
+		var line string
+		deadline := time.Now().Add(20 * time.Second)
+		for line == "" {
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.HasSuffix(l, suffix) {
+					line = l
+				}
+			}
+			if line == "" && time.Now().After(deadline) {
+				t.Fatalf("%s (pid %d): no refusal logged within 20 s; log:\n%s", what, pid, logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "refused a worker connection") || !strings.Contains(line, want) {
+			t.Errorf("%s: log line %q; want a warning \"refused a worker connection\" with %q", what, line, want)
+		}
+		select {
+		case w := <-got:
+			t.Errorf("%s: pid %d was admitted", what, w.pid)
+			w.Kill()
+			w.Close()
+		default:
+		}
+	}
+	// closed waits for an impostor to see its connection closed by askrd.
+	closed := func(what string, cmd *exec.Cmd, out *lockedBuffer) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil || strings.TrimSpace(out.String()) != "closed" {
+				t.Errorf("%s: %v, output %q; want the connection closed by askrd (\"closed\")", what, err, out.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s: connection still open 20 s after the refusal", what)
+		}
+	}
+
+	// A child of askrd with a token no Start is waiting for.
+	cmd, out := start("worker", strings.Repeat("f", 32))
+	refused("wrong token", cmd.Process.Pid, "unknown fork token")
+	closed("wrong token", cmd, out)
+
+	// A child that announces another pid (its parent's) than the kernel's.
+	cmd, out = start("liar", token)
+	refused("announced pid not its own", os.Getpid(), fmt.Sprintf("kernel says pid %d", cmd.Process.Pid))
+	closed("announced pid not its own", cmd, out)
+
+	// A process that is no descendant of askrd: re-parented away before it connects.
+	orphanOut := filepath.Join(t.TempDir(), "orphan.out")
+	cmd, out = start("orphan", token, "ASKR_TEMPLATE_ORPHAN_OUT="+orphanOut)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("orphan's parent: %v %s", err, out.String())
+	}
+	orphan, err := strconv.Atoi(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatalf("orphan's parent printed %q", out.String())
+	}
+	t.Cleanup(func() { syscall.Kill(orphan, syscall.SIGKILL) })
+	refused("not a descendant", orphan, "not of a template")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(orphanOut)
+		if s := strings.TrimSpace(string(b)); s == "closed" {
+			break
+		} else if s != "" || time.Now().After(deadline) {
+			t.Fatalf("not a descendant: the process said %q; want its connection closed by askrd (\"closed\")", s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// The token is still there for the real worker.
+	cmd, out = start("worker", token)
+	select {
+	case w := <-got:
+		if w.pid != cmd.Process.Pid || w.hello.Token != token {
+			t.Errorf("admitted pid %d token %q; want pid %d token %q", w.pid, w.hello.Token, cmd.Process.Pid, token)
+		}
+		w.conn.Close() // askrd lets go: the worker sees its connection closed and exits
+		closed("admitted worker after its connection closed", cmd, out)
+		select {
+		case <-w.Done():
+		case <-time.After(20 * time.Second):
+			t.Errorf("Done() not closed 20 s after worker pid %d exited", w.pid)
+		}
+		w.Close()
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the real worker (pid %d) was not admitted; log:\n%s", cmd.Process.Pid, logs.String())
+	}
+	if n := strings.Count(logs.String(), "refused a worker connection"); n != 3 {
+		t.Errorf("%d refusals logged; want 3:\n%s", n, logs.String())
+	}
+}
