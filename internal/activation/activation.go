@@ -25,6 +25,9 @@ const (
 type Listeners struct {
 	HTTP, HTTPS net.Listener // either may be nil, not both
 	Activated   bool         // they came from systemd
+	// Closed names the sockets systemd passed that askrd does not serve on (the reserved admin
+	// socket, unknown names): Get closed them, so that none is held open unanswered.
+	Closed []string
 }
 
 // Close closes every listener.
@@ -59,8 +62,8 @@ func Get(addr string) (Listeners, error) {
 			l.HTTP = first(lns)
 		case HTTPS:
 			l.HTTPS = first(lns)
-		case Admin:
-		default:
+		default: // Admin is reserved: nothing serves on it yet
+			l.Closed = append(l.Closed, name)
 			for _, ln := range lns {
 				if ln != nil {
 					ln.Close()
@@ -68,6 +71,7 @@ func Get(addr string) (Listeners, error) {
 			}
 		}
 	}
+	sort.Strings(l.Closed)
 	if l.HTTP == nil && l.HTTPS == nil {
 		sort.Strings(names)
 		l.Close()

@@ -330,6 +330,9 @@ func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *sl
 	defer lns.Close()
 	if lns.Activated {
 		log.Info("serving on the sockets systemd passed; listen from the configuration is not used", "listen", c.Server.Listen)
+		if len(lns.Closed) > 0 {
+			log.Info("closed the sockets systemd passed that askrd does not serve on", "names", strings.Join(lns.Closed, ","))
+		}
 	}
 	if lns.HTTPS != nil && !c.TLS.Enabled() {
 		return &config.Error{Key: "tls", Msg: "systemd passes an \"https\" socket but [tls] cert and key are not set"}

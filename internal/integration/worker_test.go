@@ -379,20 +379,6 @@ func TestWorkerOutputGoesToLog(t *testing.T) {
 	}
 }
 
-func TestDeferRunsAfterResponse(t *testing.T) {
-	tmp := t.TempDir()
-	s := startAskrd(t, opts{args: []string{"--workers", "1"}, env: []string{"TMPDIR=" + tmp}})
-	if r := s.get("/defer?tag=one"); r.body != "deferred" {
-		t.Fatalf("/defer = %q", r.body)
-	}
-	// The deferred callback runs before the worker takes its next request.
-	s.get("/")
-	b, err := os.ReadFile(filepath.Join(tmp, "askr-defer-one"))
-	if err != nil || string(b) != "deferred" {
-		t.Errorf("deferred callback did not run: %v %q", err, b)
-	}
-}
-
 func TestMaxRequestsRecycles(t *testing.T) {
 	s := startAskrd(t, opts{args: []string{"--workers", "1", "--max-requests", "3"}})
 	var pids []int

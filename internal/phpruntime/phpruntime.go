@@ -20,8 +20,9 @@ var source []byte
 // Source returns the runtime's PHP code.
 func Source() []byte { return source }
 
-// Install writes the runtime into a new private directory under dir ("" = the system temp dir) and
-// returns the file's path and a function that removes it again. Directories left by an askrd that
+// Install writes the runtime into a new private directory (mode 0700: the workers run as askrd's
+// user) under dir ("" = the system temp dir) and returns the file's path and a function that
+// removes it again. Directories left by an askrd that
 // was killed before it could remove its own are removed.
 func Install(dir string) (string, func(), error) {
 	if dir == "" {
@@ -34,10 +35,6 @@ func Install(dir string) (string, func(), error) {
 	}
 	p := filepath.Join(d, "runtime.php")
 	if err := os.WriteFile(p, source, 0o644); err != nil {
-		os.RemoveAll(d)
-		return "", nil, fmt.Errorf("install PHP runtime: %w", err)
-	}
-	if err := os.Chmod(d, 0o755); err != nil {
 		os.RemoveAll(d)
 		return "", nil, fmt.Errorf("install PHP runtime: %w", err)
 	}

@@ -183,3 +183,20 @@ func TestInstallRemovesStaleCopies(t *testing.T) {
 		t.Errorf("remove() left %s", filepath.Dir(p))
 	}
 }
+
+// The runtime's directory is askrd's private directory (the CoW socket and the workers' log FIFOs
+// go there too): only askrd's user may enter it.
+func TestInstallIsPrivate(t *testing.T) {
+	path, remove, err := Install(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remove()
+	st, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("runtime directory mode = %v; want 0700", st.Mode().Perm())
+	}
+}
