@@ -1,15 +1,19 @@
 package phpcgi
 
 import (
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/askr-php/askr/internal/phpruntime"
 )
 
 func TestWorkerEnv(t *testing.T) {
@@ -80,4 +84,54 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A worker's hello is accepted only from the process askrd started: php-cgi run as a wrapper's
+// child (not exec'd) says hello with its own pid, which is not the started one, and is refused.
+func TestAwaitHelloWantsTheStartedProcess(t *testing.T) {
+	bin := phpCGIBinary(t)
+	dir := t.TempDir()
+	rt, remove, err := phpruntime.Install(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remove()
+	script := filepath.Join(dir, "worker.php")
+	wrapper := filepath.Join(dir, "php-cgi-wrapper")
+	for name, src := range map[string]string{
+		script:  "<?php\nwhile (askr_handle_request(static function (): void {})) {\n}\n",
+		wrapper: "#!/bin/sh\n" + bin + " \"$@\"\n",
+	} {
+		if err := os.WriteFile(name, []byte(src), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		binary, want string
+	}{
+		{bin, ""},
+		{wrapper, "peer check failed"},
+	} {
+		l := NewLauncher(Config{Binary: tc.binary, Runtime: rt, Script: script, AppBase: dir, Env: os.Environ(),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		p, err := l.Start()
+		if err != nil {
+			t.Fatalf("Start(%s) error = %v; want nil", tc.binary, err)
+		}
+		h, err := p.AwaitHello(30 * time.Second)
+		switch {
+		case tc.want == "" && (err != nil || h.PID != p.PID()):
+			t.Errorf("%s: AwaitHello() = pid %d, %v; want pid %d, nil", tc.binary, h.PID, err, p.PID())
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) ||
+			!strings.Contains(err.Error(), "askrd started "+strconv.Itoa(p.PID()))):
+			t.Errorf("%s: AwaitHello() error = %v; want %q naming the started pid %d", tc.binary, err, tc.want, p.PID())
+		}
+		p.Close() // the worker reads end-of-file and leaves its loop
+		select {
+		case <-p.Done():
+		case <-time.After(30 * time.Second):
+			p.Kill()
+			t.Errorf("%s: pid %d did not exit after its channel closed", tc.binary, p.PID())
+		}
+	}
 }
