@@ -120,6 +120,7 @@ type opts struct {
 	script  string // worker script (default: testdata/worker.php)
 	// perRequest starts askrd without a worker script (per-request mode; never with --cow).
 	perRequest bool
+	bin        string // the askrd to run (default: askrdBinary)
 }
 
 func freeAddr(t testing.TB) string {
@@ -141,6 +142,9 @@ func cowMode() bool { return os.Getenv("ASKR_TEST_COW") == "1" }
 func startAskrd(t testing.TB, o opts) *server {
 	t.Helper()
 	bin := askrdBinary(t)
+	if o.bin != "" {
+		bin = o.bin
+	}
 	root := repoRoot(t)
 	addr := freeAddr(t)
 	if o.root == "" {

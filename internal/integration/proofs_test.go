@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/askr-php/askr/internal/phpext"
 )
 
 // proofsScript is the worker script of the tests in this file.
@@ -160,6 +162,33 @@ func TestWithoutExtension(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestExtensionFallbackWarnsOnce: with extension = "auto" and no askr.so to be found, askrd
+// serves without it and says once, as a warning, what PHP code loses; the uploads row shows it.
+func TestExtensionFallbackWarnsOnce(t *testing.T) {
+	if _, err := os.Stat(phpext.InstalledPath); err == nil {
+		t.Skipf("%s is installed: auto finds it", phpext.InstalledPath)
+	}
+	// A link to the test's askrd in a directory without askr.so (os.Executable resolves symlinks).
+	bin := filepath.Join(t.TempDir(), "askrd")
+	if err := os.Link(askrdBinary(t), bin); err != nil {
+		t.Fatal(err)
+	}
+	s := startAskrd(t, opts{bin: bin, args: []string{"--workers", "1"}, config: "[worker]\nextension = \"auto\"\n"})
+	var warnings []string
+	for _, l := range strings.Split(s.logs.String(), "\n") {
+		if strings.Contains(l, phpext.Degraded) {
+			warnings = append(warnings, l)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "level=WARN") {
+		t.Errorf("lines saying %q: %q; want one warning", phpext.Degraded, warnings)
+	}
+	a := postParts(t, s, "/uploads", part{"doc", "a.txt", "first file"})
+	if len(a.Checks) != 1 || a.Checks[0].IsUploadedFile {
+		t.Errorf("/uploads = %+v; want the file, not recognised by is_uploaded_file()", a)
+	}
 }
 
 // TestWithoutExtensionAbort: a client that leaves mid-stream (ob_flush() sends without the
