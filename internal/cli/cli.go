@@ -505,8 +505,9 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	}
 
 	poolCtx, cancelPool := context.WithCancel(context.Background())
-	poolDone := make(chan error, 1)
-	go func() { poolDone <- p.Run(poolCtx) }()
+	var poolErr error // Run's, once poolDone is closed: a first generation of which no worker booted
+	poolDone := make(chan struct{})
+	go func() { poolErr = p.Run(poolCtx); close(poolDone) }()
 	stopPool := sync.OnceFunc(func() { cancelPool(); <-poolDone })
 	defer stopPool()
 	if every := c.Worker.MemoryReportInterval.D(); every > 0 {
@@ -552,6 +553,11 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	select {
 	case err := <-served:
 		return fmt.Errorf("http server: %w", err)
+	case <-poolDone:
+		// No worker could boot (PHP's error is in poolErr): fail before READY=1, as a CoW template
+		// that cannot boot does, rather than serve 503s forever.
+		srv.Close()
+		return fmt.Errorf("%s mode: %w", mode, poolErr)
 	case <-ctx.Done():
 	}
 	sd.Stopping()

@@ -32,8 +32,8 @@ import (
 
 // Backend runs a request in PHP (the worker pool).
 type Backend interface {
-	// Serve runs the request; idempotent says it may run again if its worker dies before answering.
-	Serve(ctx context.Context, payload []byte, resp pool.Response, idempotent bool) error
+	// Serve runs the request (once: a request whose worker died while it had it is not run again).
+	Serve(ctx context.Context, payload []byte, resp pool.Response) error
 	// Limits returns the upload limits of PHP's configuration (zero until a worker reported them).
 	Limits() channel.Limits
 }
@@ -298,8 +298,7 @@ func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request) {
 	}
 	payload := h.encode(r, req)
 	rs := &responder{ctx: r.Context(), w: w, rc: rc, timeout: h.opt.ClientTimeout}
-	idempotent := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
-	h.finish(w, r, rs, h.backend.Serve(r.Context(), payload, rs, idempotent))
+	h.finish(w, r, rs, h.backend.Serve(r.Context(), payload, rs))
 }
 
 // finish completes a response after the backend returned err: the rest of what was buffered, or

@@ -474,37 +474,7 @@ func sha1hex(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-func TestBootFailureKeepsServing(t *testing.T) {
-	if cowMode() {
-		t.Skip("CoW mode: a template that fails to boot fails askrd serve (TestCowBootFailureFailsServe)")
-	}
-	s := startAskrd(t, opts{args: []string{"--workers", "1"}, env: []string{"ASKR_TEST_BOOT_FAIL=1"}, noReady: true})
-	s.waitLog("boot failed on purpose", 15*time.Second)
-	s.waitLog("worker failed to boot", 15*time.Second)
-	if r := s.get("/hello.txt"); r.status != 200 {
-		t.Errorf("static file while PHP fails to boot = %d; want 200", r.status)
-	}
-	r := s.get("/")
-	if r.status != 503 || r.header.Get("Retry-After") == "" {
-		t.Errorf("PHP request while boot fails = %d (Retry-After %q); want 503 with Retry-After", r.status, r.header.Get("Retry-After"))
-	}
-	// It keeps retrying, with back-off, and says so.
-	if !poll(10*time.Second, func() bool { return strings.Count(s.logs.String(), "worker failed to boot") >= 3 }) {
-		t.Errorf("boot not retried:\n%s", s.logs.String())
-	}
-}
-
-func TestBootTimeout(t *testing.T) {
-	if cowMode() {
-		t.Skip("CoW mode: a template that does not boot in time fails askrd serve (TestCowBootFailureFailsServe)")
-	}
-	s := startAskrd(t, opts{args: []string{"--workers", "1"}, env: []string{"ASKR_TEST_BOOT_SLEEP=30"},
-		config: "[worker]\nboot_timeout = 1\n", noReady: true})
-	s.waitLog("did not call askr_handle_request() within boot_timeout", 10*time.Second)
-	if r := s.get("/hello.txt"); r.status != 200 {
-		t.Errorf("static file while boots time out = %d; want 200", r.status)
-	}
-}
+// Boot failures: faults_test.go.
 
 func TestQueueFullGets503(t *testing.T) {
 	s := startAskrd(t, opts{args: []string{"--workers", "1"}, config: "[server]\nqueue_size = 1\nqueue_timeout = \"300ms\"\n"})

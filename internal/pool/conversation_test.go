@@ -3,7 +3,10 @@ package pool
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -177,6 +180,32 @@ func TestCallRetriesUnsent(t *testing.T) {
 	}
 }
 
+// A request that broke the process it reached is not tried on another one: one process dies.
+func TestCallQueryOfDeathKillsOneProcess(t *testing.T) {
+	s := &convStarter{}
+	p := startPool(t, Options{Workers: 3}, s)
+	waitReady(t, p)
+	var tries []int
+	err := p.Call(context.Background(), func(proc Process) Outcome {
+		tries = append(tries, proc.PID())
+		proc.Kill()
+		return Outcome{Err: io.ErrUnexpectedEOF, Broken: true}
+	})
+	if !errors.Is(err, ErrWorkerDied) || len(tries) != 1 {
+		t.Errorf("Call whose process died with the request: %v after tries on %v; want ErrWorkerDied after one try", err, tries)
+	}
+	waitCond(t, "the dead process replaced", func() bool { return s.started() == 4 && p.Stats().Ready == 3 })
+	killed := 0
+	for i := range s.started() {
+		if s.proc(i).killed.Load() {
+			killed++
+		}
+	}
+	if killed != 1 {
+		t.Errorf("%d processes killed; want 1", killed)
+	}
+}
+
 func TestCallTimeoutKillsProcess(t *testing.T) {
 	s := &convStarter{}
 	p := startPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
@@ -194,18 +223,20 @@ func TestCallTimeoutKillsProcess(t *testing.T) {
 	}
 }
 
-// Greet failures are boot failures (backing off, ErrUnavailable); Ping goes through Conversation
-// and a process that fails it is replaced.
+// Greet failures are boot failures (fatal in the first generation, then backing off with
+// ErrUnavailable); Ping goes through Conversation and a process that fails it is replaced.
 func TestConversationGreetAndPing(t *testing.T) {
 	s := &convStarter{}
-	s.greetFails.Store(true)
 	p := startPool(t, Options{Workers: 1}, s)
-	waitCond(t, "three greet attempts", func() bool { return s.started() >= 3 })
+	waitReady(t, p)
+	s.greetFails.Store(true)
+	s.proc(0).Kill()
+	waitCond(t, "three greet attempts", func() bool { return s.started() >= 4 })
 	if err := p.Call(context.Background(), pidOf(new(int), Outcome{})); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Call while no process answers = %v; want ErrUnavailable", err)
 	}
 	s.greetFails.Store(false)
-	waitReady(t, p)
+	waitCond(t, "a process greeted again", func() bool { return p.Stats().Ready == 1 })
 	n := s.started()
 	first := s.proc(n - 1)
 	// Ping checks an idle process: the new one is idle once run has taken in its greeting.
@@ -219,6 +250,26 @@ func TestConversationGreetAndPing(t *testing.T) {
 }
 
 // A rolling reload greets and pings a canary Conversation process, then replaces the others.
+// Per-request mode's rule is worker mode's: processes of which none ever answers end Run.
+func TestConversationFirstGreetFailureIsFatal(t *testing.T) {
+	s := &convStarter{}
+	s.greetFails.Store(true)
+	p := New(Options{Workers: 2, QueueSize: 1, QueueTimeout: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, s)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no answer on purpose") {
+			t.Errorf("Run when no process ever answers = %v; want the greeting's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running 10s after every first process failed to answer")
+	}
+	if n := s.started(); n != 2 {
+		t.Errorf("%d processes started for 2; want 2", n)
+	}
+}
+
 func TestConversationReload(t *testing.T) {
 	s := &convStarter{}
 	p := startPool(t, Options{Workers: 2}, s)

@@ -235,13 +235,19 @@ func (p *Pool) Stats() Stats {
 }
 
 // Run supervises the workers until ctx is done, then stops them all (idle ones at once, busy ones
-// after their request) and returns when every worker process has exited.
+// after their request) and returns nil when every worker process has exited.
+//
+// A first generation in which no worker boots is fatal: once every boot started before any worker
+// ever booted has failed, Run returns the first failure (PHP's error) and the pool is closed. After
+// a worker has booted once, failed boots are retried with back-off (100 ms doubling up to 10 s).
 func (p *Pool) Run(ctx context.Context) error {
 	defer close(p.done)
 	all := map[*worker]bool{} // every process not yet exited
 	target := p.opt.Workers   // how many workers the pool keeps (SetWorkers changes it)
 	live := 0                 // booting or serving, not retired
 	booted := 0               // first-boot progress, for Ready
+	everBooted := false       // a worker has booted: boot failures are retried from now on
+	var firstErr error        // the first boot failure while none has booted
 	failures := 0
 	var retry <-chan time.Time // non-nil while backing off after a failed boot
 	spawn := func() {
@@ -304,6 +310,14 @@ func (p *Pool) Run(ctx context.Context) error {
 			switch ev.kind {
 			case evBooted:
 				p.progress.Store(time.Now().UnixNano())
+				if !everBooted && failures > 0 && !stopping {
+					// Boots of the first generation failed while this one came up: retry them, with
+					// back-off, from now on.
+					delay := backoff(failures)
+					p.log.Error("worker failed to boot", "err", firstErr, "failed", failures, "retry_in", delay)
+					retry = time.After(delay)
+				}
+				everBooted = true
 				failures = 0
 				p.failing.Store(false)
 				all[w] = true
@@ -330,8 +344,20 @@ func (p *Pool) Run(ctx context.Context) error {
 				if p.ready.Load() == 0 {
 					p.failing.Store(true)
 				}
-				if !stopping {
-					delay := min(100*time.Millisecond<<min(failures-1, 7), 10*time.Second)
+				switch {
+				case stopping:
+				case !everBooted:
+					// Not retried: either a worker of this first generation boots, or none does and
+					// askrd cannot serve PHP at all.
+					if firstErr == nil {
+						firstErr = ev.err
+					}
+					if live == 0 {
+						p.closeOnce.Do(func() { close(p.closing) })
+						return fmt.Errorf("no worker booted (%d tried): %w", failures, firstErr)
+					}
+				default:
+					delay := backoff(failures)
 					p.log.Error("worker failed to boot", "err", ev.err, "retry_in", delay)
 					retry = time.After(delay)
 				}
@@ -400,6 +426,11 @@ func (p *Pool) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// backoff is the delay before booting again after failures boot failures in a row.
+func backoff(failures int) time.Duration {
+	return min(100*time.Millisecond<<min(failures-1, 7), 10*time.Second)
 }
 
 func (p *Pool) boot() {
@@ -726,19 +757,20 @@ func (p *Pool) release(w *worker, reusable bool) {
 // serialize()d request array. Errors before resp.Head was called are the pool's (ErrQueueFull, …)
 // or ErrTimeout / ErrWorkerDied; after Head, any error means the response is cut short.
 //
-// If the worker dies before answering, a request it never received (the write failed) is sent to
-// another worker, and so is an idempotent one (GET, HEAD, OPTIONS: nginx's fastcgi_next_upstream
-// does the same); at most two more tries.
-func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response, idempotent bool) error {
+// A request is tried on another worker only if it never reached the first (writing it failed: the
+// worker was gone already), at most three tries in all. A request whose worker died while it had
+// it gets ErrWorkerDied, whatever its method: running it again could crash worker after worker (a
+// query of death), so the worker that died is the only one.
+func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
 	for try := 1; ; try++ {
 		err, undelivered := p.serveOnce(ctx, payload, resp)
 		if !errors.Is(err, errNoAnswer) {
 			return err
 		}
-		if try == 3 || !(undelivered || idempotent) {
+		if try == 3 || !undelivered {
 			return fmt.Errorf("%w: %v", ErrWorkerDied, err)
 		}
-		p.log.Warn("worker died before answering; trying another", "err", err, "try", try)
+		p.log.Warn("worker was gone before the request reached it; trying another", "err", err, "try", try)
 	}
 }
 
@@ -747,7 +779,7 @@ func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response, idempot
 // kills the process if the request runs past request_timeout (ErrTimeout), counts the request for
 // max_requests, and gives the process back or, if the outcome is Broken, replaces it. A Broken
 // outcome is returned wrapped in ErrWorkerDied, except that an Unsent request is tried on another
-// process (at most two more tries): call must be able to send its request again.
+// process (at most three tries in all), as Serve does: call must be able to send its request again.
 func (p *Pool) Call(ctx context.Context, call func(Process) Outcome) error {
 	for try := 1; ; try++ {
 		err, retry := p.callOnce(ctx, call)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,6 +60,7 @@ type fakeStarter struct {
 	next    int
 	failing atomic.Bool
 	started atomic.Int64
+	gate    func(n int64) error // if set, called with each Start's number (from 1); may block; an error fails the boot
 	act     behaviour
 	procs   []*fakeProc
 }
@@ -73,7 +75,12 @@ func (s *fakeStarter) proc(i int) *fakeProc {
 }
 
 func (s *fakeStarter) Start() (Process, error) {
-	s.started.Add(1)
+	n := s.started.Add(1)
+	if s.gate != nil {
+		if err := s.gate(n); err != nil {
+			return nil, err
+		}
+	}
 	if s.failing.Load() {
 		return nil, errors.New("boot failed on purpose")
 	}
@@ -187,7 +194,7 @@ func TestServeAndMaxRequests(t *testing.T) {
 	waitReady(t, p)
 	for i := range 12 {
 		var r recorder
-		if err := p.Serve(context.Background(), []byte("req"), &r, false); err != nil || r.status != 200 || string(r.body) != "hi" {
+		if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || r.status != 200 || string(r.body) != "hi" {
 			t.Fatalf("request %d: %v %d %q", i, err, r.status, r.body)
 		}
 	}
@@ -232,11 +239,11 @@ func TestMalformedFrameKillsOnlyThatWorker(t *testing.T) {
 	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r, false); !errors.Is(err, ErrWorkerDied) {
+	if err := p.Serve(context.Background(), nil, &r); !errors.Is(err, ErrWorkerDied) {
 		t.Fatalf("Serve with a malformed answer: %v; want ErrWorkerDied", err)
 	}
 	r = recorder{}
-	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "fine" {
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "fine" {
 		t.Errorf("Serve after a malformed frame: %v %q; want a replaced worker answering", err, r.body)
 	}
 }
@@ -251,11 +258,11 @@ func TestWorkerDiesMidRequest(t *testing.T) {
 	}}
 	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
-	if err := p.Serve(context.Background(), nil, &recorder{}, false); !errors.Is(err, ErrWorkerDied) {
+	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrWorkerDied) {
 		t.Fatalf("Serve: %v; want ErrWorkerDied", err)
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("after a crash: %v %q", err, r.body)
 	}
 }
@@ -272,11 +279,11 @@ func TestTimeoutKillsWorker(t *testing.T) {
 	}}
 	p := startPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
 	waitReady(t, p)
-	if err := p.Serve(context.Background(), nil, &recorder{}, false); !errors.Is(err, ErrTimeout) {
+	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Serve past the timeout: %v; want ErrTimeout", err)
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("after a timeout: %v %q", err, r.body)
 	}
 }
@@ -288,7 +295,7 @@ func TestQueueFull(t *testing.T) {
 	waitReady(t, p)
 	errs := make(chan error, 3)
 	for range 2 {
-		go func() { errs <- p.Serve(context.Background(), nil, &recorder{}, false) }()
+		go func() { errs <- p.Serve(context.Background(), nil, &recorder{}) }()
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for p.Stats().Busy != 1 || p.Stats().Waiting != 1 {
@@ -297,7 +304,7 @@ func TestQueueFull(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := p.Serve(context.Background(), nil, &recorder{}, false); !errors.Is(err, ErrQueueFull) {
+	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("third request: %v; want ErrQueueFull", err)
 	}
 	close(block)
@@ -308,24 +315,95 @@ func TestQueueFull(t *testing.T) {
 	}
 }
 
-func TestBootFailureBacksOffAndRecovers(t *testing.T) {
+// A first generation in which no worker boots ends Run with the boot's error, without retrying,
+// and requests are refused at once.
+func TestFirstBootFailureIsFatal(t *testing.T) {
 	s := &fakeStarter{act: func([]byte) []byte { return okResponse("ok") }}
 	s.failing.Store(true)
+	p := New(Options{Workers: 3, QueueSize: 4, QueueTimeout: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, s)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "boot failed on purpose") {
+			t.Errorf("Run when every first boot fails = %v; want the boot's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running 10s after every first boot failed; want it to return the error")
+	}
+	if n := s.started.Load(); n != 3 {
+		t.Errorf("%d boots started for 3 workers; want 3 (no retry before any worker booted)", n)
+	}
+	select {
+	case <-p.Ready():
+		t.Error("Ready closed although no worker booted")
+	default:
+	}
+	start := time.Now()
+	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrClosed) {
+		t.Errorf("Serve after Run failed = %v; want ErrUnavailable or ErrClosed", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Serve after Run failed took %v; want an answer at once, not after queue_timeout", d)
+	}
+}
+
+// While no worker has ever booted and a boot has failed, requests get ErrUnavailable at once; a
+// worker of the first generation that does boot saves the day, and the failed boot is retried.
+func TestFirstBootPartlyFails(t *testing.T) {
+	release := make(chan struct{})
+	s := &fakeStarter{act: func([]byte) []byte { return okResponse("ok") }}
+	s.gate = func(n int64) error {
+		switch n {
+		case 1:
+			return errors.New("boot failed on purpose")
+		case 2:
+			<-release // a slow boot
+		}
+		return nil
+	}
+	p := startPool(t, Options{Workers: 2, QueueTimeout: time.Minute}, s)
+	waitCond(t, "first boot failed", func() bool { return p.failing.Load() })
+	start := time.Now()
+	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Serve while no worker has booted and one failed = %v; want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Serve took %v; want ErrUnavailable at once", d)
+	}
+	close(release)
+	waitReady(t, p) // the second boots; the first is booted again after its back-off
+	if n := s.started.Load(); n != 3 {
+		t.Errorf("%d boots started; want 3 (one failed, retried once)", n)
+	}
+	var r recorder
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+		t.Errorf("after the first generation came up: %v %q", err, r.body)
+	}
+}
+
+// After a worker has booted once, failed boots are retried with back-off (Run goes on), requests
+// get ErrUnavailable at once while no worker runs, and the pool recovers once boots succeed.
+func TestBootFailureBacksOffAndRecovers(t *testing.T) {
+	s := &fakeStarter{act: func([]byte) []byte { return okResponse("ok") }}
 	p := startPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	s.failing.Store(true)
+	s.proc(0).exit()
 	deadline := time.Now().Add(5 * time.Second)
-	for s.started.Load() < 3 {
+	for s.started.Load() < 4 {
 		if time.Now().After(deadline) {
-			t.Fatalf("boot retried %d times in 5s; want ≥ 3", s.started.Load())
+			t.Fatalf("boot retried %d times in 5s; want ≥ 3", s.started.Load()-1)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := p.Serve(context.Background(), nil, &recorder{}, false); !errors.Is(err, ErrUnavailable) {
+	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Serve while every boot fails: %v; want ErrUnavailable at once", err)
 	}
 	s.failing.Store(false)
-	waitReady(t, p)
+	waitCond(t, "a worker booted again", func() bool { return p.Stats().Ready == 1 })
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("after recovery: %v %q", err, r.body)
 	}
 }
@@ -346,7 +424,7 @@ func TestIdleWorkersDying(t *testing.T) {
 		}
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("Serve after idle deaths: %v %q", err, r.body)
 	}
 }
@@ -374,7 +452,7 @@ func TestSetWorkers(t *testing.T) {
 	}
 	waitFor("shrink to 1", func() bool { return p.Stats().Ready == 1 && len(p.Workers()) == 1 })
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("Serve after resizing: %v %q", err, r.body)
 	}
 	if err := p.SetWorkers(0); err == nil {
@@ -382,20 +460,32 @@ func TestSetWorkers(t *testing.T) {
 	}
 }
 
-// A worker that dies before answering costs an idempotent request nothing: it runs again elsewhere.
-func TestIdempotentRequestRetried(t *testing.T) {
-	var n atomic.Int64
-	s := &fakeStarter{act: func([]byte) []byte {
-		if n.Add(1) == 1 {
+// A request whose worker died while it had it (a query of death) is not run again elsewhere,
+// whatever its method: it gets ErrWorkerDied and the worker that died is the only one.
+func TestQueryOfDeathKillsOneWorker(t *testing.T) {
+	var deaths atomic.Int64
+	s := &fakeStarter{act: func(req []byte) []byte {
+		if string(req) == "die" {
+			deaths.Add(1)
 			return nil // reads the request, dies without answering
 		}
-		return okResponse("second try")
+		return okResponse("ok")
 	}}
-	p := startPool(t, Options{Workers: 1}, s)
+	p := startPool(t, Options{Workers: 3}, s)
 	waitReady(t, p)
+	if err := p.Serve(context.Background(), []byte("die"), &recorder{}); !errors.Is(err, ErrWorkerDied) {
+		t.Errorf("Serve of a request that kills its worker: %v; want ErrWorkerDied", err)
+	}
+	waitCond(t, "the dead worker replaced", func() bool { return s.started.Load() == 4 && p.Stats().Ready == 3 })
+	if n := deaths.Load(); n != 1 {
+		t.Errorf("%d workers got the request that kills; want 1", n)
+	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r, true); err != nil || string(r.body) != "second try" {
-		t.Errorf("idempotent request whose worker died: %v %q; want it served by another worker", err, r.body)
+	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+		t.Errorf("next request: %v %q", err, r.body)
+	}
+	if n := s.started.Load(); n != 4 {
+		t.Errorf("%d workers started for 3 workers and one crash; want 4", n)
 	}
 }
 
@@ -406,7 +496,7 @@ func TestUndeliveredRequestRetried(t *testing.T) {
 	waitReady(t, p)
 	s.proc(0).peer.Close() // its end of the channel is gone, the process not yet reported dead
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r, false); err != nil || string(r.body) != "ok" {
+	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("request to a worker whose channel is closed: %v %q; want it sent to another worker", err, r.body)
 	}
 }
@@ -421,7 +511,7 @@ func TestFlushReachesResponse(t *testing.T) {
 	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
 	var r recorder
-	if err := p.Serve(context.Background(), []byte("req"), &r, false); err != nil || string(r.body) != "event 1\ntail" || r.flushes != 1 {
+	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "event 1\ntail" || r.flushes != 1 {
 		t.Fatalf("Serve: %v, body %q, %d flushes; want nil, \"event 1\\ntail\", 1", err, r.body, r.flushes)
 	}
 }
@@ -439,11 +529,11 @@ func TestClientGoneTellsWorker(t *testing.T) {
 	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
 	r := recorder{failAt: 2}
-	if err := p.Serve(context.Background(), []byte("req"), &r, false); err == nil || string(r.body) != "chunk" {
+	if err := p.Serve(context.Background(), []byte("req"), &r); err == nil || string(r.body) != "chunk" {
 		t.Fatalf("Serve with a failing client: %v, body %q; want an error after one chunk", err, r.body)
 	}
 	var next recorder
-	if err := p.Serve(context.Background(), []byte("req"), &next, false); err != nil || string(next.body) != "chunkchunkchunk" {
+	if err := p.Serve(context.Background(), []byte("req"), &next); err != nil || string(next.body) != "chunkchunkchunk" {
 		t.Fatalf("next request: %v %q", err, next.body)
 	}
 	if proc := s.proc(0); proc.aborts.Load() != 1 || proc.served.Load() != 2 || s.started.Load() != 1 {
