@@ -92,7 +92,8 @@ func TestHugeBodyThroughPHPInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100 MB body")
 	}
-	s := startAskrd(t, opts{args: []string{"--workers", "1"}, config: "[server]\nmax_body_size = \"128M\"\n"})
+	// A handler without the $request parameter: one with it gets the body in $request['body'].
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}, config: "[server]\nmax_body_size = \"128M\"\n", env: []string{"ASKR_TEST_NO_PARAM=1"}})
 	wpid := pidOf(t, s)
 	askrdMem, workerMem := watchMemory(t, "askrd", s.cmd.Process.Pid), watchMemory(t, "worker", wpid)
 

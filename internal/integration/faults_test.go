@@ -1,12 +1,16 @@
 package integration
 
 // Faults: a request that kills its worker costs one worker and gets 502 (no retry elsewhere); a
-// worker script that cannot boot fails askrd serve at once.
+// worker script that cannot boot fails askrd serve at once; $request['body'] is the whole body.
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,4 +233,76 @@ func TestLaterBootFailureKeepsServing(t *testing.T) {
 	if !poll(30*time.Second, func() bool { return s.get("/pid").status == 200 }) {
 		t.Errorf("PHP not served again after the app boots again:\n%s", s.logs.String())
 	}
+}
+
+// bodyAnswer is what faults.php's /body says.
+type bodyAnswer struct {
+	RequestSHA1   *string `json:"request_body_sha1"`
+	RequestLength *int    `json:"request_body_length"`
+	PassedLength  int     `json:"passed_body_length"`
+	InputSHA1     string  `json:"input_sha1"`
+	Peak          int     `json:"peak"`
+}
+
+func postBody(t *testing.T, s *server, body []byte) bodyAnswer {
+	t.Helper()
+	r := s.do(http.MethodPost, "/body", bytes.NewReader(body), "Content-Type", "application/octet-stream")
+	var a bodyAnswer
+	if err := json.Unmarshal([]byte(r.body), &a); r.status != 200 || err != nil {
+		t.Fatalf("POST /body (%d bytes) = %d %q (%v)", len(body), r.status, r.body, err)
+	}
+	return a
+}
+
+// $request['body'] is the whole body whatever its size, as the original askr passes it: a body
+// that askrd spooled to a file (over body_buffer_size) is read for the handler.
+func TestRequestBodyWholeOverBufferSize(t *testing.T) {
+	big := make([]byte, 3<<20)
+	rand.Read(big)
+	for _, tc := range []struct{ name, config string }{
+		{"1M", ""},
+		{"4K", "[server]\nbody_buffer_size = \"4K\"\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startAskrd(t, opts{script: faultsScript(t), args: []string{"--workers", "1"}, config: tc.config})
+			for _, body := range [][]byte{big, big[:100<<10], big[:10]} {
+				a := postBody(t, s, body)
+				want := sha1hex(body)
+				if a.RequestSHA1 == nil || *a.RequestSHA1 != want || *a.RequestLength != len(body) || a.InputSHA1 != want {
+					t.Errorf("%d-byte body: $request['body'] %v (%v bytes), php://input %s; want sha1 %s in both",
+						len(body), deref(a.RequestSHA1), deref(a.RequestLength), a.InputSHA1, want)
+				}
+			}
+		})
+	}
+}
+
+// A handler that declares no parameter never has a spooled body read for it: php://input streams
+// it, and the array it is passed (func_get_args()) has an empty 'body'.
+func TestRequestBodyNotLoadedWithoutParameter(t *testing.T) {
+	s := startAskrd(t, opts{script: faultsScript(t), args: []string{"--workers", "1"}, env: []string{"ASKR_TEST_NO_PARAM=1"}})
+	big := make([]byte, 3<<20)
+	rand.Read(big)
+	a := postBody(t, s, big)
+	if a.InputSHA1 != sha1hex(big) || a.RequestSHA1 != nil {
+		t.Fatalf("php://input sha1 %s (request %v); want %s", a.InputSHA1, deref(a.RequestSHA1), sha1hex(big))
+	}
+	if a.PassedLength != 0 {
+		t.Errorf("a handler without the parameter was passed a %d-byte body; want none read", a.PassedLength)
+	}
+	if a.Peak >= len(big) {
+		t.Errorf("peak memory %d after a %d-byte body; want the body never held whole", a.Peak, len(big))
+	}
+	// A body that stayed in askrd's memory comes in the frame: passing it on costs nothing.
+	small := []byte("small body")
+	if a := postBody(t, s, small); a.PassedLength != len(small) || a.InputSHA1 != sha1hex(small) {
+		t.Errorf("small body: passed %d bytes, php://input %s; want %d, %s", a.PassedLength, a.InputSHA1, len(small), sha1hex(small))
+	}
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }

@@ -55,6 +55,9 @@ final class Runtime
     private static string $sessionResumed = '';
     private static string $sessionCookie = '';
     public static string $inputFile = '';
+    /** The handler askr_handle_request() was last given, and whether it declares a parameter. */
+    private static mixed $handler = null;
+    private static bool $handlerTakesRequest = true;
     /** CoW mode: this process is the template until it forks; the fork token of a forked worker. */
     private static bool $template = false;
     private static string $token = '';
@@ -249,7 +252,7 @@ final class Runtime
             self::log('malformed request frame; stopping');
             return false;
         }
-        $request = self::begin($r);
+        $request = self::begin($r, self::takesRequest($handler));
         try {
             $handler($request);
         } catch (\Throwable $e) {
@@ -364,8 +367,26 @@ final class Runtime
         return true;
     }
 
-    /** Sets up the superglobals for one request and returns the array the original askr passes. */
-    private static function begin(array $r): array
+    /**
+     * Whether $handler declares a parameter, i.e. may read $request['body']: asked of Reflection
+     * once per handler (the loop passes the same one every time).
+     */
+    private static function takesRequest(callable $handler): bool
+    {
+        if ($handler !== self::$handler) {
+            self::$handler = $handler;
+            self::$handlerTakesRequest = (new \ReflectionFunction(\Closure::fromCallable($handler)))->getNumberOfParameters() > 0;
+        }
+        return self::$handlerTakesRequest;
+    }
+
+    /**
+     * Sets up the superglobals for one request and returns the array the original askr passes. Its
+     * 'body' is the whole body, read from askrd's spool file if it was larger than body_buffer_size,
+     * but only for a handler that takes the array ($withBody): one that declares no parameter never
+     * pays for a large body it does not read (php://input streams it; func_get_args() sees '').
+     */
+    private static function begin(array $r, bool $withBody): array
     {
         /** @var array<string,string> $cgi */
         $cgi = $r['server'];
@@ -389,6 +410,7 @@ final class Runtime
         $_FILES = [];
         self::$input = $r['body'];
         self::$inputFile = $r['body_file'];
+        $body = null; // the spooled body, once read
         $post = [];
         $files = [];
         $postMax = self::$postMax;
@@ -399,8 +421,10 @@ final class Runtime
         } elseif ($cgi['REQUEST_METHOD'] === 'POST') {
             $type = strtolower(strtok($cgi['CONTENT_TYPE'] ?? '', ';') ?: '');
             if (trim($type) === 'application/x-www-form-urlencoded') {
-                $body = self::$inputFile !== '' ? (string) file_get_contents(self::$inputFile) : self::$input;
-                parse_str($body, $_POST);
+                if (self::$inputFile !== '') {
+                    $body = (string) file_get_contents(self::$inputFile);
+                }
+                parse_str($body ?? self::$input, $_POST);
             } elseif ($r['post'] !== [] || $r['files'] !== []) {
                 $pairs = [];
                 foreach ($r['post'] as [$name, $value]) {
@@ -453,7 +477,7 @@ final class Runtime
             'uri' => $cgi['REQUEST_URI'],
             'query' => $cgi['QUERY_STRING'],
             'headers' => $cgi,
-            'body' => $r['body'],
+            'body' => $withBody && self::$inputFile !== '' ? ($body ?? (string) file_get_contents(self::$inputFile)) : $r['body'],
             'post' => $post,
             'files' => $files,
         ];

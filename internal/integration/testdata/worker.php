@@ -290,6 +290,14 @@ $handler = static function (array $request) use (&$count, &$started, $version): 
     }
 };
 
+if (getenv('ASKR_TEST_NO_PARAM') === '1') {
+    // A handler that declares no parameter: the runtime never reads a spooled body for it.
+    $inner = $handler;
+    $handler = static function () use ($inner): void {
+        $inner(...func_get_args());
+    };
+}
+
 askr_cow_ready();
 while (askr_handle_request($handler)) {
 }
