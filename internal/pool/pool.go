@@ -266,8 +266,18 @@ func (p *Pool) Run(ctx context.Context) error {
 		retire(w)
 		spawn()
 	}
-	spawn()
 	stopping := false
+	// firstBoot notes a booted worker: from now on failed boots are retried. Boots of the first
+	// generation that failed before are retried now, with back-off.
+	firstBoot := func() {
+		if !everBooted && failures > 0 && !stopping {
+			delay := backoff(failures)
+			p.log.Error("worker failed to boot", "err", firstErr, "failed", failures, "retry_in", delay)
+			retry = time.After(delay)
+		}
+		everBooted = true
+	}
+	spawn()
 	var killAll <-chan time.Time
 	for {
 		if stopping && len(all) == 0 && live == 0 {
@@ -310,14 +320,7 @@ func (p *Pool) Run(ctx context.Context) error {
 			switch ev.kind {
 			case evBooted:
 				p.progress.Store(time.Now().UnixNano())
-				if !everBooted && failures > 0 && !stopping {
-					// Boots of the first generation failed while this one came up: retry them, with
-					// back-off, from now on.
-					delay := backoff(failures)
-					p.log.Error("worker failed to boot", "err", firstErr, "failed", failures, "retry_in", delay)
-					retry = time.After(delay)
-				}
-				everBooted = true
+				firstBoot()
 				failures = 0
 				p.failing.Store(false)
 				all[w] = true
@@ -384,6 +387,7 @@ func (p *Pool) Run(ctx context.Context) error {
 			case evCanary:
 				// A reload's canary has booted and answered: it replaces one old worker, and the
 				// rest follow one at a time (each new worker that comes up retires the next).
+				firstBoot()
 				all[w] = true
 				go p.watch(w)
 				p.ready.Add(1)
