@@ -239,15 +239,30 @@ func TestWorkerWhosePidIsNotTheStartedOneIsRefused(t *testing.T) {
 			break
 		}
 	}
-	want := "level=ERROR msg=\"worker failed to boot\"" // the hello's pid is not the wrapper's
+	// Worker mode: the hello's pid is not the wrapper's, so the only worker of the first generation
+	// fails to boot and askrd serve ends with that error. CoW mode: the fork is not a template's
+	// child and its connection is refused.
+	want := "level=ERROR msg=\"askrd failed\""
 	if cowMode() {
-		want = "level=WARN msg=\"refused a worker connection\"" // the fork is not a template's child
+		want = "level=WARN msg=\"refused a worker connection\""
 	}
 	if !strings.Contains(line, want) {
 		t.Errorf("log line %q; want %s", line, want)
 	}
-	if r := s.get("/pid"); r.status == 200 {
-		t.Errorf("/pid = 200 %q; want no worker to serve", r.body)
+	if !cowMode() {
+		select {
+		case <-s.done:
+			if s.err == nil {
+				t.Errorf("askrd exited with status 0; want a failure")
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("askrd still runs 30 s after its only worker was refused")
+		}
+	}
+	if cowMode() {
+		if r := s.get("/pid"); r.status == 200 {
+			t.Errorf("/pid = 200 %q; want no worker to serve", r.body)
+		}
 	}
 	if strings.Contains(s.logs.String(), "workers ready") {
 		t.Errorf("askrd says workers are ready:\n%s", s.logs.String())
