@@ -194,6 +194,20 @@ func startAskrd(t testing.TB, o opts) *server {
 	return s
 }
 
+// runCommand starts cmd (an askrd, or a launcher of one such as systemd-socket-activate) with its
+// output in the returned server's logs; the caller stops it.
+func runCommand(t *testing.T, cmd *exec.Cmd) *server {
+	t.Helper()
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, cmd: cmd, logs: logs, done: make(chan struct{})}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	return s
+}
+
 func (s *server) stop() {
 	select {
 	case <-s.done:

@@ -285,17 +285,11 @@ func TestAdminSocketClosed(t *testing.T) {
 		filepath.Join(root, "examples", "hello", "public"), proofsScript(t), cowMode())), 0o644)
 	httpAddr, adminAddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command("systemd-socket-activate", "-l", httpAddr, "-l", adminAddr, "--fdname=http:admin", bin, "--config", conf)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{t: t, cmd: cmd, logs: logs, done: make(chan struct{})}
-	go func() { s.err = cmd.Wait(); close(s.done) }()
+	s := runCommand(t, cmd)
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {
-			t.Logf("askrd log:\n%s", logs.String())
+			t.Logf("askrd log:\n%s", s.logs.String())
 		}
 	})
 	// Before askrd runs, systemd-socket-activate holds both sockets: a connection to admin is

@@ -193,13 +193,8 @@ func TestSocketActivationByName(t *testing.T) {
 		addrs := map[string]string{"http": freeAddr(t), "https": freeAddr(t)}
 		cmd := exec.Command("systemd-socket-activate", "-l", addrs[order[0]], "-l", addrs[order[1]],
 			"--fdname="+order[0]+":"+order[1], bin, "--config", conf)
-		logs := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		s := &server{t: t, cmd: cmd, logs: logs, done: make(chan struct{})}
-		go func() { s.err = cmd.Wait(); close(s.done) }()
+		s := runCommand(t, cmd)
+		logs := s.logs
 		// systemd-socket-activate starts askrd at the first connection.
 		var body string
 		if !poll(30*time.Second, func() bool {
