@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -137,7 +136,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveStatic serves r from the document root if its path names a regular file that may be served.
-// Dotfiles (but .well-known), PHP sources and anything outside the root never are.
+// Dotfiles (but .well-known), PHP sources, editor leftovers (servable) and anything outside the
+// root never are: those go to the front controller, as any path that is no file.
 func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) bool {
 	p := r.URL.Path
 	if p == "" || p[0] != '/' || p[len(p)-1] == '/' || strings.ContainsRune(p, 0) {
@@ -159,31 +159,6 @@ func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Etag", fmt.Sprintf(`"%x-%x"`, st.ModTime().Unix(), st.Size()))
 	http.ServeContent(w, r, st.Name(), st.ModTime(), f)
 	return true
-}
-
-func servable(rel string) bool {
-	lower := strings.ToLower(rel)
-	if strings.HasSuffix(lower, ".php") || strings.Contains(lower, ".php/") || strings.HasSuffix(lower, ".phar") {
-		return false
-	}
-	for seg := range strings.SplitSeq(rel, "/") {
-		if strings.HasPrefix(seg, ".") && seg != ".well-known" {
-			return false
-		}
-	}
-	return true
-}
-
-// targetServable reports whether rel under dir, if its last element is a symbolic link, leads to a
-// file whose own name may be served too: a link "a.txt" → "config.php" must not publish PHP source.
-func targetServable(dir, rel string) bool {
-	full := filepath.Join(dir, rel)
-	fi, err := os.Lstat(full)
-	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-		return true
-	}
-	real, err := filepath.EvalSymlinks(full)
-	return err == nil && servable(filepath.Base(real))
 }
 
 // bufferSize is how much of a response askrd takes from a worker before it writes to the client:

@@ -298,7 +298,7 @@ type rootInfo struct{ fs.FileInfo }
 func (rootInfo) IsDir() bool       { return true }
 func (rootInfo) Mode() fs.FileMode { return fs.ModeDir }
 
-// static is the route of a regular file at rel: 403 if it must not be served (a PHP source), else
+// static is the route of a regular file at rel: 403 if it must not be served (see servable), else
 // the open file when read is set.
 func (t *tree) static(rel string, fi fs.FileInfo, read bool) route {
 	if !servable(rel) || !targetServable(t.dir, rel) {
@@ -342,4 +342,57 @@ func (a alias) route(p string, read bool) route {
 		return route{kind: routeNotFound}
 	}
 	return route{kind: routeForbidden}
+}
+
+// servable reports whether the file at rel (relative to the root or an alias's directory) may be
+// served as a static file; both modes ask it (worker mode's serveStatic, per-request mode's
+// tree.static). No segment of rel may be, case aside:
+//   - a dotfile or dot directory other than .well-known (.env, .git, .x.php.swp);
+//   - PHP source, whatever follows: a name containing ".php", ".pht" or ".phar" (x.php, x.PHP,
+//     x.php5, x.phps, x.php.bak, x.php~, x.php.orig, x.phtml, x.phar, dir.php/...);
+//   - an include or a leftover of an editor or a deploy: a name ending in ".inc", "~", ".bak",
+//     ".swp", ".swo", ".orig", ".save", ".old", ".rej" or ".tmp", or "#…#" (Emacs).
+//
+// Assets that merely look alike (photo.old.png, vendor.bak.js) are served.
+func servable(rel string) bool {
+	for seg := range strings.SplitSeq(rel, "/") {
+		if strings.HasPrefix(seg, ".") && seg != ".well-known" {
+			return false
+		}
+		if !servableName(strings.ToLower(seg)) {
+			return false
+		}
+	}
+	return true
+}
+
+// leftovers are the endings of names editors and deploys leave beside a file, and of PHP includes.
+var leftovers = []string{"~", ".inc", ".bak", ".swp", ".swo", ".orig", ".save", ".old", ".rej", ".tmp"}
+
+// servableName applies servable's name rules to one lower-case path segment.
+func servableName(name string) bool {
+	if strings.Contains(name, ".php") || strings.Contains(name, ".pht") || strings.Contains(name, ".phar") {
+		return false
+	}
+	if len(name) > 1 && name[0] == '#' && name[len(name)-1] == '#' {
+		return false
+	}
+	for _, s := range leftovers {
+		if strings.HasSuffix(name, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// targetServable reports whether rel under dir, if its last element is a symbolic link, leads to a
+// file whose own name may be served too: a link "a.txt" → "config.php" must not publish PHP source.
+func targetServable(dir, rel string) bool {
+	full := filepath.Join(dir, rel)
+	fi, err := os.Lstat(full)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return true
+	}
+	real, err := filepath.EvalSymlinks(full)
+	return err == nil && servable(filepath.Base(real))
 }

@@ -15,7 +15,7 @@ func routeRoot(t *testing.T) (root, aliasDir string) {
 	outside := filepath.Join(top, "outside")
 	files := map[string]string{
 		"root/index.php": "<?php", "root/info.php": "<?php", "root/style.css": "body{}", "root/A.PHP": "<?php",
-		"root/app.phar": "phar", "root/notes.php.bak": "old", "root/.env": "SECRET=1", "root/.git/config": "[core]",
+		"root/app.phar": "phar", "root/notes.php.bak": "old", "root/x.phtml": "<?php", "root/lib.inc": "<?php", "root/index.php~": "<?php", "root/.env": "SECRET=1", "root/.git/config": "[core]",
 		"root/.well-known/acme-challenge/token": "t", "root/.hidden/x.php": "<?php",
 		"root/wp-admin/index.php": "<?php", "root/wp-admin/admin.php": "<?php", "root/docs/index.html": "<p>",
 		"root/sub/a.php": "<?php", "root/dir.php/inner.txt": "x",
@@ -98,7 +98,10 @@ func TestRoute(t *testing.T) {
 		{"/no/such/file.css", script, "/index.php", "", "/index.php"},
 		{"/style.css", static, "style.css", "", ""},
 		{"/style.css/", script, "/index.php", "", "/index.php"},
-		{"/notes.php.bak", static, "notes.php.bak", "", ""},
+		{"/notes.php.bak", denied, "", "", ""}, // PHP source with a suffix: neither run nor served
+		{"/x.phtml", denied, "", "", ""},       // never run: only .php runs, as under nginx
+		{"/lib.inc", denied, "", "", ""},
+		{"/index.php~", denied, "", "", ""},
 		{"/A.PHP", denied, "", "", ""}, // never run (not .php), never served (a PHP source)
 		{"/app.phar", denied, "", "", ""},
 		{"/.env", missing, "", "", ""},
