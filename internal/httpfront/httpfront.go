@@ -119,6 +119,13 @@ func (h *Handler) Close() error {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// A chunked request may have come with a Content-Length too, which net/http drops before
+		// the handler could see it: a proxy in front may have framed the request by that length,
+		// and taken what follows the last chunk for a request of its own. So the connection ends
+		// with the answer (RFC 9112 §6.1) and nothing sent after the body is ever read.
+		w.Header().Set("Connection", "close")
+	}
 	if h.hostRedirect(w, r) {
 		return
 	}
@@ -264,6 +271,27 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 
 func (d deadlineReader) Close() error { return d.r.Close() }
 
+// clientBody marks the errors of reading a request body from the client (net/http's errors for a
+// malformed chunked body, an unexpected EOF, a read deadline) as clientError, so that they are told
+// apart from askrd's own (writing the spool file): 400, not 500.
+type clientBody struct{ r io.ReadCloser }
+
+func (c clientBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &clientError{err}
+	}
+	return n, err
+}
+
+func (c clientBody) Close() error { return c.r.Close() }
+
+// clientError is an error reading the request body from the client.
+type clientError struct{ err error }
+
+func (e *clientError) Error() string { return "read request body: " + e.err.Error() }
+func (e *clientError) Unwrap() error { return e.err }
+
 func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	req, ok := h.takeBody(w, r, rc)
@@ -330,19 +358,23 @@ func (h *Handler) takeBody(w http.ResponseWriter, r *http.Request, rc *http.Resp
 	if h.opt.ClientTimeout > 0 {
 		r.Body = deadlineReader{r.Body, rc, h.opt.ClientTimeout}
 	}
+	r.Body = clientBody{r.Body}
 	req, err := h.readBody(r)
 	if err != nil {
 		// Whatever the body still holds is not read: the connection ends with the answer.
 		w.Header().Set("Connection", "close")
 		var tooBig *http.MaxBytesError
+		var fromClient *clientError
 		switch {
 		case errors.As(err, &tooBig):
 			h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
 		case errors.Is(err, errBadRequest):
 			h.fail(w, http.StatusBadRequest, err.Error())
-		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, os.ErrDeadlineExceeded):
-			h.log.Debug("client stopped sending its body", "err", err, "uri", r.RequestURI)
-			h.fail(w, http.StatusBadRequest, "incomplete request body")
+		case errors.As(err, &fromClient):
+			// A malformed chunked body, a client that stopped sending or was too slow
+			// (client_timeout): its error, not the server's.
+			h.log.Debug("bad request body", "err", err, "uri", r.RequestURI)
+			h.fail(w, http.StatusBadRequest, "incomplete or malformed request body")
 		default:
 			h.log.Error("reading request body", "err", err, "uri", r.RequestURI)
 			h.fail(w, http.StatusInternalServerError, "could not store the request body")

@@ -60,8 +60,12 @@ func perRequestHandler(t *testing.T, f *fakeFCGI, opt Options) (*Handler, string
 	root, aliasDir := routeRoot(t)
 	opt.Root, opt.Front, opt.Software = root, "index.php", "askr/test"
 	opt.Aliases = []Alias{{Prefix: "/wp-content/", Dir: aliasDir}}
-	opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	opt.SpoolDir = t.TempDir()
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opt.SpoolDir == "" {
+		opt.SpoolDir = t.TempDir()
+	}
 	if opt.MaxBodySize == 0 {
 		opt.MaxBodySize = 1 << 20
 	}
