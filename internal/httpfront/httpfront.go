@@ -144,15 +144,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveStatic serves r from the document root if its path names a regular file that may be served.
 // Dotfiles (but .well-known), PHP sources, editor leftovers (servable) and anything outside the
-// root never are: those go to the front controller, as any path that is no file.
+// root never are. A path that names such a file gets 404 from askrd itself, except a .php script,
+// which goes to the front controller as any path that is no file does (/index.php is the front
+// controller's own URL).
 func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) bool {
 	p := r.URL.Path
 	if p == "" || p[0] != '/' || p[len(p)-1] == '/' || strings.ContainsRune(p, 0) {
 		return false
 	}
 	rel := strings.TrimPrefix(path.Clean(p), "/")
-	if rel == "" || rel == "." || !servable(rel) {
+	if rel == "" || rel == "." {
 		return false
+	}
+	if !servable(rel) {
+		if strings.HasSuffix(strings.ToLower(rel), ".php") {
+			return false
+		}
+		if _, err := h.root.Lstat(rel); err != nil {
+			return false // not a file: a route of the app (which may look like one)
+		}
+		http.NotFound(w, r)
+		return true
 	}
 	f, err := h.root.Open(rel)
 	if err != nil {
