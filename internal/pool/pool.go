@@ -146,6 +146,43 @@ type worker struct {
 	ending      atomic.Bool // askrd stopped or killed it on purpose: its exit is no news
 	quit        bool        // retired: must not serve again
 	out         []byte      // frame buffer reused for requests
+	// A worker that exits while a request holds it (exit(), a crash) may have written its whole
+	// answer first: its channel is closed once both the exit is seen and the loan is over, never
+	// under the request still reading it.
+	closeMu sync.Mutex
+	held    int // loans not yet over (a loan ends after the worker went back to the idle channel)
+	exited  bool
+}
+
+// hold counts a loan of the worker (on) or its end (off), and closes its channel if it has exited
+// meanwhile and no loan is left.
+func (w *worker) hold(on bool) {
+	w.closeMu.Lock()
+	if on {
+		w.held++
+	} else {
+		w.held--
+	}
+	closeNow := w.held == 0 && w.exited
+	w.closeMu.Unlock()
+	if closeNow {
+		w.proc.Close()
+	}
+}
+
+// exit notes that the process has exited and closes its channel unless a request holds it. If one
+// does, it reads what the worker wrote before it exited and then end-of-file, even if a process
+// the worker started holds the worker's end of the channel open.
+func (w *worker) exit() {
+	w.closeMu.Lock()
+	w.exited = true
+	closeNow := w.held == 0
+	w.closeMu.Unlock()
+	if closeNow {
+		w.proc.Close()
+	} else if c, ok := w.proc.Conn().(interface{ CloseRead() error }); ok {
+		c.CloseRead() // shutdown(SHUT_RD): what is buffered can still be read
+	}
 }
 
 type eventKind int
@@ -423,7 +460,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				if !stopping && !w.ending.Load() {
 					p.log.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "status", exitStatus(w.proc.Err()))
 				}
-				w.proc.Close()
+				w.exit()
 				if !stopping {
 					spawn()
 				}
@@ -835,6 +872,7 @@ func (p *Pool) lend(ctx context.Context) (w *worker, timedOut *atomic.Bool, give
 	}
 	p.busy.Add(1)
 	w.busy.Store(true)
+	w.hold(true)
 	// The worker goes back to the idle channel (release) before this loan's bookkeeping ends: the
 	// loan number keeps a late timer or giveBack from touching the worker's next request.
 	loan := w.loans.Add(1)
@@ -858,6 +896,7 @@ func (p *Pool) lend(ctx context.Context) (w *worker, timedOut *atomic.Bool, give
 			w.busy.Store(false)
 		}
 		p.busy.Add(-1)
+		w.hold(false)
 	}, nil
 }
 
