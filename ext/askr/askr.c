@@ -15,6 +15,10 @@
  *   askr_ext_abort(): void
  *       what PHP does when a write to the client fails: connection_aborted() becomes 1 and,
  *       unless ignore_user_abort is on, the script ends (shutdown functions still run).
+ *   askr_ext_die_with(int $keeper): bool
+ *       the parent-death rule a forked CoW worker needs and PHP code cannot set (prctl): the
+ *       process is killed when its parent dies, unless it is then re-parented to $keeper (askrd,
+ *       its subreaper, while it runs), and when $keeper dies after that.
  *   askr_ext_version(): string
  *
  * The runtime calls them guarded by function_exists(): askr works without the extension, with
@@ -29,6 +33,11 @@
 #include "php_output.h"
 #include "SAPI.h"
 #include "ext/standard/info.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #define PHP_ASKR_VERSION "0.1.0"
 
@@ -172,6 +181,53 @@ PHP_FUNCTION(askr_ext_abort)
 	php_handle_aborted_connection();
 }
 
+/* The parent-death signal of askr_ext_die_with(): a real-time signal nothing else in PHP uses,
+ * handled here, so that a parent's death can spare the process. */
+#define ASKR_PDEATH_SIGNAL (SIGRTMIN + 7)
+
+/* The process askr_ext_die_with() may be re-parented to without dying (0: none yet). */
+static volatile sig_atomic_t askr_keeper = 0;
+
+/* Runs when the parent has died; by then the kernel has given the process its new parent. Only
+ * async-signal-safe calls. */
+static void askr_on_parent_death(int sig)
+{
+	(void) sig;
+	if (askr_keeper == 0 || getppid() != (pid_t) askr_keeper) {
+		kill(getpid(), SIGKILL);
+	}
+}
+
+PHP_FUNCTION(askr_ext_die_with)
+{
+	zend_long keeper;
+	struct sigaction sa;
+
+	ZEND_PARSE_PARAMETERS_START(1, 1)
+		Z_PARAM_LONG(keeper)
+	ZEND_PARSE_PARAMETERS_END();
+
+	if (keeper <= 1) {
+		zend_argument_value_error(1, "must be a process id greater than 1");
+		RETURN_THROWS();
+	}
+	askr_keeper = (sig_atomic_t) keeper;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = askr_on_parent_death;
+	sa.sa_flags = SA_RESTART; /* the template's death interrupts nothing the worker does */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(ASKR_PDEATH_SIGNAL, &sa, NULL) != 0 || prctl(PR_SET_PDEATHSIG, ASKR_PDEATH_SIGNAL) != 0) {
+		RETURN_FALSE;
+	}
+	/* The parent may have died before prctl(): then no signal comes. Re-parented to a keeper that
+	 * is gone too, the process has nobody left to serve. */
+	if (getppid() == (pid_t) keeper || kill((pid_t) keeper, 0) == 0 || errno != ESRCH) {
+		RETURN_TRUE;
+	}
+	kill(getpid(), SIGKILL);
+	RETURN_FALSE;
+}
+
 PHP_FUNCTION(askr_ext_version)
 {
 	ZEND_PARSE_PARAMETERS_NONE();
@@ -189,6 +245,10 @@ ZEND_END_ARG_INFO()
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_askr_ext_abort, 0, 0, IS_VOID, 0)
 ZEND_END_ARG_INFO()
 
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_askr_ext_die_with, 0, 1, _IS_BOOL, 0)
+	ZEND_ARG_TYPE_INFO(0, keeper, IS_LONG, 0)
+ZEND_END_ARG_INFO()
+
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_askr_ext_version, 0, 0, IS_STRING, 0)
 ZEND_END_ARG_INFO()
 
@@ -196,6 +256,7 @@ static const zend_function_entry askr_functions[] = {
 	PHP_FE(askr_ext_request_begin, arginfo_askr_ext_request_begin)
 	PHP_FE(askr_ext_on_flush, arginfo_askr_ext_on_flush)
 	PHP_FE(askr_ext_abort, arginfo_askr_ext_abort)
+	PHP_FE(askr_ext_die_with, arginfo_askr_ext_die_with)
 	PHP_FE(askr_ext_version, arginfo_askr_ext_version)
 	PHP_FE_END
 };

@@ -432,6 +432,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	if c.Worker.Cow {
 		mode = "cow"
 		pc.Extra = template.Env(dir)
+		pc.DeathSignal = syscall.SIGTERM // the template then kills the workers it forked
 		pc.Logger = log.With("template", filepath.Base(c.Worker.Script))
 	}
 	launcher := phpcgi.NewLauncher(pc)

@@ -39,7 +39,10 @@ type Config struct {
 	Env       []string // the environment to pass on (filtered by Start)
 	Extra     []string // variables added after filtering (e.g. CoW mode's)
 	SocketDir string   // per-request mode: where the FastCGI processes' sockets go (private to askrd)
-	Logger    *slog.Logger
+	// DeathSignal is the processes' parent-death signal, sent when askrd dies (0: SIGKILL). A CoW
+	// template gets SIGTERM, on which it kills the workers it forked before it exits.
+	DeathSignal syscall.Signal
+	Logger      *slog.Logger
 }
 
 // Launcher starts processes from one OS thread that never exits, so that the workers' parent-death
@@ -144,7 +147,11 @@ func (l *Launcher) spawn(cmd *exec.Cmd) (*Process, error) {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, outW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	death := l.cfg.DeathSignal
+	if death == 0 {
+		death = syscall.SIGKILL
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: death}
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 	started := make(chan error, 1)
 	l.reqs <- func() {

@@ -61,6 +61,12 @@ final class Runtime
     /** CoW mode: this process is the template until it forks; the fork token of a forked worker. */
     private static bool $template = false;
     private static string $token = '';
+    /** CoW template: the pid of the askrd that started it, and the live workers it forked (pid => true). */
+    private static int $askrd = 0;
+    /** @var array<int,true> */
+    private static array $children = [];
+    /** @var resource|null a forked worker's own read end of its log FIFO (see becomeWorker()) */
+    private static $logHold = null;
     /** Where a forked worker's own log lines go (a FIFO askrd reads), '' for stderr. */
     public static string $logPath = '';
     /** @var list<callable> askr_on_worker_start() hooks */
@@ -299,18 +305,37 @@ final class Runtime
         }
         // A child that collects garbage dirties pages it shares with the template: collect now.
         gc_collect_cycles();
+        self::$askrd = posix_getppid();
+        // SIGCHLD reaps at once. SIGTERM is the template's parent-death signal (askrd sets it when it
+        // starts the template): askrd is gone, and its workers go with it.
         pcntl_signal(SIGCHLD, static function (): void {
-            while (pcntl_waitpid(-1, $status, WNOHANG) > 0) {
-            }
+            self::reap();
+        }, false);
+        pcntl_signal(SIGTERM, static function (): void {
+            self::endTemplate();
         }, false);
         pcntl_async_signals(true);
         self::write(self::frame(self::T_READY, 0, pack('N', getmypid())));
         while (true) {
-            while (pcntl_waitpid(-1, $status, WNOHANG) > 0) {
+            self::reap();
+            if (posix_getppid() !== self::$askrd) {
+                self::endTemplate(); // a parent-death signal that was missed
+            }
+            // Wait in select(), not in a read: a read of PHP's socket streams retries inside C when a
+            // signal interrupts it, so the SIGCHLD handler would not run (and exited workers stay
+            // zombies) until askrd's next frame. select() returns on the signal; at the latest after a
+            // second, the loop reaps and checks its parent anyway.
+            $r = [self::$ch];
+            $w = $e = null;
+            if (@stream_select($r, $w, $e, 1) !== 1) {
+                continue;
             }
             $frame = self::read();
-            if ($frame === null || $frame[0] === self::T_STOP) {
-                exit(0); // askrd is gone or done with this template; the workers go on until told
+            if ($frame === null) {
+                self::endTemplate(); // askrd is gone
+            }
+            if ($frame[0] === self::T_STOP) {
+                exit(0); // askrd is done with this template; its workers go on until the pool stops them
             }
             if ($frame[0] !== self::T_FORK) {
                 self::log('template: unexpected frame type ' . $frame[0]);
@@ -329,7 +354,33 @@ final class Runtime
                 self::becomeWorker($token, $logPath);
                 return;
             }
+            self::$children[$pid] = true;
         }
+    }
+
+    /** CoW template: waits for every worker that has exited, so none stays a zombie. */
+    private static function reap(): void
+    {
+        while (($pid = pcntl_waitpid(-1, $status, WNOHANG)) > 0) {
+            unset(self::$children[$pid]);
+        }
+    }
+
+    /**
+     * CoW template whose askrd is gone (its channel ended, its parent-death signal came, or it has
+     * another parent now): the workers it forked cannot serve anyone, so they go first. A worker
+     * spinning in a loop would never notice by itself.
+     */
+    private static function endTemplate(): never
+    {
+        pcntl_signal(SIGCHLD, SIG_DFL);
+        foreach (array_keys(self::$children) as $pid) {
+            posix_kill($pid, SIGKILL);
+        }
+        foreach (array_keys(self::$children) as $pid) {
+            pcntl_waitpid($pid, $status);
+        }
+        exit(0);
     }
 
     /** In a freshly forked child: a channel of its own, a log of its own, a random sequence of its own. */
@@ -337,9 +388,20 @@ final class Runtime
     {
         pcntl_async_signals(false);
         pcntl_signal(SIGCHLD, SIG_DFL);
+        pcntl_signal(SIGTERM, SIG_DFL);
         self::$template = false;
+        self::$children = [];
         self::$token = $token;
+        if (self::$ext && function_exists('askr_ext_die_with')) {
+            // The parent-death rule PHP code cannot set: killed when askrd dies, and when the
+            // template dies unless the worker is then askrd's (its subreaper) to serve on.
+            askr_ext_die_with(self::$askrd);
+        }
         if ($logPath !== '') {
+            // error_log() opens the FIFO for each line, and an open for writing blocks until the FIFO
+            // has a reader: askrd, or once it is gone nobody. Holding a (never read) end of our own
+            // makes those opens return at once whatever becomes of askrd.
+            self::$logHold = @fopen($logPath, 'rn') ?: null;
             self::$logPath = $logPath;
             ini_set('error_log', $logPath);
         }
