@@ -441,6 +441,13 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	}
 	reapCtx, stopReaper := context.WithCancel(context.Background())
 	defer stopReaper()
+	// Last (deferred first): once the workers and the template have stopped, end what PHP started
+	// and left running; as askrd's subreaper orphans they would outlive it otherwise.
+	defer func() {
+		if pids := reaper.Sweep(launcher.Owns, time.Second); len(pids) > 0 {
+			log.Info("ended processes PHP left running", "pids", fmt.Sprint(pids))
+		}
+	}()
 	go reaper.Run(reapCtx, launcher.Owns, 5*time.Second, log.With("component", "reaper"))
 
 	s := c.Server

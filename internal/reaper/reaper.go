@@ -1,7 +1,8 @@
 // Package reaper makes askrd a child subreaper and reaps the orphans that PHP leaves behind (a
-// process a worker started and did not wait for is re-parented to askrd when the worker exits).
-// It reaps only processes it is told are not askrd's own: the workers are waited for by whoever
-// started them, and reaping them here would steal their exit status.
+// process a worker started and did not wait for is re-parented to askrd when the worker exits),
+// and at exit ends what is left of them (Sweep). It reaps only processes it is told are not
+// askrd's own: the workers are waited for by whoever started them, and reaping them here would
+// steal their exit status.
 package reaper
 
 import (
@@ -51,22 +52,98 @@ func Run(ctx context.Context, owned func(pid int) bool, interval time.Duration, 
 
 // Zombies lists this process's children that have exited and not been waited for.
 func Zombies() []int {
-	self := strconv.Itoa(os.Getpid())
-	tasks, _ := os.ReadDir("/proc/" + self + "/task")
+	var out []int
+	for _, pid := range children(os.Getpid()) {
+		if state(pid) == 'Z' {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// children lists pid's children (from /proc/PID/task/*/children).
+func children(pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, _ := os.ReadDir(dir)
 	var out []int
 	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/" + self + "/task/" + task.Name() + "/children")
+		b, err := os.ReadFile(dir + task.Name() + "/children")
 		if err != nil {
 			continue
 		}
 		for _, f := range strings.Fields(string(b)) {
-			pid, err := strconv.Atoi(f)
-			if err == nil && state(pid) == 'Z' {
-				out = append(out, pid)
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
 			}
 		}
 	}
 	return out
+}
+
+// Descendants lists pid's descendants that have not exited: its children, theirs, and so on.
+func Descendants(pid int) []int {
+	var out []int
+	next := children(pid)
+	for len(next) > 0 {
+		p := next[0]
+		next = next[1:]
+		if s := state(p); s == 0 || s == 'Z' || s == 'X' {
+			continue
+		}
+		out = append(out, p)
+		next = append(next, children(p)...)
+	}
+	return out
+}
+
+// Sweep ends what is left of this process's descendants when askrd exits, after its workers have
+// stopped: processes PHP started and left running (re-parented to askrd, its subreaper, whatever
+// they did to detach) and anything they started. Each gets SIGTERM, what still runs after grace
+// gets SIGKILL, and the children owned(pid) does not claim are reaped. It returns the pids it
+// signalled; it gives up after a second grace.
+func Sweep(owned func(pid int) bool, grace time.Duration) []int {
+	var swept []int
+	seen, signalled := map[int]bool{}, map[int]bool{}
+	sig := unix.SIGTERM
+	deadline := time.Now().Add(grace)
+	for {
+		reap(owned)
+		live := Descendants(os.Getpid())
+		if len(live) == 0 {
+			return swept
+		}
+		if time.Now().After(deadline) {
+			if sig == unix.SIGKILL {
+				return swept
+			}
+			sig, deadline = unix.SIGKILL, time.Now().Add(grace)
+			clear(signalled)
+		}
+		for _, pid := range live {
+			if signalled[pid] {
+				continue
+			}
+			if unix.Kill(pid, sig) == nil {
+				signalled[pid] = true
+				if !seen[pid] {
+					seen[pid] = true
+					swept = append(swept, pid)
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// reap waits for this process's exited children that owned does not claim.
+func reap(owned func(pid int) bool) {
+	for _, pid := range Zombies() {
+		if owned(pid) {
+			continue
+		}
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+	}
 }
 
 func state(pid int) byte {
