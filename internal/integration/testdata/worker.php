@@ -113,6 +113,9 @@ $handler = static function (array $request) use (&$count, &$started, $version): 
             return;
         case '/burn':
             // spends CPU time, which is what max_execution_time counts on Linux
+            if (isset($_GET['mark'])) {
+                touch($_GET['mark']); // lets a test see that the loop is running
+            }
             $until = microtime(true) + ((int) ($_GET['ms'] ?? 100)) / 1000;
             $x = 0;
             while (microtime(true) < $until) {
@@ -135,6 +138,10 @@ $handler = static function (array $request) use (&$count, &$started, $version): 
             // leaves a grandchild behind: it is re-parented to askrd, which must reap it
             exec('sh -c "sleep 0.3 >/dev/null 2>&1 &"');
             echo 'orphaned';
+            return;
+        case '/spawn':
+            // starts a background process and leaves it running; answers its pid
+            echo exec('sleep 300 > /dev/null 2>&1 & echo $!');
             return;
         case '/code':
             http_response_code((int) $_GET['c']);
