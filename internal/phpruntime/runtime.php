@@ -345,16 +345,21 @@ final class Runtime
             if (gc_status()['roots'] > 0) {
                 gc_collect_cycles(); // before the fork, never in a child
             }
+            // No handler may run between the fork and the child's entry in $children: one would
+            // reap a child that exits at once before it is listed, leaving a stale pid to kill.
+            pcntl_sigprocmask(SIG_BLOCK, [SIGCHLD, SIGTERM]);
             $pid = pcntl_fork();
-            if ($pid === -1) {
-                self::log('template: fork failed: ' . pcntl_strerror(pcntl_get_last_error()));
-                continue;
-            }
             if ($pid === 0) {
                 self::becomeWorker($token, $logPath);
                 return;
             }
-            self::$children[$pid] = true;
+            if ($pid > 0) {
+                self::$children[$pid] = true;
+            }
+            pcntl_sigprocmask(SIG_UNBLOCK, [SIGCHLD, SIGTERM]);
+            if ($pid === -1) {
+                self::log('template: fork failed: ' . pcntl_strerror(pcntl_get_last_error()));
+            }
         }
     }
 
@@ -389,6 +394,7 @@ final class Runtime
         pcntl_async_signals(false);
         pcntl_signal(SIGCHLD, SIG_DFL);
         pcntl_signal(SIGTERM, SIG_DFL);
+        pcntl_sigprocmask(SIG_UNBLOCK, [SIGCHLD, SIGTERM]); // blocked for the fork; the app's exec()s inherit the mask
         self::$template = false;
         self::$children = [];
         self::$token = $token;
