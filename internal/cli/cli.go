@@ -484,6 +484,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	hopt := httpfront.Options{
 		Root: s.Root, Front: s.Front, MaxBodySize: int64(s.MaxBodySize), BodyBufferSize: int64(s.BodyBufferSize),
 		HTTPS: s.HTTPS, ClientTimeout: s.ClientTimeout.D(), Software: "askr/" + version.Version, Logger: log.With("component", "http"),
+		ResponseSpoolSize: int64(s.ResponseSpoolSize),
 	}
 	for _, a := range s.Aliases() {
 		hopt.Aliases = append(hopt.Aliases, httpfront.Alias{Prefix: a[0], Dir: a[1]})

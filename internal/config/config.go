@@ -66,6 +66,12 @@ type Server struct {
 	// BodyBufferSize is how much of a request body is kept in memory; a larger body is spooled to a
 	// temporary file and streamed to PHP from there. Default: "1M".
 	BodyBufferSize Size `toml:"body_buffer_size"`
+	// ResponseSpoolSize bounds how much of one response waits in a temporary file for a client that
+	// reads more slowly than PHP writes: askrd holds up to 1M of it in memory, then up to this much
+	// in a file in the temporary directory (unlinked as soon as it is created), so the worker is
+	// free for the next request at once, as nginx's fastcgi_max_temp_file_size does. Past it the
+	// worker waits for the client. 0 keeps only the 1M in memory. Default: "1G".
+	ResponseSpoolSize Size `toml:"response_spool_size"`
 	// MaxHeaderSize is the largest request header block accepted; larger ones get 431. Default: "64K".
 	MaxHeaderSize Size `toml:"max_header_size"`
 	// HeaderReadTimeout bounds how long a client may take to send its request headers. Durations are
@@ -173,6 +179,7 @@ func Defaults() Config {
 			Workers:           Workers{Auto: true},
 			MaxBodySize:       16 << 20,
 			BodyBufferSize:    1 << 20,
+			ResponseSpoolSize: 1 << 30,
 			MaxHeaderSize:     64 << 10,
 			HeaderReadTimeout: Duration(15 * time.Second),
 			IdleTimeout:       Duration(60 * time.Second),
@@ -724,8 +731,8 @@ func (c *Config) Dump() string {
 	q := strconv.Quote
 	fmt.Fprintf(&b, "[server]\nlisten = %s\nroot = %s\nfront = %s\nworkers = %s # resolves to %d\n",
 		q(s.Listen), q(s.Root), q(s.Front), q(s.Workers.String()), s.WorkerCount())
-	fmt.Fprintf(&b, "max_requests = %d\nmax_body_size = %s\nbody_buffer_size = %s\nmax_header_size = %s\n",
-		s.MaxRequests, q(s.MaxBodySize.String()), q(s.BodyBufferSize.String()), q(s.MaxHeaderSize.String()))
+	fmt.Fprintf(&b, "max_requests = %d\nmax_body_size = %s\nbody_buffer_size = %s\nresponse_spool_size = %s\nmax_header_size = %s\n",
+		s.MaxRequests, q(s.MaxBodySize.String()), q(s.BodyBufferSize.String()), q(s.ResponseSpoolSize.String()), q(s.MaxHeaderSize.String()))
 	fmt.Fprintf(&b, "header_read_timeout = %s\nidle_timeout = %s\nclient_timeout = %s\nrequest_timeout = %s\n",
 		q(s.HeaderReadTimeout.String()), q(s.IdleTimeout.String()), q(s.ClientTimeout.String()), q(s.RequestTimeout.String()))
 	fmt.Fprintf(&b, "queue_size = %d\nqueue_timeout = %s\nshutdown_timeout = %s\nhttps = %t\n",

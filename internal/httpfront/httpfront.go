@@ -43,13 +43,17 @@ type Options struct {
 	Front          string // front controller, relative to Root
 	MaxBodySize    int64
 	BodyBufferSize int64
-	SpoolDir       string        // "" = os.TempDir()
+	SpoolDir       string        // request bodies, uploads and response spools; "" = os.TempDir()
 	HTTPS          bool          // tell PHP HTTPS=on even on plain HTTP
 	ClientTimeout  time.Duration // bound on each read of a body and each write of a response (0: none)
 	Software       string        // SERVER_SOFTWARE
 	Aliases        []Alias       // URL prefixes served from other directories (static files only)
 	Redirects      []Redirect    // host redirects, answered before anything else; the first match wins
 	Logger         *slog.Logger
+
+	// ResponseSpoolSize bounds how much of one response waits for a slow client in a spool file
+	// (in SpoolDir), beyond bufferSize in memory (0: none; PHP then waits for the client).
+	ResponseSpoolSize int64
 }
 
 // Alias serves the URLs under Prefix (which ends in "/") from the directory Dir, as nginx's
@@ -180,95 +184,6 @@ func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// bufferSize is how much of a response askrd takes from a worker before it writes to the client:
-// a response that fits frees its worker at once, however slowly the client reads.
-const bufferSize = 1 << 20
-
-// responder takes a worker's answer and passes it to the client.
-type responder struct {
-	ctx     context.Context // the client's request: done when it has gone
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration // bound on each write to the client
-	status  int
-	headers []channel.Header
-	buf     []byte
-	spilled bool // the client has received the head: the status can no longer change
-}
-
-func (rs *responder) Head(status int, headers []channel.Header) error {
-	rs.status, rs.headers = status, headers
-	return nil
-}
-
-func (rs *responder) Body(b []byte) error {
-	if !rs.spilled && len(rs.buf)+len(b) <= bufferSize {
-		rs.buf = append(rs.buf, b...)
-		return nil
-	}
-	if !rs.spilled {
-		if err := rs.flush(); err != nil {
-			return err
-		}
-	}
-	return rs.write(b)
-}
-
-// Flush passes on PHP's flush(): the head and everything so far go to the client now.
-func (rs *responder) Flush() error {
-	if !rs.spilled {
-		if err := rs.flush(); err != nil {
-			return err
-		}
-	}
-	if err := rs.ctx.Err(); err != nil {
-		return err
-	}
-	if rs.timeout > 0 {
-		rs.rc.SetWriteDeadline(time.Now().Add(rs.timeout))
-	}
-	return rs.rc.Flush()
-}
-
-// flush sends the head and what is buffered.
-func (rs *responder) flush() error {
-	status := rs.status
-	hdr := rs.w.Header()
-	for _, kv := range rs.headers {
-		// As under php-fpm + nginx, header('Status: 404 Not Found') sets the status.
-		if strings.EqualFold(kv.Name, "Status") {
-			if code, err := strconv.Atoi(strings.SplitN(kv.Value, " ", 2)[0]); err == nil && code >= 200 && code <= 999 {
-				status = code
-			}
-			continue
-		}
-		hdr.Add(kv.Name, kv.Value)
-	}
-	rs.spilled = true
-	rs.w.WriteHeader(status)
-	err := rs.write(rs.buf)
-	rs.buf = nil
-	return err
-}
-
-func (rs *responder) write(b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	if err := rs.ctx.Err(); err != nil {
-		return err // the client has gone: the worker is told (connection_aborted())
-	}
-	if rs.timeout > 0 {
-		rs.rc.SetWriteDeadline(time.Now().Add(rs.timeout))
-	}
-	_, err := rs.w.Write(b)
-	// A body on a 204/304 or HEAD, or beyond PHP's own Content-Length, is dropped as nginx does.
-	if errors.Is(err, http.ErrBodyNotAllowed) || errors.Is(err, http.ErrContentLength) {
-		return nil
-	}
-	return err
-}
-
 // deadlineReader bounds each read of a request body, as nginx's client_body_timeout does.
 type deadlineReader struct {
 	r       io.ReadCloser
@@ -312,19 +227,21 @@ func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	payload := h.encode(r, req)
-	rs := &responder{ctx: r.Context(), w: w, rc: rc, timeout: h.opt.ClientTimeout}
+	rs := h.newResponder(w, r, rc)
 	h.finish(w, r, rs, h.backend.Serve(r.Context(), payload, rs))
 }
 
 // finish completes a response after the backend returned err: the rest of what was buffered, or
 // an error status if nothing was sent yet, or a cut connection if something was.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rs *responder, err error) {
+	werr := rs.end(err == nil) // the rest of the response reaches the client (or not) here
 	if err == nil {
-		if !rs.spilled {
-			err = rs.flush()
+		if werr == nil {
+			return
 		}
-		if err != nil {
-			h.log.Debug("client did not take the response", "err", err, "uri", r.RequestURI)
+		h.log.Debug("client did not take the response", "err", werr, "uri", r.RequestURI)
+		if rs.spilled {
+			panic(http.ErrAbortHandler) // a chunked body must not end as if it were whole
 		}
 		return
 	}

@@ -130,7 +130,7 @@ func (h *Handler) serveFastCGI(w http.ResponseWriter, r *http.Request, rt route)
 	h.cgiVars(r, b.size, rt.script, rt.pathInfo, rt.docURI, true, func(k, v string) {
 		params = append(params, fastcgi.Param{Name: k, Value: v})
 	})
-	rs := &responder{ctx: r.Context(), w: w, rc: rc, timeout: h.opt.ClientTimeout}
+	rs := h.newResponder(w, r, rc)
 	err := h.fcgi.Call(r.Context(), func(proc pool.Process) pool.Outcome {
 		fp, ok := proc.(FastCGIProcess)
 		if !ok {
@@ -173,7 +173,8 @@ func (rs *responder) cgiHead(hd *fastcgi.Head) error {
 }
 
 // fcgiBody is the body side of a HeadSplitter: php-cgi's output goes to the responder, which
-// buffers up to 1 MiB until php-cgi pauses (Flush: it flushed, or is still working) or ends.
+// holds up to 1 MiB until php-cgi pauses (Flush: it flushed, or is still working) or ends, and
+// spools what a slow client has not taken yet.
 type fcgiBody struct{ rs *responder }
 
 func (f fcgiBody) Write(b []byte) (int, error) {
