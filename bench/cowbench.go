@@ -12,15 +12,22 @@
 //	cowbench mem -askrd PID
 //	    the php-cgi descendants of askrd PID (found through /proc/*/stat ppid) and their memory from
 //	    /proc/PID/smaps_rollup; askrd's own RSS. Prints "key value" lines, sizes in KiB.
+//	cowbench slowreaders -url http://127.0.0.1:PORT -big /big.php -ping /ping.php [-readers 8] [-n 200]
+//	    n pings (GET, one keep-alive connection, one after the other) alone, then again while
+//	    `readers` clients hold GET big: each reads the head and stops reading (a 4 KiB receive
+//	    buffer, so the kernel takes little of the answer). Latencies of both sets; the readers then
+//	    leave. Prints "key value" lines (base_* alone, slow_* beside the readers).
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,6 +51,8 @@ func main() {
 		load(os.Args[2:])
 	case "mem":
 		mem(os.Args[2:])
+	case "slowreaders":
+		slowReaders(os.Args[2:])
 	default:
 		fail("unknown command %q", os.Args[1])
 	}
@@ -416,4 +425,76 @@ func readRollup(pid int) (rollup, error) {
 		}
 	}
 	return r, nil
+}
+
+// ---------------------------------------------------------------------------------------------
+// slow readers
+
+func slowReaders(args []string) {
+	fs := flag.NewFlagSet("slowreaders", flag.ExitOnError)
+	base := fs.String("url", "", "askrd's base URL (127.0.0.1 only)")
+	big := fs.String("big", "/big.php", "path of the large answer the slow readers ask for")
+	ping := fs.String("ping", "/ping.php", "path of the ping")
+	readers := fs.Int("readers", 8, "slow readers")
+	n := fs.Int("n", 200, "pings per set")
+	fs.Parse(args)
+	if !strings.HasPrefix(*base, "http://127.0.0.1:") {
+		fail("refusing %q: 127.0.0.1 only", *base)
+	}
+	addr := strings.TrimPrefix(*base, "http://")
+	client := &http.Client{Timeout: 10 * time.Second}
+	pings := func(prefix string) {
+		var lat []float64
+		failed := 0
+		for range *n {
+			start := time.Now()
+			resp, err := client.Get(*base + *ping)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != 200 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			if err != nil {
+				failed++
+				continue
+			}
+			lat = append(lat, ms(time.Since(start)))
+		}
+		slices.Sort(lat)
+		fmt.Printf("%s_samples %d\n%s_failed %d\n", prefix, len(lat), prefix, failed)
+		fmt.Printf("%s_p50_ms %.3f\n%s_p99_ms %.3f\n%s_max_ms %.3f\n", prefix, pct(lat, 50), prefix, pct(lat, 99), prefix, pct(lat, 100))
+	}
+	pings("base")
+
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return serr
+	}}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	heads := 0
+	for range *readers {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			fail("slow reader: %v", err)
+		}
+		conns = append(conns, c)
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", *big, addr)
+	}
+	// The pings start once every reader has its head: with too few free workers some never do.
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReaderSize(c, 4096), nil); err == nil && resp.StatusCode == 200 {
+			heads++
+		}
+	}
+	fmt.Printf("slow_readers %d\nslow_heads %d\n", *readers, heads)
+	pings("slow")
 }

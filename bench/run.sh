@@ -4,8 +4,9 @@
 #   make bench                      (installs nginx-light php8.2-fpm wrk, builds bin/askrd, runs this)
 #   WORKERS=4 DURATION=20s CONNS=64 bash bench/run.sh
 #   other knobs: THREADS WARMUP FPM_LISTEN=unix|tcp REPORT=path CLASSIC_ROUNDS CLASSIC_RETRIES WP_CONNS WP_TIMEOUT
-#     SCENARIOS="hello laravel classic-hello classic-wordpress cow" (the default; "classic" = both classic-*)
+#     SCENARIOS="hello laravel classic-hello classic-wordpress cow slow-readers" (the default; "classic" = both classic-*)
 #   CoW knobs: RESPAWN_N MEM_WORKERS MEM_REQUESTS MEM_CONNS MAXREQ_WORKERS MAXREQ_CONNS MAXREQ_DURATION
+#   slow-readers knobs: SLOW_WORKERS SLOW_READERS SLOW_PINGS
 #
 # Scenarios:
 #   hello    askrd + examples/hello-worker.php   vs  nginx + php-fpm running an equivalent per-request script
@@ -29,6 +30,11 @@
 #     cow-memory   --workers MEM_WORKERS; MEM_REQUESTS requests per worker to "/", then the summed
 #                  PSS (smaps_rollup) of askrd's php-cgi descendants (template + workers) and askrd's RSS
 #     cow-maxreq   --max-requests 1 (a fresh worker for every request): wrk on GET /api/json
+#   slow-readers askrd only, --workers SLOW_WORKERS (4), in worker, CoW and per-request mode, on
+#            internal/integration/testdata/slowreader (the app of TestSlowReaders): SLOW_PINGS
+#            (200) pings one after the other, alone and then while SLOW_READERS (8) clients hold a
+#            4 MiB answer each without reading it (bench/cowbench.go slowreaders); ping p50/p99.
+#            Goal (issue 12): p99 under 50 ms beside the slow readers.
 #
 # Every server is started by this script from a private temp dir (its own nginx.conf and
 # php-fpm.conf, pid/log/temp files there), listens on 127.0.0.1 only, and is stopped on exit.
@@ -60,7 +66,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-30}
 # Polled until the server answers (any status): a page no app has, so a 404 that starts no session.
 READY_PATH=/askr-bench-ready
 
-SCENARIOS=${SCENARIOS:-hello laravel classic-hello classic-wordpress cow}
+SCENARIOS=${SCENARIOS:-hello laravel classic-hello classic-wordpress cow slow-readers}
 LARAVEL_BASE=${LARAVEL_BASE:-$REPO/examples/laravel}
 LARAVEL_WORKER=${LARAVEL_WORKER:-$REPO/examples/laravel-worker.php}
 
@@ -82,6 +88,13 @@ WP_CONNS=${WP_CONNS:-8}
 CLASSIC_ROUNDS=${CLASSIC_ROUNDS:-3}
 CLASSIC_RETRIES=${CLASSIC_RETRIES:-2} # a run disturbed by other processes is measured again, this often at most
 WP_TIMEOUT=${WP_TIMEOUT:-10s}
+# slow-readers
+SLOW_WORKERS=${SLOW_WORKERS:-4}
+SLOW_READERS=${SLOW_READERS:-8}
+SLOW_PINGS=${SLOW_PINGS:-200}
+GOAL_SLOW_P99_MS=50
+declare -A SLOW # "mode/key" -> value (cowbench slowreaders' output)
+SLOW_ROWS=()
 # goals stated for CoW mode
 GOAL_RESPAWN_P50_MS=10
 GOAL_RESPAWN_SPEEDUP=20
@@ -1173,6 +1186,57 @@ scenario_cow_maxreq() {
 # ---------------------------------------------------------------------------------------------
 # report
 
+scenario_slow_readers() {
+	build_cowbench
+	local dir=$REPO/internal/integration/testdata/slowreader mode name port before after met foreign
+	for mode in normal cow per-request; do
+		name=slow-readers-$mode
+		port=$(free_port)
+		if [[ $mode == per-request ]]; then
+			start_askrd_classic "$name" "$port" "$dir/public" --workers "$SLOW_WORKERS"
+		else
+			# shellcheck disable=SC2046 # cow_flags is one word or none
+			start_askrd "$name" "$port" "$dir/public" "$dir/worker.php" -- --workers "$SLOW_WORKERS" $(cow_flags "$mode")
+		fi
+		check_response "http://127.0.0.1:$port/ping.php" "$name / askrd"
+		log "$name: $SLOW_PINGS pings alone, then beside $SLOW_READERS clients holding 4 MiB each unread"
+		cpu_snapshot before
+		timeout --kill-after=5 300 "$COWBENCH" slowreaders -url "http://127.0.0.1:$port" -big /big.php -ping /ping.php \
+			-readers "$SLOW_READERS" -n "$SLOW_PINGS" >"$OUTDIR/$name.txt" ||
+			{ cat "$OUTDIR/$name.txt" >&2; die "$name: cowbench slowreaders failed"; }
+		cpu_snapshot after
+		foreign=$(foreign_cpu_pct "$before" "$after")
+		((foreign < 10)) || log "$name: WARNING: other processes used $foreign% of the CPUs during the run"
+		askrd_alive "$name"
+		read_kv SLOW "$mode" "$OUTDIR/$name.txt"
+		log "$name: ping p99 $(fmt_ms "${SLOW[$mode/base_p99_ms]}") alone, $(fmt_ms "${SLOW[$mode/slow_p99_ms]}") beside the slow readers (${SLOW[$mode/slow_heads]}/$SLOW_READERS heads)"
+		stop_all
+		local label
+		case $mode in
+		normal) label="askrd (worker mode)" ;;
+		cow) label="askrd --cow" ;;
+		*) label="askrd per-request mode" ;;
+		esac
+		met=$(awk -v p="${SLOW[$mode/slow_p99_ms]}" -v g="$GOAL_SLOW_P99_MS" -v f="${SLOW[$mode/slow_failed]}" \
+			'BEGIN { print (p == p + 0 && p < g && f == 0) ? "met" : "**not met**" }')
+		SLOW_ROWS+=("| $label | $(fmt_ms "${SLOW[$mode/base_p50_ms]}") | $(fmt_ms "${SLOW[$mode/base_p99_ms]}") | $(fmt_ms "${SLOW[$mode/slow_p50_ms]}") | $(fmt_ms "${SLOW[$mode/slow_p99_ms]}") | $(fmt_ms "${SLOW[$mode/slow_max_ms]}") | ${SLOW[$mode/slow_heads]}/$SLOW_READERS | ${SLOW[$mode/slow_failed]} | $foreign% | $met |")
+	done
+}
+
+# write_slow_report: the slow-readers section (stdout), if it ran.
+write_slow_report() {
+	((${#SLOW_ROWS[@]} > 0)) || return 0
+	local row
+	echo
+	echo "## Slow readers (askrd only, \`--workers $SLOW_WORKERS\`)"
+	echo
+	echo "$SLOW_PINGS GET /ping.php one after the other on one keep-alive connection, alone, then while $SLOW_READERS clients each hold GET /big.php (4 MiB) after reading its head (a 4 KiB receive buffer, so the kernel takes little of it): askrd keeps 1 MiB of each answer in memory and spools the rest (\`[server] response_spool_size\`), so the workers are free (internal/integration/testdata/slowreader, bench/cowbench.go slowreaders). Goal: ping p99 < $GOAL_SLOW_P99_MS ms beside the slow readers, no ping failed. \"other CPU\": the share of all CPUs other processes used during the run (10% or more: rerun on an idle machine)."
+	echo
+	echo "| mode | p50 alone | p99 alone | p50 beside slow readers | p99 beside slow readers | max | readers with a head | failed pings | other CPU | goal |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	for row in "${SLOW_ROWS[@]}"; do echo "$row"; done
+}
+
 write_report() {
 	local mem_total php_v askr_v nginx_v wrk_v cpu row
 	mem_total=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
@@ -1215,6 +1279,7 @@ write_report() {
 			noisy "${FOREIGN[@]}" && echo " -- **10% or more: those numbers are disturbed; rerun on an idle machine**" || echo
 		fi
 		write_cow_report
+		write_slow_report
 	} >"$REPORT"
 }
 
@@ -1320,7 +1385,8 @@ main() {
 		cow-respawn) scenario_cow_respawn ;;
 		cow-memory) scenario_cow_memory ;;
 		cow-maxreq) scenario_cow_maxreq ;;
-		*) die "unknown scenario '$s' (SCENARIOS: hello laravel classic cow, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq)" ;;
+		slow-readers) scenario_slow_readers ;;
+		*) die "unknown scenario '$s' (SCENARIOS: hello laravel classic cow slow-readers, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq)" ;;
 		esac
 	done
 
