@@ -216,3 +216,38 @@ func spoolFiles(t *testing.T, pid int) int {
 	}
 	return n
 }
+
+// A client that stops reading altogether is still cut off after client_timeout, its spool freed;
+// it never gets the whole answer.
+func TestSlowReaderCutOffByClientTimeout(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), "internal", "integration", "testdata", "slowreader")
+	s := startAskrd(t, opts{root: filepath.Join(dir, "public"), script: filepath.Join(dir, "worker.php"),
+		args: []string{"--workers", "1"}, config: "[server]\nclient_timeout = 1\n"})
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conn, err := d.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /big.php HTTP/1.1\r\nHost: x\r\n\r\n") // and read nothing
+	askrd := s.cmd.Process.Pid
+	if !poll(10*time.Second, func() bool { return spoolFiles(t, askrd) > 0 }) {
+		t.Fatalf("no response spool file opened for a client that reads nothing of 4 MiB")
+	}
+	if !poll(15*time.Second, func() bool { return spoolFiles(t, askrd) == 0 }) {
+		t.Fatalf("the spool of a client that reads nothing is still open after 15s; want it cut off after client_timeout (1s)")
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// What the kernels still hold arrives, then the cut (or a reset before even the head).
+	if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err == nil || n >= 4<<20 {
+			t.Errorf("the cut-off client read %d bytes, error %v; want less than 4 MiB and an error (no clean end)", n, err)
+		}
+	}
+	if r := s.get("/ping.php"); r.status != 200 {
+		t.Errorf("ping after the cut-off = %d", r.status)
+	}
+}
