@@ -2,8 +2,9 @@
 // aliases, refuses what must never be served, enforces request limits, buffers or spools request
 // bodies, builds the CGI variables nginx + php-fpm would give PHP, and hands every other request to
 // PHP: in worker mode to the worker pool (uploads parsed into temporary files first), in per-request
-// mode to a php-cgi process over FastCGI, routed as nginx's try_files does. It does not open
-// listeners (they are passed to Serve) and does not manage processes.
+// mode to a php-cgi process over FastCGI, routed as nginx's try_files does; PHP's answers reach the
+// client through a responder that spools what a slow client has not taken yet (responder.go). It
+// does not open listeners (they are passed to Serve) and does not manage processes.
 package httpfront
 
 import (
