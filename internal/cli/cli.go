@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,7 +76,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   askrd [serve] [flags]        serve PHP (without flags: --config /etc/askr.toml)
-  askrd config-check FILE      validate FILE and print the resolved settings
+  askrd config-check [--user NAME] FILE
+                               validate FILE, check what serve needs as the user
+                               it runs as, and print the resolved settings
   askrd reload [--config FILE] PID   ask the askrd with PID for a rolling reload (SIGHUP);
                                refused in CoW mode, where SIGHUP would stop it
   askrd version                print the version
@@ -171,7 +174,10 @@ func (f *serveFlags) resolve(args []string, implicitConfig bool) (config.Config,
 	if err != nil {
 		return c, err
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, c.Check()
 }
 
 // flagKeys maps each serve flag that sets a key of askr.toml to that key.
@@ -224,15 +230,35 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	return ExitOK
 }
 
+// runConfigCheck validates a configuration file and checks what serve needs (config.Check) as
+// the user askrd will run as: --user, or for root without it the User= of askr.service if systemd
+// knows that unit. Root checks as another user by running askrd config-check as that user.
 func runConfigCheck(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: askrd config-check FILE")
+	fs := flag.NewFlagSet("config-check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("user", "", "check as this user, the one askrd serves as (root only; default for root: askr.service's User=)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: askrd config-check [--user NAME] FILE")
 		return ExitUsage
 	}
-	c, err := config.Load(args[0])
+	file := fs.Arg(0)
+	if *name == "" && os.Geteuid() == 0 {
+		if *name = serviceUser(); *name != "" {
+			fmt.Fprintf(stderr, "askrd: checking as user %s, whom askr.service runs as (--user NAME checks as another)\n", *name)
+		}
+	}
+	if *name != "" {
+		if code, done := checkAs(*name, file, stdout, stderr); done {
+			return code
+		}
+	}
+	c, err := config.Load(file)
 	if err == nil {
 		applyEnv(&c)
 		err = c.Validate()
+	}
+	if err == nil {
+		err = c.Check()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "askrd: %v\n", err)
@@ -241,8 +267,79 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 	for _, n := range c.Notices {
 		fmt.Fprintf(stderr, "askrd: warning: %v\n", n)
 	}
-	fmt.Fprintf(stdout, "# %s is valid; resolved settings:\n%s", args[0], c.Dump())
+	as := ""
+	if *name != "" {
+		as = " for user " + *name
+	}
+	fmt.Fprintf(stdout, "# %s is valid%s; resolved settings:\n%s", file, as, c.Dump())
 	return ExitOK
+}
+
+// checkAs runs `askrd config-check --user NAME FILE` as the user NAME, so that the kernel answers
+// whether that user can read what serve needs (permissions, ACLs, every directory on the way).
+// done is false when the check can run in this process: it already runs as NAME.
+func checkAs(name, file string, stdout, stderr io.Writer) (code int, done bool) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		fmt.Fprintf(stderr, "askrd config-check: --user %s: %v\n", name, err)
+		return ExitUsage, true
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		fmt.Fprintf(stderr, "askrd config-check: --user %s: uid %q, gid %q are not numbers\n", name, u.Uid, u.Gid)
+		return ExitUsage, true
+	}
+	if int(uid) == os.Geteuid() {
+		return 0, false
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintf(stderr, "askrd config-check: --user %s: only root can check as another user\n", name)
+		return ExitUsage, true
+	}
+	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	gids, err := u.GroupIds() // the supplementary groups systemd gives User= too
+	if err != nil {
+		gids = []string{u.Gid}
+	}
+	for _, g := range gids {
+		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+			cred.Groups = append(cred.Groups, uint32(n))
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "askrd config-check: %v\n", err)
+		return ExitFailure, true
+	}
+	cmd := exec.Command(exe, "config-check", "--user", name, file)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), true
+	case err != nil:
+		fmt.Fprintf(stderr, "askrd config-check: cannot run %s as user %s: %v\n", exe, name, err)
+		return ExitFailure, true
+	}
+	return ExitOK, true
+}
+
+// serviceUser returns the User= of askr.service when systemd runs this machine and knows the
+// unit, else "". It is a variable so that tests can name a user.
+var serviceUser = func() string {
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		return "" // systemd is not running
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "systemctl", "show", "--property=User", "--value", "askr.service").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func runServe(args []string, stdout, stderr io.Writer) int {

@@ -72,8 +72,9 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"help"}, ExitOK, "usage:", ""},
 		{[]string{"frobnicate"}, ExitUsage, "", `unknown command "frobnicate"`},
 		{[]string{"Serve"}, ExitUsage, "", `unknown command "Serve"`},
-		{[]string{"config-check"}, ExitUsage, "", "usage: askrd config-check FILE"},
-		{[]string{"config-check", "a.toml", "b.toml"}, ExitUsage, "", "usage: askrd config-check FILE"},
+		{[]string{"config-check"}, ExitUsage, "", "usage: askrd config-check [--user NAME] FILE"},
+		{[]string{"config-check", "a.toml", "b.toml"}, ExitUsage, "", "usage: askrd config-check [--user NAME] FILE"},
+		{[]string{"config-check", "--user", "no-such-user-askr", "a.toml"}, ExitUsage, "", "--user no-such-user-askr: user: unknown user"},
 		{[]string{"serve", "--no-such-flag"}, ExitUsage, "", "flag provided but not defined"},
 		{[]string{"serve", "--max-requests", "many"}, ExitUsage, "", "invalid value"},
 		{[]string{"serve", "--listen", ":0", "extra"}, ExitUsage, "", `unexpected argument "extra"`},
@@ -92,8 +93,31 @@ func TestMainUsage(t *testing.T) {
 	}
 }
 
+// fakePHPCGI puts an executable named php-cgi first in PATH and returns its path: config-check
+// and serve look php_cgi up there.
+func fakePHPCGI(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "php-cgi")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return bin
+}
+
+// noServiceUser makes config-check ignore an askr.service installed on the test machine.
+func noServiceUser(t *testing.T) {
+	t.Helper()
+	saved := serviceUser
+	serviceUser = func() string { return "" }
+	t.Cleanup(func() { serviceUser = saved })
+}
+
 func TestMainConfigCheckGood(t *testing.T) {
 	clearEnv(t)
+	noServiceUser(t)
+	phpCGI := fakePHPCGI(t)
 	code, out, errOut := run("config-check", "testdata/good.toml")
 	if code != ExitOK {
 		t.Fatalf("Main(config-check testdata/good.toml) = %d, stderr %q; want %d", code, errOut, ExitOK)
@@ -113,7 +137,7 @@ func TestMainConfigCheckGood(t *testing.T) {
 		`script = "` + abs(t, "testdata/app/worker.php") + `"` + "\n",
 		`app_base = "` + abs(t, "testdata/app") + `"` + "\n", // parent of the root
 		`ini = "memory_limit = 256M\n"` + "\n",
-		`php_cgi = "php-cgi"` + "\n",
+		`php_cgi = "` + phpCGI + `"` + "\n", // found in PATH
 		`extension = "auto"` + "\n", // default
 		"[tls]\n",
 	} {
@@ -686,5 +710,47 @@ func TestServeErrorNamesTheLine(t *testing.T) {
 	code, _, errOut := run("serve", "--config", path)
 	if code != ExitConfig || !strings.Contains(errOut, want) || !strings.Contains(errOut, "install php8.2-cgi") {
 		t.Errorf("Main(serve --config %s) = %d, stderr %q; want %d and %q…", path, code, errOut, ExitConfig, want)
+	}
+}
+
+// A php_cgi that is not there is a configuration error for config-check and serve alike, by name
+// (looked up in PATH) or by path, in every mode: exit 78 before anything starts.
+func TestMissingPHPCGIIsAConfigError(t *testing.T) {
+	clearEnv(t)
+	noServiceUser(t)
+	for _, phpCGI := range []string{"no-such-php-cgi", "/nonexistent/php-cgi"} {
+		for mode, script := range map[string]string{"worker": "script = \"$DIR/worker.php\"\n", "cow": "script = \"$DIR/worker.php\"\ncow = true\n", "per-request": ""} {
+			path, _ := writeConfig(t, "[server]\nroot = \"$DIR/public\"\nlisten = \"127.0.0.1:0\"\n[worker]\nphp_cgi = \""+phpCGI+"\"\n"+script)
+			want := path + ":5: worker.php_cgi: "
+			for _, args := range [][]string{{"config-check", path}, {"serve", "--config", path}} {
+				code, out, errOut := run(args...)
+				if code != ExitConfig || !strings.Contains(errOut, want) || !strings.Contains(errOut, phpCGI) {
+					t.Errorf("%s mode: Main(%q) = %d, stdout %q, stderr %q; want %d and %q naming %s", mode, args, code, out, errOut, ExitConfig, want, phpCGI)
+				}
+			}
+		}
+	}
+}
+
+// Root runs config-check as the user askr.service runs as, and says so; a user that does not
+// exist is a usage error.
+func TestConfigCheckAsTheServiceUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root")
+	}
+	clearEnv(t)
+	fakePHPCGI(t)
+	path, _ := writeConfig(t, "[server]\nroot = \"$DIR/public\"\n[worker]\nscript = \"$DIR/worker.php\"\n")
+	saved := serviceUser
+	t.Cleanup(func() { serviceUser = saved })
+	serviceUser = func() string { return "root" } // root again: the check runs in this process
+	code, out, errOut := run("config-check", path)
+	if code != ExitOK || !strings.Contains(errOut, "checking as user root, whom askr.service runs as") ||
+		!strings.Contains(out, path+" is valid for user root;") {
+		t.Errorf("Main(config-check %s) with askr.service's User=root = %d, stdout %q, stderr %q; want 0, the user named", path, code, out, errOut)
+	}
+	serviceUser = func() string { return "no-such-user-askr" }
+	if code, _, errOut := run("config-check", path); code != ExitUsage || !strings.Contains(errOut, "no-such-user-askr") {
+		t.Errorf("Main(config-check %s) with askr.service's User= unknown = %d, stderr %q; want %d naming the user", path, code, errOut, ExitUsage)
 	}
 }

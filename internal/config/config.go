@@ -382,7 +382,7 @@ func (c *Config) Validate() error {
 		return bad("server.root", "%v", err)
 	}
 	if st, err := os.Stat(root); err != nil || !st.IsDir() {
-		return bad("server.root", "%s is not a directory", root)
+		return bad("server.root", "%s", notA(root, "directory", err))
 	}
 	s.Root = root
 	if s.Front == "" || strings.Contains(s.Front, "..") {
@@ -467,7 +467,7 @@ func (c *Config) Validate() error {
 			return bad("worker.script", "%v", err)
 		}
 		if st, err := os.Stat(script); err != nil || !st.Mode().IsRegular() {
-			return bad("worker.script", "%s is not a readable file", script)
+			return bad("worker.script", "%s", notA(script, "readable file", err))
 		}
 		w.Script = script
 	}
@@ -478,7 +478,7 @@ func (c *Config) Validate() error {
 		return bad("worker.app_base", "%v", err)
 	}
 	if st, err := os.Stat(w.AppBase); err != nil || !st.IsDir() {
-		return bad("worker.app_base", "%s is not a directory", w.AppBase)
+		return bad("worker.app_base", "%s", notA(w.AppBase, "directory", err))
 	}
 	if w.PHPCGI == "" {
 		return bad("worker.php_cgi", "must not be empty")
@@ -501,6 +501,16 @@ func (c *Config) Validate() error {
 		w.Extension = ext
 	}
 	return nil
+}
+
+// notA says why path, which os.Stat answered with err, is not what it should be: the error when
+// it is neither "not there" nor nil (a directory on the way that askrd's user may not search),
+// else "PATH is not a WHAT".
+func notA(path, what string, err error) string {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err.Error()
+	}
+	return path + " is not a " + what
 }
 
 // validate checks the i-th [[redirect]] and fills in its default status.
