@@ -138,7 +138,7 @@ func TestMainConfigCheckGood(t *testing.T) {
 		`app_base = "` + abs(t, "testdata/app") + `"` + "\n", // parent of the root
 		`ini = "memory_limit = 256M\n"` + "\n",
 		`php_cgi = "` + phpCGI + `"` + "\n", // found in PATH
-		`extension = "auto"` + "\n", // default
+		`extension = "auto"` + "\n",         // default
 		"[tls]\n",
 	} {
 		if !strings.Contains(out, want) {
