@@ -42,7 +42,10 @@ const (
 	ExitOK      = 0
 	ExitFailure = 1
 	ExitUsage   = 64 // EX_USAGE
-	ExitConfig  = 78 // EX_CONFIG
+	// ExitDrainCut (EX_TEMPFAIL) ends a drain that shutdown_timeout cut short: requests that
+	// waited for a worker got 503, requests still running were cut.
+	ExitDrainCut = 75
+	ExitConfig   = 78 // EX_CONFIG
 )
 
 // Main runs askrd with args (without the program name) and returns the exit code.
@@ -366,6 +369,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	ctx, reload, stop := signals(c.Worker.Cow, log)
 	defer stop()
 	if err := serve(ctx, c, reload, log); err != nil {
+		if errors.Is(err, errDrainCut) {
+			return ExitDrainCut // Run has logged what was cut
+		}
 		log.Error("askrd failed", "err", err)
 		var ce *config.Error
 		if errors.As(err, &ce) {
@@ -620,7 +626,9 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 		go reportMemory(poolCtx, every, p, templatePID, log.With("component", "pool"))
 	}
 
+	var conns connStates
 	srv := &http.Server{
+		ConnState:         conns.track,
 		TLSConfig:         tlsConfig,
 		Handler:           h,
 		ReadHeaderTimeout: s.HeaderReadTimeout.D(),
@@ -671,11 +679,71 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	log.Info("draining", "timeout", s.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeoutCause(context.Background(), s.ShutdownTimeout.D(), errors.New("shutdown_timeout reached"))
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("drain cut short", "err", context.Cause(sctx))
-		srv.Close()
+	var drainErr error
+	if srv.Shutdown(sctx) != nil {
+		refused, running := cutDrain(srv, p, &conns)
+		log.Error("drain cut short: shutdown_timeout reached; requests waiting for a worker got 503, requests still running were cut",
+			"timeout", s.ShutdownTimeout.String(), "refused", refused, "cut", running)
+		drainErr = errDrainCut
 	}
 	stopPool()
 	log.Info("stopped")
-	return nil
+	return drainErr
+}
+
+// errDrainCut is Run's result when shutdown_timeout ended the drain (askrd exits ExitDrainCut).
+var errDrainCut = errors.New("drain cut short")
+
+// cutDrain ends a drain that shutdown_timeout cut short. Requests waiting for a worker never
+// reached PHP: the pool refuses them, and they are answered 503 (Retry-After) before the
+// connections close, which cuts the requests still running. It returns how many were refused and
+// how many connections were still running a request when they were closed.
+func cutDrain(srv *http.Server, p *pool.Pool, conns *connStates) (refused, running int) {
+	before := conns.active()
+	p.Refuse()
+	// Each refused request's connection closes once its 503 is out (keep-alive is off while the
+	// server shuts down); wait for that, briefly.
+	deadline := time.Now().Add(time.Second)
+	for {
+		st := p.Stats()
+		if (st.Waiting == 0 && conns.active() <= before-st.Refused) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	running = conns.active()
+	srv.Close()
+	return p.Stats().Refused, running
+}
+
+// connStates follows the state of the server's connections (http.Server.ConnState).
+type connStates struct {
+	mu sync.Mutex
+	m  map[net.Conn]http.ConnState
+}
+
+func (c *connStates) track(conn net.Conn, s http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[net.Conn]http.ConnState{}
+	}
+	if s == http.StateClosed || s == http.StateHijacked {
+		delete(c.m, conn)
+		return
+	}
+	c.m[conn] = s
+}
+
+// active counts the connections that are serving a request.
+func (c *connStates) active() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, s := range c.m {
+		if s == http.StateActive {
+			n++
+		}
+	}
+	return n
 }

@@ -127,6 +127,9 @@ type Pool struct {
 	readyOnce  sync.Once
 	closing    chan struct{}
 	closeOnce  sync.Once
+	refusing   chan struct{} // closed by Refuse: no request waits for a worker any more
+	refuseOnce sync.Once
+	refused    atomic.Int64 // requests whose wait Refuse ended
 	snaps      chan chan []WorkerInfo
 	done       chan struct{}
 }
@@ -223,6 +226,7 @@ func New(opt Options, s Starter) *Pool {
 		events:     make(chan event, 4*opt.Workers+4),
 		firstReady: make(chan struct{}),
 		closing:    make(chan struct{}),
+		refusing:   make(chan struct{}),
 		done:       make(chan struct{}),
 		snaps:      make(chan chan []WorkerInfo),
 	}
@@ -264,12 +268,19 @@ func (p *Pool) Limits() channel.Limits {
 type Stats struct {
 	Ready, Busy, Waiting int
 	Served               uint64
+	Refused              int // requests that were waiting for a worker when Refuse was called
 }
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() Stats {
-	return Stats{Ready: int(p.ready.Load()), Busy: int(p.busy.Load()), Waiting: int(p.waiting.Load()), Served: p.served.Load()}
+	return Stats{Ready: int(p.ready.Load()), Busy: int(p.busy.Load()), Waiting: int(p.waiting.Load()),
+		Served: p.served.Load(), Refused: int(p.refused.Load())}
 }
+
+// Refuse ends the wait of every request queued for a worker with ErrClosed (a later request
+// that finds no idle worker gets it at once): a drain that shutdown_timeout cut short answers them (503) rather than cutting them,
+// since they never reached PHP. Requests that have a worker go on; the workers are not touched.
+func (p *Pool) Refuse() { p.refuseOnce.Do(func() { close(p.refusing) }) }
 
 // Run supervises the workers until ctx is done, then stops them all (idle ones at once, busy ones
 // after their request) and returns nil when every worker process has exited.
@@ -739,6 +750,8 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 		select {
 		case <-p.closing:
 			return nil, ErrClosed
+		case <-p.refusing:
+			return nil, ErrClosed
 		default:
 		}
 		if p.failing.Load() && p.ready.Load() == 0 {
@@ -756,6 +769,9 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 		case <-t.C:
 			err = ErrQueueTimout
 		case <-p.closing:
+			err = ErrClosed
+		case <-p.refusing:
+			p.refused.Add(1)
 			err = ErrClosed
 		case <-ctx.Done():
 			err = context.Cause(ctx)

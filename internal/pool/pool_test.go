@@ -540,3 +540,48 @@ func TestClientGoneTellsWorker(t *testing.T) {
 		t.Errorf("worker got %d aborts, served %d, %d started; want 1, 2, 1", proc.aborts.Load(), proc.served.Load(), s.started.Load())
 	}
 }
+
+// Refuse (a drain cut short) ends the wait of queued requests with ErrClosed and counts them;
+// the request that has the worker goes on and is answered.
+func TestRefuseEndsTheQueueOnly(t *testing.T) {
+	block := make(chan struct{})
+	s := &fakeStarter{act: func([]byte) []byte { <-block; return okResponse("ok") }}
+	p := startPool(t, Options{Workers: 1, QueueSize: 8, QueueTimeout: time.Minute}, s)
+	waitReady(t, p)
+	running := make(chan error, 1)
+	go func() { running <- p.Serve(context.Background(), nil, &recorder{}) }()
+	for deadline := time.Now().Add(5 * time.Second); p.Stats().Busy != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v; want one busy", p.Stats())
+		}
+	}
+	queued := make(chan error, 3)
+	for range 3 {
+		go func() { queued <- p.Serve(context.Background(), nil, &recorder{}) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Stats().Busy != 1 || p.Stats().Waiting != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v; want one busy, three waiting", p.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.Refuse()
+	for range 3 {
+		select {
+		case err := <-queued:
+			if !errors.Is(err, ErrClosed) {
+				t.Errorf("queued request after Refuse: %v; want ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a queued request still waits after Refuse")
+		}
+	}
+	if st := p.Stats(); st.Refused != 3 || st.Waiting != 0 || st.Busy != 1 {
+		t.Errorf("stats after Refuse %+v; want Refused 3, Waiting 0, Busy 1", st)
+	}
+	close(block)
+	if err := <-running; err != nil {
+		t.Errorf("request that had the worker: %v; want it answered", err)
+	}
+}
