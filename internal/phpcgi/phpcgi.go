@@ -215,9 +215,24 @@ func Pump(r io.Reader, log *slog.Logger, seen func(string)) {
 		repeats = 0
 	}
 	defer summarize()
+	var lastPHP string // the last line PHP logged ("PHP Fatal error:  …")
 	for {
 		b, err := br.ReadSlice('\n')
+		if cgiHeader.Match(b) {
+			// php-cgi's own CGI headers ("Content-type: …"), printed to stdout when output escaped
+			// the runtime's capture buffer: no news, and perhaps a Set-Cookie.
+			log.Debug("php-cgi printed a CGI header", "line", strings.TrimRight(string(b), "\r\n"))
+			continue
+		}
 		if line := phpLogDate.ReplaceAllString(strings.TrimRight(string(b), "\r\n"), ""); line != "" {
+			if lastPHP != "" && "PHP "+strings.Replace(line, ": ", ":  ", 1) == lastPHP {
+				// The same error displayed (display_errors) where the log already has it.
+				log.Debug("PHP displayed an error it logged", "line", line)
+				continue
+			}
+			if strings.HasPrefix(line, "PHP ") {
+				lastPHP = line
+			}
 			if line == last {
 				repeats++
 			} else {
@@ -236,6 +251,9 @@ func Pump(r io.Reader, log *slog.Logger, seen func(string)) {
 		}
 	}
 }
+
+// cgiHeader matches a header line as php-cgi prints its CGI headers: a field name, ": ", and CRLF.
+var cgiHeader = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+: [^\r\n]*\r\n$")
 
 // phpLogDate matches the date PHP puts before each line it writes to an error_log file.
 var phpLogDate = regexp.MustCompile(`^\[\d{2}-[A-Za-z]{3}-\d{4} \d{2}:\d{2}:\d{2} [^\]]*\] `)

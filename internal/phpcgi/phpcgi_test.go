@@ -1,6 +1,7 @@
 package phpcgi
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"os"
@@ -133,5 +134,43 @@ func TestAwaitHelloWantsTheStartedProcess(t *testing.T) {
 			p.Kill()
 			t.Errorf("%s: pid %d did not exit after its channel closed", tc.binary, p.PID())
 		}
+	}
+}
+
+// php-cgi's CGI headers and PHP's display of an error it has just logged are not logged again:
+// one event, one line. Lines PHP code writes are kept, header-shaped or not.
+func TestPumpOneLinePerEvent(t *testing.T) {
+	in := "PHP Fatal error:  Allowed memory size of 16777216 bytes exhausted in /app/w.php on line 4\n" +
+		"Status: 500 Internal Server Error\r\n" +
+		"X-Powered-By: PHP/8.2.7\r\n" +
+		"Set-Cookie: id=secret\r\n" +
+		"Content-type: text/html; charset=UTF-8\r\n" +
+		"\r\n" +
+		"\n" +
+		"Fatal error: Allowed memory size of 16777216 bytes exhausted in /app/w.php on line 4\n" +
+		"Fatal error: something else\n" +
+		"Content-type: written by the app\n" +
+		"[06-Dec-2026 05:00:00 UTC] PHP Warning:  Undefined variable $x in /app/w.php on line 9\n" +
+		"Warning: Undefined variable $x in /app/w.php on line 9\n"
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	var seen []string
+	Pump(strings.NewReader(in), log, func(l string) { seen = append(seen, l) })
+	want := []string{
+		`level=ERROR msg="PHP Fatal error:  Allowed memory size of 16777216 bytes exhausted in /app/w.php on line 4"`,
+		`level=INFO msg="Fatal error: something else"`,
+		`level=INFO msg="Content-type: written by the app"`,
+		`level=WARN msg="PHP Warning:  Undefined variable $x in /app/w.php on line 9"`,
+	}
+	if got := strings.Split(strings.TrimSpace(out.String()), "\n"); !slices.Equal(got, want) {
+		t.Errorf("Pump logged\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(seen) != len(want) {
+		t.Errorf("Pump passed %d lines to seen (%q); want the %d it logged", len(seen), seen, len(want))
 	}
 }

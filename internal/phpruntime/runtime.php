@@ -681,8 +681,32 @@ final class Runtime
         }
         self::$headSent = false;
         self::$responded = true;
-        header_remove();
-        http_response_code(200);
+        self::resetHeaders();
+    }
+
+    /**
+     * Forgets the response's headers and status for the next request. Headers are sent to php-cgi
+     * only when output escaped the capture buffer (PHP printed a fatal error with display_errors on
+     * after running out of memory): then there is nothing left to reset, and header_remove() would
+     * only add a warning to the log.
+     */
+    private static function resetHeaders(): void
+    {
+        if (!headers_sent()) {
+            header_remove();
+            http_response_code(200);
+        }
+    }
+
+    /**
+     * The process ends: php-cgi prints the headers it still has to stdout as the script ends
+     * (Content-type from default_mimetype; "Status: 500" after a fatal error). With none left it
+     * prints nothing, so an exit() or a fatal error is one event in askrd's log, not two.
+     */
+    private static function quietExit(): void
+    {
+        self::resetHeaders();
+        ini_set('default_mimetype', '');
     }
 
     /** Returns the Head frame for the response as PHP has shaped it so far, and marks it sent. */
@@ -762,16 +786,17 @@ final class Runtime
     {
         if (!self::$inRequest || self::$responded) { // between requests, or in askr_defer() callbacks
             self::takeOutput();
-            // php-cgi prints its headers to stdout as the script ends (a fatal error adds "Status:
-            // 500"); with none left there is nothing to print.
-            header_remove();
-            http_response_code(200);
-            ini_set('default_mimetype', '');
+            self::quietExit();
             return;
         }
         $err = error_get_last();
-        self::finish(true, $err !== null && ($err['type'] & self::FATAL) !== 0); // after streaming, the status stands
+        $fatal = $err !== null && ($err['type'] & self::FATAL) !== 0;
+        self::finish(true, $fatal); // after streaming, the status stands
         self::$inRequest = false;
+        if (!$fatal) { // a fatal error is logged by PHP: that line is the event
+            self::log('exit() during a request: this worker ends after its response and is replaced');
+        }
+        self::quietExit();
     }
 
     private static function frame(int $type, int $flags, string $payload): string

@@ -468,7 +468,10 @@ func (p *Pool) Run(ctx context.Context) error {
 					w.quit = true
 					live--
 				}
-				if !stopping && !w.ending.Load() {
+				// A worker that exits during a request is the request's news (exit() after its
+				// response, or 502): one event, one line. A worker sets ending before it stops
+				// being busy, so the two cannot both be seen false for such an exit.
+				if !stopping && !w.ending.Load() && !w.busy.Load() {
 					p.log.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "status", exitStatus(w.proc.Err()))
 				}
 				w.exit()
