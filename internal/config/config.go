@@ -91,7 +91,8 @@ type Server struct {
 	// QueueTimeout is how long a request may wait for a free worker before it gets 503. Default: 30.
 	QueueTimeout Duration `toml:"queue_timeout"`
 	// ShutdownTimeout bounds the drain on SIGTERM/SIGINT: in-flight requests get this long to finish.
-	// Default: 30.
+	// When it ends the drain, requests still waiting for a worker get 503, those still running are
+	// cut, and askrd exits with status 75. Default: 30.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	// HTTPS makes PHP see HTTPS=on even without [tls], for a TLS-terminating proxy in front. Default: false.
 	HTTPS bool `toml:"https"`
@@ -121,7 +122,7 @@ type Worker struct {
 	// fresh fork in milliseconds. Needs script. Default: false.
 	Cow bool `toml:"cow"`
 	// PHPCGI is the php-cgi binary the workers run; a name without a slash is looked up in PATH.
-	// Default: "php-cgi".
+	// One that is not there, or not executable, is a configuration error. Default: "php-cgi".
 	PHPCGI string `toml:"php_cgi"`
 	// Extension is askr's PHP extension (askr.so, built from ext/askr), loaded into every worker with
 	// -d extension=. Without it is_uploaded_file() and move_uploaded_file() refuse uploads, flush()
