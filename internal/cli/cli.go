@@ -246,8 +246,13 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	file := fs.Arg(0)
 	if *name == "" && os.Geteuid() == 0 {
-		if *name = serviceUser(); *name != "" {
-			fmt.Fprintf(stderr, "askrd: checking as user %s, whom askr.service runs as (--user NAME checks as another)\n", *name)
+		if svc := serviceUser(); svc != "" {
+			if _, err := user.Lookup(svc); err != nil { // DynamicUser= exists only while the unit runs
+				fmt.Fprintf(stderr, "askrd: warning: askr.service runs as %s, who does not exist now (%v); checking as root\n", svc, err)
+			} else {
+				*name = svc
+				fmt.Fprintf(stderr, "askrd: checking as user %s, whom askr.service runs as (--user NAME checks as another)\n", *name)
+			}
 		}
 	}
 	if *name != "" {
