@@ -442,7 +442,7 @@ func (h *Handler) readMultipart(r *http.Request, b *body) error {
 		}
 		filename, isFile := params["filename"]
 		if !isFile {
-			v, err := io.ReadAll(part)
+			v, err := io.ReadAll(partReader{part})
 			if err != nil {
 				return err
 			}
@@ -474,7 +474,7 @@ func (h *Handler) readMultipart(r *http.Request, b *body) error {
 		if up.typ == "" {
 			up.typ = "application/octet-stream"
 		}
-		if err := h.storeUpload(part, &up, lim.MaxFileSize, formMax, b); err != nil {
+		if err := h.storeUpload(partReader{part}, &up, lim.MaxFileSize, formMax, b); err != nil {
 			return err
 		}
 		b.files = append(b.files, up)
@@ -486,6 +486,23 @@ func (h *Handler) readMultipart(r *http.Request, b *body) error {
 	}
 	b.size = count.n
 	return nil
+}
+
+// partReader reads a multipart part. Its errors that are neither the client's (clientError) nor a
+// body over max_body_size are the body's own: a body that ends inside a part, which the multipart
+// reader reports as io.ErrUnexpectedEOF, is a bad request (400), not askrd's failure.
+type partReader struct{ r io.Reader }
+
+func (p partReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if err != nil && err != io.EOF {
+		var fromClient *clientError
+		var tooBig *http.MaxBytesError
+		if !errors.As(err, &fromClient) && !errors.As(err, &tooBig) {
+			err = fmt.Errorf("%w: malformed multipart body: %v", errBadRequest, err)
+		}
+	}
+	return n, err
 }
 
 // storeUpload writes one file part to a temporary file. A file over upload_max_filesize

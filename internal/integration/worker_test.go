@@ -765,6 +765,9 @@ func TestMalformedMultipart(t *testing.T) {
 	if r := s.do("POST", "/dump", strings.NewReader(truncated), "Content-Type", "multipart/form-data; boundary=B"); r.status != 400 {
 		t.Errorf("truncated multipart = %d; want 400", r.status)
 	}
+	if strings.Contains(s.logs.String(), "level=ERROR") {
+		t.Errorf("a malformed multipart body was logged as askrd's error:\n%s", s.logs.String())
+	}
 }
 
 // A line PHP repeats in a loop is logged a few times and then counted, not flooded; PHP's fatal
