@@ -631,9 +631,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 		go reportMemory(poolCtx, every, p, templatePID, log.With("component", "pool"))
 	}
 
-	var conns connStates
 	srv := &http.Server{
-		ConnState:         conns.track,
 		TLSConfig:         tlsConfig,
 		Handler:           h,
 		ReadHeaderTimeout: s.HeaderReadTimeout.D(),
@@ -641,9 +639,12 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 		MaxHeaderBytes:    int(s.MaxHeaderSize),
 		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
 	}
+	conns := trackConns(srv)
 	// Plain HTTP on the http socket, HTTPS on the https one; with [tls] and no https socket, HTTPS
 	// on the http one (as askr serve --listen … with a certificate does).
 	served := make(chan error, 2)
+	var serving sync.WaitGroup
+	var listening []net.Listener
 	var addrs []string
 	for _, l := range []struct {
 		ln  net.Listener
@@ -653,7 +654,10 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 			continue
 		}
 		addrs = append(addrs, l.ln.Addr().String())
+		listening = append(listening, l.ln)
+		serving.Add(1)
 		go func() {
+			defer serving.Done()
 			if l.tls {
 				served <- srv.ServeTLS(l.ln, c.TLS.Cert, c.TLS.Key)
 			} else {
@@ -685,8 +689,8 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	sctx, cancel := context.WithTimeoutCause(context.Background(), s.ShutdownTimeout.D(), errors.New("shutdown_timeout reached"))
 	defer cancel()
 	var drainErr error
-	if srv.Shutdown(sctx) != nil {
-		refused, running := cutDrain(srv, p, &conns)
+	if err := drain(sctx, srv, listening, &serving, conns); err != nil {
+		refused, running := cutDrain(srv, p, conns)
 		log.Error("drain cut short: shutdown_timeout reached; requests waiting for a worker got 503, requests still running were cut",
 			"timeout", s.ShutdownTimeout.String(), "refused", refused, "cut", running)
 		drainErr = errDrainCut
@@ -703,7 +707,7 @@ var errDrainCut = errors.New("drain cut short")
 // reached PHP: the pool refuses them, and they are answered 503 (Retry-After) before the
 // connections close, which cuts the requests still running. It returns how many were refused and
 // how many connections were still running a request when they were closed.
-func cutDrain(srv *http.Server, p *pool.Pool, conns *connStates) (refused, running int) {
+func cutDrain(srv *http.Server, p *pool.Pool, conns *conns) (refused, running int) {
 	before := conns.active()
 	p.Refuse()
 	// Each refused request's connection closes once its 503 is out (keep-alive is off while the
@@ -719,36 +723,4 @@ func cutDrain(srv *http.Server, p *pool.Pool, conns *connStates) (refused, runni
 	running = conns.active()
 	srv.Close()
 	return p.Stats().Refused, running
-}
-
-// connStates follows the state of the server's connections (http.Server.ConnState).
-type connStates struct {
-	mu sync.Mutex
-	m  map[net.Conn]http.ConnState
-}
-
-func (c *connStates) track(conn net.Conn, s http.ConnState) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[net.Conn]http.ConnState{}
-	}
-	if s == http.StateClosed || s == http.StateHijacked {
-		delete(c.m, conn)
-		return
-	}
-	c.m[conn] = s
-}
-
-// active counts the connections that are serving a request.
-func (c *connStates) active() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, s := range c.m {
-		if s == http.StateActive {
-			n++
-		}
-	}
-	return n
 }
