@@ -10,6 +10,16 @@ ok() { PASS=$((PASS + 1)); printf 'ok   %s\n' "$*"; }
 bad() { FAIL=$((FAIL + 1)); printf 'FAIL %s\n' "$*"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 
+# within SECONDS CMD...: whether CMD succeeds within SECONDS (polled).
+within() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS < end)) || return 1
+		sleep 0.1
+	done
+}
+
 # summary NAME: prints the closing line and fails if anything failed.
 summary() {
 	echo "$1: $PASS passed, $FAIL failed"
@@ -46,6 +56,21 @@ rootfs_once() {
 	mv "$dir.tmp" "$dir"
 }
 
+# leader: the container's PID 1 (its systemd), for nsenter. systemd-nspawn's first child is a
+# helper that sets the container up and exits; PID 1 is the child that runs in a PID namespace of
+# its own and has left nspawn's code for the container's init (its comm is no longer nspawn's).
+leader() {
+	local pid host
+	host=$(readlink /proc/self/ns/pid)
+	for pid in $(pgrep -P "$NSPAWN"); do
+		[[ $(readlink "/proc/$pid/ns/pid" 2>/dev/null || echo "$host") != "$host" ]] || continue
+		[[ $(cat "/proc/$pid/comm" 2>/dev/null || echo systemd-nspawn) != systemd-nspawn ]] || continue
+		echo "$pid"
+		return 0
+	done
+	return 1
+}
+
 # boot LOGFILE NSPAWN-ARGS...: boots a container with systemd-nspawn (add -D ROOTFS and the
 # options) and waits until its systemd runs; then ns runs commands inside it.
 boot() {
@@ -56,37 +81,45 @@ boot() {
 	for _ in 1 2 3 4 5; do
 		systemd-nspawn --register=no --keep-unit -b "$@" >"$logf" 2>&1 &
 		NSPAWN=$!
-		for _ in $(seq 1 300); do
-			LEADER=$(pgrep -P "$NSPAWN" | head -1 || true)
-			[[ -n $LEADER ]] && break
-			kill -0 "$NSPAWN" 2>/dev/null || break
+		local end=$((SECONDS + 60))
+		while ((SECONDS < end)) && kill -0 "$NSPAWN" 2>/dev/null; do
+			LEADER=$(leader) && break
 			sleep 0.1
 		done
 		[[ -n $LEADER ]] && break
+		kill -KILL "$NSPAWN" 2>/dev/null || true
+		wait "$NSPAWN" 2>/dev/null || true
 		sleep 2
 	done
 	[[ -n $LEADER ]] || { cat "$logf"; echo "container did not start" >&2; exit 1; }
-	local state=""
-	for _ in $(seq 1 300); do
+	local state="" end=$((SECONDS + 120))
+	while ((SECONDS < end)); do
 		state=$(ns systemctl is-system-running 2>/dev/null || true)
 		[[ $state == running || $state == degraded ]] && break
 		sleep 0.2
 	done
-	log "container systemd: $state"
+	log "container systemd: $state (pid $LEADER)"
+	if [[ $state != running && $state != degraded ]]; then
+		ns systemctl list-jobs --no-pager 2>&1 | tail -20 || true
+		tail -20 "$logf"
+		echo "the container's systemd did not finish booting in 120 s" >&2
+		exit 1
+	fi
 }
 
 ns() { nsenter -t "$LEADER" -a "$@"; }
 
-# journal_has UNIT REGEX: whether the unit's journal shows REGEX within 10 s (journald writes
-# asynchronously). The journal is read whole before grep looks at it: with pipefail, `journalctl |
-# grep -q` fails when grep matches early and journalctl dies of SIGPIPE on a long journal (after a
-# watchdog abort has printed every goroutine's stack).
+# journal_has UNIT REGEX [SECONDS]: whether the unit's journal shows REGEX within SECONDS (30 by
+# default; journald writes asynchronously, and a loaded machine delays it). The journal is read
+# whole before grep looks at it: with pipefail, `journalctl | grep -q` fails when grep matches early
+# and journalctl dies of SIGPIPE on a long journal (after a watchdog abort has printed every
+# goroutine's stack).
 journal_has() {
-	local journal
-	for _ in $(seq 1 100); do
+	local journal end=$((SECONDS + ${3:-30}))
+	while :; do
 		journal=$(ns journalctl -u "$1" --no-pager 2>/dev/null || true)
 		grep -q -E "$2" <<<"$journal" && return 0
-		sleep 0.1
+		((SECONDS < end)) || return 1
+		sleep 0.2
 	done
-	return 1
 }
