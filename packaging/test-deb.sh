@@ -9,6 +9,7 @@
 # a clean install (socket enabled and started, the welcome page, the PHP extension loaded), an
 # upgrade under load (the socket is not restarted, the service is, edits to /etc/askr.toml
 # survive, no request fails), remove (units stopped, conffile kept) and purge (conffile gone).
+# shellcheck disable=SC2016 # dpkg-query's formats and the loop's sh -c are expanded in the container
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
@@ -37,7 +38,7 @@ inactive() { ! active "$1"; }
 
 log "install while another server has port 80"
 ns systemd-run -q --unit=port80 php -S 0.0.0.0:80 -t /tmp
-sleep 1
+within 30 ns curl -s -o /dev/null --max-time 5 http://127.0.0.1/ || bad "php -S does not listen on port 80"
 out=$(apt install /debs/askr_1.deb 2>&1) && rc=0 || rc=$?
 check "apt install exits 0 with port 80 taken" test "$rc" = 0
 check "the package is installed and configured" \
@@ -76,8 +77,8 @@ check "askrd runs as www-data" test "$(ns ps -o user= -p "$(ns systemctl show -p
 check "askr symlink" test "$(ns askr version)" = "askr ${VERSION%-*}"
 check "askrd config-check accepts /etc/askr.toml" quiet ns askrd config-check /etc/askr.toml
 check "php-cgi loads /usr/lib/askr/askr.so" ns sh -c 'php-cgi -d extension=/usr/lib/askr/askr.so -m | grep -qx askr'
-journal_has askr.service 'extension=/usr/lib/askr/askr.so' &&
-	ok "askrd gives its workers the extension" || bad "askrd's log does not show extension=/usr/lib/askr/askr.so"
+check "askrd gives its workers the extension (extension=/usr/lib/askr/askr.so in its log)" \
+	journal_has askr.service 'extension=/usr/lib/askr/askr.so'
 
 log "upgrade under load, with an edited /etc/askr.toml"
 ns sed -i 's/^# workers = "auto"$/workers = 3/' /etc/askr.toml
@@ -100,8 +101,7 @@ check "askr.service was restarted (pid $pid_before -> $pid_after)" test "$pid_af
 check "the edit to /etc/askr.toml survived" ns grep -qx 'workers = 3' /etc/askr.toml
 check "no .dpkg-dist: the conffile did not change" ns test ! -e /etc/askr.toml.dpkg-dist
 check "$n requests during the upgrade, $f failed" test "$f" = 0 -a "$n" -gt 0
-journal_has askr.service 'signal: draining' &&
-	ok "the old askrd drained (SIGTERM)" || bad "no drain in the journal"
+check "the old askrd drained (SIGTERM)" journal_has askr.service 'signal: draining'
 
 log "remove"
 apt remove askr >/dev/null 2>&1
