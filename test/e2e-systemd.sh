@@ -54,11 +54,14 @@ while ((SECONDS < end)); do
 done
 check "systemctl status shows: '$status'" test "${status%% *}" = mode=worker
 
-# Each request of the loop is a new connection (a curl), as a client's first request is: whether
-# it waits in askr.socket's queue while askrd restarts or was accepted by the askrd that stops, it
-# must be answered. The loop counts its requests in /run/loop.n and notes each failure (curl's
-# exit status and message) in /run/loop.fail.
-log "20 restarts under a continuous request loop"
+# Each request of the first loop is a new connection (a curl), as a client's first request is:
+# whether it waits in askr.socket's queue while askrd restarts or was accepted by the askrd that
+# stops, it must be answered. The loop counts its requests in /run/loop.n and notes each failure
+# (curl's exit status and message) in /run/loop.fail. The second loop sends 20 requests per
+# keep-alive connection: the stopping askrd answers with Connection: close, or closes the
+# connection while it is idle, and the client goes on with a new one (curl, as browsers, retries a
+# request on a reused connection closed before any answer).
+log "20 restarts under two continuous request loops"
 # shellcheck disable=SC2016 # the container's shell expands it
 ns sh -c 'n=0; f=0; rm -f /run/stop-loop /run/loop.fail; while [ ! -e /run/stop-loop ] && [ $n -lt 100000 ]; do
 	c=$(curl -sS -o /dev/null -w "%{http_code}" --max-time 30 http://127.0.0.1/ 2>/run/loop.err); rc=$?; n=$((n+1))
@@ -66,6 +69,12 @@ ns sh -c 'n=0; f=0; rm -f /run/stop-loop /run/loop.fail; while [ ! -e /run/stop-
 	echo "$n" >/run/loop.n; done
 	echo "$n $f" >/run/loop.result' &
 LOOP=$!
+# shellcheck disable=SC2016 # the container's shell expands it
+ns sh -c 'n=0; f=0; u=""; for i in $(seq 1 20); do u="$u -o /dev/null http://127.0.0.1/"; done
+	while [ ! -e /run/stop-loop ] && [ $n -lt 1000000 ]; do
+	for c in $(curl -sS -w "%{http_code}\n" --max-time 30 $u 2>>/run/kloop.fail); do n=$((n+1)); [ "$c" = 200 ] || f=$((f+1)); done; done
+	echo "$n $f" >/run/kloop.result' &
+KLOOP=$!
 # loop_passes N: waits (up to 60 s) until the loop has made N more requests.
 loop_passes() {
 	local from to end=$((SECONDS + 60))
@@ -85,10 +94,13 @@ for i in $(seq 1 20); do
 	loop_passes 5 || { bad "the request loop stalled after restart $i"; break; }
 done
 ns touch /run/stop-loop
-wait "$LOOP" || true
+wait "$LOOP" "$KLOOP" || true
 read -r n f < <(ns cat /run/loop.result 2>/dev/null || echo "0 -")
-check "$restarts restarts during $n requests: ${f:-?} failed" test "$restarts" = 20 -a "$f" = 0 -a "$n" -gt 0
-ns cat /run/loop.fail 2>/dev/null | head -20 | sed 's/^/     | /' || true
+check "$restarts restarts during $n requests on new connections: ${f:-?} failed" test "$restarts" = 20 -a "$f" = 0 -a "$n" -gt 0
+{ ns cat /run/loop.fail 2>/dev/null | head -20 | sed 's/^/     | /'; } || true
+read -r n f < <(ns cat /run/kloop.result 2>/dev/null || echo "0 -")
+check "$restarts restarts during $n requests on keep-alive connections: ${f:-?} failed" test "$restarts" = 20 -a "$f" = 0 -a "$n" -gt 0
+{ ns cat /run/kloop.fail 2>/dev/null | head -20 | sed 's/^/     | /'; } || true
 
 log "watchdog: SIGSTOP askrd"
 pid=$(ns systemctl show -p MainPID --value askr.service)
