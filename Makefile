@@ -101,6 +101,20 @@ deps-e2e:
 e2e-systemd: deps-e2e build
 	bash test/e2e-systemd.sh
 
+# The container test under CPU load, RUNS times in a row (issue 12: it must not flake): `stress`
+# keeps both CPUs busy beside each run; the first red run stops the series.
+RUNS ?= 10
+.PHONY: e2e-systemd-stress
+e2e-systemd-stress: deps-e2e build
+	@dpkg -s stress >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress; }
+	@for i in $$(seq 1 $(RUNS)); do \
+		stress --cpu 2 --timeout 600 >/dev/null 2>&1 & load=$$!; \
+		bash test/e2e-systemd.sh >build/e2e-stress-$$i.log 2>&1; rc=$$?; \
+		kill $$load 2>/dev/null; wait $$load 2>/dev/null; \
+		if [ $$rc != 0 ]; then echo "run $$i of $(RUNS): FAILED (build/e2e-stress-$$i.log)"; tail -20 build/e2e-stress-$$i.log; exit 1; fi; \
+		echo "run $$i of $(RUNS): $$(tail -1 build/e2e-stress-$$i.log)"; \
+	done
+
 # The Debian package: build/deb/askr_<version>_amd64.deb, built with dpkg-buildpackage in a copy of
 # the tree (build/deb/src, packaging/debian as debian/, Go modules vendored so the build is offline),
 # then checked with lintian. Sources: packaging/debian, packaging/man, packaging/welcome.
