@@ -110,7 +110,7 @@ e2e-systemd-stress: deps-e2e build
 	@for i in $$(seq 1 $(RUNS)); do \
 		stress --cpu 2 --timeout 600 >/dev/null 2>&1 & load=$$!; \
 		bash test/e2e-systemd.sh >build/e2e-stress-$$i.log 2>&1; rc=$$?; \
-		kill $$load 2>/dev/null; wait $$load 2>/dev/null; \
+		pkill -TERM -P $$load; kill $$load 2>/dev/null; wait $$load 2>/dev/null; \
 		if [ $$rc != 0 ]; then echo "run $$i of $(RUNS): FAILED (build/e2e-stress-$$i.log)"; tail -20 build/e2e-stress-$$i.log; exit 1; fi; \
 		echo "run $$i of $(RUNS): $$(tail -1 build/e2e-stress-$$i.log)"; \
 	done
