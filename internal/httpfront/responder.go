@@ -178,7 +178,11 @@ func (rs *responder) enqueue(b []byte) error {
 				continue
 			}
 		}
-		if room := rs.fileLimit - (rs.fw - rs.fr); room > 0 && !rs.noFile {
+		// fileLimit bounds the file's size, not only what waits in it: the file is rewound only
+		// once the client has taken all of it, so a client that reads steadily but slower than PHP
+		// writes would otherwise make it grow with the response (nginx's fastcgi_max_temp_file_size
+		// bounds the file too).
+		if room := rs.fileLimit - rs.fw; room > 0 && !rs.noFile {
 			if rs.file == nil && !rs.openFile() {
 				continue
 			}

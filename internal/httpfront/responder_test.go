@@ -489,3 +489,63 @@ func TestResponderClientTimeout(t *testing.T) {
 		t.Errorf("%d spool files open; want 0", n)
 	}
 }
+
+// slowClient reads steadily, but slower than PHP writes: each write takes a while.
+type slowClient struct {
+	*fakeClient
+	delay time.Duration
+}
+
+func (c slowClient) Write(b []byte) (int, error) {
+	time.Sleep(c.delay)
+	return c.fakeClient.Write(b)
+}
+
+// sizedSpool records how far into the file anything was written.
+type sizedSpool struct {
+	spoolFile
+	mu  sync.Mutex
+	end int64
+}
+
+func (s *sizedSpool) WriteAt(b []byte, off int64) (int, error) {
+	s.mu.Lock()
+	s.end = max(s.end, off+int64(len(b)))
+	s.mu.Unlock()
+	return s.spoolFile.WriteAt(b, off)
+}
+
+// A client that keeps reading, but slower than PHP writes, never lets the spool file empty: the
+// file must still stay within its bound (past it PHP waits), not grow with the response.
+func TestResponderFileBoundWithASteadyReader(t *testing.T) {
+	c := newFakeClient()
+	slow := slowClient{c, 200 * time.Microsecond}
+	rs := testResponder(t, context.Background(), c, 16<<10, 64<<10, nil)
+	rs.w, rs.rc = slow, http.NewResponseController(slow)
+	var spool *sizedSpool
+	rs.openSpool = func(dir string) (spoolFile, error) {
+		f, err := createSpool(dir)
+		if err != nil {
+			return nil, err
+		}
+		spool = &sizedSpool{spoolFile: f}
+		return spool, nil
+	}
+	rs.Head(200, nil)
+	body := pattern(4 << 20)
+	if err := within(t, "producing", produce(rs, body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.end(true); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, _ := c.got(); !bytes.Equal(got, body) {
+		t.Errorf("client got %d bytes (equal: %v); want the %d bytes sent, in order", len(got), bytes.Equal(got, body), len(body))
+	}
+	if spool == nil {
+		t.Fatal("no spool file was used; the test wants one")
+	}
+	if spool.end > 64<<10 {
+		t.Errorf("the spool file grew to %d bytes; want at most its bound, %d", spool.end, 64<<10)
+	}
+}
