@@ -323,7 +323,14 @@ func (rs *responder) end(complete bool) error {
 			return nil
 		}
 		rs.writeHead()
-		err := rs.write(rs.mem, true)
+		// In pieces, each with a fresh deadline: client_timeout bounds each write, not the time a
+		// slow client takes for the whole of up to bufferSize.
+		var err error
+		for b := rs.mem; len(b) > 0 && err == nil; {
+			n := min(len(b), pieceSize)
+			err = rs.write(b[:n], true)
+			b = b[n:]
+		}
 		rs.mem = nil
 		return err
 	}

@@ -549,3 +549,53 @@ func TestResponderFileBoundWithASteadyReader(t *testing.T) {
 		t.Errorf("the spool file grew to %d bytes; want at most its bound, %d", spool.end, 64<<10)
 	}
 }
+
+// pacedClient takes a while for each write, in proportion to its size, and fails a write that
+// ends past the deadline set before it, as a connection to a slow client does.
+type pacedClient struct {
+	*fakeClient
+	perKiB   time.Duration
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (c *pacedClient) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *pacedClient) Write(b []byte) (int, error) {
+	time.Sleep(time.Duration(len(b)>>10) * c.perKiB)
+	c.mu.Lock()
+	late := !c.deadline.IsZero() && time.Now().After(c.deadline)
+	c.mu.Unlock()
+	if late {
+		return 0, os.ErrDeadlineExceeded
+	}
+	return c.fakeClient.Write(b)
+}
+
+// A response held whole in memory reaches a slow client that keeps reading: client_timeout bounds
+// each write (a piece), not the time the client takes for all of it.
+func TestResponderSlowClientGetsAHeldResponse(t *testing.T) {
+	c := newFakeClient()
+	paced := &pacedClient{fakeClient: c, perKiB: time.Millisecond} // 32 KiB in ≈32 ms; 768 KiB in ≈0.8 s
+	rs := testResponder(t, context.Background(), c, 1<<20, 0, nil)
+	rs.w, rs.rc, rs.timeout = paced, http.NewResponseController(paced), 300*time.Millisecond
+	rs.Head(200, nil)
+	body := pattern(768 << 10)
+	if err := within(t, "producing", produce(rs, body)); err != nil {
+		t.Fatal(err)
+	}
+	if rs.spilled {
+		t.Fatal("the response spilled; the test wants it held in memory")
+	}
+	if err := rs.end(true); err != nil {
+		t.Fatalf("end: %v; want the whole response written", err)
+	}
+	if _, got, _ := c.got(); !bytes.Equal(got, body) {
+		t.Errorf("client got %d bytes; want the %d bytes sent, in order", len(got), len(body))
+	}
+}
