@@ -183,7 +183,12 @@ func (w *worker) exit() {
 	w.closeMu.Unlock()
 	if closeNow {
 		w.proc.Close()
-	} else if c, ok := w.proc.Conn().(interface{ CloseRead() error }); ok {
+		return
+	}
+	if _, conv := w.proc.(Conversation); conv {
+		return // no channel: the lent request reads the process's own connection to its end
+	}
+	if c, ok := w.proc.Conn().(interface{ CloseRead() error }); ok {
 		c.CloseRead() // shutdown(SHUT_RD): what is buffered can still be read
 	}
 }
