@@ -321,3 +321,28 @@ func TestExitRequestsLeaveNoZombie(t *testing.T) {
 		}
 	})
 }
+
+// A worker script whose error handler throws on every warning: in CoW mode the template sees
+// SIGCHLD each time a worker exits, and the interrupted wait's warning must not reach that
+// handler — the template (its pid) survives every exit() and a stop, with no fatal error logged.
+func TestCowTemplateSurvivesAThrowingErrorHandler(t *testing.T) {
+	script := filepath.Join(repoRoot(t), "internal", "integration", "testdata", "throwing-handler.php")
+	s := startCow(t, opts{script: script, args: []string{"--workers", "2"}})
+	for i := 0; i < 5; i++ {
+		s.get("/exit")
+	}
+	if !poll(10*time.Second, func() bool { return s.get("/").status == 200 }) {
+		t.Fatalf("no worker answered after the exit() requests:\n%s", s.logs.String())
+	}
+	s.stop()
+	logs := s.logs.String()
+	if n := strings.Count(logs, "template ready"); n != 1 {
+		t.Errorf("%d templates booted; want 1 (the template died):\n%s", n, logs)
+	}
+	if strings.Contains(logs, "Fatal") || strings.Contains(logs, "ErrorException") {
+		t.Errorf("an error reached the app's handler:\n%s", logs)
+	}
+	if s.err != nil {
+		t.Errorf("askrd exit: %v; want 0", s.err)
+	}
+}

@@ -327,7 +327,13 @@ final class Runtime
             // second, the loop reaps and checks its parent anyway.
             $r = [self::$ch];
             $w = $e = null;
-            if (@stream_select($r, $w, $e, 1) !== 1) {
+            // A signal makes stream_select() warn ("Interrupted system call"), which is expected
+            // here: '@' keeps it out of the log, but the app's error handler (set at boot, often one
+            // that throws) would still see it and end the template. Ours takes it instead.
+            set_error_handler(static fn (): bool => true);
+            $ready = stream_select($r, $w, $e, 1);
+            restore_error_handler();
+            if ($ready !== 1) {
                 continue;
             }
             $frame = self::read();
@@ -407,7 +413,9 @@ final class Runtime
             // error_log() opens the FIFO for each line, and an open for writing blocks until the FIFO
             // has a reader: askrd, or once it is gone nobody. Holding a (never read) end of our own
             // makes those opens return at once whatever becomes of askrd.
-            self::$logHold = @fopen($logPath, 'rn') ?: null;
+            set_error_handler(static fn (): bool => true); // not the app's: it may throw
+            self::$logHold = fopen($logPath, 'rn') ?: null;
+            restore_error_handler();
             self::$logPath = $logPath;
             ini_set('error_log', $logPath);
         }
