@@ -320,6 +320,9 @@ func checkAs(name, file string, stdout, stderr io.Writer) (code int, done bool) 
 		fmt.Fprintf(stderr, "askrd config-check: %v\n", err)
 		return ExitFailure, true
 	}
+	if abs, err := filepath.Abs(file); err == nil {
+		file = abs // the user may not be able to search the current directory (root's home)
+	}
 	cmd := exec.Command(exe, "config-check", "--user", name, file)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -439,7 +442,8 @@ func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *sl
 	if lns.Activated {
 		log.Info("serving on the sockets systemd passed; listen from the configuration is not used", "listen", c.Server.Listen)
 		if len(lns.Closed) > 0 {
-			log.Info("closed the sockets systemd passed that askrd does not serve on", "names", strings.Join(lns.Closed, ","))
+			log.Warn("closed the sockets systemd passed that askrd does not serve on; systemd still listens on them and their connections wait unanswered: remove them from the socket units",
+				"names", strings.Join(lns.Closed, ","))
 		}
 	}
 	if lns.HTTPS != nil && !c.TLS.Enabled() {
@@ -691,9 +695,15 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	var drainErr error
 	if err := drain(sctx, srv, listening, &serving, conns); err != nil {
 		refused, running := cutDrain(srv, p, conns)
-		log.Error("drain cut short: shutdown_timeout reached; requests waiting for a worker got 503, requests still running were cut",
-			"timeout", s.ShutdownTimeout.String(), "refused", refused, "cut", running)
-		drainErr = errDrainCut
+		if refused+running > 0 {
+			log.Error("drain cut short: shutdown_timeout reached; requests waiting for a worker got 503, requests still running were cut",
+				"timeout", s.ShutdownTimeout.String(), "refused", refused, "cut", running)
+			drainErr = errDrainCut
+		} else {
+			// Only connections that never sent a request were left (a browser's preconnect):
+			// nothing was lost.
+			log.Info("drain ended at shutdown_timeout; connections without a request closed", "timeout", s.ShutdownTimeout.String())
+		}
 	}
 	stopPool()
 	log.Info("stopped")

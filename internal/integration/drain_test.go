@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -85,5 +86,30 @@ func TestDrainCutShort(t *testing.T) {
 				t.Errorf("a drain cut short was logged as a failure too:\n%s", logs)
 			}
 		})
+	}
+}
+
+// A connection that never sends a request (a browser's preconnect) outlasting shutdown_timeout
+// is no cut drain: nothing was lost, askrd logs it at INFO and exits 0.
+func TestDrainSilentConnectionIsNoCut(t *testing.T) {
+	s := startAskrd(t, opts{args: []string{"--workers", "1"}, config: "[server]\nshutdown_timeout = \"1s\"\n"})
+	c, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if r := s.get("/pid"); r.status != 200 { // the silent connection has been accepted by now
+		t.Fatalf("/pid = %d", r.status)
+	}
+	s.stop()
+	if s.err != nil {
+		t.Errorf("askrd exit: %v; want 0 (only a connection without a request was closed)", s.err)
+	}
+	logs := s.logs.String()
+	if strings.Contains(logs, "drain cut short") {
+		t.Errorf("a silent connection was reported as a cut drain:\n%s", logs)
+	}
+	if !strings.Contains(logs, "connections without a request closed") {
+		t.Errorf("the drain's end at shutdown_timeout was not logged:\n%s", logs)
 	}
 }
