@@ -970,6 +970,7 @@ func (p *Pool) serveOnce(ctx context.Context, payload []byte, resp Response) (er
 	default:
 		err = fmt.Errorf("%w: %v", ErrWorkerDied, err)
 	}
+	w.ending.Store(true) // the request reports it: the watcher's exit adds no second line
 	w.proc.Kill()
 	p.release(w, false)
 	return err, !sent
