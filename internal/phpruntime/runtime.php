@@ -451,7 +451,10 @@ final class Runtime
     {
         if ($handler !== self::$handler) {
             self::$handler = $handler;
-            self::$handlerTakesRequest = (new \ReflectionFunction(\Closure::fromCallable($handler)))->getNumberOfParameters() > 0;
+            // A method reached through __call()/__callStatic() reflects as taking nothing, yet is
+            // given $request: count it as taking it.
+            self::$handlerTakesRequest = (is_array($handler) && !method_exists($handler[0], $handler[1]))
+                || (new \ReflectionFunction(\Closure::fromCallable($handler)))->getNumberOfParameters() > 0;
         }
         return self::$handlerTakesRequest;
     }
