@@ -252,8 +252,10 @@ func Pump(r io.Reader, log *slog.Logger, seen func(string)) {
 	}
 }
 
-// cgiHeader matches a header line as php-cgi prints its CGI headers: a field name, ": ", and CRLF.
-var cgiHeader = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+: [^\r\n]*\r\n$")
+// cgiHeader matches a header line as php-cgi prints its CGI headers: one of the fields php-cgi and
+// PHP's session and output layers send, ": ", and CRLF. Other "Name: value" lines (an app's or a
+// subprocess's) are logged as any line.
+var cgiHeader = regexp.MustCompile("^(?i:status|content-type|x-powered-by|set-cookie|location|expires|cache-control|pragma|last-modified): [^\r\n]*\r\n$")
 
 // phpLogDate matches the date PHP puts before each line it writes to an error_log file.
 var phpLogDate = regexp.MustCompile(`^\[\d{2}-[A-Za-z]{3}-\d{4} \d{2}:\d{2}:\d{2} [^\]]*\] `)
