@@ -31,7 +31,7 @@ if ns env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /stage/old.deb >
 else
 	bad "apt install failed"; tail -20 "$REPO/build/apt-install.log"
 fi
-check "php8.2-cgi came with it" ns dpkg -s php8.2-cgi >/dev/null 2>&1
+check "php8.2-cgi came with it" ns bash -c "dpkg -s php8.2-cgi >/dev/null 2>&1"
 check "askr.socket active after install" ns systemctl is-active --quiet askr.socket
 page=$(ns curl -s --max-time 30 http://127.0.0.1/ || true)
 if grep -q "askr is running" <<<"$page"; then
