@@ -1118,3 +1118,56 @@ func TestEtcAskrTomlCommentsMatchFieldDocs(t *testing.T) {
 		}
 	}
 }
+
+// The packaged /etc/askr.toml (packaging/debian/askr.toml) is etc/askr.toml with the welcome app's
+// paragraph and its three settings: a key documented in one and not the other fails here, before
+// the package build's own check (debian/rules) does.
+func TestPackagedAskrTomlFollowsEtc(t *testing.T) {
+	etc, err := os.ReadFile(etcFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// packaging/debian/ in the repository; debian/ in the package's source tree.
+	deb, err := os.ReadFile(filepath.Join(filepath.Dir(etcFile), "..", "packaging", "debian", "askr.toml"))
+	if errors.Is(err, os.ErrNotExist) {
+		deb, err = os.ReadFile(filepath.Join(filepath.Dir(etcFile), "..", "debian", "askr.toml"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	welcome := map[string]bool{
+		`root = "/usr/share/askr/welcome/public"`:       true,
+		`script = "/usr/share/askr/welcome/worker.php"`: true,
+		`app_base = "/usr/share/askr/welcome"`:          true,
+	}
+	var kept []string
+	inParagraph := false
+	for _, line := range strings.Split(string(deb), "\n") {
+		switch {
+		case strings.HasPrefix(line, "# As installed by the askr package"):
+			inParagraph = true
+			continue
+		case inParagraph:
+			inParagraph = line != "#"
+			continue
+		case welcome[line]:
+			continue
+		}
+		kept = append(kept, line)
+	}
+	want := strings.Split(string(etc), "\n")
+	if !slices.Equal(kept, want) {
+		for i := 0; i < max(len(kept), len(want)); i++ {
+			var k, w string
+			if i < len(kept) {
+				k = kept[i]
+			}
+			if i < len(want) {
+				w = want[i]
+			}
+			if k != w {
+				t.Fatalf("packaging/debian/askr.toml differs from %s at line %d of what remains of it: %q; want %q", etcFile, i+1, k, w)
+			}
+		}
+	}
+}
