@@ -425,10 +425,7 @@ func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *sl
 	if err != nil {
 		return err
 	}
-	binary, err := lookPath(c.Worker.PHPCGI)
-	if err != nil {
-		return c.Err("worker.php_cgi", "%v (install php8.2-cgi)", err)
-	}
+	binary := c.Worker.PHPCGI // config.Check found it and made it absolute
 	if c.PerRequest() {
 		c.Worker.Extension = phpext.None // php-cgi in FastCGI mode does natively what askr.so adds
 	} else if c.Worker.Extension, err = extension(ctx, c, binary, ini, log); err != nil {
@@ -504,13 +501,6 @@ func extension(ctx context.Context, c config.Config, phpCGI string, ini []string
 		return phpext.None, nil
 	}
 	return path, nil
-}
-
-func lookPath(bin string) (string, error) {
-	if strings.ContainsRune(bin, '/') {
-		return filepath.Abs(bin)
-	}
-	return exec.LookPath(bin)
 }
 
 // Run serves on ln until ctx is cancelled, then stops accepting, lets in-flight requests finish
