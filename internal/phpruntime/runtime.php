@@ -444,8 +444,9 @@ final class Runtime
     }
 
     /**
-     * Whether $handler declares a parameter, i.e. may read $request['body']: asked of Reflection
-     * once per handler (the loop passes the same one every time).
+     * Whether $handler declares a parameter, i.e. may read $request['body']: asked of Reflection,
+     * and kept while the same callable comes back. A closure written in the loop's condition is a
+     * new object at every call and is asked again (about 0.1 µs here, against tens of µs a request).
      */
     private static function takesRequest(callable $handler): bool
     {
