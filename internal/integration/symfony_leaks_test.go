@@ -82,7 +82,7 @@ func sflJSON(t *testing.T, s *server, c *http.Client, path string) map[string]an
 	return r.m
 }
 
-// sflSessionCookie returns the value of the session cookie r sets, or "".
+// sessionCookie returns the value of the session cookie r sets, or "".
 func (r sflReply) sessionCookie() string {
 	for _, c := range (&http.Response{Header: r.header}).Cookies() {
 		if c.Name == sflSessionCookie {
