@@ -4,7 +4,9 @@ package integration
 // internal/phpruntime/paranoid.php) on real php-cgi workers. The helpers here are prefixed pd.
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -182,5 +184,89 @@ func TestParanoidPerRequest(t *testing.T) {
 	logs := s.logs.String()
 	if c := strings.Count(logs, "paranoid: nothing to watch in per-request mode"); c != 1 || strings.Contains(logs, "paranoid mode on") {
 		t.Errorf("per-request mode with --paranoid logged the notice %d times (and paranoid mode on: %t); want once, and no warning", c, strings.Contains(logs, "paranoid mode on"))
+	}
+}
+
+// pdLaravel starts askrd with --paranoid and workers workers on a private copy of the Laravel test
+// app (testdata/laravel-app), running the worker script script (absolute).
+func pdLaravel(t *testing.T, script string, workers int, env ...string) *server {
+	t.Helper()
+	lvSkipWithoutPHP(t)
+	base := filepath.Join(t.TempDir(), "laravel-app")
+	copyExample(t, filepath.Join("..", "internal", "integration", "testdata", "laravel-app"), base, "storage", filepath.Join("bootstrap", "cache"))
+	// What the generic worker makes at boot; the naive loop does not.
+	for _, d := range []string{"storage/framework/sessions", "storage/framework/views", "storage/framework/cache", "bootstrap/cache"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return startAskrd(t, opts{
+		root:   filepath.Join(base, "public"),
+		script: script,
+		env:    append([]string{"ASKR_APP_BASE=" + base}, env...),
+		args:   []string{"--workers", strconv.Itoa(workers), "--paranoid"},
+	})
+}
+
+// pdBarrier sends GET /leak/static (a static array that grows) until every one of pids (workers
+// of s) has reported it, and returns the log up to that point: each worker's lines reach the log
+// in the order it wrote them, so whatever it reported before is in it.
+func pdBarrier(t *testing.T, s *server, pids map[string]bool) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		logs := s.logs.String()
+		missing := 0
+		for pid := range pids {
+			if !pdReportedBy(logs, "GET /leak/static left statics", pid) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /leak/static was not reported by every worker (%v) within 60s: %q", pids, pdReports(logs))
+		}
+		if r := s.get("/leak/static"); r.status != 200 {
+			t.Fatalf("GET /leak/static = %d; want 200: %.300s", r.status, r.body)
+		}
+	}
+}
+
+// pdReportedBy reports whether the worker with pid logged a report starting with prefix.
+func pdReportedBy(logs, prefix, pid string) bool {
+	for line := range strings.Lines(logs) {
+		if strings.HasSuffix(strings.TrimSpace(line), " pid="+pid) && strings.Contains(line, `msg="askr paranoid: `+prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// A worker without resets (the README's loop) leaves the instance /leak/instance binds in
+// Laravel's container: the detector names the route and the key. The session the first request
+// left in the store is reported too (the issue's leak), as is the growing static array.
+func TestParanoidLaravelNaiveWorker(t *testing.T) {
+	s := pdLaravel(t, filepath.Join(repoRoot(t), "internal", "integration", "testdata", "laravel-naive-worker.php"), 1)
+	for _, p := range []string{"/pid", "/pid", "/pid", "/leak/instance", "/leak/instance?x=1"} {
+		if r := s.get(p); r.status != 200 {
+			t.Fatalf("GET %s = %d; want 200: %.300s", p, r.status, r.body)
+		}
+	}
+	pid := s.get("/pid").body
+	var m struct{ Pid int }
+	if err := json.Unmarshal([]byte(pid), &m); err != nil {
+		t.Fatalf("GET /pid = %q: %v", pid, err)
+	}
+	logs := pdBarrier(t, s, map[string]bool{strconv.Itoa(m.Pid): true})
+	if got := pdMatching(logs, "GET /leak/instance "); len(got) != 1 || !strings.HasPrefix(got[0], "askr paranoid: GET /leak/instance left container leaks.instance.0 new (stdClass);") {
+		t.Errorf("after two GET /leak/instance: %q; want one report of leaks.instance.0 in the container", got)
+	}
+	if got := pdMatching(logs, "GET /pid left session store "); len(got) != 1 {
+		t.Errorf("reports %q; want the session the first GET /pid left in the store reported once", pdReports(logs))
+	}
+	if got := pdMatching(logs, "GET /leak/static left statics Leaks\\Support\\Leaky::$calls changed (array:1 -> array:2);"); len(got) != 1 {
+		t.Errorf("reports %q; want the static array that grows reported once, from its second call (its class was first declared in the first)", pdReports(logs))
 	}
 }

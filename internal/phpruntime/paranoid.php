@@ -234,7 +234,7 @@ final class Paranoid
                 }
             }
             if (isset($instances['cookie']) && ($n = count($instances['cookie']->getQueuedCookies())) > 0) {
-                $s['cookies']['queued'] = "$n cookies";
+                $s['cookies']['queued'] = (string) $n;
             }
             if (isset($instances['db'])) {
                 foreach ($instances['db']->getConnections() as $name => $connection) {
