@@ -86,7 +86,7 @@ func TestParanoidReportsEachKind(t *testing.T) {
 	for _, k := range []struct{ path, kind, want string }{
 		{"/leak/static", "statics", "Leaky::$seen changed (array:0 -> array:1)"},
 		{"/leak/global", "globals", "$leak new (int:1)"},
-		{"/leak/ini", "ini", `user_agent changed (string:"" -> string:"leak `},
+		{"/leak/ini", "ini", `user_agent changed (null -> string:"leak `},
 		{"/leak/watch", "store", "items changed (int:0 -> int:1)"},
 	} {
 		s.get(k.path + "?q=1")

@@ -35,10 +35,8 @@ final class Paranoid
     private const SUPERGLOBALS = ['GLOBALS' => true, '_GET' => true, '_POST' => true, '_COOKIE' => true,
         '_FILES' => true, '_SERVER' => true, '_ENV' => true, '_REQUEST' => true, '_SESSION' => true,
         'argv' => true, 'argc' => true];
-    /** ini settings the runtime itself sets again at every request. */
-    private const RUNTIME_INI = ['max_execution_time' => true, 'ignore_user_abort' => true];
 
-    /** @var array<string,array<string,string>>|null the previous snapshot, by kind */
+    /** @var array<string,array<string,?string>>|null the previous snapshot, by kind */
     private static ?array $prev = null;
     private static int $served = 0;
     private static string $route = '';
@@ -98,22 +96,28 @@ final class Paranoid
     private static function diff(string $kind, array $before, array $now): string
     {
         foreach ($now as $key => $fp) {
-            if (!isset($before[$key])) {
+            if (!array_key_exists($key, $before)) { // not isset(): an ini value may be null
                 if ($kind === 'statics') {
                     continue; // a class declared since: its own baseline
                 }
-                return "$key new ($fp)";
+                return "$key new (" . self::show($kind, $fp) . ')';
             }
             if ($before[$key] !== $fp) {
-                return "$key changed ({$before[$key]} -> $fp)";
+                return "$key changed (" . self::show($kind, $before[$key]) . ' -> ' . self::show($kind, $fp) . ')';
             }
         }
         foreach ($before as $key => $fp) {
-            if (!isset($now[$key])) {
-                return "$key gone (was $fp)";
+            if (!array_key_exists($key, $now)) {
+                return "$key gone (was " . self::show($kind, $fp) . ')';
             }
         }
         return '';
+    }
+
+    /** A snapshot's value as a report shows it: ini values are kept raw, all else is a fingerprint. */
+    private static function show(string $kind, ?string $value): string
+    {
+        return $kind === 'ini' ? self::fp($value) : (string) $value;
     }
 
     private static function report(string $kind, string $diff): void
@@ -131,18 +135,16 @@ final class Paranoid
             'askr paranoid: ');
     }
 
-    /** @return array<string,array<string,string>> */
+    /** @return array<string,array<string,?string>> */
     private static function snapshot(): array
     {
-        $s = ['statics' => self::statics(), 'globals' => [], 'ini' => [], 'ob' => ['level' => (string) ob_get_level()]];
+        // ini values are kept as they are (a string or null) and go through fp() only when reported.
+        $ini = ini_get_all(null, false);
+        unset($ini['max_execution_time'], $ini['ignore_user_abort']); // the runtime sets them at every request
+        $s = ['statics' => self::statics(), 'globals' => [], 'ini' => $ini, 'ob' => ['level' => (string) ob_get_level()]];
         foreach ($GLOBALS as $name => $value) {
             if (!isset(self::SUPERGLOBALS[$name])) {
                 $s['globals']['$' . $name] = self::fp($value);
-            }
-        }
-        foreach (ini_get_all(null, false) as $name => $value) {
-            if (!isset(self::RUNTIME_INI[$name])) {
-                $s['ini'][$name] = self::fp((string) $value);
             }
         }
         if (class_exists(\Illuminate\Foundation\Application::class, false)) {
