@@ -15,13 +15,14 @@
  *     the Runtime's public/index.php cannot be used: its vendor/autoload_runtime.php runs the app;
  *   - APP_ENV (default prod) and APP_DEBUG (default 0) from the environment or the .env files;
  *   - the kernel class App\Kernel, or the class named by ASKR_SYMFONY_KERNEL.
- * After every request (askrSymfonyReset below): open Doctrine transactions are rolled back, the
- * request stack must be empty, a Symfony 5.x session left started is closed, and every service
- * tagged kernel.reset is reset (the session listener, loggers, cache pools, Doctrine's entity managers …); the default timezone and the C
- * locale are put back as PHP would at the end of a request. A reset that fails ends the worker
- * (askrd starts a new one): its state is unknown. Kept: the booted kernel and its container,
- * compiled routes, and ini settings (Symfony sets some lazily on first use; askr's paranoid mode
- * reports requests that change them).
+ * At the end of every request (askrSymfonyReset below): open Doctrine transactions are rolled
+ * back, a session left open is written and Symfony 5.x's shared session closed, the request
+ * stack must be empty, every service tagged kernel.reset is reset (the session listener, loggers,
+ * cache pools, Doctrine's entity managers …), and the default timezone and the locale are put
+ * back as PHP does at the end of a request. A reset that fails ends the worker (askrd starts a
+ * new one): its state is unknown. Kept: the booted kernel, its container and the services not
+ * tagged kernel.reset, compiled routes, OPcache, and ini settings (Symfony sets some lazily, on
+ * first use; askr's paranoid mode reports requests that change them).
  * CoW mode: database connections opened while booting are closed before the fork; each worker
  * opens its own.
  */
@@ -120,8 +121,8 @@ $timezone = date_default_timezone_get();
 $locale = setlocale(LC_ALL, '0');
 
 /**
- * Puts back what a request may have left in this long-lived process, before the next one.
- * A step that throws ends the worker: what state it left is unknown.
+ * Puts back what a request may have left in this long-lived process, before the next one; run at
+ * the end of each request (below). A step that throws ends the worker: its state is unknown.
  */
 $askrSymfonyReset = static function () use ($kernel, $timezone, $locale): void {
     try {
@@ -134,11 +135,16 @@ $askrSymfonyReset = static function () use ($kernel, $timezone, $locale): void {
             }
         }
         $c = $kernel->getContainer();
+        // A session the request left open is written, as PHP would at the request's end, before
+        // the session listener's reset (below) aborts it.
+        if (session_status() === PHP_SESSION_ACTIVE) {
+            session_write_close();
+        }
         // Symfony 5.3 and 5.4 keep one Session object for the worker's life (the deprecated
         // "session" service, which the session listener hands every request). Symfony saves it at
-        // kernel.response; a session used after that (in a StreamedResponse, a kernel.terminate
-        // listener) stays "started" with this visitor's data, and the next request, cookie or not,
-        // would carry on with it. The runtime has written it already; save() marks it closed.
+        // kernel.response; one used after that (in a StreamedResponse, a kernel.terminate
+        // listener) stays "started" with this visitor's data, and the next request, cookie or
+        // not, would carry on with it. Written above; save() marks it closed.
         foreach (['.container.private.session', '.session.do-not-use'] as $id) {
             if ($c->initialized($id) && ($session = $c->get($id))->isStarted()) {
                 $session->save();
@@ -149,8 +155,7 @@ $askrSymfonyReset = static function () use ($kernel, $timezone, $locale): void {
         }
         // On a booted kernel with no request in flight, boot() resets the services tagged
         // kernel.reset (through the services_resetter) if a request ran, and marks them reset, so
-        // Kernel::handle() does not do it again at the start of the next request. Done here, it
-        // runs after the response has gone out.
+        // Kernel::handle() does not do it again at the start of the next request.
         $kernel->boot();
         // PHP's own end of a request puts these back; a worker's does not.
         if (date_default_timezone_get() !== $timezone) {
@@ -170,12 +175,21 @@ $askrSymfonyReset = static function () use ($kernel, $timezone, $locale): void {
 // remove) and headers_sent() stays false, so every response's headers go out. The handler takes
 // no parameter, so the runtime never reads a large request body into memory: Symfony reads
 // php://input.
-$handler = static function () use ($kernel, $terminable): void {
-    $request = Request::createFromGlobals();
-    $response = $kernel->handle($request);
-    $response->send();
-    if ($terminable) {
-        $kernel->terminate($request, $response);
+// The reset runs at the end of the request, not between requests: the response is still in
+// askr's buffer (unless it was flushed) and goes out when the handler returns; a reset that fails
+// exits here, inside the request, so askrd retires the worker with this response instead of
+// handing it the next request. Kernel::handle() would otherwise reset at the start of the next
+// request, so it costs no more time.
+$handler = static function () use ($kernel, $terminable, $askrSymfonyReset): void {
+    try {
+        $request = Request::createFromGlobals();
+        $response = $kernel->handle($request);
+        $response->send();
+        if ($terminable) {
+            $kernel->terminate($request, $response);
+        }
+    } finally {
+        $askrSymfonyReset();
     }
 };
 
@@ -189,5 +203,5 @@ askr_on_worker_start(static function () use ($kernel): void {
 askr_cow_ready();
 
 while (askr_handle_request($handler)) {
-    $askrSymfonyReset();
+    // nothing between requests: the handler has reset what its request left
 }
