@@ -1,42 +1,207 @@
 <?php
 /*
- * askr worker for the Symfony example: boots the kernel once, then serves requests in a loop.
- *   ASKR_APP_BASE=$PWD/examples/symfony askrd serve --root examples/symfony/public \
- *       --worker-script examples/symfony-worker.php
- * The same app runs one request per process through examples/symfony/public/index.php.
- * APP_ENV (default prod) and APP_DEBUG (default 0) come from askrd's environment.
+ * askr's Symfony worker: serves any Symfony 5.4+ app with no edits. Installed as
+ * /usr/share/askr/workers/symfony.php; in the source tree it is examples/symfony-worker.php.
+ *
+ *   [worker]
+ *   script = "/usr/share/askr/workers/symfony.php"
+ *   app_base = "/srv/app"            # default: the parent of [server] root (…/public)
+ *
+ * Boot, once per worker:
+ *   - the app is at ASKR_APP_BASE (askrd always exports it);
+ *   - config/bootstrap.php if the app has one (Symfony ≤ 5.2 apps, apps on Debian's packaged
+ *     Symfony, which has no vendor/), else vendor/autoload.php and, when symfony/dotenv is
+ *     installed, the app's .env files loaded as the Runtime component does (Dotenv::bootEnv());
+ *     the Runtime's public/index.php cannot be used: its vendor/autoload_runtime.php runs the app;
+ *   - APP_ENV (default prod) and APP_DEBUG (default 0) from the environment or the .env files;
+ *   - the kernel class App\Kernel, or the class named by ASKR_SYMFONY_KERNEL.
+ * At the end of every request (askrSymfonyReset below): open Doctrine transactions are rolled
+ * back, a session left open is written and Symfony 5.x's shared session closed, the request
+ * stack must be empty, every service tagged kernel.reset is reset (the session listener, loggers,
+ * cache pools, Doctrine's entity managers …), and the default timezone and the locale are put
+ * back as PHP does at the end of a request. A reset that fails ends the worker (askrd starts a
+ * new one): its state is unknown. Kept: the booted kernel, its container and the services not
+ * tagged kernel.reset, compiled routes, OPcache, and ini settings (Symfony sets some lazily, on
+ * first use; askr's paranoid mode reports requests that change them).
+ * CoW mode: database connections opened while booting are closed before the fork; each worker
+ * opens its own.
  */
 
 declare(strict_types=1);
 
-use App\Kernel;
+use Symfony\Component\Dotenv\Dotenv;
 use Symfony\Component\HttpFoundation\Request;
+use Symfony\Component\HttpKernel\KernelInterface;
+use Symfony\Component\HttpKernel\TerminableInterface;
 
-$base = getenv('ASKR_APP_BASE') ?: __DIR__ . '/symfony';
-require $base . '/config/bootstrap.php';
+/** Logs one line to askrd's log and ends the worker: it cannot (or can no longer) serve. */
+function askrSymfonyFail(string $msg): never
+{
+    error_log('askr symfony worker: ' . $msg);
+    exit(1);
+}
+
+/** A throwable as one log line: class, message, where. */
+function askrSymfonyDescribe(\Throwable $e): string
+{
+    return sprintf('%s: %s at %s:%d', $e::class, strtr($e->getMessage(), "\r\n", '  '), $e->getFile(), $e->getLine());
+}
+
+$base = getenv('ASKR_APP_BASE');
+if (!is_string($base) || $base === '') {
+    askrSymfonyFail('ASKR_APP_BASE is not set; set [worker] app_base to the Symfony app\'s directory');
+}
+if (!is_dir($base)) {
+    askrSymfonyFail("ASKR_APP_BASE $base is not a directory");
+}
+$base = rtrim($base, '/') ?: '/';
+
+if (is_file($base . '/config/bootstrap.php')) {
+    require $base . '/config/bootstrap.php';
+} elseif (is_file($base . '/vendor/autoload.php')) {
+    require $base . '/vendor/autoload.php';
+    // What the Runtime component does: .env, .env.local, .env.$APP_ENV(.local), or the
+    // .env.local.php that `composer dump-env prod` writes. Variables already in the environment win.
+    if (class_exists(Dotenv::class) && (is_file($base . '/.env') || is_file($base . '/.env.local.php'))) {
+        (new Dotenv())->bootEnv($base . '/.env', 'prod');
+    }
+} else {
+    askrSymfonyFail("$base has neither config/bootstrap.php nor vendor/autoload.php: not a Symfony app, or `composer install` has not run");
+}
+
+$env = $_SERVER['APP_ENV'] ?? $_ENV['APP_ENV'] ?? getenv('APP_ENV');
+$env = is_string($env) && $env !== '' ? $env : 'prod';
+// As Symfony's front controller: "0", "" and unset are false.
+$debug = (bool) ($_SERVER['APP_DEBUG'] ?? $_ENV['APP_DEBUG'] ?? getenv('APP_DEBUG'));
+$kernelClass = getenv('ASKR_SYMFONY_KERNEL') ?: 'App\\Kernel';
+if (!class_exists($kernelClass)) {
+    askrSymfonyFail("kernel class $kernelClass not found (autoloaded from $base); name another with ASKR_SYMFONY_KERNEL");
+}
+if (!is_subclass_of($kernelClass, KernelInterface::class)) {
+    askrSymfonyFail("$kernelClass is not a Symfony kernel (" . KernelInterface::class . ')');
+}
 
 // Boot once: the first worker to boot compiles the container into var/cache (the others wait on
 // its lock and load it); booting registers Symfony's error handler (FrameworkBundle::boot()).
-$kernel = new Kernel(getenv('APP_ENV') ?: 'prod', (bool) getenv('APP_DEBUG'));
+/** @var KernelInterface $kernel */
+$kernel = new $kernelClass($env, $debug);
 $kernel->boot();
+$terminable = $kernel instanceof TerminableInterface;
+
+/** The Doctrine DBAL connections the app has opened (none if it has no Doctrine, or used none). */
+function askrSymfonyConnections(KernelInterface $kernel): array
+{
+    $c = $kernel->getContainer();
+    if (!interface_exists(\Doctrine\Persistence\ConnectionRegistry::class) || !$c->initialized('doctrine')) {
+        return [];
+    }
+    $doctrine = $c->get('doctrine');
+    if (!$doctrine instanceof \Doctrine\Persistence\ConnectionRegistry) {
+        return [];
+    }
+    $open = [];
+    foreach ($doctrine->getConnectionNames() as $id) { // name => service id
+        // Only services already created: asking for another would connect it.
+        if ($c->initialized($id) && ($conn = $c->get($id)) instanceof \Doctrine\DBAL\Connection) {
+            $open[] = $conn;
+        }
+    }
+    return $open;
+}
+
+/** Closes every Doctrine connection: the next query reconnects. */
+function askrSymfonyCloseConnections(KernelInterface $kernel): void
+{
+    foreach (askrSymfonyConnections($kernel) as $conn) {
+        $conn->close();
+    }
+}
+
+$timezone = date_default_timezone_get();
+$locale = setlocale(LC_ALL, '0');
+
+/**
+ * Puts back what a request may have left in this long-lived process, before the next one; run at
+ * the end of each request (below). A step that throws ends the worker: its state is unknown.
+ */
+$askrSymfonyReset = static function () use ($kernel, $timezone, $locale): void {
+    try {
+        // A request that died mid-transaction must not leave it to the next one (DoctrineBundle's
+        // kernel.reset clears the entity managers but leaves transactions open). Not tested here:
+        // Debian has no DoctrineBundle.
+        foreach (askrSymfonyConnections($kernel) as $conn) {
+            for ($i = 0; $i < 100 && $conn->isTransactionActive(); $i++) {
+                $conn->rollBack(); // one nesting level (savepoint) at a time
+            }
+        }
+        $c = $kernel->getContainer();
+        // A session the request left open is written, as PHP would at the request's end, before
+        // the session listener's reset (below) aborts it.
+        if (session_status() === PHP_SESSION_ACTIVE) {
+            session_write_close();
+        }
+        // Symfony 5.3 and 5.4 keep one Session object for the worker's life (the deprecated
+        // "session" service, which the session listener hands every request). Symfony saves it at
+        // kernel.response; one used after that (in a StreamedResponse, a kernel.terminate
+        // listener) stays "started" with this visitor's data, and the next request, cookie or
+        // not, would carry on with it. Written above; save() marks it closed.
+        foreach (['.container.private.session', '.session.do-not-use'] as $id) {
+            if ($c->initialized($id) && ($session = $c->get($id))->isStarted()) {
+                $session->save();
+            }
+        }
+        if ($c->initialized('request_stack') && $c->get('request_stack')->getCurrentRequest() !== null) {
+            throw new \LogicException('a request is still on the request stack after the response');
+        }
+        // On a booted kernel with no request in flight, boot() resets the services tagged
+        // kernel.reset (through the services_resetter) if a request ran, and marks them reset, so
+        // Kernel::handle() does not do it again at the start of the next request.
+        $kernel->boot();
+        // PHP's own end of a request puts these back; a worker's does not.
+        if (date_default_timezone_get() !== $timezone) {
+            date_default_timezone_set($timezone);
+        }
+        if ($locale !== false && setlocale(LC_ALL, '0') !== $locale) {
+            setlocale(LC_ALL, $locale);
+        }
+    } catch (\Throwable $e) {
+        askrSymfonyFail('reset after a request failed, the worker exits (askrd starts another): ' . askrSymfonyDescribe($e));
+    }
+};
 
 // The runtime has set up $_SERVER, $_GET, $_POST, $_COOKIE, $_FILES and php://input as php-fpm
 // would, so Request::createFromGlobals() and Response::send() work unchanged. send() leaves
 // askr's output buffer in place (Response::closeOutputBuffers() stops at a buffer it cannot
-// remove) and headers_sent() stays false, so every response's headers go out.
-$handler = static function () use ($kernel): void {
-    $request = Request::createFromGlobals();
-    $response = $kernel->handle($request);
-    $response->send();
-    $kernel->terminate($request, $response);
+// remove) and headers_sent() stays false, so every response's headers go out. The handler takes
+// no parameter, so the runtime never reads a large request body into memory: Symfony reads
+// php://input.
+// The reset runs at the end of the request, not between requests: the response is still in
+// askr's buffer (unless it was flushed) and goes out when the handler returns; a reset that fails
+// exits here, inside the request, so askrd retires the worker with this response instead of
+// handing it the next request. Kernel::handle() would otherwise reset at the start of the next
+// request, so it costs no more time.
+$handler = static function () use ($kernel, $terminable, $askrSymfonyReset): void {
+    try {
+        $request = Request::createFromGlobals();
+        $response = $kernel->handle($request);
+        $response->send();
+        if ($terminable) {
+            $kernel->terminate($request, $response);
+        }
+    } finally {
+        $askrSymfonyReset();
+    }
 };
 
+// Fork-aware: no database socket opened while booting crosses the fork (two processes talking on
+// one connection corrupt it; a child closing its copy would end the template's session for all).
+// The hook closes what other askr_on_worker_start() hooks, run before it, may have opened.
+askrSymfonyCloseConnections($kernel);
+askr_on_worker_start(static function () use ($kernel): void {
+    askrSymfonyCloseConnections($kernel);
+});
 askr_cow_ready();
+
 while (askr_handle_request($handler)) {
-    // Reset what the request left in long-lived services (those tagged kernel.reset: the session
-    // listener aborts any open session and forgets its id and $_SESSION, loggers and cache pools
-    // drop their buffers …). On a booted kernel with no request in flight boot() does just that
-    // through the services_resetter, which Kernel::handle() would otherwise do only at the start
-    // of the next request; done here, it runs after the response has gone out, and only once.
-    $kernel->boot();
+    // nothing between requests: the handler has reset what its request left
 }

@@ -1,0 +1,262 @@
+package integration
+
+// Acceptance tests of askr's generic Symfony worker (examples/symfony-worker.php, installed as
+// /usr/share/askr/workers/symfony.php) on an app that is not the example:
+// testdata/symfony-app, written for these tests (kernel LeakTest\Kernel, Debian's Symfony 5.4).
+// One worker, so every request meets the state the previous one left. Helpers are prefixed sfl.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const sflSessionCookie = "sf_leaks_session" // framework.session.name in testdata/symfony-app/config/framework.php
+
+// sflCopyApp copies testdata/symfony-app to a new temporary directory and returns its path.
+func sflCopyApp(t *testing.T) string {
+	t.Helper()
+	base := filepath.Join(t.TempDir(), "symfony-app")
+	src := filepath.Join(repoRoot(t), "internal", "integration", "testdata", "symfony-app")
+	if err := os.CopyFS(base, os.DirFS(src)); err != nil {
+		t.Fatalf("copy the test app: %v", err)
+	}
+	return base
+}
+
+// sflStart starts askrd with one worker running the Symfony worker on the app at base.
+func sflStart(t *testing.T, base string, env ...string) *server {
+	t.Helper()
+	return startAskrd(t, opts{
+		root:   filepath.Join(base, "public"),
+		script: filepath.Join(repoRoot(t), "examples", "symfony-worker.php"),
+		env:    append([]string{"ASKR_APP_BASE=" + base}, env...),
+		args:   []string{"--workers", "1"},
+	})
+}
+
+// sflReply is a response of the test app.
+type sflReply struct {
+	status int
+	header http.Header
+	body   string
+	m      map[string]any // the body as JSON, if it is an object
+}
+
+// sflGet sends GET path with c (nil: a client that keeps no cookies).
+func sflGet(t *testing.T, s *server, c *http.Client, path string) sflReply {
+	t.Helper()
+	if c == nil {
+		c = lvClient(nil)
+	}
+	resp, err := c.Get(s.URL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", path, err)
+	}
+	r := sflReply{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	json.Unmarshal(b, &r.m)
+	return r
+}
+
+// sflJSON is sflGet of a route that must answer 200 with a JSON object.
+func sflJSON(t *testing.T, s *server, c *http.Client, path string) map[string]any {
+	t.Helper()
+	r := sflGet(t, s, c, path)
+	if r.status != 200 || r.m == nil {
+		t.Fatalf("GET %s: status %d, body %.300s; want 200 and a JSON object", path, r.status, r.body)
+	}
+	return r.m
+}
+
+// sflSessionCookie returns the value of the session cookie r sets, or "".
+func (r sflReply) sessionCookie() string {
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == sflSessionCookie {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// sflWaitLog polls askrd's log until it contains substr; unlike s.waitLog it fails t, a subtest.
+func sflWaitLog(t *testing.T, s *server, substr string) {
+	t.Helper()
+	if !poll(10*time.Second, func() bool { return strings.Contains(s.logs.String(), substr) }) {
+		t.Fatalf("askrd did not log %q within 10s", substr)
+	}
+}
+
+// TestSfLeaks: for each kind of state a request can leave in a Symfony worker, one request sets it
+// and the next one, from another client, finds none of it (normal and CoW mode). The subtests
+// share one server with one worker.
+func TestSfLeaks(t *testing.T) {
+	sfSkipWithoutSymfony(t)
+	s := sflStart(t, sflCopyApp(t), `ASKR_SYMFONY_KERNEL=LeakTest\Kernel`)
+	// The worker's state after boot, as the first request finds it.
+	first := sflJSON(t, s, nil, "/seen")
+	pid, timezone := first["pid"], first["timezone"]
+	lvWant(t, "first request: seen", first["seen"], []any{})
+
+	t.Run("SessionWithAndWithoutCookie", func(t *testing.T) {
+		jar, _ := cookiejar.New(nil)
+		owner := lvClient(jar)
+		lvWant(t, "owner's 1st request: counter", sflJSON(t, s, owner, "/session")["counter"], 1)
+		lvWant(t, "owner's 2nd request: counter", sflJSON(t, s, owner, "/session")["counter"], 2)
+		// A visitor without a cookie gets a new session, every time (the issue's bug: 3).
+		for i := 0; i < 3; i++ {
+			r := sflGet(t, s, nil, "/session")
+			lvWant(t, "visitor without a cookie: counter", r.m["counter"], 1)
+			if r.sessionCookie() == "" {
+				t.Errorf("visitor without a cookie: no %s cookie set: %v", sflSessionCookie, r.header["Set-Cookie"])
+			}
+		}
+		lvWant(t, "owner's 3rd request: counter", sflJSON(t, s, owner, "/session")["counter"], 3)
+	})
+
+	t.Run("SessionLeftOpen", func(t *testing.T) {
+		jar, _ := cookiejar.New(nil)
+		owner := lvClient(jar)
+		lvWant(t, "owner's 1st request: counter", sflJSON(t, s, owner, "/session")["counter"], 1)
+		// The session is started while the response is sent, after Symfony's listener saved it:
+		// the request ends with the session open and counter = 100 in it.
+		open := sflJSON(t, s, owner, "/session/open")
+		lvWant(t, "/session/open: session open", open["open"], true)
+		for i := 0; i < 2; i++ {
+			r := sflGet(t, s, nil, "/session")
+			lvWant(t, "next visitor without a cookie: counter", r.m["counter"], 1)
+			if c := r.sessionCookie(); c == "" || c == open["session_id"] {
+				t.Errorf("next visitor without a cookie: session cookie %q; want a new session, not %v", c, open["session_id"])
+			}
+		}
+		// As under php-fpm, the session open at the end of the request was written.
+		lvWant(t, "owner after /session/open: counter", sflJSON(t, s, owner, "/session")["counter"], 101)
+	})
+
+	t.Run("KernelResetService", func(t *testing.T) {
+		a := sflJSON(t, s, nil, "/seen?add=alice&x=1")
+		lvWant(t, "alice's request: seen", a["seen"], []any{"alice"})
+		b := sflJSON(t, s, nil, "/seen")
+		lvWant(t, "next request: seen (RequestLog, tagged kernel.reset)", b["seen"], []any{})
+		// Same worker, same container: the service was reset, not recreated by a new process, and
+		// the untagged WorkerTally kept counting.
+		lvWant(t, "next request: pid", b["pid"], pid)
+		lvWant(t, "next request: served (WorkerTally, not tagged)", b["served"], a["served"].(float64)+1)
+	})
+
+	t.Run("ThrowingRoutes", func(t *testing.T) {
+		for _, path := range []string{"/throw?add=mallory", "/throw?add=mallory&late=1"} {
+			r := sflGet(t, s, nil, path)
+			lvWant(t, path+": status", r.status, 500)
+			// What it left: the request log, the default timezone, the session (counter 50).
+			m := sflJSON(t, s, nil, "/seen")
+			lvWant(t, "after "+path+": seen", m["seen"], []any{})
+			lvWant(t, "after "+path+": timezone", m["timezone"], timezone)
+			lvWant(t, "after "+path+": session_status (PHP_SESSION_NONE)", m["session_status"], 1)
+			lvWant(t, "after "+path+": session_id", m["session_id"], "")
+			lvWant(t, "after "+path+": pid (the worker survived)", m["pid"], pid)
+			lvWant(t, "after "+path+": counter without a cookie", sflJSON(t, s, nil, "/session")["counter"], 1)
+		}
+		sflWaitLog(t, s, "thrown on purpose while the /throw?late=1 response was sent")
+	})
+
+	t.Run("LogIsClean", func(t *testing.T) {
+		for _, bad := range []string{"PHP Warning", "PHP Notice", "Deprecated", "reset after a request failed"} {
+			if strings.Contains(s.logs.String(), bad) {
+				t.Errorf("askrd log contains %q", bad)
+			}
+		}
+	})
+
+	// Last: it ends the worker.
+	t.Run("FailingResetEndsWorker", func(t *testing.T) {
+		r := sflJSON(t, s, nil, "/reset-fails")
+		lvWant(t, "/reset-fails: pid", r["pid"], pid)
+		sflWaitLog(t, s, "askr symfony worker: reset after a request failed, the worker exits (askrd starts another): "+
+			"RuntimeException: RequestLog::reset() fails on purpose")
+		// The next request waits for the replacement (one worker), which starts from boot.
+		m := sflJSON(t, s, nil, "/seen")
+		if m["pid"] == pid {
+			t.Errorf("after a failed reset the same worker (pid %v) served on", pid)
+		}
+		lvWant(t, "replacement: served", m["served"], 1)
+		lvWant(t, "replacement: seen", m["seen"], []any{})
+	})
+}
+
+// TestSfWorkerBoot: the worker's boot conventions (vendor/autoload.php, APP_ENV) and its one-line
+// errors for an app it cannot boot, which make askrd serve exit 1 with that line.
+func TestSfWorkerBoot(t *testing.T) {
+	sfSkipWithoutSymfony(t)
+
+	t.Run("VendorAutoload", func(t *testing.T) {
+		// A Composer layout: vendor/autoload.php and no config/bootstrap.php (no symfony/dotenv
+		// here, so no .env is read).
+		base := sflCopyApp(t)
+		os.MkdirAll(filepath.Join(base, "vendor"), 0o755)
+		if err := os.Rename(filepath.Join(base, "config", "bootstrap.php"), filepath.Join(base, "vendor", "autoload.php")); err != nil {
+			t.Fatal(err)
+		}
+		s := sflStart(t, base, `ASKR_SYMFONY_KERNEL=LeakTest\Kernel`, "APP_ENV=leaktest")
+		lvWant(t, "GET /seen: seen", sflJSON(t, s, nil, "/seen")["seen"], []any{})
+		p := filepath.Join(base, "var", "cache", "leaktest", "LeakTest_KernelLeaktestContainer.php")
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("APP_ENV=leaktest: no container compiled for that environment: %v", err)
+		}
+	})
+
+	for _, tc := range []struct {
+		name  string
+		setup func(base string) []string // returns extra environment
+		want  string
+	}{
+		{"DefaultKernelMissing", func(string) []string { return nil },
+			`askr symfony worker: kernel class App\\Kernel not found`},
+		{"KernelMissing", func(string) []string { return []string{`ASKR_SYMFONY_KERNEL=LeakTest\Nope`} },
+			`askr symfony worker: kernel class LeakTest\\Nope not found`},
+		{"NotAKernel", func(string) []string { return []string{`ASKR_SYMFONY_KERNEL=LeakTest\WorkerTally`} },
+			`askr symfony worker: LeakTest\\WorkerTally is not a Symfony kernel`},
+		{"NoAutoloader", func(base string) []string {
+			os.Remove(filepath.Join(base, "config", "bootstrap.php"))
+			return []string{`ASKR_SYMFONY_KERNEL=LeakTest\Kernel`}
+		}, "has neither config/bootstrap.php nor vendor/autoload.php"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := sflCopyApp(t)
+			args := []string{"serve", "--listen", freeAddr(t), "--root", filepath.Join(base, "public"),
+				"--worker-script", filepath.Join(repoRoot(t), "examples", "symfony-worker.php"), "--workers", "1"}
+			if cowMode() {
+				args = append(args, "--cow")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, askrdBinary(t), args...)
+			cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir(), "ASKR_APP_BASE="+base)
+			cmd.Env = append(cmd.Env, tc.setup(base)...)
+			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("askrd still ran 30 s after starting a worker that cannot boot:\n%s", out)
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Errorf("askrd serve ended with %v; want exit status 1", err)
+			}
+			if !strings.Contains(string(out), "askrd failed") || !strings.Contains(string(out), tc.want) {
+				t.Errorf("askrd log lacks \"askrd failed\" with %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}

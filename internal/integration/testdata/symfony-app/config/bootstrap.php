@@ -1,0 +1,20 @@
+<?php
+
+/*
+ * The leak test app's autoloader (what vendor/autoload.php is to a Composer app): Debian's
+ * packaged Symfony 5.4 (php-symfony-framework-bundle, under /usr/share/php/Symfony), then a PSR-4
+ * loader for the app's LeakTest\ namespace (src/).
+ */
+
+declare(strict_types=1);
+
+require_once '/usr/share/php/Symfony/Bundle/FrameworkBundle/autoload.php';
+
+spl_autoload_register(static function (string $class): void {
+    if (strncmp($class, 'LeakTest\\', 9) === 0) {
+        $file = dirname(__DIR__) . '/src/' . str_replace('\\', '/', substr($class, 9)) . '.php';
+        if (is_file($file)) {
+            require $file;
+        }
+    }
+});

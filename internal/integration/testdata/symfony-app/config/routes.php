@@ -1,0 +1,14 @@
+<?php
+
+declare(strict_types=1);
+
+use LeakTest\Controller\LeakController;
+use Symfony\Component\Routing\Loader\Configurator\RoutingConfigurator;
+
+return static function (RoutingConfigurator $routes): void {
+    $routes->add('session', '/session')->controller([LeakController::class, 'session'])->methods(['GET']);
+    $routes->add('session_open', '/session/open')->controller([LeakController::class, 'sessionOpen'])->methods(['GET']);
+    $routes->add('seen', '/seen')->controller([LeakController::class, 'seen'])->methods(['GET']);
+    $routes->add('throw', '/throw')->controller([LeakController::class, 'throw'])->methods(['GET']);
+    $routes->add('reset_fails', '/reset-fails')->controller([LeakController::class, 'resetFails'])->methods(['GET']);
+};

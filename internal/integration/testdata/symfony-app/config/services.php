@@ -1,0 +1,17 @@
+<?php
+
+declare(strict_types=1);
+
+use LeakTest\RequestLog;
+use LeakTest\WorkerTally;
+use Symfony\Component\DependencyInjection\Loader\Configurator\ContainerConfigurator;
+
+return static function (ContainerConfigurator $container): void {
+    $services = $container->services()->defaults()->autowire()->autoconfigure();
+    $services->load('LeakTest\\Controller\\', '../src/Controller/')->tag('controller.service_arguments');
+    // Request-scoped state the framework must reset after each request: tagged by hand (the class
+    // does not implement ResetInterface, so autoconfiguration would not tag it).
+    $services->set(RequestLog::class)->tag('kernel.reset', ['method' => 'reset']);
+    // Not tagged: lives as long as the worker (what the worker keeps).
+    $services->set(WorkerTally::class);
+};
