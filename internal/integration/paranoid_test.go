@@ -4,13 +4,18 @@ package integration
 // internal/phpruntime/paranoid.php) on real php-cgi workers. The helpers here are prefixed pd.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -64,8 +69,9 @@ func pdSync(t *testing.T, s *server, id string) {
 }
 
 // A worker leaking one kind of state per route gets each reported once, naming the route (without
-// its query) and what changed; a second leak of the same kind within the quiet period is not
-// reported, and the next line, after it, counts what was not. A clean route is never reported.
+// its query) and what changed: a route's first request is its warm-up, its second is reported, a
+// third within the quiet period is not, and the next line, after it, counts what was not. A clean
+// route is never reported.
 func TestParanoidReportsEachKind(t *testing.T) {
 	s := pdStart(t, opts{args: []string{"--paranoid"}, env: []string{"ASKR_PARANOID_QUIET=3"}})
 	if !strings.Contains(s.logs.String(), "paranoid mode on") {
@@ -74,8 +80,8 @@ func TestParanoidReportsEachKind(t *testing.T) {
 	if r := s.get("/loaded"); r.body != "loaded" {
 		t.Errorf("GET /loaded = %q with --paranoid; want the detector loaded", r.body)
 	}
-	// The warm-up and clean requests after it.
-	for _, p := range []string{"/a", "/b", "/c?x=1", "/d"} {
+	// Clean routes, each warmed up and then served again.
+	for _, p := range []string{"/a", "/b", "/c?x=1", "/a", "/b", "/c", "/a"} {
 		s.get(p)
 	}
 	pdSync(t, s, "clean")
@@ -84,17 +90,18 @@ func TestParanoidReportsEachKind(t *testing.T) {
 	}
 
 	for _, k := range []struct{ path, kind, want string }{
-		{"/leak/static", "statics", "Leaky::$seen changed (array:0 -> array:1)"},
-		{"/leak/global", "globals", "$leak new (int:1)"},
-		{"/leak/ini", "ini", `user_agent changed (null -> string:"leak `},
-		{"/leak/watch", "store", "items changed (int:0 -> int:1)"},
+		{"/leak/static", "statics", "Leaky::$seen changed (array:1 -> array:2)"},
+		{"/leak/global", "globals", "$leak changed (int:1 -> int:2)"},
+		{"/leak/ini", "ini", `user_agent changed (string:"leak `},
+		{"/leak/watch", "store", "items changed (int:1 -> int:2)"},
 	} {
-		s.get(k.path + "?q=1")
-		s.get(k.path) // within the quiet period: counted, not reported
+		s.get(k.path)          // the route's warm-up
+		s.get(k.path + "?q=1") // reported
+		s.get(k.path)          // within the quiet period: counted, not reported
 		pdSync(t, s, k.kind)
 		got := pdMatching(s.logs.String(), "GET "+k.path+" ")
 		if len(got) != 1 {
-			t.Errorf("after two GET %s: %d reports naming the route; want 1: %q", k.path, len(got), pdReports(s.logs.String()))
+			t.Errorf("after three GET %s: %d reports naming the route; want 1: %q", k.path, len(got), pdReports(s.logs.String()))
 			continue
 		}
 		want := fmt.Sprintf("askr paranoid: GET %s left %s %s", k.path, k.kind, k.want)
@@ -108,7 +115,7 @@ func TestParanoidReportsEachKind(t *testing.T) {
 
 	// After the quiet period the next leak is reported again, with the count of those that were not.
 	var next []string
-	suppressed := 1 // the second /leak/static above
+	suppressed := 1 // the third /leak/static above
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; len(next) == 0; i++ {
 		if time.Now().After(deadline) {
@@ -125,7 +132,8 @@ func TestParanoidReportsEachKind(t *testing.T) {
 		t.Errorf("report after the quiet period = %q; want it to say %q", next[0], want)
 	}
 
-	// Last, as the buffer it leaves swallows every later response of this worker.
+	// Last, as the buffer it leaves swallows every later response of this worker. The output
+	// buffer level's clean state is known: no warm-up.
 	s.get("/leak/ob")
 	pdSync(t, s, "ob")
 	if got := pdMatching(s.logs.String(), "GET /leak/ob "); len(got) != 1 || !strings.HasPrefix(got[0], "askr paranoid: GET /leak/ob left ob level changed (1 -> 2);") {
@@ -162,7 +170,7 @@ func TestParanoidConfigKey(t *testing.T) {
 	if r := s.get("/loaded"); r.body != "loaded" {
 		t.Errorf("GET /loaded = %q with paranoid = true; want the detector loaded", r.body)
 	}
-	for _, p := range []string{"/a", "/b", "/leak/static"} {
+	for _, p := range []string{"/a", "/leak/static", "/leak/static"} {
 		s.get(p)
 	}
 	pdSync(t, s, "config")
@@ -249,7 +257,7 @@ func pdReportedBy(logs, prefix, pid string) bool {
 // left in the store is reported too (the issue's leak), as is the growing static array.
 func TestParanoidLaravelNaiveWorker(t *testing.T) {
 	s := pdLaravel(t, filepath.Join(repoRoot(t), "internal", "integration", "testdata", "laravel-naive-worker.php"), 1)
-	for _, p := range []string{"/pid", "/pid", "/pid", "/leak/instance", "/leak/instance?x=1"} {
+	for _, p := range []string{"/pid", "/pid", "/leak/instance", "/leak/instance?x=1", "/leak/instance"} {
 		if r := s.get(p); r.status != 200 {
 			t.Fatalf("GET %s = %d; want 200: %.300s", p, r.status, r.body)
 		}
@@ -260,13 +268,102 @@ func TestParanoidLaravelNaiveWorker(t *testing.T) {
 		t.Fatalf("GET /pid = %q: %v", pid, err)
 	}
 	logs := pdBarrier(t, s, map[string]bool{strconv.Itoa(m.Pid): true})
-	if got := pdMatching(logs, "GET /leak/instance "); len(got) != 1 || !strings.HasPrefix(got[0], "askr paranoid: GET /leak/instance left container leaks.instance.0 new (stdClass);") {
-		t.Errorf("after two GET /leak/instance: %q; want one report of leaks.instance.0 in the container", got)
+	if got := pdMatching(logs, "GET /leak/instance "); len(got) != 1 || !strings.HasPrefix(got[0], "askr paranoid: GET /leak/instance left container leaks.instance.1 new (stdClass);") {
+		t.Errorf("after three GET /leak/instance: %q; want one report, of leaks.instance.1 (the first request of a route is its warm-up)", got)
 	}
 	if got := pdMatching(logs, "GET /pid left session store "); len(got) != 1 {
 		t.Errorf("reports %q; want the session the first GET /pid left in the store reported once", pdReports(logs))
 	}
 	if got := pdMatching(logs, "GET /leak/static left statics Leaks\\Support\\Leaky::$calls changed (array:1 -> array:2);"); len(got) != 1 {
 		t.Errorf("reports %q; want the static array that grows reported once, from its second call (its class was first declared in the first)", pdReports(logs))
+	}
+}
+
+// pdMixed sends n GET requests for paths, in turn, from clients goroutines (each a client without
+// cookies), bounded by a deadline, and fails the test on a transport error or a status ok rejects.
+// It returns the bodies of the responses to GET /pid.
+func pdMixed(t *testing.T, s *server, paths []string, n, clients int, ok func(path string, status int) bool) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		pids []string
+		errs []string
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) || ctx.Err() != nil {
+					return
+				}
+				p := paths[int(i)%len(paths)]
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+p, nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Sprintf("GET %s: %v", p, err))
+					mu.Unlock()
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				if !ok(p, resp.StatusCode) {
+					errs = append(errs, fmt.Sprintf("GET %s = %d: %.200s", p, resp.StatusCode, b))
+				}
+				if p == "/pid" {
+					pids = append(pids, string(b))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("%d requests did not finish within 3 minutes", n)
+	}
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d requests failed, the first: %s", len(errs), n, errs[0])
+	}
+	return pids
+}
+
+// pdLaravelClean is every route of the Laravel test app but the two that leak on purpose; each
+// sets or reads state the generic worker resets.
+var pdLaravelClean = []string{
+	"/session", "/session/put?v=a", "/session/get", "/auth/login?id=1", "/auth/user", "/cookie/queue?v=a",
+	"/cookie/none", "/view/share?v=a", "/view/read", "/locale/set?l=fr", "/locale", "/log/context?v=a",
+	"/log/read", "/tx/begin", "/tx/read", "/tx/write", "/config/set?v=a", "/config/read",
+	"/container/bind?v=a", "/container/read", "/url", "/url/force?root=http://example.org", "/url",
+	"/cache/put?v=a", "/cache/get", "/events/listen", "/events/read", "/basket/add?v=a", "/basket", "/pid",
+}
+
+// The generic Symfony worker (examples/symfony-worker.php, which also hands the detector the
+// container's services) on the Symfony test app: a clean mixed run is silent.
+func TestParanoidSymfonySilent(t *testing.T) {
+	if _, err := os.Stat("/usr/share/php/Symfony/Component/HttpKernel/Kernel.php"); err != nil {
+		t.Skip("Symfony not installed in /usr/share/php/Symfony (apt-get install php-symfony)")
+	}
+	base := sflCopyApp(t)
+	s := startAskrd(t, opts{
+		root:   filepath.Join(base, "public"),
+		script: filepath.Join(repoRoot(t), "examples", "symfony-worker.php"),
+		env:    []string{"ASKR_APP_BASE=" + base, "ASKR_SYMFONY_KERNEL=LeakTest\\Kernel"},
+		args:   []string{"--workers", "1", "--paranoid"},
+	})
+	paths := []string{"/session", "/seen", "/seen?add=x", "/session/open", "/throw", "/seen?add=y"}
+	pdMixed(t, s, paths, 300, 3, func(p string, status int) bool { return status == 200 || (p == "/throw" && status == 500) })
+	// After /reset-fails the worker logs why and exits: all it wrote before, including the check
+	// of the request before, is then in the log.
+	s.get("/reset-fails")
+	s.waitLog("reset after a request failed", 15*time.Second)
+	if r := pdReports(s.logs.String()); len(r) != 0 {
+		t.Errorf("the detector reported a clean run of the Symfony test app: %q", r)
 	}
 }

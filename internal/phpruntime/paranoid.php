@@ -11,13 +11,14 @@
  * Each kind reports its first difference in one line to the worker's log, then stays quiet for a
  * minute and counts what it did not report; its next line says how many.
  *
- * Warm-up: a framework resolves services and fills caches lazily over its first requests, so the
- * kinds that grow that way (statics, globals, ini, container and askr_paranoid_watch() kinds) only
- * take their baseline during a worker's first WARMUP requests and report from the next one on;
- * a class first declared during a request starts its own baseline, and a Laravel singleton
- * resolved for the first time is not counted (it was bound at boot and fills once). The kinds
- * whose clean state is "nothing left" (ob, session, auth, cookies, transactions) report from the
- * first request.
+ * Warm-up: a framework resolves services, sets ini settings and fills caches lazily, the first
+ * time a route needs them. So after the first request of each route (method and path) in a
+ * worker, the kinds that grow that way (statics, globals, ini, container, askr_paranoid_watch()
+ * kinds) only take their baseline; they report what the route's later requests leave. A class
+ * first declared during a request, and a key a probe returns for the first time, start their own
+ * baseline; a Laravel singleton resolved for the first time is not counted (it was bound at boot
+ * and fills once). The kinds whose clean state is "nothing left" (ob, session, auth, cookies,
+ * transactions) report from the first request.
  *
  * ASKR_PARANOID_QUIET (seconds, default 60) shortens the quiet period for askr's own tests.
  */
@@ -28,7 +29,8 @@ namespace Askr;
 
 final class Paranoid
 {
-    private const WARMUP = 2;
+    /** How many routes a worker remembers as warmed up; later new ones are not warm-ups. */
+    private const MAX_ROUTES = 10000;
     /** Kinds whose clean state is empty: no warm-up. */
     private const CLEAN = ['ob' => true, 'session' => true, 'auth' => true, 'cookies' => true, 'transactions' => true];
     private const BUILTIN = ['statics' => true, 'globals' => true, 'ini' => true, 'container' => true] + self::CLEAN;
@@ -38,7 +40,10 @@ final class Paranoid
 
     /** @var array<string,array<string,?string>>|null the previous snapshot, by kind */
     private static ?array $prev = null;
-    private static int $served = 0;
+    /** @var array<string,true> the routes this worker has served */
+    private static array $routes = [];
+    /** Whether the request just served was its route's first (see Warm-up above). */
+    private static bool $first = false;
     private static string $route = '';
     private static int $quiet = 60;
     /** @var array<string,int> kind => time until which it is quiet */
@@ -64,9 +69,12 @@ final class Paranoid
     /** The request this worker now serves: the next check() attributes what it finds to it. */
     public static function serving(string $method, string $uri): void
     {
-        self::$served++;
         $path = substr(explode('?', $uri, 2)[0], 0, 200);
         self::$route = preg_replace('/[^\x21-\x7e]/', '?', $method) . ' ' . preg_replace('/[^\x21-\x7e]/', '?', $path);
+        self::$first = !isset(self::$routes[self::$route]) && count(self::$routes) < self::MAX_ROUTES;
+        if (self::$first) {
+            self::$routes[self::$route] = true;
+        }
     }
 
     public static function check(): void
@@ -79,10 +87,9 @@ final class Paranoid
             self::$quiet = $q > 0 ? $q : 60;
             return; // the baseline
         }
-        $warm = self::$served > self::WARMUP;
         foreach ($now as $kind => $map) {
             $before = $prev[$kind] ?? [];
-            if ($map === $before || (!$warm && !isset(self::CLEAN[$kind]))) {
+            if ($map === $before || (self::$first && !isset(self::CLEAN[$kind]))) {
                 continue;
             }
             $diff = self::diff($kind, $before, $map);
@@ -97,8 +104,8 @@ final class Paranoid
     {
         foreach ($now as $key => $fp) {
             if (!array_key_exists($key, $before)) { // not isset(): an ini value may be null
-                if ($kind === 'statics') {
-                    continue; // a class declared since: its own baseline
+                if ($kind === 'statics' || isset(self::$watches[$kind])) {
+                    continue; // a class declared since, a key a probe returns first: its own baseline
                 }
                 return "$key new (" . self::show($kind, $fp) . ')';
             }

@@ -1072,8 +1072,10 @@ function askr_on_worker_start(callable $fn): void
 
 /**
  * Adds a kind of state to what the state-bleed detector (askrd serve --paranoid) watches: $probe
- * returns array<string, scalar>, and a key whose value differs between two requests is reported
- * like the built-in kinds. Without --paranoid it does nothing, so a worker may call it always.
+ * returns array<string, mixed>, each value fingerprinted as static properties are (scalars by
+ * value, arrays by count, objects by class and id), and a key whose value differs between two
+ * requests is reported like the built-in kinds (a key first returned starts its own baseline).
+ * Without --paranoid it does nothing, so a worker may call it always.
  */
 function askr_paranoid_watch(string $kind, callable $probe): void
 {
