@@ -251,7 +251,13 @@ final class Runtime
             self::$hello = true;
         }
         if (self::$paranoid) {
-            Paranoid::check(); // after the worker's resets of the previous request, before the next
+            try {
+                Paranoid::check(); // after the worker's resets of the previous request, before the next
+            } catch (\Throwable $e) { // e.g. the app's error handler turned a warning into an exception
+                self::$paranoid = false;
+                self::log(sprintf('the detector failed and is off in this worker: %s: %s at %s:%d', get_class($e),
+                    $e->getMessage(), $e->getFile(), $e->getLine()), 'askr paranoid: ');
+            }
         }
         $frame = self::read();
         while ($frame !== null && ($frame[0] === self::T_PING || $frame[0] === self::T_ABORT)) {
