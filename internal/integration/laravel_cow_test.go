@@ -1,8 +1,9 @@
 package integration
 
 // The Laravel example's SQLite database under CoW template mode: the template opens an SQLite
-// handle while booting (examples/laravel-worker.php), and each forked worker must drop it
-// (askr_on_worker_start → DB::purge) and write through a connection of its own.
+// handle while booting (the example's AppServiceProvider creates its table), and each forked
+// worker must drop it (askr_on_worker_start → DB::purge in examples/laravel-worker.php) and write
+// through a connection of its own.
 
 import (
 	"context"

@@ -168,6 +168,13 @@ Route::get('/basket/add', function (Request $request) {
 
 Route::get('/basket', fn () => ['items' => app(Basket::class)->items]);
 
+// Makes the worker's next reset throw: the worker must exit and askrd replace it.
+Route::get('/reset/fail', function () {
+    app(Leaks\Services\Tripwire::class)->armed = true;
+
+    return ['pid' => getmypid()];
+});
+
 // Deliberately leaky routes for the state-bleed detector.
 Route::get('/leak/static', function () {
     Leaky::$calls[] = count(Leaky::$calls);

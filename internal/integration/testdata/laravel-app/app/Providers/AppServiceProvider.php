@@ -7,6 +7,7 @@ use Illuminate\Support\Facades\Gate;
 use Illuminate\Support\Facades\Route;
 use Illuminate\Support\ServiceProvider;
 use Leaks\Services\Basket;
+use Leaks\Services\Tripwire;
 
 class AppServiceProvider extends ServiceProvider
 {
@@ -15,12 +16,15 @@ class AppServiceProvider extends ServiceProvider
         // A service resolved at boot that keeps state across requests unless reset: the worker
         // calls reset() on everything tagged askr.reset after each request.
         $this->app->singleton(Basket::class);
-        $this->app->tag([Basket::class], 'askr.reset');
+        $this->app->singleton(Tripwire::class);
+        $this->app->tag([Basket::class, Tripwire::class], 'askr.reset');
     }
 
     public function boot()
     {
-        $this->app->make(Basket::class); // resolved at boot, so it outlives the container's sandbox
+        // Resolved at boot, so they outlive the container's sandbox.
+        $this->app->make(Basket::class);
+        $this->app->make(Tripwire::class);
 
         Gate::define('is-alice', fn ($user) => $user->name === 'alice');
 
