@@ -137,9 +137,9 @@ final class Paranoid
         $more = self::$suppressed[$kind] ?? 0;
         self::$suppressed[$kind] = 0;
         self::$quietUntil[$kind] = $t + self::$quiet;
-        Runtime::log(sprintf('%s left %s %s;%s further %s changes are not reported for %ds', self::$route, $kind,
-            substr($diff, 0, 300), $more > 0 ? " $more more $kind changes were not reported;" : '', $kind, self::$quiet),
-            'askr paranoid: ');
+        $line = sprintf('%s left %s %s;%s further %s changes are not reported for %ds', self::$route, $kind,
+            substr($diff, 0, 300), $more > 0 ? " $more more $kind changes were not reported;" : '', $kind, self::$quiet);
+        Runtime::log(preg_replace('/[\x00-\x1f\x7f]/', '?', $line) ?? '', 'askr paranoid: '); // one line, whatever a key holds
     }
 
     /** @return array<string,array<string,?string>> */
