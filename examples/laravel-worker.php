@@ -13,14 +13,14 @@
  * long-lived app, so that two visitors never share state (Laravel Octane's list, done in place on
  * the one app; resetAfterRequest() below is the list, one line per reset):
  *
- *   - database: open transactions rolled back (their locks released), query log, "record
- *     modified" flags, query-duration handlers
  *   - the container as it was after boot: instances, bindings, aliases, tags, callbacks and
  *     terminating callbacks a request added are dropped (so are services first built during a
  *     request: the next request builds them again); scoped instances and auth.driver forgotten;
  *     facades resolve afresh
  *   - config: every item as it was after boot (config([...]) writes, new keys too)
  *   - event listeners added during a request
+ *   - database: open transactions rolled back (their locks released), query log, "record
+ *     modified" flags, query-duration handlers
  *   - sessions: every store emptied, with a new id; the database handler's "row exists" flag
  *   - queued cookies; auth guards and the users they resolved (Gate asks auth again)
  *   - views: render state and shared data as after boot; locale and fallback locale of app and
@@ -118,7 +118,11 @@ final class Laravel
         }
         $worker = new self($app);
         $worker->makeWritableDirs();
-        $worker->bootstrap();
+        try {
+            $worker->bootstrap();
+        } catch (\Throwable $e) {
+            self::fail("booting the app at $base failed: " . self::oneLine($e));
+        }
         $worker->snapshot();
         return $worker;
     }
@@ -195,10 +199,17 @@ final class Laravel
         $app = $this->app;
         // Arrays are copy-on-write: these copies cost nothing until the app changes its own.
         $this->container = (fn () => get_object_vars($this))->call($app);
-        foreach (['db', 'config', 'events', 'session', 'cookie', 'auth', 'view', 'translator', 'log', 'cache', 'url'] as $name) {
-            if ($app->resolved($name)) {
+        // Each by the method its reset calls: an app that replaced one with a class of its own
+        // keeps it as it is.
+        foreach (['db' => 'getConnections', 'config' => 'all', 'events' => 'listen', 'session' => 'getDrivers',
+            'cookie' => 'flushQueuedCookies', 'auth' => 'forgetGuards', 'view' => 'flushState',
+            'translator' => 'getLocale', 'log' => 'getChannels', 'cache' => 'store', 'url' => 'to'] as $name => $method) {
+            if ($app->resolved($name) && method_exists($app[$name], $method)) {
                 $this->boot[$name] = $app[$name];
             }
+        }
+        if (isset($this->boot['cache']) && !$this->boot['cache'] instanceof \Illuminate\Cache\CacheManager) {
+            unset($this->boot['cache']); // its reset reads CacheManager's stores
         }
         $config = $this->boot['config'] ?? null;
         if ($config instanceof \Illuminate\Config\Repository) {
@@ -209,10 +220,10 @@ final class Laravel
             $this->listeners = (fn () => array_intersect_key(get_object_vars($this),
                 ['listeners' => 1, 'wildcards' => 1, 'wildcardsCache' => 1]))->call($events);
         }
-        if (isset($this->boot['view']) && method_exists($this->boot['view'], 'getShared')) {
+        if (isset($this->boot['view']) && $this->boot['view'] instanceof \Illuminate\View\Factory) {
             $this->viewShared = $this->boot['view']->getShared(); // 'app', '__env' and what providers shared
         }
-        $this->locale = $app->getLocale();
+        $this->locale = (string) $app->getLocale();
         if (isset($this->boot['translator']) && method_exists($this->boot['translator'], 'getFallback')) {
             $this->fallbackLocale = $this->boot['translator']->getFallback();
         }
@@ -234,28 +245,6 @@ final class Laravel
     {
         $app = $this->app;
         $boot = $this->boot;
-
-        // Database first: an open transaction holds its locks (SQLite's write lock, row locks)
-        // and would swallow the next request's writes. A connection that cannot roll back (gone
-        // away) is dropped instead: the server rolls back when it goes.
-        if (isset($boot['db'])) {
-            foreach ($boot['db']->getConnections() as $name => $connection) {
-                if ($connection->transactionLevel() > 0) {
-                    try {
-                        $connection->rollBack(0);
-                    } catch (\Throwable) {
-                        $boot['db']->purge($name);
-                        continue;
-                    }
-                }
-                $connection->flushQueryLog();                 // DB::enableQueryLog(): grows forever
-                $connection->forgetRecordModificationState(); // "a write happened": sticky reads
-                if (method_exists($connection, 'resetTotalQueryDuration')) { // Laravel 9+
-                    $connection->resetTotalQueryDuration();                 // whenQueryingForLongerThan()
-                    $connection->restoreAlreadyRunQueryDurationHandlers();  // fire only once per worker
-                }
-            }
-        }
 
         // The container's sandbox (what Octane gets by cloning the app per request): instances,
         // bindings, aliases, tags, resolving/rebinding callbacks, terminating callbacks a request
@@ -290,6 +279,29 @@ final class Laravel
                 }
             })->call($boot['events'], $this->listeners);
         }
+        // An open transaction holds its locks (SQLite's write lock, row locks) and would swallow
+        // the next request's writes. A connection that cannot roll back (gone away) is dropped
+        // instead: the server rolls back when it goes. (After the listeners: rolling back
+        // dispatches an event.)
+        if (isset($boot['db'])) {
+            foreach ($boot['db']->getConnections() as $name => $connection) {
+                if ($connection->transactionLevel() > 0) {
+                    try {
+                        $connection->rollBack(0);
+                    } catch (\Throwable) {
+                        $boot['db']->purge($name);
+                        continue;
+                    }
+                }
+                $connection->flushQueryLog();                 // DB::enableQueryLog(): grows forever
+                $connection->forgetRecordModificationState(); // "a write happened": sticky reads
+                if (method_exists($connection, 'resetTotalQueryDuration')) { // Laravel 9+
+                    $connection->resetTotalQueryDuration();                 // whenQueryingForLongerThan()
+                    $connection->restoreAlreadyRunQueryDurationHandlers();  // else: once per worker
+                }
+            }
+        }
+
         // Sessions: StartSession reuses the manager's Store and merges what it reads into the
         // attributes the Store holds, so a request without a cookie would get the previous
         // visitor's session. Emptied in place, with a new id: the Redirector and others hold
@@ -322,7 +334,7 @@ final class Laravel
         // and its LocaleUpdated event Carbon's. Then the fallback locale.
         if (isset($boot['translator'])) {
             $translator = $boot['translator'];
-            if ($translator->getLocale() !== $this->locale) {
+            if ((string) $translator->getLocale() !== $this->locale) {
                 $app->setLocale($this->locale);
             }
             if ($this->fallbackLocale !== null && $translator->getFallback() !== $this->fallbackLocale) {
