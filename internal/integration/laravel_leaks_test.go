@@ -295,18 +295,33 @@ func TestLvNaiveWorkerLeaks(t *testing.T) {
 // is a configuration error askrd reports itself.)
 func TestLvWorkerBootErrors(t *testing.T) {
 	lvSkipWithoutPHP(t)
+	write := func(path, data string) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	empty := t.TempDir()
-	notApp := filepath.Join(t.TempDir(), "bootstrap")
-	os.MkdirAll(notApp, 0o755)
-	os.WriteFile(filepath.Join(notApp, "app.php"), []byte("<?php return 42;\n"), 0o644)
+	notApp := t.TempDir()
+	write(filepath.Join(notApp, "bootstrap", "app.php"), "<?php return 42;\n")
 	blocked := lkCopyApp(t)
-	os.WriteFile(filepath.Join(blocked, "storage"), []byte("a file where storage/ should be"), 0o644)
+	write(filepath.Join(blocked, "storage"), "a file where storage/ should be")
+	broken := lkCopyApp(t) // names a provider class that does not exist
+	conf := filepath.Join(broken, "config", "app.php")
+	b, err := os.ReadFile(conf)
+	if err != nil || !strings.Contains(string(b), "Leaks\\Providers\\AppServiceProvider::class") {
+		t.Fatalf("%s: %v", conf, err)
+	}
+	write(conf, strings.Replace(string(b), "Leaks\\Providers\\AppServiceProvider::class", "'Leaks\\Providers\\Missing'", 1))
 	for _, c := range []struct {
 		name, base, want string
 	}{
 		{"NoBootstrap", empty, filepath.Join(empty, "bootstrap", "app.php") + " not found"},
-		{"NotAnApp", filepath.Dir(notApp), "app.php returned int, not an Illuminate"},
+		{"NotAnApp", notApp, "app.php returned int, not an Illuminate"},
 		{"StorageNotWritable", blocked, "cannot create " + filepath.Join(blocked, "storage", "framework", "sessions")},
+		{"ProviderMissing", broken, "booting the app at " + broken + " failed: Error: Class"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := []string{"--workers", "1", "--root", filepath.Join(repoRoot(t), "examples", "hello", "public"),
