@@ -246,10 +246,10 @@ final class Laravel
         $app = $this->app;
         $boot = $this->boot;
 
-        // The container's sandbox (what Octane gets by cloning the app per request): instances,
-        // bindings, aliases, tags, resolving/rebinding callbacks, terminating callbacks a request
-        // added are dropped, and singletons it built first are built again by the next one. The
-        // request stays bound on purpose: Kernel::handle() binds the next one with instance(),
+        // The container's sandbox (as Octane's ApplicationSnapshot: every property of the app as
+        // after boot): instances, bindings, aliases, tags, resolving/rebinding callbacks,
+        // terminating callbacks a request added are dropped, and singletons it built first are
+        // built again by the next one. The request stays bound on purpose: Kernel::handle() binds the next one with instance(),
         // which fires the rebinding callbacks (url, auth, …) only for a bound abstract; unbound,
         // global middleware would see this request through url().
         (function (array $boot): void {
@@ -477,6 +477,7 @@ while (askr_handle_request($handler)) {
     try {
         $worker->resetAfterRequest();
     } catch (\Throwable $e) {
-        Laravel::fail('a reset after the request failed, so this worker\'s state is unknown: it exits and askrd starts another: ' . Laravel::oneLine($e));
+        $route = ($_SERVER['REQUEST_METHOD'] ?? '?') . ' ' . explode('?', (string) ($_SERVER['REQUEST_URI'] ?? '?'), 2)[0];
+        Laravel::fail("a reset after $route failed, so this worker's state is unknown: it exits and askrd starts another: " . Laravel::oneLine($e));
     }
 }

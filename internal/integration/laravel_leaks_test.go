@@ -345,7 +345,7 @@ func TestLvWorkerBootErrors(t *testing.T) {
 func TestLvResetFailureReplacesWorker(t *testing.T) {
 	s := lkStart(t, lkWorker, "--workers", "1")
 	pid := s.lkGet(nil, "/reset/fail")["pid"]
-	s.waitLog("askr laravel worker: a reset after the request failed", 10*time.Second)
+	s.waitLog("askr laravel worker: a reset after GET /reset/fail failed", 10*time.Second)
 	s.waitLog("tripwire: reset failed on purpose", time.Second)
 	s.waitLog("worker exited unexpectedly; replacing it", 10*time.Second)
 	var next any
