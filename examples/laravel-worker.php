@@ -100,7 +100,8 @@ final class Laravel
             self::fail("app_base $base (ASKR_APP_BASE) is not a directory");
         }
         if (!is_file($bootstrap)) {
-            self::fail("$bootstrap not found: app_base (ASKR_APP_BASE) must be a Laravel app's base directory, the one with artisan and bootstrap/");
+            self::fail("$bootstrap not found: app_base (ASKR_APP_BASE) must be a Laravel app's base directory, "
+                . 'the one with artisan and bootstrap/');
         }
         defined('LARAVEL_START') || define('LARAVEL_START', microtime(true));
         // Composer's autoloader. An app without vendor/ (Debian's packaged Laravel) loads its
@@ -148,7 +149,8 @@ final class Laravel
         foreach ($dirs as $dir) {
             if (!is_dir($dir) && !@mkdir($dir, 0775, true) && !is_dir($dir)) {
                 $why = error_get_last()['message'] ?? 'mkdir failed';
-                self::fail("cannot create $dir ($why): the workers' user must be able to write there (under systemd: ReadWritePaths=)");
+                self::fail("cannot create $dir ($why): the workers' user must be able to write there "
+                    . '(under systemd: ReadWritePaths=)');
             }
         }
     }
@@ -295,9 +297,11 @@ final class Laravel
                 }
                 $connection->flushQueryLog();                 // DB::enableQueryLog(): grows forever
                 $connection->forgetRecordModificationState(); // "a write happened": sticky reads
-                if (method_exists($connection, 'resetTotalQueryDuration')) { // Laravel 9+
-                    $connection->resetTotalQueryDuration();                 // whenQueryingForLongerThan()
-                    $connection->restoreAlreadyRunQueryDurationHandlers();  // else: once per worker
+                if (method_exists($connection, 'resetTotalQueryDuration')) { // Laravel 9+:
+                    $connection->resetTotalQueryDuration(); // whenQueryingForLongerThan() counts per request,
+                }
+                if (method_exists($connection, 'restoreAlreadyRunQueryDurationHandlers')) {
+                    $connection->restoreAlreadyRunQueryDurationHandlers(); // and fires once per request
                 }
             }
         }
@@ -367,8 +371,9 @@ final class Laravel
         // The "array" cache driver is a per-request cache: what one visitor cached, another read.
         if (isset($boot['cache'])) {
             foreach ((fn () => $this->stores)->call($boot['cache']) as $store) {
-                if ($store instanceof \Illuminate\Cache\Repository && $store->getStore() instanceof \Illuminate\Cache\ArrayStore) {
-                    $store->getStore()->flush();
+                $store = $store instanceof \Illuminate\Cache\Repository ? $store->getStore() : null;
+                if ($store instanceof \Illuminate\Cache\ArrayStore) {
+                    $store->flush();
                 }
             }
         }
@@ -393,7 +398,10 @@ final class Laravel
             \Illuminate\Support\Once::flush(); // once() results are per request (Laravel 11+)
         }
         if ($app->resolved(\Illuminate\Foundation\Vite::class)) {
-            $app[\Illuminate\Foundation\Vite::class]->flush(); // preloaded assets, nonce (9+)
+            $vite = $app[\Illuminate\Foundation\Vite::class];
+            if (method_exists($vite, 'flush')) {
+                $vite->flush(); // preloaded assets, nonce (9+)
+            }
         }
 
         // First-party packages, when installed (from their public APIs, as Octane calls them;
@@ -478,6 +486,7 @@ while (askr_handle_request($handler)) {
         $worker->resetAfterRequest();
     } catch (\Throwable $e) {
         $route = ($_SERVER['REQUEST_METHOD'] ?? '?') . ' ' . explode('?', (string) ($_SERVER['REQUEST_URI'] ?? '?'), 2)[0];
-        Laravel::fail("a reset after $route failed, so this worker's state is unknown: it exits and askrd starts another: " . Laravel::oneLine($e));
+        Laravel::fail("a reset after $route failed, so this worker's state is unknown: it exits and askrd starts "
+            . 'another: ' . Laravel::oneLine($e));
     }
 }

@@ -226,7 +226,8 @@ func TestLvLeaks(t *testing.T) {
 	})
 
 	t.Run("LogIsClean", func(t *testing.T) {
-		for _, bad := range []string{"PHP Fatal", "PHP Warning", "PHP Notice", "Deprecated", "Uncaught", "askr laravel worker", "level=ERROR", "level=WARN"} {
+		for _, bad := range []string{"PHP Fatal", "PHP Warning", "PHP Notice", "Deprecated", "Uncaught",
+			"askr laravel worker", "level=ERROR", "level=WARN"} {
 			if strings.Contains(s.logs.String(), bad) {
 				t.Errorf("askrd log contains %q", bad)
 			}
