@@ -41,8 +41,8 @@
  * classes (askr's [worker] paranoid reports those that change).
  *
  * A reset that fails leaves state unknown: the worker logs one line and exits, and askrd starts a
- * clean one. In CoW mode (--cow) the app boots once in the template and each forked worker drops
- * the database connections it inherited before its first request.
+ * clean one. In CoW mode (--cow) the app boots once in the template, which closes its database
+ * (and Redis) connections before it forks the workers; each opens its own.
  */
 
 declare(strict_types=1);
@@ -451,24 +451,34 @@ $worker = Laravel::boot(getenv('ASKR_APP_BASE'));
 $app = $worker->app;
 $kernel = $worker->kernel;
 
-// A forked worker inherits the template's PDO, i.e. its database connection: for MySQL/MariaDB and
-// PostgreSQL one socket shared by several processes (their queries and answers interleave); for
-// SQLite the same file descriptors, page cache and SQLite's in-memory record of the POSIX locks the
-// template holds. fcntl() locks are not inherited across fork(), so a worker using that handle
-// believes it holds locks it does not (see "Carrying an open database connection across a
-// fork()" in sqlite.org/howtocorrupt.html). Then nothing stops one process from closing "the
-// last" connection while others still write: it checkpoints and deletes the WAL under them, and
-// their committed writes are lost (seen with the template killed under load and --max-requests).
-// So each worker drops every connection right after the fork, before its first request; Laravel
-// opens its own at the first query. (Outside CoW mode this runs once at askr_cow_ready() and costs
-// one reconnect.)
-askr_on_worker_start(static function () use ($app): void {
+// Database connections are not shared across a fork. A forked worker would inherit the template's
+// PDO, i.e. its connection: for MySQL/MariaDB and PostgreSQL one socket shared by several processes
+// (their queries and answers interleave); for SQLite the same file descriptors, page cache and
+// SQLite's in-memory record of the POSIX locks the template holds. fcntl() locks are not inherited
+// across fork(), so a worker using that handle believes it holds locks it does not (see "Carrying
+// an open database connection across a fork()" in sqlite.org/howtocorrupt.html). Then nothing
+// stops one process from closing "the last" connection while others still write: it checkpoints
+// and deletes the WAL under them, and their committed writes are lost (seen with the template
+// killed under load and --max-requests). So the template closes every connection before it forks
+// (a connection closed by a child would send MySQL's or PostgreSQL's goodbye on the template's
+// socket), and each worker closes any it still has before its first request. disconnect(), not
+// purge(): the Connection objects stay, and reconnect at their next query; services built at boot
+// hold them (the database session handler, cache and queue stores), and a purged one would stay
+// without a PDO. Redis connections are forgotten the same way (Laravel opens them again on use).
+// Outside CoW mode this costs one reconnect.
+$disconnect = static function () use ($app): void {
     if ($app->resolved('db')) {
         foreach (array_keys($app['db']->getConnections()) as $name) {
-            $app['db']->purge($name);
+            $app['db']->disconnect($name);
         }
     }
-});
+    if ($app->resolved('redis') && method_exists($app['redis'], 'connections')) {
+        foreach (array_keys($app['redis']->connections() ?? []) as $name) {
+            $app['redis']->purge($name); // untested here: no Redis on the test machine
+        }
+    }
+};
+askr_on_worker_start($disconnect);
 
 // The runtime has set up $_SERVER, $_GET, $_POST, $_COOKIE, $_FILES and php://input as php-fpm
 // would, so Request::capture() and Response::send() work unchanged.
@@ -479,6 +489,7 @@ $handler = static function () use ($kernel): void {
     $kernel->terminate($request, $response);
 };
 
+$disconnect();
 askr_cow_ready();
 while (askr_handle_request($handler)) {
     // Runs after the response has gone out.

@@ -52,15 +52,16 @@ func lkStart(t *testing.T, script string, args ...string) *lvServer {
 	t.Helper()
 	lvSkipWithoutPHP(t)
 	base := lkCopyApp(t)
-	return lkStartAt(t, base, script, args...)
+	return lkStartAt(t, base, script, nil, args...)
 }
 
-func lkStartAt(t *testing.T, base, script string, args ...string) *lvServer {
+// lkStartAt is lkStart on the app at base, with env added to askrd's environment.
+func lkStartAt(t *testing.T, base, script string, env []string, args ...string) *lvServer {
 	t.Helper()
 	s := startAskrd(t, opts{
 		root:   filepath.Join(base, "public"),
 		script: filepath.Join(repoRoot(t), script),
-		env:    []string{"ASKR_APP_BASE=" + base},
+		env:    append([]string{"ASKR_APP_BASE=" + base}, env...),
 		args:   args,
 	})
 	return &lvServer{server: s, Base: base}
@@ -272,6 +273,23 @@ func TestLvLeaksTwoWorkers(t *testing.T) {
 	}
 }
 
+// TestLvDatabaseSessions: Laravel's database session handler remembers that the last session it
+// read or wrote has a row, and never forgets it; a worker that kept that flag would "update" the
+// missing row of every new visitor's session, which is then never stored.
+func TestLvDatabaseSessions(t *testing.T) {
+	lvSkipWithoutPHP(t)
+	s := lkStartAt(t, lkCopyApp(t), lkWorker, []string{"SESSION_DRIVER=database"}, "--workers", "1")
+	a, b := lkJar(), lkJar()
+	lvWant(t, "A puts", s.lkGet(a, "/session/put?v=A")["secret"], "A")
+	lvWant(t, "B puts", s.lkGet(b, "/session/put?v=B")["secret"], "B")
+	lvWant(t, "B's secret, next request", s.lkGet(b, "/session/get")["secret"], "B")
+	lvWant(t, "A's secret after B", s.lkGet(a, "/session/get")["secret"], "A")
+	lvWant(t, "without a cookie", s.lkGet(nil, "/session/get")["secret"], nil)
+	lvWant(t, "/session without a cookie", s.lkGet(nil, "/session")["counter"], 1)
+	lvWant(t, "A's counter", s.lkGet(a, "/session")["counter"], 1)
+	lvWant(t, "A's counter, next request", s.lkGet(a, "/session")["counter"], 2)
+}
+
 // TestLvNaiveWorkerLeaks runs the worker loop the README suggests (no resets) on the same app:
 // the repro shows the leak, so the tests above can see one when it is there.
 func TestLvNaiveWorkerLeaks(t *testing.T) {
@@ -282,7 +300,7 @@ func TestLvNaiveWorkerLeaks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := lkStartAt(t, base, "internal/integration/testdata/laravel-naive-worker.php", "--workers", "1")
+	s := lkStartAt(t, base, "internal/integration/testdata/laravel-naive-worker.php", nil, "--workers", "1")
 	a := lkJar()
 	s.lkGet(a, "/session")
 	s.lkGet(a, "/session")
