@@ -13,14 +13,14 @@
  * long-lived app, so that two visitors never share state (Laravel Octane's list, done in place on
  * the one app; resetAfterRequest() below is the list, one line per reset):
  *
- *   - database: open transactions rolled back (their locks released), query log, "record
- *     modified" flags, query-duration handlers
  *   - the container as it was after boot: instances, bindings, aliases, tags, callbacks and
  *     terminating callbacks a request added are dropped (so are services first built during a
  *     request: the next request builds them again); scoped instances and auth.driver forgotten;
  *     facades resolve afresh
  *   - config: every item as it was after boot (config([...]) writes, new keys too)
  *   - event listeners added during a request
+ *   - database: open transactions rolled back (their locks released), query log, "record
+ *     modified" flags, query-duration handlers
  *   - sessions: every store emptied, with a new id; the database handler's "row exists" flag
  *   - queued cookies; auth guards and the users they resolved (Gate asks auth again)
  *   - views: render state and shared data as after boot; locale and fallback locale of app and
@@ -41,8 +41,8 @@
  * classes (askr's [worker] paranoid reports those that change).
  *
  * A reset that fails leaves state unknown: the worker logs one line and exits, and askrd starts a
- * clean one. In CoW mode (--cow) the app boots once in the template and each forked worker drops
- * the database connections it inherited before its first request.
+ * clean one. In CoW mode (--cow) the app boots once in the template, which closes its database
+ * (and Redis) connections before it forks the workers; each opens its own.
  */
 
 declare(strict_types=1);
@@ -100,7 +100,8 @@ final class Laravel
             self::fail("app_base $base (ASKR_APP_BASE) is not a directory");
         }
         if (!is_file($bootstrap)) {
-            self::fail("$bootstrap not found: app_base (ASKR_APP_BASE) must be a Laravel app's base directory, the one with artisan and bootstrap/");
+            self::fail("$bootstrap not found: app_base (ASKR_APP_BASE) must be a Laravel app's base directory, "
+                . 'the one with artisan and bootstrap/');
         }
         defined('LARAVEL_START') || define('LARAVEL_START', microtime(true));
         // Composer's autoloader. An app without vendor/ (Debian's packaged Laravel) loads its
@@ -118,7 +119,11 @@ final class Laravel
         }
         $worker = new self($app);
         $worker->makeWritableDirs();
-        $worker->bootstrap();
+        try {
+            $worker->bootstrap();
+        } catch (\Throwable $e) {
+            self::fail("booting the app at $base failed: " . self::oneLine($e));
+        }
         $worker->snapshot();
         return $worker;
     }
@@ -144,7 +149,8 @@ final class Laravel
         foreach ($dirs as $dir) {
             if (!is_dir($dir) && !@mkdir($dir, 0775, true) && !is_dir($dir)) {
                 $why = error_get_last()['message'] ?? 'mkdir failed';
-                self::fail("cannot create $dir ($why): the workers' user must be able to write there (under systemd: ReadWritePaths=)");
+                self::fail("cannot create $dir ($why): the workers' user must be able to write there "
+                    . '(under systemd: ReadWritePaths=)');
             }
         }
     }
@@ -195,10 +201,17 @@ final class Laravel
         $app = $this->app;
         // Arrays are copy-on-write: these copies cost nothing until the app changes its own.
         $this->container = (fn () => get_object_vars($this))->call($app);
-        foreach (['db', 'config', 'events', 'session', 'cookie', 'auth', 'view', 'translator', 'log', 'cache', 'url'] as $name) {
-            if ($app->resolved($name)) {
+        // Each by the method its reset calls: an app that replaced one with a class of its own
+        // keeps it as it is.
+        foreach (['db' => 'getConnections', 'config' => 'all', 'events' => 'listen', 'session' => 'getDrivers',
+            'cookie' => 'flushQueuedCookies', 'auth' => 'forgetGuards', 'view' => 'flushState',
+            'translator' => 'getLocale', 'log' => 'getChannels', 'cache' => 'store', 'url' => 'to'] as $name => $method) {
+            if ($app->resolved($name) && method_exists($app[$name], $method)) {
                 $this->boot[$name] = $app[$name];
             }
+        }
+        if (isset($this->boot['cache']) && !$this->boot['cache'] instanceof \Illuminate\Cache\CacheManager) {
+            unset($this->boot['cache']); // its reset reads CacheManager's stores
         }
         $config = $this->boot['config'] ?? null;
         if ($config instanceof \Illuminate\Config\Repository) {
@@ -209,10 +222,10 @@ final class Laravel
             $this->listeners = (fn () => array_intersect_key(get_object_vars($this),
                 ['listeners' => 1, 'wildcards' => 1, 'wildcardsCache' => 1]))->call($events);
         }
-        if (isset($this->boot['view']) && method_exists($this->boot['view'], 'getShared')) {
+        if (isset($this->boot['view']) && $this->boot['view'] instanceof \Illuminate\View\Factory) {
             $this->viewShared = $this->boot['view']->getShared(); // 'app', '__env' and what providers shared
         }
-        $this->locale = $app->getLocale();
+        $this->locale = (string) $app->getLocale();
         if (isset($this->boot['translator']) && method_exists($this->boot['translator'], 'getFallback')) {
             $this->fallbackLocale = $this->boot['translator']->getFallback();
         }
@@ -235,32 +248,10 @@ final class Laravel
         $app = $this->app;
         $boot = $this->boot;
 
-        // Database first: an open transaction holds its locks (SQLite's write lock, row locks)
-        // and would swallow the next request's writes. A connection that cannot roll back (gone
-        // away) is dropped instead: the server rolls back when it goes.
-        if (isset($boot['db'])) {
-            foreach ($boot['db']->getConnections() as $name => $connection) {
-                if ($connection->transactionLevel() > 0) {
-                    try {
-                        $connection->rollBack(0);
-                    } catch (\Throwable) {
-                        $boot['db']->purge($name);
-                        continue;
-                    }
-                }
-                $connection->flushQueryLog();                 // DB::enableQueryLog(): grows forever
-                $connection->forgetRecordModificationState(); // "a write happened": sticky reads
-                if (method_exists($connection, 'resetTotalQueryDuration')) { // Laravel 9+
-                    $connection->resetTotalQueryDuration();                 // whenQueryingForLongerThan()
-                    $connection->restoreAlreadyRunQueryDurationHandlers();  // fire only once per worker
-                }
-            }
-        }
-
-        // The container's sandbox (what Octane gets by cloning the app per request): instances,
-        // bindings, aliases, tags, resolving/rebinding callbacks, terminating callbacks a request
-        // added are dropped, and singletons it built first are built again by the next one. The
-        // request stays bound on purpose: Kernel::handle() binds the next one with instance(),
+        // The container's sandbox (as Octane's ApplicationSnapshot: every property of the app as
+        // after boot): instances, bindings, aliases, tags, resolving/rebinding callbacks,
+        // terminating callbacks a request added are dropped, and singletons it built first are
+        // built again by the next one. The request stays bound on purpose: Kernel::handle() binds the next one with instance(),
         // which fires the rebinding callbacks (url, auth, …) only for a bound abstract; unbound,
         // global middleware would see this request through url().
         (function (array $boot): void {
@@ -290,6 +281,31 @@ final class Laravel
                 }
             })->call($boot['events'], $this->listeners);
         }
+        // An open transaction holds its locks (SQLite's write lock, row locks) and would swallow
+        // the next request's writes. A connection that cannot roll back (gone away) is dropped
+        // instead: the server rolls back when it goes. (After the listeners: rolling back
+        // dispatches an event.)
+        if (isset($boot['db'])) {
+            foreach ($boot['db']->getConnections() as $name => $connection) {
+                if ($connection->transactionLevel() > 0) {
+                    try {
+                        $connection->rollBack(0);
+                    } catch (\Throwable) {
+                        $boot['db']->purge($name);
+                        continue;
+                    }
+                }
+                $connection->flushQueryLog();                 // DB::enableQueryLog(): grows forever
+                $connection->forgetRecordModificationState(); // "a write happened": sticky reads
+                if (method_exists($connection, 'resetTotalQueryDuration')) { // Laravel 9+:
+                    $connection->resetTotalQueryDuration(); // whenQueryingForLongerThan() counts per request,
+                }
+                if (method_exists($connection, 'restoreAlreadyRunQueryDurationHandlers')) {
+                    $connection->restoreAlreadyRunQueryDurationHandlers(); // and fires once per request
+                }
+            }
+        }
+
         // Sessions: StartSession reuses the manager's Store and merges what it reads into the
         // attributes the Store holds, so a request without a cookie would get the previous
         // visitor's session. Emptied in place, with a new id: the Redirector and others hold
@@ -322,7 +338,7 @@ final class Laravel
         // and its LocaleUpdated event Carbon's. Then the fallback locale.
         if (isset($boot['translator'])) {
             $translator = $boot['translator'];
-            if ($translator->getLocale() !== $this->locale) {
+            if ((string) $translator->getLocale() !== $this->locale) {
                 $app->setLocale($this->locale);
             }
             if ($this->fallbackLocale !== null && $translator->getFallback() !== $this->fallbackLocale) {
@@ -355,8 +371,9 @@ final class Laravel
         // The "array" cache driver is a per-request cache: what one visitor cached, another read.
         if (isset($boot['cache'])) {
             foreach ((fn () => $this->stores)->call($boot['cache']) as $store) {
-                if ($store instanceof \Illuminate\Cache\Repository && $store->getStore() instanceof \Illuminate\Cache\ArrayStore) {
-                    $store->getStore()->flush();
+                $store = $store instanceof \Illuminate\Cache\Repository ? $store->getStore() : null;
+                if ($store instanceof \Illuminate\Cache\ArrayStore) {
+                    $store->flush();
                 }
             }
         }
@@ -381,7 +398,10 @@ final class Laravel
             \Illuminate\Support\Once::flush(); // once() results are per request (Laravel 11+)
         }
         if ($app->resolved(\Illuminate\Foundation\Vite::class)) {
-            $app[\Illuminate\Foundation\Vite::class]->flush(); // preloaded assets, nonce (9+)
+            $vite = $app[\Illuminate\Foundation\Vite::class];
+            if (method_exists($vite, 'flush')) {
+                $vite->flush(); // preloaded assets, nonce (9+)
+            }
         }
 
         // First-party packages, when installed (from their public APIs, as Octane calls them;
@@ -431,24 +451,34 @@ $worker = Laravel::boot(getenv('ASKR_APP_BASE'));
 $app = $worker->app;
 $kernel = $worker->kernel;
 
-// A forked worker inherits the template's PDO, i.e. its database connection: for MySQL/MariaDB and
-// PostgreSQL one socket shared by several processes (their queries and answers interleave); for
-// SQLite the same file descriptors, page cache and SQLite's in-memory record of the POSIX locks the
-// template holds. fcntl() locks are not inherited across fork(), so a worker using that handle
-// believes it holds locks it does not (see "Carrying an open database connection across a
-// fork()" in sqlite.org/howtocorrupt.html). Then nothing stops one process from closing "the
-// last" connection while others still write: it checkpoints and deletes the WAL under them, and
-// their committed writes are lost (seen with the template killed under load and --max-requests).
-// So each worker drops every connection right after the fork, before its first request; Laravel
-// opens its own at the first query. (Outside CoW mode this runs once at askr_cow_ready() and costs
-// one reconnect.)
-askr_on_worker_start(static function () use ($app): void {
+// Database connections are not shared across a fork. A forked worker would inherit the template's
+// PDO, i.e. its connection: for MySQL/MariaDB and PostgreSQL one socket shared by several processes
+// (their queries and answers interleave); for SQLite the same file descriptors, page cache and
+// SQLite's in-memory record of the POSIX locks the template holds. fcntl() locks are not inherited
+// across fork(), so a worker using that handle believes it holds locks it does not (see "Carrying
+// an open database connection across a fork()" in sqlite.org/howtocorrupt.html). Then nothing
+// stops one process from closing "the last" connection while others still write: it checkpoints
+// and deletes the WAL under them, and their committed writes are lost (seen with the template
+// killed under load and --max-requests). So the template closes every connection before it forks
+// (a connection closed by a child would send MySQL's or PostgreSQL's goodbye on the template's
+// socket), and each worker closes any it still has before its first request. disconnect(), not
+// purge(): the Connection objects stay, and reconnect at their next query; services built at boot
+// hold them (the database session handler, cache and queue stores), and a purged one would stay
+// without a PDO. Redis connections are forgotten the same way (Laravel opens them again on use).
+// Outside CoW mode this costs one reconnect.
+$disconnect = static function () use ($app): void {
     if ($app->resolved('db')) {
         foreach (array_keys($app['db']->getConnections()) as $name) {
-            $app['db']->purge($name);
+            $app['db']->disconnect($name);
         }
     }
-});
+    if ($app->resolved('redis') && method_exists($app['redis'], 'connections')) {
+        foreach (array_keys($app['redis']->connections() ?? []) as $name) {
+            $app['redis']->purge($name); // untested here: no Redis on the test machine
+        }
+    }
+};
+askr_on_worker_start($disconnect);
 
 // The runtime has set up $_SERVER, $_GET, $_POST, $_COOKIE, $_FILES and php://input as php-fpm
 // would, so Request::capture() and Response::send() work unchanged.
@@ -459,12 +489,15 @@ $handler = static function () use ($kernel): void {
     $kernel->terminate($request, $response);
 };
 
+$disconnect();
 askr_cow_ready();
 while (askr_handle_request($handler)) {
     // Runs after the response has gone out.
     try {
         $worker->resetAfterRequest();
     } catch (\Throwable $e) {
-        Laravel::fail('a reset after the request failed, so this worker\'s state is unknown: it exits and askrd starts another: ' . Laravel::oneLine($e));
+        $route = ($_SERVER['REQUEST_METHOD'] ?? '?') . ' ' . explode('?', (string) ($_SERVER['REQUEST_URI'] ?? '?'), 2)[0];
+        Laravel::fail("a reset after $route failed, so this worker's state is unknown: it exits and askrd starts "
+            . 'another: ' . Laravel::oneLine($e));
     }
 }

@@ -52,15 +52,16 @@ func lkStart(t *testing.T, script string, args ...string) *lvServer {
 	t.Helper()
 	lvSkipWithoutPHP(t)
 	base := lkCopyApp(t)
-	return lkStartAt(t, base, script, args...)
+	return lkStartAt(t, base, script, nil, args...)
 }
 
-func lkStartAt(t *testing.T, base, script string, args ...string) *lvServer {
+// lkStartAt is lkStart on the app at base, with env added to askrd's environment.
+func lkStartAt(t *testing.T, base, script string, env []string, args ...string) *lvServer {
 	t.Helper()
 	s := startAskrd(t, opts{
 		root:   filepath.Join(base, "public"),
 		script: filepath.Join(repoRoot(t), script),
-		env:    []string{"ASKR_APP_BASE=" + base},
+		env:    append([]string{"ASKR_APP_BASE=" + base}, env...),
 		args:   args,
 	})
 	return &lvServer{server: s, Base: base}
@@ -226,7 +227,8 @@ func TestLvLeaks(t *testing.T) {
 	})
 
 	t.Run("LogIsClean", func(t *testing.T) {
-		for _, bad := range []string{"PHP Fatal", "PHP Warning", "PHP Notice", "Deprecated", "Uncaught", "askr laravel worker", "level=ERROR", "level=WARN"} {
+		for _, bad := range []string{"PHP Fatal", "PHP Warning", "PHP Notice", "Deprecated", "Uncaught",
+			"askr laravel worker", "level=ERROR", "level=WARN"} {
 			if strings.Contains(s.logs.String(), bad) {
 				t.Errorf("askrd log contains %q", bad)
 			}
@@ -271,6 +273,23 @@ func TestLvLeaksTwoWorkers(t *testing.T) {
 	}
 }
 
+// TestLvDatabaseSessions: Laravel's database session handler remembers that the last session it
+// read or wrote has a row, and never forgets it; a worker that kept that flag would "update" the
+// missing row of every new visitor's session, which is then never stored.
+func TestLvDatabaseSessions(t *testing.T) {
+	lvSkipWithoutPHP(t)
+	s := lkStartAt(t, lkCopyApp(t), lkWorker, []string{"SESSION_DRIVER=database"}, "--workers", "1")
+	a, b := lkJar(), lkJar()
+	lvWant(t, "A puts", s.lkGet(a, "/session/put?v=A")["secret"], "A")
+	lvWant(t, "B puts", s.lkGet(b, "/session/put?v=B")["secret"], "B")
+	lvWant(t, "B's secret, next request", s.lkGet(b, "/session/get")["secret"], "B")
+	lvWant(t, "A's secret after B", s.lkGet(a, "/session/get")["secret"], "A")
+	lvWant(t, "without a cookie", s.lkGet(nil, "/session/get")["secret"], nil)
+	lvWant(t, "/session without a cookie", s.lkGet(nil, "/session")["counter"], 1)
+	lvWant(t, "A's counter", s.lkGet(a, "/session")["counter"], 1)
+	lvWant(t, "A's counter, next request", s.lkGet(a, "/session")["counter"], 2)
+}
+
 // TestLvNaiveWorkerLeaks runs the worker loop the README suggests (no resets) on the same app:
 // the repro shows the leak, so the tests above can see one when it is there.
 func TestLvNaiveWorkerLeaks(t *testing.T) {
@@ -281,7 +300,7 @@ func TestLvNaiveWorkerLeaks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := lkStartAt(t, base, "internal/integration/testdata/laravel-naive-worker.php", "--workers", "1")
+	s := lkStartAt(t, base, "internal/integration/testdata/laravel-naive-worker.php", nil, "--workers", "1")
 	a := lkJar()
 	s.lkGet(a, "/session")
 	s.lkGet(a, "/session")
@@ -295,18 +314,33 @@ func TestLvNaiveWorkerLeaks(t *testing.T) {
 // is a configuration error askrd reports itself.)
 func TestLvWorkerBootErrors(t *testing.T) {
 	lvSkipWithoutPHP(t)
+	write := func(path, data string) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	empty := t.TempDir()
-	notApp := filepath.Join(t.TempDir(), "bootstrap")
-	os.MkdirAll(notApp, 0o755)
-	os.WriteFile(filepath.Join(notApp, "app.php"), []byte("<?php return 42;\n"), 0o644)
+	notApp := t.TempDir()
+	write(filepath.Join(notApp, "bootstrap", "app.php"), "<?php return 42;\n")
 	blocked := lkCopyApp(t)
-	os.WriteFile(filepath.Join(blocked, "storage"), []byte("a file where storage/ should be"), 0o644)
+	write(filepath.Join(blocked, "storage"), "a file where storage/ should be")
+	broken := lkCopyApp(t) // names a provider class that does not exist
+	conf := filepath.Join(broken, "config", "app.php")
+	b, err := os.ReadFile(conf)
+	if err != nil || !strings.Contains(string(b), "Leaks\\Providers\\AppServiceProvider::class") {
+		t.Fatalf("%s: %v", conf, err)
+	}
+	write(conf, strings.Replace(string(b), "Leaks\\Providers\\AppServiceProvider::class", "'Leaks\\Providers\\Missing'", 1))
 	for _, c := range []struct {
 		name, base, want string
 	}{
 		{"NoBootstrap", empty, filepath.Join(empty, "bootstrap", "app.php") + " not found"},
-		{"NotAnApp", filepath.Dir(notApp), "app.php returned int, not an Illuminate"},
+		{"NotAnApp", notApp, "app.php returned int, not an Illuminate"},
 		{"StorageNotWritable", blocked, "cannot create " + filepath.Join(blocked, "storage", "framework", "sessions")},
+		{"ProviderMissing", broken, "booting the app at " + broken + " failed: Error: Class"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := []string{"--workers", "1", "--root", filepath.Join(repoRoot(t), "examples", "hello", "public"),
@@ -330,7 +364,7 @@ func TestLvWorkerBootErrors(t *testing.T) {
 func TestLvResetFailureReplacesWorker(t *testing.T) {
 	s := lkStart(t, lkWorker, "--workers", "1")
 	pid := s.lkGet(nil, "/reset/fail")["pid"]
-	s.waitLog("askr laravel worker: a reset after the request failed", 10*time.Second)
+	s.waitLog("askr laravel worker: a reset after GET /reset/fail failed", 10*time.Second)
 	s.waitLog("tripwire: reset failed on purpose", time.Second)
 	s.waitLog("worker exited unexpectedly; replacing it", 10*time.Second)
 	var next any

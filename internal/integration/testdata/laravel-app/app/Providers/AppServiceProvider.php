@@ -43,6 +43,8 @@ class AppServiceProvider extends ServiceProvider
         DB::statement('CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
             email TEXT NOT NULL, password TEXT NOT NULL, remember_token TEXT)');
         DB::statement('CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)');
+        DB::statement('CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, user_id INTEGER, ip_address TEXT,
+            user_agent TEXT, payload TEXT NOT NULL, last_activity INTEGER NOT NULL)');
         DB::statement("INSERT OR IGNORE INTO users (id, name, email, password) VALUES
             (1, 'alice', 'alice@example.org', ''), (2, 'bob', 'bob@example.org', '')");
     }
