@@ -88,20 +88,33 @@ $kernel = new $kernelClass($env, $debug);
 $kernel->boot();
 $terminable = $kernel instanceof TerminableInterface;
 
-/** The Doctrine DBAL connections the app has opened (none if it has no Doctrine, or used none). */
-function askrSymfonyConnections(KernelInterface $kernel): array
+/**
+ * The service ids of the app's Doctrine DBAL connections: none without Doctrine. DoctrineBundle's
+ * "doctrine" registry names them; creating the registry connects nothing.
+ *
+ * @return list<string>
+ */
+function askrSymfonyConnectionIds(KernelInterface $kernel): array
 {
     $c = $kernel->getContainer();
-    if (!interface_exists(\Doctrine\Persistence\ConnectionRegistry::class) || !$c->initialized('doctrine')) {
+    if (!interface_exists(\Doctrine\Persistence\ConnectionRegistry::class) || !$c->has('doctrine')) {
         return [];
     }
     $doctrine = $c->get('doctrine');
-    if (!$doctrine instanceof \Doctrine\Persistence\ConnectionRegistry) {
-        return [];
-    }
+    return $doctrine instanceof \Doctrine\Persistence\ConnectionRegistry ? array_values($doctrine->getConnectionNames()) : [];
+}
+
+/**
+ * The connections among $ids that exist (asking for another would create and connect it).
+ *
+ * @param list<string> $ids
+ * @return list<\Doctrine\DBAL\Connection>
+ */
+function askrSymfonyConnections(KernelInterface $kernel, array $ids): array
+{
+    $c = $kernel->getContainer();
     $open = [];
-    foreach ($doctrine->getConnectionNames() as $id) { // name => service id
-        // Only services already created: asking for another would connect it.
+    foreach ($ids as $id) {
         if ($c->initialized($id) && ($conn = $c->get($id)) instanceof \Doctrine\DBAL\Connection) {
             $open[] = $conn;
         }
@@ -110,13 +123,14 @@ function askrSymfonyConnections(KernelInterface $kernel): array
 }
 
 /** Closes every Doctrine connection: the next query reconnects. */
-function askrSymfonyCloseConnections(KernelInterface $kernel): void
+function askrSymfonyCloseConnections(KernelInterface $kernel, array $ids): void
 {
-    foreach (askrSymfonyConnections($kernel) as $conn) {
+    foreach (askrSymfonyConnections($kernel, $ids) as $conn) {
         $conn->close();
     }
 }
 
+$connectionIds = askrSymfonyConnectionIds($kernel);
 $timezone = date_default_timezone_get();
 $locale = setlocale(LC_ALL, '0');
 
@@ -124,12 +138,12 @@ $locale = setlocale(LC_ALL, '0');
  * Puts back what a request may have left in this long-lived process, before the next one; run at
  * the end of each request (below). A step that throws ends the worker: its state is unknown.
  */
-$askrSymfonyReset = static function () use ($kernel, $timezone, $locale): void {
+$askrSymfonyReset = static function () use ($kernel, $connectionIds, $timezone, $locale): void {
     try {
         // A request that died mid-transaction must not leave it to the next one (DoctrineBundle's
-        // kernel.reset clears the entity managers but leaves transactions open). Not tested here:
-        // Debian has no DoctrineBundle.
-        foreach (askrSymfonyConnections($kernel) as $conn) {
+        // kernel.reset clears the entity managers but leaves transactions open). Tested with
+        // stand-ins for DBAL and the registry: Debian has no DoctrineBundle.
+        foreach (askrSymfonyConnections($kernel, $connectionIds) as $conn) {
             for ($i = 0; $i < 100 && $conn->isTransactionActive(); $i++) {
                 $conn->rollBack(); // one nesting level (savepoint) at a time
             }
@@ -196,9 +210,9 @@ $handler = static function () use ($kernel, $terminable, $askrSymfonyReset): voi
 // Fork-aware: no database socket opened while booting crosses the fork (two processes talking on
 // one connection corrupt it; a child closing its copy would end the template's session for all).
 // The hook closes what other askr_on_worker_start() hooks, run before it, may have opened.
-askrSymfonyCloseConnections($kernel);
-askr_on_worker_start(static function () use ($kernel): void {
-    askrSymfonyCloseConnections($kernel);
+askrSymfonyCloseConnections($kernel, $connectionIds);
+askr_on_worker_start(static function () use ($kernel, $connectionIds): void {
+    askrSymfonyCloseConnections($kernel, $connectionIds);
 });
 // askr's state-bleed detector (askrd --paranoid; a no-op without it) also watches the services
 // the container holds: one replaced during a request is reported with its route.

@@ -82,7 +82,7 @@ func sflJSON(t *testing.T, s *server, c *http.Client, path string) map[string]an
 	return r.m
 }
 
-// sflSessionCookie returns the value of the session cookie r sets, or "".
+// sessionCookie returns the value of the session cookie r sets, or "".
 func (r sflReply) sessionCookie() string {
 	for _, c := range (&http.Response{Header: r.header}).Cookies() {
 		if c.Name == sflSessionCookie {
@@ -171,6 +171,27 @@ func TestSfLeaks(t *testing.T) {
 			lvWant(t, "after "+path+": counter without a cookie", sflJSON(t, s, nil, "/session")["counter"], 1)
 		}
 		sflWaitLog(t, s, "thrown on purpose while the /throw?late=1 response was sent")
+	})
+
+	// Doctrine through stand-ins (testdata/symfony-app/src/StandIn: the DBAL Connection methods the
+	// worker calls, the "doctrine" registry as DoctrineBundle names its services); Debian's Symfony
+	// has no DoctrineBundle. The app opens its connection while booting.
+	t.Run("DoctrineConnectionFromBoot", func(t *testing.T) {
+		m := sflJSON(t, s, nil, "/db")
+		lvWant(t, "first /db: connected at start (the boot's connection is closed before serving)", m["connected_at_start"], false)
+		lvWant(t, "first /db: connection opened by this worker (not inherited from a CoW template)", m["connected_by_this_process"], true)
+	})
+
+	t.Run("DoctrineTransactionLeftOpen", func(t *testing.T) {
+		before := sflJSON(t, s, nil, "/db")["rollbacks"].(float64)
+		lvWant(t, "/db/begin?n=3: level", sflJSON(t, s, nil, "/db/begin?n=3")["level"], 3)
+		m := sflJSON(t, s, nil, "/db")
+		lvWant(t, "next request: transaction level", m["level"], 0)
+		lvWant(t, "next request: rollbacks", m["rollbacks"], before+3)
+		lvWant(t, "next request: connected at start (kept)", m["connected_at_start"], true)
+		lvWant(t, "next request: pid", m["pid"], pid)
+		lvWant(t, "/db/begin?n=2&throw=1: status", sflGet(t, s, nil, "/db/begin?n=2&throw=1").status, 500)
+		lvWant(t, "after the throw: transaction level", sflJSON(t, s, nil, "/db")["level"], 0)
 	})
 
 	t.Run("LogIsClean", func(t *testing.T) {

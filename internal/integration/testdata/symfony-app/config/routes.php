@@ -2,6 +2,7 @@
 
 declare(strict_types=1);
 
+use LeakTest\Controller\DbController;
 use LeakTest\Controller\LeakController;
 use Symfony\Component\Routing\Loader\Configurator\RoutingConfigurator;
 
@@ -10,5 +11,7 @@ return static function (RoutingConfigurator $routes): void {
     $routes->add('session_open', '/session/open')->controller([LeakController::class, 'sessionOpen'])->methods(['GET']);
     $routes->add('seen', '/seen')->controller([LeakController::class, 'seen'])->methods(['GET']);
     $routes->add('throw', '/throw')->controller([LeakController::class, 'throw'])->methods(['GET']);
+    $routes->add('db', '/db')->controller([DbController::class, 'state'])->methods(['GET']);
+    $routes->add('db_begin', '/db/begin')->controller([DbController::class, 'begin'])->methods(['GET']);
     $routes->add('reset_fails', '/reset-fails')->controller([LeakController::class, 'resetFails'])->methods(['GET']);
 };

@@ -2,9 +2,13 @@
 
 declare(strict_types=1);
 
+use Doctrine\DBAL\Connection;
+use LeakTest\Registry;
 use LeakTest\RequestLog;
 use LeakTest\WorkerTally;
 use Symfony\Component\DependencyInjection\Loader\Configurator\ContainerConfigurator;
+
+use function Symfony\Component\DependencyInjection\Loader\Configurator\service;
 
 return static function (ContainerConfigurator $container): void {
     $services = $container->services()->defaults()->autowire()->autoconfigure();
@@ -14,4 +18,9 @@ return static function (ContainerConfigurator $container): void {
     $services->set(RequestLog::class)->tag('kernel.reset', ['method' => 'reset']);
     // Not tagged: lives as long as the worker (what the worker keeps).
     $services->set(WorkerTally::class);
+    // Doctrine as DoctrineBundle names it (stand-ins: see src/StandIn): public "doctrine" and
+    // connection services.
+    $services->set('doctrine.dbal.default_connection', Connection::class)->public();
+    $services->alias(Connection::class, 'doctrine.dbal.default_connection');
+    $services->set('doctrine', Registry::class)->public()->args([service('service_container')]);
 };

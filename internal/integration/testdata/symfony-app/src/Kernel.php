@@ -20,6 +20,16 @@ final class Kernel extends BaseKernel
         yield new FrameworkBundle();
     }
 
+    /** Like many apps, opens its database connection while booting (in CoW mode: in the template). */
+    public function boot(): void
+    {
+        $first = !$this->booted;
+        parent::boot();
+        if ($first) {
+            $this->container->get('doctrine.dbal.default_connection')->connect();
+        }
+    }
+
     public function getProjectDir(): string
     {
         return \dirname(__DIR__);
