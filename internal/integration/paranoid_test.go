@@ -404,7 +404,7 @@ func TestParanoidSymfonySilent(t *testing.T) {
 		env:    []string{"ASKR_APP_BASE=" + base, "ASKR_SYMFONY_KERNEL=LeakTest\\Kernel"},
 		args:   []string{"--workers", "1", "--paranoid"},
 	})
-	paths := []string{"/session", "/seen", "/seen?add=x", "/session/open", "/throw", "/seen?add=y"}
+	paths := []string{"/session", "/seen", "/seen?add={n}", "/session/open", "/throw", "/db/begin?n=2", "/db"}
 	pdMixed(t, s, paths, 300, 3, func(p string, status int) bool { return status == 200 || (p == "/throw" && status == 500) })
 	// After /reset-fails the worker logs why and exits: all it wrote before, including the check
 	// of the request before, is then in the log.
