@@ -1,132 +1,503 @@
 <?php
 /*
- * askr worker for the Laravel example: boots the app once, then serves requests in a loop.
- *   ASKR_APP_BASE=$PWD/examples/laravel askrd serve --root examples/laravel/public \
- *       --worker-script examples/laravel-worker.php
- * The same app runs one request per process through examples/laravel/public/index.php.
+ * askr's Laravel worker: serves any Laravel app (8 and later) without edits. The package installs
+ * it as /usr/share/askr/workers/laravel.php:
+ *
+ *     [worker]
+ *     script = "/usr/share/askr/workers/laravel.php"
+ *     app_base = "/var/www/app"          # the directory with artisan, bootstrap/ and public/
+ *
+ * It boots the app at ASKR_APP_BASE once (vendor/autoload.php if there is one, bootstrap/app.php,
+ * the HTTP kernel, every deferred provider, then the services listed in WARM), and serves requests
+ * in a loop. After each response has gone out it puts back what a request may leave in the
+ * long-lived app, so that two visitors never share state (Laravel Octane's list, done in place on
+ * the one app; resetAfterRequest() below is the list, one line per reset):
+ *
+ *   - the container as it was after boot: instances, bindings, aliases, tags, callbacks and
+ *     terminating callbacks a request added are dropped (so are services first built during a
+ *     request: the next request builds them again); scoped instances and auth.driver forgotten;
+ *     facades resolve afresh
+ *   - config: every item as it was after boot (config([...]) writes, new keys too)
+ *   - event listeners added during a request
+ *   - database: open transactions rolled back (their locks released), query log, "record
+ *     modified" flags, query-duration handlers
+ *   - sessions: every store emptied, with a new id; the database handler's "row exists" flag
+ *   - queued cookies; auth guards and the users they resolved (Gate asks auth again)
+ *   - views: render state and shared data as after boot; locale and fallback locale of app and
+ *     translator (LocaleUpdated is dispatched, so Carbon follows); the translator's parsed keys
+ *   - log context of every channel, Monolog handlers that can reset (buffers), shared context
+ *     (Laravel 10+) and Context (11+); array cache stores flushed
+ *   - the URL generator's forced root and scheme, route defaults (URL::defaults()), formatters;
+ *     the request itself is replaced by the next one (Kernel::handle() rebinds url, auth, …)
+ *   - Str's caches, Vite (9+), once() (11+); Livewire, Inertia, Scout and Socialite when installed
+ *   - the app's own: every service tagged "askr.reset" that was resolved at boot gets reset() called
+ *     (or is invoked, if it is callable). In a service provider:
+ *         $this->app->singleton(Cart::class);
+ *         $this->app->tag([Cart::class], 'askr.reset');   // Cart::reset() runs after every request
+ *
+ * Deliberately kept: booted providers, the compiled routes, services resolved at boot (and what
+ * they cache, e.g. loaded translations, view paths, Gate abilities defined at boot), DB
+ * connections, OPcache. Not resettable by any worker: static properties of app and package
+ * classes (askr's [worker] paranoid reports those that change).
+ *
+ * A reset that fails leaves state unknown: the worker logs one line and exits, and askrd starts a
+ * clean one. In CoW mode (--cow) the app boots once in the template, which closes its database
+ * (and Redis) connections before it forks the workers; each opens its own.
  */
 
-$base = getenv('ASKR_APP_BASE') ?: __DIR__ . '/laravel';
+declare(strict_types=1);
 
-// Laravel writes sessions, compiled views, cache, logs and its manifests here.
-foreach (['storage/framework/sessions', 'storage/framework/views', 'storage/framework/cache',
-    'storage/logs', 'bootstrap/cache'] as $dir) {
-    if (!is_dir("$base/$dir") && !@mkdir("$base/$dir", 0775, true) && !is_dir("$base/$dir")) {
-        throw new RuntimeException("cannot create $base/$dir");
+namespace Askr\Workers;
+
+use Illuminate\Contracts\Http\Kernel as HttpKernel;
+use Illuminate\Foundation\Application;
+use Illuminate\Http\Request;
+
+final class Laravel
+{
+    /**
+     * The services resolved at boot, so that they persist: Octane's default warm list, and four
+     * stateless singletons that nearly every request would otherwise build again (response(),
+     * redirect(), the session middleware, now()).
+     */
+    private const WARM = ['auth', 'cache', 'cache.store', 'config', 'cookie', 'db', 'db.factory',
+        'db.transactions', 'encrypter', 'files', 'hash', 'log', 'router', 'routes', 'session',
+        'session.store', 'translator', 'url', 'view',
+        'redirect', \Illuminate\Contracts\Routing\ResponseFactory::class,
+        \Illuminate\Session\Middleware\StartSession::class, 'date'];
+
+    /** The container's properties as they were after boot (get_object_vars of the app). */
+    private array $container = [];
+    /**
+     * The services resolved at boot, by name: the container's sandbox puts these very objects
+     * back after each request, so the resets reach them without asking the container again. A
+     * service first resolved during a request is dropped with it and needs no reset.
+     */
+    private array $boot = [];
+    private array $config = [];
+    private ?array $listeners = null;
+    private ?array $viewShared = null;
+    private string $locale = '';
+    private ?string $fallbackLocale = null;
+    private ?array $url = null;
+    private array $urlDefaults = [];
+    private array $tagged = [];
+    private bool $once = false;
+    public ?HttpKernel $kernel = null;
+
+    public function __construct(public readonly Application $app)
+    {
     }
-}
 
-// Boot once: environment, config, providers, routes. Requests then only run the middleware and route.
-$app = require $base . '/bootstrap/app.php';
-$kernel = $app->make(Illuminate\Contracts\Http\Kernel::class);
-$kernel->bootstrap();
-$viewShared = $app['view']->getShared(); // what boot shares with every view ('app', '__env')
-$locale = $app->getLocale();
-
-// The database (config/database.php): an SQLite file with one table, created on first boot. Running
-// the CREATE TABLE here opens a connection, so in CoW mode the template holds an open SQLite handle
-// when it forks its workers.
-$database = $app['config']['database.connections.sqlite.database'];
-if (!is_file($database) && !@touch($database) && !is_file($database)) {
-    throw new RuntimeException("cannot create $database");
-}
-// Workers booting at once race for a fresh file: SQLite answers "locked" at once (not after
-// busy_timeout) when waiting could deadlock, e.g. while another process switches it to WAL.
-for ($try = 1; ; $try++) {
-    try {
-        $app['db']->statement('CREATE TABLE IF NOT EXISTS visits (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            pid INTEGER NOT NULL,
-            token TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        )');
-        break;
-    } catch (Illuminate\Database\QueryException $e) {
-        if ($try === 50 || !str_contains($e->getMessage(), 'database is locked')) {
-            throw $e;
+    /** Boots the app at $base, or logs one line saying why it cannot and exits. */
+    public static function boot(string|false $base): self
+    {
+        if ($base === false || $base === '') {
+            self::fail('ASKR_APP_BASE is not set: set [worker] app_base to the Laravel app\'s directory');
         }
-        $app['db']->purge();
-        usleep(20000 * $try);
+        $bootstrap = rtrim($base, '/') . '/bootstrap/app.php';
+        if (!is_dir($base)) {
+            self::fail("app_base $base (ASKR_APP_BASE) is not a directory");
+        }
+        if (!is_file($bootstrap)) {
+            self::fail("$bootstrap not found: app_base (ASKR_APP_BASE) must be a Laravel app's base directory, "
+                . 'the one with artisan and bootstrap/');
+        }
+        defined('LARAVEL_START') || define('LARAVEL_START', microtime(true));
+        // Composer's autoloader. An app without vendor/ (Debian's packaged Laravel) loads its
+        // own from bootstrap/app.php.
+        if (is_file("$base/vendor/autoload.php")) {
+            require_once "$base/vendor/autoload.php";
+        }
+        try {
+            $app = require $bootstrap; // Laravel 11's Application::configure()->create() too
+        } catch (\Throwable $e) {
+            self::fail("$bootstrap failed: " . self::oneLine($e));
+        }
+        if (!$app instanceof Application) {
+            self::fail("$bootstrap returned " . get_debug_type($app) . ', not an Illuminate\Foundation\Application');
+        }
+        $worker = new self($app);
+        $worker->makeWritableDirs();
+        try {
+            $worker->bootstrap();
+        } catch (\Throwable $e) {
+            self::fail("booting the app at $base failed: " . self::oneLine($e));
+        }
+        $worker->snapshot();
+        return $worker;
+    }
+
+    /** Logs $msg as one line (askrd relays the worker's stderr) and ends the worker. */
+    public static function fail(string $msg): never
+    {
+        error_log('askr laravel worker: ' . $msg);
+        exit(1);
+    }
+
+    public static function oneLine(\Throwable $e): string
+    {
+        return get_class($e) . ': ' . str_replace("\n", ' ', $e->getMessage()) . ' at ' . $e->getFile() . ':' . $e->getLine();
+    }
+
+    /** Laravel writes sessions, compiled views, cache, logs and its manifests here. */
+    private function makeWritableDirs(): void
+    {
+        $storage = $this->app->storagePath();
+        $dirs = ["$storage/framework/sessions", "$storage/framework/views", "$storage/framework/cache/data",
+            "$storage/logs", dirname($this->app->getCachedPackagesPath())];
+        foreach ($dirs as $dir) {
+            if (!is_dir($dir) && !@mkdir($dir, 0775, true) && !is_dir($dir)) {
+                $why = error_get_last()['message'] ?? 'mkdir failed';
+                self::fail("cannot create $dir ($why): the workers' user must be able to write there "
+                    . '(under systemd: ReadWritePaths=)');
+            }
+        }
+    }
+
+    private function bootstrap(): void
+    {
+        $app = $this->app;
+        $kernel = $app->make(HttpKernel::class);
+        // As Octane does: a request made from app.url is bound before the providers register, so
+        // those that use request() or url() while booting work (under php-fpm they see the real
+        // request). Kernel::handle() replaces it with each real one.
+        $bootstrappers = (fn () => $this->bootstrappers())->call($kernel);
+        $at = array_search(\Illuminate\Foundation\Bootstrap\RegisterProviders::class, $bootstrappers, true);
+        if ($at !== false && !in_array(\Illuminate\Foundation\Bootstrap\SetRequestForConsole::class, $bootstrappers, true)) {
+            array_splice($bootstrappers, $at, 0, [\Illuminate\Foundation\Bootstrap\SetRequestForConsole::class]);
+        }
+        $app->bootstrapWith($bootstrappers); // the kernel's own bootstrap() then has nothing to do
+
+        // Deferred providers load now rather than during a request: what a request loads is dropped
+        // with the container's sandbox and would be loaded again by every request that needs it.
+        // One that fails to register stays unloaded (as under php-fpm, only what uses it fails).
+        foreach (array_keys($app->getDeferredServices()) as $service) {
+            try {
+                $app->loadDeferredProvider($service);
+            } catch (\Throwable $e) {
+                error_log("askr laravel worker: deferred provider of $service not loaded: " . self::oneLine($e));
+            }
+        }
+        // Warm: a service resolved at boot is built once per worker; one first built during a
+        // request is built again by each request (the sandbox drops it). A service that cannot
+        // be built (e.g. a session driver whose extension is missing) fails only the requests
+        // that use it, as under php-fpm, not the boot.
+        foreach (self::WARM as $service) {
+            if ($app->bound($service)) {
+                try {
+                    $app->make($service);
+                } catch (\Throwable $e) {
+                    error_log("askr laravel worker: $service not resolved at boot: " . self::oneLine($e));
+                }
+            }
+        }
+        $this->kernel = $kernel;
+    }
+
+    /** Records the state resetAfterRequest() puts back. */
+    private function snapshot(): void
+    {
+        $app = $this->app;
+        // Arrays are copy-on-write: these copies cost nothing until the app changes its own.
+        $this->container = (fn () => get_object_vars($this))->call($app);
+        // Each by the method its reset calls: an app that replaced one with a class of its own
+        // keeps it as it is.
+        foreach (['db' => 'getConnections', 'config' => 'all', 'events' => 'listen', 'session' => 'getDrivers',
+            'cookie' => 'flushQueuedCookies', 'auth' => 'forgetGuards', 'view' => 'flushState',
+            'translator' => 'getLocale', 'log' => 'getChannels', 'cache' => 'store', 'url' => 'to'] as $name => $method) {
+            if ($app->resolved($name) && method_exists($app[$name], $method)) {
+                $this->boot[$name] = $app[$name];
+            }
+        }
+        if (isset($this->boot['cache']) && !$this->boot['cache'] instanceof \Illuminate\Cache\CacheManager) {
+            unset($this->boot['cache']); // its reset reads CacheManager's stores
+        }
+        $config = $this->boot['config'] ?? null;
+        if ($config instanceof \Illuminate\Config\Repository) {
+            $this->config = $config->all();
+        }
+        $events = $this->boot['events'] ?? null;
+        if ($events instanceof \Illuminate\Events\Dispatcher) {
+            $this->listeners = (fn () => array_intersect_key(get_object_vars($this),
+                ['listeners' => 1, 'wildcards' => 1, 'wildcardsCache' => 1]))->call($events);
+        }
+        if (isset($this->boot['view']) && $this->boot['view'] instanceof \Illuminate\View\Factory) {
+            $this->viewShared = $this->boot['view']->getShared(); // 'app', '__env' and what providers shared
+        }
+        $this->locale = (string) $app->getLocale();
+        if (isset($this->boot['translator']) && method_exists($this->boot['translator'], 'getFallback')) {
+            $this->fallbackLocale = $this->boot['translator']->getFallback();
+        }
+        $url = $this->boot['url'] ?? null;
+        if ($url instanceof \Illuminate\Routing\UrlGenerator) {
+            $this->url = (fn () => array_diff_key(get_object_vars($this), ['request' => 1, 'routes' => 1,
+                'routeGenerator' => 1, 'cachedRoot' => 1, 'cachedScheme' => 1]))->call($url);
+            $this->urlDefaults = $url->getDefaultParameters();
+        }
+        $this->tagged = (fn () => $this->tags['askr.reset'] ?? [])->call($app);
+        $this->once = class_exists(\Illuminate\Support\Once::class); // Laravel 11+: asked once, not per request
+    }
+
+    /**
+     * Every reset, after each response has gone out. Each line says what would otherwise reach
+     * the next request.
+     */
+    public function resetAfterRequest(): void
+    {
+        $app = $this->app;
+        $boot = $this->boot;
+
+        // The container's sandbox (as Octane's ApplicationSnapshot: every property of the app as
+        // after boot): instances, bindings, aliases, tags, resolving/rebinding callbacks,
+        // terminating callbacks a request added are dropped, and singletons it built first are
+        // built again by the next one. The request stays bound on purpose: Kernel::handle() binds the next one with instance(),
+        // which fires the rebinding callbacks (url, auth, …) only for a bound abstract; unbound,
+        // global middleware would see this request through url().
+        (function (array $boot): void {
+            $request = $this->instances['request'] ?? null;
+            foreach ($boot as $property => $value) {
+                $this->$property = $value;
+            }
+            if ($request !== null) {
+                $this->instances['request'] = $request;
+            }
+        })->call($app, $this->container);
+        if (method_exists($app, 'forgetScopedInstances')) {
+            $app->forgetScopedInstances();             // $app->scoped(): per request by definition
+        }
+        $app->forgetInstance('auth.driver');           // the default guard, with its user
+        \Illuminate\Support\Facades\Facade::clearResolvedInstances(); // facades cache their roots
+
+        // config([...]) writes: put back every item, in place (managers hold this Repository).
+        if ($this->config !== []) {
+            (fn (array $items) => $this->items = $items)->call($boot['config'], $this->config);
+        }
+        // Event::listen() during a request: the listener would run for every later visitor.
+        if ($this->listeners !== null) {
+            (function (array $boot): void {
+                foreach ($boot as $property => $value) {
+                    $this->$property = $value;
+                }
+            })->call($boot['events'], $this->listeners);
+        }
+        // An open transaction holds its locks (SQLite's write lock, row locks) and would swallow
+        // the next request's writes. A connection that cannot roll back (gone away) is dropped
+        // instead: the server rolls back when it goes. (After the listeners: rolling back
+        // dispatches an event.)
+        if (isset($boot['db'])) {
+            foreach ($boot['db']->getConnections() as $name => $connection) {
+                if ($connection->transactionLevel() > 0) {
+                    try {
+                        $connection->rollBack(0);
+                    } catch (\Throwable) {
+                        $boot['db']->purge($name);
+                        continue;
+                    }
+                }
+                $connection->flushQueryLog();                 // DB::enableQueryLog(): grows forever
+                $connection->forgetRecordModificationState(); // "a write happened": sticky reads
+                if (method_exists($connection, 'resetTotalQueryDuration')) { // Laravel 9+:
+                    $connection->resetTotalQueryDuration(); // whenQueryingForLongerThan() counts per request,
+                }
+                if (method_exists($connection, 'restoreAlreadyRunQueryDurationHandlers')) {
+                    $connection->restoreAlreadyRunQueryDurationHandlers(); // and fires once per request
+                }
+            }
+        }
+
+        // Sessions: StartSession reuses the manager's Store and merges what it reads into the
+        // attributes the Store holds, so a request without a cookie would get the previous
+        // visitor's session. Emptied in place, with a new id: the Redirector and others hold
+        // this very object. (session.store is the default driver, so it is among them.)
+        if (isset($boot['session'])) {
+            foreach ($boot['session']->getDrivers() as $store) {
+                $store->flush();
+                $store->setId(null);
+                $handler = $store->getHandler();
+                if ($handler instanceof \Illuminate\Session\DatabaseSessionHandler) {
+                    $handler->setExists(false); // read() sets it, never clears it: a new session's row would be "updated"
+                }
+            }
+        }
+        // Cookie::queue(): AddQueuedCookiesToResponse copies the queue but never empties it.
+        if (isset($boot['cookie'])) {
+            $boot['cookie']->flushQueuedCookies();
+        }
+        // Guards cache the user they resolved; Gate asks auth for the user, so it follows.
+        if (isset($boot['auth'])) {
+            $boot['auth']->forgetGuards();
+        }
+        // Views: sections, stacks and components of a render an exception cut short; and
+        // View::share() (ShareErrorsFromSession shares the visitor's errors) back to boot's.
+        if ($this->viewShared !== null) {
+            $boot['view']->flushState();
+            (fn (array $shared) => $this->shared = $shared)->call($boot['view'], $this->viewShared);
+        }
+        // App::setLocale(): config is back already; setLocale() again puts back the translator's,
+        // and its LocaleUpdated event Carbon's. Then the fallback locale.
+        if (isset($boot['translator'])) {
+            $translator = $boot['translator'];
+            if ((string) $translator->getLocale() !== $this->locale) {
+                $app->setLocale($this->locale);
+            }
+            if ($this->fallbackLocale !== null && $translator->getFallback() !== $this->fallbackLocale) {
+                $translator->setFallback($this->fallbackLocale);
+            }
+            if (method_exists($translator, 'flushParsedKeys')) {
+                $translator->flushParsedKeys(); // a cache of every key ever parsed: memory
+            }
+        }
+        // Log::withContext() is per channel and lasts for the process; Monolog handlers that
+        // buffer (Buffer, FingersCrossed, …) reset; Log::shareContext() (10+); Context (11+).
+        if (isset($boot['log'])) {
+            $log = $boot['log'];
+            foreach ($log->getChannels() as $channel) {
+                if (method_exists($channel, 'withoutContext')) {
+                    $channel->withoutContext();
+                }
+                $logger = method_exists($channel, 'getLogger') ? $channel->getLogger() : null;
+                if ($logger instanceof \Monolog\ResettableInterface) {
+                    $logger->reset();
+                }
+            }
+            if (method_exists($log, 'flushSharedContext')) {
+                $log->flushSharedContext();
+            }
+        }
+        if ($app->resolved(\Illuminate\Log\Context\Repository::class)) {
+            $app[\Illuminate\Log\Context\Repository::class]->flush();
+        }
+        // The "array" cache driver is a per-request cache: what one visitor cached, another read.
+        if (isset($boot['cache'])) {
+            foreach ((fn () => $this->stores)->call($boot['cache']) as $store) {
+                $store = $store instanceof \Illuminate\Cache\Repository ? $store->getStore() : null;
+                if ($store instanceof \Illuminate\Cache\ArrayStore) {
+                    $store->flush();
+                }
+            }
+        }
+        // URL::forceRootUrl(), forceScheme(), defaults(), formatHostUsing() last for the process.
+        if ($this->url !== null) {
+            (function (array $boot, array $defaults): void {
+                foreach ($boot as $property => $value) {
+                    $this->$property = $value;
+                }
+                foreach (['cachedRoot', 'cachedScheme', 'routeGenerator'] as $cache) {
+                    if (property_exists($this, $cache)) {
+                        $this->$cache = null;
+                    }
+                }
+                if ($defaults !== []) {
+                    $this->defaults($defaults);
+                }
+            })->call($boot['url'], $this->url, $this->urlDefaults);
+        }
+        \Illuminate\Support\Str::flushCache(); // snake/camel/studly caches: memory
+        if ($this->once) {
+            \Illuminate\Support\Once::flush(); // once() results are per request (Laravel 11+)
+        }
+        if ($app->resolved(\Illuminate\Foundation\Vite::class)) {
+            $vite = $app[\Illuminate\Foundation\Vite::class];
+            if (method_exists($vite, 'flush')) {
+                $vite->flush(); // preloaded assets, nonce (9+)
+            }
+        }
+
+        // First-party packages, when installed (from their public APIs, as Octane calls them;
+        // untested here: none is installed on the test machine). Sanctum keeps nothing beyond
+        // its guard, which forgetGuards() dropped.
+        if ($app->resolved(\Livewire\LivewireManager::class)) {
+            $livewire = $app[\Livewire\LivewireManager::class];
+            if (method_exists($livewire, 'flushState')) {
+                $livewire->flushState(); // components rendered, the current component
+            }
+        }
+        if ($app->resolved(\Inertia\ResponseFactory::class)) {
+            $inertia = $app[\Inertia\ResponseFactory::class];
+            if (method_exists($inertia, 'flushShared')) {
+                $inertia->flushShared(); // Inertia::share(): props of this visitor
+            }
+        }
+        if ($app->resolved(\Laravel\Scout\EngineManager::class)) {
+            $scout = $app[\Laravel\Scout\EngineManager::class];
+            if (method_exists($scout, 'forgetEngines')) {
+                $scout->forgetEngines();
+            }
+        }
+        if ($app->resolved(\Laravel\Socialite\Contracts\Factory::class)) {
+            $socialite = $app[\Laravel\Socialite\Contracts\Factory::class];
+            if (method_exists($socialite, 'forgetDrivers')) {
+                $socialite->forgetDrivers(); // providers hold the request and the user's tokens
+            }
+        }
+
+        // The app's own: services tagged askr.reset (at boot) that were resolved at boot; one a
+        // request built was dropped with the sandbox above.
+        foreach ($this->tagged as $abstract) {
+            if ($app->resolved($abstract)) {
+                $service = $app->make($abstract);
+                if (method_exists($service, 'reset')) {
+                    $service->reset();
+                } elseif (is_callable($service)) {
+                    $service();
+                }
+            }
+        }
     }
 }
 
-// A forked worker inherits the template's PDO, i.e. its sqlite3 handle: the same file descriptors,
-// page cache and SQLite's in-memory record of the POSIX locks the template holds. fcntl() locks are
-// not inherited across fork(), so a worker using that handle believes it holds locks it does not
-// (see "Carrying an open database connection across a fork()" in sqlite.org/howtocorrupt.html).
-// Then nothing stops one process from closing "the last" connection while others still write: it
-// checkpoints and deletes the WAL under them, and their committed writes are lost (seen with the
-// template killed under load and --max-requests). So each worker drops every connection right
-// after the fork, before its first request; Laravel opens its own at the first query. (Outside
-// CoW mode this runs once at askr_cow_ready() and costs one reconnect.)
-askr_on_worker_start(static function () use ($app): void {
-    foreach (array_keys($app['db']->getConnections()) as $name) {
-        $app['db']->purge($name);
+$worker = Laravel::boot(getenv('ASKR_APP_BASE'));
+$app = $worker->app;
+$kernel = $worker->kernel;
+
+// Database connections are not shared across a fork. A forked worker would inherit the template's
+// PDO, i.e. its connection: for MySQL/MariaDB and PostgreSQL one socket shared by several processes
+// (their queries and answers interleave); for SQLite the same file descriptors, page cache and
+// SQLite's in-memory record of the POSIX locks the template holds. fcntl() locks are not inherited
+// across fork(), so a worker using that handle believes it holds locks it does not (see "Carrying
+// an open database connection across a fork()" in sqlite.org/howtocorrupt.html). Then nothing
+// stops one process from closing "the last" connection while others still write: it checkpoints
+// and deletes the WAL under them, and their committed writes are lost (seen with the template
+// killed under load and --max-requests). So the template closes every connection before it forks
+// (a connection closed by a child would send MySQL's or PostgreSQL's goodbye on the template's
+// socket), and each worker closes any it still has before its first request. disconnect(), not
+// purge(): the Connection objects stay, and reconnect at their next query; services built at boot
+// hold them (the database session handler, cache and queue stores), and a purged one would stay
+// without a PDO. Redis connections are forgotten the same way (Laravel opens them again on use).
+// Outside CoW mode this costs one reconnect.
+$disconnect = static function () use ($app): void {
+    if ($app->resolved('db')) {
+        foreach (array_keys($app['db']->getConnections()) as $name) {
+            $app['db']->disconnect($name);
+        }
     }
-});
+    if ($app->resolved('redis') && method_exists($app['redis'], 'connections')) {
+        foreach (array_keys($app['redis']->connections() ?? []) as $name) {
+            $app['redis']->purge($name); // untested here: no Redis on the test machine
+        }
+    }
+};
+askr_on_worker_start($disconnect);
 
 // The runtime has set up $_SERVER, $_GET, $_POST, $_COOKIE, $_FILES and php://input as php-fpm
 // would, so Request::capture() and Response::send() work unchanged.
 $handler = static function () use ($kernel): void {
-    $request = Illuminate\Http\Request::capture();
-    $response = $kernel->handle($request); // binds $request as app('request') and rebinds its users
+    $request = Request::capture();
+    $response = $kernel->handle($request); // binds $request as app('request'): url, auth, … follow
     $response->send();
     $kernel->terminate($request, $response);
 };
 
-// What a request leaves behind in the long-lived container and must not reach the next one.
-$reset = static function () use ($app, $viewShared, $locale): void {
-    // 'request' stays bound on purpose: Kernel::handle() replaces it, and because it is bound the
-    // rebinding callbacks (URL generator, auth's user resolver) follow at once. After
-    // forgetInstance('request') the kernel's first instance() call would not fire them, and global
-    // middleware would see the previous request through url().
-
-    // Sessions: StartSession reuses the manager's Store and merges what it reads into the
-    // attributes the Store already holds, so a request without a session cookie would see the
-    // previous visitor's data. Empty the Store in place, with a new id, rather than dropping the
-    // driver: the Redirector and others keep a reference to this very object.
-    if ($app->resolved('session')) {
-        foreach ($app['session']->getDrivers() as $store) {
-            $store->flush();
-            $store->setId(null);
-        }
-    }
-    // Cookie::queue(): AddQueuedCookiesToResponse copies queued cookies but never clears the jar.
-    if ($app->resolved('cookie')) {
-        $app['cookie']->flushQueuedCookies();
-    }
-    // Auth guards cache the user they resolved.
-    if ($app->resolved('auth')) {
-        $app['auth']->forgetGuards();
-    }
-    // Views: ShareErrorsFromSession shares this session's errors; View::share() may add more.
-    // Restore what boot shared, and drop render state an exception may leave mid-render.
-    if ($app->resolved('view')) {
-        $view = $app['view'];
-        $view->flushState();
-        (fn () => $this->shared = $viewShared)->call($view);
-    }
-    // Log::withContext() and App::setLocale() last for the process otherwise.
-    if ($app->resolved('log')) {
-        foreach ($app['log']->getChannels() as $channel) {
-            $channel->withoutContext();
-        }
-    }
-    if ($app->getLocale() !== $locale) {
-        $app->setLocale($locale);
-    }
-    // A transaction a request began and never ended would hold SQLite's write lock, and swallow
-    // the next request's writes into it.
-    if ($app->resolved('db')) {
-        foreach ($app['db']->getConnections() as $connection) {
-            if ($connection->transactionLevel() > 0) {
-                $connection->rollBack(0);
-            }
-        }
-    }
-};
-
+$disconnect();
 askr_cow_ready();
 while (askr_handle_request($handler)) {
-    $reset(); // runs after the response has gone out
+    // Runs after the response has gone out.
+    try {
+        $worker->resetAfterRequest();
+    } catch (\Throwable $e) {
+        $route = ($_SERVER['REQUEST_METHOD'] ?? '?') . ' ' . explode('?', (string) ($_SERVER['REQUEST_URI'] ?? '?'), 2)[0];
+        Laravel::fail("a reset after $route failed, so this worker's state is unknown: it exits and askrd starts "
+            . 'another: ' . Laravel::oneLine($e));
+    }
 }

@@ -214,6 +214,12 @@ askrSymfonyCloseConnections($kernel, $connectionIds);
 askr_on_worker_start(static function () use ($kernel, $connectionIds): void {
     askrSymfonyCloseConnections($kernel, $connectionIds);
 });
+// askr's state-bleed detector (askrd --paranoid; a no-op without it) also watches the services
+// the container holds: one replaced during a request is reported with its route.
+if (function_exists('askr_paranoid_watch')) {
+    askr_paranoid_watch('services', static fn (): array => (fn (): array => $this->services + $this->privates)
+        ->call($kernel->getContainer()));
+}
 askr_cow_ready();
 
 while (askr_handle_request($handler)) {

@@ -95,7 +95,7 @@ type serveFlags struct {
 	config                                                                            string
 	root, front, script, listen, ini, workers, maxBody, headerTimeout, requestTimeout string
 	maxRequests                                                                       int
-	cow                                                                               bool
+	cow, paranoid                                                                     bool
 }
 
 func newServeFlags(stderr io.Writer) *serveFlags {
@@ -112,6 +112,7 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8000", "address to listen on")
 	fs.StringVar(&f.ini, "ini", "", "php.ini lines for every worker, one per line (default: $ASKR_PHP_INI)")
 	fs.BoolVar(&f.cow, "cow", false, "CoW template mode: boot once, fork the workers")
+	fs.BoolVar(&f.paranoid, "paranoid", false, "log state a request leaves behind in a worker (development and staging: costs throughput)")
 	fs.StringVar(&f.headerTimeout, "header-read-timeout", "15", "seconds a client may take to send its headers")
 	fs.StringVar(&f.requestTimeout, "request-timeout", "60", "seconds a request may run before its worker is killed (0: no limit)")
 	return f
@@ -164,6 +165,8 @@ func (f *serveFlags) resolve(args []string, implicitConfig bool) (config.Config,
 			c.Worker.Ini = f.ini
 		case "cow":
 			c.Worker.Cow = f.cow
+		case "paranoid":
+			c.Worker.Paranoid = f.paranoid
 		case "header-read-timeout":
 			d, e := config.ParseDuration(f.headerTimeout)
 			flagErr(fl.Name, e)
@@ -187,7 +190,7 @@ func (f *serveFlags) resolve(args []string, implicitConfig bool) (config.Config,
 var flagKeys = map[string]string{
 	"root": "server.root", "front": "server.front", "worker-script": "worker.script", "workers": "server.workers",
 	"max-requests": "server.max_requests", "max-body-size": "server.max_body_size", "listen": "server.listen",
-	"ini": "worker.ini", "cow": "worker.cow", "header-read-timeout": "server.header_read_timeout",
+	"ini": "worker.ini", "cow": "worker.cow", "paranoid": "worker.paranoid", "header-read-timeout": "server.header_read_timeout",
 	"request-timeout": "server.request_timeout",
 }
 
@@ -521,6 +524,13 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	}
 	if ext := c.Worker.Extension; ext != phpext.Auto && ext != phpext.None {
 		pc.Extension = ext // resolved by serve
+	}
+	switch {
+	case c.Worker.Paranoid && c.PerRequest():
+		log.Info("paranoid: nothing to watch in per-request mode, where every request starts a fresh PHP; the state-bleed detector watches worker scripts only")
+	case c.Worker.Paranoid:
+		pc.Paranoid = true
+		log.Warn("paranoid mode on: every worker looks for state a request leaves behind and logs it (\"askr paranoid:\"); for development and staging, it costs throughput")
 	}
 	mode := "worker"
 	if c.PerRequest() {

@@ -339,6 +339,7 @@ func TestResolveEachFlag(t *testing.T) {
 		{[]string{"--header-read-timeout", "250ms"}, func(c config.Config) bool { return c.Server.HeaderReadTimeout.D() == 250*time.Millisecond }},
 		{[]string{"--request-timeout", "0"}, func(c config.Config) bool { return c.Server.RequestTimeout == 0 }},
 		{[]string{"--cow=false"}, func(c config.Config) bool { return !c.Worker.Cow }},
+		{[]string{"--paranoid"}, func(c config.Config) bool { return c.Worker.Paranoid }},
 	}
 	for _, tt := range tests {
 		path, dir := writeConfig(t, fileConfig)
@@ -353,6 +354,22 @@ func TestResolveEachFlag(t *testing.T) {
 		}
 		if !tt.check(c) {
 			t.Errorf("resolve(%q) = %+v; want %q to override the file", args, c, tt.flags)
+		}
+	}
+}
+
+// [worker] paranoid = true turns the detector on as --paranoid does, and --paranoid=false turns
+// it off again.
+func TestResolveParanoid(t *testing.T) {
+	clearEnv(t)
+	path, _ := writeConfig(t, fileConfig+"paranoid = true\n")
+	for _, tt := range []struct {
+		flags []string
+		want  bool
+	}{{nil, true}, {[]string{"--paranoid=false"}, false}} {
+		c, err := resolveArgs(t, append([]string{"--config", path}, tt.flags...)...)
+		if err != nil || c.Worker.Paranoid != tt.want {
+			t.Errorf("resolve(--config with paranoid = true, %q) = Paranoid %t, error %v; want %t", tt.flags, c.Worker.Paranoid, err, tt.want)
 		}
 	}
 }

@@ -138,6 +138,14 @@ type Worker struct {
 	// Private_Dirty, Shared of the template and the workers, from /proc/PID/smaps_rollup).
 	// 0 turns it off. Default: 300.
 	MemoryReportInterval Duration `toml:"memory_report_interval"`
+	// Paranoid turns on the state-bleed detector, for development and staging: at every
+	// askr_handle_request() each worker compares what it can see of long-lived state (static
+	// properties of the app's classes, $GLOBALS, ini settings, the output buffer level, and
+	// Laravel's container, session, auth, queued cookies and open transactions) with what it saw
+	// after the previous request, and logs the first difference of each kind with the route that
+	// left it, at most one line per kind a minute. It costs throughput. Without a worker script it
+	// has nothing to watch. Default: false.
+	Paranoid bool `toml:"paranoid"`
 }
 
 // TLS holds the [tls] section. With a certificate (Cert and Key, or SelfSigned), askrd serves
@@ -755,8 +763,8 @@ func (c *Config) Dump() string {
 		}
 		fmt.Fprintf(&b, "alias = { %s }\n", strings.Join(aliases, ", "))
 	}
-	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nextension = %s\nboot_timeout = %s\nmemory_report_interval = %s\n",
-		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.Extension), q(w.BootTimeout.String()), q(w.MemoryReportInterval.String()))
+	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nextension = %s\nboot_timeout = %s\nmemory_report_interval = %s\nparanoid = %t\n",
+		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.Extension), q(w.BootTimeout.String()), q(w.MemoryReportInterval.String()), w.Paranoid)
 	fmt.Fprintf(&b, "\n[tls]\ncert = %s\nkey = %s\nself_signed = %t\n", q(c.TLS.Cert), q(c.TLS.Key), c.TLS.SelfSigned)
 	for _, r := range c.Redirect {
 		fmt.Fprintf(&b, "\n[[redirect]]\nfrom = %s\nto = %s\nstatus = %d\n", q(r.From), q(r.To), r.Status)

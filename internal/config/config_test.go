@@ -246,6 +246,17 @@ func TestLoadGood(t *testing.T) {
 			},
 		},
 		{
+			name: "paranoid", src: "[worker]\nparanoid = true\n",
+			check: func(t *testing.T, c Config) {
+				if !c.Worker.Paranoid || len(c.Notices) != 0 {
+					t.Errorf("paranoid = true: Worker.Paranoid = %t, notices %v; want true and none", c.Worker.Paranoid, c.Notices)
+				}
+				if d := Defaults(); d.Worker.Paranoid {
+					t.Errorf("Defaults().Worker.Paranoid = true; want false")
+				}
+			},
+		},
+		{
 			name: "every askr-go key", src: `
 [server]
 https = true

@@ -73,7 +73,7 @@ var originalKeys = []originalKey{
 	{key: "worker.script"},
 	{key: "worker.app_base"},
 	{key: "worker.ini"},
-	{key: "worker.paranoid", what: ignored, msg: "state left over between requests is not looked for"},
+	{key: "worker.paranoid", msg: "logs the first difference of each kind with its route, at most once a minute per kind; watches Laravel's session, auth, queued cookies and transactions too"},
 
 	{key: "tls.cert"},
 	{key: "tls.key"},
@@ -164,9 +164,6 @@ type original struct {
 		Sandbox             bool     `toml:"sandbox"`
 		SandboxWrite        []string `toml:"sandbox_write"`
 	} `toml:"server"`
-	Worker struct {
-		Paranoid bool `toml:"paranoid"`
-	} `toml:"worker"`
 	ACME struct {
 		Enabled      bool     `toml:"enabled"`
 		Domains      []string `toml:"domains"`

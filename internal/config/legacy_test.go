@@ -135,6 +135,9 @@ func TestOriginalFile(t *testing.T) {
 		}
 	}
 	golden(t, "testdata/original-askr.notices", got.String())
+	if !c.Worker.Paranoid || seen["worker.paranoid"] {
+		t.Errorf("Load(%q): Worker.Paranoid = %t, noticed %t; want the fixture's paranoid = true honoured, without a notice", path, c.Worker.Paranoid, seen["worker.paranoid"])
+	}
 	for _, k := range originalKeys {
 		if k.what == ignored && !seen[k.key] {
 			t.Errorf("Load(%q) gives no notice for %s, which the fixture sets", path, k.key)

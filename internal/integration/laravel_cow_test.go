@@ -1,8 +1,9 @@
 package integration
 
 // The Laravel example's SQLite database under CoW template mode: the template opens an SQLite
-// handle while booting (examples/laravel-worker.php), and each forked worker must drop it
-// (askr_on_worker_start → DB::purge) and write through a connection of its own.
+// handle while booting (the example's AppServiceProvider creates its table) and must not hand it
+// to the workers it forks (examples/laravel-worker.php disconnects before askr_cow_ready(), and
+// again in askr_on_worker_start()): each worker writes through a connection of its own.
 
 import (
 	"context"

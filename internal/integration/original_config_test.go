@@ -73,6 +73,10 @@ func TestOriginalAskrToml(t *testing.T) {
 			t.Errorf("askrd serve did not log %q with the file and line of %s", line, key)
 		}
 	}
+	// The fixture's paranoid = true is implemented now: the detector's warning, not a notice.
+	if !strings.Contains(logs, "paranoid mode on") || strings.Contains(logs, "key=worker.paranoid") {
+		t.Errorf("askrd serve with paranoid = true: want the paranoid warning and no notice for worker.paranoid:\n%s", logs)
+	}
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	resp, err := c.Get("https://" + s.Addr + "/hello.txt")
 	if err != nil {

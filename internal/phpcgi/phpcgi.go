@@ -38,6 +38,7 @@ type Config struct {
 	INI       []string // "key=value" settings, applied after askr's own
 	Env       []string // the environment to pass on (filtered by Start)
 	Extra     []string // variables added after filtering (e.g. CoW mode's)
+	Paranoid  bool     // workers run the state-bleed detector (ASKR_PARANOID=1)
 	SocketDir string   // per-request mode: where the FastCGI processes' sockets go (private to askrd)
 	// DeathSignal is the processes' parent-death signal, sent when askrd dies (0: SIGKILL). A CoW
 	// template gets SIGTERM, on which it kills the workers it forked before it exits.
@@ -128,7 +129,7 @@ func (l *Launcher) Start() (*Process, error) {
 	args = append(args, c.Script) // not -f: -f implies -q, which marks headers as sent
 	cmd := exec.Command(c.Binary, args...)
 	cmd.Dir = c.AppBase
-	cmd.Env = append(workerEnv(c.Env, c.AppBase), c.Extra...)
+	cmd.Env = append(workerEnv(c.Env, c.AppBase, c.Paranoid), c.Extra...)
 	cmd.Stdin = theirs
 	p, err := l.spawn(cmd)
 	if err != nil {
@@ -271,6 +272,7 @@ func levelOf(line string) slog.Level {
 	}{
 		{"PHP Fatal error", slog.LevelError}, {"PHP Parse error", slog.LevelError},
 		{"askr: PHP Fatal error", slog.LevelError},
+		{"askr paranoid: ", slog.LevelWarn},                                            // state a request left (--paranoid)
 		{"PHP Warning:  PHP Startup: Unable to load dynamic library", slog.LevelError}, // e.g. askr.so
 		{"PHP Warning", slog.LevelWarn},
 		{"PHP Notice", slog.LevelWarn}, {"PHP Deprecated", slog.LevelWarn},
@@ -283,8 +285,12 @@ func levelOf(line string) slog.Level {
 }
 
 // workerEnv passes askrd's environment on, filtered, and adds the runtime's markers.
-func workerEnv(env []string, appBase string) []string {
-	return append(filterEnv(env), "ASKR_WORKER=1", "ASKR_APP_BASE="+appBase)
+func workerEnv(env []string, appBase string, paranoid bool) []string {
+	out := append(filterEnv(env), "ASKR_WORKER=1", "ASKR_APP_BASE="+appBase)
+	if paranoid {
+		out = append(out, "ASKR_PARANOID=1")
+	}
+	return out
 }
 
 // filterEnv drops from askrd's environment what belongs to askrd alone (systemd's sockets, notify
@@ -295,7 +301,8 @@ func filterEnv(env []string) []string {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
 		case strings.HasPrefix(name, "LISTEN_"), strings.HasPrefix(name, "WATCHDOG_"),
-			name == "NOTIFY_SOCKET", name == "ASKR_WORKER", name == "ASKR_APP_BASE", strings.HasPrefix(name, "ASKR_COW"):
+			name == "NOTIFY_SOCKET", name == "ASKR_WORKER", name == "ASKR_APP_BASE", name == "ASKR_PARANOID",
+			strings.HasPrefix(name, "ASKR_COW"):
 			continue
 		}
 		out = append(out, kv)

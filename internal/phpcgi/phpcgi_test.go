@@ -19,11 +19,16 @@ import (
 
 func TestWorkerEnv(t *testing.T) {
 	in := []string{"PATH=/usr/bin", "LISTEN_FDS=2", "LISTEN_PID=1", "LISTEN_FDNAMES=http", "NOTIFY_SOCKET=/run/x",
-		"WATCHDOG_USEC=1", "WATCHDOG_PID=1", "ASKR_WORKER=0", "ASKR_APP_BASE=/old", "APP_ENV=prod"}
-	got := workerEnv(in, "/srv/app")
+		"WATCHDOG_USEC=1", "WATCHDOG_PID=1", "ASKR_WORKER=0", "ASKR_APP_BASE=/old", "ASKR_PARANOID=1", "APP_ENV=prod"}
+	got := workerEnv(in, "/srv/app", false)
 	want := []string{"PATH=/usr/bin", "APP_ENV=prod", "ASKR_WORKER=1", "ASKR_APP_BASE=/srv/app"}
 	if !slices.Equal(got, want) {
-		t.Errorf("workerEnv = %q; want %q", got, want)
+		t.Errorf("workerEnv(paranoid off) = %q; want %q (a user's ASKR_PARANOID does not reach the workers)", got, want)
+	}
+	got = workerEnv(in, "/srv/app", true)
+	want = append(want, "ASKR_PARANOID=1")
+	if !slices.Equal(got, want) {
+		t.Errorf("workerEnv(paranoid on) = %q; want %q", got, want)
 	}
 }
 

@@ -1,6 +1,8 @@
 // Package phpruntime ships the askr PHP runtime (runtime.php): the PHP side of the worker channel,
-// askr_handle_request() and friends. askrd writes it to a private file at start and php-cgi
-// prepends it to the worker script. This package owns only that file.
+// askr_handle_request() and friends, and beside it the state-bleed detector (paranoid.php), which
+// runtime.php loads only when askrd sets ASKR_PARANOID=1. askrd writes both to a private
+// directory at start and php-cgi prepends runtime.php to the worker script. This package owns
+// only those files.
 package phpruntime
 
 import (
@@ -17,12 +19,15 @@ import (
 //go:embed runtime.php
 var source []byte
 
+//go:embed paranoid.php
+var paranoid []byte
+
 // Source returns the runtime's PHP code.
 func Source() []byte { return source }
 
-// Install writes the runtime into a new private directory (mode 0700: the workers run as askrd's
-// user) under dir ("" = the system temp dir) and returns the file's path and a function that
-// removes it again. Directories left by an askrd that
+// Install writes the runtime, and paranoid.php beside it, into a new private directory (mode
+// 0700: the workers run as askrd's user) under dir ("" = the system temp dir) and returns
+// runtime.php's path and a function that removes the directory again. Directories left by an askrd that
 // was killed before it could remove its own are removed.
 func Install(dir string) (string, func(), error) {
 	if dir == "" {
@@ -33,12 +38,13 @@ func Install(dir string) (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("install PHP runtime: %w", err)
 	}
-	p := filepath.Join(d, "runtime.php")
-	if err := os.WriteFile(p, source, 0o644); err != nil {
-		os.RemoveAll(d)
-		return "", nil, fmt.Errorf("install PHP runtime: %w", err)
+	for name, src := range map[string][]byte{"runtime.php": source, "paranoid.php": paranoid} {
+		if err := os.WriteFile(filepath.Join(d, name), src, 0o644); err != nil {
+			os.RemoveAll(d)
+			return "", nil, fmt.Errorf("install PHP runtime: %w", err)
+		}
 	}
-	return p, func() { os.RemoveAll(d) }, nil
+	return filepath.Join(d, "runtime.php"), func() { os.RemoveAll(d) }, nil
 }
 
 // removeStale removes askr-runtime-PID-* directories whose askrd is gone.

@@ -83,6 +83,8 @@ final class Runtime
     private static bool $ignoreAbort = false;
     /** post_max_size in bytes (PHP_INI_PERDIR: fixed for the worker's life); 0: no limit. */
     private static int $postMax = 0;
+    /** askrd runs this worker with the state-bleed detector (ASKR_PARANOID=1, paranoid.php loaded). */
+    public static bool $paranoid = false;
 
     public static function boot(): void
     {
@@ -123,6 +125,15 @@ final class Runtime
         self::$ext = function_exists('askr_ext_request_begin');
         if (self::$ext) {
             askr_ext_on_flush([self::class, 'onFlush']);
+        }
+        if (getenv('ASKR_PARANOID') === '1') {
+            // The detector is a file of its own, loaded only here: without it a worker pays nothing.
+            if (is_file(__DIR__ . '/paranoid.php')) {
+                require __DIR__ . '/paranoid.php';
+                self::$paranoid = true;
+            } else {
+                self::log('paranoid: ' . __DIR__ . '/paranoid.php is missing; state is not watched');
+            }
         }
     }
 
@@ -239,6 +250,15 @@ final class Runtime
             self::write(self::frame(self::T_HELLO, 0, $hello));
             self::$hello = true;
         }
+        if (self::$paranoid) {
+            try {
+                Paranoid::check(); // after the worker's resets of the previous request, before the next
+            } catch (\Throwable $e) { // e.g. the app's error handler turned a warning into an exception
+                self::$paranoid = false;
+                self::log(sprintf('the detector failed and is off in this worker: %s: %s at %s:%d', get_class($e),
+                    $e->getMessage(), $e->getFile(), $e->getLine()), 'askr paranoid: ');
+            }
+        }
         $frame = self::read();
         while ($frame !== null && ($frame[0] === self::T_PING || $frame[0] === self::T_ABORT)) {
             if ($frame[0] === self::T_PING) {
@@ -259,6 +279,9 @@ final class Runtime
             return false;
         }
         $request = self::begin($r, self::takesRequest($handler));
+        if (self::$paranoid) {
+            Paranoid::serving($r['server']['REQUEST_METHOD'] ?? '', $r['server']['REQUEST_URI'] ?? '');
+        }
         try {
             $handler($request);
         } catch (\Throwable $e) {
@@ -871,11 +894,11 @@ final class Runtime
         return [$u['t'], $u['f'], $payload];
     }
 
-    public static function log(string $msg): void
+    public static function log(string $msg, string $prefix = 'askr: '): void
     {
         // A forked worker logs to its own FIFO (error_log); others straight to the SAPI logger,
         // i.e. php-cgi's stderr.
-        error_log('askr: ' . $msg, self::$logPath !== '' ? 0 : 4);
+        error_log($prefix . $msg, self::$logPath !== '' ? 0 : 4);
     }
 }
 
@@ -1051,6 +1074,20 @@ function askr_cow_ready(): void
 function askr_on_worker_start(callable $fn): void
 {
     \Askr\Runtime::onWorkerStart($fn);
+}
+
+/**
+ * Adds a kind of state to what the state-bleed detector (askrd serve --paranoid) watches: $probe
+ * returns array<string, mixed>, each value fingerprinted as static properties are (scalars by
+ * value, arrays by count, objects by class and id), and a key whose value differs between two
+ * requests is reported like the built-in kinds (a key first returned starts its own baseline).
+ * Without --paranoid it does nothing, so a worker may call it always.
+ */
+function askr_paranoid_watch(string $kind, callable $probe): void
+{
+    if (\Askr\Runtime::$paranoid) {
+        \Askr\Paranoid::watch($kind, $probe);
+    }
 }
 
 \Askr\Runtime::boot();

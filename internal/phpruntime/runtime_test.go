@@ -32,9 +32,11 @@ func TestRuntimeLints(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer remove()
-	out, err := exec.Command("php", "-l", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("php -l runtime.php: %v\n%s", err, out)
+	for _, p := range []string{path, filepath.Join(filepath.Dir(path), "paranoid.php")} {
+		out, err := exec.Command("php", "-l", p).CombinedOutput()
+		if err != nil {
+			t.Fatalf("php -l %s: %v\n%s", filepath.Base(p), err, out)
+		}
 	}
 }
 

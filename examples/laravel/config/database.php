@@ -4,8 +4,8 @@ return [
     'default' => env('DB_CONNECTION', 'sqlite'),
 
     'connections' => [
-        // One SQLite file under the app base. ../../laravel-worker.php creates it, and its table, at
-        // boot. App\Database\SQLiteConnector sets busy_timeout and journal_mode on every connection
+        // One SQLite file under the app base. App\Providers\AppServiceProvider creates it, and its
+        // table, at boot. App\Database\SQLiteConnector sets busy_timeout and journal_mode on every connection
         // it opens, so concurrent writers in several workers wait for each other instead of failing
         // with "database is locked".
         'sqlite' => [

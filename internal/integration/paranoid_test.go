@@ -1,0 +1,416 @@
+package integration
+
+// Tests of the state-bleed detector (askrd serve --paranoid, [worker] paranoid = true,
+// internal/phpruntime/paranoid.php) on real php-cgi workers. The helpers here are prefixed pd.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// pdLine matches a line askrd logged from a worker, capturing its message.
+var pdLine = regexp.MustCompile(`msg="((?:[^"\\]|\\.)*)"`)
+
+// pdReports returns the detector's lines in askrd's log, unquoted, in order.
+func pdReports(logs string) []string {
+	var out []string
+	for line := range strings.Lines(logs) {
+		m := pdLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		msg, err := strconv.Unquote(`"` + m[1] + `"`)
+		if err == nil && strings.HasPrefix(msg, "askr paranoid: ") {
+			out = append(out, msg)
+		}
+	}
+	return out
+}
+
+// pdMatching returns the reports that start with prefix (after "askr paranoid: ").
+func pdMatching(logs, prefix string) []string {
+	var out []string
+	for _, r := range pdReports(logs) {
+		if strings.HasPrefix(r, "askr paranoid: "+prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// pdStart starts askrd with one worker running testdata/paranoid-worker.php.
+func pdStart(t *testing.T, o opts) *server {
+	t.Helper()
+	o.script = filepath.Join(repoRoot(t), "internal", "integration", "testdata", "paranoid-worker.php")
+	o.args = append([]string{"--workers", "1"}, o.args...)
+	return startAskrd(t, o)
+}
+
+// pdSync returns once askrd has logged everything the (single) worker wrote before this call:
+// the worker logs a mark in a request of its own, after what the previous request left was checked.
+func pdSync(t *testing.T, s *server, id string) {
+	t.Helper()
+	if r := s.get("/mark?id=" + id); r.status != 200 {
+		t.Fatalf("GET /mark?id=%s = %d; want 200", id, r.status)
+	}
+	s.waitLog("paranoid-test mark "+id+"\"", 15*time.Second)
+}
+
+// A worker leaking one kind of state per route gets each reported once, naming the route (without
+// its query) and what changed: a route's first request is its warm-up, its second is reported, a
+// third within the quiet period is not, and the next line, after it, counts what was not. A clean
+// route is never reported.
+func TestParanoidReportsEachKind(t *testing.T) {
+	s := pdStart(t, opts{args: []string{"--paranoid"}, env: []string{"ASKR_PARANOID_QUIET=3"}})
+	if !strings.Contains(s.logs.String(), "paranoid mode on") {
+		t.Errorf("askrd --paranoid did not warn that paranoid mode is on")
+	}
+	if r := s.get("/loaded"); r.body != "loaded" {
+		t.Errorf("GET /loaded = %q with --paranoid; want the detector loaded", r.body)
+	}
+	// Clean routes, each warmed up and then served again.
+	for _, p := range []string{"/a", "/b", "/c?x=1", "/a", "/b", "/c", "/a"} {
+		s.get(p)
+	}
+	pdSync(t, s, "clean")
+	if r := pdReports(s.logs.String()); len(r) != 0 {
+		t.Fatalf("the detector reported clean requests: %q", r)
+	}
+
+	for _, k := range []struct{ path, kind, want string }{
+		{"/leak/static", "statics", "Leaky::$seen changed (array:1 -> array:2)"},
+		{"/leak/global", "globals", "$leak changed (int:1 -> int:2)"},
+		{"/leak/ini", "ini", `user_agent changed (string:"leak `},
+		{"/leak/watch", "store", "items changed (int:1 -> int:2)"},
+	} {
+		s.get(k.path)          // the route's warm-up
+		s.get(k.path + "?q=1") // reported
+		s.get(k.path)          // within the quiet period: counted, not reported
+		pdSync(t, s, k.kind)
+		got := pdMatching(s.logs.String(), "GET "+k.path+" ")
+		if len(got) != 1 {
+			t.Errorf("after three GET %s: %d reports naming the route; want 1: %q", k.path, len(got), pdReports(s.logs.String()))
+			continue
+		}
+		want := fmt.Sprintf("askr paranoid: GET %s left %s %s", k.path, k.kind, k.want)
+		if !strings.HasPrefix(got[0], want) || !strings.HasSuffix(got[0], "; further "+k.kind+" changes are not reported for 3s") {
+			t.Errorf("report = %q; want %q…; further %s changes are not reported for 3s", got[0], want, k.kind)
+		}
+	}
+	if n := len(pdReports(s.logs.String())); n != 4 {
+		t.Errorf("%d reports; want 4, one per kind: %q", n, pdReports(s.logs.String()))
+	}
+
+	// After the quiet period the next leak is reported again, with the count of those that were not.
+	var next []string
+	suppressed := 1 // the third /leak/static above
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; len(next) == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no second statics report within 20s of leaking every few ms (quiet period 3s): %q", pdReports(s.logs.String()))
+		}
+		s.get("/leak/static")
+		pdSync(t, s, fmt.Sprintf("again-%d", i))
+		next = pdMatching(s.logs.String(), "GET /leak/static left statics")[1:]
+		if len(next) == 0 {
+			suppressed++
+		}
+	}
+	if want := fmt.Sprintf("; %d more statics changes were not reported;", suppressed); !strings.Contains(next[0], want) {
+		t.Errorf("report after the quiet period = %q; want it to say %q", next[0], want)
+	}
+
+	// Last, as the buffer it leaves swallows every later response of this worker. The output
+	// buffer level's clean state is known: no warm-up.
+	s.get("/leak/ob")
+	pdSync(t, s, "ob")
+	if got := pdMatching(s.logs.String(), "GET /leak/ob "); len(got) != 1 || !strings.HasPrefix(got[0], "askr paranoid: GET /leak/ob left ob level changed (1 -> 2);") {
+		t.Errorf("after GET /leak/ob: %q; want one report of the output buffer level 1 -> 2", got)
+	}
+}
+
+// Off by default: the detector's file is not loaded (a user's ASKR_PARANOID does not reach the
+// workers), askr_paranoid_watch() does nothing, and leaks go unreported.
+func TestParanoidOff(t *testing.T) {
+	s := pdStart(t, opts{env: []string{"ASKR_PARANOID=1", "ASKR_PARANOID_QUIET=3"}})
+	if r := s.get("/loaded"); r.status != 200 || r.body != "not loaded" {
+		t.Errorf("GET /loaded = %d %q without --paranoid; want 200 \"not loaded\"", r.status, r.body)
+	}
+	for range 4 {
+		for _, p := range []string{"/a", "/leak/static", "/leak/global", "/leak/ini", "/leak/watch", "/leak/ob"} {
+			s.get(p)
+		}
+	}
+	pdSync(t, s, "off")
+	logs := s.logs.String()
+	if r := pdReports(logs); len(r) != 0 || strings.Contains(logs, "paranoid mode on") {
+		t.Errorf("without --paranoid askrd logged %q (paranoid mode on: %t); want nothing", r, strings.Contains(logs, "paranoid mode on"))
+	}
+	if strings.Contains(logs, "the probe ran without the detector") {
+		t.Errorf("askr_paranoid_watch() ran its probe without the detector")
+	}
+}
+
+// [worker] paranoid = true in askr.toml turns the detector on as --paranoid does, without the
+// "not supported" notice it had before this version implemented it.
+func TestParanoidConfigKey(t *testing.T) {
+	s := pdStart(t, opts{config: "[worker]\nparanoid = true\n"})
+	if r := s.get("/loaded"); r.body != "loaded" {
+		t.Errorf("GET /loaded = %q with paranoid = true; want the detector loaded", r.body)
+	}
+	for _, p := range []string{"/a", "/leak/static", "/leak/static"} {
+		s.get(p)
+	}
+	pdSync(t, s, "config")
+	logs := s.logs.String()
+	if got := pdMatching(logs, "GET /leak/static left statics Leaky::$seen changed"); len(got) != 1 {
+		t.Errorf("paranoid = true: reports %q; want the static leak reported once", pdReports(logs))
+	}
+	if !strings.Contains(logs, "paranoid mode on") || strings.Contains(logs, "worker.paranoid") {
+		t.Errorf("paranoid = true: want the paranoid warning and no notice about worker.paranoid:\n%s", logs)
+	}
+}
+
+// Per-request mode has no long-lived state to watch: --paranoid says so once and askrd serves.
+func TestParanoidPerRequest(t *testing.T) {
+	s := startAskrd(t, opts{perRequest: true, args: []string{"--workers", "1", "--paranoid"}})
+	if r := s.get("/"); r.status != 200 {
+		t.Errorf("GET / in per-request mode with --paranoid = %d; want 200", r.status)
+	}
+	logs := s.logs.String()
+	if c := strings.Count(logs, "paranoid: nothing to watch in per-request mode"); c != 1 || strings.Contains(logs, "paranoid mode on") {
+		t.Errorf("per-request mode with --paranoid logged the notice %d times (and paranoid mode on: %t); want once, and no warning", c, strings.Contains(logs, "paranoid mode on"))
+	}
+}
+
+// pdLaravel starts askrd with --paranoid and workers workers on a private copy of the Laravel test
+// app (testdata/laravel-app), running the worker script script (absolute).
+func pdLaravel(t *testing.T, script string, workers int, env ...string) *server {
+	t.Helper()
+	lvSkipWithoutPHP(t)
+	base := filepath.Join(t.TempDir(), "laravel-app")
+	copyExample(t, filepath.Join("..", "internal", "integration", "testdata", "laravel-app"), base, "storage", filepath.Join("bootstrap", "cache"))
+	// What the generic worker makes at boot; the naive loop does not.
+	for _, d := range []string{"storage/framework/sessions", "storage/framework/views", "storage/framework/cache", "bootstrap/cache"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return startAskrd(t, opts{
+		root:   filepath.Join(base, "public"),
+		script: script,
+		env:    append([]string{"ASKR_APP_BASE=" + base}, env...),
+		args:   []string{"--workers", strconv.Itoa(workers), "--paranoid"},
+	})
+}
+
+// pdBarrier sends GET /leak/static (a static array that grows) until every one of pids (workers
+// of s) has reported it, and returns the log up to that point: each worker's lines reach the log
+// in the order it wrote them, so whatever it reported before is in it.
+func pdBarrier(t *testing.T, s *server, pids map[string]bool) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		logs := s.logs.String()
+		missing := 0
+		for pid := range pids {
+			if !pdReportedBy(logs, "GET /leak/static left statics", pid) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /leak/static was not reported by every worker (%v) within 60s: %q", pids, pdReports(logs))
+		}
+		if r := s.get("/leak/static"); r.status != 200 {
+			t.Fatalf("GET /leak/static = %d; want 200: %.300s", r.status, r.body)
+		}
+	}
+}
+
+// pdReportedBy reports whether the worker with pid logged a report starting with prefix.
+func pdReportedBy(logs, prefix, pid string) bool {
+	for line := range strings.Lines(logs) {
+		if strings.HasSuffix(strings.TrimSpace(line), " pid="+pid) && strings.Contains(line, `msg="askr paranoid: `+prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// A worker without resets (the README's loop) leaves the instance /leak/instance binds in
+// Laravel's container: the detector names the route and the key. The session the first request
+// left in the store is reported too (the issue's leak), as is the growing static array.
+func TestParanoidLaravelNaiveWorker(t *testing.T) {
+	s := pdLaravel(t, filepath.Join(repoRoot(t), "internal", "integration", "testdata", "laravel-naive-worker.php"), 1)
+	for _, p := range []string{"/pid", "/pid", "/leak/instance", "/leak/instance?x=1", "/leak/instance"} {
+		if r := s.get(p); r.status != 200 {
+			t.Fatalf("GET %s = %d; want 200: %.300s", p, r.status, r.body)
+		}
+	}
+	pid := s.get("/pid").body
+	var m struct{ Pid int }
+	if err := json.Unmarshal([]byte(pid), &m); err != nil {
+		t.Fatalf("GET /pid = %q: %v", pid, err)
+	}
+	logs := pdBarrier(t, s, map[string]bool{strconv.Itoa(m.Pid): true})
+	if got := pdMatching(logs, "GET /leak/instance "); len(got) != 1 || !strings.HasPrefix(got[0], "askr paranoid: GET /leak/instance left container leaks.instance.1 new (stdClass);") {
+		t.Errorf("after three GET /leak/instance: %q; want one report, of leaks.instance.1 (the first request of a route is its warm-up)", got)
+	}
+	if got := pdMatching(logs, "GET /pid left session store "); len(got) != 1 {
+		t.Errorf("reports %q; want the session the first GET /pid left in the store reported once", pdReports(logs))
+	}
+	if got := pdMatching(logs, "GET /leak/static left statics Leaks\\Support\\Leaky::$calls changed (array:1 -> array:2);"); len(got) != 1 {
+		t.Errorf("reports %q; want the static array that grows reported once, from its second call (its class was first declared in the first)", pdReports(logs))
+	}
+}
+
+// pdMixed sends n GET requests for paths, in turn ("{n}" in a path becomes the request's number),
+// from clients goroutines (each a client without cookies), bounded by a deadline, and fails the
+// test on a transport error or a status ok rejects. It returns the bodies of the responses to GET /pid.
+func pdMixed(t *testing.T, s *server, paths []string, n, clients int, ok func(path string, status int) bool) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		pids []string
+		errs []string
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) || ctx.Err() != nil {
+					return
+				}
+				p := strings.ReplaceAll(paths[int(i)%len(paths)], "{n}", strconv.FormatInt(i, 10))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+p, nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Sprintf("GET %s: %v", p, err))
+					mu.Unlock()
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				if !ok(p, resp.StatusCode) {
+					errs = append(errs, fmt.Sprintf("GET %s = %d: %.200s", p, resp.StatusCode, b))
+				}
+				if p == "/pid" {
+					pids = append(pids, string(b))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("%d requests did not finish within 3 minutes", n)
+	}
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d requests failed, the first: %s", len(errs), n, errs[0])
+	}
+	return pids
+}
+
+// pdLaravelClean is every route of the Laravel test app but those that leak or fail on purpose;
+// each sets or reads state the generic worker resets, the values different at every request.
+var pdLaravelClean = []string{
+	"/session", "/session/put?v={n}", "/session/get", "/auth/login?id=1", "/auth/user", "/auth/login?id=2",
+	"/cookie/queue?v={n}", "/cookie/none", "/view/share?v={n}", "/view/read", "/locale/set?l=fr{n}", "/locale",
+	"/log/context?v={n}", "/log/read", "/tx/begin", "/tx/read", "/tx/write", "/config/set?v={n}", "/config/read",
+	"/container/bind?v={n}", "/container/read", "/url", "/url/force?root=http://example{n}.org", "/url",
+	"/cache/put?v={n}", "/cache/get", "/events/listen", "/events/read", "/basket/add?v={n}", "/basket", "/pid",
+}
+
+// Under the generic Laravel worker (examples/laravel-worker.php), two workers, 1 000 requests of
+// every clean route from four clients leave nothing for the detector to report; /leak/static is
+// then reported by each worker with its route (the barrier that shows the log is complete).
+func TestParanoidLaravelGenericWorkerSilent(t *testing.T) {
+	s := pdLaravel(t, filepath.Join(repoRoot(t), "examples", "laravel-worker.php"), 2)
+	pidBodies := pdMixed(t, s, pdLaravelClean, 1000, 4, func(_ string, status int) bool { return status == 200 })
+	pids := map[string]bool{}
+	for _, b := range pidBodies {
+		var m struct{ Pid int }
+		if err := json.Unmarshal([]byte(b), &m); err != nil || m.Pid == 0 {
+			t.Fatalf("GET /pid = %q; want {\"pid\":…}", b)
+		}
+		pids[strconv.Itoa(m.Pid)] = true
+	}
+	logs := pdBarrier(t, s, pids)
+	var other []string
+	for _, r := range pdReports(logs) {
+		if !strings.HasPrefix(r, "askr paranoid: GET /leak/static left statics Leaks\\Support\\Leaky::$calls changed") {
+			other = append(other, r)
+		}
+	}
+	if len(other) > 0 {
+		t.Errorf("the detector reported %d lines besides /leak/static after 1 000 clean requests: %q", len(other), other)
+	}
+}
+
+// The instance /leak/instance binds, which the detector reports under the naive loop
+// (TestParanoidLaravelNaiveWorker), is discarded by the generic worker after each request: with
+// one worker and the same requests, nothing in the container is reported.
+func TestParanoidLaravelGenericDiscards(t *testing.T) {
+	s := pdLaravel(t, filepath.Join(repoRoot(t), "examples", "laravel-worker.php"), 1)
+	var m struct{ Pid int }
+	for _, p := range []string{"/pid", "/pid", "/leak/instance", "/leak/instance?x=1", "/leak/instance"} {
+		r := s.get(p)
+		if r.status != 200 {
+			t.Fatalf("GET %s = %d; want 200: %.300s", p, r.status, r.body)
+		}
+		if p == "/pid" {
+			json.Unmarshal([]byte(r.body), &m)
+		}
+	}
+	logs := pdBarrier(t, s, map[string]bool{strconv.Itoa(m.Pid): true})
+	if r := pdReports(logs); len(r) != 1 {
+		t.Errorf("reports %q; want only /leak/static's (the instance is discarded, the session emptied)", r)
+	}
+}
+
+// The generic Symfony worker (examples/symfony-worker.php, which also hands the detector the
+// container's services) on the Symfony test app: a clean mixed run is silent.
+func TestParanoidSymfonySilent(t *testing.T) {
+	if _, err := os.Stat("/usr/share/php/Symfony/Component/HttpKernel/Kernel.php"); err != nil {
+		t.Skip("Symfony not installed in /usr/share/php/Symfony (apt-get install php-symfony)")
+	}
+	base := sflCopyApp(t)
+	s := startAskrd(t, opts{
+		root:   filepath.Join(base, "public"),
+		script: filepath.Join(repoRoot(t), "examples", "symfony-worker.php"),
+		env:    []string{"ASKR_APP_BASE=" + base, "ASKR_SYMFONY_KERNEL=LeakTest\\Kernel"},
+		args:   []string{"--workers", "1", "--paranoid"},
+	})
+	paths := []string{"/session", "/seen", "/seen?add={n}", "/session/open", "/throw", "/db/begin?n=2", "/db"}
+	pdMixed(t, s, paths, 300, 3, func(p string, status int) bool { return status == 200 || (p == "/throw" && status == 500) })
+	// After /reset-fails the worker logs why and exits: all it wrote before, including the check
+	// of the request before, is then in the log.
+	s.get("/reset-fails")
+	s.waitLog("reset after a request failed", 15*time.Second)
+	if r := pdReports(s.logs.String()); len(r) != 0 {
+		t.Errorf("the detector reported a clean run of the Symfony test app: %q", r)
+	}
+}

@@ -1,0 +1,57 @@
+<?php
+/*
+ * A plain worker that leaks on purpose, one route per kind the state-bleed detector watches
+ * (paranoid_test.go). Every other path is clean. /mark?id=X writes "paranoid-test mark X" to the
+ * log: once askrd has logged it, it has logged all this worker wrote before.
+ */
+
+declare(strict_types=1);
+
+final class Leaky
+{
+    public static array $seen = [];
+}
+
+$booted = 'at boot'; // a global of the worker's own: part of the baseline
+$store = new ArrayObject();
+
+// A kind of the worker's own. With the detector off this must be a no-op: the probe never runs.
+askr_paranoid_watch('store', static function () use ($store): array {
+    if (!class_exists('Askr\Paranoid', false)) {
+        error_log('paranoid-test: the probe ran without the detector');
+    }
+    return ['items' => count($store)];
+});
+
+$handler = static function () use ($store): void {
+    $path = explode('?', $_SERVER['REQUEST_URI'], 2)[0];
+    switch ($path) {
+        case '/leak/static':
+            Leaky::$seen[] = count(Leaky::$seen);
+            break;
+        case '/leak/global':
+            $GLOBALS['leak'] = ($GLOBALS['leak'] ?? 0) + 1;
+            break;
+        case '/leak/ini':
+            ini_set('user_agent', 'leak ' . count(Leaky::$seen) . ' ' . mt_rand());
+            break;
+        case '/leak/ob':
+            // Not removable: the runtime cannot end it after the request, so it stays open.
+            ob_start(null, 0, PHP_OUTPUT_HANDLER_STDFLAGS & ~PHP_OUTPUT_HANDLER_REMOVABLE);
+            break;
+        case '/leak/watch':
+            $store[] = 1;
+            break;
+        case '/mark':
+            error_log('paranoid-test mark ' . ($_GET['id'] ?? ''));
+            break;
+        case '/loaded':
+            $files = array_filter(get_included_files(), static fn ($f) => basename($f) === 'paranoid.php');
+            echo class_exists('Askr\Paranoid', false) || $files !== [] ? 'loaded' : 'not loaded';
+            return;
+    }
+    echo "ok $path";
+};
+
+while (askr_handle_request($handler)) {
+}

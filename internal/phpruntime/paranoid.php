@@ -1,0 +1,277 @@
+<?php
+/*
+ * askr's state-bleed detector (askrd serve --paranoid, [worker] paranoid = true), for development
+ * and staging. runtime.php loads this file only when askrd sets ASKR_PARANOID=1.
+ *
+ * At every askr_handle_request() call, i.e. after the worker's own resets of the previous request
+ * and before it waits for the next, check() takes a snapshot of the long-lived state PHP code can
+ * see, kind by kind (key => fingerprint), and compares it with the previous snapshot; a difference
+ * was left by the previous request, whose route (method and path) the line names. The first
+ * snapshot, taken at the worker's first call (in CoW mode in the forked worker), is the baseline.
+ * Each kind reports its first difference in one line to the worker's log, then stays quiet for a
+ * minute and counts what it did not report; its next line says how many.
+ *
+ * Warm-up: a framework resolves services, sets ini settings and fills caches lazily, the first
+ * time a route needs them. So after the first request of each route (method and path) in a
+ * worker, the kinds that grow that way (statics, globals, ini, container, askr_paranoid_watch()
+ * kinds) only take their baseline; they report what the route's later requests leave. A class
+ * first declared during a request, and a key a probe returns for the first time, start their own
+ * baseline; a Laravel singleton resolved for the first time is not counted (it was bound at boot
+ * and fills once). The kinds whose clean state is "nothing left" (ob, session, auth, cookies,
+ * transactions) report from the first request.
+ *
+ * ASKR_PARANOID_QUIET (seconds, default 60) shortens the quiet period for askr's own tests.
+ */
+
+declare(strict_types=1);
+
+namespace Askr;
+
+final class Paranoid
+{
+    /** How many routes a worker remembers as warmed up; later new ones are not warm-ups. */
+    private const MAX_ROUTES = 10000;
+    /** Kinds whose clean state is empty: no warm-up. */
+    private const CLEAN = ['ob' => true, 'session' => true, 'auth' => true, 'cookies' => true, 'transactions' => true];
+    private const BUILTIN = ['statics' => true, 'globals' => true, 'ini' => true, 'container' => true] + self::CLEAN;
+    private const SUPERGLOBALS = ['GLOBALS' => true, '_GET' => true, '_POST' => true, '_COOKIE' => true,
+        '_FILES' => true, '_SERVER' => true, '_ENV' => true, '_REQUEST' => true, '_SESSION' => true,
+        'argv' => true, 'argc' => true];
+
+    /** @var array<string,array<string,?string>>|null the previous snapshot, by kind */
+    private static ?array $prev = null;
+    /** @var array<string,true> the routes this worker has served */
+    private static array $routes = [];
+    /** Whether the request just served was its route's first (see Warm-up above). */
+    private static bool $first = false;
+    private static string $route = '';
+    private static int $quiet = 60;
+    /** @var array<string,int> kind => time until which it is quiet */
+    private static array $quietUntil = [];
+    /** @var array<string,int> kind => differences not reported while it was quiet */
+    private static array $suppressed = [];
+    /** @var array<string,callable> askr_paranoid_watch() probes */
+    private static array $watches = [];
+    /** How many declared classes have been looked at, and the static properties of the app's. */
+    private static int $classes = 0;
+    /** @var list<\ReflectionProperty> */
+    private static array $statics = [];
+
+    public static function watch(string $kind, callable $probe): void
+    {
+        if (isset(self::BUILTIN[$kind]) || preg_match('/^[\w.-]{1,40}$/', $kind) !== 1) {
+            Runtime::log("askr_paranoid_watch(): kind \"$kind\" is built in or not a short name; not watched", 'askr paranoid: ');
+            return;
+        }
+        self::$watches[$kind] = $probe;
+    }
+
+    /** The request this worker now serves: the next check() attributes what it finds to it. */
+    public static function serving(string $method, string $uri): void
+    {
+        $path = substr(explode('?', $uri, 2)[0], 0, 200);
+        self::$route = preg_replace('/[^\x21-\x7e]/', '?', $method) . ' ' . preg_replace('/[^\x21-\x7e]/', '?', $path);
+        self::$first = !isset(self::$routes[self::$route]) && count(self::$routes) < self::MAX_ROUTES;
+        if (self::$first) {
+            self::$routes[self::$route] = true;
+        }
+    }
+
+    public static function check(): void
+    {
+        $now = self::snapshot();
+        $prev = self::$prev;
+        self::$prev = $now;
+        if ($prev === null) {
+            $q = (int) getenv('ASKR_PARANOID_QUIET');
+            self::$quiet = $q > 0 ? $q : 60;
+            return; // the baseline
+        }
+        foreach ($now as $kind => $map) {
+            $before = $prev[$kind] ?? [];
+            if ($map === $before || (self::$first && !isset(self::CLEAN[$kind]))) {
+                continue;
+            }
+            $diff = self::diff($kind, $before, $map);
+            if ($diff !== '') {
+                self::report($kind, $diff);
+            }
+        }
+    }
+
+    /** The first difference between two maps of one kind, or ''. */
+    private static function diff(string $kind, array $before, array $now): string
+    {
+        foreach ($now as $key => $fp) {
+            if (!array_key_exists($key, $before)) { // not isset(): an ini value may be null
+                if ($kind === 'statics' || isset(self::$watches[$kind])) {
+                    continue; // a class declared since, a key a probe returns first: its own baseline
+                }
+                return "$key new (" . self::show($kind, $fp) . ')';
+            }
+            if ($before[$key] !== $fp) {
+                return "$key changed (" . self::show($kind, $before[$key]) . ' -> ' . self::show($kind, $fp) . ')';
+            }
+        }
+        foreach ($before as $key => $fp) {
+            if (!array_key_exists($key, $now)) {
+                return "$key gone (was " . self::show($kind, $fp) . ')';
+            }
+        }
+        return '';
+    }
+
+    /** A snapshot's value as a report shows it: ini values are kept raw, all else is a fingerprint. */
+    private static function show(string $kind, ?string $value): string
+    {
+        return $kind === 'ini' ? self::fp($value) : (string) $value;
+    }
+
+    private static function report(string $kind, string $diff): void
+    {
+        $t = time();
+        if ($t < (self::$quietUntil[$kind] ?? 0)) {
+            self::$suppressed[$kind] = (self::$suppressed[$kind] ?? 0) + 1;
+            return;
+        }
+        $more = self::$suppressed[$kind] ?? 0;
+        self::$suppressed[$kind] = 0;
+        self::$quietUntil[$kind] = $t + self::$quiet;
+        $line = sprintf('%s left %s %s;%s further %s changes are not reported for %ds', self::$route, $kind,
+            substr($diff, 0, 300), $more > 0 ? " $more more $kind changes were not reported;" : '', $kind, self::$quiet);
+        Runtime::log(preg_replace('/[\x00-\x1f\x7f]/', '?', $line) ?? '', 'askr paranoid: '); // one line, whatever a key holds
+    }
+
+    /** @return array<string,array<string,?string>> */
+    private static function snapshot(): array
+    {
+        // ini values are kept as they are (a string or null) and go through fp() only when reported.
+        $ini = ini_get_all(null, false);
+        unset($ini['max_execution_time'], $ini['ignore_user_abort']); // the runtime sets them at every request
+        $s = ['statics' => self::statics(), 'globals' => [], 'ini' => $ini, 'ob' => ['level' => (string) ob_get_level()]];
+        foreach ($GLOBALS as $name => $value) {
+            if (!isset(self::SUPERGLOBALS[$name])) {
+                $s['globals']['$' . $name] = self::fp($value);
+            }
+        }
+        if (class_exists(\Illuminate\Foundation\Application::class, false)) {
+            $app = \Illuminate\Container\Container::getInstance();
+            if ($app instanceof \Illuminate\Foundation\Application) {
+                $s += self::laravel($app);
+            }
+        }
+        foreach (self::$watches as $kind => $probe) {
+            $s[$kind] = [];
+            try {
+                foreach ($probe() as $key => $value) {
+                    $s[$kind][(string) $key] = self::fp($value);
+                }
+            } catch (\Throwable $e) {
+                $s[$kind]['probe'] = 'failed: ' . get_class($e);
+            }
+        }
+        return $s;
+    }
+
+    /**
+     * Static properties of the app's classes: user classes declared in a file outside vendor/,
+     * /usr/share/php and askr's runtime. Classes are looked at once, when first declared.
+     *
+     * @return array<string,string>
+     */
+    private static function statics(): array
+    {
+        $declared = get_declared_classes();
+        if (count($declared) !== self::$classes) {
+            foreach (array_slice($declared, self::$classes) as $class) {
+                $r = new \ReflectionClass($class);
+                $file = $r->getFileName();
+                if ($file === false || $r->isAnonymous() || str_contains($file, '/vendor/')
+                    || str_starts_with($file, '/usr/share/php/') || dirname($file) === __DIR__) {
+                    continue;
+                }
+                foreach ($r->getProperties(\ReflectionProperty::IS_STATIC) as $p) {
+                    if ($p->getDeclaringClass()->getName() === $class) {
+                        self::$statics[] = $p;
+                    }
+                }
+            }
+            self::$classes = count($declared);
+        }
+        $out = [];
+        foreach (self::$statics as $p) {
+            try {
+                $fp = self::fp($p->getValue());
+            } catch (\Error) {
+                $fp = 'uninitialized';
+            }
+            $out[$p->class . '::$' . $p->name] = $fp;
+        }
+        return $out;
+    }
+
+    /**
+     * Laravel: instances bound in the container (resolved singletons left out), session stores
+     * holding attributes, guards holding a user, queued cookies, open transactions.
+     *
+     * @return array<string,array<string,string>>
+     */
+    private static function laravel(\Illuminate\Foundation\Application $app): array
+    {
+        [$instances, $bindings] = (fn (): array => [$this->instances, $this->bindings])
+            ->call($app);
+        $s = ['container' => [], 'session' => [], 'auth' => [], 'cookies' => [], 'transactions' => []];
+        foreach ($instances as $key => $value) {
+            if (!($bindings[$key]['shared'] ?? false)) {
+                $s['container'][$key] = is_object($value) ? ($value instanceof \Closure ? 'Closure' : get_class($value)) : self::fp($value);
+            }
+        }
+        try {
+            if (isset($instances['session'])) {
+                foreach ($instances['session']->getDrivers() as $name => $store) {
+                    if (($n = count($store->all())) > 0) {
+                        $s['session']["store $name"] = "$n attributes";
+                    }
+                }
+            }
+            if (isset($instances['auth'])) {
+                $guards = (fn (): array => $this->guards)->call($instances['auth']);
+                foreach ($guards as $name => $guard) {
+                    if (method_exists($guard, 'hasUser') && $guard->hasUser()) {
+                        $s['auth']["guard $name"] = 'a user';
+                    }
+                }
+            }
+            if (isset($instances['cookie']) && ($n = count($instances['cookie']->getQueuedCookies())) > 0) {
+                $s['cookies']['queued'] = (string) $n;
+            }
+            if (isset($instances['db'])) {
+                foreach ($instances['db']->getConnections() as $name => $connection) {
+                    if (($level = $connection->transactionLevel()) > 0) {
+                        $s['transactions']["connection $name"] = "level $level";
+                    }
+                }
+            }
+        } catch (\Throwable $e) {
+            $s['container']['(detector)'] = 'failed: ' . get_class($e); // a Laravel unlike 8+
+        }
+        return $s;
+    }
+
+    /** A cheap, stable fingerprint of a value. */
+    private static function fp(mixed $v): string
+    {
+        return match (true) {
+            $v === null => 'null',
+            is_bool($v) => $v ? 'true' : 'false',
+            is_int($v) => "int:$v",
+            is_float($v) => "float:$v",
+            is_string($v) => strlen($v) <= 64 && preg_match('/^[\x20-\x7e]*$/', $v) === 1
+                ? "string:\"$v\"" : 'string(' . strlen($v) . '):' . hash('crc32b', $v),
+            is_array($v) => 'array:' . count($v),
+            $v instanceof \Closure => 'Closure',
+            is_object($v) => get_class($v) . '#' . spl_object_id($v),
+            default => get_debug_type($v),
+        };
+    }
+}
