@@ -106,6 +106,7 @@ Route::get('/tx/begin', function () {
 Route::get('/tx/read', fn () => [
     'level' => DB::transactionLevel(),
     'uncommitted' => DB::table('items')->where('name', 'uncommitted')->count(),
+    'committed' => DB::table('items')->where('name', 'committed')->count(),
 ]);
 
 Route::get('/tx/write', function () {
