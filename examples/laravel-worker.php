@@ -251,9 +251,10 @@ final class Laravel
         // The container's sandbox (as Octane's ApplicationSnapshot: every property of the app as
         // after boot): instances, bindings, aliases, tags, resolving/rebinding callbacks,
         // terminating callbacks a request added are dropped, and singletons it built first are
-        // built again by the next one. The request stays bound on purpose: Kernel::handle() binds the next one with instance(),
-        // which fires the rebinding callbacks (url, auth, …) only for a bound abstract; unbound,
-        // global middleware would see this request through url().
+        // built again by the next one. The request stays bound on purpose: Kernel::handle()
+        // binds the next one with instance(), which fires the rebinding callbacks (url, auth, …)
+        // only for a bound abstract; unbound, global middleware would see this request through
+        // url().
         (function (array $boot): void {
             $request = $this->instances['request'] ?? null;
             foreach ($boot as $property => $value) {
@@ -282,16 +283,20 @@ final class Laravel
             })->call($boot['events'], $this->listeners);
         }
         // An open transaction holds its locks (SQLite's write lock, row locks) and would swallow
-        // the next request's writes. A connection that cannot roll back (gone away) is dropped
-        // instead: the server rolls back when it goes. (After the listeners: rolling back
-        // dispatches an event.)
+        // the next request's writes. A connection lost meanwhile (MySQL's wait_timeout) cannot
+        // roll back: Laravel then counts no transaction, and it is closed, to reconnect at its next
+        // query (the server rolled back when it went). Any other failure leaves the worker's
+        // state unknown, and it exits. (After the listeners: rolling back dispatches an event.)
         if (isset($boot['db'])) {
             foreach ($boot['db']->getConnections() as $name => $connection) {
                 if ($connection->transactionLevel() > 0) {
                     try {
                         $connection->rollBack(0);
-                    } catch (\Throwable) {
-                        $boot['db']->purge($name);
+                    } catch (\Throwable $e) {
+                        if ($connection->transactionLevel() > 0) {
+                            throw $e;
+                        }
+                        $boot['db']->disconnect($name);
                         continue;
                     }
                 }

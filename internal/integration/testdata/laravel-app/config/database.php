@@ -1,7 +1,7 @@
 <?php
 
 return [
-    'default' => 'sqlite',
+    'default' => env('DB_CONNECTION', 'sqlite'),
     'connections' => [
         'sqlite' => [
             'driver' => 'sqlite',
@@ -9,6 +9,17 @@ return [
             'prefix' => '',
             // PDO's timeout is SQLite's busy timeout: a worker waits up to 5 s for another's lock.
             'options' => [PDO::ATTR_TIMEOUT => 5],
+        ],
+        // MariaDB through its Unix socket (TestLvCowMariaDB starts one).
+        'mysql' => [
+            'driver' => 'mysql',
+            'unix_socket' => env('DB_SOCKET', ''),
+            'database' => env('DB_DATABASE', 'leaks'),
+            'username' => env('DB_USERNAME', 'root'),
+            'password' => env('DB_PASSWORD', ''),
+            'charset' => 'utf8mb4',
+            'collation' => 'utf8mb4_unicode_ci',
+            'prefix' => '',
         ],
     ],
 ];

@@ -103,9 +103,24 @@ Route::get('/tx/begin', function () {
     return ['level' => DB::transactionLevel()];
 });
 
+// MariaDB only: a transaction whose connection the server then drops, as wait_timeout would.
+Route::get('/tx/lost', function () {
+    DB::beginTransaction();
+    DB::table('items')->insert(['name' => 'uncommitted']);
+    $id = (int) DB::selectOne('SELECT CONNECTION_ID() AS id')->id;
+    try {
+        DB::statement("KILL $id");
+    } catch (\Illuminate\Database\QueryException $e) {
+        // the server ends the connection while it answers
+    }
+
+    return ['level' => DB::transactionLevel()];
+});
+
 Route::get('/tx/read', fn () => [
     'level' => DB::transactionLevel(),
     'uncommitted' => DB::table('items')->where('name', 'uncommitted')->count(),
+    'committed' => DB::table('items')->where('name', 'committed')->count(),
 ]);
 
 Route::get('/tx/write', function () {

@@ -33,19 +33,24 @@ class AppServiceProvider extends ServiceProvider
         Route::middleware('web')->group(base_path('routes/web.php'));
     }
 
-    /** The SQLite file (storage/app.sqlite) and its tables, made at the first boot. */
+    /** The tables (SQLite: in storage/app.sqlite, made at the first boot; or MariaDB's). */
     private function database(): void
     {
-        $file = config('database.connections.sqlite.database');
-        if (!is_file($file) && !@touch($file) && !is_file($file)) {
-            throw new \RuntimeException("cannot create $file");
+        if (DB::getDriverName() === 'sqlite') {
+            $file = config('database.connections.sqlite.database');
+            if (!is_file($file) && !@touch($file) && !is_file($file)) {
+                throw new \RuntimeException("cannot create $file");
+            }
         }
-        DB::statement('CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
-            email TEXT NOT NULL, password TEXT NOT NULL, remember_token TEXT)');
-        DB::statement('CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)');
-        DB::statement('CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, user_id INTEGER, ip_address TEXT,
-            user_agent TEXT, payload TEXT NOT NULL, last_activity INTEGER NOT NULL)');
-        DB::statement("INSERT OR IGNORE INTO users (id, name, email, password) VALUES
-            (1, 'alice', 'alice@example.org', ''), (2, 'bob', 'bob@example.org', '')");
+        $auto = DB::getDriverName() === 'sqlite' ? 'AUTOINCREMENT' : 'AUTO_INCREMENT';
+        DB::statement('CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL,
+            email VARCHAR(100) NOT NULL, password VARCHAR(100) NOT NULL, remember_token VARCHAR(100))');
+        DB::statement("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY $auto, name VARCHAR(100) NOT NULL)");
+        DB::statement('CREATE TABLE IF NOT EXISTS sessions (id VARCHAR(255) PRIMARY KEY, user_id INTEGER,
+            ip_address VARCHAR(45), user_agent TEXT, payload TEXT NOT NULL, last_activity INTEGER NOT NULL)');
+        DB::table('users')->insertOrIgnore([
+            ['id' => 1, 'name' => 'alice', 'email' => 'alice@example.org', 'password' => ''],
+            ['id' => 2, 'name' => 'bob', 'email' => 'bob@example.org', 'password' => ''],
+        ]);
     }
 }
