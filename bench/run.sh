@@ -4,7 +4,7 @@
 #   make bench                      (installs nginx-light php8.2-fpm wrk, builds bin/askrd, runs this)
 #   WORKERS=4 DURATION=20s CONNS=64 bash bench/run.sh
 #   other knobs: THREADS WARMUP FPM_LISTEN=unix|tcp REPORT=path CLASSIC_ROUNDS CLASSIC_RETRIES WP_CONNS WP_TIMEOUT
-#     SCENARIOS="hello laravel classic-hello classic-wordpress cow slow-readers" (the default; "classic" = both classic-*)
+#     SCENARIOS="hello laravel laravel-workers classic-hello classic-wordpress cow slow-readers" (the default; "classic" = both classic-*)
 #   CoW knobs: RESPAWN_N MEM_WORKERS MEM_REQUESTS MEM_CONNS MAXREQ_WORKERS MAXREQ_CONNS MAXREQ_DURATION
 #   slow-readers knobs: SLOW_WORKERS SLOW_READERS SLOW_PINGS
 #
@@ -23,6 +23,12 @@
 #            install wizard once over HTTP through nginx + php-fpm, and every request sends that host
 #            in its Host header. Skipped with a note when the packages of `make deps-wordpress` are
 #            missing or /etc/wordpress is not writable (not root).
+#   laravel-workers  askrd only, the Laravel example's "/" (Blade, returning visitor's session), three
+#            workers in turn for LW_ROUNDS rounds (order rotated each round): the example's worker as
+#            it was before the generic one (git show $LARAVEL_BEFORE:examples/laravel-worker.php: a
+#            handful of resets written for that app), the generic examples/laravel-worker.php (every
+#            reset of docs/laravel.md), and the generic one with --paranoid (the state-bleed detector).
+#            Goal (issue 13): the generic worker's resets cost under 5 % of requests/s.
 #   cow      = cow-respawn cow-memory cow-maxreq: askrd `serve --cow` (CoW template mode) vs askrd's
 #            normal worker mode, both on the Laravel example (askrd only, no php-fpm):
 #     cow-respawn  --workers 1; RESPAWN_N times: SIGKILL the worker, poll GET /api/json until a 200
@@ -66,7 +72,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-30}
 # Polled until the server answers (any status): a page no app has, so a 404 that starts no session.
 READY_PATH=/askr-bench-ready
 
-SCENARIOS=${SCENARIOS:-hello laravel classic-hello classic-wordpress cow slow-readers}
+SCENARIOS=${SCENARIOS:-hello laravel laravel-workers classic-hello classic-wordpress cow slow-readers}
 LARAVEL_BASE=${LARAVEL_BASE:-$REPO/examples/laravel}
 LARAVEL_WORKER=${LARAVEL_WORKER:-$REPO/examples/laravel-worker.php}
 
@@ -88,6 +94,12 @@ WP_CONNS=${WP_CONNS:-8}
 CLASSIC_ROUNDS=${CLASSIC_ROUNDS:-3}
 CLASSIC_RETRIES=${CLASSIC_RETRIES:-2} # a run disturbed by other processes is measured again, this often at most
 WP_TIMEOUT=${WP_TIMEOUT:-10s}
+# laravel-workers: the commit whose examples/laravel-worker.php is "today's example worker" (the last
+# one before the generic worker replaced it), and the rounds
+LARAVEL_BEFORE=${LARAVEL_BEFORE:-5630246}
+LW_ROUNDS=${LW_ROUNDS:-3}
+GOAL_RESET_COST_PCT=5
+LW_ROWS=() LW_NOTES=()
 # slow-readers
 SLOW_WORKERS=${SLOW_WORKERS:-4}
 SLOW_READERS=${SLOW_READERS:-8}
@@ -589,11 +601,12 @@ log_problems() {
 		*nginx-error.log) pattern='\[(warn|error|crit|alert|emerg)\]' ;;
 		*) pattern='WARNING|ERROR|Warning|Fatal|Error' ;;
 		esac
-		n=$(grep -cE "$pattern" "$f" || true)
+		# (--paranoid's own startup warning is what was asked for)
+		n=$(grep -E "$pattern" "$f" | grep -cv 'msg="paranoid mode on' || true)
 		if ((n > 0)); then
 			log "$1 / $2: $n warning/error lines in ${f##*/}:"
-			grep -E "$pattern" "$f" | sort | uniq -c | sort -rn | head -n 5 >&2
-			problem_notes+=("- **$1 / $2**: $n warning/error lines in its log ${f##*/} (kept in bench/out/), e.g. \`$(grep -m1 -E "$pattern" "$f" | cut -c1-200)\`")
+			grep -E "$pattern" "$f" | grep -v 'msg="paranoid mode on' | sort | uniq -c | sort -rn | head -n 5 >&2
+			problem_notes+=("- **$1 / $2**: $n warning/error lines in its log ${f##*/} (kept in bench/out/), e.g. \`$(grep -E "$pattern" "$f" | grep -m1 -v 'msg="paranoid mode on' | cut -c1-200)\`")
 		fi
 	done
 }
@@ -684,6 +697,71 @@ scenario_laravel() {
 	session_check laravel "nginx + php-fpm"
 	stop_all
 	ratio_note laravel
+}
+
+# scenario_laravel_workers: the three Laravel workers (see the header) on the example's "/", in
+# LW_ROUNDS rounds whose order rotates; each worker's row is its median round by rps.
+scenario_laravel_workers() {
+	have_laravel laravel-workers || return 0
+	local before=$TMP/laravel-worker-before.php
+	if ! git -C "$REPO" show "$LARAVEL_BEFORE:examples/laravel-worker.php" >"$before" 2>/dev/null; then
+		log "SKIPPING laravel-workers: git show $LARAVEL_BEFORE:examples/laravel-worker.php failed (not a git checkout?)"
+		LW_NOTES+=("- **laravel-workers**: skipped, the worker of commit $LARAVEL_BEFORE could not be read with git.")
+		return 0
+	fi
+	local names=(before generic paranoid) r i n name port cookie
+	declare -A lw_script=([before]=$before [generic]=$LARAVEL_WORKER [paranoid]=$LARAVEL_WORKER)
+	declare -A lw_flags=([before]="" [generic]="" [paranoid]=--paranoid)
+	for ((r = 1; r <= LW_ROUNDS; r++)); do
+		for ((i = 0; i < 3; i++)); do
+			name=${names[$(((i + r - 1) % 3))]}
+			n="laravel-$name-r$r"
+			port=$(free_port)
+			# shellcheck disable=SC2086 # flags: empty or one word
+			start_askrd "$n" "$port" "$LARAVEL_BASE/public" "${lw_script[$name]}" "ASKR_APP_BASE=$LARAVEL_BASE" -- ${lw_flags[$name]}
+			cookie=$(visitor_cookie "http://127.0.0.1:$port/")
+			check_response "http://127.0.0.1:$port/" "$n / askrd" -H "Cookie: $cookie"
+			ROW_TABLE=DISCARD NOTE_TABLE=LW_NOTES measure "$n" askrd "http://127.0.0.1:$port/" -H "Cookie: $cookie"
+			stop_all
+		done
+	done
+	local sorted mid list k
+	for name in "${names[@]}"; do
+		mapfile -t sorted < <(for ((r = 1; r <= LW_ROUNDS; r++)); do
+			k="laravel-$name-r$r/askrd"
+			[[ -n ${RPS[$k]:-} ]] && echo "${RPS[$k]} $k"
+		done | sort -g)
+		((${#sorted[@]} > 0)) || continue
+		mid=${sorted[$(((${#sorted[@]} - 1) / 2))]#* }
+		list=$(for ((r = 1; r <= LW_ROUNDS; r++)); do printf '%.0f ' "${RPS[laravel-$name-r$r/askrd]:-0}"; done)
+		RPS[lw/$name]=${RPS[$mid]}
+		LW_ROWS+=("| $name | $(printf '%.0f' "${RPS[$mid]}") | $(fmt_ms "${P50[$mid]}") | $(fmt_ms "${P99[$mid]}") | ${ERRS[$mid]} | ${list% } |")
+	done
+	local cost
+	if [[ -n ${RPS[lw/before]:-} && -n ${RPS[lw/generic]:-} ]]; then
+		cost=$(awk -v a="${RPS[lw/generic]}" -v b="${RPS[lw/before]}" 'BEGIN { printf "%.1f", (1 - a / b) * 100 }')
+		LW_NOTES+=("- the generic worker's resets cost $cost % of the requests/s of the example's earlier worker (goal: under $GOAL_RESET_COST_PCT %): $(awk -v c="$cost" -v g="$GOAL_RESET_COST_PCT" 'BEGIN { print (c < g) ? "met" : "**not met**" }')")
+	fi
+	if [[ -n ${RPS[lw/generic]:-} && -n ${RPS[lw/paranoid]:-} ]]; then
+		cost=$(awk -v a="${RPS[lw/paranoid]}" -v b="${RPS[lw/generic]}" 'BEGIN { printf "%.1f", (1 - a / b) * 100 }')
+		LW_NOTES+=("- the state-bleed detector (\`--paranoid\`) costs $cost % of the generic worker's requests/s")
+	fi
+}
+
+# write_lw_report: the laravel-workers section, if it ran.
+write_lw_report() {
+	((${#LW_ROWS[@]} + ${#LW_NOTES[@]} > 0)) || return 0
+	local row
+	echo
+	echo "## Laravel workers: the generic worker's resets and the state-bleed detector (askrd only)"
+	echo
+	echo "The Laravel example's GET / (Blade page, returning visitor's session), \`--workers $WORKERS\`, \`wrk -t$THREADS -c$CONNS -d$DURATION\` after a $WARMUP warm-up, $LW_ROUNDS rounds with the order rotated; each row is that worker's median round. before: examples/laravel-worker.php of commit $LARAVEL_BEFORE (resets written for that one app); generic: today's examples/laravel-worker.php (= /usr/share/askr/workers/laravel.php, every reset of docs/laravel.md); paranoid: generic with \`--paranoid\`."
+	echo
+	echo "| worker | rps | p50 | p99 | errors | rps of each round |"
+	echo "|---|---:|---:|---:|---:|---|"
+	for row in "${LW_ROWS[@]}"; do echo "$row"; done
+	echo
+	for row in "${LW_NOTES[@]}"; do echo "$row"; done
 }
 
 # visitor_cookie URL: the Cookie header value a browser would send after one visit to URL.
@@ -1278,6 +1356,7 @@ write_report() {
 			printf '; %s' "${FOREIGN[@]:1}"
 			noisy "${FOREIGN[@]}" && echo " -- **10% or more: those numbers are disturbed; rerun on an idle machine**" || echo
 		fi
+		write_lw_report
 		write_cow_report
 		write_slow_report
 	} >"$REPORT"
@@ -1371,6 +1450,7 @@ main() {
 		case $s in
 		hello) scenario_hello ;;
 		laravel) scenario_laravel ;;
+		laravel-workers) scenario_laravel_workers ;;
 		classic-hello) scenario_classic_hello ;;
 		classic-wordpress) scenario_classic_wordpress ;;
 		classic)
@@ -1386,7 +1466,7 @@ main() {
 		cow-memory) scenario_cow_memory ;;
 		cow-maxreq) scenario_cow_maxreq ;;
 		slow-readers) scenario_slow_readers ;;
-		*) die "unknown scenario '$s' (SCENARIOS: hello laravel classic cow slow-readers, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq)" ;;
+		*) die "unknown scenario '$s' (SCENARIOS: hello laravel laravel-workers classic cow slow-readers, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq)" ;;
 		esac
 	done
 

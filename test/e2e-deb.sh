@@ -18,9 +18,8 @@ not() { ! "$@"; }
 rootfs_once "$ROOTFS" curl,ca-certificates,procps
 cp "$OLD" "$STAGE/old.deb"
 cp "$NEW" "$STAGE/new.deb"
-cp -r "$REPO/examples/laravel" "$STAGE/laravel"
-rm -rf "$STAGE/laravel/storage/framework/sessions/"* "$STAGE/laravel/storage/framework/views/"* "$STAGE/laravel/storage/database.sqlite"*
-cp "$REPO/examples/laravel-worker.php" "$STAGE/laravel-worker.php"
+# A Laravel app that is not the example (the leak tests' app), served by the packaged worker.
+cp -r "$REPO/internal/integration/testdata/laravel-app" "$STAGE/laravel-app"
 
 boot "$REPO/build/nspawn-deb.log" -D "$ROOTFS" --volatile=overlay --bind-ro="$STAGE:/stage"
 
@@ -40,30 +39,38 @@ else
 	bad "welcome page: ${page:0:200}"
 fi
 
-log "point /etc/askr.toml at the Laravel example"
+log "point /etc/askr.toml at a Laravel app, with the packaged generic worker"
+check "the package installs the Laravel and Symfony workers" \
+	ns test -f /usr/share/askr/workers/laravel.php -a -f /usr/share/askr/workers/symfony.php
 ns env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq php-laravel-framework php8.2-sqlite3 php8.2-mbstring php8.2-xml >/dev/null 2>&1
-ns sh -c 'mkdir -p /var/www && cp -r /stage/laravel /var/www/laravel && cp /stage/laravel-worker.php /var/www/laravel-worker.php && chown -R www-data:www-data /var/www/laravel'
+ns sh -c 'mkdir -p /var/www && cp -r /stage/laravel-app /var/www/app && chown -R www-data:www-data /var/www/app'
+# docs/laravel.md's configuration: the root and the packaged worker (app_base is the root's parent)
 ns sh -c 'cat > /etc/askr.toml' <<'TOML'
 # edited by the admin
 [server]
-root = "/var/www/laravel/public"
+root = "/var/www/app/public"
 workers = 2
 [worker]
-script = "/var/www/laravel-worker.php"
-app_base = "/var/www/laravel"
+script = "/usr/share/askr/workers/laravel.php"
 TOML
-ns sh -c 'mkdir -p /etc/systemd/system/askr.service.d && printf "[Service]\nReadWritePaths=/var/www/laravel/storage /var/www/laravel/bootstrap/cache\n" > /etc/systemd/system/askr.service.d/app.conf && systemctl daemon-reload'
+ns sh -c 'mkdir -p /etc/systemd/system/askr.service.d && printf "[Service]\nReadWritePaths=/var/www/app/storage /var/www/app/bootstrap/cache\n" > /etc/systemd/system/askr.service.d/app.conf && systemctl daemon-reload'
 ns systemctl restart askr.service
-json=$(ns curl -s --max-time 60 http://127.0.0.1/api/json || true)
-if grep -q '"framework":"Laravel"' <<<"$json"; then
-	ok "Laravel answers after systemctl restart askr"
+# the issue's repro: twice with a cookie jar (1, 2), then a visitor without cookies gets 1
+ns rm -f /run/jar
+s1=$(ns curl -s --max-time 60 -c /run/jar -b /run/jar http://127.0.0.1/session || true)
+s2=$(ns curl -s --max-time 30 -c /run/jar -b /run/jar http://127.0.0.1/session || true)
+s3=$(ns curl -s --max-time 30 http://127.0.0.1/session || true)
+if grep -q '"counter":1' <<<"$s1" && grep -q '"counter":2' <<<"$s2" && grep -q '"counter":1' <<<"$s3"; then
+	ok "Laravel app under systemd: a visitor without cookies gets a fresh session (1, 2, then 1)"
 else
-	bad "Laravel: ${json:0:300}"
+	bad "Laravel session under systemd: ${s1:0:150} / ${s2:0:150} / ${s3:0:150}"
 fi
+u=$(ns curl -s --max-time 30 http://127.0.0.1/auth/user || true)
+check "no user is logged in for a new visitor (${u:0:100})" grep -q '"check":false' <<<"$u"
 
 log "upgrade under a continuous request loop"
 ns sh -c 'n=0; f=0; end=$(( $(date +%s) + 20 )); rm -f /run/stop-loop; while [ ! -e /run/stop-loop ] && [ $(date +%s) -lt $end ] && [ $n -lt 50000 ]; do
-	c=$(curl -s -o /dev/null -w "%{http_code}" --max-time 10 http://127.0.0.1/api/json); n=$((n+1)); [ "$c" = 200 ] || f=$((f+1)); done
+	c=$(curl -s -o /dev/null -w "%{http_code}" --max-time 10 http://127.0.0.1/pid); n=$((n+1)); [ "$c" = 200 ] || f=$((f+1)); done
 	echo "$n $f" > /run/loop.result' &
 LOOP=$!
 sleep 2
