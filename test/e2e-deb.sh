@@ -43,7 +43,8 @@ log "point /etc/askr.toml at a Laravel app, with the packaged generic worker"
 check "the package installs the Laravel and Symfony workers" \
 	ns test -f /usr/share/askr/workers/laravel.php -a -f /usr/share/askr/workers/symfony.php
 ns env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq php-laravel-framework php8.2-sqlite3 php8.2-mbstring php8.2-xml >/dev/null 2>&1
-ns sh -c 'mkdir -p /var/www && cp -r /stage/laravel-app /var/www/app && chown -R www-data:www-data /var/www/app'
+# (an app checked out from git has storage/ and bootstrap/cache/; ReadWritePaths= needs them to exist)
+ns sh -c 'mkdir -p /var/www && cp -r /stage/laravel-app /var/www/app && mkdir -p /var/www/app/storage /var/www/app/bootstrap/cache && chown -R www-data:www-data /var/www/app'
 # docs/laravel.md's configuration: the root and the packaged worker (app_base is the root's parent)
 ns sh -c 'cat > /etc/askr.toml' <<'TOML'
 # edited by the admin
@@ -54,7 +55,7 @@ workers = 2
 script = "/usr/share/askr/workers/laravel.php"
 TOML
 ns sh -c 'mkdir -p /etc/systemd/system/askr.service.d && printf "[Service]\nReadWritePaths=/var/www/app/storage /var/www/app/bootstrap/cache\n" > /etc/systemd/system/askr.service.d/app.conf && systemctl daemon-reload'
-ns systemctl restart askr.service
+ns systemctl restart askr.service || { bad "systemctl restart askr.service failed"; ns journalctl -u askr.service --no-pager | tail -20; }
 # the issue's repro: twice with a cookie jar (1, 2), then a visitor without cookies gets 1
 ns rm -f /run/jar
 s1=$(ns curl -s --max-time 60 -c /run/jar -b /run/jar http://127.0.0.1/session || true)
