@@ -31,7 +31,7 @@ const MaxPayload = 16 << 20
 const HeaderSize = 8
 
 // Frame types. askrd sends Request, Ping and Stop to a worker, Fork and Stop to a CoW template; a
-// worker sends Hello, Head, Body, End and Pong; a template sends Ready.
+// worker sends Hello, Head, Body, End, Pong and Bye; a template sends Ready.
 const (
 	TypeRequest byte = 1 // payload: serialize()d request array
 	TypeStop    byte = 2 // no payload: askr_handle_request() returns false; a template exits
@@ -45,6 +45,9 @@ const (
 	TypeEnd   byte = 19 // payload: uint64 memory_get_usage(), uint64 peak; flags: FlagExit
 	TypeReady byte = 20 // from a template: uint32 pid; it has booted and forks on request
 	TypePong  byte = 21 // from a worker: the answer to Ping
+	// TypeBye, no payload: the worker is ending on its own between requests (after its last End, before
+	// it read another Request): a Request askrd wrote since was never read and may go to another worker.
+	TypeBye byte = 22
 )
 
 // FlagExit on an End frame says the worker exits after this response (exit(), a fatal error).
@@ -113,7 +116,7 @@ func ParseHeader(h []byte) (Frame, int, error) {
 		return Frame{}, 0, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrProtocol, n, MaxPayload)
 	}
 	switch h[1] {
-	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeReady, TypePong, TypeRequest, TypeStop, TypeFork, TypePing, TypeAbort:
+	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeReady, TypePong, TypeBye, TypeRequest, TypeStop, TypeFork, TypePing, TypeAbort:
 	default:
 		return Frame{}, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, h[1])
 	}

@@ -54,7 +54,7 @@ func TestParseHeaderBad(t *testing.T) {
 		{"version 0", []byte{0, TypeBody, 0, 0, 0, 0, 0, 0}, "version 0"},
 		{"version 2", []byte{2, TypeBody, 0, 0, 0, 0, 0, 0}, "version 2"},
 		{"unknown type 0", []byte{Version, 0, 0, 0, 0, 0, 0, 0}, "unknown frame type 0"},
-		{"unknown type 22", []byte{Version, 22, 0, 0, 0, 0, 0, 0}, "unknown frame type 22"},
+		{"unknown type 23", []byte{Version, 23, 0, 0, 0, 0, 0, 0}, "unknown frame type 23"},
 		{"too large", AppendHeader(nil, TypeBody, 0, MaxPayload+1), "exceeds"},
 		{"huge", []byte{Version, TypeBody, 0, 0, 0xff, 0xff, 0xff, 0xff}, "exceeds"},
 	}
@@ -77,6 +77,7 @@ func TestReadFrameRoundTrip(t *testing.T) {
 		{Type: TypeEnd, Flags: FlagExit, Payload: make([]byte, 16)},
 		{Type: TypeRequest, Payload: []byte(`a:0:{}`)},
 		{Type: TypeStop, Payload: []byte{}},
+		{Type: TypeBye, Payload: []byte{}},
 	}
 	var stream []byte
 	for _, f := range frames {
@@ -452,6 +453,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(frame(TypeHello, 0, "\x00\x00\x10\x92\x03tok8.2.36"))
 	f.Add(frame(TypeReady, 0, "\x00\x00\x10\x92"))
 	f.Add(frame(TypeEnd, 0, "short"))
+	f.Add(append(frame(TypeEnd, 0, strings.Repeat("\x00", 16)), frame(TypeBye, 0, "")...))
 	f.Add([]byte{Version, TypeBody, 0, 0, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
