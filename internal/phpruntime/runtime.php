@@ -25,6 +25,7 @@ final class Runtime
     private const T_END = 19;
     private const T_READY = 20;
     private const T_PONG = 21;
+    private const T_BYE = 22;
     private const FLAG_EXIT = 1;
     private const FLAG_FLUSH = 2;
     private const MAX_PAYLOAD = 16777216; // channel.MaxPayload
@@ -36,6 +37,8 @@ final class Runtime
     /** @var resource|null the worker channel */
     private static $ch = null;
     private static bool $hello = false;
+    /** askr_handle_request() returned false (Stop, askrd gone, a bad frame): askrd expects this worker to end. */
+    private static bool $stopped = false;
     private static bool $inRequest = false;
     /** @var array<string,string> the process environment: the base of every $_SERVER, as php-fpm with clear_env=no */
     private static array $env = [];
@@ -267,15 +270,18 @@ final class Runtime
             $frame = self::read();
         }
         if ($frame === null || $frame[0] === self::T_STOP) {
+            self::$stopped = true;
             return false;
         }
         if ($frame[0] !== self::T_REQUEST) {
             self::log('unexpected frame type ' . $frame[0] . '; stopping');
+            self::$stopped = true;
             return false;
         }
         $r = unserialize($frame[2], ['allowed_classes' => false]);
         if (!is_array($r)) {
             self::log('malformed request frame; stopping');
+            self::$stopped = true;
             return false;
         }
         $request = self::begin($r, self::takesRequest($handler));
@@ -822,6 +828,7 @@ final class Runtime
         if (!self::$inRequest || self::$responded) { // between requests, or in askr_defer() callbacks
             self::takeOutput();
             self::quietExit();
+            self::bye();
             return;
         }
         $err = error_get_last();
@@ -832,6 +839,24 @@ final class Runtime
             self::log('exit() during a request: this worker ends after its response and is replaced');
         }
         self::quietExit();
+    }
+
+    /**
+     * The worker ends on its own between requests (a break or exit() in its loop, an uncaught
+     * exception there, exit() in an askr_defer() callback): askrd may have written the next request
+     * already, which this worker has not read. Bye says so, and askrd gives that request to another
+     * worker. Not after askr_handle_request() returned false: then askrd knows, or is gone.
+     */
+    private static function bye(): void
+    {
+        if (!self::$hello || self::$stopped || self::$ch === null) {
+            return;
+        }
+        $err = error_get_last();
+        if ($err === null || ($err['type'] & self::FATAL) === 0) { // a fatal error is logged by PHP: that line is the event
+            self::log('the worker script ended between requests; no request is lost, askrd replaces this worker');
+        }
+        @fwrite(self::$ch, self::frame(self::T_BYE, 0, '')); // askrd may be gone: nothing to tell
     }
 
     private static function frame(int $type, int $flags, string $payload): string

@@ -147,8 +147,14 @@ type worker struct {
 	servedTotal atomic.Int64
 	dead        atomic.Bool // the process exited
 	ending      atomic.Bool // askrd stopped or killed it on purpose: its exit is no news
-	quit        bool        // retired: must not serve again
-	out         []byte      // frame buffer reused for requests
+	left        atomic.Bool // it said Bye: it ends on its own between requests
+	// claim says who may use the worker's channel: while idle (claimIdle) nobody; a request or a
+	// ping that takes it from the idle channel claims it (claimLent) until it goes back; run claims
+	// an idle worker that exited (claimReaped) to read its last words. Both claim by CAS, so a worker
+	// that exits as a request takes it is read by exactly one of them.
+	claim atomic.Int32
+	quit  bool   // retired: must not serve again
+	out   []byte // frame buffer reused for requests
 	// A worker that exits while a request holds it (exit(), a crash) may have written its whole
 	// answer first: its channel is closed once both the exit is seen and the loan is over, never
 	// under the request still reading it.
@@ -156,6 +162,15 @@ type worker struct {
 	held    int // loans not yet over (a loan ends after the worker went back to the idle channel)
 	exited  bool
 }
+
+const (
+	claimIdle int32 = iota
+	claimLent
+	claimReaped
+)
+
+// take claims a worker received from the idle channel; false if run has claimed it (it exited).
+func (w *worker) take() bool { return w.claim.CompareAndSwap(claimIdle, claimLent) }
 
 // hold counts a loan of the worker (on) or its end (off), and closes its channel if it has exited
 // meanwhile and no loan is left.
@@ -474,10 +489,14 @@ func (p *Pool) Run(ctx context.Context) error {
 					live--
 				}
 				// A worker that exits during a request is the request's news (exit() after its
-				// response, or 502): one event, one line. A worker sets ending before it stops
-				// being busy, so the two cannot both be seen false for such an exit.
-				if !stopping && !w.ending.Load() && !w.busy.Load() {
-					p.log.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "status", exitStatus(w.proc.Err()))
+				// response, or 502): one event, one line. A request holds its claim until the worker
+				// is idle again or ending, so only an idle worker's exit is reported here.
+				if !stopping && !w.ending.Load() && w.claim.CompareAndSwap(claimIdle, claimReaped) {
+					if p.saidBye(w) {
+						p.logLeft(w)
+					} else {
+						p.log.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "status", exitStatus(w.proc.Err()))
+					}
 				}
 				w.exit()
 				if !stopping {
@@ -548,6 +567,47 @@ func (p *Pool) newWorker(proc Process, h channel.Hello) *worker {
 	return w
 }
 
+// saidBye reports whether a worker that exited while idle said Bye first: it left between
+// requests on its own. Run calls it with the worker claimed (claimReaped); its process has exited,
+// so what it wrote is all there is.
+func (p *Pool) saidBye(w *worker) bool {
+	if w.rd == nil {
+		return false
+	}
+	c := w.proc.Conn()
+	if cr, ok := c.(interface{ CloseRead() error }); ok {
+		cr.CloseRead() // what is buffered can still be read, then end of file: no wait
+	} else {
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	}
+	f, err := w.rd.ReadFrame()
+	if err != nil || f.Type != channel.TypeBye {
+		return false
+	}
+	w.left.Store(true)
+	return true
+}
+
+// saidByeLast reports whether a worker a request holds, to which writing the request failed, said
+// Bye before it closed its channel.
+func (p *Pool) saidByeLast(w *worker) bool {
+	if w.rd == nil {
+		return false
+	}
+	c := w.proc.Conn()
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond)) // its end is closed: what it wrote is there at once
+	defer c.SetReadDeadline(time.Time{})
+	f, err := w.rd.ReadFrame()
+	return err == nil && f.Type == channel.TypeBye
+}
+
+// logLeft notes a worker that said Bye: it ended on its own between requests (a break or exit()
+// in its loop, an uncaught exception there, exit() in an askr_defer() callback). No request is
+// lost, and the runtime has logged the event in the worker's log: here it is only debug detail.
+func (p *Pool) logLeft(w *worker) {
+	p.log.Debug("worker left between requests; replacing it", "pid", w.pid, "served", w.servedTotal.Load())
+}
+
 func (p *Pool) watch(w *worker) {
 	<-w.proc.Done()
 	w.dead.Store(true)
@@ -557,8 +617,8 @@ func (p *Pool) watch(w *worker) {
 // stopWorker asks an idle worker to leave its loop; called by run only for workers no request holds.
 func (p *Pool) stopWorker(w *worker) {
 	w.ending.Store(true)
-	if w.dead.Load() {
-		return
+	if w.dead.Load() || w.left.Load() {
+		return // it ends by itself: a Stop (or a kill, if it cannot be written) would only cut its shutdown short
 	}
 	if c, ok := w.proc.(Conversation); ok {
 		if err := c.Stop(); err != nil {
@@ -623,10 +683,22 @@ func (p *Pool) Ping() {
 	default:
 		return
 	}
-	if w.dead.Load() {
-		return // run replaces it
+	if !w.take() {
+		return // exited; run has it
 	}
-	if err := p.pingWorker(w, 2*time.Second); err != nil {
+	if w.dead.Load() {
+		w.claim.Store(claimIdle) // run replaces it, and reads why it left
+		return
+	}
+	err := p.pingWorker(w, 2*time.Second)
+	if errors.Is(err, errLeft) {
+		w.left.Store(true)
+		w.ending.Store(true)
+		p.logLeft(w)
+		p.release(w, false)
+		return
+	}
+	if err != nil {
 		p.log.Warn("worker failed its health check; killed", "pid", w.pid, "err", err)
 		w.ending.Store(true)
 		w.proc.Kill()
@@ -653,6 +725,9 @@ func (p *Pool) pingWorker(w *worker, timeout time.Duration) error {
 	f, err := w.rd.ReadFrame()
 	if err != nil {
 		return err
+	}
+	if f.Type == channel.TypeBye {
+		return errLeft
 	}
 	if f.Type != channel.TypePong {
 		return fmt.Errorf("%w: frame type %d, want pong", channel.ErrProtocol, f.Type)
@@ -749,7 +824,11 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 	for {
 		select {
 		case w := <-p.idle:
+			if !w.take() {
+				continue // exited; run has it
+			}
 			if w.dead.Load() || w.ending.Load() {
+				w.claim.Store(claimIdle)
 				continue // exited, or killed, while idle; run replaces it
 			}
 			return w, nil
@@ -789,9 +868,13 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !w.take() {
+			continue
+		}
 		if !w.dead.Load() && !w.ending.Load() {
 			return w, nil
 		}
+		w.claim.Store(claimIdle)
 	}
 }
 
@@ -812,6 +895,7 @@ func (p *Pool) release(w *worker, reusable bool) {
 	default:
 	}
 	if reusable {
+		w.claim.Store(claimIdle)
 		p.idle <- w
 		return
 	}
@@ -822,22 +906,36 @@ func (p *Pool) release(w *worker, reusable bool) {
 // serialize()d request array. Errors before resp.Head was called are the pool's (ErrQueueFull, …)
 // or ErrTimeout / ErrWorkerDied; after Head, any error means the response is cut short.
 //
-// A request is tried on another worker only if it never reached the first (writing it failed: the
-// worker was gone already), at most three tries in all. A request whose worker died while it had
+// A request is tried on another worker only if it never reached the first: writing it failed (the
+// worker was gone already), at most three tries in all; or the worker answered Bye (it was ending
+// between requests and never read it), which does not count as a try: each Bye is a worker that
+// served a request and is replaced, at most maxLeft in a row. A request whose worker died while it had
 // it gets ErrWorkerDied, whatever its method: running it again could crash worker after worker (a
 // query of death), so the worker that died is the only one.
 func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
-	for try := 1; ; try++ {
+	left := 0
+	for try := 1; ; {
 		err, undelivered := p.serveOnce(ctx, payload, resp)
-		if !errors.Is(err, errNoAnswer) {
+		switch {
+		case errors.Is(err, errLeft):
+			if left++; left > maxLeft {
+				return fmt.Errorf("%w: %d workers in a row left before reading the request; the last: %v", ErrWorkerDied, left, err)
+			}
+			p.log.Debug("worker left before reading the request; trying another", "err", err, "left", left)
+			continue
+		case !errors.Is(err, errNoAnswer):
 			return err
-		}
-		if try == 3 || !undelivered {
+		case try == 3 || !undelivered:
 			return fmt.Errorf("%w: %v", ErrWorkerDied, err)
 		}
 		p.log.Warn("worker was gone before the request reached it; trying another", "err", err, "try", try)
+		try++
 	}
 }
+
+// maxLeft bounds the Byes one request meets in a row. A worker that leaves after every request
+// answers about every second request handed to it with Bye; 16 in a row is chance 1 in 65 536.
+const maxLeft = 16
 
 // Call runs one request on an idle Conversation process: call gets the process and must talk to it
 // (e.g. one FastCGI request). Call waits for the process as Serve does (queue_size, queue_timeout),
@@ -927,6 +1025,9 @@ func (p *Pool) lend(ctx context.Context) (w *worker, timedOut *atomic.Bool, give
 // errNoAnswer marks a worker that died (by itself) before sending any frame of its answer.
 var errNoAnswer = errors.New("no answer")
 
+// errLeft marks a worker whose first frame was Bye: it ends between requests and never read the request.
+var errLeft = errors.New("worker left between requests")
+
 // serveOnce runs one try; undelivered reports that the request could not even be written.
 func (p *Pool) serveOnce(ctx context.Context, payload []byte, resp Response) (err error, undelivered bool) {
 	w, timedOut, giveBack, err := p.lend(ctx)
@@ -943,6 +1044,14 @@ func (p *Pool) serveOnce(ctx context.Context, payload []byte, resp Response) (er
 	if errors.As(err, &cg) {
 		p.served.Add(1)
 		return cg.err, false
+	}
+	if errors.Is(err, errLeft) {
+		// Nothing reached PHP: the worker ends by itself (not killed: its shutdown runs to the end).
+		w.left.Store(true)
+		w.ending.Store(true)
+		p.logLeft(w)
+		p.release(w, false)
+		return fmt.Errorf("%w: worker pid %d", errLeft, w.pid), true
 	}
 	var end *exitAfter
 	if errors.As(err, &end) {
@@ -996,6 +1105,9 @@ func (p *Pool) exchange(w *worker, payload []byte, resp Response) (answered, sen
 	w.out = channel.AppendHeader(w.out[:0], channel.TypeRequest, 0, len(payload))
 	w.out = append(w.out, payload...)
 	if _, err := w.proc.Conn().Write(w.out); err != nil {
+		if p.saidByeLast(w) {
+			return false, false, errLeft // it left and closed its channel before the request came
+		}
 		return false, false, err
 	}
 	if cap(w.out) > 1<<20 {
@@ -1068,6 +1180,11 @@ func (p *Pool) answer(w *worker, resp Response) (answered bool, err error) {
 			if gone == nil && f.Flags&channel.FlagFlush != 0 {
 				delivered(resp.Flush())
 			}
+		case channel.TypeBye:
+			if headDone {
+				return headDone, fmt.Errorf("%w: bye mid-response", channel.ErrProtocol)
+			}
+			return false, errLeft
 		case channel.TypeEnd:
 			if !headDone {
 				return headDone, fmt.Errorf("%w: end before head", channel.ErrProtocol)

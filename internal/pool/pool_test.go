@@ -1,14 +1,17 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,6 +66,8 @@ type fakeStarter struct {
 	gate    func(n int64) error // if set, called with each Start's number (from 1); may block; an error fails the boot
 	act     behaviour
 	procs   []*fakeProc
+	// unix: the channel is a socket pair, which buffers as a real one does, instead of a net.Pipe.
+	unix bool
 }
 
 func (s *fakeStarter) proc(i int) *fakeProc {
@@ -89,6 +94,12 @@ func (s *fakeStarter) Start() (Process, error) {
 	pid := 1000 + s.next
 	s.mu.Unlock()
 	a, b := net.Pipe()
+	if s.unix {
+		var err error
+		if a, b, err = socketPair(); err != nil {
+			return nil, err
+		}
+	}
 	p := &fakeProc{pid: pid, conn: a, peer: b, done: make(chan struct{})}
 	s.mu.Lock()
 	s.procs = append(s.procs, p)
@@ -123,7 +134,32 @@ func (s *fakeStarter) run(p *fakeProc) {
 		if _, err := p.peer.Write(out); err != nil {
 			return
 		}
+		if bytes.HasSuffix(out, bye) {
+			return // it said Bye: it ends
+		}
 	}
+}
+
+// bye is a Bye frame: a fake worker that sends it ends.
+var bye = frame(channel.TypeBye, 0, nil)
+
+// socketPair returns the two ends of a Unix stream socket pair.
+func socketPair() (net.Conn, net.Conn, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var conns [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		conns[i] = c
+	}
+	return conns[0], conns[1], nil
 }
 
 func frame(typ byte, flags uint16, payload []byte) []byte {
@@ -157,7 +193,9 @@ func (r *recorder) Flush() error { r.flushes++; return nil }
 // startPool runs a pool of s's processes until the test ends.
 func startPool(t *testing.T, opt Options, s Starter) *Pool {
 	t.Helper()
-	opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	if opt.QueueTimeout == 0 {
 		opt.QueueTimeout = 5 * time.Second
 	}

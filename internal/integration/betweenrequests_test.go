@@ -1,0 +1,113 @@
+package integration
+
+// Between requests: a worker that ends in its loop body (exit(), break, an uncaught exception, an
+// exit() in an askr_defer() callback) after its response has gone loses no request. askrd may
+// already have written the next request to it; the worker never read it, says so (Bye), and the
+// request is served by another worker instead of getting 502.
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// brScripts are worker scripts that end between requests, each in its own way.
+var brScripts = map[string]string{
+	// A reset that fails and leaves: exit(1) in the loop body after every request.
+	"exit": `while (askr_handle_request(static function (): void { echo 'ok ', getmypid(); })) {
+    exit(1);
+}`,
+	// A loop that stops itself after a few requests, as users write for memory.
+	"break": `$n = 0;
+while (askr_handle_request(static function (): void { echo 'ok ', getmypid(); })) {
+    if (++$n >= 3) {
+        break;
+    }
+}`,
+	// Deferred work that ends the worker after the response has gone.
+	"defer": `while (askr_handle_request(static function (): void {
+    askr_defer(static function (): void { exit(0); });
+    echo 'ok ', getmypid();
+})) {
+}`,
+	// A reset that throws: the worker dies of an uncaught exception in its loop body.
+	"throw": `while (askr_handle_request(static function (): void { echo 'ok ', getmypid(); })) {
+    throw new RuntimeException('reset failed on purpose');
+}`,
+}
+
+// brLoad sends n GET requests from conc goroutines and counts the answers by status (0: no answer).
+func brLoad(s *server, conc, n int) map[int]int {
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	next := make(chan struct{})
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				code := 0
+				if resp, err := client.Get(s.URL + "/"); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					code = resp.StatusCode
+					if code == 200 && !strings.HasPrefix(string(b), "ok ") {
+						code = -1 // a 200 that is not the worker's answer
+					}
+				}
+				mu.Lock()
+				statuses[code]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for range n {
+		next <- struct{}{}
+	}
+	close(next)
+	wg.Wait()
+	return statuses
+}
+
+// The test's name is short: CoW mode's socket path is under its temporary directory.
+func TestLeaveBetweenRequests(t *testing.T) {
+	const requests, conc = 300, 8
+	for _, name := range []string{"exit", "break", "defer", "throw"} {
+		for _, workers := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s%d", name, workers), func(t *testing.T) {
+				script := filepath.Join(t.TempDir(), name+".php")
+				if err := os.WriteFile(script, []byte("<?php\ndeclare(strict_types=1);\n"+brScripts[name]+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				s := startAskrd(t, opts{script: script, args: []string{"--workers", fmt.Sprint(workers)}})
+				if st := brLoad(s, conc, requests); st[200] != requests {
+					t.Errorf("%d requests to workers that end between requests answered %v (status: count); want all 200", requests, st)
+				}
+				s.stop()
+				// A line for each worker that left: the runtime's at INFO, or PHP's fatal error, which
+				// is the event then.
+				left := `level=INFO msg="askr: the worker script ended between requests; no request is lost, askrd replaces this worker"`
+				if name == "throw" {
+					left = `level=ERROR msg="PHP Fatal error:  Uncaught RuntimeException: reset failed on purpose`
+				}
+				if !strings.Contains(s.logs.String(), left) {
+					t.Errorf("askrd's log has no %s", left)
+				}
+				for line := range strings.Lines(s.logs.String()) {
+					// The uncaught exception is PHP's own fatal error, rightly an error; askrd has none.
+					if strings.Contains(line, "PHP Fatal error:  Uncaught RuntimeException: reset failed on purpose") {
+						continue
+					}
+					if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+						t.Errorf("askrd logged %q; want no warning or error for a worker that ends between requests", strings.TrimSpace(line))
+					}
+				}
+			})
+		}
+	}
+}
