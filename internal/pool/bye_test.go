@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,4 +120,53 @@ func TestByeWhileIdleReplacesQuietly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A health check that finds the idle worker leaving (Bye instead of Pong) retires it without the
+// health check's warning and without killing it.
+func TestByeAnswersPing(t *testing.T) {
+	s := &fakeStarter{unix: true, act: func([]byte) []byte { return okResponse("ok") }}
+	var logs logBuffer
+	p := startPool(t, Options{Workers: 1, Logger: logs.logger()}, s)
+	waitReady(t, p)
+	if _, err := s.proc(0).peer.Write(bye); err != nil {
+		t.Fatal(err)
+	}
+	p.Ping()
+	select {
+	case <-s.proc(0).done:
+		t.Fatal("the worker that said Bye was killed; want it left to end by itself")
+	default:
+	}
+	s.proc(0).exit()
+	waitCond(t, "the worker that left replaced", func() bool { return s.started.Load() == 2 && p.Stats().Ready == 1 })
+	checkQuiet(t, &logs)
+	var r recorder
+	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+		t.Errorf("Serve after the worker left = %v %q; want \"ok\"", err, r.body)
+	}
+}
+
+// A worker that said Bye and closed its channel before the request was written: the write fails,
+// the Bye behind it says the worker left, and the request goes to another worker without the
+// "gone before the request reached it" warning.
+func TestByeBehindFailedWrite(t *testing.T) {
+	s := &fakeStarter{unix: true, linger: make(chan struct{}), act: func([]byte) []byte { return okResponse("ok") }}
+	var logs logBuffer
+	p := startPool(t, Options{Workers: 1, Logger: logs.logger()}, s)
+	t.Cleanup(func() { close(s.linger) }) // before the pool's cleanup, which waits for the workers
+	waitReady(t, p)
+	peer := s.proc(0).peer
+	if _, err := peer.Write(bye); err != nil {
+		t.Fatal(err)
+	}
+	peer.(*net.UnixConn).CloseRead() // askrd's writes now fail (EPIPE); the process has not exited
+	var r recorder
+	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+		t.Fatalf("Serve = %v %q; want \"ok\" from another worker", err, r.body)
+	}
+	if n := s.started.Load(); n != 2 {
+		t.Errorf("%d workers started; want 2", n)
+	}
+	checkQuiet(t, &logs)
 }

@@ -68,6 +68,8 @@ type fakeStarter struct {
 	procs   []*fakeProc
 	// unix: the channel is a socket pair, which buffers as a real one does, instead of a net.Pipe.
 	unix bool
+	// linger, if set, keeps a fake worker whose channel ended running until it is closed.
+	linger chan struct{}
 }
 
 func (s *fakeStarter) proc(i int) *fakeProc {
@@ -120,6 +122,9 @@ func (s *fakeStarter) run(p *fakeProc) {
 	for {
 		f, err := rd.ReadFrame()
 		if err != nil || f.Type == channel.TypeStop {
+			if err != nil && s.linger != nil {
+				<-s.linger
+			}
 			return
 		}
 		if f.Type == channel.TypeAbort {
