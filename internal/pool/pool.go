@@ -908,10 +908,10 @@ func (p *Pool) release(w *worker, reusable bool) {
 //
 // A request is tried on another worker only if it never reached the first: writing it failed (the
 // worker was gone already), at most three tries in all; or the worker answered Bye (it was ending
-// between requests and never read it), which does not count as a try: each Bye is a worker that
-// served a request and is replaced, at most maxLeft in a row. A request whose worker died while it had
-// it gets ErrWorkerDied, whatever its method: running it again could crash worker after worker (a
-// query of death), so the worker that died is the only one.
+// between requests and never read it), which is no try: each Bye is a worker that served a request
+// and is replaced; at most maxLeft in a row. A request whose worker died while it had it gets
+// ErrWorkerDied, whatever its method: running it again could crash worker after worker (a query of
+// death), so the worker that died is the only one.
 func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
 	left := 0
 	for try := 1; ; {
