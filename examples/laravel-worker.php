@@ -18,7 +18,12 @@
  *     request: the next request builds them again); scoped instances and auth.driver forgotten;
  *     facades resolve afresh
  *   - config: every item as it was after boot (config([...]) writes, new keys too)
- *   - event listeners added during a request
+ *   - event listeners added during a request, with Eloquent's boot state (models first used in a
+ *     request boot again, registering their listeners and global scopes again)
+ *   - Gate abilities, policies and before/after callbacks, validator extensions, Blade directives
+ *     registered during a request (those of boot stay)
+ *   - the router: the matched route's cached controller (Octane's flushController()), and its
+ *     current route and request (a 404 would see the previous visitor's route)
  *   - database: open transactions rolled back (their locks released), query log, "record
  *     modified" flags, query-duration handlers
  *   - sessions: every store emptied, with a new id; the database handler's "row exists" flag
@@ -64,7 +69,7 @@ final class Laravel
         'db.transactions', 'encrypter', 'files', 'hash', 'log', 'router', 'routes', 'session',
         'session.store', 'translator', 'url', 'view',
         'redirect', \Illuminate\Contracts\Routing\ResponseFactory::class,
-        \Illuminate\Session\Middleware\StartSession::class, 'date'];
+        \Illuminate\Session\Middleware\StartSession::class];
 
     /** The container's properties as they were after boot (get_object_vars of the app). */
     private array $container = [];
@@ -76,6 +81,10 @@ final class Laravel
     private array $boot = [];
     private array $config = [];
     private ?array $listeners = null;
+    /** Eloquent's per-model boot state (Model's static properties), as after boot. */
+    private ?array $models = null;
+    /** Registries of services resolved at boot (Gate, validator, Blade): [object, properties]. */
+    private array $registries = [];
     private ?array $viewShared = null;
     private string $locale = '';
     private ?string $fallbackLocale = null;
@@ -205,7 +214,8 @@ final class Laravel
         // keeps it as it is.
         foreach (['db' => 'getConnections', 'config' => 'all', 'events' => 'listen', 'session' => 'getDrivers',
             'cookie' => 'flushQueuedCookies', 'auth' => 'forgetGuards', 'view' => 'flushState',
-            'translator' => 'getLocale', 'log' => 'getChannels', 'cache' => 'store', 'url' => 'to'] as $name => $method) {
+            'translator' => 'getLocale', 'log' => 'getChannels', 'cache' => 'store', 'url' => 'to',
+            'router' => 'current'] as $name => $method) {
             if ($app->resolved($name) && method_exists($app[$name], $method)) {
                 $this->boot[$name] = $app[$name];
             }
@@ -222,6 +232,26 @@ final class Laravel
             $this->listeners = (fn () => array_intersect_key(get_object_vars($this),
                 ['listeners' => 1, 'wildcards' => 1, 'wildcardsCache' => 1]))->call($events);
         }
+        if (class_exists(\Illuminate\Database\Eloquent\Model::class)) {
+            $this->models = self::modelState();
+        }
+        // What a request registers with these lasts for the process: Gate::before(fn () => true)
+        // would allow everything to every later visitor. Only the registries, not the services'
+        // collaborators (container, user resolver, translator, …).
+        foreach ([
+            \Illuminate\Contracts\Auth\Access\Gate::class => [\Illuminate\Auth\Access\Gate::class, ['abilities',
+                'policies', 'beforeCallbacks', 'afterCallbacks', 'stringCallbacks', 'guessPolicyNamesUsingCallback']],
+            'validator' => [\Illuminate\Validation\Factory::class, ['extensions', 'implicitExtensions',
+                'dependentExtensions', 'replacers', 'fallbackMessages', 'resolver', 'excludeUnvalidatedArrayKeys']],
+            'blade.compiler' => [\Illuminate\View\Compilers\BladeCompiler::class, ['extensions', 'customDirectives',
+                'conditions', 'precompilers', 'echoHandlers', 'classComponentAliases', 'classComponentNamespaces',
+                'anonymousComponentPaths', 'anonymousComponentNamespaces']],
+        ] as $abstract => [$class, $properties]) {
+            if ($app->resolved($abstract) && ($service = $app->make($abstract)) instanceof $class) {
+                $this->registries[$abstract] = [$service, (fn () => array_intersect_key(get_object_vars($this),
+                    array_flip($properties)))->call($service)];
+            }
+        }
         if (isset($this->boot['view']) && $this->boot['view'] instanceof \Illuminate\View\Factory) {
             $this->viewShared = $this->boot['view']->getShared(); // 'app', '__env' and what providers shared
         }
@@ -237,6 +267,48 @@ final class Laravel
         }
         $this->tagged = (fn () => $this->tags['askr.reset'] ?? [])->call($app);
         $this->once = class_exists(\Illuminate\Support\Once::class); // Laravel 11+: asked once, not per request
+    }
+
+    /**
+     * Eloquent's static boot state: which models booted, their global scopes and trait
+     * initializers (what Model::clearBootedModels() and bootIfNotBooted() touch); with $state,
+     * puts it back.
+     */
+    private static function modelState(?array $state = null): array
+    {
+        return \Closure::bind(static function (?array $state): array {
+            if ($state !== null) {
+                foreach ($state as $property => $value) {
+                    self::$$property = $value;
+                }
+                return $state;
+            }
+            $state = [];
+            foreach (['booted', 'bootedCallbacks', 'globalScopes', 'traitInitializers'] as $property) {
+                if (property_exists(self::class, $property)) {
+                    $state[$property] = self::$$property;
+                }
+            }
+            return $state;
+        }, null, \Illuminate\Database\Eloquent\Model::class)($state);
+    }
+
+    /**
+     * Closes connection $name of $db, so that it opens again when next used: at its next query,
+     * and also when code asks for its PDO first (a health check's DB::connection()->getPdo(),
+     * which after disconnect() alone returns null). Connects nothing now: the template holds no
+     * database socket when it forks.
+     */
+    public static function disconnect(\Illuminate\Database\DatabaseManager $db, string $name): void
+    {
+        $db->disconnect($name);
+        $connection = $db->getConnections()[$name] ?? null;
+        if ($connection instanceof \Illuminate\Database\Connection) {
+            $connection->setPdo(static function () use ($connection) {
+                $connection->reconnect(); // the manager's reconnector: a fresh connection's (lazy) PDO
+                return $connection->getPdo();
+            });
+        }
     }
 
     /**
@@ -270,6 +342,28 @@ final class Laravel
         $app->forgetInstance('auth.driver');           // the default guard, with its user
         \Illuminate\Support\Facades\Facade::clearResolvedInstances(); // facades cache their roots
 
+        // The router: the route this request matched caches its controller, built with this
+        // request (or a service holding it) in its constructor, for the next visitor of that route
+        // (Octane flushes it too); and a request no route matches (a 404) would see this one's
+        // route and parameters as current. Other routes' controllers were flushed after theirs.
+        if (isset($boot['router'])) {
+            $route = $boot['router']->current();
+            if ($route instanceof \Illuminate\Routing\Route) {
+                if (method_exists($route, 'flushController')) {
+                    $route->flushController();
+                } else {
+                    (fn () => $this->controller = null)->call($route);
+                }
+            }
+            (function (): void {
+                foreach (['current', 'currentRequest'] as $property) {
+                    if (property_exists($this, $property)) {
+                        $this->$property = null;
+                    }
+                }
+            })->call($boot['router']);
+        }
+
         // config([...]) writes: put back every item, in place (managers hold this Repository).
         if ($this->config !== []) {
             (fn (array $items) => $this->items = $items)->call($boot['config'], $this->config);
@@ -281,6 +375,20 @@ final class Laravel
                     $this->$property = $value;
                 }
             })->call($boot['events'], $this->listeners);
+        }
+        // Models register their listeners (and global scopes) in boot()/booted(), once per
+        // process: one first used in this request registered them with the listeners just dropped,
+        // so it must boot again. Models booted at boot keep theirs.
+        if ($this->models !== null) {
+            self::modelState($this->models);
+        }
+        // Gate abilities, policies, before/after callbacks; validator extensions; Blade directives.
+        foreach ($this->registries as [$service, $properties]) {
+            (function (array $boot): void {
+                foreach ($boot as $property => $value) {
+                    $this->$property = $value;
+                }
+            })->call($service, $properties);
         }
         // An open transaction holds its locks (SQLite's write lock, row locks) and would swallow
         // the next request's writes. A connection lost meanwhile (MySQL's wait_timeout) cannot
@@ -296,7 +404,7 @@ final class Laravel
                         if ($connection->transactionLevel() > 0) {
                             throw $e;
                         }
-                        $boot['db']->disconnect($name);
+                        self::disconnect($boot['db'], (string) $name);
                         continue;
                     }
                 }
@@ -474,7 +582,7 @@ $kernel = $worker->kernel;
 $disconnect = static function () use ($app): void {
     if ($app->resolved('db')) {
         foreach (array_keys($app['db']->getConnections()) as $name) {
-            $app['db']->disconnect($name);
+            Laravel::disconnect($app['db'], (string) $name);
         }
     }
     if ($app->resolved('redis') && method_exists($app['redis'], 'connections')) {

@@ -94,6 +94,12 @@ func (s *lvServer) lkGet(c *http.Client, path string, header ...string) map[stri
 func TestLvLeaks(t *testing.T) {
 	s := lkStart(t, lkWorker, "--workers", "1")
 
+	// First, before any query: the connection the worker closed before its first request (or
+	// the template before the fork) must still give a PDO to code that asks for one.
+	t.Run("PDOBeforeQuery", func(t *testing.T) {
+		lvWant(t, "DB::connection()->getPdo() in the first request", s.lkGet(nil, "/db/pdo")["pdo"], "PDO")
+	})
+
 	t.Run("IssueRepro", func(t *testing.T) {
 		a := lkJar()
 		lvWant(t, "A's 1st /session", s.lkGet(a, "/session")["counter"], 1)
@@ -220,6 +226,46 @@ func TestLvLeaks(t *testing.T) {
 	t.Run("ResetHook", func(t *testing.T) {
 		lvWant(t, "A's basket", s.lkGet(lkJar(), "/basket/add?v=of-A")["items"], []any{"of-A"})
 		lvWant(t, "B's basket", s.lkGet(nil, "/basket")["items"], []any{})
+	})
+
+	// A model first used in a request registers its listeners in booted(); the reset drops them
+	// with the request's other listeners, so the model must boot again in the next request.
+	t.Run("ModelEvents", func(t *testing.T) {
+		for i := 0; i < 3; i++ {
+			lvWant(t, fmt.Sprintf("request %d: attribute set by the creating hook", i+1),
+				s.lkGet(lkJar(), fmt.Sprintf("/model/create?v=n%d", i))["stamp"], "set-by-creating")
+		}
+	})
+
+	t.Run("Controller", func(t *testing.T) {
+		m := s.lkGet(lkJar(), "/controller?v=A-secret")
+		lvWant(t, "A's controller: built with", m["built_with"], "A-secret")
+		m = s.lkGet(nil, "/controller")
+		lvWant(t, "B's controller: built with", m["built_with"], nil)
+		lvWant(t, "B's request", m["request"], nil)
+	})
+
+	t.Run("NotFoundRoute", func(t *testing.T) {
+		lvWant(t, "A's named route", s.lkGet(lkJar(), "/named/of-A")["thing"], "of-A")
+		r := s.send(nil, "GET", "/askr-missing/x", nil)
+		var m map[string]any
+		if err := json.Unmarshal(r.body, &m); r.status != 404 || err != nil {
+			t.Fatalf("GET /askr-missing/x: status %d (%v): %.500s", r.status, err, r.body)
+		}
+		lvWant(t, "B's 404: Route::currentRouteName()", m["route"], nil)
+		lvWant(t, "B's 404: current route's parameters", m["params"], nil)
+	})
+
+	t.Run("GateBefore", func(t *testing.T) {
+		lvWant(t, "A: Gate::before(true), allows", s.lkGet(lkJar(), "/gate/before")["allows"], true)
+		lvWant(t, "B (a guest): allows('is-alice')", s.lkGet(nil, "/gate/read")["allows"], false)
+	})
+
+	t.Run("ValidatorExtend", func(t *testing.T) {
+		lvWant(t, "A: Validator::extend(), passes", s.lkGet(lkJar(), "/validator/extend")["passes"], true)
+		m := s.lkGet(nil, "/validator/read")
+		lvWant(t, "B: A's rule", m["passes"], "no such rule")
+		lvWant(t, "B: the rule the app's provider registered at boot", m["boot_rule"], true)
 	})
 
 	// Static properties are out of any worker's reach: this route leaks on purpose, for the

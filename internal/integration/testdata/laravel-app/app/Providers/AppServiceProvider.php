@@ -6,6 +6,7 @@ use Illuminate\Support\Facades\DB;
 use Illuminate\Support\Facades\Gate;
 use Illuminate\Support\Facades\Route;
 use Illuminate\Support\ServiceProvider;
+use Symfony\Component\HttpKernel\Exception\NotFoundHttpException;
 use Leaks\Services\Basket;
 use Leaks\Services\Tripwire;
 
@@ -27,10 +28,21 @@ class AppServiceProvider extends ServiceProvider
         $this->app->make(Tripwire::class);
 
         Gate::define('is-alice', fn ($user) => $user->name === 'alice');
+        // A rule of the app's own, as providers register them: the validator is resolved at boot.
+        \Illuminate\Support\Facades\Validator::extend('askr_boot_rule', fn ($attribute, $value) => $value === '1');
 
         $this->database();
 
         Route::middleware('web')->group(base_path('routes/web.php'));
+        Route::middleware('web')->group(base_path('routes/app.php'));
+
+        // A 404 under /askr-missing/ answers what the router says is the current route.
+        $this->app->make(\Illuminate\Contracts\Debug\ExceptionHandler::class)->renderable(
+            fn (NotFoundHttpException $e, $request) => $request->is('askr-missing/*') ? response()->json([
+                'route' => Route::currentRouteName(),
+                'params' => optional(Route::current())->parameters(),
+            ], 404) : null
+        );
     }
 
     /** The tables (SQLite: in storage/app.sqlite, made at the first boot; or MariaDB's). */
@@ -48,6 +60,8 @@ class AppServiceProvider extends ServiceProvider
         DB::statement("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY $auto, name VARCHAR(100) NOT NULL)");
         DB::statement('CREATE TABLE IF NOT EXISTS sessions (id VARCHAR(255) PRIMARY KEY, user_id INTEGER,
             ip_address VARCHAR(45), user_agent TEXT, payload TEXT NOT NULL, last_activity INTEGER NOT NULL)');
+        DB::statement("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY $auto, name VARCHAR(100) NOT NULL,
+            stamp VARCHAR(100))");
         DB::table('users')->insertOrIgnore([
             ['id' => 1, 'name' => 'alice', 'email' => 'alice@example.org', 'password' => ''],
             ['id' => 2, 'name' => 'bob', 'email' => 'bob@example.org', 'password' => ''],

@@ -1,0 +1,52 @@
+<?php
+
+// More routes of the leak tests (loaded by AppServiceProvider, in the web group): each sets, or
+// reads back, state that outlives a request unless the worker resets it.
+
+use Illuminate\Http\Request;
+use Illuminate\Support\Facades\DB;
+use Illuminate\Support\Facades\Gate;
+use Illuminate\Support\Facades\Route;
+use Illuminate\Support\Facades\Validator;
+use Leaks\Http\Controllers\EchoController;
+use Leaks\Models\Note;
+
+// A model booted in a request: its creating hook (registered in booted()) sets the stamp.
+Route::get('/model/create', function (Request $request) {
+    $note = Note::create(['name' => (string) $request->query('v')]);
+
+    return ['stamp' => Note::query()->whereKey($note->getKey())->value('stamp')];
+});
+
+// A controller built with the request in its constructor.
+Route::get('/controller', [EchoController::class, 'show']);
+
+// A named route with a parameter; a later 404 must not see it as the current route (the app's
+// exception handler renders 404s under /askr-missing/ with Route::currentRouteName()).
+Route::get('/named/{thing}', fn (string $thing) => ['thing' => $thing])->name('named');
+
+Route::get('/gate/before', function () {
+    Gate::before(fn ($user = null) => true);
+
+    return ['allows' => Gate::allows('is-alice')];
+});
+
+Route::get('/gate/read', fn () => ['allows' => Gate::allows('is-alice')]);
+
+Route::get('/validator/extend', function () {
+    Validator::extend('askr_anything', fn () => true);
+
+    return ['passes' => Validator::make(['x' => '1'], ['x' => 'askr_anything'])->passes()];
+});
+
+Route::get('/validator/read', function () {
+    $boot = Validator::make(['x' => '1'], ['x' => 'askr_boot_rule'])->passes(); // the provider's
+    try {
+        return ['passes' => Validator::make(['x' => '1'], ['x' => 'askr_anything'])->passes(), 'boot_rule' => $boot];
+    } catch (\BadMethodCallException $e) {
+        return ['passes' => 'no such rule', 'boot_rule' => $boot];
+    }
+});
+
+// What a health check asks before any query.
+Route::get('/db/pdo', fn () => ['pdo' => get_debug_type(DB::connection()->getPdo()), 'pid' => getmypid()]);
