@@ -50,3 +50,23 @@ Route::get('/validator/read', function () {
 
 // What a health check asks before any query.
 Route::get('/db/pdo', fn () => ['pdo' => get_debug_type(DB::connection()->getPdo()), 'pid' => getmypid()]);
+
+// MariaDB only: /tx/lost with the worker's pid; /tx/state reads back on whichever worker.
+Route::get('/tx/killed', function () {
+    DB::beginTransaction();
+    DB::table('items')->insert(['name' => 'uncommitted']);
+    $id = (int) DB::selectOne('SELECT CONNECTION_ID() AS id')->id;
+    try {
+        DB::statement("KILL $id");
+    } catch (\Illuminate\Database\QueryException $e) {
+        // the server ends the connection while it answers
+    }
+
+    return ['level' => DB::transactionLevel(), 'pid' => getmypid()];
+});
+
+Route::get('/tx/state', fn () => [
+    'level' => DB::transactionLevel(),
+    'uncommitted' => DB::table('items')->where('name', 'uncommitted')->count(),
+    'pid' => getmypid(),
+]);
