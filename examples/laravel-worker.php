@@ -29,7 +29,8 @@
  *   - sessions: every store emptied, with a new id; the database handler's "row exists" flag
  *   - queued cookies; auth guards and the users they resolved (Gate asks auth again)
  *   - views: render state and shared data as after boot; locale and fallback locale of app and
- *     translator (LocaleUpdated is dispatched, so Carbon follows); the translator's parsed keys
+ *     translator (LocaleUpdated is dispatched: Carbon follows only if Carbon's Laravel service
+ *     provider is registered); the translator's parsed keys
  *   - log context of every channel, Monolog handlers that can reset (buffers), shared context
  *     (Laravel 10+) and Context (11+); array cache stores flushed
  *   - the URL generator's forced root and scheme, route defaults (URL::defaults()), formatters;
@@ -42,8 +43,10 @@
  *
  * Deliberately kept: booted providers, the compiled routes, services resolved at boot (and what
  * they cache, e.g. loaded translations, view paths, Gate abilities defined at boot), DB
- * connections, OPcache. Not resettable by any worker: static properties of app and package
- * classes (askr's [worker] paranoid reports those that change).
+ * connections, OPcache. Not reset: lines a request adds with Translator::addLines(),
+ * Carbon::setLocale() called directly; and, by no worker, static properties of app and package
+ * classes beyond Eloquent's boot state (askr's [worker] paranoid reports those that change).
+ * Needs PHP 8.1+ (readonly, never).
  *
  * A reset that fails leaves state unknown: the worker logs one line and exits, and askrd starts a
  * clean one. In CoW mode (--cow) the app boots once in the template, which closes its database
@@ -448,7 +451,8 @@ final class Laravel
             (fn (array $shared) => $this->shared = $shared)->call($boot['view'], $this->viewShared);
         }
         // App::setLocale(): config is back already; setLocale() again puts back the translator's,
-        // and its LocaleUpdated event Carbon's. Then the fallback locale.
+        // and dispatches LocaleUpdated (Carbon's Laravel provider, when registered, puts back
+        // Carbon's). Then the fallback locale.
         if (isset($boot['translator'])) {
             $translator = $boot['translator'];
             if ((string) $translator->getLocale() !== $this->locale) {
