@@ -268,6 +268,11 @@ func TestLvLeaks(t *testing.T) {
 		lvWant(t, "B: the rule the app's provider registered at boot", m["boot_rule"], true)
 	})
 
+	t.Run("BladeDirective", func(t *testing.T) {
+		lvWant(t, "A: Blade::directive(), directives", s.lkGet(lkJar(), "/blade/directive")["directives"], []any{"askrboot", "askrleak"})
+		lvWant(t, "B: directives", s.lkGet(nil, "/blade/read")["directives"], []any{"askrboot"})
+	})
+
 	// Static properties are out of any worker's reach: this route leaks on purpose, for the
 	// state-bleed detector. That it still grows shows these requests share one worker.
 	t.Run("StaticPropertyStillLeaks", func(t *testing.T) {

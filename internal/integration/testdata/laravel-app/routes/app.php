@@ -4,6 +4,7 @@
 // reads back, state that outlives a request unless the worker resets it.
 
 use Illuminate\Http\Request;
+use Illuminate\Support\Facades\Blade;
 use Illuminate\Support\Facades\DB;
 use Illuminate\Support\Facades\Gate;
 use Illuminate\Support\Facades\Route;
@@ -47,6 +48,14 @@ Route::get('/validator/read', function () {
         return ['passes' => 'no such rule', 'boot_rule' => $boot];
     }
 });
+
+Route::get('/blade/directive', function () {
+    Blade::directive('askrleak', fn () => "<?php echo 'leak'; ?>");
+
+    return ['directives' => array_keys(Blade::getCustomDirectives())];
+});
+
+Route::get('/blade/read', fn () => ['directives' => array_keys(Blade::getCustomDirectives())]);
 
 // What a health check asks before any query.
 Route::get('/db/pdo', fn () => ['pdo' => get_debug_type(DB::connection()->getPdo()), 'pid' => getmypid()]);

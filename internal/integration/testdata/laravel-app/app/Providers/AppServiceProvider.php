@@ -30,6 +30,8 @@ class AppServiceProvider extends ServiceProvider
         Gate::define('is-alice', fn ($user) => $user->name === 'alice');
         // A rule of the app's own, as providers register them: the validator is resolved at boot.
         \Illuminate\Support\Facades\Validator::extend('askr_boot_rule', fn ($attribute, $value) => $value === '1');
+        // And a Blade directive: the Blade compiler too is resolved at boot.
+        \Illuminate\Support\Facades\Blade::directive('askrboot', fn () => "<?php echo 'boot'; ?>");
 
         $this->database();
 
