@@ -603,7 +603,10 @@ $handler = static function () use ($kernel): void {
     $request = Request::capture();
     $response = $kernel->handle($request); // binds $request as app('request'): url, auth, … follow
     $response->send();
-    $kernel->terminate($request, $response);
+    // Terminable middleware and terminating callbacks (dispatchAfterResponse() jobs …) run after
+    // the client has its response, as under php-fpm, where send() calls fastcgi_finish_request().
+    $terminate = static fn () => $kernel->terminate($request, $response);
+    askr_defer($terminate) || $terminate();
 };
 
 $disconnect();

@@ -273,6 +273,25 @@ func TestLvLeaks(t *testing.T) {
 		lvWant(t, "B: directives", s.lkGet(nil, "/blade/read")["directives"], []any{"askrboot"})
 	})
 
+	// The terminating callback waits until the test has the response and says so: the response
+	// must not wait for terminate() (the client would time out after 5 s, the callback after 15).
+	t.Run("TerminateAfterResponse", func(t *testing.T) {
+		c := lkJar()
+		c.Timeout = 5 * time.Second
+		lvWant(t, "the response", s.lkGet(c, "/terminate/wait?id=t1")["id"], "t1")
+		if err := os.WriteFile(filepath.Join(s.Base, "storage", "release-t1"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		if !poll(20*time.Second, func() bool {
+			got, _ = os.ReadFile(filepath.Join(s.Base, "storage", "terminated-t1"))
+			return len(got) > 0
+		}) {
+			t.Fatal("the terminating callback never wrote its marker")
+		}
+		lvWant(t, "the terminating callback", string(got), "released")
+	})
+
 	// Static properties are out of any worker's reach: this route leaks on purpose, for the
 	// state-bleed detector. That it still grows shows these requests share one worker.
 	t.Run("StaticPropertyStillLeaks", func(t *testing.T) {

@@ -79,3 +79,19 @@ Route::get('/tx/state', fn () => [
     'uncommitted' => DB::table('items')->where('name', 'uncommitted')->count(),
     'pid' => getmypid(),
 ]);
+
+// A terminating callback that waits (15 s at most) for the test to create storage/release-ID, then
+// writes storage/terminated-ID: the client must have this response before it ends, as under
+// php-fpm (Response::send() calls fastcgi_finish_request() before the kernel terminates).
+Route::get('/terminate/wait', function (Request $request) {
+    $id = preg_replace('/\W/', '', (string) $request->query('id'));
+    app()->terminating(function () use ($id) {
+        $release = storage_path("release-$id");
+        for ($i = 0; $i < 1500 && !is_file($release); $i++) {
+            usleep(10000);
+        }
+        file_put_contents(storage_path("terminated-$id"), is_file($release) ? 'released' : 'timed out');
+    });
+
+    return ['id' => $id];
+});
