@@ -30,7 +30,9 @@
 declare(strict_types=1);
 
 use Symfony\Component\Dotenv\Dotenv;
+use Symfony\Component\ErrorHandler\Debug;
 use Symfony\Component\HttpFoundation\Request;
+use Symfony\Component\HttpKernel\HttpKernelInterface;
 use Symfony\Component\HttpKernel\KernelInterface;
 use Symfony\Component\HttpKernel\TerminableInterface;
 
@@ -81,12 +83,27 @@ if (!is_subclass_of($kernelClass, KernelInterface::class)) {
     askrSymfonyFail("$kernelClass is not a Symfony kernel (" . KernelInterface::class . ')');
 }
 
+// Error handling: FrameworkBundle::boot() registers Symfony's ErrorHandler only when
+// symfony/runtime is not installed; with it, it leaves that to the Runtime, which this worker
+// replaces. So with APP_DEBUG, as the Runtime (and Symfony's earlier public/index.php) does before
+// creating the kernel: the debug ErrorHandler and the DebugClassLoader. (Not the Runtime's
+// umask(0000): files the worker writes keep askrd's umask.)
+if ($debug && class_exists(Debug::class)) {
+    Debug::enable();
+}
+
 // Boot once: the first worker to boot compiles the container into var/cache (the others wait on
-// its lock and load it); booting registers Symfony's error handler (FrameworkBundle::boot()).
+// its lock and load it).
 /** @var KernelInterface $kernel */
 $kernel = new $kernelClass($env, $debug);
 $kernel->boot();
-$terminable = $kernel instanceof TerminableInterface;
+// Kernel::handle() goes through the http_cache service (framework.http_cache) only while the
+// kernel is not booted, and it is booted here: the worker handles and terminates through it.
+$entry = $kernel->getContainer()->has('http_cache') ? $kernel->getContainer()->get('http_cache') : $kernel;
+if (!$entry instanceof HttpKernelInterface) {
+    askrSymfonyFail('the http_cache service is not an ' . HttpKernelInterface::class);
+}
+$terminable = $entry instanceof TerminableInterface;
 
 /**
  * The service ids of the app's Doctrine DBAL connections: none without Doctrine. DoctrineBundle's
@@ -194,13 +211,13 @@ $askrSymfonyReset = static function () use ($kernel, $connectionIds, $timezone, 
 // exits here, inside the request, so askrd retires the worker with this response instead of
 // handing it the next request. Kernel::handle() would otherwise reset at the start of the next
 // request, so it costs no more time.
-$handler = static function () use ($kernel, $terminable, $askrSymfonyReset): void {
+$handler = static function () use ($entry, $terminable, $askrSymfonyReset): void {
     try {
         $request = Request::createFromGlobals();
-        $response = $kernel->handle($request);
+        $response = $entry->handle($request);
         $response->send();
         if ($terminable) {
-            $kernel->terminate($request, $response);
+            $entry->terminate($request, $response);
         }
     } finally {
         $askrSymfonyReset();

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -36,11 +37,18 @@ func sflCopyApp(t *testing.T) string {
 // sflStart starts askrd with one worker running the Symfony worker on the app at base.
 func sflStart(t *testing.T, base string, env ...string) *server {
 	t.Helper()
+	return sflServe(t, base, "examples/symfony-worker.php", nil, env...)
+}
+
+// sflServe starts askrd with one worker running script (relative to the repository) on the app at
+// base, with extra serve flags.
+func sflServe(t *testing.T, base, script string, args []string, env ...string) *server {
+	t.Helper()
 	return startAskrd(t, opts{
 		root:   filepath.Join(base, "public"),
-		script: filepath.Join(repoRoot(t), "examples", "symfony-worker.php"),
+		script: filepath.Join(repoRoot(t), script),
 		env:    append([]string{"ASKR_APP_BASE=" + base}, env...),
-		args:   []string{"--workers", "1"},
+		args:   append([]string{"--workers", "1"}, args...),
 	})
 }
 
@@ -280,4 +288,33 @@ func TestSfWorkerBoot(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSfHttpCache: with framework.http_cache enabled (APP_ENV=httpcache in the test app) the
+// worker serves through the HttpCache, as Kernel::handle() does under php-fpm: a cacheable
+// response's second hit comes from the cache and does not reach the app.
+func TestSfHttpCache(t *testing.T) {
+	sfSkipWithoutSymfony(t)
+	s := sflStart(t, sflCopyApp(t), `ASKR_SYMFONY_KERNEL=LeakTest\Kernel`, "APP_ENV=httpcache")
+	a := sflGet(t, s, nil, "/cached")
+	b := sflGet(t, s, nil, "/cached")
+	lvWant(t, "1st /cached: status", a.status, 200)
+	lvWant(t, "2nd /cached: status", b.status, 200)
+	lvWant(t, "2nd /cached: served (the app's count)", b.m["served"], a.m["served"])
+	if h := b.header.Get("X-Symfony-Cache"); !strings.Contains(h, "fresh") {
+		t.Errorf("2nd /cached: X-Symfony-Cache %q; want a fresh hit", h)
+	}
+	// A route that is not cacheable still reaches the app every time.
+	lvWant(t, "/seen: seen", sflJSON(t, s, nil, "/seen")["seen"], []any{})
+}
+
+// TestSfDebug: APP_DEBUG=1 on an app with symfony/runtime (a stand-in SymfonyRuntime class, which
+// makes FrameworkBundle leave error handling to the Runtime) gets Symfony's ErrorHandler and
+// DebugClassLoader, as under the Runtime.
+func TestSfDebug(t *testing.T) {
+	sfSkipWithoutSymfony(t)
+	s := sflStart(t, sflCopyApp(t), `ASKR_SYMFONY_KERNEL=LeakTest\Kernel`, "APP_DEBUG=1", "LEAKTEST_RUNTIME=1")
+	m := sflJSON(t, s, nil, "/debug")
+	lvWant(t, "error handler is Symfony's ErrorHandler ("+fmt.Sprint(m["error_handler"])+")", m["symfony_error_handler"], true)
+	lvWant(t, "DebugClassLoader registered", m["debug_class_loader"], true)
 }

@@ -16,4 +16,7 @@ return static function (ContainerConfigurator $container): void {
         ],
         'php_errors' => ['log' => true],
     ]);
+    if ($container->env() === 'httpcache') { // TestSfHttpCache: framework.http_cache on, with its trace header
+        $container->extension('framework', ['http_cache' => ['enabled' => true, 'debug' => true]]);
+    }
 };

@@ -4,6 +4,7 @@ declare(strict_types=1);
 
 use LeakTest\Controller\DbController;
 use LeakTest\Controller\LeakController;
+use LeakTest\Controller\WorkerController;
 use Symfony\Component\Routing\Loader\Configurator\RoutingConfigurator;
 
 return static function (RoutingConfigurator $routes): void {
@@ -14,4 +15,6 @@ return static function (RoutingConfigurator $routes): void {
     $routes->add('db', '/db')->controller([DbController::class, 'state'])->methods(['GET']);
     $routes->add('db_begin', '/db/begin')->controller([DbController::class, 'begin'])->methods(['GET']);
     $routes->add('reset_fails', '/reset-fails')->controller([LeakController::class, 'resetFails'])->methods(['GET']);
+    $routes->add('cached', '/cached')->controller([WorkerController::class, 'cached'])->methods(['GET']);
+    $routes->add('debug', '/debug')->controller([WorkerController::class, 'debug'])->methods(['GET']);
 };

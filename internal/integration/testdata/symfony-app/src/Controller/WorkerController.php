@@ -1,0 +1,45 @@
+<?php
+
+declare(strict_types=1);
+
+namespace LeakTest\Controller;
+
+use LeakTest\WorkerTally;
+use Symfony\Component\ErrorHandler\DebugClassLoader;
+use Symfony\Component\ErrorHandler\ErrorHandler;
+use Symfony\Component\HttpFoundation\JsonResponse;
+
+/** Routes about how the worker runs the kernel: HTTP cache, debug. */
+final class WorkerController
+{
+    public function __construct(private WorkerTally $tally)
+    {
+    }
+
+    /** GET /cached: cacheable by a shared cache for a minute; says how many requests reached the app. */
+    public function cached(): JsonResponse
+    {
+        $r = new JsonResponse(['served' => ++$this->tally->served, 'pid' => getmypid()]);
+        $r->setPublic();
+        $r->setSharedMaxAge(60);
+
+        return $r;
+    }
+
+    /** GET /debug: Symfony's debug tools in place: the error handler, the DebugClassLoader. */
+    public function debug(): JsonResponse
+    {
+        $handler = set_error_handler('var_dump');
+        restore_error_handler();
+        $loader = false;
+        foreach (spl_autoload_functions() as $fn) {
+            $loader = $loader || (\is_array($fn) && $fn[0] instanceof DebugClassLoader);
+        }
+
+        return new JsonResponse([
+            'error_handler' => \is_array($handler) && \is_object($handler[0]) ? \get_class($handler[0]) : get_debug_type($handler),
+            'symfony_error_handler' => \is_array($handler) && $handler[0] instanceof ErrorHandler,
+            'debug_class_loader' => $loader,
+        ]);
+    }
+}
