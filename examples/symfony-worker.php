@@ -13,16 +13,20 @@
  *     Symfony, which has no vendor/), else vendor/autoload.php and, when symfony/dotenv is
  *     installed, the app's .env files loaded as the Runtime component does (Dotenv::bootEnv());
  *     the Runtime's public/index.php cannot be used: its vendor/autoload_runtime.php runs the app;
- *   - APP_ENV (default prod) and APP_DEBUG (default 0) from the environment or the .env files;
- *   - the kernel class App\Kernel, or the class named by ASKR_SYMFONY_KERNEL.
- * At the end of every request (askrSymfonyReset below): open Doctrine transactions are rolled
- * back, a session left open is written and Symfony 5.x's shared session closed, the request
- * stack must be empty, every service tagged kernel.reset is reset (the session listener, loggers,
- * cache pools, Doctrine's entity managers …), and the default timezone and the locale are put
- * back as PHP does at the end of a request. A reset that fails ends the worker (askrd starts a
- * new one): its state is unknown. Kept: the booted kernel, its container and the services not
- * tagged kernel.reset, compiled routes, OPcache, and ini settings (Symfony sets some lazily, on
- * first use; askr's paranoid mode reports requests that change them).
+ *   - APP_ENV and APP_DEBUG from the environment or the .env files (prod and 0 only when
+ *     neither sets them; the skeleton's .env sets APP_ENV=dev); APP_DEBUG=1 enables Symfony's
+ *     debug error handler and class loader;
+ *   - the kernel class App\Kernel, or the class named by ASKR_SYMFONY_KERNEL;
+ *   - requests go through the http_cache service when the app enables framework.http_cache.
+ * After every response has gone (askr_defer()), the client not waiting: kernel.terminate, then
+ * askrSymfonyReset below: open Doctrine transactions are rolled back, a session left open is
+ * written and Symfony 5.x's shared session closed, the request stack must be empty, every service
+ * tagged kernel.reset is reset (the session listener, loggers, cache pools, Doctrine's entity
+ * managers …), and the default timezone and the locale are put back as PHP does at the end of a
+ * request. A reset that fails ends the worker (askrd starts a new one, and hands a request it had
+ * queued for this one to another): its state is unknown. Kept: the booted kernel, its container
+ * and the services not tagged kernel.reset, compiled routes, OPcache, and ini settings (Symfony
+ * sets some lazily, on first use; askr's paranoid mode reports requests that change them).
  * CoW mode: database connections opened while booting are closed before the fork; each worker
  * opens its own.
  */
@@ -152,8 +156,8 @@ $timezone = date_default_timezone_get();
 $locale = setlocale(LC_ALL, '0');
 
 /**
- * Puts back what a request may have left in this long-lived process, before the next one; run at
- * the end of each request (below). A step that throws ends the worker: its state is unknown.
+ * Puts back what a request may have left in this long-lived process, before the next one; run
+ * after each response, after kernel.terminate (below). A step that throws ends the worker: its state is unknown.
  */
 $askrSymfonyReset = static function () use ($kernel, $connectionIds, $timezone, $locale): void {
     try {
@@ -166,8 +170,9 @@ $askrSymfonyReset = static function () use ($kernel, $connectionIds, $timezone, 
             }
         }
         $c = $kernel->getContainer();
-        // A session the request left open is written, as PHP would at the request's end, before
-        // the session listener's reset (below) aborts it.
+        // A session still open is written, as PHP would at the request's end, before the session
+        // listener's reset (below) aborts it: askr's runtime writes one the request left open
+        // before the response goes; this catches one a kernel.terminate listener opened.
         if (session_status() === PHP_SESSION_ACTIVE) {
             session_write_close();
         }
@@ -206,21 +211,34 @@ $askrSymfonyReset = static function () use ($kernel, $connectionIds, $timezone, 
 // remove) and headers_sent() stays false, so every response's headers go out. The handler takes
 // no parameter, so the runtime never reads a large request body into memory: Symfony reads
 // php://input.
-// The reset runs at the end of the request, not between requests: the response is still in
-// askr's buffer (unless it was flushed) and goes out when the handler returns; a reset that fails
-// exits here, inside the request, so askrd retires the worker with this response instead of
-// handing it the next request. Kernel::handle() would otherwise reset at the start of the next
-// request, so it costs no more time.
+// kernel.terminate and the reset run after the response has gone (askr_defer(), after the End
+// frame), as under php-fpm, where Response::send() calls fastcgi_finish_request() first: the
+// client does not wait for them. The worker takes no other request before they are done. A reset
+// that fails exits there, between requests; the runtime tells askrd (Bye), which gives a request
+// it had already queued for this worker to another one. Kernel::handle() would otherwise reset at
+// the start of the next request, so it costs no more time.
 $handler = static function () use ($entry, $terminable, $askrSymfonyReset): void {
+    $request = $response = null;
+    $sent = false;
     try {
         $request = Request::createFromGlobals();
         $response = $entry->handle($request);
         $response->send();
-        if ($terminable) {
-            $entry->terminate($request, $response);
-        }
+        $sent = true;
     } finally {
-        $askrSymfonyReset();
+        // Not terminated if send() threw, as under php-fpm (the exception ends the script there).
+        $after = static function () use ($entry, $terminable, $askrSymfonyReset, $request, $response, $sent): void {
+            try {
+                if ($terminable && $sent) {
+                    $entry->terminate($request, $response);
+                }
+            } finally {
+                $askrSymfonyReset(); // also when a kernel.terminate listener threw (logged by the runtime)
+            }
+        };
+        if (!askr_defer($after)) { // the request queued askr_defer()'s maximum already
+            $after();
+        }
     }
 };
 

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,14 +211,52 @@ func TestSfLeaks(t *testing.T) {
 		}
 	})
 
+	// kernel.terminate runs after the client has the response (php-fpm: fastcgi_finish_request()):
+	// the listener waits for a file the test creates only once it has read the whole response.
+	t.Run("TerminateAfterResponse", func(t *testing.T) {
+		dir := t.TempDir()
+		goFile, marker := filepath.Join(dir, "go"), filepath.Join(dir, "marker")
+		sflJSON(t, s, nil, "/terminate?go="+url.QueryEscape(goFile)+"&marker="+url.QueryEscape(marker))
+		if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		if !poll(10*time.Second, func() bool { got, _ = os.ReadFile(marker); return len(got) > 0 }) {
+			t.Fatal("the kernel.terminate listener wrote no marker within 10 s")
+		}
+		lvWant(t, "kernel.terminate listener", string(got), "after the response")
+		// The worker serves on (the reset ran after the listener).
+		lvWant(t, "next request: pid", sflJSON(t, s, nil, "/seen")["pid"], pid)
+	})
+
 	// Last: it ends the worker.
 	t.Run("FailingResetEndsWorker", func(t *testing.T) {
-		r := sflJSON(t, s, nil, "/reset-fails")
+		// The reset runs after the response; the worker exits there. A request sent right behind
+		// (askrd may already have queued it for that worker) must still be answered, by the
+		// replacement (one worker), which starts from boot: sflJSON fails on a 502.
+		c := lvClient(nil)
+		done := make(chan sflReply, 1)
+		r := sflJSON(t, s, c, "/reset-fails")
+		go func() {
+			resp, err := c.Get(s.URL + "/seen")
+			if err != nil {
+				done <- sflReply{body: err.Error()}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			rep := sflReply{status: resp.StatusCode, body: string(b)}
+			json.Unmarshal(b, &rep.m)
+			done <- rep
+		}()
 		lvWant(t, "/reset-fails: pid", r["pid"], pid)
 		sflWaitLog(t, s, "askr symfony worker: reset after a request failed, the worker exits (askrd starts another): "+
 			"RuntimeException: RequestLog::reset() fails on purpose")
-		// The next request waits for the replacement (one worker), which starts from boot.
-		m := sflJSON(t, s, nil, "/seen")
+		next := <-done
+		if next.status != 200 || next.m == nil {
+			t.Fatalf("GET /seen right after /reset-fails: status %d, body %.300s; want 200 from the replacement", next.status, next.body)
+		}
+		m := next.m
 		if m["pid"] == pid {
 			t.Errorf("after a failed reset the same worker (pid %v) served on", pid)
 		}

@@ -17,4 +17,5 @@ return static function (RoutingConfigurator $routes): void {
     $routes->add('reset_fails', '/reset-fails')->controller([LeakController::class, 'resetFails'])->methods(['GET']);
     $routes->add('cached', '/cached')->controller([WorkerController::class, 'cached'])->methods(['GET']);
     $routes->add('debug', '/debug')->controller([WorkerController::class, 'debug'])->methods(['GET']);
+    $routes->add('terminate', '/terminate')->controller([WorkerController::class, 'terminate'])->methods(['GET']);
 };

@@ -5,6 +5,7 @@ declare(strict_types=1);
 use Doctrine\DBAL\Connection;
 use LeakTest\Registry;
 use LeakTest\RequestLog;
+use LeakTest\TerminateListener;
 use LeakTest\WorkerTally;
 use Symfony\Component\DependencyInjection\Loader\Configurator\ContainerConfigurator;
 
@@ -23,4 +24,6 @@ return static function (ContainerConfigurator $container): void {
     $services->set('doctrine.dbal.default_connection', Connection::class)->public();
     $services->alias(Connection::class, 'doctrine.dbal.default_connection');
     $services->set('doctrine', Registry::class)->public()->args([service('service_container')]);
+    // A kernel.terminate listener (event subscriber, autoconfigured): GET /terminate.
+    $services->set(TerminateListener::class);
 };

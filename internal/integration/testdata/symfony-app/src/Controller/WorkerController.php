@@ -9,7 +9,7 @@ use Symfony\Component\ErrorHandler\DebugClassLoader;
 use Symfony\Component\ErrorHandler\ErrorHandler;
 use Symfony\Component\HttpFoundation\JsonResponse;
 
-/** Routes about how the worker runs the kernel: HTTP cache, debug. */
+/** Routes about how the worker runs the kernel: HTTP cache, kernel.terminate, debug. */
 final class WorkerController
 {
     public function __construct(private WorkerTally $tally)
@@ -24,6 +24,12 @@ final class WorkerController
         $r->setSharedMaxAge(60);
 
         return $r;
+    }
+
+    /** GET /terminate?go=G&marker=M: see LeakTest\TerminateListener. */
+    public function terminate(): JsonResponse
+    {
+        return new JsonResponse(['pid' => getmypid()]);
     }
 
     /** GET /debug: Symfony's debug tools in place: the error handler, the DebugClassLoader. */
