@@ -36,6 +36,7 @@ declare(strict_types=1);
 use Symfony\Component\Dotenv\Dotenv;
 use Symfony\Component\ErrorHandler\Debug;
 use Symfony\Component\HttpFoundation\Request;
+use Symfony\Component\HttpFoundation\Session\SessionInterface;
 use Symfony\Component\HttpKernel\HttpKernelInterface;
 use Symfony\Component\HttpKernel\KernelInterface;
 use Symfony\Component\HttpKernel\TerminableInterface;
@@ -157,7 +158,8 @@ $locale = setlocale(LC_ALL, '0');
 
 /**
  * Puts back what a request may have left in this long-lived process, before the next one; run
- * after each response, after kernel.terminate (below). A step that throws ends the worker: its state is unknown.
+ * after each response, after kernel.terminate (below). A step that throws ends the worker: its
+ * state is unknown.
  */
 $askrSymfonyReset = static function () use ($kernel, $connectionIds, $timezone, $locale): void {
     try {
@@ -223,6 +225,10 @@ $handler = static function () use ($entry, $terminable, $askrSymfonyReset): void
     try {
         $request = Request::createFromGlobals();
         $response = $entry->handle($request);
+        $route = $request->attributes->get('_route');
+        if (is_string($route) && function_exists('askr_paranoid_route')) {
+            askr_paranoid_route($route); // the detector names and warms up routes by Symfony's route name
+        }
         $response->send();
         $sent = true;
     } finally {
@@ -250,10 +256,48 @@ askr_on_worker_start(static function () use ($kernel, $connectionIds): void {
     askrSymfonyCloseConnections($kernel, $connectionIds);
 });
 // askr's state-bleed detector (askrd --paranoid; a no-op without it) also watches the services
-// the container holds: one replaced during a request is reported with its route.
+// the container holds (one replaced during a request is reported with its route), and what a
+// Symfony request must not leave behind: a session still started (PHP's, or a Session service
+// holding attributes), a security token in the token storage, an open Doctrine transaction. Each
+// key is always returned, "none" when clean, so the first leak is a change from the baseline.
 if (function_exists('askr_paranoid_watch')) {
-    askr_paranoid_watch('services', static fn (): array => (fn (): array => $this->services + $this->privates)
-        ->call($kernel->getContainer()));
+    $askrSymfonyInstances = static fn (): array => (fn (): array => $this->services + $this->privates)
+        ->call($kernel->getContainer());
+    askr_paranoid_watch('services', $askrSymfonyInstances);
+    askr_paranoid_watch('sf-session', static function () use ($askrSymfonyInstances): array {
+        $out = ['php session' => session_status() === PHP_SESSION_ACTIVE ? 'active' : 'none'];
+        foreach ($askrSymfonyInstances() as $id => $s) {
+            if ($s instanceof SessionInterface) { // isStarted() first: all() would start it
+                $out["service $id"] = $s->isStarted() ? 'started, ' . count($s->all()) . ' attributes' : 'none';
+            }
+        }
+        return $out;
+    });
+    askr_paranoid_watch('sf-auth', static function () use ($askrSymfonyInstances): array {
+        $all = $askrSymfonyInstances();
+        $out = [];
+        // UsageTrackingTokenStorage (security.token_storage with SecurityBundle) would touch the
+        // session: it reads the untracked storage, which is then looked at itself.
+        foreach (['security.untracked_token_storage', 'security.token_storage'] as $id) {
+            $storage = $all[$id] ?? null;
+            if (!is_object($storage) || !method_exists($storage, 'getToken')
+                || is_a($storage, 'Symfony\Component\Security\Core\Authentication\Token\Storage\UsageTrackingTokenStorage')) {
+                continue;
+            }
+            $token = $storage->getToken();
+            $out[$id] = $token === null ? 'none' : 'a token ' . get_class($token) . '#' . spl_object_id($token);
+        }
+        return $out;
+    });
+    askr_paranoid_watch('sf-transactions', static function () use ($kernel, $connectionIds): array {
+        $out = [];
+        foreach ($connectionIds as $id) {
+            $conn = askrSymfonyConnections($kernel, [$id])[0] ?? null;
+            $out["connection $id"] = $conn === null || !$conn->isTransactionActive() ? 'none'
+                : 'level ' . (method_exists($conn, 'getTransactionNestingLevel') ? $conn->getTransactionNestingLevel() : '>0');
+        }
+        return $out;
+    });
 }
 askr_cow_ready();
 

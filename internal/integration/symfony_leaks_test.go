@@ -357,3 +357,32 @@ func TestSfDebug(t *testing.T) {
 	lvWant(t, "error handler is Symfony's ErrorHandler ("+fmt.Sprint(m["error_handler"])+")", m["symfony_error_handler"], true)
 	lvWant(t, "DebugClassLoader registered", m["debug_class_loader"], true)
 }
+
+// TestSfParanoid: the detector (--paranoid) with the Symfony worker's own probes stays silent on
+// a clean run of the test app's routes and names the route of a leak: a static array that grows
+// (GET /leak) and a security token left in the token storage (GET /login).
+func TestSfParanoid(t *testing.T) {
+	sfSkipWithoutSymfony(t)
+	s := sflServe(t, sflCopyApp(t), "examples/symfony-worker.php", []string{"--paranoid"},
+		`ASKR_SYMFONY_KERNEL=LeakTest\Kernel`, "ASKR_PARANOID_QUIET=1")
+	jar, _ := cookiejar.New(nil)
+	owner := lvClient(jar)
+	for i := 0; i < 4; i++ {
+		for _, p := range []string{"/seen", "/seen?add=a", "/session", "/session/open", "/db", "/db/begin?n=2",
+			"/throw?add=m", "/cached", "/terminate"} {
+			sflGet(t, s, nil, p)
+			sflGet(t, s, owner, p)
+		}
+	}
+	sflJSON(t, s, nil, "/seen") // the detector checks before it takes a request: this one checks the last
+	if strings.Contains(s.logs.String(), `msg="askr paranoid: `) {
+		t.Fatalf("the detector reported a clean run:\n%s", s.logs.String())
+	}
+	for i := 0; i < 3; i++ {
+		sflJSON(t, s, nil, "/leak")
+		sflJSON(t, s, nil, "/login")
+	}
+	sflJSON(t, s, nil, "/seen")
+	sflWaitLog(t, s, `leak left statics LeakTest\\Hoard::$items changed (array:`) // slog doubles the backslash
+	sflWaitLog(t, s, "login left sf-auth security.token_storage changed")
+}

@@ -16,6 +16,8 @@ return static function (RoutingConfigurator $routes): void {
     $routes->add('db_begin', '/db/begin')->controller([DbController::class, 'begin'])->methods(['GET']);
     $routes->add('reset_fails', '/reset-fails')->controller([LeakController::class, 'resetFails'])->methods(['GET']);
     $routes->add('cached', '/cached')->controller([WorkerController::class, 'cached'])->methods(['GET']);
-    $routes->add('debug', '/debug')->controller([WorkerController::class, 'debug'])->methods(['GET']);
     $routes->add('terminate', '/terminate')->controller([WorkerController::class, 'terminate'])->methods(['GET']);
+    $routes->add('debug', '/debug')->controller([WorkerController::class, 'debug'])->methods(['GET']);
+    $routes->add('leak', '/leak')->controller([WorkerController::class, 'leak'])->methods(['GET']);
+    $routes->add('login', '/login')->controller([WorkerController::class, 'login'])->methods(['GET']);
 };

@@ -5,6 +5,7 @@ declare(strict_types=1);
 use Doctrine\DBAL\Connection;
 use LeakTest\Registry;
 use LeakTest\RequestLog;
+use LeakTest\StandIn\TokenStorage;
 use LeakTest\TerminateListener;
 use LeakTest\WorkerTally;
 use Symfony\Component\DependencyInjection\Loader\Configurator\ContainerConfigurator;
@@ -26,4 +27,8 @@ return static function (ContainerConfigurator $container): void {
     $services->set('doctrine', Registry::class)->public()->args([service('service_container')]);
     // A kernel.terminate listener (event subscriber, autoconfigured): GET /terminate.
     $services->set(TerminateListener::class);
+    // SecurityBundle's token storage as the detector finds it (stand-in, public), here NOT tagged
+    // kernel.reset: GET /login leaves a token in it.
+    $services->set('security.token_storage', TokenStorage::class)->public();
+    $services->alias(TokenStorage::class, 'security.token_storage');
 };

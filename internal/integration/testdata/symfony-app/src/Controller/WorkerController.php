@@ -4,12 +4,15 @@ declare(strict_types=1);
 
 namespace LeakTest\Controller;
 
+use LeakTest\Hoard;
+use LeakTest\StandIn\TokenStorage;
 use LeakTest\WorkerTally;
 use Symfony\Component\ErrorHandler\DebugClassLoader;
 use Symfony\Component\ErrorHandler\ErrorHandler;
 use Symfony\Component\HttpFoundation\JsonResponse;
+use Symfony\Component\HttpFoundation\Request;
 
-/** Routes about how the worker runs the kernel: HTTP cache, kernel.terminate, debug. */
+/** Routes about how the worker runs the kernel: HTTP cache, kernel.terminate, debug; and leaks for the detector. */
 final class WorkerController
 {
     public function __construct(private WorkerTally $tally)
@@ -47,5 +50,21 @@ final class WorkerController
             'symfony_error_handler' => \is_array($handler) && $handler[0] instanceof ErrorHandler,
             'debug_class_loader' => $loader,
         ]);
+    }
+
+    /** GET /leak: a leak on purpose, for askr's detector: a static array grows. */
+    public function leak(): JsonResponse
+    {
+        Hoard::$items[] = 'x';
+
+        return new JsonResponse(['items' => \count(Hoard::$items)]);
+    }
+
+    /** GET /login: leaves a new token in the token storage (not reset here), for askr's detector. */
+    public function login(TokenStorage $tokens): JsonResponse
+    {
+        $tokens->setToken(new \stdClass());
+
+        return new JsonResponse(['pid' => getmypid()]);
     }
 }

@@ -6,7 +6,7 @@ namespace Doctrine\DBAL;
 
 /**
  * Test stand-in for the part of Doctrine DBAL's Connection that askr's Symfony worker calls
- * (isTransactionActive, rollBack, close); Debian's Symfony has no DoctrineBundle. It records what
+ * (isTransactionActive, getTransactionNestingLevel, rollBack, close); Debian's Symfony has no DoctrineBundle. It records what
  * was done to it. config/bootstrap.php loads it only for Doctrine\DBAL\Connection.
  */
 class Connection
@@ -36,6 +36,11 @@ class Connection
         $this->connect();
         $this->level++;
         return true;
+    }
+
+    public function getTransactionNestingLevel(): int
+    {
+        return $this->level;
     }
 
     public function isTransactionActive(): bool
