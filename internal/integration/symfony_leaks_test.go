@@ -386,3 +386,33 @@ func TestSfParanoid(t *testing.T) {
 	sflWaitLog(t, s, `leak left statics LeakTest\\Hoard::$items changed (array:`) // slog doubles the backslash
 	sflWaitLog(t, s, "login left sf-auth security.token_storage changed")
 }
+
+// TestSfNaive is the negative control: the loop a user writes from askr's README (handle, send,
+// terminate; no resets) on the same app shows leaks that the generic worker, run through the same
+// requests, does not. (TestSfLeaks/KernelResetService would pass under the naive loop too:
+// Kernel::handle() resets the kernel.reset services at the start of the next request.)
+func TestSfNaive(t *testing.T) {
+	sfSkipWithoutSymfony(t)
+	for _, tc := range []struct {
+		name, script string
+		leaks        bool
+	}{
+		{"Naive", "internal/integration/testdata/symfony-naive-worker.php", true},
+		{"Generic", "examples/symfony-worker.php", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := sflServe(t, sflCopyApp(t), tc.script, nil, `ASKR_SYMFONY_KERNEL=LeakTest\Kernel`)
+			tz := sflJSON(t, s, nil, "/seen")["timezone"]
+			// A request that changes the default timezone (as TestSfLeaks/ThrowingRoutes).
+			sflGet(t, s, nil, "/throw?add=m")
+			after := sflJSON(t, s, nil, "/seen")["timezone"]
+			lvWant(t, fmt.Sprintf("timezone left by /throw (%v, boot: %v)", after, tz), after != tz, tc.leaks)
+			// A session used while the response is sent (as TestSfLeaks/SessionLeftOpen): does the
+			// next visitor, without a cookie, get that session?
+			open := sflJSON(t, s, nil, "/session/open")
+			r := sflGet(t, s, nil, "/session")
+			got := r.m["counter"] != 1.0 || r.sessionCookie() == open["session_id"]
+			lvWant(t, fmt.Sprintf("session of /session/open handed to the next visitor (counter %v)", r.m["counter"]), got, tc.leaks)
+		})
+	}
+}
