@@ -17,7 +17,8 @@
  *     neither sets them; the skeleton's .env sets APP_ENV=dev); APP_DEBUG=1 enables Symfony's
  *     debug error handler and class loader;
  *   - the kernel class App\Kernel, or the class named by ASKR_SYMFONY_KERNEL;
- *   - requests go through the http_cache service when the app enables framework.http_cache.
+ *   - requests go through the http_cache service when the app enables framework.http_cache (its
+ *     store's locks and per-request cache keys are dropped after each request).
  * After every response has gone (askr_defer()), the client not waiting: kernel.terminate, then
  * askrSymfonyReset below: open Doctrine transactions are rolled back, a session left open is
  * written and Symfony 5.x's shared session closed, the request stack must be empty, every service
@@ -37,6 +38,8 @@ use Symfony\Component\Dotenv\Dotenv;
 use Symfony\Component\ErrorHandler\Debug;
 use Symfony\Component\HttpFoundation\Request;
 use Symfony\Component\HttpFoundation\Session\SessionInterface;
+use Symfony\Component\HttpKernel\HttpCache\HttpCache;
+use Symfony\Component\HttpKernel\HttpCache\Store;
 use Symfony\Component\HttpKernel\HttpKernelInterface;
 use Symfony\Component\HttpKernel\KernelInterface;
 use Symfony\Component\HttpKernel\TerminableInterface;
@@ -161,7 +164,7 @@ $locale = setlocale(LC_ALL, '0');
  * after each response, after kernel.terminate (below). A step that throws ends the worker: its
  * state is unknown.
  */
-$askrSymfonyReset = static function () use ($kernel, $connectionIds, $timezone, $locale): void {
+$askrSymfonyReset = static function () use ($kernel, $entry, $connectionIds, $timezone, $locale): void {
     try {
         // A request that died mid-transaction must not leave it to the next one (DoctrineBundle's
         // kernel.reset clears the entity managers but leaves transactions open). Tested with
@@ -195,6 +198,12 @@ $askrSymfonyReset = static function () use ($kernel, $connectionIds, $timezone, 
         // kernel.reset (through the services_resetter) if a request ran, and marks them reset, so
         // Kernel::handle() does not do it again at the start of the next request.
         $kernel->boot();
+        // The HTTP cache's store: the locks a request left (PHP frees them at the end of a request)
+        // and its cache key per Request object, which would keep every request the worker served.
+        if ($entry instanceof HttpCache && ($store = $entry->getStore()) instanceof Store) {
+            $store->cleanup();
+            \Closure::bind(fn () => $this->keyCache = new \SplObjectStorage(), $store, Store::class)();
+        }
         // PHP's own end of a request puts these back; a worker's does not.
         if (date_default_timezone_get() !== $timezone) {
             date_default_timezone_set($timezone);

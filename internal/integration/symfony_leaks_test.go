@@ -345,6 +345,13 @@ func TestSfHttpCache(t *testing.T) {
 	}
 	// A route that is not cacheable still reaches the app every time.
 	lvWant(t, "/seen: seen", sflJSON(t, s, nil, "/seen")["seen"], []any{})
+	// The cache's store remembers a key per Request object, for the life of the process: the
+	// worker forgets them after each request, or it keeps every request it served. Only this
+	// request's own key is left.
+	for i := 0; i < 5; i++ {
+		sflGet(t, s, nil, "/cached")
+	}
+	lvWant(t, "/cache-keys: keys", sflJSON(t, s, nil, "/cache-keys")["keys"], 1)
 }
 
 // TestSfDebug: APP_DEBUG=1 on an app with symfony/runtime (a stand-in SymfonyRuntime class, which

@@ -20,4 +20,5 @@ return static function (RoutingConfigurator $routes): void {
     $routes->add('debug', '/debug')->controller([WorkerController::class, 'debug'])->methods(['GET']);
     $routes->add('leak', '/leak')->controller([WorkerController::class, 'leak'])->methods(['GET']);
     $routes->add('login', '/login')->controller([WorkerController::class, 'login'])->methods(['GET']);
+    $routes->add('cache_keys', '/cache-keys')->controller([WorkerController::class, 'cacheKeys'])->methods(['GET']);
 };

@@ -10,6 +10,8 @@ use LeakTest\WorkerTally;
 use Symfony\Component\ErrorHandler\DebugClassLoader;
 use Symfony\Component\ErrorHandler\ErrorHandler;
 use Symfony\Component\HttpFoundation\JsonResponse;
+use Symfony\Component\HttpKernel\HttpCache\Store;
+use Symfony\Component\HttpKernel\HttpCache\StoreInterface;
 use Symfony\Component\HttpFoundation\Request;
 
 /** Routes about how the worker runs the kernel: HTTP cache, kernel.terminate, debug; and leaks for the detector. */
@@ -27,6 +29,12 @@ final class WorkerController
         $r->setSharedMaxAge(60);
 
         return $r;
+    }
+
+    /** GET /cache-keys: how many requests the HTTP cache's store remembers cache keys for (SplObjectStorage by Request). */
+    public function cacheKeys(StoreInterface $store): JsonResponse
+    {
+        return new JsonResponse(['keys' => $store instanceof Store ? (fn (): int => \count($this->keyCache))->call($store) : null]);
     }
 
     /** GET /terminate?go=G&marker=M: see LeakTest\TerminateListener. */
