@@ -40,6 +40,16 @@ final class Paranoid
 
     /** @var array<string,array<string,?string>>|null the previous snapshot, by kind */
     private static ?array $prev = null;
+    /**
+     * Laravel's container instances after boot: at the first snapshot, or, when the app was not
+     * bootstrapped yet (a worker that leaves it to the first Kernel::handle()), at the first
+     * snapshot after.
+     *
+     * @var array<string,?string>|null
+     */
+    private static ?array $booted = null;
+    /** Whether the Laravel app of the latest snapshot had been bootstrapped. */
+    private static bool $bootstrapped = false;
     /** @var array<string,true> the routes this worker has served */
     private static array $routes = [];
     /** Whether the request just served was its route's first (see Warm-up above). */
@@ -85,11 +95,18 @@ final class Paranoid
         if ($prev === null) {
             $q = (int) getenv('ASKR_PARANOID_QUIET');
             self::$quiet = $q > 0 ? $q : 60;
+            self::$booted = self::$bootstrapped ? $now['container'] : null;
             return; // the baseline
         }
         foreach ($now as $kind => $map) {
+            if ($kind === 'container' && self::$booted === null) {
+                if (self::$bootstrapped) {
+                    self::$booted = $map; // the request that bootstrapped the app: its bindings are boot's
+                }
+                continue;
+            }
             $before = $prev[$kind] ?? [];
-            if ($map === $before || (self::$first && !isset(self::CLEAN[$kind]))) {
+            if ($map === $before || (self::$first && !isset(self::CLEAN[$kind]) && $kind !== 'container')) {
                 continue;
             }
             $diff = self::diff($kind, $before, $map);
@@ -102,6 +119,9 @@ final class Paranoid
     /** The first difference between two maps of one kind, or ''. */
     private static function diff(string $kind, array $before, array $now): string
     {
+        if ($kind === 'container') {
+            return self::containerDiff($before, $now);
+        }
         foreach ($now as $key => $fp) {
             if (!array_key_exists($key, $before)) { // not isset(): an ini value may be null
                 if ($kind === 'statics' || isset(self::$watches[$kind])) {
@@ -116,6 +136,29 @@ final class Paranoid
         foreach ($before as $key => $fp) {
             if (!array_key_exists($key, $now)) {
                 return "$key gone (was " . self::show($kind, $fp) . ')';
+            }
+        }
+        return '';
+    }
+
+    /**
+     * Laravel's container against its state after boot: an instance bound since boot (or bound
+     * again to another object) that the previous request bound, changed or left. One the same as
+     * after boot, or the same as before the previous request (an earlier request's, reported
+     * then), is not its doing.
+     */
+    private static function containerDiff(array $before, array $now): string
+    {
+        foreach ($now as $key => $fp) {
+            if ((array_key_exists($key, self::$booted) && self::$booted[$key] === $fp)
+                || (array_key_exists($key, $before) && $before[$key] === $fp)) {
+                continue;
+            }
+            return array_key_exists($key, $before) ? "$key changed ({$before[$key]} -> $fp)" : "$key new ($fp)";
+        }
+        foreach ($before as $key => $fp) {
+            if (!array_key_exists($key, $now) && array_key_exists($key, self::$booted)) {
+                return "$key gone (was $fp)"; // one bound at boot, forgotten
             }
         }
         return '';
@@ -220,10 +263,13 @@ final class Paranoid
     {
         [$instances, $bindings] = (fn (): array => [$this->instances, $this->bindings])
             ->call($app);
+        self::$bootstrapped = $app->hasBeenBootstrapped();
         $s = ['container' => [], 'session' => [], 'auth' => [], 'cookies' => [], 'transactions' => []];
+        // 'request' is left out: Kernel::handle() binds each request's. So are singletons, which
+        // a request resolves (the first time they are needed) and keeps on purpose.
         foreach ($instances as $key => $value) {
-            if (!($bindings[$key]['shared'] ?? false)) {
-                $s['container'][$key] = is_object($value) ? ($value instanceof \Closure ? 'Closure' : get_class($value)) : self::fp($value);
+            if ($key !== 'request' && !($bindings[$key]['shared'] ?? false)) {
+                $s['container'][$key] = self::fp($value);
             }
         }
         try {
