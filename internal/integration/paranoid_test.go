@@ -141,6 +141,52 @@ func TestParanoidReportsEachKind(t *testing.T) {
 	}
 }
 
+// A route's first request is its warm-up, and requests with an id in their path are one route:
+// the path's numeric, UUID and long hex segments are collapsed, or a worker names the route with
+// askr_paranoid_route(). A static that grows at every request, each with a new id, is reported at
+// the second, naming the route.
+func TestParanoidRouteKeys(t *testing.T) {
+	for _, c := range []struct{ first, second, route string }{
+		{"/users/1", "/users/2", "/users/{n}"},
+		{"/files/0b7e2a52-8c1d-4a3e-9f6b-1c2d3e4f5a6b", "/files/0B7E2A52-8C1D-4A3E-9F6B-1C2D3E4F5A6C", "/files/{uuid}"},
+		{"/t/0123456789abcdef0123", "/t/fedcba98765432100123", "/t/{hex}"},
+		{"/p/alice?route=profile", "/p/bob?route=profile", "profile"},
+	} {
+		s := pdStart(t, opts{args: []string{"--paranoid"}})
+		s.get(c.first)
+		s.get(c.second)
+		pdSync(t, s, "keys")
+		want := "askr paranoid: GET " + c.route + " left statics Grown::$ids changed (array:"
+		got := pdMatching(s.logs.String(), "GET ")
+		if len(got) != 1 || !strings.HasPrefix(got[0], want) {
+			t.Errorf("GET %s, then %s: reports %q; want one, %q…", c.first, c.second, got, want)
+		}
+		s.stop()
+	}
+}
+
+// A worker remembers 1 000 routes as warmed up; past that, a new route's first request is checked
+// too, and the worker says so once.
+func TestParanoidRouteCap(t *testing.T) {
+	s := pdStart(t, opts{args: []string{"--paranoid"}})
+	s.get("/mark?id=x") // /mark: one route of the 1 000
+	for i := range 999 {
+		if r := s.get(fmt.Sprintf("/r/x%d", i)); r.status != 200 {
+			t.Fatalf("GET /r/x%d = %d", i, r.status)
+		}
+	}
+	s.get("/leak/static") // the 1 001st route: checked at its first request
+	s.get("/r/x1")
+	pdSync(t, s, "cap")
+	logs := s.logs.String()
+	if got := pdMatching(logs, "this worker has served 1000 routes;"); len(got) != 1 {
+		t.Errorf("reports %q; want the worker to say once that it has served 1000 routes", pdReports(logs))
+	}
+	if got := pdMatching(logs, "GET /leak/static left statics Leaky::$seen changed (array:0 -> array:1);"); len(got) != 1 {
+		t.Errorf("reports %q; want the first GET /leak/static past the cap reported", pdReports(logs))
+	}
+}
+
 // Off by default: the detector's file is not loaded (a user's ASKR_PARANOID does not reach the
 // workers), askr_paranoid_watch() does nothing, and leaks go unreported.
 func TestParanoidOff(t *testing.T) {
@@ -406,6 +452,22 @@ func TestParanoidLaravelGenericDiscards(t *testing.T) {
 	logs := pdBarrier(t, s, map[string]bool{strconv.Itoa(m.Pid): true})
 	if r := pdReports(logs); len(r) != 1 {
 		t.Errorf("reports %q; want only /leak/static's (the instance is discarded, the session emptied)", r)
+	}
+}
+
+// With Laravel the route is the one the router matched (its URI): GET /leak/static/ is the route
+// of GET /leak/static, so it is no warm-up, and the static array it grows is reported naming the
+// route, though the generic worker resets the router after each request.
+func TestParanoidLaravelRoute(t *testing.T) {
+	s := pdLaravel(t, filepath.Join(repoRoot(t), "examples", "laravel-worker.php"), 1)
+	for _, p := range []string{"/leak/static", "/leak/static/", "/pid"} {
+		if r := s.get(p); r.status != 200 {
+			t.Fatalf("GET %s = %d; want 200: %.300s", p, r.status, r.body)
+		}
+	}
+	want := "GET /leak/static left statics Leaks\\Support\\Leaky::$calls changed (array:1 -> array:2);"
+	if !poll(15*time.Second, func() bool { return len(pdMatching(s.logs.String(), want)) == 1 }) {
+		t.Errorf("after GET /leak/static, /leak/static/, /pid: reports %q; want %q…", pdReports(s.logs.String()), want)
 	}
 }
 

@@ -6,19 +6,20 @@
  * At every askr_handle_request() call, i.e. after the worker's own resets of the previous request
  * and before it waits for the next, check() takes a snapshot of the long-lived state PHP code can
  * see, kind by kind (key => fingerprint), and compares it with the previous snapshot; a difference
- * was left by the previous request, whose route (method and path) the line names. The first
- * snapshot, taken at the worker's first call (in CoW mode in the forked worker), is the baseline.
- * Each kind reports its first difference in one line to the worker's log, then stays quiet for a
- * minute and counts what it did not report; its next line says how many.
+ * was left by the previous request, whose method and route the line names (see served()). The
+ * first snapshot, taken at the worker's first call (in CoW mode in the forked worker), is the
+ * baseline. Each kind reports its first difference in one line to the worker's log, then stays
+ * quiet for a minute and counts what it did not report; its next line says how many.
  *
  * Warm-up: a framework resolves services, sets ini settings and fills caches lazily, the first
- * time a route needs them. So after the first request of each route (method and path) in a
- * worker, the kinds that grow that way (statics, globals, ini, container, askr_paranoid_watch()
+ * time a route needs them. So after the first request of each route in a worker (up to
+ * MAX_ROUTES routes), the kinds that grow that way (statics, globals, ini, askr_paranoid_watch()
  * kinds) only take their baseline; they report what the route's later requests leave. A class
  * first declared during a request, and a key a probe returns for the first time, start their own
- * baseline; a Laravel singleton resolved for the first time is not counted (it was bound at boot
- * and fills once). The kinds whose clean state is "nothing left" (ob, session, auth, cookies,
- * transactions) report from the first request.
+ * baseline. Laravel's container has no warm-up: it is compared with its state after boot (a
+ * singleton resolved for the first time is not counted: it was bound at boot and fills once).
+ * The kinds whose clean state is "nothing left" (ob, session, auth, cookies, transactions) report
+ * from the first request.
  *
  * ASKR_PARANOID_QUIET (seconds, default 60) shortens the quiet period for askr's own tests.
  */
@@ -30,7 +31,7 @@ namespace Askr;
 final class Paranoid
 {
     /** How many routes a worker remembers as warmed up; later new ones are not warm-ups. */
-    private const MAX_ROUTES = 10000;
+    private const MAX_ROUTES = 1000;
     /** Kinds whose clean state is empty: no warm-up. */
     private const CLEAN = ['ob' => true, 'session' => true, 'auth' => true, 'cookies' => true, 'transactions' => true];
     private const BUILTIN = ['statics' => true, 'globals' => true, 'ini' => true, 'container' => true] + self::CLEAN;
@@ -54,12 +55,21 @@ final class Paranoid
     private static array $routes = [];
     /** Whether the request just served was its route's first (see Warm-up above). */
     private static bool $first = false;
+    /** The request just served, as reports name it: its method and route. */
     private static string $route = '';
+    /** The request being served: its method, its path, the route a worker named (askr_paranoid_route()). */
+    private static string $method = '';
+    private static string $path = '';
+    private static ?string $named = null;
+    /** Whether MAX_ROUTES was reached and said so. */
+    private static bool $full = false;
     private static int $quiet = 60;
     /** @var array<string,int> kind => time until which it is quiet */
     private static array $quietUntil = [];
     /** @var array<string,int> kind => differences not reported while it was quiet */
     private static array $suppressed = [];
+    /** @var array<string,true> the probes whose failure was logged */
+    private static array $failed = [];
     /** @var array<string,callable> askr_paranoid_watch() probes */
     private static array $watches = [];
     /** How many declared classes have been looked at, and the static properties of the app's. */
@@ -76,14 +86,56 @@ final class Paranoid
         self::$watches[$kind] = $probe;
     }
 
-    /** The request this worker now serves: the next check() attributes what it finds to it. */
+    /** The request this worker now serves (before its handler runs). */
     public static function serving(string $method, string $uri): void
     {
-        $path = substr(explode('?', $uri, 2)[0], 0, 200);
-        self::$route = preg_replace('/[^\x21-\x7e]/', '?', $method) . ' ' . preg_replace('/[^\x21-\x7e]/', '?', $path);
-        self::$first = !isset(self::$routes[self::$route]) && count(self::$routes) < self::MAX_ROUTES;
-        if (self::$first) {
-            self::$routes[self::$route] = true;
+        self::$method = $method;
+        self::$path = explode('?', $uri, 2)[0];
+        self::$named = null;
+    }
+
+    /** askr_paranoid_route(): the framework's route of the request being served. */
+    public static function route(string $route): void
+    {
+        self::$named = $route;
+    }
+
+    /**
+     * The request's handler has returned (before the worker's own resets, after the response):
+     * the next check() attributes what it finds to this request's route, which is, in this order,
+     * the one a worker named with askr_paranoid_route(), Laravel's route matched for the request
+     * (its URI, e.g. /users/{id}), or the path with its numeric, UUID and long hex segments
+     * collapsed (/users/{n}), so that /users/1 and /users/2 are one route.
+     */
+    public static function served(): void
+    {
+        $route = self::$named;
+        if ($route === null && class_exists(\Illuminate\Foundation\Application::class, false)) {
+            try {
+                $app = \Illuminate\Container\Container::getInstance();
+                // The request's own route (Router::current() would still be the previous
+                // request's after a 404): Router::runRoute() sets it as the request's resolver.
+                if ($app instanceof \Illuminate\Foundation\Application && $app->resolved('request')
+                    && ($r = $app->make('request')->route()) instanceof \Illuminate\Routing\Route) {
+                    $route = '/' . ltrim($r->uri(), '/');
+                }
+            } catch (\Throwable $e) {
+                self::failed('route', $e);
+            }
+        }
+        $route ??= preg_replace(['~/\d+(?=/|$)~', '~/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?=/|$)~i',
+            '~/[0-9a-f]{16,}(?=/|$)~i'], ['/{n}', '/{uuid}', '/{hex}'], self::$path) ?? self::$path;
+        self::$route = preg_replace('/[^\x21-\x7e]/', '?', substr(self::$method, 0, 20)) . ' '
+            . preg_replace('/[^\x21-\x7e]/', '?', substr($route, 0, 200));
+        self::$first = false;
+        if (!isset(self::$routes[self::$route])) {
+            if (count(self::$routes) < self::MAX_ROUTES) {
+                self::$routes[self::$route] = self::$first = true;
+            } elseif (!self::$full) {
+                self::$full = true;
+                Runtime::log(sprintf('this worker has served %d routes; the first request of a route it has not '
+                    . 'served is now checked too (no warm-up)', self::MAX_ROUTES), 'askr paranoid: ');
+            }
         }
     }
 
@@ -168,6 +220,18 @@ final class Paranoid
     private static function show(string $kind, ?string $value): string
     {
         return $kind === 'ini' ? self::fp($value) : (string) $value;
+    }
+
+    /** A probe threw: logged once per probe in a worker (it is tried again at every check). */
+    private static function failed(string $probe, \Throwable $e): void
+    {
+        if (isset(self::$failed[$probe])) {
+            return;
+        }
+        self::$failed[$probe] = true;
+        $line = sprintf('the %s probe failed, and fails silently from now on in this worker: %s: %s at %s:%d', $probe,
+            get_class($e), substr($e->getMessage(), 0, 200), $e->getFile(), $e->getLine());
+        Runtime::log(preg_replace('/[\x00-\x1f\x7f]/', '?', $line) ?? '', 'askr paranoid: ');
     }
 
     private static function report(string $kind, string $diff): void

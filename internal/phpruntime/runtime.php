@@ -294,6 +294,9 @@ final class Runtime
             self::uncaught($e);
         }
         self::finish(false);
+        if (self::$paranoid) {
+            Paranoid::served(); // the request's route, before the worker's resets forget it
+        }
         self::afterResponse();
         return true;
     }
@@ -1112,6 +1115,21 @@ function askr_paranoid_watch(string $kind, callable $probe): void
 {
     if (\Askr\Runtime::$paranoid) {
         \Askr\Paranoid::watch($kind, $probe);
+    }
+}
+
+/**
+ * Names the route of the request being served, for the state-bleed detector (askrd serve
+ * --paranoid): reports name it (after the method) instead of the path, and a route's first request
+ * in a worker is its warm-up. Pass the framework's route, not the path: e.g. Symfony's `_route`
+ * request attribute. Call it during the request, before the handler returns; the last call wins.
+ * Without it the detector uses Laravel's matched route, or else the path with its numeric, UUID
+ * and long hex segments collapsed. Without --paranoid it does nothing.
+ */
+function askr_paranoid_route(string $route): void
+{
+    if (\Askr\Runtime::$paranoid) {
+        \Askr\Paranoid::route($route);
     }
 }
 

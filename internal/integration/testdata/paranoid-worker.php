@@ -12,6 +12,11 @@ final class Leaky
     public static array $seen = [];
 }
 
+final class Grown
+{
+    public static array $ids = [];
+}
+
 $booted = 'at boot'; // a global of the worker's own: part of the baseline
 $store = new ArrayObject();
 
@@ -25,6 +30,12 @@ askr_paranoid_watch('store', static function () use ($store): array {
 
 $handler = static function () use ($store): void {
     $path = explode('?', $_SERVER['REQUEST_URI'], 2)[0];
+    if (isset($_GET['route'])) {
+        askr_paranoid_route($_GET['route']); // the route a framework would name
+    }
+    if (preg_match('~^/(users|files|t|p)/~', $path) === 1) {
+        Grown::$ids[] = $path; // a static that grows at every request of paths with an id
+    }
     switch ($path) {
         case '/leak/static':
             Leaky::$seen[] = count(Leaky::$seen);
