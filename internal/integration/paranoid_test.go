@@ -187,6 +187,28 @@ func TestParanoidRouteCap(t *testing.T) {
 	}
 }
 
+// What clean frameworks change in ini settings is no leak: the default locale Symfony's
+// Request::setLocale() sets at every request is not watched, and the session settings its session
+// storage sets when first built (in a request that may not be its route's first) are a new
+// baseline; a later change of them is reported.
+func TestParanoidIniLazy(t *testing.T) {
+	s := pdStart(t, opts{args: []string{"--paranoid"}})
+	for _, p := range []string{"/locale?l=fr_FR", "/locale?l=de_DE", "/locale?l=nb_NO",
+		"/sess", "/sess?open=1234", "/sess?open=1234", "/sess"} {
+		s.get(p)
+	}
+	pdSync(t, s, "lazy")
+	if r := pdReports(s.logs.String()); len(r) != 0 {
+		t.Errorf("reports %q; want none", r)
+	}
+	s.get("/sess?open=99")
+	pdSync(t, s, "again")
+	want := `askr paranoid: GET /sess left ini session.gc_maxlifetime changed (string:"1234" -> string:"99");`
+	if r := pdReports(s.logs.String()); len(r) != 1 || !strings.HasPrefix(r[0], want) {
+		t.Errorf("reports %q; want one, %q…", r, want)
+	}
+}
+
 // Off by default: the detector's file is not loaded (a user's ASKR_PARANOID does not reach the
 // workers), askr_paranoid_watch() does nothing, and leaks go unreported.
 func TestParanoidOff(t *testing.T) {

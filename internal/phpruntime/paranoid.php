@@ -68,6 +68,8 @@ final class Paranoid
     private static array $quietUntil = [];
     /** @var array<string,int> kind => differences not reported while it was quiet */
     private static array $suppressed = [];
+    /** @var array<string,true> the session.* ini settings changed once (see settleSessionIni()) */
+    private static array $sessionIni = [];
     /** @var array<string,true> the probes whose failure was logged */
     private static array $failed = [];
     /** @var array<string,callable> askr_paranoid_watch() probes */
@@ -158,7 +160,13 @@ final class Paranoid
                 continue;
             }
             $before = $prev[$kind] ?? [];
-            if ($map === $before || (self::$first && !isset(self::CLEAN[$kind]) && $kind !== 'container')) {
+            if ($map === $before) {
+                continue;
+            }
+            if ($kind === 'ini' && ($before = self::settleSessionIni($before, $map)) === $map) {
+                continue;
+            }
+            if (self::$first && !isset(self::CLEAN[$kind]) && $kind !== 'container') {
                 continue;
             }
             $diff = self::diff($kind, $before, $map);
@@ -166,6 +174,28 @@ final class Paranoid
                 self::report($kind, $diff);
             }
         }
+    }
+
+    /**
+     * A session.* ini setting's first change in a worker is a new baseline, not a leak: session
+     * code sets them with ini_set() when it is first built (Symfony's NativeSessionStorage), in
+     * whichever request first uses the session, not always its route's first; the values come
+     * from the app's configuration and are the same every time. A later change is reported.
+     *
+     * @param array<string,?string> $before
+     * @param array<string,?string> $now
+     * @return array<string,?string> $before, with those first changes taken as they are now
+     */
+    private static function settleSessionIni(array $before, array $now): array
+    {
+        foreach ($now as $key => $value) {
+            if (!isset(self::$sessionIni[$key]) && str_starts_with($key, 'session.')
+                && array_key_exists($key, $before) && $before[$key] !== $value) {
+                self::$sessionIni[$key] = true;
+                $before[$key] = $value;
+            }
+        }
+        return $before;
     }
 
     /** The first difference between two maps of one kind, or ''. */
@@ -254,7 +284,10 @@ final class Paranoid
     {
         // ini values are kept as they are (a string or null) and go through fp() only when reported.
         $ini = ini_get_all(null, false);
-        unset($ini['max_execution_time'], $ini['ignore_user_abort']); // the runtime sets them at every request
+        // The runtime sets the first two at every request; \Locale::setDefault() sets the third, which
+        // Symfony's Request::setLocale() calls at every request (its LocaleListener): per request
+        // by design, set before it is used. (Laravel's App::setLocale() sets its translator's, not this.)
+        unset($ini['max_execution_time'], $ini['ignore_user_abort'], $ini['intl.default_locale']);
         $s = ['statics' => self::statics(), 'globals' => [], 'ini' => $ini, 'ob' => ['level' => (string) ob_get_level()]];
         foreach ($GLOBALS as $name => $value) {
             if (!isset(self::SUPERGLOBALS[$name])) {

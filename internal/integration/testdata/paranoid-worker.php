@@ -53,6 +53,14 @@ $handler = static function () use ($store): void {
         case '/leak/watch':
             $store[] = 1;
             break;
+        case '/locale':
+            \Locale::setDefault($_GET['l'] ?? 'en'); // as Symfony's Request::setLocale() at each request
+            break;
+        case '/sess':
+            if (isset($_GET['open'])) { // as Symfony's NativeSessionStorage, built when first used
+                ini_set('session.gc_maxlifetime', $_GET['open']);
+            }
+            break;
         case '/mark':
             error_log('paranoid-test mark ' . ($_GET['id'] ?? ''));
             break;
