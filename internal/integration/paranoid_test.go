@@ -209,6 +209,20 @@ func TestParanoidIniLazy(t *testing.T) {
 	}
 }
 
+// A probe that fails is said once per worker, and its failure is taken for no change (the Laravel
+// kinds' probes go the same way).
+func TestParanoidProbeFails(t *testing.T) {
+	s := pdStart(t, opts{args: []string{"--paranoid"}, env: []string{"ASKR_PARANOID_QUIET=1"}})
+	for _, p := range []string{"/a", "/a", "/break", "/a", "/b", "/break", "/a"} {
+		s.get(p)
+	}
+	pdSync(t, s, "fails")
+	want := "askr paranoid: the fragile probe failed; fragile is not checked while it fails (said once per worker): RuntimeException: the store is gone at "
+	if r := pdReports(s.logs.String()); len(r) != 1 || !strings.HasPrefix(r[0], want) {
+		t.Errorf("reports %q; want one, %q…", r, want)
+	}
+}
+
 // Off by default: the detector's file is not loaded (a user's ASKR_PARANOID does not reach the
 // workers), askr_paranoid_watch() does nothing, and leaks go unreported.
 func TestParanoidOff(t *testing.T) {

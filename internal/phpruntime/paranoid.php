@@ -252,16 +252,22 @@ final class Paranoid
         return $kind === 'ini' ? self::fp($value) : (string) $value;
     }
 
-    /** A probe threw: logged once per probe in a worker (it is tried again at every check). */
-    private static function failed(string $probe, \Throwable $e): void
+    /**
+     * A probe threw: said once per probe in a worker (it is tried again at every check, and its
+     * later failures are not logged). Returns the kind's previous snapshot, so that a failure is
+     * not taken for a change.
+     *
+     * @return array<string,?string>
+     */
+    private static function failed(string $probe, \Throwable $e): array
     {
-        if (isset(self::$failed[$probe])) {
-            return;
+        if (!isset(self::$failed[$probe])) {
+            self::$failed[$probe] = true;
+            $line = sprintf('the %s probe failed; %s is not checked while it fails (said once per worker): %s: %s at %s:%d',
+                $probe, $probe, get_class($e), substr($e->getMessage(), 0, 200), $e->getFile(), $e->getLine());
+            Runtime::log(preg_replace('/[\x00-\x1f\x7f]/', '?', $line) ?? '', 'askr paranoid: ');
         }
-        self::$failed[$probe] = true;
-        $line = sprintf('the %s probe failed, and fails silently from now on in this worker: %s: %s at %s:%d', $probe,
-            get_class($e), substr($e->getMessage(), 0, 200), $e->getFile(), $e->getLine());
-        Runtime::log(preg_replace('/[\x00-\x1f\x7f]/', '?', $line) ?? '', 'askr paranoid: ');
+        return self::$prev[$probe] ?? [];
     }
 
     private static function report(string $kind, string $diff): void
@@ -307,7 +313,7 @@ final class Paranoid
                     $s[$kind][(string) $key] = self::fp($value);
                 }
             } catch (\Throwable $e) {
-                $s[$kind]['probe'] = 'failed: ' . get_class($e);
+                $s[$kind] = self::failed($kind, $e);
             }
         }
         return $s;
@@ -369,34 +375,44 @@ final class Paranoid
                 $s['container'][$key] = self::fp($value);
             }
         }
-        try {
-            if (isset($instances['session'])) {
-                foreach ($instances['session']->getDrivers() as $name => $store) {
+        $probes = [
+            'session' => static function (array $instances): array {
+                $out = [];
+                foreach (isset($instances['session']) ? $instances['session']->getDrivers() : [] as $name => $store) {
                     if (($n = count($store->all())) > 0) {
-                        $s['session']["store $name"] = "$n attributes";
+                        $out["store $name"] = "$n attributes";
                     }
                 }
-            }
-            if (isset($instances['auth'])) {
-                $guards = (fn (): array => $this->guards)->call($instances['auth']);
+                return $out;
+            },
+            'auth' => static function (array $instances): array {
+                $out = [];
+                $guards = isset($instances['auth']) ? (fn (): array => $this->guards)->call($instances['auth']) : [];
                 foreach ($guards as $name => $guard) {
                     if (method_exists($guard, 'hasUser') && $guard->hasUser()) {
-                        $s['auth']["guard $name"] = 'a user';
+                        $out["guard $name"] = 'a user';
                     }
                 }
-            }
-            if (isset($instances['cookie']) && ($n = count($instances['cookie']->getQueuedCookies())) > 0) {
-                $s['cookies']['queued'] = (string) $n;
-            }
-            if (isset($instances['db'])) {
-                foreach ($instances['db']->getConnections() as $name => $connection) {
+                return $out;
+            },
+            'cookies' => static fn (array $instances): array => isset($instances['cookie'])
+                && ($n = count($instances['cookie']->getQueuedCookies())) > 0 ? ['queued' => (string) $n] : [],
+            'transactions' => static function (array $instances): array {
+                $out = [];
+                foreach (isset($instances['db']) ? $instances['db']->getConnections() : [] as $name => $connection) {
                     if (($level = $connection->transactionLevel()) > 0) {
-                        $s['transactions']["connection $name"] = "level $level";
+                        $out["connection $name"] = "level $level";
                     }
                 }
+                return $out;
+            },
+        ];
+        foreach ($probes as $kind => $probe) {
+            try {
+                $s[$kind] = $probe($instances);
+            } catch (\Throwable $e) { // a Laravel unlike 8+
+                $s[$kind] = self::failed($kind, $e);
             }
-        } catch (\Throwable $e) {
-            $s['container']['(detector)'] = 'failed: ' . get_class($e); // a Laravel unlike 8+
         }
         return $s;
     }

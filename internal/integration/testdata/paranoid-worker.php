@@ -28,7 +28,16 @@ askr_paranoid_watch('store', static function () use ($store): array {
     return ['items' => count($store)];
 });
 
-$handler = static function () use ($store): void {
+// A probe that fails from GET /break on.
+$broken = false;
+askr_paranoid_watch('fragile', static function () use (&$broken): array {
+    if ($broken) {
+        throw new RuntimeException('the store is gone');
+    }
+    return ['ok' => true];
+});
+
+$handler = static function () use ($store, &$broken): void {
     $path = explode('?', $_SERVER['REQUEST_URI'], 2)[0];
     if (isset($_GET['route'])) {
         askr_paranoid_route($_GET['route']); // the route a framework would name
@@ -60,6 +69,9 @@ $handler = static function () use ($store): void {
             if (isset($_GET['open'])) { // as Symfony's NativeSessionStorage, built when first used
                 ini_set('session.gc_maxlifetime', $_GET['open']);
             }
+            break;
+        case '/break':
+            $broken = true;
             break;
         case '/mark':
             error_log('paranoid-test mark ' . ($_GET['id'] ?? ''));
