@@ -223,6 +223,30 @@ func TestParanoidProbeFails(t *testing.T) {
 	}
 }
 
+// A string left in a global or a static is reported by its length and a short hash, never its
+// value (a token, a session id, an email address).
+func TestParanoidHidesStrings(t *testing.T) {
+	s := pdStart(t, opts{args: []string{"--paranoid"}})
+	var tokens []string
+	for range 3 {
+		tokens = append(tokens, s.get("/leak/secret").body)
+	}
+	pdSync(t, s, "secret")
+	logs := s.logs.String()
+	for kind, key := range map[string]string{"globals": "$token", "statics": "Secrets::$last"} {
+		want := regexp.MustCompile(`^askr paranoid: GET /leak/secret left ` + kind + ` ` + regexp.QuoteMeta(key) +
+			` changed \(string\(20\):[0-9a-f]{8} -> string\(20\):[0-9a-f]{8}\);`)
+		if got := pdMatching(logs, "GET /leak/secret left "+kind+" "); len(got) != 1 || !want.MatchString(got[0]) {
+			t.Errorf("reports %q; want one matching %s", got, want)
+		}
+	}
+	for _, tok := range tokens {
+		if len(tok) != 20 || strings.Contains(logs, tok) {
+			t.Errorf("GET /leak/secret = %q (want a token of 20 bytes), in askrd's log: %t", tok, strings.Contains(logs, tok))
+		}
+	}
+}
+
 // Off by default: the detector's file is not loaded (a user's ASKR_PARANOID does not reach the
 // workers), askr_paranoid_watch() does nothing, and leaks go unreported.
 func TestParanoidOff(t *testing.T) {

@@ -70,6 +70,8 @@ final class Paranoid
     private static array $suppressed = [];
     /** @var array<string,true> the session.* ini settings changed once (see settleSessionIni()) */
     private static array $sessionIni = [];
+    /** The key of fp()'s string hashes. */
+    private static ?int $seed = null;
     /** @var array<string,true> the probes whose failure was logged */
     private static array $failed = [];
     /** @var array<string,callable> askr_paranoid_watch() probes */
@@ -249,7 +251,7 @@ final class Paranoid
     /** A snapshot's value as a report shows it: ini values are kept raw, all else is a fingerprint. */
     private static function show(string $kind, ?string $value): string
     {
-        return $kind === 'ini' ? self::fp($value) : (string) $value;
+        return $kind === 'ini' ? self::fp($value, true) : (string) $value;
     }
 
     /**
@@ -417,16 +419,21 @@ final class Paranoid
         return $s;
     }
 
-    /** A cheap, stable fingerprint of a value. */
-    private static function fp(mixed $v): string
+    /**
+     * A cheap, stable fingerprint of a value. A string is its length and a short hash, keyed with
+     * a random seed of this worker's, so that a change shows and its value (a token, a session id,
+     * an email address) does not reach the log; ini values ($raw) are shown as they are when
+     * short and printable.
+     */
+    private static function fp(mixed $v, bool $raw = false): string
     {
         return match (true) {
             $v === null => 'null',
             is_bool($v) => $v ? 'true' : 'false',
             is_int($v) => "int:$v",
             is_float($v) => "float:$v",
-            is_string($v) => strlen($v) <= 64 && preg_match('/^[\x20-\x7e]*$/', $v) === 1
-                ? "string:\"$v\"" : 'string(' . strlen($v) . '):' . hash('crc32b', $v),
+            is_string($v) => $raw && strlen($v) <= 64 && preg_match('/^[\x20-\x7e]*$/', $v) === 1 ? "string:\"$v\""
+                : 'string(' . strlen($v) . '):' . substr(hash('xxh3', $v, false, ['seed' => self::$seed ??= random_int(0, PHP_INT_MAX)]), 0, 8),
             is_array($v) => 'array:' . count($v),
             $v instanceof \Closure => 'Closure',
             is_object($v) => get_class($v) . '#' . spl_object_id($v),

@@ -1106,8 +1106,9 @@ function askr_on_worker_start(callable $fn): void
 
 /**
  * Adds a kind of state to what the state-bleed detector (askrd serve --paranoid) watches: $probe
- * returns array<string, mixed>, each value fingerprinted as static properties are (scalars by
- * value, arrays by count, objects by class and id), and a key whose value differs between two
+ * returns array<string, mixed>, each value fingerprinted as static properties are (numbers and
+ * booleans by value, strings by length and a keyed hash, never their value, arrays by count,
+ * objects by class and id), and a key whose value differs between two
  * requests is reported like the built-in kinds (a key first returned starts its own baseline).
  * Without --paranoid it does nothing, so a worker may call it always.
  */

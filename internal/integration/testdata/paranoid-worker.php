@@ -12,6 +12,11 @@ final class Leaky
     public static array $seen = [];
 }
 
+final class Secrets
+{
+    public static ?string $last = null;
+}
+
 final class Grown
 {
     public static array $ids = [];
@@ -70,6 +75,10 @@ $handler = static function () use ($store, &$broken): void {
                 ini_set('session.gc_maxlifetime', $_GET['open']);
             }
             break;
+        case '/leak/secret': // a token left in a global and a static: its value must not reach the log
+            $GLOBALS['token'] = Secrets::$last = 'tok-' . bin2hex(random_bytes(8));
+            echo Secrets::$last;
+            return;
         case '/break':
             $broken = true;
             break;
