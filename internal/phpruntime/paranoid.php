@@ -116,11 +116,13 @@ final class Paranoid
         $route = self::$named;
         if ($route === null && class_exists(\Illuminate\Foundation\Application::class, false)) {
             try {
-                $app = \Illuminate\Container\Container::getInstance();
                 // The request's own route (Router::current() would still be the previous
                 // request's after a 404): Router::runRoute() sets it as the request's resolver.
-                if ($app instanceof \Illuminate\Foundation\Application && $app->resolved('request')
-                    && ($r = $app->make('request')->route()) instanceof \Illuminate\Routing\Route) {
+                // The request is read from the container's instances: make() would run its
+                // resolving callbacks, which look the name up as a class (the autoloader's).
+                $app = \Illuminate\Container\Container::getInstance();
+                $request = (fn () => $this->instances['request'] ?? null)->call($app);
+                if ($request instanceof \Illuminate\Http\Request && ($r = $request->route()) instanceof \Illuminate\Routing\Route) {
                     $route = '/' . ltrim($r->uri(), '/');
                 }
             } catch (\Throwable $e) {
