@@ -140,11 +140,12 @@ type Worker struct {
 	MemoryReportInterval Duration `toml:"memory_report_interval"`
 	// Paranoid turns on the state-bleed detector, for development and staging: at every
 	// askr_handle_request() each worker compares what it can see of long-lived state (static
-	// properties of the app's classes, $GLOBALS, ini settings, the output buffer level, and
-	// Laravel's container, session, auth, queued cookies and open transactions) with what it saw
-	// after the previous request, and logs the first difference of each kind with the route that
-	// left it, at most one line per kind a minute. It costs throughput. Without a worker script it
-	// has nothing to watch. Default: false.
+	// properties of the app's classes, $GLOBALS, ini settings, the output buffer level, and Laravel's
+	// session, auth, queued cookies and open transactions) with what it saw after the previous
+	// request, and Laravel's container with its state after boot, and logs the first difference of
+	// each kind with the route that left it, at most one line per kind a minute; strings are logged as
+	// their length and a hash, never their value. It costs throughput. Without a worker script it has
+	// nothing to watch. Default: false.
 	Paranoid bool `toml:"paranoid"`
 }
 
