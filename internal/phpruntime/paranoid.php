@@ -101,7 +101,7 @@ final class Paranoid
     /** askr_paranoid_route(): the framework's route of the request being served. */
     public static function route(string $route): void
     {
-        self::$named = $route;
+        self::$named = $route === '' ? null : $route; // '': none
     }
 
     /**

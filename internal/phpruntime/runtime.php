@@ -1123,7 +1123,8 @@ function askr_paranoid_watch(string $kind, callable $probe): void
  * Names the route of the request being served, for the state-bleed detector (askrd serve
  * --paranoid): reports name it (after the method) instead of the path, and a route's first request
  * in a worker is its warm-up. Pass the framework's route, not the path: e.g. Symfony's `_route`
- * request attribute. Call it during the request, before the handler returns; the last call wins.
+ * request attribute. Call it during the request, before the handler returns; the last call wins
+ * ('' names none).
  * Without it the detector uses Laravel's matched route, or else the path with its numeric, UUID
  * and long hex segments collapsed. Without --paranoid it does nothing.
  */
