@@ -27,9 +27,9 @@
  * request. A reset that fails ends the worker (askrd starts a new one, and hands a request it had
  * queued for this one to another): its state is unknown. Kept: the booted kernel, its container
  * and the services not tagged kernel.reset, compiled routes, OPcache, and ini settings (Symfony
- * sets some lazily, on first use; askr's paranoid mode reports requests that change them).
- * CoW mode: database connections opened while booting are closed before the fork; each worker
- * opens its own.
+ * sets some lazily, on first use; askr's paranoid mode reports a later change).
+ * CoW mode: Doctrine DBAL connections opened while booting are closed before the fork; each
+ * worker opens its own (other sockets a boot opens, e.g. a Redis client, are not closed).
  */
 
 declare(strict_types=1);

@@ -45,15 +45,13 @@ check "the package installs the Laravel and Symfony workers" \
 ns env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq php-laravel-framework php8.2-sqlite3 php8.2-mbstring php8.2-xml >/dev/null 2>&1
 # (an app checked out from git has storage/ and bootstrap/cache/; ReadWritePaths= needs them to exist)
 ns sh -c 'mkdir -p /var/www && cp -r /stage/laravel-app /var/www/app && mkdir -p /var/www/app/storage /var/www/app/bootstrap/cache && chown -R www-data:www-data /var/www/app'
-# docs/laravel.md's configuration: the root and the packaged worker (app_base is the root's parent)
-ns sh -c 'cat > /etc/askr.toml' <<'TOML'
-# edited by the admin
-[server]
-root = "/var/www/app/public"
-workers = 2
-[worker]
-script = "/usr/share/askr/workers/laravel.php"
-TOML
+# docs/laravel.md's two lines, edited into the packaged file as an admin would (app_base is the
+# root's parent)
+ns sed -i -e '1i # edited by the admin' \
+	-e 's|^root = "/usr/share/askr/welcome/public"$|root = "/var/www/app/public"|' \
+	-e 's|^script = "/usr/share/askr/welcome/worker.php"$|script = "/usr/share/askr/workers/laravel.php"|' /etc/askr.toml
+check "/etc/askr.toml names the app and the packaged worker" \
+	ns sh -c 'grep -qx "root = \"/var/www/app/public\"" /etc/askr.toml && grep -qx "script = \"/usr/share/askr/workers/laravel.php\"" /etc/askr.toml'
 ns sh -c 'mkdir -p /etc/systemd/system/askr.service.d && printf "[Service]\nReadWritePaths=/var/www/app/storage /var/www/app/bootstrap/cache\n" > /etc/systemd/system/askr.service.d/app.conf && systemctl daemon-reload'
 ns systemctl restart askr.service || { bad "systemctl restart askr.service failed"; ns journalctl -u askr.service --no-pager | tail -20; }
 # the issue's repro: twice with a cookie jar (1, 2), then a visitor without cookies gets 1
