@@ -501,23 +501,15 @@ func TestLvWorkerBootErrors(t *testing.T) {
 }
 
 // TestLvResetFailureReplacesWorker: a reset that throws leaves the worker's state unknown, so the
-// worker logs one line and exits after the response, and askrd starts a clean one.
+// worker logs one line and exits after the response, and askrd starts a clean one. The request
+// sent right behind may already be queued for the leaving worker: it is answered all the same.
 func TestLvResetFailureReplacesWorker(t *testing.T) {
 	s := lkStart(t, lkWorker, "--workers", "1")
 	pid := s.lkGet(nil, "/reset/fail")["pid"]
+	next := s.lkGet(nil, "/pid")["pid"]
 	s.waitLog("askr laravel worker: a reset after GET /reset/fail failed", 10*time.Second)
 	s.waitLog("tripwire: reset failed on purpose", time.Second)
-	s.waitLog("worker exited unexpectedly; replacing it", 10*time.Second)
-	var next any
-	if !poll(20*time.Second, func() bool {
-		r := s.send(nil, "GET", "/pid", nil)
-		if r.status == 200 {
-			next = r.json(t)["pid"]
-		}
-		return next != nil
-	}) {
-		t.Fatalf("no worker answered after the failed reset")
-	}
+	s.waitLog("the worker script ended between requests; no request is lost", 10*time.Second)
 	if next == pid {
 		t.Errorf("pid %v answered after its failed reset; want a new worker", pid)
 	}
