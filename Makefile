@@ -54,6 +54,8 @@ deps-bench: deps
 # MariaDB the tests start privately (the system service stays unused), PHP's MySQL driver, and
 # nginx + php-fpm as the reference server.
 WORDPRESS_PACKAGES := wordpress wordpress-theme-twentytwentythree mariadb-server php8.2-mysql nginx-light php8.2-fpm
+# And TestLvCowPg's: the Laravel test app on a PostgreSQL cluster the test starts privately.
+WORDPRESS_PACKAGES += postgresql-15 php8.2-pgsql
 
 .PHONY: deps-wordpress
 

@@ -15,9 +15,14 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -363,25 +368,50 @@ func TestLvDatabaseSessions(t *testing.T) {
 	lvWant(t, "A's counter, next request", s.lkGet(a, "/session")["counter"], 2)
 }
 
-// TestLvCowMariaDB: the test app on MariaDB in CoW mode. The template connects while booting (its
-// provider creates the tables); workers that used the template's connection would share its
-// socket, their queries and answers interleaving. Writes, and transactions left open, from four
-// forked workers at once must all succeed, and every committed row must be there.
+// TestLvCowMariaDB: the test app on MariaDB in CoW mode (lkCowDB).
 func TestLvCowMariaDB(t *testing.T) {
 	lvSkipWithoutPHP(t)
 	needFiles(t, "Laravel on MariaDB needs mariadb-server and php8.2-mysql", "/usr/sbin/mariadbd",
 		"/usr/bin/mariadb-install-db", "/usr/bin/mariadb", "/etc/php/8.2/mods-available/pdo_mysql.ini")
 	m := startMariaDB(t)
 	m.exec(t, "CREATE DATABASE leaks")
-	s := lkStartAt(t, lkCopyApp(t), lkWorker, []string{"DB_CONNECTION=mysql", "DB_SOCKET=" + m.Socket},
-		"--cow", "--workers", "4")
+	lkCowDB(t, []string{"DB_CONNECTION=mysql", "DB_SOCKET=" + m.Socket},
+		"SQLSTATE", "gone away", "Packets out of order")
+}
+
+// TestLvCowPg: the same on PostgreSQL, a private cluster the test starts (lkStartPg).
+func TestLvCowPg(t *testing.T) {
+	lvSkipWithoutPHP(t)
+	needFiles(t, "Laravel on PostgreSQL needs postgresql-15 and php8.2-pgsql", lkPgBin+"/initdb",
+		lkPgBin+"/postgres", lkPgBin+"/psql", "/etc/php/8.2/mods-available/pdo_pgsql.ini")
+	dir := lkStartPg(t)
+	lkCowDB(t, []string{"DB_CONNECTION=pgsql", "DB_SOCKET=" + dir},
+		"SQLSTATE", "server closed the connection", "no connection to the server")
+}
+
+// lkCowDB runs the test app on a database server (env points it there) in CoW mode with four
+// workers. The template connects while booting (its provider creates the tables, and writes the
+// server's id of that connection to storage/boot-backends); workers that used the template's
+// connection would share its socket, their queries and answers interleaving. So each worker must
+// query through a connection of its own, opened after the fork; writes, and transactions left
+// open, from the four at once must all succeed and every committed row be there; and a
+// connection the server ends inside a transaction must leave a worker that reconnects. The log
+// must contain none of bad (the driver's errors) nor PHP's.
+func lkCowDB(t *testing.T, env []string, bad ...string) {
+	t.Helper()
+	s := lkStartAt(t, lkCopyApp(t), lkWorker, env, "--cow", "--workers", "4")
 	lvWant(t, "getPdo() in a worker's first request", s.lkGet(nil, "/db/pdo")["pdo"], "PDO")
 	const n, conc = 400, 16
 	var writes atomic.Int64
-	lvConcurrently(t, "GET /tx/write or /tx/begin", n, conc, 2*time.Minute, func(ctx context.Context, c *http.Client, i int) error {
+	var mu sync.Mutex
+	backends := map[string]any{} // server's connection id → the worker (pid) that used it
+	lvConcurrently(t, "GET /tx/write, /tx/begin or /db/backend", n, conc, 2*time.Minute, func(ctx context.Context, c *http.Client, i int) error {
 		path := "/tx/write"
-		if i%5 == 0 {
+		switch i % 5 {
+		case 0:
 			path = "/tx/begin" // left open: the reset rolls it back
+		case 1:
+			path = "/db/backend"
 		}
 		req, _ := http.NewRequestWithContext(ctx, "GET", s.URL+path, nil)
 		req.Header.Set("Accept", "application/json")
@@ -394,11 +424,40 @@ func TestLvCowMariaDB(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 {
 			return fmt.Errorf("%s: status %d (%v): %.300s", path, resp.StatusCode, err, body)
 		}
-		if path == "/tx/write" {
+		switch path {
+		case "/tx/write":
 			writes.Add(1)
+		case "/db/backend":
+			var m struct {
+				Backend string
+				Pid     any
+			}
+			if err := json.Unmarshal(body, &m); err != nil || m.Backend == "" {
+				return fmt.Errorf("%s: %v: %.300s", path, err, body)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if pid, ok := backends[m.Backend]; ok && fmt.Sprint(pid) != fmt.Sprint(m.Pid) {
+				return fmt.Errorf("workers %v and %v both query through connection %s", pid, m.Pid, m.Backend)
+			}
+			backends[m.Backend] = m.Pid
 		}
 		return nil
 	})
+	boot, err := os.ReadFile(filepath.Join(s.Base, "storage", "boot-backends"))
+	if err != nil || strings.Count(string(boot), "\n") != 1 {
+		t.Fatalf("storage/boot-backends: want the one connection the template booted with: %q (%v)", boot, err)
+	}
+	workers := map[string]bool{}
+	for b, pid := range backends {
+		workers[fmt.Sprint(pid)] = true
+		if b == strings.TrimSpace(string(boot)) {
+			t.Errorf("worker %v queries through connection %s, the template's", pid, b)
+		}
+	}
+	if len(workers) < 2 {
+		t.Errorf("only workers %v answered /db/backend; want several, each on its own connection", workers)
+	}
 	m2 := s.lkGet(nil, "/tx/read")
 	lvWant(t, "committed rows", m2["committed"], writes.Load())
 	lvWant(t, "uncommitted rows", m2["uncommitted"], 0)
@@ -424,11 +483,67 @@ func TestLvCowMariaDB(t *testing.T) {
 	if len(checked) < len(lost) {
 		t.Errorf("workers %v lost a connection; only %v answered /tx/state in 400 requests", lost, checked)
 	}
-	for _, bad := range []string{"SQLSTATE", "gone away", "Packets out of order", "PHP Fatal", "askr laravel worker", "exited"} {
-		if strings.Contains(s.logs.String(), bad) {
-			t.Errorf("askrd log contains %q", bad)
+	for _, b := range append(bad, "PHP Fatal", "PHP Warning", "askr laravel worker", "exited") {
+		if strings.Contains(s.logs.String(), b) {
+			t.Errorf("askrd log contains %q", b)
 		}
 	}
+}
+
+// lkPgBin holds Debian's PostgreSQL 15 server programs.
+const lkPgBin = "/usr/lib/postgresql/15/bin"
+
+// lkStartPg starts a private PostgreSQL cluster in a temp dir, listening only on a Unix socket
+// there (no TCP), with a database "leaks" that the user postgres reaches without a password
+// (trust: the socket is in the test's own directory). PostgreSQL refuses to run as root, so when
+// the test is root the cluster runs as the system user postgres. It returns the socket's
+// directory (libpq's host) and is stopped when the test ends.
+func lkStartPg(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("PostgreSQL will not run as root, and there is no user postgres: %v", err)
+			}
+			t.Skipf("PostgreSQL will not run as root, and there is no user postgres: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+		// t.TempDir's directories are root's, mode 0700: let postgres through to its own.
+		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	initdb := exec.CommandContext(ctx, lkPgBin+"/initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.Dir = dir
+	if out, err := initdb.CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	p := startHelperCmd(t, "postgres", nil, cred, lkPgBin+"/postgres", "-D", data, "-k", dir,
+		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=40")
+	psql := func(sql string) ([]byte, error) {
+		return exec.CommandContext(ctx, lkPgBin+"/psql", "-X", "-h", dir, "-U", "postgres", "-d", "postgres",
+			"-v", "ON_ERROR_STOP=1", "-c", sql).CombinedOutput()
+	}
+	p.waitUntil(t, "accepting connections in "+dir, time.Minute, func() bool {
+		_, err := psql("SELECT 1")
+		return err == nil
+	})
+	if out, err := psql("CREATE DATABASE leaks"); err != nil {
+		t.Fatalf("psql: CREATE DATABASE leaks: %v\n%s", err, out)
+	}
+	return dir
 }
 
 // TestLvNaiveWorkerLeaks runs the worker loop the README suggests (no resets) on the same app:

@@ -103,9 +103,15 @@ type helperProc struct {
 // if the test fails.
 func startHelperProc(t testing.TB, name string, logs []string, path string, args ...string) *helperProc {
 	t.Helper()
+	return startHelperCmd(t, name, logs, nil, path, args...)
+}
+
+// startHelperCmd is startHelperProc with the process's credentials (nil: the test's own).
+func startHelperCmd(t testing.TB, name string, logs []string, cred *syscall.Credential, path string, args ...string) *helperProc {
+	t.Helper()
 	cmd := exec.Command(path, args...)
 	// Its own group, so that stopping it reaches the workers it forked; killed if the test binary dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	p := &helperProc{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

@@ -21,5 +21,16 @@ return [
             'collation' => 'utf8mb4_unicode_ci',
             'prefix' => '',
         ],
+        // PostgreSQL through its Unix socket, host being the socket's directory (TestLvCowPg).
+        'pgsql' => [
+            'driver' => 'pgsql',
+            'host' => env('DB_SOCKET', ''),
+            'database' => env('DB_DATABASE', 'leaks'),
+            'username' => env('DB_USERNAME', 'postgres'),
+            'password' => env('DB_PASSWORD', ''),
+            'charset' => 'utf8',
+            'prefix' => '',
+            'schema' => 'public',
+        ],
     ],
 ];

@@ -11,6 +11,7 @@ use Illuminate\Support\Facades\Route;
 use Illuminate\Support\Facades\Validator;
 use Leaks\Http\Controllers\EchoController;
 use Leaks\Models\Note;
+use Leaks\Services\Backend;
 
 // A model booted in a request: its creating hook (registered in booted()) sets the stamp.
 Route::get('/model/create', function (Request $request) {
@@ -60,19 +61,18 @@ Route::get('/blade/read', fn () => ['directives' => array_keys(Blade::getCustomD
 // What a health check asks before any query.
 Route::get('/db/pdo', fn () => ['pdo' => get_debug_type(DB::connection()->getPdo()), 'pid' => getmypid()]);
 
-// MariaDB only: /tx/lost with the worker's pid; /tx/state reads back on whichever worker.
+// MariaDB and PostgreSQL: a transaction whose connection the server then ends (KILL,
+// pg_terminate_backend()), with the worker's pid; /tx/state reads back on whichever worker.
 Route::get('/tx/killed', function () {
     DB::beginTransaction();
     DB::table('items')->insert(['name' => 'uncommitted']);
-    $id = (int) DB::selectOne('SELECT CONNECTION_ID() AS id')->id;
-    try {
-        DB::statement("KILL $id");
-    } catch (\Illuminate\Database\QueryException $e) {
-        // the server ends the connection while it answers
-    }
+    Backend::kill();
 
     return ['level' => DB::transactionLevel(), 'pid' => getmypid()];
 });
+
+// The server's id of this worker's connection (Backend::id()), with the worker's pid.
+Route::get('/db/backend', fn () => ['backend' => Backend::id(), 'pid' => getmypid()]);
 
 Route::get('/tx/state', fn () => [
     'level' => DB::transactionLevel(),

@@ -7,6 +7,7 @@ use Illuminate\Support\Facades\Gate;
 use Illuminate\Support\Facades\Route;
 use Illuminate\Support\ServiceProvider;
 use Symfony\Component\HttpKernel\Exception\NotFoundHttpException;
+use Leaks\Services\Backend;
 use Leaks\Services\Basket;
 use Leaks\Services\Tripwire;
 
@@ -47,7 +48,7 @@ class AppServiceProvider extends ServiceProvider
         );
     }
 
-    /** The tables (SQLite: in storage/app.sqlite, made at the first boot; or MariaDB's). */
+    /** The tables (SQLite: in storage/app.sqlite, made at the first boot; or MariaDB's, PostgreSQL's). */
     private function database(): void
     {
         if (DB::getDriverName() === 'sqlite') {
@@ -56,17 +57,25 @@ class AppServiceProvider extends ServiceProvider
                 throw new \RuntimeException("cannot create $file");
             }
         }
-        $auto = DB::getDriverName() === 'sqlite' ? 'AUTOINCREMENT' : 'AUTO_INCREMENT';
+        $serial = [
+            'sqlite' => 'INTEGER PRIMARY KEY AUTOINCREMENT',
+            'pgsql' => 'SERIAL PRIMARY KEY',
+        ][DB::getDriverName()] ?? 'INTEGER PRIMARY KEY AUTO_INCREMENT';
         DB::statement('CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL,
             email VARCHAR(100) NOT NULL, password VARCHAR(100) NOT NULL, remember_token VARCHAR(100))');
-        DB::statement("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY $auto, name VARCHAR(100) NOT NULL)");
+        DB::statement("CREATE TABLE IF NOT EXISTS items (id $serial, name VARCHAR(100) NOT NULL)");
         DB::statement('CREATE TABLE IF NOT EXISTS sessions (id VARCHAR(255) PRIMARY KEY, user_id INTEGER,
             ip_address VARCHAR(45), user_agent TEXT, payload TEXT NOT NULL, last_activity INTEGER NOT NULL)');
-        DB::statement("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY $auto, name VARCHAR(100) NOT NULL,
+        DB::statement("CREATE TABLE IF NOT EXISTS notes (id $serial, name VARCHAR(100) NOT NULL,
             stamp VARCHAR(100))");
         DB::table('users')->insertOrIgnore([
             ['id' => 1, 'name' => 'alice', 'email' => 'alice@example.org', 'password' => ''],
             ['id' => 2, 'name' => 'bob', 'email' => 'bob@example.org', 'password' => ''],
         ]);
+        // The server's id of the connection booting used (MariaDB, PostgreSQL): no worker may query
+        // through it (TestLvCowMariaDB, TestLvCowPg). One line per boot.
+        if (($backend = Backend::id()) !== null) {
+            file_put_contents(storage_path('boot-backends'), "$backend\n", FILE_APPEND | LOCK_EX);
+        }
     }
 }
