@@ -363,8 +363,10 @@ func pdReportedBy(logs, prefix, pid string) bool {
 // tenant would), reported with the route (the container is compared with its state after boot,
 // which this loop leaves to the first request, no warm-up) at a later call, the quiet period over
 // (the object is a new one each time). Laravel's own Router binds the matched Route at every
-// request: left over too, reported for the first /leak/instance (the first /pid's was boot's). The session the first request left in the store is
-// reported too (the leak), as is the growing static array.
+// request: left over too, reported for the first /leak/instance (the first /pid's was boot's). The
+// session the first request left in the store is reported too (the leak), as are the
+// growing static array, the user /auth/login left logged in, the cookie /cookie/queue left queued
+// and the transaction /tx/begin left open.
 func TestParanoidLaravelNaiveWorker(t *testing.T) {
 	s := pdLaravel(t, filepath.Join(repoRoot(t), "internal", "integration", "testdata", "laravel-naive-worker.php"), 1, "ASKR_PARANOID_QUIET=1")
 	for _, p := range []string{"/pid", "/pid"} {
@@ -390,7 +392,24 @@ func TestParanoidLaravelNaiveWorker(t *testing.T) {
 			t.Fatalf("GET /leak/instance, rebinding leaks.tenant at every call for 30s, was not reported (quiet period 1s): %q", pdReports(s.logs.String()))
 		}
 	}
+	// A user logged in, a cookie queued, a transaction left open: each kind's first change, so
+	// reported at once whatever the quiet period. /tx/begin comes last: its transaction keeps
+	// SQLite's write lock (the requests after it here do not write).
+	for _, p := range []string{"/auth/login?id=1", "/cookie/queue?v=x", "/tx/begin"} {
+		if r := s.get(p); r.status != 200 {
+			t.Fatalf("GET %s = %d; want 200: %.300s", p, r.status, r.body)
+		}
+	}
 	logs := pdBarrier(t, s, map[string]bool{strconv.Itoa(m.Pid): true})
+	for _, want := range []string{
+		"GET /auth/login left auth guard web new (a user);",
+		"GET /cookie/queue left cookies queued new (1);",
+		"GET /tx/begin left transactions connection sqlite new (level 1);",
+	} {
+		if got := pdMatching(logs, want); len(got) != 1 {
+			t.Errorf("reports %q; want %q once", pdReports(logs), want)
+		}
+	}
 	if got := pdMatching(logs, "GET /leak/instance left container Illuminate\\Routing\\Route changed (Illuminate\\Routing\\Route#"); len(got) != 1 {
 		t.Errorf("reports %q; want the Route the router bound in the first GET /leak/instance reported once", pdReports(logs))
 	}
