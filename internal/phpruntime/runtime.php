@@ -37,6 +37,8 @@ final class Runtime
     /** @var resource|null the worker channel */
     private static $ch = null;
     private static bool $hello = false;
+    /** The process that said Hello on the channel: the only one that may say Bye on it (a child the app forks inherits it). */
+    private static int $helloPid = 0;
     /** askr_handle_request() returned false (Stop, askrd gone, a bad frame): askrd expects this worker to end. */
     private static bool $stopped = false;
     private static bool $inRequest = false;
@@ -252,6 +254,7 @@ final class Runtime
             $hello = pack('NC', getmypid(), strlen(self::$token)) . self::$token . PHP_VERSION . self::limits();
             self::write(self::frame(self::T_HELLO, 0, $hello));
             self::$hello = true;
+            self::$helloPid = getmypid();
         }
         if (self::$paranoid) {
             try {
@@ -271,6 +274,7 @@ final class Runtime
         }
         if ($frame === null || $frame[0] === self::T_STOP) {
             self::$stopped = true;
+            self::$inRequest = false; // askrd gone in the middle of a Request frame: nobody to answer
             return false;
         }
         if ($frame[0] !== self::T_REQUEST) {
@@ -278,13 +282,25 @@ final class Runtime
             self::$stopped = true;
             return false;
         }
+        // read() has marked the request this worker's: from here on, it is answered (500 and
+        // End+exit if PHP dies), never handed back with Bye.
         $r = unserialize($frame[2], ['allowed_classes' => false]);
         if (!is_array($r)) {
             self::log('malformed request frame; stopping');
             self::$stopped = true;
+            self::$inRequest = false; // askrd's bug: 502, as before
             return false;
         }
-        $request = self::begin($r, self::takesRequest($handler));
+        try {
+            $request = self::begin($r, self::takesRequest($handler));
+        } catch (\Throwable $e) {
+            // The app's error handler threw for a warning PHP gives while the superglobals are set
+            // up (more than max_input_vars variables): as an uncaught exception in the handler.
+            self::uncaught($e);
+            self::finish(false);
+            self::afterResponse();
+            return true;
+        }
         if (self::$paranoid) {
             Paranoid::serving($r['server']['REQUEST_METHOD'] ?? '', $r['server']['REQUEST_URI'] ?? '');
         }
@@ -828,6 +844,13 @@ final class Runtime
 
     public static function lastShutdown(): void
     {
+        if (self::$helloPid !== 0 && getmypid() !== self::$helloPid) {
+            // A child the app forked (pcntl_fork()) ends: the channel is its parent's, which goes on
+            // serving on it. Not a frame from here.
+            self::takeOutput();
+            self::quietExit();
+            return;
+        }
         if (!self::$inRequest || self::$responded) { // between requests, or in askr_defer() callbacks
             self::takeOutput();
             self::quietExit();
@@ -848,7 +871,8 @@ final class Runtime
      * The worker ends on its own between requests (a break or exit() in its loop, an uncaught
      * exception there, exit() in an askr_defer() callback): askrd may have written the next request
      * already, which this worker has not read. Bye says so, and askrd gives that request to another
-     * worker. Not after askr_handle_request() returned false: then askrd knows, or is gone.
+     * worker. Not after askr_handle_request() returned false: then askrd knows, or is gone. Never
+     * once a Request frame has been read (read() sets $inRequest): that request is this worker's.
      */
     private static function bye(): void
     {
@@ -911,6 +935,14 @@ final class Runtime
         if ($u['v'] !== self::PROTOCOL) {
             self::log('channel protocol ' . $u['v'] . ' from askrd, runtime speaks ' . self::PROTOCOL);
             return null;
+        }
+        if ($u['t'] === self::T_REQUEST && !self::$inRequest) {
+            // From its first byte a request is this worker's: if the process dies from here on
+            // (reading a payload past memory_limit, an exception or exit() while begin() sets it
+            // up), lastShutdown answers it (End with the exit flag), and askrd never gives it to
+            // another worker, which a Bye would.
+            self::$inRequest = true;
+            self::$responded = false;
         }
         $payload = '';
         if ($u['n'] > 0) {
