@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // logBuffer collects a pool's log lines.
@@ -44,19 +46,32 @@ func checkQuiet(t *testing.T, logs *logBuffer) {
 	}
 }
 
+// warm sends one request to each of a pool's n workers (the idle channel is first in, first out),
+// so that each has answered one: the runtime says Bye only after an End.
+func warm(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	waitCond(t, fmt.Sprintf("%d workers ready", n), func() bool { return p.Stats().Ready == n })
+	for range n {
+		var r recorder
+		if err := p.Serve(context.Background(), []byte("warm"), &r); err != nil || string(r.body) != "ok" {
+			t.Fatalf("Serve(warm) = %v %q; want \"ok\"", err, r.body)
+		}
+	}
+}
+
 // A worker that answers a request with Bye never read it: the request goes to another worker, and
 // the one that left is replaced without a warning.
 func TestByeAnswerRetriedOnAnotherWorker(t *testing.T) {
 	var calls atomic.Int64
-	s := &fakeStarter{act: func([]byte) []byte {
-		if calls.Add(1) == 1 {
+	s := &fakeStarter{act: func(req []byte) []byte {
+		if string(req) == "req" && calls.Add(1) == 1 {
 			return bye
 		}
 		return okResponse("ok")
 	}}
 	var logs logBuffer
 	p := startPool(t, Options{Workers: 2, Logger: logs.logger()}, s)
-	waitReady(t, p)
+	warm(t, p, 2)
 	var r recorder
 	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || r.status != 200 || string(r.body) != "ok" {
 		t.Fatalf("Serve to a worker that says Bye = %v, %d %q; want 200 \"ok\" from another worker", err, r.status, r.body)
@@ -65,25 +80,53 @@ func TestByeAnswerRetriedOnAnotherWorker(t *testing.T) {
 		t.Errorf("the request reached %d workers; want 2 (the one that left, then another)", n)
 	}
 	waitCond(t, "a third worker started and two ready", func() bool { return s.started.Load() == 3 && p.Stats().Ready == 2 })
-	if got := p.Stats().Served; got != 1 {
-		t.Errorf("Stats().Served = %d; want 1 (the Bye is no answer)", got)
+	if got := p.Stats().Served; got != 3 {
+		t.Errorf("Stats().Served = %d; want 3 (2 warm-ups and the request: the Bye is no answer)", got)
 	}
 	checkQuiet(t, &logs)
 }
 
-// Workers that all say Bye to every request: the request is not tried for ever (maxLeft), and it
+// Workers that all say Bye to the request: it is not tried for ever (maxLeft Byes in all), and it
 // is a 502 (ErrWorkerDied), since no worker took it.
 func TestByeAnswerRetriesBounded(t *testing.T) {
 	var calls atomic.Int64
-	s := &fakeStarter{act: func([]byte) []byte { calls.Add(1); return bye }}
-	p := startPool(t, Options{Workers: 1}, s)
-	waitReady(t, p)
+	s := &fakeStarter{act: func(req []byte) []byte {
+		if string(req) == "warm" {
+			return okResponse("ok")
+		}
+		calls.Add(1)
+		return bye
+	}}
+	p := startPool(t, Options{Workers: maxLeft + 2}, s)
+	warm(t, p, maxLeft+2)
 	var r recorder
 	if err := p.Serve(context.Background(), []byte("req"), &r); !errors.Is(err, ErrWorkerDied) {
 		t.Fatalf("Serve when every worker says Bye = %v; want ErrWorkerDied", err)
 	}
 	if n := calls.Load(); n != maxLeft+1 {
 		t.Errorf("the request reached %d workers; want %d", n, maxLeft+1)
+	}
+}
+
+// A Bye from a worker that has answered no request is not believed (the runtime reads a worker's
+// first request in the call that says Hello): the request may have killed it, so it is a 502 and
+// is not run on another worker.
+func TestByeBeforeFirstAnswer(t *testing.T) {
+	var calls atomic.Int64
+	s := &fakeStarter{act: func([]byte) []byte { calls.Add(1); return bye }}
+	var logs logBuffer
+	p := startPool(t, Options{Workers: 2, Logger: logs.logger()}, s)
+	waitReady(t, p)
+	var r recorder
+	if err := p.Serve(context.Background(), []byte("req"), &r); !errors.Is(err, ErrWorkerDied) {
+		t.Fatalf("Serve to a fresh worker that says Bye = %v; want ErrWorkerDied", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the request reached %d workers; want 1", n)
+	}
+	const warning = `level=WARN msg="worker said Bye before answering any request; treated as a worker that died" pid=1001`
+	if !strings.Contains(logs.String(), warning) {
+		t.Errorf("log %q; want %q", logs.String(), warning)
 	}
 }
 
@@ -155,7 +198,7 @@ func TestByeBehindFailedWrite(t *testing.T) {
 	var logs logBuffer
 	p := startPool(t, Options{Workers: 1, Logger: logs.logger()}, s)
 	t.Cleanup(func() { close(s.linger) }) // before the pool's cleanup, which waits for the workers
-	waitReady(t, p)
+	warm(t, p, 1)
 	peer := s.proc(0).peer
 	if _, err := peer.Write(bye); err != nil {
 		t.Fatal(err)
@@ -169,4 +212,173 @@ func TestByeBehindFailedWrite(t *testing.T) {
 		t.Errorf("%d workers started; want 2", n)
 	}
 	checkQuiet(t, &logs)
+}
+
+// A health check whose write fails because the worker said Bye and closed its channel is no
+// failed health check: the worker is retired quietly, not killed.
+func TestByeBehindFailedPing(t *testing.T) {
+	s := &fakeStarter{unix: true, linger: make(chan struct{}), act: func([]byte) []byte { return okResponse("ok") }}
+	var logs logBuffer
+	p := startPool(t, Options{Workers: 1, Logger: logs.logger()}, s)
+	t.Cleanup(func() { close(s.linger) })
+	warm(t, p, 1)
+	peer := s.proc(0).peer
+	if _, err := peer.Write(bye); err != nil {
+		t.Fatal(err)
+	}
+	peer.(*net.UnixConn).CloseRead() // the ping's write fails (EPIPE); the process has not exited
+	p.Ping()
+	waitCond(t, "a second worker started", func() bool { return s.started.Load() == 2 })
+	var r recorder
+	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+		t.Errorf("Serve after the health check = %v %q; want \"ok\" from the second worker", err, r.body)
+	}
+	select {
+	case <-s.proc(0).done:
+		t.Error("the worker that said Bye was killed; want it left to end by itself")
+	default:
+	}
+	checkQuiet(t, &logs)
+}
+
+// signalExit is a process's exit error for a death by signal, as *exec.ExitError reports it.
+type signalExit struct{ sig syscall.Signal }
+
+func (e signalExit) Error() string { return "signal: " + e.sig.String() }
+func (e signalExit) Sys() any      { return syscall.WaitStatus(e.sig) } // Linux: the signal in the low bits
+
+// A worker that said Bye and then died of a signal (a crash in PHP's module shutdown) is logged as
+// a warning with its exit status; one that said Bye and exited normally only at debug level.
+func TestByeThenSignal(t *testing.T) {
+	for _, via := range []string{"idle", "request"} {
+		t.Run(via, func(t *testing.T) {
+			var calls atomic.Int64
+			s := &fakeStarter{unix: true, linger: make(chan struct{}), act: func(req []byte) []byte {
+				if string(req) == "req" && calls.Add(1) == 1 {
+					return bye
+				}
+				return okResponse("ok")
+			}}
+			var logs logBuffer
+			p := startPool(t, Options{Workers: 1, Logger: logs.logger()}, s)
+			t.Cleanup(func() { close(s.linger) })
+			warm(t, p, 1)
+			w := s.proc(0)
+			w.err = signalExit{syscall.SIGSEGV}
+			if via == "idle" {
+				if _, err := w.peer.Write(bye); err != nil {
+					t.Fatal(err)
+				}
+				w.exit()
+			} else {
+				var r recorder
+				if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+					t.Fatalf("Serve = %v %q; want \"ok\" from another worker", err, r.body)
+				}
+				w.exit()
+			}
+			const warning = `level=WARN msg="worker said it was leaving between requests, then died of a signal" pid=1001 status="signal: segmentation fault"`
+			waitCond(t, "the warning", func() bool { return strings.Contains(logs.String(), warning) })
+		})
+	}
+}
+
+// An idle worker that exits as a request claims it, after the claim and before the request looks
+// at it again, while run has seen the exit (and found the worker claimed): the request reports the
+// exit, once.
+func TestIdleExitAsClaimed(t *testing.T) {
+	s := &fakeStarter{unix: true, act: func([]byte) []byte { return okResponse("ok") }}
+	var logs logBuffer
+	p := startPool(t, Options{Workers: 1, Logger: logs.logger()}, s)
+	warm(t, p, 1)
+	var once sync.Once
+	testHookTaken = func(w *worker) {
+		once.Do(func() {
+			s.proc(0).exit()
+			// run has seen the exit when it starts the replacement.
+			waitCond(t, "the replacement started", func() bool { return s.started.Load() == 2 })
+		})
+	}
+	t.Cleanup(func() { testHookTaken = nil })
+	var r recorder
+	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+		t.Fatalf("Serve = %v %q; want \"ok\" from the replacement", err, r.body)
+	}
+	const warning = `level=WARN msg="worker exited unexpectedly; replacing it" pid=1001`
+	if n := strings.Count(logs.String(), warning); n != 1 {
+		t.Errorf("log %q has %d of %q; want 1", logs.String(), n, warning)
+	}
+}
+
+// A request that meets a Bye waits for its next worker within what is left of its one
+// queue_timeout, and is not refused for a full queue: it was admitted already.
+func TestByeRetryQueue(t *testing.T) {
+	t.Run("full", func(t *testing.T) {
+		release := make(chan struct{})
+		var calls atomic.Int64
+		s := &fakeStarter{
+			gate: func(n int64) error {
+				if n > 1 {
+					<-release // the replacement boots when the test says
+				}
+				return nil
+			},
+			act: func(req []byte) []byte {
+				if string(req) == "req" && calls.Add(1) == 1 {
+					<-release
+					return bye
+				}
+				return okResponse("ok")
+			},
+		}
+		p := startPool(t, Options{Workers: 1, QueueSize: 1, QueueTimeout: time.Minute}, s)
+		warm(t, p, 1)
+		errs := make(chan error, 2)
+		go func() { var r recorder; errs <- p.Serve(context.Background(), []byte("req"), &r) }()
+		waitCond(t, "the worker has the request", func() bool { return calls.Load() == 1 })
+		go func() { var r recorder; errs <- p.Serve(context.Background(), []byte("other"), &r) }()
+		waitCond(t, "the other request queued", func() bool { return p.waiting.Load() == 1 })
+		close(release) // Bye: the request waits again, beside the other one
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Errorf("Serve = %v; want both requests served", err)
+			}
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		const queueTimeout = time.Second
+		release := make(chan struct{})
+		boot := make(chan struct{})
+		var calls atomic.Int64
+		s := &fakeStarter{
+			gate: func(n int64) error {
+				if n > 1 {
+					<-boot
+				}
+				return nil
+			},
+			act: func(req []byte) []byte {
+				if string(req) == "req" && calls.Add(1) == 1 {
+					<-release
+					return bye
+				}
+				return okResponse("ok")
+			},
+		}
+		p := startPool(t, Options{Workers: 1, QueueTimeout: queueTimeout}, s)
+		t.Cleanup(func() { close(boot) })
+		warm(t, p, 1)
+		errs := make(chan error, 1)
+		go func() { var r recorder; errs <- p.Serve(context.Background(), []byte("req"), &r) }()
+		<-time.After(queueTimeout) // the request's queue_timeout is over while the worker has it
+		close(release)
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrQueueTimout) {
+				t.Errorf("Serve = %v; want ErrQueueTimout", err)
+			}
+		case <-time.After(queueTimeout / 2):
+			t.Errorf("Serve waited again after its queue_timeout was over; want ErrQueueTimout at once")
+		}
+	})
 }

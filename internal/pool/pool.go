@@ -18,6 +18,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/askr-php/askr/internal/channel"
@@ -148,6 +149,9 @@ type worker struct {
 	dead        atomic.Bool // the process exited
 	ending      atomic.Bool // askrd stopped or killed it on purpose: its exit is no news
 	left        atomic.Bool // it said Bye: it ends on its own between requests
+	// byeAndExit counts two events, in either order: a request or a ping noted its Bye (leaving),
+	// and run saw its exit. The second logs the exit (logLeft), whose status is then known.
+	byeAndExit atomic.Int32
 	// claim says who may use the worker's channel: while idle (claimIdle) nobody; a request or a
 	// ping that takes it from the idle channel claims it (claimLent) until it goes back; run claims
 	// an idle worker that exited (claimReaped) to read its last words. Both claim by CAS, so a worker
@@ -171,6 +175,44 @@ const (
 
 // take claims a worker received from the idle channel; false if run has claimed it (it exited).
 func (w *worker) take() bool { return w.claim.CompareAndSwap(claimIdle, claimLent) }
+
+// testHookTaken, if set (by tests only), runs in takeIdle right after the claim.
+var testHookTaken func(*worker)
+
+// takeIdle takes a worker received from the idle channel for a request or a ping. On true the
+// caller has its claim and a loan of its channel (hold), which it ends with hold(false). False: it
+// cannot serve (it exited, or is ending), and the caller drops it; run replaces it.
+//
+// An exit nobody asked for is reported once, by whoever holds the claim: run, if the worker was
+// idle when run saw the exit, else here. A worker seen dead before the claim is left to run (its
+// claim stays idle for run's CAS); one that dies between that look and the claim may have been
+// seen by run already, claimed: it is reported here, and its claim never goes back to idle.
+func (p *Pool) takeIdle(w *worker) bool {
+	if w.dead.Load() || w.ending.Load() {
+		return false
+	}
+	w.hold(true) // before the claim: run's exit() must not close the channel under saidBye below
+	if !w.take() {
+		w.hold(false)
+		return false // exited; run has it
+	}
+	if testHookTaken != nil {
+		testHookTaken(w)
+	}
+	if w.dead.Load() {
+		w.claim.Store(claimReaped)
+		select {
+		case <-p.closing: // stopping: exits are expected
+		default:
+			if !w.ending.Load() {
+				p.reportIdleExit(w)
+			}
+		}
+		w.hold(false)
+		return false
+	}
+	return true
+}
 
 // hold counts a loan of the worker (on) or its end (off), and closes its channel if it has exited
 // meanwhile and no loan is left.
@@ -490,13 +532,15 @@ func (p *Pool) Run(ctx context.Context) error {
 				}
 				// A worker that exits during a request is the request's news (exit() after its
 				// response, or 502): one event, one line. A request holds its claim until the worker
-				// is idle again or ending, so only an idle worker's exit is reported here.
-				if !stopping && !w.ending.Load() && w.claim.CompareAndSwap(claimIdle, claimReaped) {
-					if p.saidBye(w) {
-						p.logLeft(w)
-					} else {
-						p.log.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "status", exitStatus(w.proc.Err()))
-					}
+				// is idle again or ending, so only an idle worker's exit is reported here (or by a
+				// request that claimed it as it exited: see takeIdle). A worker that said Bye to a
+				// request or a ping is reported once its exit status is known (see leaving).
+				switch {
+				case w.byeAndExit.Add(1) == 2:
+					p.logLeft(w)
+				case stopping, w.ending.Load():
+				case w.claim.CompareAndSwap(claimIdle, claimReaped):
+					p.reportIdleExit(w)
 				}
 				w.exit()
 				if !stopping {
@@ -601,11 +645,36 @@ func (p *Pool) saidByeLast(w *worker) bool {
 	return err == nil && f.Type == channel.TypeBye
 }
 
-// logLeft notes a worker that said Bye: it ended on its own between requests (a break or exit()
-// in its loop, an uncaught exception there, exit() in an askr_defer() callback). No request is
-// lost, and the runtime has logged the event in the worker's log: here it is only debug detail.
+// reportIdleExit logs the exit of a worker that was idle, for its claimant (claimReaped).
+func (p *Pool) reportIdleExit(w *worker) {
+	if p.saidBye(w) {
+		p.logLeft(w)
+		return
+	}
+	p.log.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "status", exitStatus(w.proc.Err()))
+}
+
+// logLeft notes the exit of a worker that said Bye: it ended on its own between requests (a break
+// or exit() in its loop, an uncaught exception there, exit() in an askr_defer() callback). No
+// request is lost, and the runtime has logged the event in the worker's log: here it is only debug
+// detail, unless a signal ended the process after its Bye (a crash in PHP's module shutdown).
 func (p *Pool) logLeft(w *worker) {
-	p.log.Debug("worker left between requests; replacing it", "pid", w.pid, "served", w.servedTotal.Load())
+	err := w.proc.Err()
+	if signaled(err) {
+		p.log.Warn("worker said it was leaving between requests, then died of a signal", "pid", w.pid, "status", exitStatus(err))
+		return
+	}
+	p.log.Debug("worker left between requests; replacing it", "pid", w.pid, "served", w.servedTotal.Load(), "status", exitStatus(err))
+}
+
+// signaled reports whether a process's exit error says a signal ended it.
+func signaled(err error) bool {
+	var ps interface{ Sys() any } // *exec.ExitError's *os.ProcessState
+	if !errors.As(err, &ps) {
+		return false
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 func (p *Pool) watch(w *worker) {
@@ -683,18 +752,13 @@ func (p *Pool) Ping() {
 	default:
 		return
 	}
-	if !w.take() {
-		return // exited; run has it
+	if !p.takeIdle(w) {
+		return // exited or ending: run replaces it
 	}
-	if w.dead.Load() {
-		w.claim.Store(claimIdle) // run replaces it, and reads why it left
-		return
-	}
+	defer w.hold(false) // after release: run's exit() must not close the channel under the ping
 	err := p.pingWorker(w, 2*time.Second)
 	if errors.Is(err, errLeft) {
-		w.left.Store(true)
-		w.ending.Store(true)
-		p.logLeft(w)
+		p.leaving(w) // logged when it has exited
 		p.release(w, false)
 		return
 	}
@@ -706,6 +770,17 @@ func (p *Pool) Ping() {
 		return
 	}
 	p.release(w, true)
+}
+
+// leaving notes a worker that answered a request or a ping with Bye: it ends by itself (it is
+// neither stopped nor killed: its shutdown runs to the end). Its exit is logged once it has
+// exited: by run, or here if run saw the exit first.
+func (p *Pool) leaving(w *worker) {
+	w.left.Store(true)
+	w.ending.Store(true)
+	if w.byeAndExit.Add(1) == 2 {
+		p.logLeft(w)
+	}
 }
 
 func (p *Pool) pingWorker(w *worker, timeout time.Duration) error {
@@ -720,6 +795,9 @@ func (p *Pool) pingWorker(w *worker, timeout time.Duration) error {
 	c.SetDeadline(time.Now().Add(timeout))
 	defer c.SetDeadline(time.Time{})
 	if _, err := c.Write(channel.AppendHeader(nil, channel.TypePing, 0, 0)); err != nil {
+		if p.saidByeLast(w) {
+			return errLeft // it left and closed its channel before the ping came
+		}
 		return err
 	}
 	f, err := w.rd.ReadFrame()
@@ -819,16 +897,14 @@ func (p *Pool) sweepIdle(pick func(*worker) bool) *worker {
 	return picked
 }
 
-// acquire waits for an idle worker.
-func (p *Pool) acquire(ctx context.Context) (*worker, error) {
+// acquire waits for an idle worker until deadline (queue_timeout from when the request arrived)
+// and returns it claimed and held (see takeIdle). A request tried again (retry) waits for its next
+// worker whatever the queue's length: it was admitted already.
+func (p *Pool) acquire(ctx context.Context, deadline time.Time, retry bool) (*worker, error) {
 	for {
 		select {
 		case w := <-p.idle:
-			if !w.take() {
-				continue // exited; run has it
-			}
-			if w.dead.Load() || w.ending.Load() {
-				w.claim.Store(claimIdle)
+			if !p.takeIdle(w) {
 				continue // exited, or killed, while idle; run replaces it
 			}
 			return w, nil
@@ -844,11 +920,11 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 		if p.failing.Load() && p.ready.Load() == 0 {
 			return nil, ErrUnavailable
 		}
-		if n := p.waiting.Add(1); n > int64(p.opt.QueueSize) {
+		if n := p.waiting.Add(1); n > int64(p.opt.QueueSize) && !retry {
 			p.waiting.Add(-1)
 			return nil, ErrQueueFull
 		}
-		t := time.NewTimer(p.opt.QueueTimeout)
+		t := time.NewTimer(time.Until(deadline))
 		var w *worker
 		var err error
 		select {
@@ -868,13 +944,9 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !w.take() {
-			continue
-		}
-		if !w.dead.Load() && !w.ending.Load() {
+		if p.takeIdle(w) {
 			return w, nil
 		}
-		w.claim.Store(claimIdle)
 	}
 }
 
@@ -909,17 +981,21 @@ func (p *Pool) release(w *worker, reusable bool) {
 // A request is tried on another worker only if it never reached the first: writing it failed (the
 // worker was gone already), at most three tries in all; or the worker answered Bye (it was ending
 // between requests and never read it), which is no try: each Bye is a worker that served a request
-// and is replaced; at most maxLeft in a row. A request whose worker died while it had it gets
+// and is replaced; at most maxLeft Byes for one request. A Bye from a worker that has answered no
+// request yet is not believed: the runtime reads a worker's first request in the call that said
+// Hello, so it is treated as a death. A request whose worker died while it had it gets
 // ErrWorkerDied, whatever its method: running it again could crash worker after worker (a query of
-// death), so the worker that died is the only one.
+// death), so the worker that died is the only one. All tries wait for a worker within one
+// queue_timeout, counted from the first.
 func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
+	deadline := time.Now().Add(p.opt.QueueTimeout)
 	left := 0
 	for try := 1; ; {
-		err, undelivered := p.serveOnce(ctx, payload, resp)
+		err, undelivered := p.serveOnce(ctx, deadline, try > 1 || left > 0, payload, resp)
 		switch {
 		case errors.Is(err, errLeft):
 			if left++; left > maxLeft {
-				return fmt.Errorf("%w: %d workers in a row left before reading the request; the last: %v", ErrWorkerDied, left, err)
+				return fmt.Errorf("%w: %d workers left before reading the request; the last: %v", ErrWorkerDied, left, err)
 			}
 			p.log.Debug("worker left before reading the request; trying another", "err", err, "left", left)
 			continue
@@ -933,7 +1009,7 @@ func (p *Pool) Serve(ctx context.Context, payload []byte, resp Response) error {
 	}
 }
 
-// maxLeft bounds the Byes one request meets in a row. A worker that leaves after every request
+// maxLeft bounds the Byes one request meets, in all. A worker that leaves after every request
 // answers about every second request handed to it with Bye; 16 in a row is chance 1 in 65 536.
 const maxLeft = 16
 
@@ -944,8 +1020,9 @@ const maxLeft = 16
 // outcome is returned wrapped in ErrWorkerDied, except that an Unsent request is tried on another
 // process (at most three tries in all), as Serve does: call must be able to send its request again.
 func (p *Pool) Call(ctx context.Context, call func(Process) Outcome) error {
+	deadline := time.Now().Add(p.opt.QueueTimeout)
 	for try := 1; ; try++ {
-		err, retry := p.callOnce(ctx, call)
+		err, retry := p.callOnce(ctx, deadline, try > 1, call)
 		if !retry {
 			return err
 		}
@@ -957,8 +1034,8 @@ func (p *Pool) Call(ctx context.Context, call func(Process) Outcome) error {
 }
 
 // callOnce runs one try of Call; retry reports an Unsent request.
-func (p *Pool) callOnce(ctx context.Context, call func(Process) Outcome) (err error, retry bool) {
-	w, timedOut, giveBack, err := p.lend(ctx)
+func (p *Pool) callOnce(ctx context.Context, deadline time.Time, again bool, call func(Process) Outcome) (err error, retry bool) {
+	w, timedOut, giveBack, err := p.lend(ctx, deadline, again)
 	if err != nil {
 		return err, false
 	}
@@ -985,16 +1062,16 @@ func (p *Pool) callOnce(ctx context.Context, call func(Process) Outcome) (err er
 	return o.Err, false
 }
 
-// lend takes an idle worker for one request and marks it busy; past request_timeout the worker
-// is killed and timedOut says so. giveBack ends the loan's bookkeeping (not the worker's release).
-func (p *Pool) lend(ctx context.Context) (w *worker, timedOut *atomic.Bool, giveBack func(), err error) {
-	w, err = p.acquire(ctx)
+// lend takes an idle worker for one request (see acquire) and marks it busy; past request_timeout
+// the worker is killed and timedOut says so. giveBack ends the loan's bookkeeping (not the
+// worker's release), and the hold acquire took.
+func (p *Pool) lend(ctx context.Context, deadline time.Time, retry bool) (w *worker, timedOut *atomic.Bool, giveBack func(), err error) {
+	w, err = p.acquire(ctx, deadline, retry)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	p.busy.Add(1)
 	w.busy.Store(true)
-	w.hold(true)
 	// The worker goes back to the idle channel (release) before this loan's bookkeeping ends: the
 	// loan number keeps a late timer or giveBack from touching the worker's next request.
 	loan := w.loans.Add(1)
@@ -1029,8 +1106,8 @@ var errNoAnswer = errors.New("no answer")
 var errLeft = errors.New("worker left between requests")
 
 // serveOnce runs one try; undelivered reports that the request could not even be written.
-func (p *Pool) serveOnce(ctx context.Context, payload []byte, resp Response) (err error, undelivered bool) {
-	w, timedOut, giveBack, err := p.lend(ctx)
+func (p *Pool) serveOnce(ctx context.Context, deadline time.Time, retry bool, payload []byte, resp Response) (err error, undelivered bool) {
+	w, timedOut, giveBack, err := p.lend(ctx, deadline, retry)
 	if err != nil {
 		return err, false
 	}
@@ -1045,13 +1122,19 @@ func (p *Pool) serveOnce(ctx context.Context, payload []byte, resp Response) (er
 		p.served.Add(1)
 		return cg.err, false
 	}
-	if errors.Is(err, errLeft) {
+	if errors.Is(err, errLeft) && w.served > 0 {
 		// Nothing reached PHP: the worker ends by itself (not killed: its shutdown runs to the end).
-		w.left.Store(true)
-		w.ending.Store(true)
-		p.logLeft(w)
+		p.leaving(w)
 		p.release(w, false)
 		return fmt.Errorf("%w: worker pid %d", errLeft, w.pid), true
+	}
+	if errors.Is(err, errLeft) {
+		// The runtime says Bye only after an End: a worker's first askr_handle_request() call says
+		// Hello and reads its first request. A Bye before any answer is not believed: the worker
+		// may have read the request and died of it, and running it again could cost worker after
+		// worker. It counts as a worker that ended without a word.
+		p.log.Warn("worker said Bye before answering any request; treated as a worker that died", "pid", w.pid)
+		err = errors.New("Bye before any answer")
 	}
 	var end *exitAfter
 	if errors.As(err, &end) {

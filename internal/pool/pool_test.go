@@ -28,6 +28,7 @@ type fakeProc struct {
 	started chan struct{}
 	served  atomic.Int64 // requests answered
 	aborts  atomic.Int64 // Abort frames received
+	err     error        // what Err returns; set before the process exits
 }
 
 func (p *fakeProc) PID() int       { return p.pid }
@@ -43,7 +44,7 @@ func (p *fakeProc) exit() {
 	})
 }
 func (p *fakeProc) Done() <-chan struct{} { return p.done }
-func (p *fakeProc) Err() error            { return nil }
+func (p *fakeProc) Err() error            { return p.err }
 func (p *fakeProc) Tail() string          { return "fake tail" }
 func (p *fakeProc) Close() error          { return p.conn.Close() }
 func (p *fakeProc) AwaitHello(time.Duration) (channel.Hello, error) {
