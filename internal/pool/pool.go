@@ -658,9 +658,17 @@ func (p *Pool) reportIdleExit(w *worker) {
 // or exit() in its loop, an uncaught exception there, exit() in an askr_defer() callback). No
 // request is lost, and the runtime has logged the event in the worker's log: here it is only debug
 // detail, unless a signal ended the process after its Bye (a crash in PHP's module shutdown).
+// While the pool stops, a signal is askrd's kill of a worker that did not end in time, which is
+// logged where it is sent.
 func (p *Pool) logLeft(w *worker) {
 	err := w.proc.Err()
-	if signaled(err) {
+	stopping := false
+	select {
+	case <-p.closing:
+		stopping = true
+	default:
+	}
+	if signaled(err) && !stopping {
 		p.log.Warn("worker said it was leaving between requests, then died of a signal", "pid", w.pid, "status", exitStatus(err))
 		return
 	}
