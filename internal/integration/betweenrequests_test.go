@@ -7,11 +7,9 @@ package integration
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -40,40 +38,6 @@ while (askr_handle_request(static function (): void { echo 'ok ', getmypid(); })
 }`,
 }
 
-// brLoad sends n GET requests from conc goroutines and counts the answers by status (0: no answer).
-func brLoad(s *server, conc, n int) map[int]int {
-	var mu sync.Mutex
-	statuses := map[int]int{}
-	next := make(chan struct{})
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range next {
-				code := 0
-				if resp, err := client.Get(s.URL + "/"); err == nil {
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					code = resp.StatusCode
-					if code == 200 && !strings.HasPrefix(string(b), "ok ") {
-						code = -1 // a 200 that is not the worker's answer
-					}
-				}
-				mu.Lock()
-				statuses[code]++
-				mu.Unlock()
-			}
-		}()
-	}
-	for range n {
-		next <- struct{}{}
-	}
-	close(next)
-	wg.Wait()
-	return statuses
-}
-
 // The test's name is short: CoW mode's socket path is under its temporary directory.
 func TestLeaveBetweenRequests(t *testing.T) {
 	const requests, conc = 300, 8
@@ -85,7 +49,7 @@ func TestLeaveBetweenRequests(t *testing.T) {
 					t.Fatal(err)
 				}
 				s := startAskrd(t, opts{script: script, args: []string{"--workers", fmt.Sprint(workers)}})
-				if st := brLoad(s, conc, requests); st[200] != requests {
+				if st := countStatuses(s.URL+"/", conc, requests, func(b []byte) bool { return strings.HasPrefix(string(b), "ok ") }); st[200] != requests {
 					t.Errorf("%d requests to workers that end between requests answered %v (status: count); want all 200", requests, st)
 				}
 				s.stop()

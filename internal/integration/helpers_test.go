@@ -336,3 +336,47 @@ func (l *loadRun) Stop() {
 	close(l.stop)
 	l.wg.Wait()
 }
+
+// countStatuses sends n GETs of url from conc goroutines and counts the answers by status (0: no
+// answer; -1: a 200 whose body ok, if not nil, rejects).
+func countStatuses(url string, conc, n int, ok func(body []byte) bool) map[int]int {
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	next := make(chan struct{})
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				code := 0
+				if resp, err := client.Get(url); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					code = resp.StatusCode
+					if code == 200 && ok != nil && !ok(b) {
+						code = -1
+					}
+				}
+				mu.Lock()
+				statuses[code]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for range n {
+		next <- struct{}{}
+	}
+	close(next)
+	wg.Wait()
+	return statuses
+}
+
+// copyTestdata copies testdata/NAME (an app written for the tests) to dst and returns dst.
+func copyTestdata(t *testing.T, name, dst string) string {
+	t.Helper()
+	if err := os.CopyFS(dst, os.DirFS(filepath.Join(repoRoot(t), "internal", "integration", "testdata", name))); err != nil {
+		t.Fatalf("copy testdata/%s: %v", name, err)
+	}
+	return dst
+}

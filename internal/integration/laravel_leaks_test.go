@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -31,27 +30,7 @@ import (
 // would deploy it, without storage/ or bootstrap/cache/, which the worker creates.
 func lkCopyApp(t *testing.T) string {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), "internal", "integration", "testdata", "laravel-app")
-	dst := filepath.Join(t.TempDir(), "app")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copy the test app: %v", err)
-	}
-	return dst
+	return copyTestdata(t, "laravel-app", filepath.Join(t.TempDir(), "app"))
 }
 
 // lkStart starts askrd on a copy of the test app with the given worker script (relative to the

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -246,32 +245,7 @@ func TestPHPBackgroundProcessEnds(t *testing.T) {
 func TestExitRequestsLeaveNoZombie(t *testing.T) {
 	const workers, requests, conc = 4, 1000, 4
 	run := func(t *testing.T, s *server, parent func() int, want int) {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		statuses := map[int]int{}
-		next := make(chan struct{})
-		for range conc {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range next {
-					code := 0
-					if resp, err := client.Get(s.URL + "/exit"); err == nil {
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						code = resp.StatusCode
-					}
-					mu.Lock()
-					statuses[code]++
-					mu.Unlock()
-				}
-			}()
-		}
-		for range requests {
-			next <- struct{}{}
-		}
-		close(next)
-		wg.Wait()
+		statuses := countStatuses(s.URL+"/exit", conc, requests, nil)
 		if statuses[http.StatusOK] != requests {
 			t.Errorf("%d exit() requests answered %v (status: count); want all 200", requests, statuses)
 		}

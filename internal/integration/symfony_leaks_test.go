@@ -27,12 +27,7 @@ const sflSessionCookie = "sf_leaks_session" // framework.session.name in testdat
 // sflCopyApp copies testdata/symfony-app to a new temporary directory and returns its path.
 func sflCopyApp(t *testing.T) string {
 	t.Helper()
-	base := filepath.Join(t.TempDir(), "symfony-app")
-	src := filepath.Join(repoRoot(t), "internal", "integration", "testdata", "symfony-app")
-	if err := os.CopyFS(base, os.DirFS(src)); err != nil {
-		t.Fatalf("copy the test app: %v", err)
-	}
-	return base
+	return copyTestdata(t, "symfony-app", filepath.Join(t.TempDir(), "symfony-app"))
 }
 
 // sflStart starts askrd with one worker running the Symfony worker on the app at base.
