@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,13 +24,26 @@ func TestSweep(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
+	// Settled: the shell and two sleeps, nothing else. Until then the subshell may still run, or a
+	// child may not have exec'd sleep yet; a pid taken from that moment would be gone by the sweep.
+	settled := func(pids []int) bool {
+		if len(pids) != 3 || !slices.Contains(pids, cmd.Process.Pid) {
+			return false
+		}
+		for _, pid := range pids {
+			if pid != cmd.Process.Pid && comm(pid) != "sleep" {
+				return false
+			}
+		}
+		return true
+	}
 	var before []int
 	deadline := time.Now().Add(5 * time.Second)
-	for len(before) < 3 && time.Now().Before(deadline) {
+	for !settled(before) && time.Now().Before(deadline) {
 		before = Descendants(os.Getpid())
 		time.Sleep(5 * time.Millisecond)
 	}
-	if len(before) < 3 || !slices.Contains(before, cmd.Process.Pid) {
+	if !settled(before) {
 		t.Fatalf("Descendants() = %v; want the shell %d, its sleep and the orphaned sleep", before, cmd.Process.Pid)
 	}
 	owned := func(pid int) bool { return pid == cmd.Process.Pid }
@@ -49,4 +64,9 @@ func TestSweep(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the shell's exit status was not left to its Wait")
 	}
+}
+
+func comm(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return strings.TrimSpace(string(b))
 }
