@@ -19,6 +19,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/askr-php/askr/internal/header"
 )
 
 // Version is the channel protocol version; the PHP runtime sends the same number in every frame.
@@ -214,7 +216,7 @@ func ParseHead(p []byte) (int, []Header, error) {
 			line, rest = rest, nil
 		}
 		i := indexByte(line, ':')
-		if i <= 0 || !isToken(line[:i]) {
+		if i <= 0 || !header.ValidName(line[:i]) {
 			return 0, nil, fmt.Errorf("%w: bad header line %q", ErrBadHeader, truncate(line))
 		}
 		v := line[i+1:]
@@ -257,17 +259,6 @@ func indexByte(b []byte, c byte) int {
 		}
 	}
 	return -1
-}
-
-func isToken(b []byte) bool {
-	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || c == ':' || c == '(' || c == ')' || c == '<' || c == '>' || c == '@' ||
-			c == ',' || c == ';' || c == '\\' || c == '"' || c == '/' || c == '[' || c == ']' || c == '?' ||
-			c == '=' || c == '{' || c == '}' {
-			return false
-		}
-	}
-	return len(b) > 0
 }
 
 func truncate(b []byte) string {

@@ -9,6 +9,8 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+
+	"github.com/askr-php/askr/internal/header"
 )
 
 // DefaultMaxHead is a bound for a response head suitable for php-cgi: PHP's own headers plus a
@@ -175,7 +177,7 @@ func parseHead(b []byte) (*Head, error) {
 			return nil, fmt.Errorf("%w: line %d: no colon in %q", ErrBadHead, n, line)
 		}
 		name, value := line[:colon], strings.Trim(string(line[colon+1:]), " \t")
-		if !validName(name) {
+		if !header.ValidName(name) {
 			return nil, fmt.Errorf("%w: line %d: invalid field name %q", ErrBadHead, n, name)
 		}
 		if !validValue(value) {
@@ -197,19 +199,6 @@ func parseHead(b []byte) (*Head, error) {
 		}
 		h.Status, h.Reason = c, strings.TrimLeft(reason, " ")
 	}
-}
-
-// validName reports whether b is an HTTP token (RFC 9110 section 5.6.2).
-func validName(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if c >= 0x80 || c <= ' ' || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // validValue reports whether s has no control characters other than HTAB (RFC 9110 section 5.5).
