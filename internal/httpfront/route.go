@@ -1,139 +1,11 @@
 package httpfront
 
 import (
-	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
-	"syscall"
 )
-
-// tree is a directory served by askrd: the document root or an alias's directory. Lookups go
-// through os.Root, so nothing in them resolves outside dir, except a symbolic link whose target is
-// owned by the link's owner (nginx's disable_symlinks if_not_owner, for the links that leave the
-// tree): what a package installs (Debian's WordPress links /usr/share/javascript files into its
-// root) is followed, a link someone else planted in a writable directory to a file they do not
-// own is not.
-type tree struct {
-	dir  string // absolute, cleaned
-	root *os.Root
-}
-
-func openTree(dir string) (*tree, error) {
-	dir = filepath.Clean(dir)
-	r, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	return &tree{dir: dir, root: r}, nil
-}
-
-func (t *tree) Close() error { return t.root.Close() }
-
-// refused reports a lookup error other than "no such file": a link askr does not follow, a loop,
-// no permission. nginx answers those with 403.
-func refused(err error) bool {
-	return err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
-}
-
-// stat returns the FileInfo of rel ("" or "." for the tree's top), following symbolic links.
-func (t *tree) stat(rel string) (fs.FileInfo, error) {
-	if rel == "" {
-		rel = "."
-	}
-	fi, err := t.root.Stat(rel)
-	if !refused(err) { // else maybe a link out of the tree, which os.Root refuses
-		return fi, err
-	}
-	p, err := t.resolve(rel)
-	if err != nil {
-		return nil, err
-	}
-	return os.Lstat(p)
-}
-
-// open opens rel for reading.
-func (t *tree) open(rel string) (*os.File, error) {
-	f, err := t.root.Open(rel)
-	if !refused(err) {
-		return f, err
-	}
-	p, err := t.resolve(rel)
-	if err != nil {
-		return nil, err
-	}
-	return os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-}
-
-// errForeignLink is why a symbolic link out of a tree is not followed.
-var errForeignLink = errors.New("symbolic link out of the served directory to a file its owner does not own")
-
-// resolve resolves rel in the tree link by link and returns the path of what it names, which has
-// no symbolic link left. A link whose target lies outside the tree is followed only if the target
-// has the link's owner.
-func (t *tree) resolve(rel string) (string, error) {
-	hops := 0
-	return t.follow(t.dir, rel, &hops)
-}
-
-func (t *tree) follow(dir, p string, hops *int) (string, error) {
-	cur := dir
-	if filepath.IsAbs(p) {
-		cur = "/"
-	}
-	for _, c := range strings.Split(p, "/") {
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			cur = filepath.Dir(cur)
-			continue
-		}
-		next := filepath.Join(cur, c)
-		fi, err := os.Lstat(next)
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			cur = next
-			continue
-		}
-		if *hops++; *hops > 40 {
-			return "", &fs.PathError{Op: "resolve", Path: next, Err: syscall.ELOOP}
-		}
-		target, err := os.Readlink(next)
-		if err != nil {
-			return "", err
-		}
-		res, err := t.follow(cur, target, hops)
-		if err != nil {
-			return "", err
-		}
-		if !t.contains(res) {
-			st, err := os.Lstat(res)
-			if err != nil {
-				return "", err
-			}
-			if owner(st) != owner(fi) {
-				return "", &fs.PathError{Op: "resolve", Path: next, Err: errForeignLink}
-			}
-		}
-		cur = res
-	}
-	return cur, nil
-}
-
-func (t *tree) contains(p string) bool {
-	return p == t.dir || strings.HasPrefix(p, t.dir+"/") || t.dir == "/"
-}
-
-func owner(fi fs.FileInfo) uint32 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Uid
-	}
-	return ^uint32(0)
-}
 
 // cleanPath resolves the dot segments and repeated slashes of an (unescaped) URL path as nginx
 // does for $uri. ok is false for a path that is not absolute, holds a NUL byte, or climbs above
@@ -196,7 +68,7 @@ func splitScript(p string) (script, pathInfo string, ok bool) {
 	return "", "", false
 }
 
-// routeKind says what per-request mode does with a request.
+// routeKind says what askrd does with a request.
 type routeKind int
 
 const (
@@ -208,7 +80,7 @@ const (
 	routeNotFound                   // 404
 )
 
-// route is where a request goes in per-request mode.
+// route is where a request goes.
 type route struct {
 	kind     routeKind
 	script   string      // routeScript: SCRIPT_NAME, the script's URL path ("/index.php")
@@ -225,20 +97,91 @@ type alias struct {
 	t      *tree
 }
 
-// router maps URL paths as nginx does with try_files $uri $uri/ /front?$args, index index.php
-// index.html, PHP scripts split as splitScript says, and aliases (location ^~ prefix { alias dir;
-// PHP refused }), with askr's rules on top: nothing in a dot segment but .well-known is served or
-// run, PHP sources are never served, nothing outside the root or an alias (but package links, see
-// tree) is reached.
+// router is askrd's one router, for both modes: the document root and the aliases (trees, with
+// one symbolic-link policy), askr's rules on what is never served or run, and two ways for what
+// is no static file to reach PHP, one per mode, picked when the Handler is made:
+//   - tryFiles (per-request mode) maps URL paths as nginx does with try_files $uri $uri/
+//     /front?$args, index index.php index.html, PHP scripts split as splitScript says;
+//   - app (worker mode) gives every URL that is no servable static file to the front controller,
+//     the worker script's app.
+//
+// In both, aliases are nginx's location ^~ prefix { alias dir; } with PHP refused; nothing in a dot
+// segment but .well-known is served; PHP sources are never served; nothing outside the root or an
+// alias (but public package links, see tree) is reached.
 type router struct {
 	root    *tree
 	front   string // "/index.php"
 	aliases []alias
 }
 
-// route looks the URL path up. It opens a static file only for GET and HEAD; for other methods a
-// static file's route has no file (the caller answers 405).
-func (rt *router) route(urlPath string, read bool) route {
+// alias returns the alias a clean path is under.
+func (rt *router) alias(p string) (alias, bool) {
+	for _, a := range rt.aliases {
+		if strings.HasPrefix(p, a.prefix) || p+"/" == a.prefix {
+			return a, true
+		}
+	}
+	return alias{}, false
+}
+
+// frontScript is the route of the front controller for a request to urlPath: PATH_INFO is what
+// follows the front controller's own URL ("/index.php/x" → "/x").
+func (rt *router) frontScript(urlPath string) route {
+	pathInfo := ""
+	if rest, ok := strings.CutPrefix(urlPath, rt.front); ok && strings.HasPrefix(rest, "/") {
+		pathInfo = rest
+	}
+	return route{kind: routeScript, script: rt.front, pathInfo: pathInfo, docURI: rt.front + pathInfo}
+}
+
+// app routes a request in worker mode: an alias's URL as in per-request mode (an alias never runs
+// PHP); else for GET and HEAD a servable regular file of the root; askrd's own 404 for a file that
+// must never be served (but a .php name, which is the app's URL); everything else the front
+// controller gets, as the app's route (which may look like a file, or climb out with "..").
+func (rt *router) app(urlPath string, read bool) route {
+	if p, ok := cleanPath(urlPath); ok && !hidden(p) {
+		if a, ok := rt.alias(p); ok {
+			return a.route(p, read)
+		}
+	}
+	if read {
+		if r, ok := rt.appStatic(urlPath); ok {
+			return r
+		}
+	}
+	return rt.frontScript(urlPath)
+}
+
+// appStatic looks a URL path up in the root for worker mode: ok is false if it names no file askrd
+// answers for (the front controller does).
+func (rt *router) appStatic(p string) (route, bool) {
+	if p == "" || p[0] != '/' || p[len(p)-1] == '/' || strings.IndexByte(p, 0) >= 0 {
+		return route{}, false
+	}
+	rel := strings.TrimPrefix(path.Clean(p), "/")
+	if rel == "" {
+		return route{}, false
+	}
+	if !servable(rel) {
+		if strings.HasSuffix(strings.ToLower(rel), ".php") {
+			return route{}, false
+		}
+		if _, err := rt.root.lstat(rel); err != nil {
+			return route{}, false // not a file: a route of the app (which may look like one)
+		}
+		return route{kind: routeNotFound}, true
+	}
+	fi, err := rt.root.stat(rel)
+	if err != nil || !fi.Mode().IsRegular() {
+		return route{}, false // most often: a route of the app, not a file
+	}
+	r := rt.root.static(rel, fi, true)
+	return r, r.kind == routeStatic
+}
+
+// tryFiles routes a request in per-request mode. It opens a static file only for GET and HEAD; for
+// other methods a static file's route has no file (the caller answers 405).
+func (rt *router) tryFiles(urlPath string, read bool) route {
 	p, ok := cleanPath(urlPath)
 	if !ok {
 		return route{kind: routeBad}
@@ -246,10 +189,8 @@ func (rt *router) route(urlPath string, read bool) route {
 	if hidden(p) {
 		return route{kind: routeNotFound}
 	}
-	for _, a := range rt.aliases {
-		if strings.HasPrefix(p, a.prefix) || p+"/" == a.prefix {
-			return a.route(p, read)
-		}
+	if a, ok := rt.alias(p); ok {
+		return a.route(p, read)
 	}
 	if script, pathInfo, ok := splitScript(p); ok {
 		if fi, err := rt.root.stat(script[1:]); err != nil || !fi.Mode().IsRegular() {
@@ -274,17 +215,7 @@ func (rt *router) route(urlPath string, read bool) route {
 	case err == nil && fi.IsDir() && !strings.HasSuffix(p, "/") && p != "/":
 		return route{kind: routeRedirect, location: p + "/"}
 	case err == nil && fi.IsDir():
-		dir := p
-		if !strings.HasSuffix(dir, "/") {
-			dir += "/"
-		}
-		if fi, err := rt.root.stat(dir[1:] + "index.php"); err == nil && fi.Mode().IsRegular() {
-			return route{kind: routeScript, script: dir + "index.php", docURI: dir + "index.php"}
-		}
-		if fi, err := rt.root.stat(dir[1:] + "index.html"); err == nil && fi.Mode().IsRegular() {
-			return rt.root.static(dir[1:]+"index.html", fi, read)
-		}
-		return route{kind: routeForbidden}
+		return rt.index(p, read)
 	}
 	if fi, err := rt.root.stat(rt.front[1:]); err == nil && fi.Mode().IsRegular() {
 		return route{kind: routeScript, script: rt.front, docURI: rt.front}
@@ -292,32 +223,25 @@ func (rt *router) route(urlPath string, read bool) route {
 	return route{kind: routeNotFound}
 }
 
+// index is the route of a directory's URL (with its slash): its index.php, else its index.html.
+func (rt *router) index(dir string, read bool) route {
+	if !strings.HasSuffix(dir, "/") {
+		dir += "/"
+	}
+	if fi, err := rt.root.stat(dir[1:] + "index.php"); err == nil && fi.Mode().IsRegular() {
+		return route{kind: routeScript, script: dir + "index.php", docURI: dir + "index.php"}
+	}
+	if fi, err := rt.root.stat(dir[1:] + "index.html"); err == nil && fi.Mode().IsRegular() {
+		return rt.root.static(dir[1:]+"index.html", fi, read)
+	}
+	return route{kind: routeForbidden}
+}
+
 // rootInfo stands for the FileInfo of the root, which is known to be a directory.
 type rootInfo struct{ fs.FileInfo }
 
 func (rootInfo) IsDir() bool       { return true }
 func (rootInfo) Mode() fs.FileMode { return fs.ModeDir }
-
-// static is the route of a regular file at rel: 403 if it must not be served (see servable), else
-// the open file when read is set.
-func (t *tree) static(rel string, fi fs.FileInfo, read bool) route {
-	if !servable(rel) || !targetServable(t.dir, rel) {
-		return route{kind: routeForbidden}
-	}
-	if !read {
-		return route{kind: routeStatic, info: fi}
-	}
-	f, err := t.open(rel)
-	if err != nil {
-		return route{kind: routeNotFound}
-	}
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return route{kind: routeNotFound}
-	}
-	return route{kind: routeStatic, file: f, info: st}
-}
 
 // route looks up a clean path under the alias: static files only, no PHP, no directory index.
 func (a alias) route(p string, read bool) route {
@@ -345,8 +269,7 @@ func (a alias) route(p string, read bool) route {
 }
 
 // servable reports whether the file at rel (relative to the root or an alias's directory) may be
-// served as a static file; both modes ask it (worker mode's serveStatic, per-request mode's
-// tree.static). No segment of rel may be, case aside:
+// served as a static file (tree.static asks it, in both modes). No segment of rel may be, case aside:
 //   - a dotfile or dot directory other than .well-known (.env, .git, .x.php.swp);
 //   - PHP source, whatever follows: a name containing ".php", ".pht" or ".phar" (x.php, x.PHP,
 //     x.php5, x.phps, x.php.bak, x.php~, x.php.orig, x.phtml, x.phar, dir.php/...);
@@ -383,16 +306,4 @@ func servableName(name string) bool {
 		}
 	}
 	return true
-}
-
-// targetServable reports whether rel under dir, if its last element is a symbolic link, leads to a
-// file whose own name may be served too: a link "a.txt" → "config.php" must not publish PHP source.
-func targetServable(dir, rel string) bool {
-	full := filepath.Join(dir, rel)
-	fi, err := os.Lstat(full)
-	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-		return true
-	}
-	real, err := filepath.EvalSymlinks(full)
-	return err == nil && servable(filepath.Base(real))
 }

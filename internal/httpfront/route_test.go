@@ -34,11 +34,27 @@ func routeRoot(t *testing.T) (root, aliasDir string) {
 	if err := os.Mkdir(filepath.Join(root, "empty"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The symbolic-link policy (tree): a link out of the root is followed to what has the link's
+	// owner and every local account may read. t.TempDir's directories are 0700: open the way to
+	// "outside" (and to it only) so that it is public, as /usr/share/javascript is.
+	for _, d := range []string{filepath.Dir(top), top} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	private := filepath.Join(top, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(private, "key.txt"), []byte("KEY"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	links := map[string]string{
-		"root/link-in":       "sub",   // a directory inside the root
-		"root/link-out":      outside, // a directory outside, same owner
-		"root/link-loop":     "link-loop",
-		"root/link-dangling": "nowhere",
+		"root/link-in":          "sub",                             // a directory inside the root
+		"root/link-out":         outside,                           // a public directory outside, same owner
+		"root/link-private.txt": filepath.Join(private, "key.txt"), // same owner, in a private directory
+		"root/link-loop":        "link-loop",
+		"root/link-dangling":    "nowhere",
 	}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(top, name)); err != nil {
@@ -126,6 +142,7 @@ func TestRoute(t *testing.T) {
 		{"/style\x00.css", bad, "", "", ""},
 		{"/link-in/a.php", script, "/link-in/a.php", "", "/link-in/a.php"},
 		{"/link-out/out.js", static, "out.js", "", ""},
+		{"/link-private.txt", denied, "", "", ""},
 		{"/link-loop", denied, "", "", ""},
 		{"/link-dangling", script, "/index.php", "", "/index.php"},
 		{"/wp-content/uploads/pic.png", static, "pic.png", "", ""},
@@ -137,7 +154,7 @@ func TestRoute(t *testing.T) {
 		{"/wp-content/missing.png", missing, "", "", ""},
 		{"/wp-content/../style.css", static, "style.css", "", ""}, // cleaned first: not under the alias
 	} {
-		got := r.route(tc.path, true)
+		got := r.tryFiles(tc.path, true)
 		if got.file != nil {
 			got.file.Close()
 		}
@@ -156,12 +173,12 @@ func TestRoute(t *testing.T) {
 	}
 
 	if os.Geteuid() == 0 {
-		if got := r.route("/link-foreign.txt", true); got.kind != routeForbidden {
+		if got := r.tryFiles("/link-foreign.txt", true); got.kind != routeForbidden {
 			t.Errorf("route(a link to another user's file outside the root) = kind %d; want 403 (%d)", got.kind, routeForbidden)
 		}
 	}
 	// Only GET and HEAD open a static file; other methods learn it is one.
-	if got := r.route("/style.css", false); got.kind != routeStatic || got.file != nil {
+	if got := r.tryFiles("/style.css", false); got.kind != routeStatic || got.file != nil {
 		t.Errorf("route(/style.css) for a POST = kind %d, file %v; want static without a file", got.kind, got.file)
 	}
 }
