@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/askr-php/askr/internal/channel"
 )
 
 // failingBody gives some bytes, then fails as net/http's body of a malformed or cut request does.
@@ -88,4 +93,110 @@ func serveChunked(h http.Handler, method, target, body string) *httptest.Respons
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
+}
+
+// field and filePart are parts of a multipart/form-data body with the boundary "b".
+func field(name, value string) string {
+	return "--b\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n"
+}
+
+func filePart(name, filename, typ, content string) string {
+	p := "--b\r\nContent-Disposition: form-data; name=\"" + name + "\"; filename=\"" + filename + "\"\r\n"
+	if typ != "" {
+		p += "Content-Type: " + typ + "\r\n"
+	}
+	return p + "\r\n" + content + "\r\n"
+}
+
+// Worker mode parses multipart bodies as PHP's rfc1867 parser would, under PHP's limits: fields,
+// files in temporary files (removed after the request), and the error codes of $_FILES.
+func TestMultipartUploads(t *testing.T) {
+	on := channel.Limits{Known: true, FileUploads: true, MaxFiles: 20}
+	for _, tc := range []struct {
+		name    string
+		limits  channel.Limits
+		body    string
+		chunked bool
+		status  int
+		post    [][2]string
+		files   []file // tmp is checked for being set, not its name
+	}{
+		{name: "fields and files", limits: on,
+			body: field("a", "1") + filePart("f1", "a.txt", "text/plain", "abc") + filePart("f2", `C:\Users\x\b.bin`, "", "\x00\x01") + field("c[]", "3"),
+			post: [][2]string{{"a", "1"}, {"c[]", "3"}},
+			files: []file{{field: "f1", name: "a.txt", typ: "text/plain", size: 3, fullPath: "a.txt", content: "abc"},
+				{field: "f2", name: "b.bin", typ: "application/octet-stream", size: 2, fullPath: `C:\Users\x\b.bin`, content: "\x00\x01"}}},
+		{name: "no limits known yet: askrd's own only", limits: channel.Limits{},
+			body:  filePart("f", "a.txt", "text/plain", "abc"),
+			files: []file{{field: "f", name: "a.txt", typ: "text/plain", size: 3, fullPath: "a.txt", content: "abc"}}},
+		{name: "an empty file input", limits: on, body: filePart("f", "", "application/octet-stream", ""),
+			files: []file{{field: "f", err: 4}}},
+		{name: "over upload_max_filesize", limits: channel.Limits{Known: true, FileUploads: true, MaxFiles: 20, MaxFileSize: 3},
+			body:  filePart("f", "a.txt", "text/plain", "abcd") + filePart("g", "b.txt", "text/plain", "abc"),
+			files: []file{{field: "f", name: "a.txt", typ: "text/plain", fullPath: "a.txt", err: 1}, {field: "g", name: "b.txt", typ: "text/plain", size: 3, fullPath: "b.txt", content: "abc"}}},
+		{name: "over the form's MAX_FILE_SIZE", limits: channel.Limits{Known: true, FileUploads: true, MaxFiles: 20, MaxFileSize: 10},
+			body: field("MAX_FILE_SIZE", " 2 ") + filePart("f", "a.txt", "text/plain", "abc"),
+			post: [][2]string{{"MAX_FILE_SIZE", " 2 "}}, files: []file{{field: "f", name: "a.txt", typ: "text/plain", fullPath: "a.txt", err: 2}}},
+		{name: "file_uploads off", limits: channel.Limits{Known: true, MaxFiles: 20},
+			body: field("a", "1") + filePart("f", "a.txt", "text/plain", "abc"), post: [][2]string{{"a", "1"}}},
+		{name: "over max_file_uploads", limits: channel.Limits{Known: true, FileUploads: true, MaxFiles: 1},
+			body:  filePart("f", "a.txt", "text/plain", "abc") + filePart("g", "b.txt", "text/plain", "def"),
+			files: []file{{field: "f", name: "a.txt", typ: "text/plain", size: 3, fullPath: "a.txt", content: "abc"}}},
+		{name: "a part without a name", limits: on,
+			body: "--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n" + field("a", "1"), post: [][2]string{{"a", "1"}}},
+		{name: "over post_max_size, declared", limits: channel.Limits{Known: true, FileUploads: true, MaxFiles: 20, PostMaxSize: 50},
+			body: field("a", "1") + filePart("f", "a.txt", "text/plain", strings.Repeat("x", 100))},
+		{name: "over post_max_size, chunked", limits: channel.Limits{Known: true, FileUploads: true, MaxFiles: 20, PostMaxSize: 50},
+			body: field("a", "1") + filePart("f", "a.txt", "text/plain", strings.Repeat("x", 100)), chunked: true},
+		{name: "malformed", limits: on, body: "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated", status: 400},
+		{name: "a malformed Content-Disposition", limits: on, body: "--b\r\nContent-Disposition: form-data; name=\"a\r\n\r\nx\r\n", status: 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakePool{limits: tc.limits}
+			h, _ := workerHandler(t, f, Options{})
+			body := tc.body
+			if tc.status == 0 {
+				body += "--b--\r\n"
+			}
+			r := httptest.NewRequest("POST", "/form", strings.NewReader(body))
+			if tc.chunked {
+				r = httptest.NewRequest("POST", "/form", io.MultiReader(strings.NewReader(body)))
+				r.TransferEncoding = []string{"chunked"}
+			}
+			r.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			want := tc.status
+			if want == 0 {
+				want = 200
+			}
+			if w.Code != want || (want == 200) != (f.calls == 1) {
+				t.Fatalf("POST = %d %q, %d calls to PHP; want %d", w.Code, w.Body.String(), f.calls, want)
+			}
+			if want != 200 {
+				return
+			}
+			if !slices.Equal(f.got.post, tc.post) {
+				t.Errorf("post = %q; want %q", f.got.post, tc.post)
+			}
+			if len(f.got.files) != len(tc.files) {
+				t.Fatalf("files = %+v; want %+v", f.got.files, tc.files)
+			}
+			for i, got := range f.got.files {
+				if (got.tmp != "") != (tc.files[i].content != "") {
+					t.Errorf("file %d: tmp %q; want one only for a file kept", i, got.tmp)
+				}
+				if _, err := os.Stat(got.tmp); got.tmp != "" && !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("file %d: %s still there after the request (%v)", i, got.tmp, err)
+				}
+				got.tmp = ""
+				if got != tc.files[i] {
+					t.Errorf("file %d = %+v; want %+v", i, got, tc.files[i])
+				}
+			}
+			if f.got.body != "" || f.got.bodyFile != "" {
+				t.Errorf("body %q, body_file %q; want neither (the body was parsed)", f.got.body, f.got.bodyFile)
+			}
+		})
+	}
 }

@@ -1,9 +1,16 @@
 package httpfront
 
 import (
+	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"github.com/askr-php/askr/internal/channel"
+	"github.com/askr-php/askr/internal/pool"
 )
 
 func TestServable(t *testing.T) {
@@ -79,5 +86,81 @@ func TestTargetServable(t *testing.T) {
 		if got := targetServable(dir, rel); got != want {
 			t.Errorf("targetServable(%q) = %v; want %v", rel, got, want)
 		}
+	}
+}
+
+// A worker's answer through the handler and the responder: the Status header sets the status (as
+// under php-fpm + nginx), the other headers pass in order, a flush sends what came before;
+// a backend's failure becomes the status finish gives it.
+func TestWorkerResponses(t *testing.T) {
+	hdr := func(kv ...string) []channel.Header {
+		var hs []channel.Header
+		for i := 0; i+1 < len(kv); i += 2 {
+			hs = append(hs, channel.Header{Name: kv[i], Value: kv[i+1]})
+		}
+		return hs
+	}
+	for _, tc := range []struct {
+		name    string
+		method  string
+		status  int
+		headers []channel.Header
+		body    string
+		flush   bool
+		err     error
+		code    int
+		want    http.Header
+		wantOut string
+	}{
+		{name: "plain", status: 200, headers: hdr("Content-Type", "text/html"), body: "hi", code: 200, want: http.Header{"Content-Type": {"text/html"}}, wantOut: "hi"},
+		{name: "Status header", status: 200, headers: hdr("Status", "404 Not Found", "X-A", "1"), body: "nf", code: 404, want: http.Header{"X-A": {"1"}}, wantOut: "nf"},
+		{name: "Status header out of range", status: 201, headers: hdr("status", "99 Low"), code: 201},
+		{name: "Status header not a number", status: 202, headers: hdr("Status", "abc"), code: 202},
+		{name: "repeated headers", status: 200, headers: hdr("Set-Cookie", "a=1", "Set-Cookie", "b=2"), code: 200, want: http.Header{"Set-Cookie": {"a=1", "b=2"}}},
+		{name: "flushed", status: 200, body: "streamed", flush: true, code: 200, wantOut: "streamed"},
+		{name: "timeout", err: pool.ErrTimeout, code: 504},
+		{name: "bad response", err: fmt.Errorf("%w: bad head", pool.ErrBadResponse), code: 502},
+		{name: "worker died", err: pool.ErrWorkerDied, code: 502},
+		{name: "queue full", err: pool.ErrQueueFull, code: 503, want: http.Header{"Retry-After": {"1"}}},
+		{name: "no worker", err: pool.ErrUnavailable, code: 503, want: http.Header{"Retry-After": {"1"}}},
+		{name: "closing", err: pool.ErrClosed, code: 503, want: http.Header{"Retry-After": {"1"}}},
+		{name: "anything else", err: errors.New("boom"), code: 502},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakePool{answer: func(resp pool.Response) error {
+				if tc.err != nil {
+					return tc.err
+				}
+				if err := resp.Head(tc.status, tc.headers); err != nil {
+					return err
+				}
+				if tc.flush {
+					if err := resp.Flush(); err != nil {
+						return err
+					}
+				}
+				return resp.Body([]byte(tc.body))
+			}}
+			h, _ := workerHandler(t, f, Options{})
+			method := tc.method
+			if method == "" {
+				method = "GET"
+			}
+			w := serve(h, method, "/app", nil)
+			if w.Code != tc.code {
+				t.Errorf("status %d; want %d", w.Code, tc.code)
+			}
+			for k, v := range tc.want {
+				if !slices.Equal(w.Header()[k], v) {
+					t.Errorf("header %s = %q; want %q", k, w.Header()[k], v)
+				}
+			}
+			if tc.err == nil && w.Body.String() != tc.wantOut {
+				t.Errorf("body %q; want %q", w.Body.String(), tc.wantOut)
+			}
+			if _, ok := w.Header()["Status"]; ok {
+				t.Errorf("a Status header reached the client: %v", w.Header())
+			}
+		})
 	}
 }

@@ -94,7 +94,7 @@ func serve(h http.Handler, method, target string, body io.Reader, header ...stri
 			r.Host = header[i+1]
 			continue
 		}
-		r.Header.Set(header[i], header[i+1])
+		r.Header.Add(header[i], header[i+1])
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)

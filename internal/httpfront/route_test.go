@@ -218,3 +218,36 @@ func TestSplitScript(t *testing.T) {
 		}
 	}
 }
+
+// One router for both modes: the root, the aliases, what is never served and the symbolic-link
+// policy are the router's, for both; only what becomes of a URL that names no servable static file
+// differs (router.app gives it to the front controller, router.tryFiles follows nginx).
+func TestOneRouter(t *testing.T) {
+	b := newBothModes(t)
+	for _, tc := range []struct {
+		method, target     string
+		worker, perRequest string
+	}{
+		{"GET", "/style.css", "file body{}", "file body{}"},
+		{"GET", "/wp-content/uploads/pic.png", "file png", "file png"},
+		{"GET", "/wp-content/index.php", "Forbidden", "Forbidden"},
+		{"POST", "/wp-content/uploads/pic.png", "Method Not Allowed", "Method Not Allowed"},
+		{"GET", "/wp-content/uploads", "Moved Permanently", "Moved Permanently"},
+		{"GET", "/.env", "Not Found", "Not Found"},
+		{"GET", "/.git/config", "Not Found", "Not Found"},
+		{"GET", "/no/such/page", "php /index.php", "php /index.php"},
+		{"GET", "/", "php /index.php", "php /index.php"},
+		{"GET", "/lib.inc", "Not Found", "Forbidden"},    // never served: askrd's own answer
+		{"GET", "/A.PHP", "php /index.php", "Forbidden"}, // a .php URL is the app's in worker mode
+		{"GET", "/info.php/x", "php /index.php", "php /info.php"},
+		{"GET", "/wp-admin", "php /index.php", "Moved Permanently"},
+		{"POST", "/style.css", "php /index.php", "Method Not Allowed"},
+		{"GET", "/../etc/passwd", "php /index.php", "Bad Request"},
+		{"GET", "/.nothing", "php /index.php", "Not Found"},
+	} {
+		w, p := b.outcome(tc.method, tc.target)
+		if w != tc.worker || p != tc.perRequest {
+			t.Errorf("%s %s: worker mode %q, per-request %q; want %q, %q", tc.method, tc.target, w, p, tc.worker, tc.perRequest)
+		}
+	}
+}
