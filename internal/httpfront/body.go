@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path"
@@ -228,32 +229,9 @@ func (h *Handler) readMultipart(r *http.Request, lim channel.Limits, b *body) er
 			}
 			continue
 		}
-		up := upload{field: name, name: path.Base(strings.ReplaceAll(filename, `\`, "/")), fullPath: filename}
-		if filename == "" {
-			up.name, up.err = "", 4 // UPLOAD_ERR_NO_FILE
-			part.Close()
-			b.files = append(b.files, up)
-			continue
-		}
-		if lim.Known && !lim.FileUploads {
-			part.Close()
-			continue
-		}
-		if files++; lim.Known && files > lim.MaxFiles {
-			if files == lim.MaxFiles+1 {
-				h.log.Warn("Maximum number of allowable file uploads has been exceeded (max_file_uploads)", "max", lim.MaxFiles, "uri", r.RequestURI)
-			}
-			part.Close()
-			continue
-		}
-		up.typ = part.Header.Get("Content-Type")
-		if up.typ == "" {
-			up.typ = "application/octet-stream"
-		}
-		if err := h.storeUpload(partReader{part}, &up, lim.MaxFileSize, formMax, b); err != nil {
+		if err := h.readFilePart(r, part, lim, name, filename, &files, formMax, b); err != nil {
 			return err
 		}
-		b.files = append(b.files, up)
 	}
 	if lim.PostMaxSize > 0 && count.n > lim.PostMaxSize {
 		// A chunked body of unknown length turned out too large: as PHP, keep nothing of it.
@@ -261,6 +239,37 @@ func (h *Handler) readMultipart(r *http.Request, lim channel.Limits, b *body) er
 		b.temp, b.fields, b.files = nil, nil, nil
 	}
 	b.size = count.n
+	return nil
+}
+
+// readFilePart stores a file part of a multipart body (with its field name and file name) under
+// the limits of PHP's configuration and the form's MAX_FILE_SIZE, formMax; files counts the files
+// offered so far, as max_file_uploads does.
+func (h *Handler) readFilePart(r *http.Request, part *multipart.Part, lim channel.Limits, name, filename string, files *int, formMax int64, b *body) error {
+	defer part.Close()
+	up := upload{field: name, name: path.Base(strings.ReplaceAll(filename, `\`, "/")), fullPath: filename}
+	if filename == "" {
+		up.name, up.err = "", 4 // UPLOAD_ERR_NO_FILE
+		b.files = append(b.files, up)
+		return nil
+	}
+	if lim.Known && !lim.FileUploads {
+		return nil
+	}
+	if *files++; lim.Known && *files > lim.MaxFiles {
+		if *files == lim.MaxFiles+1 {
+			h.log.Warn("Maximum number of allowable file uploads has been exceeded (max_file_uploads)", "max", lim.MaxFiles, "uri", r.RequestURI)
+		}
+		return nil
+	}
+	up.typ = part.Header.Get("Content-Type")
+	if up.typ == "" {
+		up.typ = "application/octet-stream"
+	}
+	if err := h.storeUpload(partReader{part}, &up, lim.MaxFileSize, formMax, b); err != nil {
+		return err
+	}
+	b.files = append(b.files, up)
 	return nil
 }
 

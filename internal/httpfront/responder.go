@@ -229,6 +229,8 @@ func (rs *responder) closeFile() {
 }
 
 // run is the writer: it sends the head, then what PHP sent, in order, flushing where PHP flushed.
+// It is one function (~80 lines) because it holds mu across its loop and lets go of it only around
+// each write and flush: split, that discipline would be spread over several functions.
 func (rs *responder) run() {
 	defer close(rs.done)
 	rs.writeHead()
