@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -46,14 +45,16 @@ func (f *fakeFCGI) Do(ctx context.Context, req *fastcgi.Request) (bool, bool, er
 	return true, true, f.answer(req.Stdout)
 }
 
-func (f *fakeFCGI) PID() int                                        { return 1 }
-func (f *fakeFCGI) Conn() net.Conn                                  { return nil }
-func (f *fakeFCGI) AwaitHello(time.Duration) (channel.Hello, error) { return channel.Hello{}, nil }
-func (f *fakeFCGI) Kill() error                                     { return nil }
-func (f *fakeFCGI) Done() <-chan struct{}                           { return nil }
-func (f *fakeFCGI) Err() error                                      { return nil }
-func (f *fakeFCGI) Tail() string                                    { return "" }
-func (f *fakeFCGI) Close() error                                    { return nil }
+func (f *fakeFCGI) PID() int                                   { return 1 }
+func (f *fakeFCGI) Greet(time.Duration) (channel.Hello, error) { return channel.Hello{}, nil }
+func (f *fakeFCGI) Ping(time.Duration) error                   { return nil }
+func (f *fakeFCGI) Stop() error                                { return nil }
+func (f *fakeFCGI) Kill() error                                { return nil }
+func (f *fakeFCGI) Done() <-chan struct{}                      { return nil }
+func (f *fakeFCGI) Err() error                                 { return nil }
+func (f *fakeFCGI) Left() bool                                 { return false }
+func (f *fakeFCGI) Tail() string                               { return "" }
+func (f *fakeFCGI) Close() error                               { return nil }
 
 func perRequestHandler(t *testing.T, f *fakeFCGI, opt Options) (*Handler, string) {
 	t.Helper()

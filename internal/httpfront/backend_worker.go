@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/askr-php/askr/internal/channel"
@@ -16,23 +17,57 @@ import (
 
 // Backend runs a request in PHP (the worker pool).
 type Backend interface {
-	// Serve runs the request (once: a request whose worker died while it had it is not run again).
-	Serve(ctx context.Context, payload []byte, resp pool.Response) error
+	// Call lends a worker to call, which runs the request on it (see exchange); a request whose
+	// worker died while it had it is not run again.
+	Call(ctx context.Context, call func(pool.Process) pool.Outcome) error
 	// Limits returns the upload limits of PHP's configuration (zero until a worker reported them).
 	Limits() channel.Limits
+}
+
+// ChannelProcess is a process a worker-mode Backend lends: a worker with askr's channel
+// (phpcgi.Process, a CoW worker of package template).
+type ChannelProcess interface {
+	Channel() *channel.Endpoint
 }
 
 // workerBackend runs requests in the worker pool.
 type workerBackend struct {
 	pool Backend
 	cgi  *cgiEnv
+	log  *slog.Logger
 }
 
 // forms: askrd parses multipart forms for the worker runtime, with PHP's limits.
 func (b workerBackend) forms() (channel.Limits, bool) { return b.pool.Limits(), true }
 
 func (b workerBackend) serve(r *http.Request, rt route, body *body, rs *responder) error {
-	return fromPool(b.pool.Serve(r.Context(), b.cgi.encode(r, rt, body), rs))
+	return fromPool(b.pool.Call(r.Context(), exchange(b.log, b.cgi.encode(r, rt, body), rs)))
+}
+
+// exchange returns the conversation of one worker-mode request, for Backend.Call: payload goes to
+// the lent worker on its channel, and the worker's answer to resp.
+func exchange(log *slog.Logger, payload []byte, resp channel.Response) func(pool.Process) pool.Outcome {
+	return func(proc pool.Process) pool.Outcome {
+		cp, ok := proc.(ChannelProcess)
+		if !ok || cp.Channel() == nil {
+			return pool.Outcome{Err: fmt.Errorf("process %d has no worker channel", proc.PID()), Broken: true}
+		}
+		r := cp.Channel().Exchange(payload, resp)
+		if errors.Is(r.Err, channel.ErrProtocol) {
+			log.Error("worker broke the channel protocol; killed", "pid", proc.PID(), "err", r.Err)
+		}
+		return outcome(r)
+	}
+}
+
+// outcome is what the pool needs to know of a channel exchange's result.
+func outcome(r channel.Result) pool.Outcome {
+	err := r.Err
+	if errors.Is(err, channel.ErrBadHeader) {
+		err = fmt.Errorf("%w: %v", pool.ErrBadResponse, err)
+	}
+	return pool.Outcome{Err: err, Broken: r.Broken, Unsent: r.Unsent, ClientGone: r.ClientGone,
+		Exits: r.Exits, Left: r.Bye, Memory: r.Memory}
 }
 
 // fromPool marks the pool's errors with the front's own, which finish answers.
@@ -47,7 +82,7 @@ func fromPool(err error) error {
 		kind = errBadResponse
 	case errors.Is(err, pool.ErrWorkerDied):
 		kind = errWorkerDied
-	case errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimout),
+	case errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimeout),
 		errors.Is(err, pool.ErrUnavailable), errors.Is(err, pool.ErrClosed):
 		kind = errUnavailable
 	default:

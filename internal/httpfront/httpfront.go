@@ -85,7 +85,7 @@ func New(opt Options, b Backend) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.route, h.backend = h.routes.app, workerBackend{pool: b, cgi: &h.cgi}
+	h.route, h.backend = h.routes.app, workerBackend{pool: b, cgi: &h.cgi, log: h.log}
 	return h, nil
 }
 

@@ -37,7 +37,7 @@ const pieceSize = 32 << 10
 // errStopped ends the writer of a response that cannot be completed (PHP failed mid-response).
 var errStopped = errors.New("response stopped")
 
-// responder takes a worker's answer (pool.Response) and passes it to the client.
+// responder takes a worker's answer (channel.Response) and passes it to the client.
 type responder struct {
 	ctx       context.Context // the client's request: done when it has gone
 	w         http.ResponseWriter

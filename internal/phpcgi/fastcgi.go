@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/askr-php/askr/internal/channel"
 	"github.com/askr-php/askr/internal/fastcgi"
 )
 
@@ -24,7 +25,8 @@ import (
 // creates a listening Unix socket for it (php-cgi's fd 0, which is what makes it speak FastCGI),
 // and php-cgi runs the script each request names (SCRIPT_FILENAME), one request at a time, as
 // php-fpm's workers do. askrd keeps one connection to it (FCGI_KEEP_CONN) and dials a new one when
-// that one is done. It implements pool.Process and pool.Conversation; its Conn is nil.
+// that one is done. It implements pool.Process; it has no channel (Conn and Channel are nil): its
+// requests go through Do.
 type FastCGIProcess struct {
 	*Process
 	sock   string
@@ -56,7 +58,7 @@ func (l *Launcher) StartFastCGI() (*FastCGIProcess, error) {
 	cmd.Dir = c.AppBase
 	cmd.Env = fastcgiEnv(c.Env)
 	cmd.Stdin = ln
-	p, err := l.spawn(cmd)
+	p, err := l.spawn(cmd, nil)
 	if err != nil {
 		os.Remove(sock)
 		return nil, err
@@ -175,8 +177,17 @@ func (p *FastCGIProcess) getValues(ctx context.Context) error {
 	return nil
 }
 
-// Greet waits until php-cgi answers a GET_VALUES request: it has started and serves.
-func (p *FastCGIProcess) Greet(timeout time.Duration) error {
+// Greet waits until php-cgi answers a GET_VALUES request: it has started and serves. Its hello
+// has only the pid.
+func (p *FastCGIProcess) Greet(timeout time.Duration) (channel.Hello, error) {
+	err := p.greet(timeout)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = phrased{"did not answer", err}
+	}
+	return channel.Hello{PID: p.PID()}, err
+}
+
+func (p *FastCGIProcess) greet(timeout time.Duration) error {
 	ctx := context.Background()
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -191,7 +202,7 @@ func (p *FastCGIProcess) Greet(timeout time.Duration) error {
 		return err
 	case <-p.Done():
 		<-done
-		return fmt.Errorf("php-cgi exited (%v)", exitStatus(p.Err()))
+		return errors.New("php-cgi exited before it answered")
 	}
 }
 

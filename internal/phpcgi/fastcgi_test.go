@@ -75,7 +75,7 @@ func (f *fcgiFixture) start(t *testing.T) *FastCGIProcess {
 			t.Logf("log:\n%s", f.logs.String())
 		}
 	})
-	if err := p.Greet(30 * time.Second); err != nil {
+	if _, err := p.Greet(30 * time.Second); err != nil {
 		t.Fatalf("Greet() error = %v", err)
 	}
 	return p
@@ -219,7 +219,7 @@ func TestFastCGIGreetFailsWhenPHPExits(t *testing.T) {
 	}
 	defer p.Close()
 	start := time.Now()
-	if err := p.Greet(30 * time.Second); err == nil {
+	if _, err := p.Greet(30 * time.Second); err == nil {
 		t.Errorf("Greet() of a process that exited = nil; want an error")
 	}
 	if d := time.Since(start); d > 10*time.Second {

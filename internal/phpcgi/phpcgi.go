@@ -75,7 +75,8 @@ func NewLauncher(cfg Config) *Launcher {
 // Process is a started php-cgi worker.
 type Process struct {
 	cmd    *exec.Cmd
-	conn   *net.UnixConn
+	conn   *net.UnixConn     // askrd's end of a worker's channel; nil for a FastCGI process
+	ch     *channel.Endpoint // the channel's conversation; nil for a FastCGI process
 	pid    int
 	log    *slog.Logger // tagged with the pid
 	logs   sync.WaitGroup
@@ -131,18 +132,17 @@ func (l *Launcher) Start() (*Process, error) {
 	cmd.Dir = c.AppBase
 	cmd.Env = append(workerEnv(c.Env, c.AppBase, c.Paranoid), c.Extra...)
 	cmd.Stdin = theirs
-	p, err := l.spawn(cmd)
+	p, err := l.spawn(cmd, conn)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	p.conn = conn
 	return p, nil
 }
 
 // spawn starts cmd from the launcher's thread with its stdout and stderr going to the log (tagged
-// with its pid) and watches it until it exits.
-func (l *Launcher) spawn(cmd *exec.Cmd) (*Process, error) {
+// with its pid) and watches it until it exits. conn is askrd's end of its channel (nil: none).
+func (l *Launcher) spawn(cmd *exec.Cmd, conn *net.UnixConn) (*Process, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -153,7 +153,10 @@ func (l *Launcher) spawn(cmd *exec.Cmd) (*Process, error) {
 		death = syscall.SIGKILL
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: death}
-	p := &Process{cmd: cmd, done: make(chan struct{})}
+	p := &Process{cmd: cmd, conn: conn, done: make(chan struct{})}
+	if conn != nil {
+		p.ch = channel.NewEndpoint(conn)
+	}
 	started := make(chan error, 1)
 	l.reqs <- func() {
 		err := cmd.Start()
@@ -175,6 +178,9 @@ func (l *Launcher) spawn(cmd *exec.Cmd) (*Process, error) {
 	go func() {
 		p.err = cmd.Wait()
 		l.live.Delete(p.pid)
+		if p.ch != nil {
+			p.ch.Exited() // a request reading the channel gets what the worker wrote, then end of file
+		}
 		// Let the last lines be logged before the exit is reported; but a CoW template's children
 		// hold the same pipe open, so wait only briefly.
 		logged := make(chan struct{})
@@ -341,9 +347,42 @@ func (p *Process) Tail() string {
 // Close closes askrd's end of the channel.
 func (p *Process) Close() error { return p.conn.Close() }
 
-// AwaitHello reads the worker's hello and checks that the kernel's credentials for the sender, the
-// pid the worker announces and the process askrd started are one and the same.
-func (p *Process) AwaitHello(timeout time.Duration) (channel.Hello, error) {
+// Greet reads the worker's hello and checks that the kernel's credentials for the sender, the pid
+// the worker announces and the process askrd started are one and the same.
+func (p *Process) Greet(timeout time.Duration) (channel.Hello, error) {
+	h, err := p.awaitHello(timeout)
+	switch {
+	case errors.Is(err, io.EOF):
+		err = phrased{"ended before it called askr_handle_request()", err}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = phrased{"did not call askr_handle_request()", err}
+	}
+	return h, err
+}
+
+// phrased is an error with a text of its own that wraps err.
+type phrased struct {
+	text string
+	err  error
+}
+
+func (e phrased) Error() string { return e.text }
+func (e phrased) Unwrap() error { return e.err }
+
+// Ping checks that the idle worker answers Pong within timeout (see channel.Endpoint.Ping).
+func (p *Process) Ping(timeout time.Duration) error { return p.ch.Ping(timeout) }
+
+// Stop asks the idle worker to leave its loop: askr_handle_request() returns false.
+func (p *Process) Stop() error { return p.ch.Stop() }
+
+// Left reports, after the worker exited while idle, whether it said Bye first.
+func (p *Process) Left() bool { return p.ch != nil && p.ch.Left() }
+
+// Channel returns the worker's channel, on which its requests go (nil for a FastCGI process).
+func (p *Process) Channel() *channel.Endpoint { return p.ch }
+
+// awaitHello reads the hello.
+func (p *Process) awaitHello(timeout time.Duration) (channel.Hello, error) {
 	if timeout > 0 {
 		p.conn.SetReadDeadline(time.Now().Add(timeout))
 		defer p.conn.SetReadDeadline(time.Time{})

@@ -94,7 +94,7 @@ func (l *lockedBuffer) String() string {
 
 // A worker's hello is accepted only from the process askrd started: php-cgi run as a wrapper's
 // child (not exec'd) says hello with its own pid, which is not the started one, and is refused.
-func TestAwaitHelloWantsTheStartedProcess(t *testing.T) {
+func TestGreetWantsTheStartedProcess(t *testing.T) {
 	bin := phpCGIBinary(t)
 	dir := t.TempDir()
 	rt, remove, err := phpruntime.Install(dir)
@@ -124,13 +124,13 @@ func TestAwaitHelloWantsTheStartedProcess(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Start(%s) error = %v; want nil", tc.binary, err)
 		}
-		h, err := p.AwaitHello(30 * time.Second)
+		h, err := p.Greet(30 * time.Second)
 		switch {
 		case tc.want == "" && (err != nil || h.PID != p.PID()):
-			t.Errorf("%s: AwaitHello() = pid %d, %v; want pid %d, nil", tc.binary, h.PID, err, p.PID())
+			t.Errorf("%s: Greet() = pid %d, %v; want pid %d, nil", tc.binary, h.PID, err, p.PID())
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) ||
 			!strings.Contains(err.Error(), "askrd started "+strconv.Itoa(p.PID()))):
-			t.Errorf("%s: AwaitHello() error = %v; want %q naming the started pid %d", tc.binary, err, tc.want, p.PID())
+			t.Errorf("%s: Greet() error = %v; want %q naming the started pid %d", tc.binary, err, tc.want, p.PID())
 		}
 		p.Close() // the worker reads end-of-file and leaves its loop
 		select {

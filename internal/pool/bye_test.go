@@ -64,7 +64,7 @@ func warm(t *testing.T, p *Pool, s *fakeStarter, n int) {
 			t.Fatalf("%d requests did not reach each of %d workers", tries, n)
 		}
 		var r recorder
-		if err := p.Serve(context.Background(), []byte("warm"), &r); err != nil || string(r.body) != "ok" {
+		if err := serve(p, context.Background(), []byte("warm"), &r); err != nil || string(r.body) != "ok" {
 			t.Fatalf("Serve(warm) = %v %q; want \"ok\"", err, r.body)
 		}
 	}
@@ -85,7 +85,7 @@ func TestByeAnswerRetriedOnAnotherWorker(t *testing.T) {
 	warm(t, p, s, 2)
 	before := p.Stats().Served
 	var r recorder
-	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || r.status != 200 || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), []byte("req"), &r); err != nil || r.status != 200 || string(r.body) != "ok" {
 		t.Fatalf("Serve to a worker that says Bye = %v, %d %q; want 200 \"ok\" from another worker", err, r.status, r.body)
 	}
 	if n := calls.Load(); n != 2 {
@@ -122,7 +122,7 @@ func TestByeAnswerRetriesBounded(t *testing.T) {
 	t.Cleanup(func() { close(noMore) }) // before the pool's cleanup
 	warm(t, p, s, maxLeft+2)
 	var r recorder
-	if err := p.Serve(context.Background(), []byte("req"), &r); !errors.Is(err, ErrWorkerDied) {
+	if err := serve(p, context.Background(), []byte("req"), &r); !errors.Is(err, ErrWorkerDied) {
 		t.Fatalf("Serve when every worker says Bye = %v; want ErrWorkerDied", err)
 	}
 	if n := calls.Load(); n != maxLeft+1 {
@@ -140,7 +140,7 @@ func TestByeBeforeFirstAnswer(t *testing.T) {
 	p := startPool(t, Options{Workers: 2, Logger: logs.logger()}, s)
 	waitReady(t, p)
 	var r recorder
-	if err := p.Serve(context.Background(), []byte("req"), &r); !errors.Is(err, ErrWorkerDied) {
+	if err := serve(p, context.Background(), []byte("req"), &r); !errors.Is(err, ErrWorkerDied) {
 		t.Fatalf("Serve to a fresh worker that says Bye = %v; want ErrWorkerDied", err)
 	}
 	if n := calls.Load(); n != 1 {
@@ -162,7 +162,7 @@ func TestByeWhileIdleReplacesQuietly(t *testing.T) {
 			p := startPool(t, Options{Workers: 1, Logger: logs.logger()}, s)
 			waitReady(t, p)
 			var r recorder
-			if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+			if err := serve(p, context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
 				t.Fatalf("Serve = %v %q; want \"ok\"", err, r.body)
 			}
 			// Serve has returned: the worker is idle.
@@ -174,7 +174,7 @@ func TestByeWhileIdleReplacesQuietly(t *testing.T) {
 			s.proc(0).exit()
 			waitCond(t, "the worker that left replaced", func() bool { return s.started.Load() == 2 && p.Stats().Ready == 1 })
 			r = recorder{}
-			if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+			if err := serve(p, context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
 				t.Errorf("Serve after the idle worker left = %v %q; want \"ok\"", err, r.body)
 			}
 			const warning = `level=WARN msg="worker exited unexpectedly; replacing it" pid=1001`
@@ -207,7 +207,7 @@ func TestByeAnswersPing(t *testing.T) {
 	waitCond(t, "the worker that left replaced", func() bool { return s.started.Load() == 2 && p.Stats().Ready == 1 })
 	checkQuiet(t, &logs)
 	var r recorder
-	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("Serve after the worker left = %v %q; want \"ok\"", err, r.body)
 	}
 }
@@ -227,7 +227,7 @@ func TestByeBehindFailedWrite(t *testing.T) {
 	}
 	peer.(*net.UnixConn).CloseRead() // askrd's writes now fail (EPIPE); the process has not exited
 	var r recorder
-	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
 		t.Fatalf("Serve = %v %q; want \"ok\" from another worker", err, r.body)
 	}
 	if n := s.started.Load(); n != 2 {
@@ -252,7 +252,7 @@ func TestByeBehindFailedPing(t *testing.T) {
 	p.Ping()
 	waitCond(t, "a second worker started", func() bool { return s.started.Load() == 2 })
 	var r recorder
-	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("Serve after the health check = %v %q; want \"ok\" from the second worker", err, r.body)
 	}
 	select {
@@ -294,7 +294,7 @@ func TestByeThenSignal(t *testing.T) {
 				w.exit()
 			} else {
 				var r recorder
-				if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+				if err := serve(p, context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
 					t.Fatalf("Serve = %v %q; want \"ok\" from another worker", err, r.body)
 				}
 				w.exit()
@@ -323,7 +323,7 @@ func TestIdleExitAsClaimed(t *testing.T) {
 	}
 	t.Cleanup(func() { testHookTaken = nil })
 	var r recorder
-	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
 		t.Fatalf("Serve = %v %q; want \"ok\" from the replacement", err, r.body)
 	}
 	const warning = `level=WARN msg="worker exited unexpectedly; replacing it" pid=1001`
@@ -356,9 +356,9 @@ func TestByeRetryQueue(t *testing.T) {
 		p := startPool(t, Options{Workers: 1, QueueSize: 1, QueueTimeout: time.Minute}, s)
 		warm(t, p, s, 1)
 		errs := make(chan error, 2)
-		go func() { var r recorder; errs <- p.Serve(context.Background(), []byte("req"), &r) }()
+		go func() { var r recorder; errs <- serve(p, context.Background(), []byte("req"), &r) }()
 		waitCond(t, "the worker has the request", func() bool { return calls.Load() == 1 })
-		go func() { var r recorder; errs <- p.Serve(context.Background(), []byte("other"), &r) }()
+		go func() { var r recorder; errs <- serve(p, context.Background(), []byte("other"), &r) }()
 		waitCond(t, "the other request queued", func() bool { return p.waiting.Load() == 1 })
 		close(release) // Bye: the request waits again, beside the other one
 		for range 2 {
@@ -391,16 +391,16 @@ func TestByeRetryQueue(t *testing.T) {
 		t.Cleanup(func() { close(boot) })
 		warm(t, p, s, 1)
 		errs := make(chan error, 1)
-		go func() { var r recorder; errs <- p.Serve(context.Background(), []byte("req"), &r) }()
+		go func() { var r recorder; errs <- serve(p, context.Background(), []byte("req"), &r) }()
 		<-time.After(queueTimeout) // the request's queue_timeout is over while the worker has it
 		close(release)
 		select {
 		case err := <-errs:
-			if !errors.Is(err, ErrQueueTimout) {
-				t.Errorf("Serve = %v; want ErrQueueTimout", err)
+			if !errors.Is(err, ErrQueueTimeout) {
+				t.Errorf("Serve = %v; want ErrQueueTimeout", err)
 			}
 		case <-time.After(queueTimeout / 2):
-			t.Errorf("Serve waited again after its queue_timeout was over; want ErrQueueTimout at once")
+			t.Errorf("Serve waited again after its queue_timeout was over; want ErrQueueTimeout at once")
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +23,7 @@ import (
 type fakeProc struct {
 	pid     int
 	conn    net.Conn // askrd's end
+	ch      *channel.Endpoint
 	peer    net.Conn // the fake worker's end
 	done    chan struct{}
 	once    sync.Once
@@ -31,28 +33,48 @@ type fakeProc struct {
 	err     error        // what Err returns; set before the process exits
 }
 
-func (p *fakeProc) PID() int       { return p.pid }
-func (p *fakeProc) Conn() net.Conn { return p.conn }
+func (p *fakeProc) PID() int { return p.pid }
 func (p *fakeProc) Kill() error {
 	p.exit()
 	return nil
 }
+
+// exit ends the fake process as a real one ends (see phpcgi.Process): its channel gives what it
+// wrote, then end of file, and Done is closed.
 func (p *fakeProc) exit() {
 	p.once.Do(func() {
 		p.peer.Close()
+		p.ch.Exited()
 		close(p.done)
 	})
 }
-func (p *fakeProc) Done() <-chan struct{} { return p.done }
-func (p *fakeProc) Err() error            { return p.err }
-func (p *fakeProc) Tail() string          { return "fake tail" }
-func (p *fakeProc) Close() error          { return p.conn.Close() }
-func (p *fakeProc) AwaitHello(time.Duration) (channel.Hello, error) {
+func (p *fakeProc) Done() <-chan struct{}            { return p.done }
+func (p *fakeProc) Err() error                       { return p.err }
+func (p *fakeProc) Tail() string                     { return "fake tail" }
+func (p *fakeProc) Close() error                     { return p.conn.Close() }
+func (p *fakeProc) Ping(timeout time.Duration) error { return p.ch.Ping(timeout) }
+func (p *fakeProc) Stop() error                      { return p.ch.Stop() }
+func (p *fakeProc) Left() bool                       { return p.ch.Left() }
+func (p *fakeProc) Channel() *channel.Endpoint       { return p.ch }
+func (p *fakeProc) Greet(time.Duration) (channel.Hello, error) {
 	f, err := channel.NewReader(p.conn).ReadFrame()
 	if err != nil {
 		return channel.Hello{}, err
 	}
 	return channel.ParseHello(f.Payload)
+}
+
+// serve runs one request on a worker of p, as httpfront's worker backend does: the request goes
+// out on the worker's channel (channel.Endpoint.Exchange) and its answer to resp.
+func serve(p *Pool, ctx context.Context, payload []byte, resp channel.Response) error {
+	return p.Call(ctx, func(proc Process) Outcome {
+		r := proc.(*fakeProc).Channel().Exchange(payload, resp)
+		err := r.Err
+		if errors.Is(err, channel.ErrBadHeader) {
+			err = fmt.Errorf("%w: %v", ErrBadResponse, err)
+		}
+		return Outcome{Err: err, Broken: r.Broken, Unsent: r.Unsent, ClientGone: r.ClientGone, Exits: r.Exits, Left: r.Bye, Memory: r.Memory}
+	})
 }
 
 // behaviour is what a fake worker does with each request payload; it returns the frames to send
@@ -103,7 +125,7 @@ func (s *fakeStarter) Start() (Process, error) {
 			return nil, err
 		}
 	}
-	p := &fakeProc{pid: pid, conn: a, peer: b, done: make(chan struct{})}
+	p := &fakeProc{pid: pid, conn: a, ch: channel.NewEndpoint(a), peer: b, done: make(chan struct{})}
 	s.mu.Lock()
 	s.procs = append(s.procs, p)
 	s.mu.Unlock()
@@ -238,7 +260,7 @@ func TestServeAndMaxRequests(t *testing.T) {
 	waitReady(t, p)
 	for i := range 12 {
 		var r recorder
-		if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || r.status != 200 || string(r.body) != "hi" {
+		if err := serve(p, context.Background(), []byte("req"), &r); err != nil || r.status != 200 || string(r.body) != "hi" {
 			t.Fatalf("request %d: %v %d %q", i, err, r.status, r.body)
 		}
 	}
@@ -283,11 +305,11 @@ func TestMalformedFrameKillsOnlyThatWorker(t *testing.T) {
 	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); !errors.Is(err, ErrWorkerDied) {
+	if err := serve(p, context.Background(), nil, &r); !errors.Is(err, ErrWorkerDied) {
 		t.Fatalf("Serve with a malformed answer: %v; want ErrWorkerDied", err)
 	}
 	r = recorder{}
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "fine" {
+	if err := serve(p, context.Background(), nil, &r); err != nil || string(r.body) != "fine" {
 		t.Errorf("Serve after a malformed frame: %v %q; want a replaced worker answering", err, r.body)
 	}
 }
@@ -302,11 +324,11 @@ func TestWorkerDiesMidRequest(t *testing.T) {
 	}}
 	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
-	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrWorkerDied) {
+	if err := serve(p, context.Background(), nil, &recorder{}); !errors.Is(err, ErrWorkerDied) {
 		t.Fatalf("Serve: %v; want ErrWorkerDied", err)
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("after a crash: %v %q", err, r.body)
 	}
 }
@@ -323,11 +345,11 @@ func TestTimeoutKillsWorker(t *testing.T) {
 	}}
 	p := startPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
 	waitReady(t, p)
-	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrTimeout) {
+	if err := serve(p, context.Background(), nil, &recorder{}); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Serve past the timeout: %v; want ErrTimeout", err)
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("after a timeout: %v %q", err, r.body)
 	}
 }
@@ -339,7 +361,7 @@ func TestQueueFull(t *testing.T) {
 	waitReady(t, p)
 	errs := make(chan error, 3)
 	for range 2 {
-		go func() { errs <- p.Serve(context.Background(), nil, &recorder{}) }()
+		go func() { errs <- serve(p, context.Background(), nil, &recorder{}) }()
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for p.Stats().Busy != 1 || p.Stats().Waiting != 1 {
@@ -348,7 +370,7 @@ func TestQueueFull(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrQueueFull) {
+	if err := serve(p, context.Background(), nil, &recorder{}); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("third request: %v; want ErrQueueFull", err)
 	}
 	close(block)
@@ -384,7 +406,7 @@ func TestFirstBootFailureIsFatal(t *testing.T) {
 	default:
 	}
 	start := time.Now()
-	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrClosed) {
+	if err := serve(p, context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrClosed) {
 		t.Errorf("Serve after Run failed = %v; want ErrUnavailable or ErrClosed", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -409,7 +431,7 @@ func TestFirstBootPartlyFails(t *testing.T) {
 	p := startPool(t, Options{Workers: 2, QueueTimeout: time.Minute}, s)
 	waitCond(t, "first boot failed", func() bool { return p.failing.Load() })
 	start := time.Now()
-	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) {
+	if err := serve(p, context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Serve while no worker has booted and one failed = %v; want ErrUnavailable", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -421,7 +443,7 @@ func TestFirstBootPartlyFails(t *testing.T) {
 		t.Errorf("%d boots started; want 3 (one failed, retried once)", n)
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("after the first generation came up: %v %q", err, r.body)
 	}
 }
@@ -441,13 +463,13 @@ func TestBootFailureBacksOffAndRecovers(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := p.Serve(context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) {
+	if err := serve(p, context.Background(), nil, &recorder{}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Serve while every boot fails: %v; want ErrUnavailable at once", err)
 	}
 	s.failing.Store(false)
 	waitCond(t, "a worker booted again", func() bool { return p.Stats().Ready == 1 })
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("after recovery: %v %q", err, r.body)
 	}
 }
@@ -468,39 +490,8 @@ func TestIdleWorkersDying(t *testing.T) {
 		}
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("Serve after idle deaths: %v %q", err, r.body)
-	}
-}
-
-func TestSetWorkers(t *testing.T) {
-	s := &fakeStarter{act: func([]byte) []byte { return okResponse("ok") }}
-	p := startPool(t, Options{Workers: 2}, s)
-	waitReady(t, p)
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: stats %+v, %d workers listed", what, p.Stats(), len(p.Workers()))
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	if err := p.SetWorkers(5); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("grow to 5", func() bool { return p.Stats().Ready == 5 && len(p.Workers()) == 5 })
-	if err := p.SetWorkers(1); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("shrink to 1", func() bool { return p.Stats().Ready == 1 && len(p.Workers()) == 1 })
-	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
-		t.Errorf("Serve after resizing: %v %q", err, r.body)
-	}
-	if err := p.SetWorkers(0); err == nil {
-		t.Errorf("SetWorkers(0) = nil; want an error")
 	}
 }
 
@@ -517,7 +508,7 @@ func TestQueryOfDeathKillsOneWorker(t *testing.T) {
 	}}
 	p := startPool(t, Options{Workers: 3}, s)
 	waitReady(t, p)
-	if err := p.Serve(context.Background(), []byte("die"), &recorder{}); !errors.Is(err, ErrWorkerDied) {
+	if err := serve(p, context.Background(), []byte("die"), &recorder{}); !errors.Is(err, ErrWorkerDied) {
 		t.Errorf("Serve of a request that kills its worker: %v; want ErrWorkerDied", err)
 	}
 	waitCond(t, "the dead worker replaced", func() bool { return s.started.Load() == 4 && p.Stats().Ready == 3 })
@@ -525,7 +516,7 @@ func TestQueryOfDeathKillsOneWorker(t *testing.T) {
 		t.Errorf("%d workers got the request that kills; want 1", n)
 	}
 	var r recorder
-	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("next request: %v %q", err, r.body)
 	}
 	if n := s.started.Load(); n != 4 {
@@ -540,7 +531,7 @@ func TestUndeliveredRequestRetried(t *testing.T) {
 	waitReady(t, p)
 	s.proc(0).peer.Close() // its end of the channel is gone, the process not yet reported dead
 	var r recorder
-	if err := p.Serve(context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
+	if err := serve(p, context.Background(), nil, &r); err != nil || string(r.body) != "ok" {
 		t.Errorf("request to a worker whose channel is closed: %v %q; want it sent to another worker", err, r.body)
 	}
 }
@@ -555,7 +546,7 @@ func TestFlushReachesResponse(t *testing.T) {
 	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
 	var r recorder
-	if err := p.Serve(context.Background(), []byte("req"), &r); err != nil || string(r.body) != "event 1\ntail" || r.flushes != 1 {
+	if err := serve(p, context.Background(), []byte("req"), &r); err != nil || string(r.body) != "event 1\ntail" || r.flushes != 1 {
 		t.Fatalf("Serve: %v, body %q, %d flushes; want nil, \"event 1\\ntail\", 1", err, r.body, r.flushes)
 	}
 }
@@ -573,11 +564,11 @@ func TestClientGoneTellsWorker(t *testing.T) {
 	p := startPool(t, Options{Workers: 1}, s)
 	waitReady(t, p)
 	r := recorder{failAt: 2}
-	if err := p.Serve(context.Background(), []byte("req"), &r); err == nil || string(r.body) != "chunk" {
+	if err := serve(p, context.Background(), []byte("req"), &r); err == nil || string(r.body) != "chunk" {
 		t.Fatalf("Serve with a failing client: %v, body %q; want an error after one chunk", err, r.body)
 	}
 	var next recorder
-	if err := p.Serve(context.Background(), []byte("req"), &next); err != nil || string(next.body) != "chunkchunkchunk" {
+	if err := serve(p, context.Background(), []byte("req"), &next); err != nil || string(next.body) != "chunkchunkchunk" {
 		t.Fatalf("next request: %v %q", err, next.body)
 	}
 	if proc := s.proc(0); proc.aborts.Load() != 1 || proc.served.Load() != 2 || s.started.Load() != 1 {
@@ -593,7 +584,7 @@ func TestRefuseEndsTheQueueOnly(t *testing.T) {
 	p := startPool(t, Options{Workers: 1, QueueSize: 8, QueueTimeout: time.Minute}, s)
 	waitReady(t, p)
 	running := make(chan error, 1)
-	go func() { running <- p.Serve(context.Background(), nil, &recorder{}) }()
+	go func() { running <- serve(p, context.Background(), nil, &recorder{}) }()
 	for deadline := time.Now().Add(5 * time.Second); p.Stats().Busy != 1; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("stats %+v; want one busy", p.Stats())
@@ -601,7 +592,7 @@ func TestRefuseEndsTheQueueOnly(t *testing.T) {
 	}
 	queued := make(chan error, 3)
 	for range 3 {
-		go func() { queued <- p.Serve(context.Background(), nil, &recorder{}) }()
+		go func() { queued <- serve(p, context.Background(), nil, &recorder{}) }()
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for p.Stats().Busy != 1 || p.Stats().Waiting != 3 {

@@ -495,6 +495,7 @@ func (t *Template) Close() error {
 // worker is a forked CoW worker: not askrd's child, so it is watched through a pidfd.
 type worker struct {
 	conn  *net.UnixConn
+	ch    *channel.Endpoint
 	hello channel.Hello
 	pid   int
 	gen   int64
@@ -509,7 +510,7 @@ func newWorker(c *net.UnixConn, h channel.Hello) (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pidfd_open %d: %w", h.PID, err)
 	}
-	w := &worker{conn: c, hello: h, pid: h.PID, pidfd: fd, done: make(chan struct{})}
+	w := &worker{conn: c, ch: channel.NewEndpoint(c), hello: h, pid: h.PID, pidfd: fd, done: make(chan struct{})}
 	go w.watch()
 	return w, nil
 }
@@ -524,15 +525,23 @@ func (w *worker) watch() {
 			break
 		}
 	}
+	w.ch.Exited() // a request reading the channel gets what the worker wrote, then end of file
 	close(w.done)
 }
 
 func (w *worker) PID() int          { return w.pid }
 func (w *worker) Generation() int64 { return w.gen }
-func (w *worker) Conn() net.Conn    { return w.conn }
-func (w *worker) AwaitHello(time.Duration) (channel.Hello, error) {
-	return w.hello, nil
-}
+
+// Greet returns the hello the worker said when it connected (admit).
+func (w *worker) Greet(time.Duration) (channel.Hello, error) { return w.hello, nil }
+
+func (w *worker) Ping(timeout time.Duration) error { return w.ch.Ping(timeout) }
+func (w *worker) Stop() error                      { return w.ch.Stop() }
+func (w *worker) Left() bool                       { return w.ch.Left() }
+
+// Channel returns the worker's channel, on which its requests go.
+func (w *worker) Channel() *channel.Endpoint { return w.ch }
+
 func (w *worker) Kill() error {
 	err := unix.PidfdSendSignal(w.pidfd, unix.SIGKILL, nil, 0)
 	if errors.Is(err, syscall.ESRCH) {

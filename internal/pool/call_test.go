@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,8 +14,8 @@ import (
 	"github.com/askr-php/askr/internal/channel"
 )
 
-// convProc is a Conversation process: it greets, pings and stops as its starter says, and each
-// Call's function talks to it directly.
+// convProc is a process without a channel (as per-request mode's php-cgi): it greets, pings and
+// stops as its starter says, and each Call's function talks to it directly.
 type convProc struct {
 	pid     int
 	s       *convStarter
@@ -27,11 +26,8 @@ type convProc struct {
 	pings   atomic.Int64
 }
 
-func (p *convProc) PID() int       { return p.pid }
-func (p *convProc) Conn() net.Conn { panic("Conn called on a Conversation process") }
-func (p *convProc) AwaitHello(time.Duration) (channel.Hello, error) {
-	panic("AwaitHello called on a Conversation process")
-}
+func (p *convProc) PID() int   { return p.pid }
+func (p *convProc) Left() bool { return false }
 func (p *convProc) Kill() error {
 	p.killed.Store(true)
 	p.exit()
@@ -42,12 +38,12 @@ func (p *convProc) Done() <-chan struct{} { return p.done }
 func (p *convProc) Err() error            { return nil }
 func (p *convProc) Tail() string          { return "" }
 func (p *convProc) Close() error          { return nil }
-func (p *convProc) Greet(time.Duration) error {
+func (p *convProc) Greet(time.Duration) (channel.Hello, error) {
 	if p.s.greetFails.Load() {
 		p.exit()
-		return errors.New("no answer on purpose")
+		return channel.Hello{}, errors.New("no answer on purpose")
 	}
-	return nil
+	return channel.Hello{PID: p.pid}, nil
 }
 func (p *convProc) Ping(time.Duration) error {
 	p.pings.Add(1)
@@ -109,8 +105,8 @@ func pidOf(got *int, o Outcome) func(Process) Outcome {
 	}
 }
 
-// Conversation processes are greeted instead of awaited, serve Calls, and are stopped (not sent
-// Stop frames) when max_requests retires them.
+// Processes without a channel are greeted, serve Calls, and are stopped (their Stop, not killed)
+// when max_requests retires them.
 func TestCallAndMaxRequests(t *testing.T) {
 	s := &convStarter{}
 	p := startPool(t, Options{Workers: 1, MaxRequests: 2}, s)
@@ -224,7 +220,7 @@ func TestCallTimeoutKillsProcess(t *testing.T) {
 }
 
 // Greet failures are boot failures (fatal in the first generation, then backing off with
-// ErrUnavailable); Ping goes through Conversation and a process that fails it is replaced.
+// ErrUnavailable); Ping goes through the process's Ping and a process that fails it is replaced.
 func TestConversationGreetAndPing(t *testing.T) {
 	s := &convStarter{}
 	p := startPool(t, Options{Workers: 1}, s)
@@ -249,7 +245,7 @@ func TestConversationGreetAndPing(t *testing.T) {
 	waitCond(t, "a process that failed its ping replaced", func() bool { return first.killed.Load() && s.started() == n+1 })
 }
 
-// A rolling reload greets and pings a canary Conversation process, then replaces the others.
+// A rolling reload greets and pings a canary process without a channel, then replaces the others.
 // Per-request mode's rule is worker mode's: processes of which none ever answers end Run.
 func TestConversationFirstGreetFailureIsFatal(t *testing.T) {
 	s := &convStarter{}

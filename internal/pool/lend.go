@@ -1,0 +1,267 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Call runs one request on an idle process: call gets the process and talks to it (askr's
+// channel, a FastCGI request), and reports what became of the request. Call waits for a process
+// (queue_size, queue_timeout), kills the process if the request runs past request_timeout
+// (ErrTimeout), counts the request for max_requests, and gives the process back or, if the
+// outcome is Broken, kills and replaces it. Errors before call ran are the pool's (ErrQueueFull,
+// …); a Broken outcome is returned wrapped in ErrWorkerDied (but see Outcome.ClientGone).
+//
+// A request is tried on another process only if it never reached the first: it was Unsent (the
+// process was gone already), at most three tries in all; or the process said it was Left (it was
+// ending between requests and never read it), which is no try: each is a worker that served a
+// request and is replaced; at most maxLeft for one request. A Bye from a process that has answered
+// no request yet is not believed: the runtime reads a worker's first request in the call that said
+// Hello, so it is treated as a death. A request whose process died while it had it gets
+// ErrWorkerDied, whatever its method: running it again could crash process after process (a query
+// of death), so the one that died is the only one. All tries wait for a process within one
+// queue_timeout, counted from the first; call must be able to send its request again.
+func (p *Pool) Call(ctx context.Context, call func(Process) Outcome) error {
+	deadline := time.Now().Add(p.opt.QueueTimeout)
+	left := 0
+	for try := 1; ; {
+		err, again := p.callOnce(ctx, deadline, try > 1 || left > 0, call)
+		switch again {
+		case tryLeft:
+			if left++; left > maxLeft {
+				return fmt.Errorf("%w: %d workers left before reading the request; the last: %v", ErrWorkerDied, left, err)
+			}
+			p.log.Debug("worker left before reading the request; trying another", "err", err, "left", left)
+			continue
+		case tryUnsent:
+			if try == 3 {
+				return fmt.Errorf("%w: %v", ErrWorkerDied, err)
+			}
+			p.log.Warn("worker was gone before the request reached it; trying another", "err", err, "try", try)
+			try++
+			continue
+		}
+		return err
+	}
+}
+
+// maxLeft bounds the Byes one request meets, in all. A worker that leaves after every request
+// answers about every second request handed to it with Bye; 16 in a row is chance 1 in 65 536.
+const maxLeft = 16
+
+// again says whether a try of Call is followed by another.
+type again int
+
+const (
+	tryNot    again = iota
+	tryLeft         // the process left before it read the request
+	tryUnsent       // the request never reached the process
+)
+
+// callOnce runs one try of Call.
+func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, call func(Process) Outcome) (error, again) {
+	l, err := p.lend(ctx, deadline, retry)
+	if err != nil {
+		return err, tryNot
+	}
+	defer l.giveBack(p)
+	w := l.w
+	o := call(w.proc)
+	if o.Left {
+		if w.served > 0 {
+			// Nothing reached PHP: the worker ends by itself (not killed: its shutdown runs to the end).
+			p.leaving(w)
+			p.release(w, false)
+			return fmt.Errorf("%w: worker pid %d", errLeft, w.pid), tryLeft
+		}
+		// The runtime says Bye only after an End: a worker's first askr_handle_request() call says
+		// Hello and reads its first request. A Bye before any answer is not believed: the worker
+		// may have read the request and died of it, and running it again could cost worker after
+		// worker. It counts as a worker that ended without a word.
+		p.log.Warn("worker said Bye before answering any request; treated as a worker that died", "pid", w.pid)
+		o = Outcome{Err: errors.New("no answer: Bye before any answer"), Broken: true}
+	}
+	if !o.Broken && !o.Unsent {
+		w.answered(o.Memory)
+		p.served.Add(1)
+		p.progress.Store(time.Now().UnixNano())
+		if o.Exits {
+			w.ending.Store(true) // it exits by itself: its exit is this request's news
+		}
+		p.release(w, !o.Exits)
+		return o.Err, tryNot
+	}
+	w.ending.Store(true) // the request reports it: the watcher's exit adds no second line
+	w.proc.Kill()
+	p.release(w, false)
+	switch {
+	case l.timedOut.Load():
+		return ErrTimeout, tryNot
+	case o.Unsent:
+		return fmt.Errorf("worker pid %d: %v", w.pid, o.Err), tryUnsent
+	case o.ClientGone:
+		return o.Err, tryNot
+	}
+	return fmt.Errorf("%w: worker pid %d: %v", ErrWorkerDied, w.pid, o.Err), tryNot
+}
+
+// errLeft marks a worker that said Bye instead of taking the request.
+var errLeft = errors.New("worker left between requests")
+
+// loan is one request's use of a worker.
+type loan struct {
+	w        *worker
+	timedOut atomic.Bool // request_timeout ran out and the worker was killed
+	timer    *time.Timer
+	n        int64 // the worker's loan number
+}
+
+// lend takes an idle worker for one request (see acquire) and marks it busy; past request_timeout
+// the worker is killed and timedOut says so.
+func (p *Pool) lend(ctx context.Context, deadline time.Time, retry bool) (*loan, error) {
+	w, err := p.acquire(ctx, deadline, retry)
+	if err != nil {
+		return nil, err
+	}
+	p.busy.Add(1)
+	w.busy.Store(true)
+	// The worker goes back to the idle channel (release) before this loan's bookkeeping ends: the
+	// loan number keeps a late timer or giveBack from touching the worker's next request.
+	l := &loan{w: w, n: w.loans.Add(1)}
+	if p.opt.RequestTimeout > 0 {
+		l.timer = time.AfterFunc(p.opt.RequestTimeout, func() {
+			if w.loans.Load() != l.n {
+				return
+			}
+			l.timedOut.Store(true)
+			w.ending.Store(true) // acquire never hands out an ending worker
+			w.proc.Kill()
+		})
+	}
+	return l, nil
+}
+
+// giveBack ends the loan's bookkeeping (not the worker's release), and the hold acquire took.
+func (l *loan) giveBack(p *Pool) {
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	if l.w.loans.Load() == l.n {
+		l.w.busy.Store(false)
+	}
+	p.busy.Add(-1)
+	l.w.hold(false)
+}
+
+// testHookTaken, if set (by tests only), runs in takeIdle right after the claim.
+var testHookTaken func(*worker)
+
+// takeIdle takes a worker received from the idle channel for a request or a ping. On true the
+// caller has its claim and a loan of its process (hold), which it ends with hold(false). False: it
+// cannot serve (it exited, or is ending), and the caller drops it; run replaces it.
+//
+// An exit nobody asked for is reported once, by whoever holds the claim: run, if the worker was
+// idle when run saw the exit, else here. A worker seen dead before the claim is left to run (its
+// claim stays idle for run's CAS); one that dies between that look and the claim may have been
+// seen by run already, claimed: it is reported here, and its claim never goes back to idle.
+func (p *Pool) takeIdle(w *worker) bool {
+	if w.dead.Load() || w.ending.Load() {
+		return false
+	}
+	w.hold(true) // before the claim: run's exit() must not close the process under Left below
+	if !w.take() {
+		w.hold(false)
+		return false // exited; run has it
+	}
+	if testHookTaken != nil {
+		testHookTaken(w)
+	}
+	if w.dead.Load() {
+		w.claim.Store(claimReaped)
+		if !p.stopping() && !w.ending.Load() { // stopping: exits are expected
+			p.reportIdleExit(w)
+		}
+		w.hold(false)
+		return false
+	}
+	return true
+}
+
+// acquire waits for an idle worker until deadline (queue_timeout from when the request arrived)
+// and returns it claimed and held (see takeIdle). A request tried again (retry) waits for its next
+// worker whatever the queue's length: it was admitted already.
+func (p *Pool) acquire(ctx context.Context, deadline time.Time, retry bool) (*worker, error) {
+	for {
+		select {
+		case w := <-p.idle:
+			if !p.takeIdle(w) {
+				continue // exited, or killed, while idle; run replaces it
+			}
+			return w, nil
+		default:
+		}
+		select {
+		case <-p.closing:
+			return nil, ErrClosed
+		case <-p.refusing:
+			return nil, ErrClosed
+		default:
+		}
+		if p.failing.Load() && p.ready.Load() == 0 {
+			return nil, ErrUnavailable
+		}
+		if n := p.waiting.Add(1); n > int64(p.opt.QueueSize) && !retry {
+			p.waiting.Add(-1)
+			return nil, ErrQueueFull
+		}
+		w, err := p.wait(ctx, deadline)
+		if err != nil {
+			return nil, err
+		}
+		if p.takeIdle(w) {
+			return w, nil
+		}
+	}
+}
+
+// wait waits in the queue (counted in waiting) for a worker to come to the idle channel.
+func (p *Pool) wait(ctx context.Context, deadline time.Time) (*worker, error) {
+	defer p.waiting.Add(-1)
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case w := <-p.idle:
+		return w, nil
+	case <-t.C:
+		return nil, ErrQueueTimeout
+	case <-p.closing:
+		return nil, ErrClosed
+	case <-p.refusing:
+		p.refused.Add(1)
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// release gives a worker back after a request or a ping.
+func (p *Pool) release(w *worker, reusable bool) {
+	if reusable && p.opt.MaxRequests > 0 && w.served >= p.opt.MaxRequests {
+		reusable = false
+	}
+	if reusable && w.gen < p.current() {
+		reusable = false // its template has been replaced
+	}
+	if p.stopping() {
+		reusable = false
+	}
+	if reusable {
+		w.claim.Store(claimIdle)
+		p.idle <- w
+		return
+	}
+	p.events <- event{kind: evRetire, w: w}
+}

@@ -1,0 +1,437 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+type eventKind int
+
+const (
+	evBooted     eventKind = iota // a new worker greeted
+	evBootFailed                  // a boot failed (err)
+	evExited                      // a worker's process exited
+	evRetire                      // a request or a ping gave a worker back that must not serve again
+	evRotate                      // a CoW template was replaced: retire the old generation
+	evCanary                      // a reload's canary serves
+)
+
+type event struct {
+	kind eventKind
+	w    *worker
+	err  error
+}
+
+// owner is the state of the goroutine that owns the workers (Run); each event has its method.
+type owner struct {
+	p          *Pool
+	all        map[*worker]bool // every process not yet exited
+	live       int              // booting or serving, not retired
+	booted     int              // first-boot progress, for Ready
+	everBooted bool             // a worker has booted: boot failures are retried from now on
+	firstErr   error            // the first boot failure while none has booted
+	failures   int              // boot failures in a row
+	retry      <-chan time.Time // non-nil while backing off after a failed boot
+	stopping   bool
+	killAll    <-chan time.Time // stop_timeout after the pool began to stop
+}
+
+// Run supervises the workers until ctx is done, then stops them all (idle ones at once, busy ones
+// after their request) and returns nil when every worker process has exited.
+//
+// A first generation in which no worker boots is fatal: once every boot started before any worker
+// ever booted has failed, Run returns the first failure (PHP's error) and the pool is closed. After
+// a worker has booted once, failed boots are retried with back-off (100 ms doubling up to 10 s).
+func (p *Pool) Run(ctx context.Context) error {
+	defer close(p.done)
+	o := &owner{p: p, all: map[*worker]bool{}}
+	o.spawn()
+	stop := ctx.Done()
+	for !o.stopping || len(o.all) > 0 || o.live > 0 {
+		select {
+		case <-stop:
+			stop = nil // seen; keep looping until the workers are gone
+			o.stop()
+		case <-o.killAll:
+			o.kill()
+		case <-o.retry:
+			o.retry = nil
+			o.spawn()
+		case reply := <-p.snaps:
+			reply <- o.snapshot()
+		case ev := <-p.events:
+			if err := o.event(ev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// event handles one event; an error ends Run (no worker of the first generation booted).
+func (o *owner) event(ev event) error {
+	switch ev.kind {
+	case evBooted:
+		o.bootedOne(ev.w)
+	case evBootFailed:
+		return o.bootFailed(ev.err)
+	case evCanary:
+		o.canary(ev.w)
+	case evRotate:
+		o.rotate()
+	case evRetire:
+		o.retired(ev.w)
+	case evExited:
+		o.exited(ev.w)
+	}
+	return nil
+}
+
+// spawn boots workers until the pool has its count, unless it is backing off.
+func (o *owner) spawn() {
+	for o.live < o.p.opt.Workers && o.retry == nil {
+		o.live++
+		go o.p.boot()
+	}
+}
+
+// retire stops a worker no request holds.
+func (o *owner) retire(w *worker) {
+	w.quit = true
+	o.live--
+	o.p.stopWorker(w)
+}
+
+// replace retires a worker no request holds and starts its successor.
+func (o *owner) replace(w *worker) {
+	o.retire(w)
+	o.spawn()
+}
+
+// stop begins the pool's stop: requests get ErrClosed, idle workers are stopped, and busy ones
+// after their request; stop_timeout later the rest are killed.
+func (o *owner) stop() {
+	o.stopping = true
+	o.p.closeOnce.Do(func() { close(o.p.closing) })
+	o.retry = nil
+	o.killAll = time.After(o.p.opt.StopTimeout)
+	for {
+		select {
+		case w := <-o.p.idle:
+			o.retire(w)
+		default:
+			return
+		}
+	}
+}
+
+// kill kills the workers still running stop_timeout after the pool began to stop.
+func (o *owner) kill() {
+	for w := range o.all {
+		o.p.log.Warn("worker did not stop in time; killing", "pid", w.pid)
+		w.proc.Kill()
+	}
+	o.killAll = nil
+}
+
+func (o *owner) snapshot() []WorkerInfo {
+	infos := make([]WorkerInfo, 0, len(o.all))
+	for w := range o.all {
+		infos = append(infos, WorkerInfo{PID: w.pid, Generation: w.gen, Busy: w.busy.Load(), Served: w.servedTotal.Load(), Memory: w.memory.Load()})
+	}
+	return infos
+}
+
+// firstBoot notes a booted worker: from now on failed boots are retried. Boots of the first
+// generation that failed before are retried now, with back-off.
+func (o *owner) firstBoot() {
+	if !o.everBooted && o.failures > 0 && !o.stopping {
+		delay := backoff(o.failures)
+		o.p.log.Error("worker failed to boot", "err", o.firstErr, "failed", o.failures, "retry_in", delay)
+		o.retry = time.After(delay)
+	}
+	o.everBooted = true
+}
+
+// adopt starts watching a worker that greeted.
+func (o *owner) adopt(w *worker) {
+	o.all[w] = true
+	go o.p.watch(w)
+	o.p.ready.Add(1)
+}
+
+// bootedOne takes in a worker that booted: it goes to the idle channel and retires one of an
+// older generation.
+func (o *owner) bootedOne(w *worker) {
+	p := o.p
+	p.progress.Store(time.Now().UnixNano())
+	o.firstBoot()
+	o.failures = 0
+	p.failing.Store(false)
+	o.adopt(w)
+	if o.stopping {
+		o.retire(w)
+		return
+	}
+	if o.booted++; o.booted == p.opt.Workers {
+		p.readyOnce.Do(func() { close(p.firstReady) })
+	}
+	p.log.Debug("worker ready", "pid", w.pid, "generation", w.gen)
+	p.retireOneOld(w.gen, o.replace)
+	select {
+	case p.idle <- w:
+	default: // cannot happen: live ≤ Workers + a canary < the channel's size, and dead workers are purged
+		p.log.Error("idle queue full; stopping the extra worker", "pid", w.pid)
+		o.retire(w)
+	}
+}
+
+// bootFailed notes a failed boot: retried after a back-off, or, while no worker ever booted and
+// none is booting any more, the end of Run.
+func (o *owner) bootFailed(err error) error {
+	p := o.p
+	o.live--
+	o.failures++
+	if p.ready.Load() == 0 {
+		p.failing.Store(true)
+	}
+	switch {
+	case o.stopping:
+	case !o.everBooted:
+		// Not retried: either a worker of this first generation boots, or none does and askrd
+		// cannot serve PHP at all.
+		if o.firstErr == nil {
+			o.firstErr = err
+		}
+		if o.live == 0 {
+			p.closeOnce.Do(func() { close(p.closing) })
+			return fmt.Errorf("no worker booted (%d tried): %w", o.failures, o.firstErr)
+		}
+	default:
+		delay := backoff(o.failures)
+		p.log.Error("worker failed to boot", "err", err, "retry_in", delay)
+		o.retry = time.After(delay)
+	}
+	return nil
+}
+
+// canary takes in a reload's canary, which has booted and answered: it replaces one old worker,
+// and the rest follow one at a time (each new worker that comes up retires the next).
+func (o *owner) canary(w *worker) {
+	p := o.p
+	o.firstBoot()
+	o.adopt(w)
+	o.live++
+	p.retireOneOld(w.gen, o.retire)
+	select {
+	case p.idle <- w:
+	default:
+		o.retire(w)
+	}
+	p.retireOneOld(w.gen, o.replace)
+}
+
+// rotate starts retiring the workers of a replaced template.
+func (o *owner) rotate() {
+	if !o.stopping {
+		o.p.retireOneOld(o.p.current(), o.replace)
+	}
+}
+
+// retired stops a worker a request or a ping gave back unfit to serve again, and replaces it.
+func (o *owner) retired(w *worker) {
+	if !w.quit {
+		w.quit = true
+		o.live--
+	}
+	o.p.stopWorker(w)
+	if !o.stopping {
+		o.spawn()
+	}
+}
+
+// exited takes a worker whose process exited out of the books and replaces it.
+func (o *owner) exited(w *worker) {
+	p := o.p
+	delete(o.all, w)
+	p.purgeIdle()
+	p.ready.Add(-1)
+	if !w.quit {
+		w.quit = true
+		o.live--
+	}
+	// A worker that exits during a request is the request's news (exit() after its response, or
+	// 502): one event, one line. A request holds its claim until the worker is idle again or
+	// ending, so only an idle worker's exit is reported here (or by a request that claimed it as it
+	// exited: see takeIdle). A worker that said Bye to a request or a ping is reported once its
+	// exit status is known (see leaving).
+	switch {
+	case w.byeAndExit.Add(1) == 2:
+		p.logLeft(w)
+	case o.stopping, w.ending.Load():
+	case w.claim.CompareAndSwap(claimIdle, claimReaped):
+		p.reportIdleExit(w)
+	}
+	w.exit()
+	if !o.stopping {
+		o.spawn()
+	}
+}
+
+// backoff is the delay before booting again after failures boot failures in a row.
+func backoff(failures int) time.Duration {
+	return min(100*time.Millisecond<<min(failures-1, 7), 10*time.Second)
+}
+
+// boot starts a worker and waits for its greeting (on its own goroutine); run gets the outcome.
+func (p *Pool) boot() {
+	proc, err := p.start.Start()
+	if err != nil {
+		p.events <- event{kind: evBootFailed, err: err}
+		return
+	}
+	w, err := p.greet(proc)
+	if err != nil {
+		p.events <- event{kind: evBootFailed, err: err}
+		return
+	}
+	p.events <- event{kind: evBooted, w: w}
+}
+
+// greet waits for a new process's greeting (boot_timeout) and returns its worker; a process that
+// does not greet is killed and the error says why, with its last output.
+func (p *Pool) greet(proc Process) (*worker, error) {
+	h, err := proc.Greet(p.opt.BootTimeout)
+	if err == nil {
+		w := &worker{proc: proc, pid: h.PID, gen: p.gen.Load()}
+		if h.Limits.Known {
+			p.limits.Store(&h.Limits)
+		}
+		if g, ok := proc.(generational); ok {
+			w.gen = g.Generation()
+		}
+		return w, nil
+	}
+	proc.Kill()
+	<-proc.Done()
+	proc.Close()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("worker pid %d: %v within boot_timeout (%v); killed", proc.PID(), err, p.opt.BootTimeout)
+	} else {
+		err = fmt.Errorf("worker pid %d (%s): %w", proc.PID(), exitStatus(proc.Err()), err)
+	}
+	if tail := proc.Tail(); tail != "" {
+		err = fmt.Errorf("%w; last output:\n%s", err, tail)
+	}
+	return nil, err
+}
+
+func (p *Pool) watch(w *worker) {
+	<-w.proc.Done()
+	w.dead.Store(true)
+	p.events <- event{kind: evExited, w: w}
+}
+
+// stopWorker asks an idle worker to leave; called by run only for workers no request holds.
+func (p *Pool) stopWorker(w *worker) {
+	w.ending.Store(true)
+	if w.dead.Load() || w.left.Load() {
+		return // it ends by itself: a Stop (or a kill, if it cannot be sent) would only cut its shutdown short
+	}
+	if err := w.proc.Stop(); err != nil {
+		w.proc.Kill()
+	}
+}
+
+// reportIdleExit logs the exit of a worker that was idle, for its claimant (claimReaped).
+func (p *Pool) reportIdleExit(w *worker) {
+	if w.proc.Left() {
+		w.left.Store(true)
+		p.logLeft(w)
+		return
+	}
+	p.log.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "status", exitStatus(w.proc.Err()))
+}
+
+// logLeft notes the exit of a worker that said Bye: it ended on its own between requests (a break
+// or exit() in its loop, an uncaught exception there, exit() in an askr_defer() callback). No
+// request is lost, and the runtime has logged the event in the worker's log: here it is only debug
+// detail, unless a signal ended the process after its Bye (a crash in PHP's module shutdown).
+// While the pool stops, a signal is askrd's kill of a worker that did not end in time, which is
+// logged where it is sent.
+func (p *Pool) logLeft(w *worker) {
+	err := w.proc.Err()
+	if signaled(err) && !p.stopping() {
+		p.log.Warn("worker said it was leaving between requests, then died of a signal", "pid", w.pid, "status", exitStatus(err))
+		return
+	}
+	p.log.Debug("worker left between requests; replacing it", "pid", w.pid, "served", w.servedTotal.Load(), "status", exitStatus(err))
+}
+
+// signaled reports whether a process's exit error says a signal ended it.
+func signaled(err error) bool {
+	var ps interface{ Sys() any } // *exec.ExitError's *os.ProcessState
+	if !errors.As(err, &ps) {
+		return false
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
+}
+
+// Rotate starts replacing the workers of an older generation (their template has been replaced):
+// one idle old worker is retired now, and each new worker that comes up retires the next.
+func (p *Pool) Rotate() {
+	select {
+	case p.events <- event{kind: evRotate}:
+	case <-p.done:
+	}
+}
+
+// current is the generation new workers have.
+func (p *Pool) current() int64 {
+	if g, ok := p.start.(generational); ok {
+		return g.Generation()
+	}
+	return p.gen.Load()
+}
+
+// retireOneOld takes one idle worker older than gen out of the idle channel and passes it to
+// retire: each new worker of a new generation replaces one of the old, so capacity never drops.
+func (p *Pool) retireOneOld(gen int64, retire func(*worker)) {
+	if old := p.sweepIdle(func(w *worker) bool { return w.gen < gen }); old != nil {
+		retire(old)
+	}
+}
+
+// purgeIdle drops workers that exited while idle from the idle channel, so that their slots are
+// free for their replacements.
+func (p *Pool) purgeIdle() { p.sweepIdle(func(*worker) bool { return false }) }
+
+// sweepIdle goes through the idle channel once: workers that exited are dropped, the first one
+// pick chooses is taken out and returned, the others are put back.
+func (p *Pool) sweepIdle(pick func(*worker) bool) *worker {
+	var keep []*worker
+	var picked *worker
+	for swept := false; !swept; {
+		select {
+		case w := <-p.idle:
+			switch {
+			case w.dead.Load():
+			case picked == nil && pick(w):
+				picked = w
+			default:
+				keep = append(keep, w)
+			}
+		default:
+			swept = true
+		}
+	}
+	for _, w := range keep {
+		p.idle <- w
+	}
+	return picked
+}
