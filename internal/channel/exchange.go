@@ -43,7 +43,8 @@ type Result struct {
 	Err error
 	// Broken reports that the worker cannot serve again: it must be killed.
 	Broken bool
-	// Unsent reports that the request could not be written: it never reached the worker (Broken).
+	// Unsent reports that the request could not be written: it never reached the worker, which is
+	// Broken, or said Bye first.
 	Unsent bool
 	// ClientGone reports that Err is resp's: the client went away mid-answer. The worker was told
 	// (Abort); it is Broken if that could not be done or it did not finish its answer.
@@ -64,7 +65,7 @@ func (e *Endpoint) Exchange(payload []byte, resp Response) Result {
 	e.out = append(e.out, payload...)
 	if _, err := e.conn.Write(e.out); err != nil {
 		if e.byeBehind() {
-			return Result{Err: ErrBye, Bye: true} // it left and closed its channel before the request came
+			return Result{Err: ErrBye, Bye: true, Unsent: true} // it left and closed its channel before the request came
 		}
 		return Result{Err: err, Broken: true, Unsent: true}
 	}

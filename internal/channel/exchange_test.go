@@ -219,8 +219,8 @@ func TestExchangeUnsent(t *testing.T) {
 	b.Write(frame(TypeBye, 0, ""))
 	b.(*net.UnixConn).CloseRead()
 	res = NewEndpoint(a).Exchange([]byte("req"), &recorder{})
-	if !res.Bye || res.Broken || !errors.Is(res.Err, ErrBye) {
-		t.Errorf("Exchange to a channel closed after a Bye = %+v; want Bye, not Broken", res)
+	if !res.Bye || !res.Unsent || res.Broken || !errors.Is(res.Err, ErrBye) {
+		t.Errorf("Exchange to a channel closed after a Bye = %+v; want Bye and Unsent, not Broken", res)
 	}
 }
 

@@ -236,6 +236,36 @@ func TestByeBehindFailedWrite(t *testing.T) {
 	checkQuiet(t, &logs)
 }
 
+// A worker that has answered no request, said Bye and closed its channel before the request was
+// written: its Bye is not believed (a death), but the request never reached it, so it goes to
+// another worker.
+func TestByeBehindFailedWriteOfFreshWorker(t *testing.T) {
+	s := &fakeStarter{unix: true, linger: make(chan struct{}), act: func([]byte) []byte { return okResponse("ok") }}
+	var logs logBuffer
+	p := startPool(t, Options{Workers: 1, Logger: logs.logger()}, s)
+	t.Cleanup(func() { close(s.linger) })
+	waitReady(t, p)
+	peer := s.proc(0).peer
+	if _, err := peer.Write(bye); err != nil {
+		t.Fatal(err)
+	}
+	peer.(*net.UnixConn).CloseRead() // askrd's writes now fail (EPIPE); the process has not exited
+	var r recorder
+	if err := serve(p, context.Background(), []byte("req"), &r); err != nil || string(r.body) != "ok" {
+		t.Fatalf("Serve = %v %q; want \"ok\" from another worker", err, r.body)
+	}
+	if n := s.started.Load(); n != 2 {
+		t.Errorf("%d workers started; want 2", n)
+	}
+	if n := s.proc(0).served.Load(); n != 0 {
+		t.Errorf("the first worker read %d requests; want 0", n)
+	}
+	const warning = `level=WARN msg="worker said Bye before answering any request; treated as a worker that died" pid=1001`
+	if n := strings.Count(logs.String(), warning); n != 1 {
+		t.Errorf("log %q has %d of %q; want 1", logs.String(), n, warning)
+	}
+}
+
 // A health check whose write fails because the worker said Bye and closed its channel is no
 // failed health check: the worker is retired quietly, not killed.
 func TestByeBehindFailedPing(t *testing.T) {

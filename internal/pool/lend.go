@@ -82,7 +82,8 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, cal
 		// may have read the request and died of it, and running it again could cost worker after
 		// worker. It counts as a worker that ended without a word.
 		p.log.Warn("worker said Bye before answering any request; treated as a worker that died", "pid", w.pid)
-		o = Outcome{Err: errors.New("no answer: Bye before any answer"), Broken: true}
+		// A request that could not even be written (Unsent) is tried on another worker.
+		o = Outcome{Err: errors.New("no answer: Bye before any answer"), Broken: true, Unsent: o.Unsent}
 	}
 	if !o.Broken && !o.Unsent {
 		w.answered(o.Memory)

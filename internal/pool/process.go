@@ -49,8 +49,8 @@ type Outcome struct {
 	// Err wrapped in ErrWorkerDied, unless ClientGone.
 	Broken bool
 	// Unsent reports that the request never reached the process (it was gone already): the
-	// process is killed (Unsent implies Broken) and the request is tried on another, at most three
-	// tries in all.
+	// process is killed (Unsent implies Broken, unless Left) and the request is tried on another,
+	// at most three tries in all.
 	Unsent bool
 	// ClientGone reports, with Broken, that the process is killed only because its client went
 	// away: Err, the client's, is returned as it is.
