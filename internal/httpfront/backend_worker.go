@@ -27,7 +27,9 @@ type Backend interface {
 // ChannelProcess is a process a worker-mode Backend lends: a worker with askr's channel
 // (phpcgi.Process, a CoW worker of package template).
 type ChannelProcess interface {
-	Channel() *channel.Endpoint
+	// Exchange sends the worker one request and passes its answer to resp
+	// (channel.Endpoint.Exchange).
+	Exchange(payload []byte, resp channel.Response) channel.Result
 }
 
 // workerBackend runs requests in the worker pool.
@@ -49,10 +51,10 @@ func (b workerBackend) serve(r *http.Request, rt route, body *body, rs *responde
 func exchange(log *slog.Logger, payload []byte, resp channel.Response) func(pool.Process) pool.Outcome {
 	return func(proc pool.Process) pool.Outcome {
 		cp, ok := proc.(ChannelProcess)
-		if !ok || cp.Channel() == nil {
+		if !ok {
 			return pool.Outcome{Err: fmt.Errorf("process %d has no worker channel", proc.PID()), Broken: true}
 		}
-		r := cp.Channel().Exchange(payload, resp)
+		r := cp.Exchange(payload, resp)
 		if errors.Is(r.Err, channel.ErrProtocol) {
 			log.Error("worker broke the channel protocol; killed", "pid", proc.PID(), "err", r.Err)
 		}

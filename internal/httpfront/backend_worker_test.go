@@ -19,20 +19,33 @@ type fakePool struct {
 	limits channel.Limits
 	calls  int
 	got    payload
-	answer func(resp pool.Response) error
+	answer func(resp channel.Response) error
 	t      *testing.T
 }
 
-func (f *fakePool) Serve(ctx context.Context, p []byte, resp pool.Response) error {
+// Call lends call a fake worker, which answers as f says, and returns the error of the outcome.
+func (f *fakePool) Call(ctx context.Context, call func(pool.Process) pool.Outcome) error {
+	return call(fakeWorker{&fakeFCGI{}, f}).Err
+}
+
+// fakeWorker is a worker of fakePool: a process (fakeFCGI's stubs) with a channel, on which f
+// answers.
+type fakeWorker struct {
+	*fakeFCGI
+	f *fakePool
+}
+
+func (w fakeWorker) Exchange(p []byte, resp channel.Response) channel.Result {
+	f := w.f
 	f.calls++
 	f.got = decodePayload(f.t, p)
 	if f.answer != nil {
-		return f.answer(resp)
+		return channel.Result{Err: f.answer(resp)}
 	}
 	if err := resp.Head(200, []channel.Header{{Name: "Content-Type", Value: "text/plain"}}); err != nil {
-		return err
+		return channel.Result{Err: err}
 	}
-	return resp.Body([]byte("worker ok"))
+	return channel.Result{Err: resp.Body([]byte("worker ok"))}
 }
 
 func (f *fakePool) Limits() channel.Limits { return f.limits }

@@ -127,7 +127,7 @@ func TestWorkerResponses(t *testing.T) {
 		{name: "anything else", err: errors.New("boom"), code: 502},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &fakePool{answer: func(resp pool.Response) error {
+			f := &fakePool{answer: func(resp channel.Response) error {
 				if tc.err != nil {
 					return tc.err
 				}

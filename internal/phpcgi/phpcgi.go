@@ -378,8 +378,13 @@ func (p *Process) Stop() error { return p.ch.Stop() }
 // Left reports, after the worker exited while idle, whether it said Bye first.
 func (p *Process) Left() bool { return p.ch != nil && p.ch.Left() }
 
-// Channel returns the worker's channel, on which its requests go (nil for a FastCGI process).
-func (p *Process) Channel() *channel.Endpoint { return p.ch }
+// Exchange runs one request on the worker's channel (see channel.Endpoint.Exchange).
+func (p *Process) Exchange(payload []byte, resp channel.Response) channel.Result {
+	if p.ch == nil {
+		return channel.Result{Err: fmt.Errorf("worker pid %d has no channel", p.PID()), Broken: true}
+	}
+	return p.ch.Exchange(payload, resp)
+}
 
 // awaitHello reads the hello.
 func (p *Process) awaitHello(timeout time.Duration) (channel.Hello, error) {

@@ -539,8 +539,10 @@ func (w *worker) Ping(timeout time.Duration) error { return w.ch.Ping(timeout) }
 func (w *worker) Stop() error                      { return w.ch.Stop() }
 func (w *worker) Left() bool                       { return w.ch.Left() }
 
-// Channel returns the worker's channel, on which its requests go.
-func (w *worker) Channel() *channel.Endpoint { return w.ch }
+// Exchange runs one request on the worker's channel (see channel.Endpoint.Exchange).
+func (w *worker) Exchange(payload []byte, resp channel.Response) channel.Result {
+	return w.ch.Exchange(payload, resp)
+}
 
 func (w *worker) Kill() error {
 	err := unix.PidfdSendSignal(w.pidfd, unix.SIGKILL, nil, 0)
