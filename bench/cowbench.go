@@ -38,6 +38,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 func main() {
@@ -66,43 +68,36 @@ func fail(format string, a ...any) {
 // ---------------------------------------------------------------------------------------------
 // processes
 
-type proc struct {
+type process struct {
 	pid, ppid int
 	comm      string
 }
 
 // procs reads pid, parent and command name of every process.
-func procs() map[int]proc {
-	out := map[int]proc{}
+func procs() map[int]process {
+	out := map[int]process{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
-		b, err := os.ReadFile(d + "/stat")
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		st, err := proc.ReadStat(pid)
 		if err != nil {
 			continue // gone meanwhile
 		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:])
-		if len(f) < 2 {
-			continue
-		}
-		pid, _ := strconv.Atoi(strings.TrimSpace(s[:open]))
-		ppid, _ := strconv.Atoi(f[1])
-		out[pid] = proc{pid: pid, ppid: ppid, comm: s[open+1 : end]}
+		out[pid] = process{pid: pid, ppid: st.PPID, comm: st.Comm}
 	}
 	return out
 }
 
 // descendants returns the processes below root (not root itself), parents before children.
-func descendants(all map[int]proc, root int) []proc {
+func descendants(all map[int]process, root int) []process {
 	children := map[int][]int{}
 	for _, p := range all {
 		children[p.ppid] = append(children[p.ppid], p.pid)
 	}
-	var out []proc
+	var out []process
 	queue := []int{root}
 	for len(queue) > 0 {
 		pid := queue[0]
@@ -333,7 +328,7 @@ func mem(args []string) {
 		fail("no process %d", *askrd)
 	}
 	// php-cgi descendants; a template is one whose children include php-cgi processes
-	var php []proc
+	var php []process
 	parentOfPHP := map[int]bool{}
 	for _, p := range descendants(all, *askrd) {
 		if p.comm == "php-cgi" {
@@ -347,8 +342,8 @@ func mem(args []string) {
 	for _, p := range php {
 		r, err := readRollup(p.pid)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue // exited meanwhile
+			if errors.Is(err, os.ErrNotExist) || !proc.Alive(p.pid) {
+				continue // exited meanwhile (a zombie's smaps_rollup is empty)
 			}
 			fail("%v", err)
 		}
@@ -386,45 +381,23 @@ func mem(args []string) {
 
 // cpuMS: user + system CPU time of pid, in ms (the clock tick is 100 Hz on Linux).
 func cpuMS(pid int) (float64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (u + st) * 10, nil
+	return float64(st.UTime+st.STime) * 10, nil
 }
 
-type rollup struct{ rss, pss, private int64 }
+type rollup struct{ rss, pss, private int64 } // KiB
 
 func (r *rollup) add(o rollup) { r.rss += o.rss; r.pss += o.pss; r.private += o.private }
 
 func readRollup(pid int) (rollup, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	m, err := proc.ReadMemory(pid)
 	if err != nil {
 		return rollup{}, err
 	}
-	var r rollup
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "Rss:":
-			r.rss = v
-		case "Pss:":
-			r.pss = v
-		case "Private_Clean:", "Private_Dirty:":
-			r.private += v
-		}
-	}
-	return r, nil
+	return rollup{rss: m.Rss >> 10, pss: m.Pss >> 10, private: m.Private() >> 10}, nil
 }
 
 // ---------------------------------------------------------------------------------------------

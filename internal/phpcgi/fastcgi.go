@@ -19,6 +19,7 @@ import (
 
 	"github.com/askr-php/askr/internal/channel"
 	"github.com/askr-php/askr/internal/fastcgi"
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // FastCGIProcess is a php-cgi process in FastCGI mode, the PHP process of per-request mode: askrd
@@ -240,7 +241,7 @@ func (p *FastCGIProcess) Stop() error {
 func (p *FastCGIProcess) Do(ctx context.Context, req *fastcgi.Request) (reusable, reached bool, err error) {
 	select {
 	case <-p.Done():
-		return false, false, fmt.Errorf("php-cgi exited (%v)", exitStatus(p.Err()))
+		return false, false, fmt.Errorf("php-cgi exited (%v)", proc.ExitStatus(p.Err()))
 	default:
 	}
 	fc, err := p.take()
@@ -270,12 +271,4 @@ type logWriter struct{ w io.Writer }
 func (l logWriter) Write(b []byte) (int, error) {
 	l.w.Write(b)
 	return len(b), nil
-}
-
-// exitStatus describes a process's exit.
-func exitStatus(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
 }

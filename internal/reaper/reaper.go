@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // Become marks this process as a child subreaper (PR_SET_CHILD_SUBREAPER).
@@ -53,45 +53,10 @@ func Run(ctx context.Context, owned func(pid int) bool, interval time.Duration, 
 // Zombies lists this process's children that have exited and not been waited for.
 func Zombies() []int {
 	var out []int
-	for _, pid := range children(os.Getpid()) {
-		if state(pid) == 'Z' {
+	for _, pid := range proc.Children(os.Getpid()) {
+		if proc.State(pid) == 'Z' {
 			out = append(out, pid)
 		}
-	}
-	return out
-}
-
-// children lists pid's children (from /proc/PID/task/*/children).
-func children(pid int) []int {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
-	tasks, _ := os.ReadDir(dir)
-	var out []int
-	for _, task := range tasks {
-		b, err := os.ReadFile(dir + task.Name() + "/children")
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
-}
-
-// Descendants lists pid's descendants that have not exited: its children, theirs, and so on.
-func Descendants(pid int) []int {
-	var out []int
-	next := children(pid)
-	for len(next) > 0 {
-		p := next[0]
-		next = next[1:]
-		if s := state(p); s == 0 || s == 'Z' || s == 'X' {
-			continue
-		}
-		out = append(out, p)
-		next = append(next, children(p)...)
 	}
 	return out
 }
@@ -108,7 +73,7 @@ func Sweep(owned func(pid int) bool, grace time.Duration) []int {
 	deadline := time.Now().Add(grace)
 	for {
 		reap(owned)
-		live := Descendants(os.Getpid())
+		live := proc.Descendants(os.Getpid())
 		if len(live) == 0 {
 			return swept
 		}
@@ -144,16 +109,4 @@ func reap(owned func(pid int) bool) {
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	}
-}
-
-func state(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
 }

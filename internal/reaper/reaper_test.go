@@ -4,10 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // Sweep ends every descendant, those re-parented to this process (a subreaper) included, and
@@ -31,7 +31,7 @@ func TestSweep(t *testing.T) {
 			return false
 		}
 		for _, pid := range pids {
-			if pid != cmd.Process.Pid && comm(pid) != "sleep" {
+			if st, _ := proc.ReadStat(pid); pid != cmd.Process.Pid && st.Comm != "sleep" {
 				return false
 			}
 		}
@@ -40,7 +40,7 @@ func TestSweep(t *testing.T) {
 	var before []int
 	deadline := time.Now().Add(5 * time.Second)
 	for !settled(before) && time.Now().Before(deadline) {
-		before = Descendants(os.Getpid())
+		before = proc.Descendants(os.Getpid())
 		time.Sleep(5 * time.Millisecond)
 	}
 	if !settled(before) {
@@ -53,7 +53,7 @@ func TestSweep(t *testing.T) {
 			t.Errorf("Sweep() = %v; want %d among them", swept, pid)
 		}
 	}
-	if left := Descendants(os.Getpid()); len(left) != 0 {
+	if left := proc.Descendants(os.Getpid()); len(left) != 0 {
 		t.Errorf("after Sweep(), descendants %v still run", left)
 	}
 	select {
@@ -64,9 +64,4 @@ func TestSweep(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the shell's exit status was not left to its Wait")
 	}
-}
-
-func comm(pid int) string {
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	return strings.TrimSpace(string(b))
 }

@@ -15,8 +15,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,6 +25,7 @@ import (
 	"github.com/askr-php/askr/internal/channel"
 	"github.com/askr-php/askr/internal/phpcgi"
 	"github.com/askr-php/askr/internal/pool"
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // Options configures a Template.
@@ -123,11 +122,7 @@ func (t *Template) bootLocked() error {
 		<-p.Done()
 		p.Close()
 		if errors.Is(err, errEnded) {
-			status := "exit status 0"
-			if p.Err() != nil {
-				status = p.Err().Error()
-			}
-			err = fmt.Errorf("it ended (%s) before askr_cow_ready()", status)
+			err = fmt.Errorf("it ended (%s) before askr_cow_ready()", proc.ExitStatus(p.Err()))
 		}
 		err = fmt.Errorf("template pid %d failed to boot: %w", p.PID(), err)
 		if tail := p.Tail(); tail != "" {
@@ -428,7 +423,7 @@ func (t *Template) verify(c *net.UnixConn, h channel.Hello) error {
 	if int(cred.Pid) != h.PID || int(cred.Uid) != os.Getuid() {
 		return fmt.Errorf("peer check failed: kernel says pid %d uid %d, worker says pid %d", cred.Pid, cred.Uid, h.PID)
 	}
-	ppid := parentOf(h.PID)
+	ppid := proc.Parent(h.PID)
 	t.pmu.Lock()
 	known := t.pids[ppid]
 	t.pmu.Unlock()
@@ -436,24 +431,6 @@ func (t *Template) verify(c *net.UnixConn, h channel.Hello) error {
 		return fmt.Errorf("peer check failed: pid %d is a child of %d, not of a template", h.PID, ppid)
 	}
 	return nil
-}
-
-// parentOf reads a process's parent pid from /proc.
-func parentOf(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return -1
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return -1
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }
 
 // Close stops the template (the workers are the pool's to stop) and the listener.
