@@ -3,14 +3,12 @@ package template
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -88,48 +86,42 @@ func peer(role string) int {
 	return 0
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestAdmitRefusesImpostors: a connection to workers.sock is admitted only with a token Start is
 // waiting for, from a child of askrd (here: the test process) or of one of its templates, whose
 // announced pid is the kernel's. Each impostor is refused (its connection closed, a warning with
 // the reason logged) and leaves the token to the real worker, which is still admitted after them.
+// Only the template is fake: the socket, the peer credentials, /proc and the pidfd are real, and
+// so are the processes that connect.
 func TestAdmitRefusesImpostors(t *testing.T) {
-	var logs lockedBuffer
+	logs := &logBuffer{}
 	dir := t.TempDir()
-	tm, err := New(Options{Dir: dir, ForkTimeout: 10 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	fake := newFakeSystem(t)
+	fake.noFork.Store(true) // the test starts the processes that connect
+	sys := realSystem(nil)
+	sys.start = fake.start
+	tm, err := newTemplate(Options{Dir: dir, ForkTimeout: 60 * time.Second, Logger: logs.logger()}, sys)
 	if err != nil {
 		t.Fatalf("New() error = %v; want nil", err)
 	}
 	defer tm.Close()
-	const token = "0123456789abcdef0123456789abcdef"
-	got := make(chan *worker, 1)
-	tm.pmu.Lock()
-	tm.pending[token] = got
-	tm.pmu.Unlock()
+	type started struct {
+		w   *worker
+		err error
+	}
+	got := make(chan started, 1)
+	go func() {
+		p, err := tm.Start()
+		w, _ := p.(*worker)
+		got <- started{w, err}
+	}()
+	token := <-fake.template(0).forks
 
-	start := func(role, tok string, env ...string) (*exec.Cmd, *lockedBuffer) {
+	start := func(role, tok string, env ...string) (*exec.Cmd, *logBuffer) {
 		t.Helper()
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), "ASKR_TEMPLATE_PEER="+role, "ASKR_TEMPLATE_SOCKET="+socketPath(dir), "ASKR_TEMPLATE_TOKEN="+tok)
 		cmd.Env = append(cmd.Env, env...)
-		out := &lockedBuffer{}
+		out := &logBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -159,15 +151,17 @@ func TestAdmitRefusesImpostors(t *testing.T) {
 			t.Errorf("%s: log line %q; want a warning \"refused a worker connection\" with %q", what, line, want)
 		}
 		select {
-		case w := <-got:
-			t.Errorf("%s: pid %d was admitted", what, w.pid)
-			w.Kill()
-			w.Close()
+		case s := <-got:
+			t.Errorf("%s: Start() = %+v; want it still waiting", what, s)
+			if s.w != nil {
+				s.w.Kill()
+				s.w.Close()
+			}
 		default:
 		}
 	}
 	// closed waits for an impostor to see its connection closed by askrd.
-	closed := func(what string, cmd *exec.Cmd, out *lockedBuffer) {
+	closed := func(what string, cmd *exec.Cmd, out *logBuffer) {
 		t.Helper()
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
@@ -217,7 +211,11 @@ func TestAdmitRefusesImpostors(t *testing.T) {
 	// The token is still there for the real worker.
 	cmd, out = start("worker", token)
 	select {
-	case w := <-got:
+	case s := <-got:
+		w := s.w
+		if s.err != nil {
+			t.Fatalf("Start() error = %v; want the real worker", s.err)
+		}
 		if w.pid != cmd.Process.Pid || w.hello.Token != token {
 			t.Errorf("admitted pid %d token %q; want pid %d token %q", w.pid, w.hello.Token, cmd.Process.Pid, token)
 		}
