@@ -148,7 +148,7 @@ func (t *Template) Generation() int64 { return t.gen.Load() }
 func (t *Template) PID() int { return int(t.pid.Load()) }
 
 // Close stops the template (the workers are the pool's to stop) and the listener. A boot under
-// way is waited for, and the template it booted stopped.
+// way is waited for, and the template it booted stopped. A Close beside it waits for it too.
 func (t *Template) Close() error {
 	reply := make(chan error, 1)
 	select {
@@ -161,7 +161,7 @@ func (t *Template) Close() error {
 
 // run is the owner: it takes one request or report at a time until Close, then stops the template.
 func (t *Template) run() {
-	var closeReply chan error
+	var closeReplies []chan error
 	for !t.closed || t.booting {
 		select {
 		case reply := <-t.boots:
@@ -169,8 +169,10 @@ func (t *Template) run() {
 		case reply := <-t.starts:
 			t.onStart(reply)
 		case reply := <-t.closes:
-			closeReply = reply
-			t.onClose()
+			closeReplies = append(closeReplies, reply)
+			if !t.closed {
+				t.onClose()
+			}
 		case r := <-t.booted:
 			t.onBooted(r)
 		case p := <-t.exited:
@@ -185,7 +187,10 @@ func (t *Template) run() {
 		}
 	}
 	close(t.done)
-	closeReply <- t.stopTemplate()
+	err := t.stopTemplate()
+	for _, reply := range closeReplies {
+		reply <- err
+	}
 }
 
 // onClose refuses what waits, lets the spare go and stops taking connections; run then waits for
