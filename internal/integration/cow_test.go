@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // startCow starts askrd in CoW template mode whatever the suite's mode.
@@ -25,8 +27,8 @@ func startCow(t *testing.T, o opts) *server {
 // templatePID returns the pid of askrd's php-cgi child that is not a worker: the template.
 func templatePID(t *testing.T, s *server) int {
 	t.Helper()
-	for _, c := range children(s.cmd.Process.Pid) {
-		if comm(c) == "php-cgi" {
+	for _, c := range proc.Children(s.cmd.Process.Pid) {
+		if proc.Comm(c) == "php-cgi" {
 			return c
 		}
 	}
@@ -54,7 +56,7 @@ func TestCowKilledWorkerIsReplacedFast(t *testing.T) {
 		if d := time.Since(start); d > worst {
 			worst = d
 		}
-		if ppid := parentPID(got); ppid != templatePID(t, s) {
+		if ppid := proc.Parent(got); ppid != templatePID(t, s) {
 			t.Errorf("new worker %d is a child of %d, not of the template", got, ppid)
 		}
 	}
@@ -62,16 +64,6 @@ func TestCowKilledWorkerIsReplacedFast(t *testing.T) {
 	if worst > 100*time.Millisecond {
 		t.Errorf("a killed worker was replaced after %v; want ≤ 100 ms", worst.Round(time.Millisecond))
 	}
-}
-
-func parentPID(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }
 
 func TestCowMaxRequestsOne(t *testing.T) {

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // faultsScript is testdata/faults.php.
@@ -31,11 +33,11 @@ func phpProcesses(s *server) map[int]bool {
 	out := map[int]bool{}
 	var walk func(pid int)
 	walk = func(pid int) {
-		for _, c := range children(pid) {
-			if comm(c) != "php-cgi" || zombie(c) {
+		for _, c := range proc.Children(pid) {
+			if proc.Comm(c) != "php-cgi" || !proc.Alive(c) {
 				continue
 			}
-			if kids := children(c); len(kids) > 0 && cowMode() {
+			if kids := proc.Children(c); len(kids) > 0 && cowMode() {
 				walk(c) // the template: its children are the workers
 				continue
 			}
@@ -44,17 +46,6 @@ func phpProcesses(s *server) map[int]bool {
 	}
 	walk(s.cmd.Process.Pid)
 	return out
-}
-
-// zombie reports a process that has exited and is not yet reaped (or is gone).
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
 }
 
 // queryOfDeath sends GET path, which kills the PHP process that runs it, to askrd with n

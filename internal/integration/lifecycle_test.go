@@ -12,47 +12,35 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // Process lifecycle: what askrd starts or forks, directly or not, ends with it (issue 12).
 
-// proc is a process seen at one moment: its pid and start time, so that a reused pid never
+// process is a process seen at one moment: its pid and start time, so that a reused pid never
 // passes for it.
-type proc struct {
+type process struct {
 	pid   int
-	start string
+	start uint64
 	comm  string
 }
 
-// procStat returns a process's state letter and start time from /proc/PID/stat ("" if gone).
-func procStat(pid int) (state byte, start string) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, ""
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, ""
-	}
-	return f[0][0], f[19] // state is field 3, starttime field 22
-}
-
-func snapshot(pid int) proc {
-	_, start := procStat(pid)
-	return proc{pid: pid, start: start, comm: comm(pid)}
+func snapshot(pid int) process {
+	st, _ := proc.ReadStat(pid)
+	return process{pid: pid, start: st.StartTime, comm: st.Comm}
 }
 
 // running reports whether p still runs (a zombie has ended).
-func (p proc) running() bool {
-	state, start := procStat(p.pid)
-	return start != "" && start == p.start && state != 'Z' && state != 'X'
+func (p process) running() bool {
+	st, err := proc.ReadStat(p.pid)
+	return err == nil && st.StartTime == p.start && proc.Alive(p.pid)
 }
 
 // tree returns pid's descendants.
-func tree(pid int) []proc {
-	var out []proc
-	for _, c := range children(pid) {
+func tree(pid int) []process {
+	var out []process
+	for _, c := range proc.Children(pid) {
 		out = append(out, snapshot(c))
 		out = append(out, tree(c)...)
 	}
@@ -61,9 +49,9 @@ func tree(pid int) []proc {
 
 // phpTree returns the php-cgi processes under askrd: in CoW mode the template and its workers
 // (with the spare forked ahead), otherwise the workers.
-func phpTree(t *testing.T, s *server) []proc {
+func phpTree(t *testing.T, s *server) []process {
 	t.Helper()
-	var out []proc
+	var out []process
 	for _, p := range tree(s.cmd.Process.Pid) {
 		if p.comm == "php-cgi" {
 			out = append(out, p)
@@ -83,9 +71,9 @@ func (s *server) kill9() {
 
 // awaitGone fails the test unless every process of ps has ended within timeout; survivors are
 // killed so that they do not outlive the test.
-func awaitGone(t *testing.T, what string, ps []proc, timeout time.Duration) {
+func awaitGone(t *testing.T, what string, ps []process, timeout time.Duration) {
 	t.Helper()
-	var left []proc
+	var left []process
 	poll(timeout, func() bool {
 		left = left[:0]
 		for _, p := range ps {
@@ -96,8 +84,7 @@ func awaitGone(t *testing.T, what string, ps []proc, timeout time.Duration) {
 		return len(left) == 0
 	})
 	for _, p := range left {
-		state, _ := procStat(p.pid)
-		t.Errorf("%s: %s %d still runs (state %c, parent %d) %v after", what, p.comm, p.pid, state, parentPID(p.pid), timeout)
+		t.Errorf("%s: %s %d still runs (state %c, parent %d) %v after", what, p.comm, p.pid, proc.State(p.pid), proc.Parent(p.pid), timeout)
 		syscall.Kill(p.pid, syscall.SIGKILL)
 	}
 }
@@ -175,10 +162,10 @@ func TestKill9OfAskrdKillsOrphanedCowWorkers(t *testing.T) {
 	ps := phpTree(t, s)
 	syscall.Kill(tmpl, syscall.SIGKILL)
 	s.waitLog("generation=2", 30*time.Second)
-	var orphans []proc
+	var orphans []process
 	for _, p := range ps {
 		if p.pid != tmpl && p.running() {
-			if ppid := parentPID(p.pid); ppid != s.cmd.Process.Pid {
+			if ppid := proc.Parent(p.pid); ppid != s.cmd.Process.Pid {
 				t.Fatalf("worker %d of the killed template is a child of %d, not of askrd %d", p.pid, ppid, s.cmd.Process.Pid)
 			}
 			orphans = append(orphans, p)
@@ -198,7 +185,7 @@ func TestKill9OfAskrdKillsOrphanedCowWorkers(t *testing.T) {
 // kernel re-parents it (under systemd, the unit's cgroup is killed instead; see docs/design.md).
 func TestPHPBackgroundProcessEnds(t *testing.T) {
 	lifecycleModes(t, func(t *testing.T, start func(opts) *server) {
-		spawn := func(s *server) proc {
+		spawn := func(s *server) process {
 			t.Helper()
 			r := s.get("/spawn")
 			pid, err := strconv.Atoi(strings.TrimSpace(r.body))
@@ -219,14 +206,14 @@ func TestPHPBackgroundProcessEnds(t *testing.T) {
 
 		s := start(opts{args: []string{"--workers", "2"}})
 		sleep := spawn(s)
-		if !poll(5*time.Second, func() bool { return parentPID(sleep.pid) == s.cmd.Process.Pid }) {
-			t.Fatalf("the background sleep %d is a child of %d, not of askrd %d (its subreaper)", sleep.pid, parentPID(sleep.pid), s.cmd.Process.Pid)
+		if !poll(5*time.Second, func() bool { return proc.Parent(sleep.pid) == s.cmd.Process.Pid }) {
+			t.Fatalf("the background sleep %d is a child of %d, not of askrd %d (its subreaper)", sleep.pid, proc.Parent(sleep.pid), s.cmd.Process.Pid)
 		}
 		s.stop()
 		if s.err != nil {
 			t.Errorf("askrd exited with %v after SIGTERM; want 0", s.err)
 		}
-		awaitGone(t, "after SIGTERM to askrd", []proc{sleep}, 2*time.Second)
+		awaitGone(t, "after SIGTERM to askrd", []process{sleep}, 2*time.Second)
 		if !strings.Contains(s.logs.String(), "ended processes PHP left running") {
 			t.Errorf("askrd did not log the processes it ended")
 		}
@@ -256,11 +243,11 @@ func TestExitRequestsLeaveNoZombie(t *testing.T) {
 		list := func() (kids []int, clean bool) {
 			states = states[:0]
 			clean = true
-			for _, c := range children(parent()) {
-				st, _ := procStat(c)
+			for _, c := range proc.Children(parent()) {
+				st := proc.State(c)
 				kids = append(kids, c)
-				states = append(states, fmt.Sprintf("%d:%c:%s", c, st, comm(c)))
-				clean = clean && st != 'Z' && comm(c) == "php-cgi"
+				states = append(states, fmt.Sprintf("%d:%c:%s", c, st, proc.Comm(c)))
+				clean = clean && st != 'Z' && proc.Comm(c) == "php-cgi"
 			}
 			return kids, clean
 		}

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // dump is what testdata/worker.php's /dump returns.
@@ -350,19 +352,6 @@ func TestFailuresLeaveAskrdServing(t *testing.T) {
 	}
 }
 
-// procState returns the state letter of a process from /proc, or "".
-func procState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) == 0 {
-		return ""
-	}
-	return f[0]
-}
-
 func TestWorkerOutputGoesToLog(t *testing.T) {
 	s := startAskrd(t, opts{args: []string{"--workers", "1"}})
 	pid := pidOf(t, s)
@@ -526,8 +515,8 @@ func TestGracefulStop(t *testing.T) {
 		t.Errorf("askrd exit after SIGTERM: %v; want status 0", s.err)
 	}
 	for pid := range pids {
-		if st := procState(pid); st != "" {
-			t.Errorf("worker %d still exists (state %s) after askrd stopped", pid, st)
+		if st := proc.State(pid); st != 0 {
+			t.Errorf("worker %d still exists (state %c) after askrd stopped", pid, st)
 		}
 	}
 }
@@ -540,8 +529,8 @@ func TestOrphansAreReaped(t *testing.T) {
 	askrd := s.cmd.Process.Pid
 	sawOrphan := false
 	gone := poll(10*time.Second, func() bool {
-		for _, c := range children(askrd) {
-			if comm(c) == "sleep" {
+		for _, c := range proc.Children(askrd) {
+			if proc.Comm(c) == "sleep" {
 				sawOrphan = true
 				return false
 			}
@@ -552,28 +541,8 @@ func TestOrphansAreReaped(t *testing.T) {
 		t.Fatalf("the orphaned sleep never became askrd's child (not a subreaper?)")
 	}
 	if !gone {
-		t.Errorf("orphan still a child of askrd (state %v)", children(askrd))
+		t.Errorf("orphan still a child of askrd (state %v)", proc.Children(askrd))
 	}
-}
-
-// children lists the child pids of pid.
-func children(pid int) []int {
-	var out []int
-	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	for _, task := range tasks {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
-}
-
-func comm(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	return strings.TrimSpace(string(b))
 }
 
 // An idle worker waits for its next request however long it takes (PHP's default_socket_timeout
@@ -802,7 +771,7 @@ func TestIdleWorkerKilledCostsNoRequest(t *testing.T) {
 	for _, method := range []string{"GET", "POST"} {
 		pid := pidOf(t, s)
 		syscall.Kill(pid, syscall.SIGKILL)
-		if !poll(5*time.Second, func() bool { return procState(pid) == "" || procState(pid) == "Z" }) {
+		if !poll(5*time.Second, func() bool { return !proc.Alive(pid) }) {
 			t.Fatalf("worker %d did not die", pid)
 		}
 		for i := range 4 { // reaches the dead worker's slot whichever worker is picked first

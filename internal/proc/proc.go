@@ -20,6 +20,9 @@ type Stat struct {
 	PPID  int
 	UTime uint64 // CPU time in user mode, in clock ticks (USER_HZ, 100 on Linux)
 	STime uint64 // CPU time in kernel mode, in clock ticks
+	// StartTime is when the process started, in clock ticks after boot: with the pid, it names a
+	// process that a later one reusing the pid cannot pass for.
+	StartTime uint64
 }
 
 // ReadStat reads /proc/PID/stat. A process that is gone gives an error that is os.ErrNotExist.
@@ -46,9 +49,10 @@ func parseStat(b []byte) (Stat, error) {
 		return Stat{}, fmt.Errorf("%w: pid: %v", errStat, err)
 	}
 	// After comm: state(3) ppid(4) pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
-	// utime(14) stime(15) …; f[0] is field 3.
+	// utime(14) stime(15) cutime cstime priority nice num_threads itrealvalue starttime(22) …;
+	// f[0] is field 3.
 	f := bytes.Fields(b[end+1:])
-	if len(f) < 13 || len(f[0]) != 1 {
+	if len(f) < 20 || len(f[0]) != 1 {
 		return Stat{}, errStat
 	}
 	s := Stat{PID: pid, Comm: string(b[open+1 : end]), State: f[0][0]}
@@ -61,6 +65,9 @@ func parseStat(b []byte) (Stat, error) {
 	if s.STime, err = strconv.ParseUint(string(f[12]), 10, 64); err != nil {
 		return Stat{}, fmt.Errorf("%w: stime: %v", errStat, err)
 	}
+	if s.StartTime, err = strconv.ParseUint(string(f[19]), 10, 64); err != nil {
+		return Stat{}, fmt.Errorf("%w: starttime: %v", errStat, err)
+	}
 	return s, nil
 }
 
@@ -71,6 +78,12 @@ func State(pid int) byte {
 		return 0
 	}
 	return s.State
+}
+
+// Comm returns pid's command name, or "" if there is no such process.
+func Comm(pid int) string {
+	s, _ := ReadStat(pid)
+	return s.Comm
 }
 
 // Parent returns pid's parent pid, or -1 if there is no such process.

@@ -16,13 +16,13 @@ func TestParseStat(t *testing.T) {
 		want Stat
 	}{
 		{"1234 (php-cgi) S 1200 1234 1234 0 -1 4194560 2021 0 0 0 17 4 0 0 20 0 1 0 5000 300000000 5000 18446744073709551615\n",
-			Stat{PID: 1234, Comm: "php-cgi", State: 'S', PPID: 1200, UTime: 17, STime: 4}},
+			Stat{PID: 1234, Comm: "php-cgi", State: 'S', PPID: 1200, UTime: 17, STime: 4, StartTime: 5000}},
 		{"77 (a) (b) Z 5 77 77 0 -1 4194560 0 0 0 0 3 9 0 0 20 0 1 0 1 0 0 0\n",
-			Stat{PID: 77, Comm: "a) (b", State: 'Z', PPID: 5, UTime: 3, STime: 9}},
+			Stat{PID: 77, Comm: "a) (b", State: 'Z', PPID: 5, UTime: 3, STime: 9, StartTime: 1}},
 		{"78 (x) S 1 (y) R 99 78 78 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 1 0 0 0\n",
-			Stat{PID: 78, Comm: "x) S 1 (y", State: 'R', PPID: 99, UTime: 1, STime: 2}},
+			Stat{PID: 78, Comm: "x) S 1 (y", State: 'R', PPID: 99, UTime: 1, STime: 2, StartTime: 1}},
 		{"79 () T 1 79 79 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0 0",
-			Stat{PID: 79, Comm: "", State: 'T', PPID: 1}},
+			Stat{PID: 79, Comm: "", State: 'T', PPID: 1, StartTime: 1}},
 	}
 	for _, tt := range tests {
 		got, err := parseStat([]byte(tt.line))
@@ -30,8 +30,10 @@ func TestParseStat(t *testing.T) {
 			t.Errorf("parseStat(%q) = %+v, %v; want %+v", tt.line, got, err, tt.want)
 		}
 	}
-	for _, bad := range []string{"", "12 php-cgi S 1", "12 (php-cgi) S 1 2 3", "x (a) S 1 2 3 4 5 6 7 8 9 10 11 12 13",
-		"12 (a) S pp 2 3 4 5 6 7 8 9 10 11 12 13", "12 (a) SS 1 2 3 4 5 6 7 8 9 10 11 12 13", "12 (a"} {
+	const rest = " 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20"
+	for _, bad := range []string{"", "12 php-cgi S 1" + rest, "12 (php-cgi) S 1 2 3", "x (a) S 1" + rest, "12 (a) S pp" + rest,
+		"12 (a) SS 1" + rest, "12 (a" + rest, "12 (a) S 1 2 3 4 5 6 7 8 9 10 u 12 13 14 15 16 17 18 19 20",
+		"12 (a) S 1 2 3 4 5 6 7 8 9 10 11 s 13 14 15 16 17 18 19 20", "12 (a) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 -19 20"} {
 		if got, err := parseStat([]byte(bad)); !errors.Is(err, errStat) {
 			t.Errorf("parseStat(%q) = %+v, %v; want errStat", bad, got, err)
 		}
@@ -50,6 +52,9 @@ func TestReadStatSelfAndChild(t *testing.T) {
 	pid := cmd.Process.Pid
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	poll(t, "the child runs sleep", func() bool { s, _ := ReadStat(pid); return s.Comm == "sleep" && s.State == 'S' })
+	if st, _ := ReadStat(pid); Comm(pid) != "sleep" || st.StartTime < self.StartTime {
+		t.Errorf("child: Comm = %q, StartTime %d; want sleep, not before this process's (%d)", Comm(pid), st.StartTime, self.StartTime)
+	}
 	if got := Parent(pid); got != os.Getpid() {
 		t.Errorf("Parent(child) = %d; want %d", got, os.Getpid())
 	}
@@ -75,8 +80,8 @@ func TestReadStatSelfAndChild(t *testing.T) {
 	if _, err := ReadStat(pid); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ReadStat(reaped child) error = %v; want os.ErrNotExist", err)
 	}
-	if State(pid) != 0 || Parent(pid) != -1 || Alive(pid) {
-		t.Errorf("reaped child: State = %q, Parent = %d, Alive = %v; want 0, -1, false", State(pid), Parent(pid), Alive(pid))
+	if State(pid) != 0 || Parent(pid) != -1 || Alive(pid) || Comm(pid) != "" {
+		t.Errorf("reaped child: State = %q, Parent = %d, Alive = %v, Comm = %q; want 0, -1, false, \"\"", State(pid), Parent(pid), Alive(pid), Comm(pid))
 	}
 }
 
