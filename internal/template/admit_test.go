@@ -1,6 +1,7 @@
 package template
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -17,16 +18,7 @@ func TestRogueConnectionsAreRefused(t *testing.T) {
 	sys := newFakeSystem(t)
 	sys.noFork.Store(true) // the test makes the connections
 	tm, logs := newFake(t, sys, Options{ForkTimeout: time.Minute})
-	type started struct {
-		w   *worker
-		err error
-	}
-	got := make(chan started, 1)
-	go func() {
-		p, err := tm.Start()
-		w, _ := p.(*worker)
-		got <- started{w, err}
-	}()
+	got := startAsync(tm)
 	tp := sys.template(0)
 	token := <-tp.forks
 	const pid = 4242
@@ -65,7 +57,7 @@ func TestRogueConnectionsAreRefused(t *testing.T) {
 		}
 	}
 	// Not a hello at all.
-	askrd, rogue := netPipe()
+	askrd, rogue := net.Pipe()
 	go rogue.Write(channel.AppendHeader(nil, channel.TypeReady, 0, 0))
 	sys.ln.conns <- &fakeConn{Conn: askrd, creds: good}
 	poll(t, "not a hello: refusal logged", func() bool { return strings.Count(logs.String(), "refused a worker connection") == len(rogues)+1 })
@@ -74,11 +66,7 @@ func TestRogueConnectionsAreRefused(t *testing.T) {
 	}
 
 	// The genuine worker: a child of the template, with its token.
-	h := &fakeHandle{done: make(chan struct{})}
-	sys.mu.Lock()
-	sys.handles[pid] = h
-	sys.mu.Unlock()
-	sys.ln.connect(t, channel.Hello{PID: pid, Token: token}, good, h)
+	sys.ln.connect(t, channel.Hello{PID: pid, Token: token}, good, sys.newHandle(pid))
 	select {
 	case s := <-got:
 		if s.err != nil || s.w.PID() != pid || s.w.hello.Token != token {
@@ -92,10 +80,7 @@ func TestRogueConnectionsAreRefused(t *testing.T) {
 	// comes as the spare, forked ahead, which the next Start returns.
 	spareToken := <-tp.forks
 	const orphan = 4343
-	h2 := &fakeHandle{done: make(chan struct{})}
-	sys.mu.Lock()
-	sys.handles[orphan] = h2
-	sys.mu.Unlock()
+	h2 := sys.newHandle(orphan)
 	sys.ln.connect(t, channel.Hello{PID: orphan, Token: spareToken}, creds{PID: orphan, UID: fakeUID, PPID: fakeAskrd}, h2)
 	poll(t, "spare admitted", func() bool { return h2.opened.Load() == 1 })
 	if w := start(t, tm); w.PID() != orphan {

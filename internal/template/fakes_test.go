@@ -120,6 +120,15 @@ func (s *fakeSystem) template(i int) *fakeTemplate {
 	return p
 }
 
+// newHandle makes the pid handle of a fake process pid, for watch to find.
+func (s *fakeSystem) newHandle(pid int) *fakeHandle {
+	h := &fakeHandle{done: make(chan struct{})}
+	s.mu.Lock()
+	s.handles[pid] = h
+	s.mu.Unlock()
+	return h
+}
+
 func (s *fakeSystem) handle(pid int) *fakeHandle {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -191,10 +200,7 @@ func (p *fakeTemplate) run(b bootBehaviour) {
 // fork starts a fake worker: it connects with its hello, and its handle exits when the test says.
 func (p *fakeTemplate) fork(token string) {
 	pid := p.sys.pid()
-	h := &fakeHandle{done: make(chan struct{})}
-	p.sys.mu.Lock()
-	p.sys.handles[pid] = h
-	p.sys.mu.Unlock()
+	h := p.sys.newHandle(pid)
 	p.mu.Lock()
 	p.forked = append(p.forked, pid)
 	p.mu.Unlock()
@@ -313,4 +319,19 @@ func poll(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func netPipe() (net.Conn, net.Conn) { return net.Pipe() }
+// started is what a Start called by startAsync returned.
+type started struct {
+	w   *worker
+	err error
+}
+
+// startAsync calls Start on a goroutine of its own.
+func startAsync(tm *Template) <-chan started {
+	got := make(chan started, 1)
+	go func() {
+		p, err := tm.Start()
+		w, _ := p.(*worker)
+		got <- started{w, err}
+	}()
+	return got
+}

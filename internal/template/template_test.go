@@ -93,101 +93,32 @@ func peer(role string) int {
 // Only the template is fake: the socket, the peer credentials, /proc and the pidfd are real, and
 // so are the processes that connect.
 func TestAdmitRefusesImpostors(t *testing.T) {
-	logs := &logBuffer{}
-	dir := t.TempDir()
+	it := &impostors{t: t, logs: &logBuffer{}, dir: t.TempDir()}
 	fake := newFakeSystem(t)
 	fake.noFork.Store(true) // the test starts the processes that connect
 	sys := realSystem(nil)
 	sys.start = fake.start
-	tm, err := newTemplate(Options{Dir: dir, ForkTimeout: 60 * time.Second, Logger: logs.logger()}, sys)
+	tm, err := newTemplate(Options{Dir: it.dir, ForkTimeout: 60 * time.Second, Logger: it.logs.logger()}, sys)
 	if err != nil {
 		t.Fatalf("New() error = %v; want nil", err)
 	}
 	defer tm.Close()
-	type started struct {
-		w   *worker
-		err error
-	}
-	got := make(chan started, 1)
-	go func() {
-		p, err := tm.Start()
-		w, _ := p.(*worker)
-		got <- started{w, err}
-	}()
+	it.got = startAsync(tm)
 	token := <-fake.template(0).forks
 
-	start := func(role, tok string, env ...string) (*exec.Cmd, *logBuffer) {
-		t.Helper()
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), "ASKR_TEMPLATE_PEER="+role, "ASKR_TEMPLATE_SOCKET="+socketPath(dir), "ASKR_TEMPLATE_TOKEN="+tok)
-		cmd.Env = append(cmd.Env, env...)
-		out := &logBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd, out
-	}
-	// refused waits for the refusal of the process pid: the warning with want in it, and nothing
-	// handed to Start.
-	refused := func(what string, pid int, want string) {
-		t.Helper()
-		suffix := " pid=" + strconv.Itoa(pid)
-		var line string
-		deadline := time.Now().Add(20 * time.Second)
-		for line == "" {
-			for _, l := range strings.Split(logs.String(), "\n") {
-				if strings.HasSuffix(l, suffix) {
-					line = l
-				}
-			}
-			if line == "" && time.Now().After(deadline) {
-				t.Fatalf("%s (pid %d): no refusal logged within 20 s; log:\n%s", what, pid, logs.String())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "refused a worker connection") || !strings.Contains(line, want) {
-			t.Errorf("%s: log line %q; want a warning \"refused a worker connection\" with %q", what, line, want)
-		}
-		select {
-		case s := <-got:
-			t.Errorf("%s: Start() = %+v; want it still waiting", what, s)
-			if s.w != nil {
-				s.w.Kill()
-				s.w.Close()
-			}
-		default:
-		}
-	}
-	// closed waits for an impostor to see its connection closed by askrd.
-	closed := func(what string, cmd *exec.Cmd, out *logBuffer) {
-		t.Helper()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil || strings.TrimSpace(out.String()) != "closed" {
-				t.Errorf("%s: %v, output %q; want the connection closed by askrd (\"closed\")", what, err, out.String())
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("%s: connection still open 20 s after the refusal", what)
-		}
-	}
-
 	// A child of askrd with a token no Start is waiting for.
-	cmd, out := start("worker", strings.Repeat("f", 32))
-	refused("wrong token", cmd.Process.Pid, "unknown fork token")
-	closed("wrong token", cmd, out)
+	cmd, out := it.start("worker", strings.Repeat("f", 32))
+	it.refused("wrong token", cmd.Process.Pid, "unknown fork token")
+	it.closed("wrong token", cmd, out)
 
 	// A child that announces another pid (its parent's) than the kernel's.
-	cmd, out = start("liar", token)
-	refused("announced pid not its own", os.Getpid(), fmt.Sprintf("kernel says pid %d", cmd.Process.Pid))
-	closed("announced pid not its own", cmd, out)
+	cmd, out = it.start("liar", token)
+	it.refused("announced pid not its own", os.Getpid(), fmt.Sprintf("kernel says pid %d", cmd.Process.Pid))
+	it.closed("announced pid not its own", cmd, out)
 
 	// A process that is no descendant of askrd: re-parented away before it connects.
 	orphanOut := filepath.Join(t.TempDir(), "orphan.out")
-	cmd, out = start("orphan", token, "ASKR_TEMPLATE_ORPHAN_OUT="+orphanOut)
+	cmd, out = it.start("orphan", token, "ASKR_TEMPLATE_ORPHAN_OUT="+orphanOut)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("orphan's parent: %v %s", err, out.String())
 	}
@@ -196,7 +127,7 @@ func TestAdmitRefusesImpostors(t *testing.T) {
 		t.Fatalf("orphan's parent printed %q", out.String())
 	}
 	t.Cleanup(func() { syscall.Kill(orphan, syscall.SIGKILL) })
-	refused("not a descendant", orphan, "not of a template")
+	it.refused("not a descendant", orphan, "not of a template")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		b, _ := os.ReadFile(orphanOut)
@@ -209,9 +140,91 @@ func TestAdmitRefusesImpostors(t *testing.T) {
 	}
 
 	// The token is still there for the real worker.
-	cmd, out = start("worker", token)
+	cmd, out = it.start("worker", token)
+	it.admitted(cmd, out, token)
+	if n := strings.Count(it.logs.String(), "refused a worker connection"); n != 3 {
+		t.Errorf("%d refusals logged; want 3:\n%s", n, it.logs.String())
+	}
+}
+
+// impostors runs the processes of TestAdmitRefusesImpostors and checks what becomes of them.
+type impostors struct {
+	t    *testing.T
+	logs *logBuffer
+	dir  string
+	got  <-chan started // the Start waiting for the token
+}
+
+// start starts the test binary as a process connecting to workers.sock (see peer).
+func (it *impostors) start(role, tok string, env ...string) (*exec.Cmd, *logBuffer) {
+	it.t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "ASKR_TEMPLATE_PEER="+role, "ASKR_TEMPLATE_SOCKET="+socketPath(it.dir), "ASKR_TEMPLATE_TOKEN="+tok)
+	cmd.Env = append(cmd.Env, env...)
+	out := &logBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		it.t.Fatal(err)
+	}
+	it.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, out
+}
+
+// refused waits for the refusal of the process pid: the warning with want in it, and nothing
+// handed to Start.
+func (it *impostors) refused(what string, pid int, want string) {
+	t := it.t
+	t.Helper()
+	suffix := " pid=" + strconv.Itoa(pid)
+	var line string
+	deadline := time.Now().Add(20 * time.Second)
+	for line == "" {
+		for _, l := range strings.Split(it.logs.String(), "\n") {
+			if strings.HasSuffix(l, suffix) {
+				line = l
+			}
+		}
+		if line == "" && time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d): no refusal logged within 20 s; log:\n%s", what, pid, it.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "refused a worker connection") || !strings.Contains(line, want) {
+		t.Errorf("%s: log line %q; want a warning \"refused a worker connection\" with %q", what, line, want)
+	}
 	select {
-	case s := <-got:
+	case s := <-it.got:
+		t.Errorf("%s: Start() = %+v; want it still waiting", what, s)
+		if s.w != nil {
+			s.w.Kill()
+			s.w.Close()
+		}
+	default:
+	}
+}
+
+// closed waits for an impostor to see its connection closed by askrd.
+func (it *impostors) closed(what string, cmd *exec.Cmd, out *logBuffer) {
+	it.t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil || strings.TrimSpace(out.String()) != "closed" {
+			it.t.Errorf("%s: %v, output %q; want the connection closed by askrd (\"closed\")", what, err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		it.t.Errorf("%s: connection still open 20 s after the refusal", what)
+	}
+}
+
+// admitted waits for Start to return the real worker cmd, then lets go of it and waits for its
+// pidfd to say it exited.
+func (it *impostors) admitted(cmd *exec.Cmd, out *logBuffer, token string) {
+	t := it.t
+	t.Helper()
+	select {
+	case s := <-it.got:
 		w := s.w
 		if s.err != nil {
 			t.Fatalf("Start() error = %v; want the real worker", s.err)
@@ -220,7 +233,7 @@ func TestAdmitRefusesImpostors(t *testing.T) {
 			t.Errorf("admitted pid %d token %q; want pid %d token %q", w.pid, w.hello.Token, cmd.Process.Pid, token)
 		}
 		w.conn.Close() // askrd lets go: the worker sees its connection closed and exits
-		closed("admitted worker after its connection closed", cmd, out)
+		it.closed("admitted worker after its connection closed", cmd, out)
 		select {
 		case <-w.Done():
 		case <-time.After(20 * time.Second):
@@ -228,9 +241,6 @@ func TestAdmitRefusesImpostors(t *testing.T) {
 		}
 		w.Close()
 	case <-time.After(20 * time.Second):
-		t.Fatalf("the real worker (pid %d) was not admitted; log:\n%s", cmd.Process.Pid, logs.String())
-	}
-	if n := strings.Count(logs.String(), "refused a worker connection"); n != 3 {
-		t.Errorf("%d refusals logged; want 3:\n%s", n, logs.String())
+		t.Fatalf("the real worker (pid %d) was not admitted; log:\n%s", cmd.Process.Pid, it.logs.String())
 	}
 }
