@@ -100,7 +100,7 @@ func boot(sys system, timeout time.Duration) bootResult {
 func (t *Template) onBooted(r bootResult) {
 	t.booting = false
 	if r.err != nil {
-		t.failWaiters(r.err)
+		t.answerWaiters(r.err)
 		if t.replacing && !t.closed {
 			t.log.Error("template failed to boot", "err", r.err, "retry_in", t.retryDelay)
 			t.retry = time.After(t.retryDelay)
@@ -121,15 +121,7 @@ func (t *Template) onBooted(r bootResult) {
 		<-p.Done()
 		report(t, t.exited, p, nil)
 	}()
-	for _, reply := range t.bootWaiters {
-		reply <- nil
-	}
-	t.bootWaiters = nil
-	waiting := t.forkWaiters
-	t.forkWaiters = nil
-	for _, f := range waiting {
-		t.askFork(f)
-	}
+	t.answerWaiters(nil)
 	if t.replacing {
 		t.replacing, t.retryDelay = false, minRetry
 		if t.opt.NewGeneration != nil {
@@ -160,8 +152,9 @@ func (t *Template) onExited(p templateProcess) {
 	t.ensureBoot()
 }
 
-// failWaiters answers err to the Boots and forks waiting for a template.
-func (t *Template) failWaiters(err error) {
+// answerWaiters tells the Boots and forks waiting for a template how its boot went: the forks are
+// asked of it, or fail with err.
+func (t *Template) answerWaiters(err error) {
 	for _, reply := range t.bootWaiters {
 		reply <- err
 	}
@@ -169,7 +162,11 @@ func (t *Template) failWaiters(err error) {
 	waiting := t.forkWaiters
 	t.forkWaiters = nil
 	for _, f := range waiting {
-		t.finish(f, nil, err)
+		if err == nil {
+			t.askFork(f)
+		} else {
+			t.finish(f, nil, err)
+		}
 	}
 }
 

@@ -202,7 +202,7 @@ func (t *Template) onClose() {
 		t.spare.discard()
 		t.spare = nil
 	}
-	t.failWaiters(errClosed)
+	t.answerWaiters(errClosed)
 	for _, r := range t.pending {
 		t.finish(r, nil, errClosed)
 	}
