@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"syscall"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 type eventKind int
@@ -289,12 +290,12 @@ func backoff(failures int) time.Duration {
 
 // boot starts a worker and waits for its greeting (on its own goroutine); run gets the outcome.
 func (p *Pool) boot() {
-	proc, err := p.start.Start()
+	pr, err := p.start.Start()
 	if err != nil {
 		p.events <- event{kind: evBootFailed, err: err}
 		return
 	}
-	w, err := p.greet(proc)
+	w, err := p.greet(pr)
 	if err != nil {
 		p.events <- event{kind: evBootFailed, err: err}
 		return
@@ -304,27 +305,27 @@ func (p *Pool) boot() {
 
 // greet waits for a new process's greeting (boot_timeout) and returns its worker; a process that
 // does not greet is killed and the error says why, with its last output.
-func (p *Pool) greet(proc Process) (*worker, error) {
-	h, err := proc.Greet(p.opt.BootTimeout)
+func (p *Pool) greet(pr Process) (*worker, error) {
+	h, err := pr.Greet(p.opt.BootTimeout)
 	if err == nil {
-		w := &worker{proc: proc, pid: h.PID, gen: p.gen.Load()}
+		w := &worker{proc: pr, pid: h.PID, gen: p.gen.Load()}
 		if h.Limits.Known {
 			p.limits.Store(&h.Limits)
 		}
-		if g, ok := proc.(generational); ok {
+		if g, ok := pr.(generational); ok {
 			w.gen = g.Generation()
 		}
 		return w, nil
 	}
-	proc.Kill()
-	<-proc.Done()
-	proc.Close()
+	pr.Kill()
+	<-pr.Done()
+	pr.Close()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		err = fmt.Errorf("worker pid %d: %v within boot_timeout (%v); killed", proc.PID(), err, p.opt.BootTimeout)
+		err = fmt.Errorf("worker pid %d: %v within boot_timeout (%v); killed", pr.PID(), err, p.opt.BootTimeout)
 	} else {
-		err = fmt.Errorf("worker pid %d (%s): %w", proc.PID(), exitStatus(proc.Err()), err)
+		err = fmt.Errorf("worker pid %d (%s): %w", pr.PID(), proc.ExitStatus(pr.Err()), err)
 	}
-	if tail := proc.Tail(); tail != "" {
+	if tail := pr.Tail(); tail != "" {
 		err = fmt.Errorf("%w; last output:\n%s", err, tail)
 	}
 	return nil, err
@@ -354,7 +355,7 @@ func (p *Pool) reportIdleExit(w *worker) {
 		p.logLeft(w)
 		return
 	}
-	p.log.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "status", exitStatus(w.proc.Err()))
+	p.log.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "status", proc.ExitStatus(w.proc.Err()))
 }
 
 // logLeft notes the exit of a worker that said Bye: it ended on its own between requests (a break
@@ -365,21 +366,11 @@ func (p *Pool) reportIdleExit(w *worker) {
 // logged where it is sent.
 func (p *Pool) logLeft(w *worker) {
 	err := w.proc.Err()
-	if signaled(err) && !p.stopping() {
-		p.log.Warn("worker said it was leaving between requests, then died of a signal", "pid", w.pid, "status", exitStatus(err))
+	if proc.Signaled(err) && !p.stopping() {
+		p.log.Warn("worker said it was leaving between requests, then died of a signal", "pid", w.pid, "status", proc.ExitStatus(err))
 		return
 	}
-	p.log.Debug("worker left between requests; replacing it", "pid", w.pid, "served", w.servedTotal.Load(), "status", exitStatus(err))
-}
-
-// signaled reports whether a process's exit error says a signal ended it.
-func signaled(err error) bool {
-	var ps interface{ Sys() any } // *exec.ExitError's *os.ProcessState
-	if !errors.As(err, &ps) {
-		return false
-	}
-	ws, ok := ps.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled()
+	p.log.Debug("worker left between requests; replacing it", "pid", w.pid, "served", w.servedTotal.Load(), "status", proc.ExitStatus(err))
 }
 
 // Rotate starts replacing the workers of an older generation (their template has been replaced):

@@ -155,11 +155,3 @@ func (p *Pool) stopping() bool {
 		return false
 	}
 }
-
-// exitStatus describes a process's exit for the log.
-func exitStatus(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
-}

@@ -57,10 +57,11 @@ func (w *worker) Tail() string          { return "" }
 // errUnknownStatus stands for a CoW worker's exit status, which only its parent (the template) sees.
 var errUnknownStatus = errors.New("exit status unknown (the template's child)")
 
-// alive reports whether the worker has not exited.
+// alive reports whether the worker has not exited (its pid handle says so at once; Done closes
+// a moment later, once the channel's read side is shut).
 func (w *worker) alive() bool {
 	select {
-	case <-w.Done():
+	case <-w.h.Done():
 		return false
 	default:
 		return true
