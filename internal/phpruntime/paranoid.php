@@ -1,7 +1,7 @@
 <?php
 /*
  * askr's state-bleed detector (askrd serve --paranoid, [worker] paranoid = true), for development
- * and staging. runtime.php loads this file only when askrd sets ASKR_PARANOID=1.
+ * and staging. The runtime (Worker::boot()) loads this file only when askrd sets ASKR_PARANOID=1.
  *
  * At every askr_handle_request() call, i.e. after the worker's own resets of the previous request
  * and before it waits for the next, check() takes a snapshot of the long-lived state PHP code can
@@ -84,7 +84,7 @@ final class Paranoid
     public static function watch(string $kind, callable $probe): void
     {
         if (isset(self::BUILTIN[$kind]) || preg_match('/^[\w.-]{1,40}$/', $kind) !== 1) {
-            Runtime::log("askr_paranoid_watch(): kind \"$kind\" is built in or not a short name; not watched", 'askr paranoid: ');
+            Log::line("askr_paranoid_watch(): kind \"$kind\" is built in or not a short name; not watched", 'askr paranoid: ');
             return;
         }
         self::$watches[$kind] = $probe;
@@ -139,7 +139,7 @@ final class Paranoid
                 self::$routes[self::$route] = self::$first = true;
             } elseif (!self::$full) {
                 self::$full = true;
-                Runtime::log(sprintf('this worker has served %d routes; the first request of a route it has not '
+                Log::line(sprintf('this worker has served %d routes; the first request of a route it has not '
                     . 'served is now checked too (no warm-up)', self::MAX_ROUTES), 'askr paranoid: ');
             }
         }
@@ -269,7 +269,7 @@ final class Paranoid
             self::$failed[$probe] = true;
             $line = sprintf('the %s probe failed; %s is not checked while it fails (said once per worker): %s: %s at %s:%d',
                 $probe, $probe, get_class($e), substr($e->getMessage(), 0, 200), $e->getFile(), $e->getLine());
-            Runtime::log(preg_replace('/[\x00-\x1f\x7f]/', '?', $line) ?? '', 'askr paranoid: ');
+            Log::line(preg_replace('/[\x00-\x1f\x7f]/', '?', $line) ?? '', 'askr paranoid: ');
         }
         return self::$prev[$probe] ?? [];
     }
@@ -286,7 +286,7 @@ final class Paranoid
         self::$quietUntil[$kind] = $t + self::$quiet;
         $line = sprintf('%s left %s %s;%s further %s changes are not reported for %ds', self::$route, $kind,
             substr($diff, 0, 300), $more > 0 ? " $more more $kind changes were not reported;" : '', $kind, self::$quiet);
-        Runtime::log(preg_replace('/[\x00-\x1f\x7f]/', '?', $line) ?? '', 'askr paranoid: '); // one line, whatever a key holds
+        Log::line(preg_replace('/[\x00-\x1f\x7f]/', '?', $line) ?? '', 'askr paranoid: '); // one line, whatever a key holds
     }
 
     /** @return array<string,array<string,?string>> */

@@ -1,12 +1,13 @@
-// Package phpruntime ships the askr PHP runtime (runtime.php): the PHP side of the worker channel,
-// askr_handle_request() and friends, and beside it the state-bleed detector (paranoid.php), which
-// runtime.php loads only when askrd sets ASKR_PARANOID=1. askrd writes both to a private
-// directory at start and php-cgi prepends runtime.php to the worker script. This package owns
-// only those files.
+// Package phpruntime ships the askr PHP runtime: runtime.php (askr_handle_request() and friends)
+// and the classes it requires from beside it (Channel.php, the PHP side of the worker channel;
+// Worker.php, Request.php, Output.php, …), and the state-bleed detector (paranoid.php), which
+// Worker.php loads only when askrd sets ASKR_PARANOID=1. askrd writes them to a private directory
+// at start and php-cgi prepends runtime.php to the worker script. This package owns only those
+// files.
 package phpruntime
 
 import (
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"os"
@@ -16,19 +17,15 @@ import (
 	"syscall"
 )
 
-//go:embed runtime.php
-var source []byte
+// files is the runtime: every .php file of this directory, installed side by side.
+//
+//go:embed *.php
+var files embed.FS
 
-//go:embed paranoid.php
-var paranoid []byte
-
-// Source returns the runtime's PHP code.
-func Source() []byte { return source }
-
-// Install writes the runtime, and paranoid.php beside it, into a new private directory (mode
-// 0700: the workers run as askrd's user) under dir ("" = the system temp dir) and returns
-// runtime.php's path and a function that removes the directory again. Directories left by an askrd that
-// was killed before it could remove its own are removed.
+// Install writes the runtime's files into a new private directory (mode 0700: the workers run as
+// askrd's user) under dir ("" = the system temp dir) and returns runtime.php's path and a function
+// that removes the directory again. Directories left by an askrd that was killed before it could
+// remove its own are removed.
 func Install(dir string) (string, func(), error) {
 	if dir == "" {
 		dir = os.TempDir()
@@ -38,8 +35,10 @@ func Install(dir string) (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("install PHP runtime: %w", err)
 	}
-	for name, src := range map[string][]byte{"runtime.php": source, "paranoid.php": paranoid} {
-		if err := os.WriteFile(filepath.Join(d, name), src, 0o644); err != nil {
+	entries, _ := files.ReadDir(".")
+	for _, e := range entries {
+		src, _ := files.ReadFile(e.Name())
+		if err := os.WriteFile(filepath.Join(d, e.Name()), src, 0o644); err != nil {
 			os.RemoveAll(d)
 			return "", nil, fmt.Errorf("install PHP runtime: %w", err)
 		}

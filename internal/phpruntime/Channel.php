@@ -1,0 +1,192 @@
+<?php
+/*
+ * askr runtime: the worker channel's wire format, the PHP side of internal/channel (its constants
+ * are Go's: frames_test.go compares them). It frames and unframes; what a frame means is the
+ * business of Worker, Output and Template.
+ *
+ * Frame: version (1 byte), type (1 byte), flags (uint16 BE), payload length (uint32 BE), payload.
+ */
+
+declare(strict_types=1);
+
+namespace Askr;
+
+final class Channel
+{
+    public const PROTOCOL = 1; // channel.Version
+    public const HEADER_SIZE = 8;
+    public const MAX_PAYLOAD = 16777216;
+    // askrd → PHP
+    public const T_REQUEST = 1;
+    public const T_STOP = 2;
+    public const T_FORK = 3;
+    public const T_PING = 4;
+    public const T_ABORT = 5;
+    // PHP → askrd
+    public const T_HELLO = 16;
+    public const T_HEAD = 17;
+    public const T_BODY = 18;
+    public const T_END = 19;
+    public const T_READY = 20;
+    public const T_PONG = 21;
+    public const T_BYE = 22;
+    public const FLAG_EXIT = 1;
+    public const FLAG_FLUSH = 2;
+
+    /** @var resource|null the channel: fd 0, or the socket a forked CoW worker connected to */
+    private static $stream = null;
+
+    /** Opens the channel askrd passed as fd 0. */
+    public static function open(): void
+    {
+        $ch = fopen('php://stdin', 'r+b'); // fd 0 is a connected socket: php-cgi leaves it alone
+        if ($ch === false) {
+            throw new \RuntimeException('askr: cannot open the worker channel on fd 0');
+        }
+        self::use($ch);
+    }
+
+    /**
+     * A forked CoW worker: connects a channel of its own to askrd's socket at $path and drops its
+     * copy of the template's. Returns null when connected, else why not.
+     */
+    public static function connect(string $path): ?string
+    {
+        $ch = stream_socket_client('unix://' . $path, $errno, $errstr, 10);
+        if ($ch === false) {
+            return $errstr;
+        }
+        fclose(self::$stream);
+        self::use($ch);
+        return null;
+    }
+
+    /** @param resource $ch */
+    private static function use($ch): void
+    {
+        stream_set_write_buffer($ch, 0);
+        // PHP treats the channel as a socket stream, so default_socket_timeout (60 s) would end an
+        // idle wait; a worker waits as long as it takes.
+        stream_set_timeout($ch, 31536000);
+        self::$stream = $ch;
+    }
+
+    public static function isOpen(): bool
+    {
+        return self::$stream !== null;
+    }
+
+    public static function frame(int $type, int $flags, string $payload): string
+    {
+        return pack('CCnN', self::PROTOCOL, $type, $flags, strlen($payload)) . $payload;
+    }
+
+    public static function send(int $type, int $flags = 0, string $payload = ''): void
+    {
+        self::write(self::frame($type, $flags, $payload));
+    }
+
+    /** Writes all of $data (frames), or throws: askrd is gone. */
+    public static function write(string $data): void
+    {
+        if ($data === '') {
+            return;
+        }
+        $n = fwrite(self::$stream, $data);
+        $len = strlen($data);
+        while ($n !== false && $n > 0 && $n < $len) {
+            $data = substr($data, $n);
+            $len -= $n;
+            $n = fwrite(self::$stream, $data);
+        }
+        if ($n === false || $n === 0) {
+            throw new \RuntimeException('askr: worker channel closed');
+        }
+    }
+
+    /** Writes a frame as best it can: for a process that is ending, whoever may still listen. */
+    public static function tryWrite(string $frame): void
+    {
+        @fwrite(self::$stream, $frame);
+    }
+
+    /** Sends $body as Body frames without copying it whole. */
+    public static function sendBody(string $body): void
+    {
+        $n = strlen($body);
+        if ($n <= self::MAX_PAYLOAD) {
+            self::write(pack('CCnN', self::PROTOCOL, self::T_BODY, 0, $n));
+            self::write($body);
+            return;
+        }
+        for ($off = 0; $off < $n; $off += self::MAX_PAYLOAD) {
+            $chunk = substr($body, $off, self::MAX_PAYLOAD);
+            self::write(pack('CCnN', self::PROTOCOL, self::T_BODY, 0, strlen($chunk)));
+            self::write($chunk);
+        }
+    }
+
+    /**
+     * stream_select() on the channel: 1 when a frame (or its end) can be read, 0 after $seconds,
+     * false when a signal interrupted the wait (with a warning: callers silence it).
+     */
+    public static function select(int $seconds): int|false
+    {
+        $r = [self::$stream];
+        $w = $e = null;
+        return stream_select($r, $w, $e, $seconds);
+    }
+
+    /** @return array{int,int,string}|null the next frame (type, flags, payload), or null at the channel's end */
+    public static function read(): ?array
+    {
+        $h = self::header();
+        if ($h === null) {
+            return null;
+        }
+        $payload = self::payload($h[2]);
+        return $payload === null ? null : [$h[0], $h[1], $payload];
+    }
+
+    /**
+     * Reads a frame header. Worker reads the payload apart, so that a Request is its own from the
+     * header on.
+     *
+     * @return array{int,int,int}|null type, flags and payload length, or null at the channel's end
+     */
+    public static function header(): ?array
+    {
+        $h = self::readN(self::HEADER_SIZE);
+        if ($h === null) {
+            return null;
+        }
+        $u = unpack('Cv/Ct/nf/Nn', $h);
+        if ($u['v'] !== self::PROTOCOL) {
+            Log::line('channel protocol ' . $u['v'] . ' from askrd, runtime speaks ' . self::PROTOCOL);
+            return null;
+        }
+        return [$u['t'], $u['f'], $u['n']];
+    }
+
+    /** Reads a payload of $n bytes, or returns null at the channel's end. */
+    public static function payload(int $n): ?string
+    {
+        return $n > 0 ? self::readN($n) : '';
+    }
+
+    /** Reads exactly $n bytes, or returns null at the channel's end. */
+    private static function readN(int $n): ?string
+    {
+        $s = '';
+        while (strlen($s) < $n) {
+            $part = stream_get_contents(self::$stream, $n - strlen($s));
+            if ($part !== false) {
+                $s .= $part;
+            }
+            if (strlen($s) < $n && ($part === false || $part === '') && feof(self::$stream)) {
+                return null;
+            }
+        }
+        return $s;
+    }
+}
