@@ -755,11 +755,12 @@ func TestRepeatedLogLines(t *testing.T) {
 	}
 	s.get("/fatal")
 	s.waitLog("Allowed memory size", 5*time.Second)
+	runtimeFile := regexp.MustCompile(`askr-runtime-[^/\s]*/\w+\.php`) // runtime.php or a class beside it
 	for _, l := range strings.Split(s.logs.String(), "\n") {
 		if strings.Contains(l, "PHP Fatal error") && !strings.Contains(l, "level=ERROR") {
 			t.Errorf("fatal error not logged at ERROR: %s", l)
 		}
-		if strings.Contains(l, "runtime.php") {
+		if strings.Contains(l, "runtime.php") || runtimeFile.MatchString(l) {
 			t.Errorf("the runtime itself caused a log line: %s", l)
 		}
 	}
