@@ -21,7 +21,6 @@ require __DIR__ . '/PhpStream.php';
 require __DIR__ . '/Template.php';
 require __DIR__ . '/Worker.php';
 
-
 /**
  * Blocks for the next request, runs $handler($request) with superglobals, headers and output set up
  * as under php-fpm, sends the response, then runs askr_defer() callbacks. Returns false when askrd

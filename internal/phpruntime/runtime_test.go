@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -204,5 +206,29 @@ func TestInstallIsPrivate(t *testing.T) {
 	}
 	if st.Mode().Perm() != 0o700 {
 		t.Errorf("runtime directory mode = %v; want 0700", st.Mode().Perm())
+	}
+}
+
+// Every class file installed beside runtime.php is required by it (paranoid.php only on demand,
+// by Worker.php), and every file it requires is installed.
+func TestRuntimeRequiresEveryClassFile(t *testing.T) {
+	entry, err := files.ReadFile("runtime.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var required []string
+	for _, m := range regexp.MustCompile(`(?m)^require __DIR__ \. '/(\w+\.php)';$`).FindAllSubmatch(entry, -1) {
+		required = append(required, string(m[1]))
+	}
+	entries, _ := files.ReadDir(".")
+	var classes []string
+	for _, e := range entries {
+		if e.Name() != "runtime.php" && e.Name() != "paranoid.php" {
+			classes = append(classes, e.Name())
+		}
+	}
+	slices.Sort(required)
+	if !slices.Equal(required, classes) {
+		t.Errorf("runtime.php requires %v; want the class files installed beside it, %v", required, classes)
 	}
 }
