@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/askr-php/askr/internal/pool"
 )
 
 // freshGrace is how long the drain waits for a connection's first request: net/http's Shutdown
@@ -103,4 +106,29 @@ func (c *conns) active() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.busy)
+}
+
+// errDrainCut is Run's result when shutdown_timeout ended the drain (askrd exits ExitDrainCut).
+var errDrainCut = errors.New("drain cut short")
+
+// cutDrain ends a drain that shutdown_timeout cut short. Requests waiting for a worker never
+// reached PHP: the pool refuses them, and they are answered 503 (Retry-After) before the
+// connections close, which cuts the requests still running. It returns how many were refused and
+// how many connections were still running a request when they were closed.
+func cutDrain(srv *http.Server, p *pool.Pool, conns *conns) (refused, running int) {
+	before := conns.active()
+	p.Refuse()
+	// Each refused request's connection closes once its 503 is out (keep-alive is off while the
+	// server shuts down); wait for that, briefly.
+	deadline := time.Now().Add(time.Second)
+	for {
+		st := p.Stats()
+		if (st.Waiting == 0 && conns.active() <= before-st.Refused) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	running = conns.active()
+	srv.Close()
+	return p.Stats().Refused, running
 }

@@ -628,11 +628,18 @@ func (w *Workers) UnmarshalTOML(v any) error {
 		*w = Workers{N: int(v)}
 		return nil
 	case string:
-		p, err := ParseWorkers(v)
-		*w = p
-		return err
+		return w.Set(v)
 	}
 	return fmt.Errorf("want a number or \"auto\", got %T", v)
+}
+
+// Set reads s as ParseWorkers does, for flag.Value; on error w is unchanged.
+func (w *Workers) Set(s string) error {
+	p, err := ParseWorkers(s)
+	if err == nil {
+		*w = p
+	}
+	return err
 }
 
 func (w Workers) String() string {
@@ -678,11 +685,18 @@ func (z *Size) UnmarshalTOML(v any) error {
 		*z = Size(v)
 		return nil
 	case string:
-		p, err := ParseSize(v)
-		*z = p
-		return err
+		return z.Set(v)
 	}
 	return fmt.Errorf("want a size such as \"16M\", got %T", v)
+}
+
+// Set reads s as ParseSize does, for flag.Value; on error z is unchanged.
+func (z *Size) Set(s string) error {
+	p, err := ParseSize(s)
+	if err == nil {
+		*z = p
+	}
+	return err
 }
 
 func (z Size) String() string {
@@ -722,11 +736,18 @@ func (d *Duration) UnmarshalTOML(v any) error {
 		*d = p
 		return err
 	case string:
-		p, err := ParseDuration(v)
-		*d = p
-		return err
+		return d.Set(v)
 	}
 	return fmt.Errorf("want seconds or a duration such as \"30s\", got %T", v)
+}
+
+// Set reads s as ParseDuration does, for flag.Value; on error d is unchanged.
+func (d *Duration) Set(s string) error {
+	p, err := ParseDuration(s)
+	if err == nil {
+		*d = p
+	}
+	return err
 }
 
 func seconds(n int64) (Duration, error) {

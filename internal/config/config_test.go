@@ -3,10 +3,12 @@ package config
 import (
 	"bufio"
 	"errors"
+	"flag"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -621,6 +623,47 @@ func TestParseWorkers(t *testing.T) {
 		}
 	}
 }
+
+// Size, Duration and Workers are flag.Values: a flag bound to one reads what the file accepts, says
+// the same on a bad value, and leaves the value alone then.
+func TestFlagValues(t *testing.T) {
+	size, dur, workers := Size(2<<20), Duration(20*time.Second), Workers{N: 3}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(&size, "size", "")
+	fs.Var(&dur, "dur", "")
+	fs.Var(&workers, "workers", "")
+	if f := fs.Lookup("size"); f.DefValue != "2M" {
+		t.Errorf("Lookup(size).DefValue = %q; want %q", f.DefValue, "2M")
+	}
+	if err := fs.Parse([]string{"--size", "512k", "--dur", "250ms", "--workers", "auto"}); err != nil {
+		t.Fatalf("Parse error = %v; want nil", err)
+	}
+	if size != 512<<10 || dur.D() != 250*time.Millisecond || !workers.Auto {
+		t.Errorf("after Parse: size %v, dur %v, workers %v; want 512K, 250ms, auto", size, dur, workers)
+	}
+	for _, tt := range []struct {
+		v    flag.Value
+		in   string
+		want error // what Parse* says about in
+	}{
+		{&size, "8Q", errOf(ParseSize("8Q"))},
+		{&dur, "30x", errOf(ParseDuration("30x"))},
+		{&dur, "-1", errOf(ParseDuration("-1"))},
+		{&workers, "many", errOf(ParseWorkers("many"))},
+	} {
+		before := tt.v.String()
+		err := tt.v.Set(tt.in)
+		if err == nil || tt.want == nil || err.Error() != tt.want.Error() {
+			t.Errorf("Set(%q) error = %v; want %v", tt.in, err, tt.want)
+		}
+		if after := tt.v.String(); after != before {
+			t.Errorf("Set(%q) changed the value from %q to %q; want it unchanged", tt.in, before, after)
+		}
+	}
+}
+
+func errOf[T any](_ T, err error) error { return err }
 
 func TestWorkersString(t *testing.T) {
 	for _, tt := range []struct {

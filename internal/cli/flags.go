@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"flag"
+	"io"
+	"os"
+
+	"github.com/askr-php/askr/internal/config"
+)
+
+// serveFlags are the flags of `askr serve` in the original askr, plus --config. They are bound to
+// the fields of a config.Config, so they are parsed twice: once by Main (fs, onto the defaults),
+// which finds --config and refuses what is not a flag, and once by resolve onto the configuration
+// read from the file, so that every flag given overrides the file and no other does.
+type serveFlags struct {
+	fs     *flag.FlagSet
+	config string        // --config
+	parsed config.Config // what fs writes; resolve builds its own
+}
+
+func newServeFlags(stderr io.Writer) *serveFlags {
+	f := &serveFlags{parsed: config.Defaults()}
+	f.fs = flag.NewFlagSet("serve", flag.ContinueOnError)
+	f.fs.SetOutput(stderr)
+	bindFlags(f.fs, &f.config, &f.parsed, new(error))
+	return f
+}
+
+// bindFlags defines serve's flags on fs, each writing the field of c its key names (flagKeys), with
+// c's values as the defaults. A bad size, duration or worker count is no usage error but a
+// configuration error naming the flag (as a bad value in the file is one naming its line): the
+// first goes to *bad, and parsing goes on.
+func bindFlags(fs *flag.FlagSet, path *string, c *config.Config, bad *error) {
+	s, w := &c.Server, &c.Worker
+	checked := func(v flag.Value, name, usage string) { fs.Var(&configFlag{v, name, bad}, name, usage) }
+	fs.StringVar(path, "config", *path, "read settings from this askr.toml (flags given too override it)")
+	fs.StringVar(&s.Root, "root", s.Root, "document root (default: ./public if it exists, else .)")
+	fs.StringVar(&s.Front, "front", s.Front, "front controller, relative to the root")
+	fs.StringVar(&w.Script, "worker-script", w.Script, "worker script that loops on askr_handle_request()")
+	checked(&s.Workers, "workers", "`number` of PHP workers, or auto (CPUs available)")
+	fs.IntVar(&s.MaxRequests, "max-requests", s.MaxRequests, "recycle a worker after this many requests (0: never)")
+	checked(&s.MaxBodySize, "max-body-size", "largest request body (a `size`: bytes, or with K, M or G); larger gets 413")
+	fs.StringVar(&s.Listen, "listen", s.Listen, "address to listen on")
+	fs.StringVar(&w.Ini, "ini", w.Ini, "php.ini lines for every worker, one per line (default: $ASKR_PHP_INI)")
+	fs.BoolVar(&w.Cow, "cow", w.Cow, "CoW template mode: boot once, fork the workers")
+	fs.BoolVar(&w.Paranoid, "paranoid", w.Paranoid, "log state a request leaves behind in a worker (development and staging: costs throughput)")
+	checked(&s.HeaderReadTimeout, "header-read-timeout", "`seconds` a client may take to send its headers (or a duration: 500ms, 1m)")
+	checked(&s.RequestTimeout, "request-timeout", "`seconds` a request may run before its worker is killed (0: no limit)")
+}
+
+// configFlag is a flag whose bad value is a configuration error (see bindFlags).
+type configFlag struct {
+	flag.Value
+	name string
+	bad  *error
+}
+
+func (f *configFlag) Set(s string) error {
+	if err := f.Value.Set(s); err != nil && *f.bad == nil {
+		*f.bad = &config.Error{Key: "--" + f.name, Msg: err.Error()}
+	}
+	return nil
+}
+
+func (f *configFlag) String() string {
+	if f == nil || f.Value == nil { // the zero value flag.PrintDefaults makes
+		return ""
+	}
+	return f.Value.String()
+}
+
+// resolve builds the configuration: defaults, then the file (--config, or config.DefaultPath if
+// implicitConfig and --config is not given), then the environment where both left a key empty,
+// then every flag in args.
+func (f *serveFlags) resolve(args []string, implicitConfig bool) (config.Config, error) {
+	c := config.Defaults()
+	path := f.config
+	if path == "" && implicitConfig {
+		path = config.DefaultPath
+	}
+	if path != "" {
+		var err error
+		if c, err = config.Load(path); err != nil {
+			return c, err
+		}
+	}
+	applyEnv(&c)
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // Main's Parse has reported what is wrong with args
+	var bad error
+	bindFlags(fs, new(string), &c, &bad)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if bad != nil {
+		return c, bad
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		if key, ok := flagKeys[fl.Name]; ok {
+			c.Overridden(key) // its errors then point at the flag, not at the file
+		}
+	})
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, c.Check()
+}
+
+// flagKeys maps each serve flag that sets a key of askr.toml to that key.
+var flagKeys = map[string]string{
+	"root": "server.root", "front": "server.front", "worker-script": "worker.script", "workers": "server.workers",
+	"max-requests": "server.max_requests", "max-body-size": "server.max_body_size", "listen": "server.listen",
+	"ini": "worker.ini", "cow": "worker.cow", "paranoid": "worker.paranoid", "header-read-timeout": "server.header_read_timeout",
+	"request-timeout": "server.request_timeout",
+}
+
+// applyEnv fills what neither file nor flags set from the environment, as the original askr does.
+func applyEnv(c *config.Config) {
+	if c.Worker.AppBase == "" {
+		c.Worker.AppBase = os.Getenv("ASKR_APP_BASE")
+	}
+	if c.Worker.Ini == "" {
+		c.Worker.Ini = os.Getenv("ASKR_PHP_INI")
+	}
+}

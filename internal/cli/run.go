@@ -1,0 +1,241 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/askr-php/askr/internal/activation"
+	"github.com/askr-php/askr/internal/config"
+	"github.com/askr-php/askr/internal/httpfront"
+	"github.com/askr-php/askr/internal/notify"
+	"github.com/askr-php/askr/internal/phpruntime"
+	"github.com/askr-php/askr/internal/pool"
+	"github.com/askr-php/askr/internal/reaper"
+	"github.com/askr-php/askr/internal/version"
+)
+
+// Run serves on lns until ctx is cancelled, then stops accepting, lets in-flight requests finish
+// (bounded by shutdown_timeout) and stops the workers. The workers load c.Worker.Extension when it
+// is a path (serve resolves "auto"). newMode holds what differs between the modes. Every
+// goroutine Run starts has ended when it returns.
+func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload <-chan struct{}, phpCGI string, ini []string, log *slog.Logger) error {
+	rt, removeRuntime, err := phpruntime.Install("")
+	if err != nil {
+		return err
+	}
+	defer removeRuntime()
+	dir := filepath.Dir(rt) // private to this askrd: the CoW socket, FastCGI sockets and log FIFOs go here too
+	if err := reaper.Become(); err != nil {
+		log.Warn("cannot become child subreaper; orphans of PHP go to init", "err", err)
+	}
+	var p *pool.Pool
+	pc := phpConfig(c, rt, phpCGI, ini, log)
+	m, err := newMode(c, pc, dir, log, func() { p.Rotate() })
+	if err != nil {
+		return err
+	}
+	defer reap(m.launcher.Owns, log.With("component", "reaper"))()
+	defer m.close() // after the pool has stopped the workers (deferred later, so run earlier)
+
+	sd := notify.New(log.With("component", "systemd"))
+	p = pool.New(poolOptions(c, log), m.starter)
+	if err := m.boot(sd); err != nil {
+		return err
+	}
+	h, err := m.handler(frontOptions(c, log), p)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	srv, err := newServer(c, h, log)
+	if err != nil {
+		return err
+	}
+
+	pr := runPool(p, c.Worker.MemoryReportInterval.D(), m.pid, log.With("component", "pool"))
+	defer pr.stop()
+	sv := startServing(srv, lns, c.TLS)
+	defer sv.close()
+	attrs := []any{"version", version.Version, "listen", strings.Join(sv.addrs, ","), "mode", m.name,
+		"workers", c.Server.WorkerCount(), "root", c.Server.Root, "tls", c.TLS.Enabled()}
+	if c.Worker.Script != "" {
+		attrs = append(attrs, "script", c.Worker.Script, "extension", pc.Extension)
+	}
+	log.Info("askrd serving", attrs...)
+	lifeCtx, endLife := context.WithCancel(ctx)
+	var living sync.WaitGroup
+	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, log) })
+	defer living.Wait()
+	defer endLife()
+
+	select {
+	case err := <-sv.served:
+		return fmt.Errorf("http server: %w", err)
+	case <-pr.done:
+		// No worker could boot (PHP's error is in pr.err): fail before READY=1, as a CoW template
+		// that cannot boot does, rather than serve 503s forever.
+		return fmt.Errorf("%s mode: %w", m.name, pr.err)
+	case <-ctx.Done():
+	}
+	sd.Stopping()
+	sd.Status("draining")
+	err = stopServing(sv, p, c.Server.ShutdownTimeout, log)
+	pr.stop()
+	log.Info("stopped")
+	return err
+}
+
+// reap makes the reaper collect PHP's orphans while askrd runs. The function it returns ends what
+// PHP started and left running, once the workers and the template have stopped (as askrd's
+// subreaper orphans they would outlive it otherwise), then stops the reaper.
+func reap(owned func(pid int) bool, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { reaper.Run(ctx, owned, 5*time.Second, log) })
+	return func() {
+		if pids := reaper.Sweep(owned, time.Second); len(pids) > 0 {
+			log.Info("ended processes PHP left running", "pids", fmt.Sprint(pids))
+		}
+		cancel()
+		wg.Wait()
+	}
+}
+
+func poolOptions(c config.Config, log *slog.Logger) pool.Options {
+	s := c.Server
+	return pool.Options{
+		Workers: s.WorkerCount(), MaxRequests: s.MaxRequests, RequestTimeout: s.RequestTimeout.D(),
+		QueueSize: s.QueueSize, QueueTimeout: s.QueueTimeout.D(), BootTimeout: c.Worker.BootTimeout.D(),
+		Logger: log.With("component", "pool"),
+	}
+}
+
+func frontOptions(c config.Config, log *slog.Logger) httpfront.Options {
+	s := c.Server
+	opt := httpfront.Options{
+		Root: s.Root, Front: s.Front, MaxBodySize: int64(s.MaxBodySize), BodyBufferSize: int64(s.BodyBufferSize),
+		HTTPS: s.HTTPS, ClientTimeout: s.ClientTimeout.D(), Software: "askr/" + version.Version, Logger: log.With("component", "http"),
+		ResponseSpoolSize: int64(s.ResponseSpoolSize),
+	}
+	for _, a := range s.Aliases() {
+		opt.Aliases = append(opt.Aliases, httpfront.Alias{Prefix: a[0], Dir: a[1]})
+	}
+	for _, r := range c.Redirect {
+		opt.Redirects = append(opt.Redirects, httpfront.Redirect{From: r.From, To: r.To, Status: r.Status})
+	}
+	return opt
+}
+
+// newServer makes the HTTP server around h; with [tls] self_signed, it makes the certificate.
+func newServer(c config.Config, h http.Handler, log *slog.Logger) (*http.Server, error) {
+	s := c.Server
+	var tlsConfig *tls.Config // nil: ServeTLS loads [tls] cert and key
+	if c.TLS.SelfSigned {
+		cert, err := selfSigned(s.Listen, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("tls.self_signed: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		log.Warn("serving HTTPS with a self-signed certificate (tls.self_signed): for development only", "names", strings.Join(cert.Leaf.DNSNames, ","), "ips", fmt.Sprint(cert.Leaf.IPAddresses))
+	}
+	return &http.Server{
+		TLSConfig:         tlsConfig,
+		Handler:           h,
+		ReadHeaderTimeout: s.HeaderReadTimeout.D(),
+		IdleTimeout:       s.IdleTimeout.D(),
+		MaxHeaderBytes:    int(s.MaxHeaderSize),
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+	}, nil
+}
+
+// poolRun is the pool running: its owner loop and the memory report.
+type poolRun struct {
+	done <-chan struct{} // closed when p.Run has returned
+	err  error           // p.Run's, once done is closed: a first generation of which no worker booted
+	stop func()          // ends both and waits for them; idempotent
+}
+
+// runPool starts p and, if every > 0, a memory report every interval. template returns the CoW
+// template's pid, or 0.
+func runPool(p *pool.Pool, every time.Duration, template func() int, log *slog.Logger) *poolRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	pr := &poolRun{done: done}
+	var wg sync.WaitGroup
+	wg.Go(func() { pr.err = p.Run(ctx); close(done) })
+	if every > 0 {
+		wg.Go(func() { reportMemory(ctx, every, p, template, log) })
+	}
+	pr.stop = sync.OnceFunc(func() { cancel(); wg.Wait() })
+	return pr
+}
+
+// serving is srv serving on the listeners: plain HTTP on the http socket, HTTPS on the https one;
+// with [tls] and no https socket, HTTPS on the http one (as askr serve --listen … with a
+// certificate does).
+type serving struct {
+	srv       *http.Server
+	conns     *conns
+	listening []net.Listener
+	addrs     []string
+	served    chan error     // what a Serve loop returned
+	loops     sync.WaitGroup // the Serve loops
+}
+
+func startServing(srv *http.Server, lns activation.Listeners, t config.TLS) *serving {
+	sv := &serving{srv: srv, conns: trackConns(srv), served: make(chan error, 2)}
+	for _, l := range []struct {
+		ln  net.Listener
+		tls bool
+	}{{lns.HTTP, t.Enabled() && lns.HTTPS == nil}, {lns.HTTPS, true}} {
+		if l.ln == nil {
+			continue
+		}
+		sv.addrs = append(sv.addrs, l.ln.Addr().String())
+		sv.listening = append(sv.listening, l.ln)
+		sv.loops.Go(func() {
+			if l.tls {
+				sv.served <- srv.ServeTLS(l.ln, t.Cert, t.Key)
+			} else {
+				sv.served <- srv.Serve(l.ln)
+			}
+		})
+	}
+	return sv
+}
+
+// close ends the server at once, if stopServing has not, and waits for its Serve loops.
+func (sv *serving) close() {
+	sv.srv.Close()
+	sv.loops.Wait()
+}
+
+// stopServing drains sv (see drain), bounded by timeout; when the timeout cuts requests, it
+// returns errDrainCut.
+func stopServing(sv *serving, p *pool.Pool, timeout config.Duration, log *slog.Logger) error {
+	log.Info("draining", "timeout", timeout.String())
+	ctx, cancel := context.WithTimeoutCause(context.Background(), timeout.D(), errors.New("shutdown_timeout reached"))
+	defer cancel()
+	if err := drain(ctx, sv.srv, sv.listening, &sv.loops, sv.conns); err == nil {
+		return nil
+	}
+	refused, running := cutDrain(sv.srv, p, sv.conns)
+	if refused+running == 0 {
+		// Only connections that never sent a request were left (a browser's preconnect): nothing
+		// was lost.
+		log.Info("drain ended at shutdown_timeout; connections without a request closed", "timeout", timeout.String())
+		return nil
+	}
+	log.Error("drain cut short: shutdown_timeout reached; requests waiting for a worker got 503, requests still running were cut",
+		"timeout", timeout.String(), "refused", refused, "cut", running)
+	return errDrainCut
+}

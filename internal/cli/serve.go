@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/askr-php/askr/internal/activation"
+	"github.com/askr-php/askr/internal/config"
+	"github.com/askr-php/askr/internal/phpext"
+)
+
+// serve resolves the extension and takes the listeners (from systemd, or opened on listen), then
+// runs askrd until ctx is cancelled and the drain has ended.
+func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *slog.Logger) error {
+	ini, err := c.Worker.INIArgs()
+	if err != nil {
+		return err
+	}
+	binary := c.Worker.PHPCGI // config.Check found it and made it absolute
+	if c.PerRequest() {
+		c.Worker.Extension = phpext.None // php-cgi in FastCGI mode does natively what askr.so adds
+	} else if c.Worker.Extension, err = extension(ctx, c, binary, ini, log); err != nil {
+		return err
+	}
+	lns, err := activation.Get(c.Server.Listen)
+	if err != nil {
+		return err
+	}
+	defer lns.Close()
+	if lns.Activated {
+		log.Info("serving on the sockets systemd passed; listen from the configuration is not used", "listen", c.Server.Listen)
+		if len(lns.Closed) > 0 {
+			log.Warn("closed the sockets systemd passed that askrd does not serve on; systemd still listens on them and their connections wait unanswered: remove them from the socket units",
+				"names", strings.Join(lns.Closed, ","))
+		}
+	}
+	if lns.HTTPS != nil && !c.TLS.Enabled() {
+		return &config.Error{Key: "tls", Msg: "systemd passes an \"https\" socket but [tls] cert and key are not set"}
+	}
+	return Run(ctx, c, lns, reload, binary, ini, log)
+}
+
+// signals turns SIGTERM and SIGINT (and SIGHUP in CoW mode) into the cancellation of ctx, the one
+// place where signals are handled; in worker mode SIGHUP arrives on reload instead. stop ends the
+// handling and returns once its goroutine has.
+func signals(cow bool, log *slog.Logger) (ctx context.Context, reload <-chan struct{}, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan struct{}, 1)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sig := range sigs {
+			switch {
+			case sig == syscall.SIGHUP && !cow:
+				select {
+				case hup <- struct{}{}:
+				default: // a reload is already pending
+				}
+			default:
+				log.Info("signal: draining", "signal", sig.String())
+				cancel()
+			}
+		}
+	}()
+	// Once signal.Stop returns, nothing is sent on sigs: closing it ends the goroutine.
+	return ctx, hup, sync.OnceFunc(func() { signal.Stop(sigs); close(sigs); <-done; cancel() })
+}
+
+// extension resolves [worker] extension to the askr.so the workers load (phpext.None for none) and
+// has php-cgi load it once. A path that was asked for and does not load is a configuration error;
+// "auto" falls back to none with one warning saying what PHP code loses.
+func extension(ctx context.Context, c config.Config, phpCGI string, ini []string, log *slog.Logger) (string, error) {
+	setting := c.Worker.Extension
+	exe, err := os.Executable()
+	if err != nil {
+		exe = ""
+	}
+	path, err := phpext.Find(setting, exe)
+	if errors.Is(err, phpext.ErrNotFound) {
+		log.Warn("askr PHP extension not found, workers run without it: "+phpext.Degraded, "err", err)
+		return phpext.None, nil
+	}
+	if err == nil && path != "" {
+		err = phpext.Check(ctx, phpCGI, path, ini)
+		if err != nil && setting == phpext.Auto {
+			log.Warn("askr PHP extension does not load, workers run without it: "+phpext.Degraded, "err", err)
+			return phpext.None, nil
+		}
+	}
+	if err != nil {
+		return "", c.Err("worker.extension", "%v", err)
+	}
+	if path == "" {
+		return phpext.None, nil
+	}
+	return path, nil
+}
