@@ -129,6 +129,7 @@ COW_RESPAWN_ROWS=() COW_RESPAWN_NOTES=()
 COW_MEM_ROWS=() COW_MEM_NOTES=()
 COW_MAXREQ_ROWS=() COW_MAXREQ_NOTES=()
 COW_FOREIGN=() # "run N%": CPU other processes used during each CoW measurement
+# shellcheck disable=SC2034 # written through measure's ROW_TABLE nameref (ROW_TABLE=DISCARD)
 DISCARD=()
 
 log() { printf '>> %s\n' "$*" >&2; }
@@ -999,8 +1000,10 @@ wp_install() {
 	local base=$1 code password
 	password=Pw-$(rand_hex 12)
 	code=$(curl -s -o "$TMP/body" -w '%{http_code}' --max-time 60 -H "Host: $WP_HOST" "$base/wp-admin/install.php") || true
-	[[ $code == 200 ]] && grep -q 'name="weblog_title"' "$TMP/body" ||
-		{ head -c 2000 "$TMP/body" >&2; die "classic-wordpress: GET /wp-admin/install.php answered $code, not the wizard"; }
+	if [[ $code != 200 ]] || ! grep -q 'name="weblog_title"' "$TMP/body"; then
+		head -c 2000 "$TMP/body" >&2
+		die "classic-wordpress: GET /wp-admin/install.php answered $code, not the wizard"
+	fi
 	log "classic-wordpress: installing the site $WP_HOST through $base"
 	code=$(curl -s -o "$TMP/body" -w '%{http_code}' --max-time 120 -H "Host: $WP_HOST" \
 		--data-urlencode "weblog_title=askr bench" --data-urlencode "user_name=askr" \
@@ -1008,8 +1011,10 @@ wp_install() {
 		--data-urlencode "admin_email=askr-bench@example.org" --data-urlencode "blog_public=0" \
 		--data-urlencode "language=" --data-urlencode "Submit=Install WordPress" \
 		"$base/wp-admin/install.php?step=2") || true
-	[[ $code == 200 ]] && grep -q '<h1>Success!</h1>' "$TMP/body" ||
-		{ head -c 2000 "$TMP/body" >&2; die "classic-wordpress: the install wizard answered $code without Success"; }
+	if [[ $code != 200 ]] || ! grep -q '<h1>Success!</h1>' "$TMP/body"; then
+		head -c 2000 "$TMP/body" >&2
+		die "classic-wordpress: the install wizard answered $code without Success"
+	fi
 }
 
 # wp_check BASE_URL NAME SERVER: the front page is a 200 with the install's post, and /wp-content/
@@ -1103,7 +1108,7 @@ build_cowbench() {
 }
 
 # cow_flags MODE: the serve flag of a mode ("cow" → --cow, "normal" → nothing).
-cow_flags() { [[ $1 == cow ]] && echo --cow || true; }
+cow_flags() { if [[ $1 == cow ]]; then echo --cow; fi; }
 mode_label() { [[ $1 == cow ]] && echo "askrd --cow (CoW template)" || echo "askrd (normal worker mode)"; }
 
 # read_kv ARRAY PREFIX FILE: "key value" lines of FILE into ARRAY[PREFIX/key].
@@ -1111,7 +1116,8 @@ read_kv() {
 	local -n kv_arr=$1
 	local k v
 	while read -r k v; do
-		[[ -n $k ]] && kv_arr[$2/$k]=$v
+		# shellcheck disable=SC2034 # kv_arr is a nameref: this writes the caller's array
+		[[ -n $k ]] && kv_arr["$2/$k"]=$v
 	done <"$3"
 }
 

@@ -16,8 +16,10 @@ export PATH=/usr/local/go/bin:$PATH
 log() { printf '== %s\n' "$*"; }
 
 command -v go >/dev/null || { echo "build-deb: Go 1.26 is needed (expected in /usr/local/go/bin)" >&2; exit 1; }
-command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null ||
-	{ echo "build-deb: dpkg-dev and debhelper are needed (make deps-deb)" >&2; exit 1; }
+if ! command -v dpkg-buildpackage >/dev/null || ! command -v dh >/dev/null; then
+	echo "build-deb: dpkg-dev and debhelper are needed (make deps-deb)" >&2
+	exit 1
+fi
 
 log "copy the source tree to ${SRC#"$REPO"/}"
 rm -rf "$SRC"

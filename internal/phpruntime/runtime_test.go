@@ -109,10 +109,6 @@ func TestFilesMatchPHP(t *testing.T) {
 	fields := []string{"doc", "g[a][]", "g[a][]", "g[b]", "list[]", "sp ace", "x.y", "m[0][1]"}
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
-	type entry struct {
-		Field, Name, Type, TmpName string
-		Size, Error                int
-	}
 	var askr []map[string]any
 	for i, f := range fields {
 		name := "file" + strconv.Itoa(i) + ".txt"
