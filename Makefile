@@ -13,7 +13,13 @@ APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml 
 # Only for `make bench` (the php-fpm baseline and the load generator).
 BENCH_PACKAGES := nginx-light php8.2-fpm wrk
 
-.PHONY: all build run test test-go test-php bench lint deps deps-bench deps-e2e e2e-systemd e2e-deb clean fuzz
+.PHONY: all build run test test-go test-php bench lint deps deps-bench deps-e2e deps-lint e2e-systemd e2e-deb clean fuzz
+
+# $(call apt-install,PACKAGES): a recipe line installing those of the Debian PACKAGES that are
+# missing, with one apt-get run (none when all are there).
+apt-install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
 all: build
 
@@ -34,20 +40,12 @@ build/ext/askr.so: $(wildcard ext/askr/*)
 	cp build/ext/src/modules/askr.so $@.tmp && mv $@.tmp $@
 
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call apt-install,$(APT_PACKAGES))
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is needed (expected in /usr/local/go/bin)"; exit 1; }
 	$(GO) mod download
 
 deps-bench: deps
-	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call apt-install,$(BENCH_PACKAGES))
 
 # The WordPress acceptance tests (internal/integration/wordpress_test.go): Debian's WordPress with
 # its default theme (a Recommends, so named here: without a theme the front page is empty), a
@@ -60,11 +58,7 @@ WORDPRESS_PACKAGES += postgresql-15 php8.2-pgsql
 .PHONY: deps-wordpress
 
 deps-wordpress: deps
-	@missing=""; for p in $(WORDPRESS_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call apt-install,$(WORDPRESS_PACKAGES))
 
 # Serves the bundled Laravel example on $(LISTEN).
 run: deps build
@@ -86,19 +80,29 @@ fuzz:
 bench: deps-bench deps-wordpress build
 	bash bench/run.sh
 
-lint:
+# Static checks: go vet, staticcheck, and shellcheck over the shell scripts (bench's only while
+# it has some).
+STATICCHECK := $(HOME)/go/bin/staticcheck
+STATICCHECK_VERSION := 0.8.2
+SHELL_SCRIPTS = $(wildcard test/*.sh bench/*.sh) $(shell find packaging -name '*.sh') \
+	packaging/debian/askr.postinst packaging/debian/askr.postrm .ci/run
+
+lint: deps-lint
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	$(STATICCHECK) ./...
+	shellcheck $(SHELL_SCRIPTS)
+
+deps-lint:
+	@$(call apt-install,shellcheck)
+	@$(STATICCHECK) -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION))' || \
+		GOBIN=$(HOME)/go/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION)
 
 clean:
 	rm -rf bin bench/out build/ext
 
 # End to end under real systemd in a throwaway Debian 12 container (systemd-nspawn).
 deps-e2e:
-	@missing=""; for p in debootstrap systemd-container; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call apt-install,debootstrap systemd-container)
 
 e2e-systemd: deps-e2e build
 	bash test/e2e-systemd.sh
@@ -108,7 +112,7 @@ e2e-systemd: deps-e2e build
 RUNS ?= 10
 .PHONY: e2e-systemd-stress
 e2e-systemd-stress: deps-e2e build
-	@dpkg -s stress >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress; }
+	@$(call apt-install,stress)
 	@for i in $$(seq 1 $(RUNS)); do \
 		stress --cpu 2 --timeout 600 >/dev/null 2>&1 & load=$$!; \
 		bash test/e2e-systemd.sh >build/e2e-stress-$$i.log 2>&1; rc=$$?; \
@@ -125,11 +129,7 @@ DEB_PACKAGES := debhelper dpkg-dev fakeroot lintian man-db php8.2-dev
 .PHONY: deb deps-deb
 
 deps-deb:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call apt-install,$(DEB_PACKAGES))
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is needed (expected in /usr/local/go/bin)"; exit 1; }
 
 deb: deps-deb
