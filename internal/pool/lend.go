@@ -28,7 +28,7 @@ func (p *Pool) Call(ctx context.Context, call func(Process) Outcome) error {
 	deadline := time.Now().Add(p.opt.QueueTimeout)
 	left := 0
 	for try := 1; ; {
-		err, again := p.callOnce(ctx, deadline, try > 1 || left > 0, call)
+		again, err := p.callOnce(ctx, deadline, try > 1 || left > 0, call)
 		switch again {
 		case tryLeft:
 			if left++; left > maxLeft {
@@ -62,10 +62,10 @@ const (
 )
 
 // callOnce runs one try of Call.
-func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, call func(Process) Outcome) (error, again) {
+func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, call func(Process) Outcome) (again, error) {
 	l, err := p.lend(ctx, deadline, retry)
 	if err != nil {
-		return err, tryNot
+		return tryNot, err
 	}
 	defer l.giveBack(p)
 	w := l.w
@@ -75,7 +75,7 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, cal
 			// Nothing reached PHP: the worker ends by itself (not killed: its shutdown runs to the end).
 			p.leaving(w)
 			p.release(w, false)
-			return fmt.Errorf("%w: worker pid %d", errLeft, w.pid), tryLeft
+			return tryLeft, fmt.Errorf("%w: worker pid %d", errLeft, w.pid)
 		}
 		// The runtime says Bye only after an End: a worker's first askr_handle_request() call says
 		// Hello and reads its first request. A Bye before any answer is not believed: the worker
@@ -93,20 +93,20 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, cal
 			w.ending.Store(true) // it exits by itself: its exit is this request's news
 		}
 		p.release(w, !o.Exits)
-		return o.Err, tryNot
+		return tryNot, o.Err
 	}
 	w.ending.Store(true) // the request reports it: the watcher's exit adds no second line
 	w.proc.Kill()
 	p.release(w, false)
 	switch {
 	case l.timedOut.Load():
-		return ErrTimeout, tryNot
+		return tryNot, ErrTimeout
 	case o.Unsent:
-		return fmt.Errorf("worker pid %d: %v", w.pid, o.Err), tryUnsent
+		return tryUnsent, fmt.Errorf("worker pid %d: %v", w.pid, o.Err)
 	case o.ClientGone:
-		return o.Err, tryNot
+		return tryNot, o.Err
 	}
-	return fmt.Errorf("%w: worker pid %d: %v", ErrWorkerDied, w.pid, o.Err), tryNot
+	return tryNot, fmt.Errorf("%w: worker pid %d: %v", ErrWorkerDied, w.pid, o.Err)
 }
 
 // errLeft marks a worker that said Bye instead of taking the request.

@@ -21,16 +21,15 @@ import (
 
 // fakeProc is a worker process played by a goroutine on the other end of a net.Pipe.
 type fakeProc struct {
-	pid     int
-	conn    net.Conn // askrd's end
-	ch      *channel.Endpoint
-	peer    net.Conn // the fake worker's end
-	done    chan struct{}
-	once    sync.Once
-	started chan struct{}
-	served  atomic.Int64 // requests answered
-	aborts  atomic.Int64 // Abort frames received
-	err     error        // what Err returns; set before the process exits
+	pid    int
+	conn   net.Conn // askrd's end
+	ch     *channel.Endpoint
+	peer   net.Conn // the fake worker's end
+	done   chan struct{}
+	once   sync.Once
+	served atomic.Int64 // requests answered
+	aborts atomic.Int64 // Abort frames received
+	err    error        // what Err returns; set before the process exits
 }
 
 func (p *fakeProc) PID() int { return p.pid }
