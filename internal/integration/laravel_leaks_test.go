@@ -515,7 +515,7 @@ func lkStartPg(t *testing.T) string {
 		return exec.CommandContext(ctx, lkPgBin+"/psql", "-X", "-h", dir, "-U", "postgres", "-d", "postgres",
 			"-v", "ON_ERROR_STOP=1", "-c", sql).CombinedOutput()
 	}
-	p.waitUntil(t, "accepting connections in "+dir, time.Minute, func() bool {
+	waitUntil(t, p, "accepting connections in "+dir, time.Minute, func() bool {
 		_, err := psql("SELECT 1")
 		return err == nil
 	})

@@ -3,8 +3,9 @@ package integration
 // The WordPress acceptance harness: Debian's wordpress package (6.1, in /usr/share/wordpress) on a
 // private MariaDB, driven over HTTP from the install wizard to a media upload. The scenario
 // (runWordPressScenario) knows nothing of the server under test; TestWordPressUnderPHPFPM runs it
-// behind nginx + php-fpm, the reference askrd's per-request mode has to match. The pieces are
-// general: startMariaDB and startNginxFPM (any document root) serve other tests too.
+// behind nginx + php-fpm, the reference askrd's per-request mode has to match. The servers come
+// from internal/harness (shared with cmd/askr-bench); startMariaDB and startNginxFPM (any document
+// root) wrap it for the tests and serve other tests too.
 //
 // Nothing here touches the system's services: MariaDB, nginx and php-fpm run as children of the test
 // with their data, sockets, pid files and logs in temp dirs, and listen only on Unix sockets and
@@ -14,8 +15,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -30,7 +29,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -39,25 +37,17 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/askr-php/askr/internal/harness"
 )
 
+// Debian's WordPress (internal/harness).
 const (
-	// wpRoot is where Debian's wordpress package installs WordPress: the document root. Its
-	// wp-config.php loads /etc/wordpress/config-<host>.php, <host> being the request's Host
-	// header without the port, lowercased, reduced to [a-z0-9.-] (or config-<domain>.php, or
-	// config-default.php).
-	wpRoot = "/usr/share/wordpress"
-	// wpContentDir is Debian's WP_CONTENT_DIR (set by wp-config.php unless the site config sets
-	// it): themes, plugins and uploads live outside the document root, and the server maps
-	// /wp-content/ here (README.Debian's "Alias /wp-content /var/lib/wordpress/wp-content").
-	wpContentDir = "/var/lib/wordpress/wp-content"
-	// wpConfigDir holds the per-host config files.
-	wpConfigDir = "/etc/wordpress"
+	wpRoot       = harness.WordPressRoot
+	wpContentDir = harness.WordPressContent
 )
 
 // wpContentAlias is the URL mapping Debian's WordPress needs besides its document root.
-var wpContentAlias = urlAlias{Prefix: "/wp-content/", Dir: wpContentDir + "/"}
+var wpContentAlias = harness.WordPressAlias
 
 // needFiles skips the test unless every path exists (in CI, where make deps-wordpress has run, it
 // fails instead).
@@ -78,348 +68,106 @@ func needFiles(t testing.TB, why string, paths ...string) {
 func wpSkipWithoutPackages(t testing.TB) {
 	t.Helper()
 	needFiles(t, "WordPress acceptance needs Debian's wordpress, its default theme, mariadb-server and php8.2-mysql",
-		wpRoot+"/wp-config.php", wpContentDir+"/themes/twentytwentythree/theme.json",
-		"/usr/sbin/mariadbd", "/usr/bin/mariadb-install-db", "/usr/bin/mariadb",
-		"/etc/php/8.2/mods-available/mysqli.ini")
-	if err := unix.Access(wpConfigDir, unix.W_OK); err != nil {
+		harness.WordPressFiles...)
+	if err := harness.WordPressMissing(); err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not writable (%v): the WordPress tests run as root", wpConfigDir, err)
+			t.Fatalf("%v: the WordPress tests run as root", err)
 		}
-		t.Skipf("%s is not writable (%v): the WordPress tests run as root", wpConfigDir, err)
+		t.Skipf("%v: the WordPress tests run as root", err)
 	}
 }
 
-// helperProc is a server process a test started (mariadbd, php-fpm, nginx) in its own process
-// group. It is stopped when the test ends, and its output and log files are shown if the test failed.
-type helperProc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error
-}
-
-// startHelperProc starts path with args. logs are files the process writes, shown with its output
-// if the test fails.
-func startHelperProc(t testing.TB, name string, logs []string, path string, args ...string) *helperProc {
-	t.Helper()
-	return startHelperCmd(t, name, logs, nil, path, args...)
-}
-
-// startHelperCmd is startHelperProc with the process's credentials (nil: the test's own).
-func startHelperCmd(t testing.TB, name string, logs []string, cred *syscall.Credential, path string, args ...string) *helperProc {
-	t.Helper()
-	cmd := exec.Command(path, args...)
-	// Its own group, so that stopping it reaches the workers it forked; killed if the test binary dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
-	p := &helperProc{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
+// stopWhenDone stops p when the test ends, and shows its output and logs if the test failed.
+func stopWhenDone(t testing.TB, p *harness.Proc) {
 	t.Cleanup(func() {
-		p.stop(t)
-		if !t.Failed() {
-			return
+		if err := p.Stop(20 * time.Second); err != nil {
+			t.Error(err)
 		}
-		t.Logf("%s output:\n%s", name, p.out.String())
-		for _, l := range logs {
-			if b, err := os.ReadFile(l); err == nil {
-				t.Logf("%s:\n%s", l, b)
-			}
+		if t.Failed() {
+			t.Log(p.Report())
 		}
 	})
+}
+
+// startHelperCmd starts path with args as a server process of the test (harness.Start) with the
+// credentials cred (nil: the test's own), stopped when the test ends.
+func startHelperCmd(t testing.TB, name string, logs []string, cred *syscall.Credential, path string, args ...string) *harness.Proc {
+	t.Helper()
+	p, err := harness.Start(harness.Cmd{Name: name, Path: path, Args: args, Cred: cred, Logs: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopWhenDone(t, p)
 	return p
 }
 
-// stop sends SIGTERM, waits up to 20 s (then SIGKILL), and kills whatever is left of the group.
-func (p *helperProc) stop(t testing.TB) {
-	pgid := p.cmd.Process.Pid
-	select {
-	case <-p.done:
-	default:
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			t.Errorf("%s did not stop within 20s of SIGTERM", p.name)
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			<-p.done
-		}
-	}
-	syscall.Kill(-pgid, syscall.SIGKILL) // workers that outlived their master, if any
-}
-
-// waitUntil polls cond until it holds, failing the test if the process exits first or timeout passes.
-func (p *helperProc) waitUntil(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+// waitUntil polls cond until it holds, failing the test if p exits first or timeout passes.
+func waitUntil(t testing.TB, p *harness.Proc, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	exited := false
-	ok := poll(timeout, func() bool {
-		select {
-		case <-p.done:
-			exited = true
-			return true
-		default:
-		}
-		return cond()
-	})
-	switch {
-	case exited:
-		t.Fatalf("%s exited (%v) before %s:\n%s", p.name, p.err, what, p.out.String())
-	case !ok:
-		t.Fatalf("%s: not %s within %v:\n%s", p.name, what, timeout, p.out.String())
+	if err := p.WaitUntil(what, timeout, cond); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// dialable reports whether something accepts connections at addr.
-func dialable(network, addr string) bool {
-	c, err := net.DialTimeout(network, addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-// mariaDB is a private MariaDB server: its data directory is a temp dir and it listens only on a
-// Unix socket there (no TCP). The system's MariaDB service and /var/lib/mysql are never used.
+// mariaDB is a private MariaDB server (harness.StartMariaDB) in a temp dir of the test.
 type mariaDB struct {
-	Socket string
+	*harness.MariaDB
 }
 
-// startMariaDB initialises a data directory with mariadb-install-db, starts mariadbd on it and
-// waits until it accepts connections. root@localhost authenticates by the Unix socket's peer
-// (the test runs as root). The server is stopped when the test ends.
+// startMariaDB starts a private MariaDB, stopped when the test ends.
 func startMariaDB(t testing.TB) *mariaDB {
 	t.Helper()
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var asRoot []string
-	if os.Geteuid() == 0 {
-		asRoot = []string{"--user=root"} // mariadbd refuses to run as root without it
-	}
-	args := append([]string{"--no-defaults", "--datadir=" + data, "--skip-test-db", "--auth-root-authentication-method=socket"}, asRoot...)
-	out, err := exec.CommandContext(ctx, "mariadb-install-db", args...).CombinedOutput()
+	m, err := harness.StartMariaDB(t.TempDir())
 	if err != nil {
-		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	m := &mariaDB{Socket: filepath.Join(dir, "mysqld.sock")}
-	errLog := filepath.Join(dir, "mysqld.err")
-	args = append([]string{"--no-defaults", "--datadir=" + data, "--socket=" + m.Socket, "--skip-networking",
-		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--log-error=" + errLog,
-		"--innodb-buffer-pool-size=32M",
-		"--innodb-use-native-aio=0", // no io_uring or libaio: containers may forbid them
-	}, asRoot...)
-	p := startHelperProc(t, "mariadbd", []string{errLog}, "/usr/sbin/mariadbd", args...)
-	p.waitUntil(t, "accepting connections on "+m.Socket, time.Minute, func() bool { return dialable("unix", m.Socket) })
-	return m
+	stopWhenDone(t, m.Proc)
+	return &mariaDB{m}
 }
 
 // exec runs SQL statements as root.
 func (m *mariaDB) exec(t testing.TB, sql string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "mariadb", "--no-defaults", "--socket="+m.Socket, "-u", "root", "-e", sql).CombinedOutput()
-	if err != nil {
-		t.Fatalf("mariadb -e %q: %v\n%s", sql, err, out)
+	if err := m.Exec(sql); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // randomHex returns n random bytes in hex.
-func randomHex(t testing.TB, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
+func randomHex(_ testing.TB, n int) string { return harness.RandomHex(n) }
 
-// setupWordPress prepares one WordPress site for this test: a private MariaDB with a database and
-// user, and /etc/wordpress/config-<host>.php pointing at them (removed when the test ends). The
-// returned host name is unique and resolves nowhere; requests must send it as their Host header.
-// The site is not installed yet: runWordPressScenario runs the wizard.
+// setupWordPress prepares one WordPress site for this test (harness.NewWordPressSite on a private
+// MariaDB; its config is removed when the test ends). The returned host name is unique and
+// resolves nowhere; requests must send it as their Host header. The site is not installed yet:
+// runWordPressScenario runs the wizard.
 func setupWordPress(t testing.TB) (host string) {
 	t.Helper()
 	wpSkipWithoutPackages(t)
 	db := startMariaDB(t)
-	password := randomHex(t, 12)
-	db.exec(t, "CREATE DATABASE wordpress CHARACTER SET utf8mb4; "+
-		"CREATE USER 'wordpress'@'localhost' IDENTIFIED BY '"+password+"'; "+
-		"GRANT ALL ON wordpress.* TO 'wordpress'@'localhost';")
-
-	host = fmt.Sprintf("askr-test-%d-%s.local", os.Getpid(), randomHex(t, 4))
-	var keys strings.Builder
-	for _, k := range []string{"AUTH_KEY", "SECURE_AUTH_KEY", "LOGGED_IN_KEY", "NONCE_KEY",
-		"AUTH_SALT", "SECURE_AUTH_SALT", "LOGGED_IN_SALT", "NONCE_SALT"} {
-		fmt.Fprintf(&keys, "define('%s', '%s');\n", k, randomHex(t, 32))
-	}
-	config := `<?php
-// Written by askr's WordPress acceptance test (internal/integration/wordpress_test.go), pid ` + fmt.Sprint(os.Getpid()) + `;
-// removed when the test ends. Debian's /usr/share/wordpress/wp-config.php loads it for Host: ` + host + `.
-define('DB_NAME', 'wordpress');
-define('DB_USER', 'wordpress');
-define('DB_PASSWORD', '` + password + `');
-define('DB_HOST', 'localhost:` + db.Socket + `'); // host:socket, the test's private MariaDB
-define('DB_CHARSET', 'utf8mb4');
-define('DB_COLLATE', '');
-` + keys.String() + `
-// No HTTP from WordPress: not to wordpress.org (update checks, translations, dashboard feeds), and
-// not to the site itself (install's pretty-permalink probe, cron, site health): the test host name
-// resolves nowhere, and the test must not depend on DNS or the network. The filter is set before
-// plugin.php loads, the way WP_Hook::build_preinitialized_hooks expects it.
-define('WP_HTTP_BLOCK_EXTERNAL', true);
-$GLOBALS['wp_filter']['block_local_requests'][10][] = array('function' => '__return_true', 'accepted_args' => 1);
-define('DISABLE_WP_CRON', true);
-define('AUTOMATIC_UPDATER_DISABLED', true);
-`
-	path := filepath.Join(wpConfigDir, "config-"+host+".php")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	site, err := harness.NewWordPressSite(db.MariaDB, "askr-test")
 	if err != nil {
-		t.Fatalf("write the WordPress config: %v", err)
-	}
-	t.Cleanup(func() { os.Remove(path) })
-	if _, err := f.WriteString(config); err != nil {
-		f.Close()
 		t.Fatal(err)
 	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return host
+	t.Cleanup(func() { site.Remove() })
+	return site.Host
 }
 
-// urlAlias serves the URLs under Prefix from Dir instead of the document root, as nginx's alias
-// and Apache's Alias do. Prefix and Dir end in "/".
-type urlAlias struct {
-	Prefix, Dir string
-}
-
-// startNginxFPM serves root with nginx and php-fpm (Debian's nginx-light and php8.2-fpm) run as the
-// test's own children: private config, pid and log files in a temp dir, php-fpm's pool on a Unix
-// socket there, nginx on a free port of 127.0.0.1. The site is the usual front-controller setup —
-// try_files $uri $uri/ /index.php?$args, PATH_INFO split after ".php" — with the CGI variables of
-// Debian's fastcgi_params except HTTP_HOST (below). Aliases serve their URLs as static files (never
-// PHP). php-fpm runs its workers as the test's user (root: -R) with Debian's php.ini for FPM. Both
-// stop when the test ends. It returns the base URL, "http://127.0.0.1:port".
-func startNginxFPM(t testing.TB, root string, aliases ...urlAlias) (baseURL string) {
+// startNginxFPM serves root with nginx and php-fpm (harness.StartNginxFPM) run as the test's own
+// children in a temp dir: the usual per-request site (try_files $uri $uri/ /index.php?$args,
+// PATH_INFO split after ".php"), 4 php-fpm workers, server_name localhost, access and info logs
+// shown if the test fails. Aliases serve their URLs as static files (never PHP). Both stop when
+// the test ends. It returns the base URL, "http://127.0.0.1:port".
+func startNginxFPM(t testing.TB, root string, aliases ...harness.Alias) (baseURL string) {
 	t.Helper()
-	needFiles(t, "the php-fpm comparison needs nginx-light and php8.2-fpm", "/usr/sbin/nginx", "/usr/sbin/php-fpm8.2")
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "php-fpm.sock")
-
-	fpmLog := filepath.Join(dir, "php-fpm.log")
-	fpmConf := `[global]
-pid = ` + filepath.Join(dir, "php-fpm.pid") + `
-error_log = ` + fpmLog + `
-daemonize = no
-
-[askr-test]
-listen = ` + sock + `
-listen.mode = 0600
-pm = static
-pm.max_children = 4
-catch_workers_output = yes
-decorate_workers_output = no
-`
-	fpmArgs := []string{"--nodaemonize", "--fpm-config", filepath.Join(dir, "php-fpm.conf")}
-	if os.Geteuid() == 0 {
-		// As askrd's php-cgi workers do in the tests; php-fpm needs to be told.
-		fpmConf += "user = root\ngroup = root\n"
-		fpmArgs = append(fpmArgs, "--allow-to-run-as-root")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "php-fpm.conf"), []byte(fpmConf), 0o644); err != nil {
+	needFiles(t, "the php-fpm comparison needs nginx-light and php8.2-fpm", harness.NginxPath, harness.PHPFPMPath)
+	s, err := harness.StartNginxFPM(harness.NginxFPMOptions{Dir: t.TempDir(), Root: root, Aliases: aliases,
+		Routing: harness.Classic, Workers: 4, ServerName: "localhost", Verbose: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	fpm := startHelperProc(t, "php-fpm", []string{fpmLog}, "/usr/sbin/php-fpm8.2", fpmArgs...)
-	fpm.waitUntil(t, "accepting connections on "+sock, 30*time.Second, func() bool { return dialable("unix", sock) })
-
-	addr := freeAddr(t)
-	var locations strings.Builder
-	for _, a := range aliases {
-		fmt.Fprintf(&locations, `
-        location ^~ %s {
-            alias %s;
-            location ~ \.php$ { return 403; }
-        }`, a.Prefix, a.Dir)
-	}
-	nginxLog := filepath.Join(dir, "nginx-error.log")
-	accessLog := filepath.Join(dir, "nginx-access.log")
-	nginxConf := `daemon off;
-master_process off;
-pid ` + filepath.Join(dir, "nginx.pid") + `;
-error_log ` + nginxLog + ` info;
-events { worker_connections 256; }
-http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log ` + accessLog + `;
-    client_body_temp_path ` + filepath.Join(dir, "client_body") + `;
-    fastcgi_temp_path ` + filepath.Join(dir, "fastcgi") + `;
-    proxy_temp_path ` + filepath.Join(dir, "proxy") + `;
-    uwsgi_temp_path ` + filepath.Join(dir, "uwsgi") + `;
-    scgi_temp_path ` + filepath.Join(dir, "scgi") + `;
-    client_max_body_size 64m;
-
-    server {
-        listen ` + addr + `;
-        server_name localhost;
-        root ` + root + `;
-        index index.php index.html;
-` + locations.String() + `
-        location / {
-            try_files $uri $uri/ /index.php?$args;
-        }
-
-        location ~ [^/]\.php(/|$) {
-            fastcgi_split_path_info ^(.+?\.php)(/.*)$;
-            try_files $fastcgi_script_name =404;
-            set $path_info $fastcgi_path_info; # try_files resets $fastcgi_path_info
-            fastcgi_index index.php;
-
-            # Debian's /etc/nginx/fastcgi_params, except HTTP_HOST: it sets HTTP_HOST to $host,
-            # which drops the port, and WordPress builds its URLs from HTTP_HOST. Not set here,
-            # HTTP_HOST is the request's Host header, as with every other header.
-            fastcgi_param QUERY_STRING      $query_string;
-            fastcgi_param REQUEST_METHOD    $request_method;
-            fastcgi_param CONTENT_TYPE      $content_type;
-            fastcgi_param CONTENT_LENGTH    $content_length;
-            fastcgi_param SCRIPT_NAME       $fastcgi_script_name;
-            fastcgi_param SCRIPT_FILENAME   $document_root$fastcgi_script_name;
-            fastcgi_param PATH_INFO         $path_info;
-            fastcgi_param REQUEST_URI       $request_uri;
-            fastcgi_param DOCUMENT_URI      $document_uri;
-            fastcgi_param DOCUMENT_ROOT     $document_root;
-            fastcgi_param SERVER_PROTOCOL   $server_protocol;
-            fastcgi_param REQUEST_SCHEME    $scheme;
-            fastcgi_param HTTPS             $https if_not_empty;
-            fastcgi_param GATEWAY_INTERFACE CGI/1.1;
-            fastcgi_param SERVER_SOFTWARE   nginx/$nginx_version;
-            fastcgi_param REMOTE_ADDR       $remote_addr;
-            fastcgi_param REMOTE_PORT       $remote_port;
-            fastcgi_param REMOTE_USER       $remote_user;
-            fastcgi_param SERVER_ADDR       $server_addr;
-            fastcgi_param SERVER_PORT       $server_port;
-            fastcgi_param SERVER_NAME       $server_name;
-            fastcgi_param REDIRECT_STATUS   200;
-            fastcgi_param HTTP_PROXY        ""; # httpoxy
-            fastcgi_pass unix:` + sock + `;
-        }
-    }
-}
-`
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(nginxConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// -e: the error log before the config is read (else /var/log/nginx/error.log).
-	ngx := startHelperProc(t, "nginx", []string{nginxLog, accessLog}, "/usr/sbin/nginx",
-		"-p", dir, "-e", nginxLog, "-c", confPath)
-	ngx.waitUntil(t, "listening on "+addr, 30*time.Second, func() bool { return dialable("tcp", addr) })
-	return "http://" + addr
+	stopWhenDone(t, s.FPM)
+	stopWhenDone(t, s.Nginx)
+	return s.URL
 }
 
 // wpClient drives one WordPress site as a browser would: a cookie jar, redirects not followed,
