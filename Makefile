@@ -77,8 +77,11 @@ fuzz:
 	$(GO) test ./internal/fastcgi -run '^$$' -fuzz FuzzReadRecord -fuzztime 30s
 
 # deps-wordpress: the classic-wordpress scenario (Debian's WordPress on a private MariaDB).
+# cmd/askr-bench measures and writes docs/bench.md; BENCH_FLAGS='-quick -scenarios hello' checks it
+# works (askr-bench -h lists the knobs).
 bench: deps-bench deps-wordpress build
-	bash bench/run.sh
+	$(GO) build -o bin/askr-bench ./cmd/askr-bench
+	./bin/askr-bench $(BENCH_FLAGS)
 
 # Static checks: go vet, staticcheck, and shellcheck over the shell scripts (bench's only while
 # it has some).
