@@ -51,8 +51,8 @@ func (b *bench) classicRounds(scenario string, askrd, fpm classicSide) error {
 				if err != nil {
 					return err
 				}
+				b.res.notes = append(b.res.notes, notes...)
 				if !run.disturbed() || try >= b.cfg.classicRetries {
-					b.res.notes = append(b.res.notes, notes...)
 					b.res.foreign = append(b.res.foreign, foreign{name + " / " + side.label, run.Foreign})
 					rounds[side.label] = append(rounds[side.label], run)
 					break
@@ -187,14 +187,20 @@ func (b *bench) wordPressSite() (host string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
+	b.mu.Lock()
 	b.helpers = append(b.helpers, db.Proc)
+	b.mu.Unlock()
 	site, err := harness.NewWordPressSite(db, "askr-bench")
 	if err != nil {
 		return "", nil, err
 	}
+	b.mu.Lock()
 	b.cleanups = append(b.cleanups, func() { site.Remove() })
+	b.mu.Unlock()
 	b.res.wpVersion, b.res.mariadbVersion = harness.WordPressVersion(), harness.MariaDBVersion()
 	return site.Host, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
 		site.Remove()
 		db.Stop(10 * time.Second)
 		b.helpers = nil

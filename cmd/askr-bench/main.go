@@ -40,6 +40,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -136,9 +137,12 @@ type bench struct {
 	cfg      config
 	repo     string
 	tmp, out string
+	res      results
+
+	// What was started or written and must be undone, also by the signal handler.
+	mu       sync.Mutex
 	running  []*server
 	helpers  []*harness.Proc // outlive one server (classic-wordpress's mariadbd); their CPU is counted with the servers'
-	res      results
 	cleanups []func()
 }
 
@@ -183,6 +187,7 @@ func run() error {
 		s := <-sigs
 		logf("%v: stopping", s)
 		b.cleanup()
+		b.mu.Lock() // held until exit: nothing more starts
 		os.Exit(128 + int(s.(syscall.Signal)))
 	}()
 
@@ -242,7 +247,9 @@ func (b *bench) scenario(name string) error {
 // cleanup stops every process started, runs the scenarios' cleanups (the WordPress site config),
 // keeps the logs in bench/out and removes the temp dir. It may run twice (a signal during it).
 func (b *bench) cleanup() {
-	b.stopAll()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stopRunning()
 	for _, p := range b.helpers {
 		p.Stop(10 * time.Second)
 	}
@@ -258,7 +265,11 @@ func (b *bench) cleanup() {
 	}
 }
 
-func (b *bench) helperPids() []int { return pids(b.helpers) }
+func (b *bench) helperPids() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return pids(b.helpers)
+}
 
 // repoRoot is the checkout's top directory: the working directory or one above it with a go.mod.
 func repoRoot() (string, error) {

@@ -78,7 +78,7 @@ func (b *bench) startAskrd(name string, o askrdOpts) (*server, error) {
 		return nil, err
 	}
 	s := &server{name: name, label: labelAskrd, url: "http://" + addr, askrd: p}
-	b.running = append(b.running, s)
+	b.track(s)
 	if err := b.waitReady(s, cmp(o.ready, readyPath)); err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (b *bench) startFPM(name string, o harness.NginxFPMOptions, ready string) (
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	s := &server{name: name, label: labelFPM, url: f.URL, fpm: f}
-	b.running = append(b.running, s)
+	b.track(s)
 	return s, b.waitReady(s, cmp(ready, readyPath))
 }
 
@@ -136,6 +136,20 @@ func (b *bench) waitReady(s *server, path string) error {
 // stopAll stops every server started so far (between runs: one server at a time) and keeps
 // askrd's log in the temp dir.
 func (b *bench) stopAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stopRunning()
+}
+
+// track notes a server started, for stopAll.
+func (b *bench) track(s *server) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.running = append(b.running, s)
+}
+
+// stopRunning is stopAll with b.mu held.
+func (b *bench) stopRunning() {
 	for _, s := range b.running {
 		if s.askrd != nil {
 			s.askrd.Stop(10 * time.Second)

@@ -40,11 +40,16 @@ func slowReaders(base, big, ping string, readers, n int) (slowResult, error) {
 	addr := strings.TrimPrefix(base, "http://")
 	c := &http.Client{Timeout: 10 * time.Second}
 	defer c.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Minute) // a bound on both sets; pings not sent count as failed
 	pings := func() pingStats {
 		var lat []float64
 		var s pingStats
 		for range n {
 			start := time.Now()
+			if start.After(deadline) {
+				s.failed++
+				continue
+			}
 			resp, err := c.Get(base + ping)
 			if err == nil {
 				_, err = io.Copy(io.Discard, resp.Body)
