@@ -170,7 +170,7 @@ func (b *bench) cowMemory() error {
 	if n.total.pss > 0 {
 		pss = 100 * float64(c.total.pss) / float64(n.total.pss)
 	}
-	b.res.memNotes = append(b.res.memNotes, fmt.Sprintf("- CoW total PSS is **%.0f%%** of normal mode's (%s vs %s). Goal <= %d%%: %s.", pss, mib(c.total.pss), mib(n.total.pss), goalPSSPct, met(roundHalf(pss) <= goalPSSPct)))
+	b.res.memNotes = append(b.res.memNotes, fmt.Sprintf("- CoW total PSS is **%.0f%%** of normal mode's (%s vs %s). Goal <= %d%%: %s.", pss, mib(c.total.pss), mib(n.total.pss), goalPSSPct, met(round0(pss) <= goalPSSPct)))
 	b.res.memNotes = append(b.res.memNotes, notes...)
 	b.res.memNotes = append(b.res.memNotes,
 		fmt.Sprintf("- The load reached every worker: CPU time per worker after the run, min-max: CoW %.0f-%.0f ms, normal %.0f-%.0f ms (normal-mode workers include their own boot).", c.workerCPUMinMS, c.workerCPUMaxMS, n.workerCPUMinMS, n.workerCPUMaxMS),

@@ -151,10 +151,11 @@ func idlePct() int {
 	if t1 <= t0 {
 		return 100
 	}
-	return int(roundHalf(100 * float64((t1-t0)-(b1-b0)) / float64(t1-t0)))
+	return int(round0(100 * float64((t1-t0)-(b1-b0)) / float64(t1-t0)))
 }
 
-func roundHalf(v float64) float64 { f, _ := strconv.ParseFloat(fmt0(v), 64); return f }
+// round0 rounds v to a whole number as the report prints it (fmt0).
+func round0(v float64) float64 { f, _ := strconv.ParseFloat(fmt0(v), 64); return f }
 
 // selfTicks is the CPU time of this program and of the children it has waited for (wrk).
 func selfTicks() int64 {
@@ -185,7 +186,7 @@ func foreignPct(a, b cpuSnapshot) int {
 	if total <= 0 || other <= 0 {
 		return 0
 	}
-	return int(roundHalf(100 * float64(other) / float64(total)))
+	return int(round0(100 * float64(other) / float64(total)))
 }
 
 // rollup is a process's memory from /proc/PID/smaps_rollup, in KiB.

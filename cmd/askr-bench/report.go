@@ -41,13 +41,13 @@ type results struct {
 
 // sysInfo describes the machine and the programs measured.
 type sysInfo struct {
-	cpus                 int
-	cpuModel, mem, uname string
-	php, askr, nginx, wk string
+	cpus                  int
+	cpuModel, mem, uname  string
+	php, askr, nginx, wrk string
 }
 
 func readSysInfo(c config) sysInfo {
-	s := sysInfo{cpus: runtime.NumCPU(), cpuModel: "unknown CPU", nginx: nginxVersion()}
+	s := sysInfo{cpus: runtime.NumCPU(), cpuModel: "unknown CPU", nginx: harness.NginxVersion()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(l, ": "); ok && strings.TrimSpace(k) == "model name" {
@@ -74,14 +74,8 @@ func readSysInfo(c config) sysInfo {
 	if s.askr == "" {
 		s.askr = "unknown"
 	}
-	s.wk = field(output(c.wrk, "-v"), 1)
+	s.wrk = field(output(c.wrk, "-v"), 1)
 	return s
-}
-
-func nginxVersion() string {
-	out := strings.TrimSpace(output("/usr/sbin/nginx", "-v"))
-	_, v, _ := strings.Cut(out, "nginx/")
-	return v
 }
 
 // output is the first line of what a command prints (stdout and stderr), or "".
@@ -125,7 +119,7 @@ func (b *bench) report(idle int, now time.Time, sys sysInfo) string {
 	p("")
 	p("- machine: %d CPUs (%s), %s RAM, %s", sys.cpus, sys.cpuModel, sys.mem, sys.uname)
 	p("- PHP %s (Debian): askrd runs php-cgi workers, the baseline runs php-fpm; both read Debian's php.ini, opcache on", sys.php)
-	p("- %s, nginx %s, wrk %s", sys.askr, sys.nginx, sys.wk)
+	p("- %s, nginx %s, wrk %s", sys.askr, sys.nginx, sys.wrk)
 	via := "unix socket"
 	if c.fpmListen == "tcp" {
 		via = "127.0.0.1 TCP port"

@@ -4,6 +4,7 @@ package main
 // scenario's at a time, and the HTTP checks before a measurement.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -79,7 +80,7 @@ func (b *bench) startAskrd(name string, o askrdOpts) (*server, error) {
 	}
 	s := &server{name: name, label: labelAskrd, url: "http://" + addr, askrd: p}
 	b.track(s)
-	if err := b.waitReady(s, cmp(o.ready, readyPath)); err != nil {
+	if err := b.waitReady(s, cmp.Or(o.ready, readyPath)); err != nil {
 		return nil, err
 	}
 	if o.script == "" && !strings.Contains(p.Output(), "mode=per-request") {
@@ -104,14 +105,7 @@ func (b *bench) startFPM(name string, o harness.NginxFPMOptions, ready string) (
 	}
 	s := &server{name: name, label: labelFPM, url: f.URL, fpm: f}
 	b.track(s)
-	return s, b.waitReady(s, cmp(ready, readyPath))
-}
-
-func cmp(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+	return s, b.waitReady(s, cmp.Or(ready, readyPath))
 }
 
 // waitReady polls path until the server answers (any status) while its processes live.
