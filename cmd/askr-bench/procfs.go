@@ -1,8 +1,7 @@
 package main
 
 // What the bench reads from /proc: the process tree below a server, its CPU time and memory, and
-// the machine's CPU counters. (Item 4 of issue 14 gathers /proc parsing in one package; these move
-// there when it exists.)
+// the machine's CPU counters. A process's stat line and smaps_rollup are read by internal/proc.
 
 import (
 	"fmt"
@@ -13,70 +12,61 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // clockTick is the kernel's USER_HZ: /proc's CPU times count in these.
 const clockTick = 10 * time.Millisecond
 
-type proc struct {
+// process is one process as the bench sees it.
+type process struct {
 	pid, ppid int
 	comm      string
-	stat      []string // the fields after "(comm)", from the state on
+	stat      proc.Stat
 }
 
 // procs reads pid, parent, command name and stat fields of every process.
-func procs() map[int]proc {
-	out := map[int]proc{}
+func procs() map[int]process {
+	out := map[int]process{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
-		if p, err := readStat(d + "/stat"); err == nil {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		if p, err := readStat(pid); err == nil {
 			out[p.pid] = p
 		}
 	}
 	return out
 }
 
-func readStat(path string) (proc, error) {
-	b, err := os.ReadFile(path)
+func readStat(pid int) (process, error) {
+	st, err := proc.ReadStat(pid)
 	if err != nil {
-		return proc{}, err // gone meanwhile
+		return process{}, err // gone meanwhile
 	}
-	s := string(b)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
-		return proc{}, fmt.Errorf("%s: no (comm)", path)
-	}
-	f := strings.Fields(s[end+1:])
-	if len(f) < 15 {
-		return proc{}, fmt.Errorf("%s: short", path)
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(s[:open]))
-	ppid, _ := strconv.Atoi(f[1])
-	return proc{pid: pid, ppid: ppid, comm: s[open+1 : end], stat: f}, nil
+	return process{pid: st.PID, ppid: st.PPID, comm: st.Comm, stat: st}, nil
 }
 
 // ticks is the process's CPU time in clock ticks: utime + stime, and with children also cutime +
 // cstime (the children it has reaped, e.g. workers that exited under --max-requests 1).
-func (p proc) ticks(children bool) int64 {
-	n := 2
+func (p process) ticks(children bool) int64 {
+	t := p.stat.UTime + p.stat.STime
 	if children {
-		n = 4
+		t += p.stat.CUTime + p.stat.CSTime
 	}
-	var t int64
-	for i := range n {
-		v, _ := strconv.ParseInt(p.stat[11+i], 10, 64)
-		t += v
-	}
-	return t
+	return int64(t)
 }
 
 // descendants returns the processes below root (not root itself), parents before children.
-func descendants(all map[int]proc, root int) []proc {
+func descendants(all map[int]process, root int) []process {
 	children := map[int][]int{}
 	for _, p := range all {
 		children[p.ppid] = append(children[p.ppid], p.pid)
 	}
-	var out []proc
+	var out []process
 	queue := []int{root}
 	for len(queue) > 0 {
 		pid := queue[0]
@@ -92,9 +82,9 @@ func descendants(all map[int]proc, root int) []proc {
 }
 
 // tree is the roots and all their live descendants.
-func tree(roots []int) []proc {
+func tree(roots []int) []process {
 	all := procs()
-	var out []proc
+	var out []process
 	for _, r := range roots {
 		if p, ok := all[r]; ok {
 			out = append(out, p)
@@ -195,32 +185,16 @@ type rollup struct{ rss, pss, private int64 }
 func (r *rollup) add(o rollup) { r.rss += o.rss; r.pss += o.pss; r.private += o.private }
 
 func readRollup(pid int) (rollup, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	m, err := proc.ReadMemory(pid)
 	if err != nil {
 		return rollup{}, err
 	}
-	var r rollup
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "Rss:":
-			r.rss = v
-		case "Pss:":
-			r.pss = v
-		case "Private_Clean:", "Private_Dirty:":
-			r.private += v
-		}
-	}
-	return r, nil
+	return rollup{rss: m.Rss >> 10, pss: m.Pss >> 10, private: m.Private() >> 10}, nil
 }
 
 // cpuMS is the user + system CPU time of pid, in ms.
 func cpuMS(pid int) (float64, error) {
-	p, err := readStat(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := readStat(pid)
 	if err != nil {
 		return 0, err
 	}

@@ -189,7 +189,7 @@ func memory(askrd int) (memResult, error) {
 	if _, ok := all[askrd]; !ok {
 		return memResult{}, fmt.Errorf("no process %d", askrd)
 	}
-	var php []proc
+	var php []process
 	parentOfPHP := map[int]bool{}
 	for _, p := range descendants(all, askrd) {
 		if p.comm == "php-cgi" {

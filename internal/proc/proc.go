@@ -20,6 +20,8 @@ type Stat struct {
 	PPID  int
 	UTime uint64 // CPU time in user mode, in clock ticks (USER_HZ, 100 on Linux)
 	STime uint64 // CPU time in kernel mode, in clock ticks
+	// CUTime and CSTime are the user and kernel CPU time of the children it has waited for.
+	CUTime, CSTime uint64
 	// StartTime is when the process started, in clock ticks after boot: with the pid, it names a
 	// process that a later one reusing the pid cannot pass for.
 	StartTime uint64
@@ -64,6 +66,12 @@ func parseStat(b []byte) (Stat, error) {
 	}
 	if s.STime, err = strconv.ParseUint(string(f[12]), 10, 64); err != nil {
 		return Stat{}, fmt.Errorf("%w: stime: %v", errStat, err)
+	}
+	if s.CUTime, err = strconv.ParseUint(string(f[13]), 10, 64); err != nil {
+		return Stat{}, fmt.Errorf("%w: cutime: %v", errStat, err)
+	}
+	if s.CSTime, err = strconv.ParseUint(string(f[14]), 10, 64); err != nil {
+		return Stat{}, fmt.Errorf("%w: cstime: %v", errStat, err)
 	}
 	if s.StartTime, err = strconv.ParseUint(string(f[19]), 10, 64); err != nil {
 		return Stat{}, fmt.Errorf("%w: starttime: %v", errStat, err)

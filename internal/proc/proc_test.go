@@ -15,8 +15,8 @@ func TestParseStat(t *testing.T) {
 		line string
 		want Stat
 	}{
-		{"1234 (php-cgi) S 1200 1234 1234 0 -1 4194560 2021 0 0 0 17 4 0 0 20 0 1 0 5000 300000000 5000 18446744073709551615\n",
-			Stat{PID: 1234, Comm: "php-cgi", State: 'S', PPID: 1200, UTime: 17, STime: 4, StartTime: 5000}},
+		{"1234 (php-cgi) S 1200 1234 1234 0 -1 4194560 2021 0 0 0 17 4 6 8 20 0 1 0 5000 300000000 5000 18446744073709551615\n",
+			Stat{PID: 1234, Comm: "php-cgi", State: 'S', PPID: 1200, UTime: 17, STime: 4, CUTime: 6, CSTime: 8, StartTime: 5000}},
 		{"77 (a) (b) Z 5 77 77 0 -1 4194560 0 0 0 0 3 9 0 0 20 0 1 0 1 0 0 0\n",
 			Stat{PID: 77, Comm: "a) (b", State: 'Z', PPID: 5, UTime: 3, STime: 9, StartTime: 1}},
 		{"78 (x) S 1 (y) R 99 78 78 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 1 0 0 0\n",
