@@ -42,7 +42,7 @@ type Proc struct {
 	name string
 	logs []string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *Buffer
 	done chan struct{}
 	err  error
 }
@@ -55,7 +55,7 @@ func Start(c Cmd) (*Proc, error) {
 	}
 	// Its own group, so that stopping it reaches the workers it forked; killed if we die.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: c.Cred}
-	p := &Proc{name: c.Name, logs: c.Logs, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{name: c.Name, logs: c.Logs, cmd: cmd, out: &Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.Name, err)
@@ -192,19 +192,20 @@ func FreeAddr() (string, error) {
 	return "", errors.New("no free port on 127.0.0.1")
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
+// Buffer collects a process's output: an io.Writer that several goroutines may write while
+// another reads it.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
