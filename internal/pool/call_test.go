@@ -39,6 +39,10 @@ func (p *convProc) Err() error            { return nil }
 func (p *convProc) Tail() string          { return "" }
 func (p *convProc) Close() error          { return nil }
 func (p *convProc) Greet(time.Duration) (channel.Hello, error) {
+	if p.s.greetHangs.Load() {
+		<-p.done // until killed
+		return channel.Hello{}, errors.New("killed before it answered")
+	}
 	if p.s.greetFails.Load() {
 		p.exit()
 		return channel.Hello{}, errors.New("no answer on purpose")
@@ -62,6 +66,7 @@ type convStarter struct {
 	mu         sync.Mutex
 	procs      []*convProc
 	greetFails atomic.Bool
+	greetHangs atomic.Bool // Greet waits until the process is killed (boot_timeout 0: no limit)
 	pingFails  atomic.Bool
 }
 
@@ -284,4 +289,57 @@ func TestConversationReload(t *testing.T) {
 		}
 		return len(ws) == 2
 	})
+}
+
+// A reload whose canary is still booting when the pool stops does not keep askrd from exiting:
+// the canary is killed (with boot_timeout 0 its greeting would be awaited forever) and Reload says so.
+func TestReloadEndsWhenThePoolStops(t *testing.T) {
+	s := &convStarter{}
+	p := New(Options{Workers: 1, QueueSize: 1, QueueTimeout: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- p.Run(ctx) }()
+	waitReady(t, p)
+	s.greetHangs.Store(true)
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- p.Reload() }()
+	waitCond(t, "the canary started", func() bool { return s.started() == 2 })
+	cancel()
+	select {
+	case err := <-reloaded:
+		if err == nil {
+			t.Error("Reload() = nil while the pool stopped before its canary answered; want an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Reload() still waits for its canary 10s after the pool stopped")
+	}
+	if !s.proc(1).killed.Load() {
+		t.Error("the canary was not killed")
+	}
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
+
+// A request past request_timeout gets ErrTimeout (504) even when its function, after the kill,
+// reports an error without calling the process broken (php-cgi answered, then was killed), and the
+// process is not lent again.
+func TestTimeoutWinsOverAnErrorOutcome(t *testing.T) {
+	s := &convStarter{}
+	p := startPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
+	waitReady(t, p)
+	err := p.Call(context.Background(), func(proc Process) Outcome {
+		<-proc.Done()
+		return Outcome{Err: errors.New("bad head")}
+	})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Call() after request_timeout = %v; want ErrTimeout", err)
+	}
+	waitCond(t, "a second process replaces the killed one", func() bool { return s.started() == 2 })
+	var lent int
+	if err := p.Call(context.Background(), func(proc Process) Outcome { lent = proc.PID(); return Outcome{} }); err != nil || lent != s.proc(1).pid {
+		t.Errorf("next Call() = %v on pid %d; want nil on the new process %d", err, lent, s.proc(1).pid)
+	}
 }

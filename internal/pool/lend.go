@@ -85,6 +85,13 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, cal
 		// A request that could not even be written (Unsent) is tried on another worker.
 		o = Outcome{Err: errors.New("no answer: Bye before any answer"), Broken: true, Unsent: o.Unsent}
 	}
+	if l.timedOut.Load() && (o.Err != nil || o.Broken) {
+		// request_timeout killed the worker: whatever the request's function saw after is the
+		// kill's doing (504), and the worker does not serve again.
+		w.ending.Store(true)
+		p.release(w, false)
+		return tryNot, ErrTimeout
+	}
 	if !o.Broken && !o.Unsent {
 		w.answered(o.Memory)
 		p.served.Add(1)
@@ -99,8 +106,6 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, cal
 	w.proc.Kill()
 	p.release(w, false)
 	switch {
-	case l.timedOut.Load():
-		return tryNot, ErrTimeout
 	case o.Unsent:
 		return tryUnsent, fmt.Errorf("worker pid %d: %v", w.pid, o.Err)
 	case o.ClientGone:
