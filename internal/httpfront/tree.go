@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // tree is a directory served by askrd: the document root or an alias's directory, in both modes.
@@ -19,6 +21,11 @@ import (
 //     anything in a 0700 home or temporary directory), whoever the owner is — root included, as
 //     under a root-run test or a root-owned deploy.
 //
+// The file such a path names is opened without following any symbolic link (openat2
+// RESOLVE_NO_SYMLINKS) and must be the very file the checks saw (same device and inode): a
+// directory swapped for a link, or for another directory, between the checks and the open is
+// refused, not followed.
+//
 // So what a package installs (Debian's WordPress links /usr/share/javascript files into its root,
 // root-owned and world-readable) is served, and the rest is refused: 403 in per-request mode, the
 // front controller in worker mode (askrd serves no file there).
@@ -28,7 +35,12 @@ type tree struct {
 }
 
 func openTree(dir string) (*tree, error) {
-	dir = filepath.Clean(dir)
+	// The directory as the kernel finds it (a root reached through a link, e.g. a deploy's
+	// current → releases/7): ".." in a link out of the tree is resolved from there, as open does.
+	dir, err := filepath.EvalSymlinks(filepath.Clean(dir))
+	if err != nil {
+		return nil, err
+	}
 	r, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
@@ -53,11 +65,8 @@ func (t *tree) stat(rel string) (fs.FileInfo, error) {
 	if !refused(err) { // else maybe a link out of the tree, which os.Root refuses
 		return fi, err
 	}
-	p, err := t.resolve(rel)
-	if err != nil {
-		return nil, err
-	}
-	return os.Lstat(p)
+	_, fi, err = t.resolve(rel)
+	return fi, err
 }
 
 // lstat returns the FileInfo of rel itself (a link is not followed), inside the tree only.
@@ -69,32 +78,47 @@ func (t *tree) open(rel string) (*os.File, error) {
 	if !refused(err) {
 		return f, err
 	}
-	p, err := t.resolve(rel)
+	p, fi, err := t.resolve(rel)
 	if err != nil {
 		return nil, err
 	}
-	return os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	fd, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	f = os.NewFile(uintptr(fd), p)
+	if st, err := f.Stat(); err != nil || !os.SameFile(fi, st) {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: p, Err: errMoved}
+	}
+	return f, nil
 }
 
 // errForeignLink and errPrivateTarget are why a symbolic link out of a tree is not followed.
 var (
 	errForeignLink   = errors.New("symbolic link out of the served directory to a file its owner does not own")
 	errPrivateTarget = errors.New("symbolic link out of the served directory to a file not every local account may read")
+	errMoved         = errors.New("the path changed while it was checked")
 )
 
 // resolve resolves rel in the tree link by link and returns the path of what it names, which has
-// no symbolic link left. A link whose target lies outside the tree is followed only if the target
-// has the link's owner; a path that ends outside the tree must name something public.
-func (t *tree) resolve(rel string) (string, error) {
+// no symbolic link left, and its FileInfo. A link whose target lies outside the tree is followed
+// only if the target has the link's owner; a path that ends outside the tree must name something
+// public.
+func (t *tree) resolve(rel string) (string, fs.FileInfo, error) {
 	hops := 0
 	p, err := t.follow(t.dir, rel, &hops)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if !t.contains(p) && !public(p) {
-		return "", &fs.PathError{Op: "resolve", Path: rel, Err: errPrivateTarget}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return "", nil, err
 	}
-	return p, nil
+	if !t.contains(p) && !public(p, fi) {
+		return "", nil, &fs.PathError{Op: "resolve", Path: rel, Err: errPrivateTarget}
+	}
+	return p, fi, nil
 }
 
 func (t *tree) follow(dir, p string, hops *int) (string, error) {
@@ -148,11 +172,11 @@ func (t *tree) contains(p string) bool {
 	return p == t.dir || strings.HasPrefix(p, t.dir+"/") || t.dir == "/"
 }
 
-// public reports whether any local account may read p (a path without symbolic links): every
-// directory above it searchable by others, p readable by others (and searchable, if a directory).
-func public(p string) bool {
-	fi, err := os.Stat(p)
-	if err != nil {
+// public reports whether any local account may read p (a path without symbolic links; fi is its
+// Lstat): every directory above it searchable by others, p readable by others (and searchable, if
+// a directory).
+func public(p string, fi fs.FileInfo) bool {
+	if fi.Mode()&fs.ModeSymlink != 0 {
 		return false
 	}
 	need := fs.FileMode(0o004)
