@@ -3,7 +3,9 @@ package cli
 import (
 	"flag"
 	"io"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/askr-php/askr/internal/config"
 )
@@ -22,15 +24,16 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 	f := &serveFlags{parsed: config.Defaults()}
 	f.fs = flag.NewFlagSet("serve", flag.ContinueOnError)
 	f.fs.SetOutput(stderr)
-	bindFlags(f.fs, &f.config, &f.parsed, new(error))
+	bindFlags(f.fs, &f.config, &f.parsed, map[string]error{})
 	return f
 }
 
 // bindFlags defines serve's flags on fs, each writing the field of c its key names (flagKeys), with
 // c's values as the defaults. A bad size, duration or worker count is no usage error but a
-// configuration error naming the flag (as a bad value in the file is one naming its line): the
-// first goes to *bad, and parsing goes on.
-func bindFlags(fs *flag.FlagSet, path *string, c *config.Config, bad *error) {
+// configuration error naming the flag (as a bad value in the file is one naming its line): it goes
+// to bad under the flag's name, and parsing goes on; the flag's last value decides, as for every
+// flag (--workers x --workers 2 is 2).
+func bindFlags(fs *flag.FlagSet, path *string, c *config.Config, bad map[string]error) {
 	s, w := &c.Server, &c.Worker
 	checked := func(v flag.Value, name, usage string) { fs.Var(&configFlag{v, name, bad}, name, usage) }
 	fs.StringVar(path, "config", *path, "read settings from this askr.toml (flags given too override it)")
@@ -52,12 +55,14 @@ func bindFlags(fs *flag.FlagSet, path *string, c *config.Config, bad *error) {
 type configFlag struct {
 	flag.Value
 	name string
-	bad  *error
+	bad  map[string]error
 }
 
 func (f *configFlag) Set(s string) error {
-	if err := f.Value.Set(s); err != nil && *f.bad == nil {
-		*f.bad = &config.Error{Key: "--" + f.name, Msg: err.Error()}
+	if err := f.Value.Set(s); err != nil {
+		f.bad[f.name] = &config.Error{Key: "--" + f.name, Msg: err.Error()}
+	} else {
+		delete(f.bad, f.name)
 	}
 	return nil
 }
@@ -87,13 +92,13 @@ func (f *serveFlags) resolve(args []string, implicitConfig bool) (config.Config,
 	applyEnv(&c)
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // Main's Parse has reported what is wrong with args
-	var bad error
-	bindFlags(fs, new(string), &c, &bad)
+	bad := map[string]error{}
+	bindFlags(fs, new(string), &c, bad)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if bad != nil {
-		return c, bad
+	if len(bad) > 0 { // the first bad flag by name, as flag.FlagSet lists them
+		return c, bad[slices.Min(slices.Collect(maps.Keys(bad)))]
 	}
 	fs.Visit(func(fl *flag.Flag) {
 		if key, ok := flagKeys[fl.Name]; ok {

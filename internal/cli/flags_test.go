@@ -219,6 +219,26 @@ func TestResolveFlagsWithoutFile(t *testing.T) {
 	}
 }
 
+// A flag's last value decides, a bad one included: --workers x --workers 2 is 2, and of several
+// bad flags the error names the first by name.
+func TestResolveLastValueOfAFlag(t *testing.T) {
+	clearEnv(t)
+	_, dir := writeConfig(t, "")
+	base := []string{"--root", filepath.Join(dir, "public"), "--worker-script", filepath.Join(dir, "worker.php")}
+	c, err := resolveArgs(t, append(base, "--workers", "many", "--workers", "2")...)
+	if err != nil || c.Server.Workers.Auto || c.Server.Workers.N != 2 {
+		t.Errorf("resolve(--workers many --workers 2) = %+v, error %v; want 2 workers", c.Server.Workers, err)
+	}
+	_, err = resolveArgs(t, append(base, "--workers", "2", "--workers", "many")...)
+	if err == nil || !strings.Contains(err.Error(), "--workers") {
+		t.Errorf("resolve(--workers 2 --workers many) error = %v; want --workers' error", err)
+	}
+	_, err = resolveArgs(t, append(base, "--workers", "many", "--max-body-size", "8Q")...)
+	if err == nil || !strings.Contains(err.Error(), "--max-body-size") {
+		t.Errorf("resolve(--workers many --max-body-size 8Q) error = %v; want --max-body-size's (the first by name)", err)
+	}
+}
+
 func TestResolveEnv(t *testing.T) {
 	tests := []struct {
 		name      string
