@@ -506,3 +506,28 @@ func TestMalformedMultipart(t *testing.T) {
 // A line PHP repeats in a loop is logged a few times and then counted, not flooded; PHP's fatal
 // errors are logged at level ERROR.
 // A worker killed while idle costs no client a 502: the request goes to another worker.
+
+// TestAppAskrNames: an app may declare classes in namespace Askr with the names of the runtime's
+// own (Askr\Request, Askr\Channel, …): the runtime's live in Askr\Runtime, so the worker boots and
+// serves, with and without the detector (paranoid.php's class). The name is short: CoW mode's
+// socket path is under the test's temporary directory.
+func TestAppAskrNames(t *testing.T) {
+	script := filepath.Join(repoRoot(t), "internal", "integration", "testdata", "askr-names.php")
+	for _, paranoid := range []bool{false, true} {
+		t.Run(fmt.Sprintf("paranoid=%v", paranoid), func(t *testing.T) {
+			args := []string{"--workers", "1"}
+			if paranoid {
+				args = append(args, "--paranoid")
+			}
+			s := startAskrd(t, opts{script: script, args: args})
+			r := s.do("POST", "/?q=query", strings.NewReader("body"), "Content-Type", "text/plain")
+			if r.status != 200 || r.body != "8 query body" || r.header.Get("X-App-Class") != `Askr\Request` {
+				t.Errorf("POST /?q=query = %d %q, X-App-Class %q; want 200 \"8 query body\" (the app's 8 classes, "+
+					"$_GET, php://input) and Askr\\Request", r.status, r.body, r.header.Get("X-App-Class"))
+			}
+			if l := s.logs.String(); strings.Contains(l, "PHP Fatal error") || strings.Contains(l, "already in use") {
+				t.Errorf("the app's Askr classes caused an error:\n%s", l)
+			}
+		})
+	}
+}

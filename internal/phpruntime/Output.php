@@ -8,7 +8,7 @@
 
 declare(strict_types=1);
 
-namespace Askr;
+namespace Askr\Runtime;
 
 final class Output
 {

@@ -3,7 +3,7 @@
 
 declare(strict_types=1);
 
-namespace Askr;
+namespace Askr\Runtime;
 
 /**
  * The "php" stream wrapper while a worker runs: php://input is the current request's body and

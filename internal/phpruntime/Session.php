@@ -7,7 +7,7 @@
 
 declare(strict_types=1);
 
-namespace Askr;
+namespace Askr\Runtime;
 
 final class Session
 {

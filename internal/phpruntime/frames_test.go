@@ -21,8 +21,9 @@ import (
 
 // The runtime's Channel class (Channel.php) and package channel describe one wire format: every
 // exported constant of package channel (version, sizes, frame types, flags) is a constant of
-// Askr\Channel with the same value, and Askr\Channel has none that channel lacks. A frame type
-// added or renumbered on one side only fails here, not as a protocol error at run time.
+// Askr\Runtime\Channel with the same value, and Askr\Runtime\Channel has none that channel
+// lacks. A frame type added or renumbered on one side only fails here, not as a protocol error at
+// run time.
 func TestFrameConstantsMatchChannel(t *testing.T) {
 	goSide := channelConstants(t)
 	// The parse above is checked against the compiled package, so that a broken parse cannot pass.
@@ -35,14 +36,14 @@ func TestFrameConstantsMatchChannel(t *testing.T) {
 	phpSide := phpChannelConstants(t)
 	for _, name := range slices.Sorted(maps.Keys(goSide)) {
 		if v, ok := phpSide[name]; !ok {
-			t.Errorf("Askr\\Channel::%s missing; internal/channel has it = %d", name, goSide[name])
+			t.Errorf("Askr\\Runtime\\Channel::%s missing; internal/channel has it = %d", name, goSide[name])
 		} else if v != goSide[name] {
-			t.Errorf("Askr\\Channel::%s = %d; want %d as in internal/channel", name, v, goSide[name])
+			t.Errorf("Askr\\Runtime\\Channel::%s = %d; want %d as in internal/channel", name, v, goSide[name])
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(phpSide)) {
 		if _, ok := goSide[name]; !ok {
-			t.Errorf("Askr\\Channel::%s = %d has no constant in internal/channel", name, phpSide[name])
+			t.Errorf("Askr\\Runtime\\Channel::%s = %d has no constant in internal/channel", name, phpSide[name])
 		}
 	}
 }
@@ -103,7 +104,7 @@ func phpName(goName string) string {
 	return prefix + strings.ToUpper(regexp.MustCompile(`([a-z0-9])([A-Z])`).ReplaceAllString(goName, "${1}_${2}"))
 }
 
-// phpChannelConstants asks PHP for Askr\Channel's constants, as PHP evaluates them.
+// phpChannelConstants asks PHP for Askr\Runtime\Channel's constants, as PHP evaluates them.
 func phpChannelConstants(t *testing.T) map[string]int64 {
 	t.Helper()
 	php, err := exec.LookPath("php")
@@ -115,14 +116,14 @@ func phpChannelConstants(t *testing.T) map[string]int64 {
 	}
 	// Channel.php only declares the class: requiring it alone starts nothing.
 	out, err := exec.Command(php, "-n", "-r",
-		`require $argv[1]; echo json_encode((new ReflectionClass(Askr\Channel::class))->getConstants());`,
+		`require $argv[1]; echo json_encode((new ReflectionClass(Askr\Runtime\Channel::class))->getConstants());`,
 		"Channel.php").CombinedOutput()
 	if err != nil {
 		t.Fatalf("php: %v\n%s", err, out)
 	}
 	var consts map[string]int64
 	if err := json.Unmarshal(out, &consts); err != nil {
-		t.Fatalf("Askr\\Channel's constants: %v in %s", err, out)
+		t.Fatalf("Askr\\Runtime\\Channel's constants: %v in %s", err, out)
 	}
 	return consts
 }

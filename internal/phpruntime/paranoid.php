@@ -26,7 +26,7 @@
 
 declare(strict_types=1);
 
-namespace Askr;
+namespace Askr\Runtime;
 
 final class Paranoid
 {

@@ -7,7 +7,8 @@
  * The askr_* functions below are the API; the classes beside this file, one job each, do the work:
  * Channel (frames), Worker (the request loop, hello and bye), Request (superglobals, $request,
  * php://input), Session, Output (capture, headers, streaming the response), PhpStream (php://),
- * Template (CoW mode: fork), Log.
+ * Template (CoW mode: fork), Log, and Paranoid (paranoid.php). They live in namespace Askr\Runtime,
+ * which no app declares, so that an app's own Askr\Request or Askr\Log still loads.
  */
 
 declare(strict_types=1);
@@ -28,13 +29,13 @@ require __DIR__ . '/Worker.php';
  */
 function askr_handle_request(callable $handler): bool
 {
-    return \Askr\Worker::handle($handler);
+    return \Askr\Runtime\Worker::handle($handler);
 }
 
 /** Queues $fn to run after the response has been sent (up to 256 per request). */
 function askr_defer(callable $fn): bool
 {
-    return \Askr\Worker::defer($fn);
+    return \Askr\Runtime\Worker::defer($fn);
 }
 
 /**
@@ -43,7 +44,7 @@ function askr_defer(callable $fn): bool
  */
 function askr_cow_ready(): void
 {
-    \Askr\Worker::ready();
+    \Askr\Runtime\Worker::ready();
 }
 
 /**
@@ -53,7 +54,7 @@ function askr_cow_ready(): void
  */
 function askr_on_worker_start(callable $fn): void
 {
-    \Askr\Worker::onWorkerStart($fn);
+    \Askr\Runtime\Worker::onWorkerStart($fn);
 }
 
 /**
@@ -66,8 +67,8 @@ function askr_on_worker_start(callable $fn): void
  */
 function askr_paranoid_watch(string $kind, callable $probe): void
 {
-    if (\Askr\Worker::$paranoid) {
-        \Askr\Paranoid::watch($kind, $probe);
+    if (\Askr\Runtime\Worker::$paranoid) {
+        \Askr\Runtime\Paranoid::watch($kind, $probe);
     }
 }
 
@@ -82,9 +83,9 @@ function askr_paranoid_watch(string $kind, callable $probe): void
  */
 function askr_paranoid_route(string $route): void
 {
-    if (\Askr\Worker::$paranoid) {
-        \Askr\Paranoid::route($route);
+    if (\Askr\Runtime\Worker::$paranoid) {
+        \Askr\Runtime\Paranoid::route($route);
     }
 }
 
-\Askr\Worker::boot();
+\Askr\Runtime\Worker::boot();

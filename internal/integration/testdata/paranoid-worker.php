@@ -27,7 +27,7 @@ $store = new ArrayObject();
 
 // A kind of the worker's own. With the detector off this must be a no-op: the probe never runs.
 askr_paranoid_watch('store', static function () use ($store): array {
-    if (!class_exists('Askr\Paranoid', false)) {
+    if (!class_exists('Askr\Runtime\Paranoid', false)) {
         error_log('paranoid-test: the probe ran without the detector');
     }
     return ['items' => count($store)];
@@ -87,7 +87,7 @@ $handler = static function () use ($store, &$broken): void {
             break;
         case '/loaded':
             $files = array_filter(get_included_files(), static fn ($f) => basename($f) === 'paranoid.php');
-            echo class_exists('Askr\Paranoid', false) || $files !== [] ? 'loaded' : 'not loaded';
+            echo class_exists('Askr\Runtime\Paranoid', false) || $files !== [] ? 'loaded' : 'not loaded';
             return;
     }
     echo "ok $path";

@@ -3,7 +3,7 @@
 // what the askr runtime's own parsers make of the same input, as JSON.
 require getenv('ASKR_RUNTIME_FILE'); // defines the classes; does nothing more outside askrd
 
-$rt = new ReflectionClass(\Askr\Request::class);
+$rt = new ReflectionClass(\Askr\Runtime\Request::class);
 $call = static function (string $method, ...$args) use ($rt) {
     $m = $rt->getMethod($method);
     $m->setAccessible(true);
