@@ -56,7 +56,9 @@ func (f *fakeFCGI) Left() bool                                 { return false }
 func (f *fakeFCGI) Tail() string                               { return "" }
 func (f *fakeFCGI) Close() error                               { return nil }
 
-func perRequestHandler(t *testing.T, f *fakeFCGI, opt Options) (*Handler, string) {
+// testOptions fills in opt for a Handler of either mode on routeRoot's document root (and its
+// alias), with small limits, a private spool directory and a silent log; it returns the root.
+func testOptions(t *testing.T, opt *Options) string {
 	t.Helper()
 	root, aliasDir := routeRoot(t)
 	opt.Root, opt.Front, opt.Software = root, "index.php", "askr/test"
@@ -73,6 +75,12 @@ func perRequestHandler(t *testing.T, f *fakeFCGI, opt Options) (*Handler, string
 	if opt.BodyBufferSize == 0 {
 		opt.BodyBufferSize = 64 << 10
 	}
+	return root
+}
+
+func perRequestHandler(t *testing.T, f *fakeFCGI, opt Options) (*Handler, string) {
+	t.Helper()
+	root := testOptions(t, &opt)
 	if f.answer == nil {
 		f.answer = func(w io.Writer) error {
 			_, err := io.WriteString(w, "Status: 201 Created\r\nContent-type: text/plain;charset=UTF-8\r\nX-Powered-By: PHP\r\n\r\nhello")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"testing"
@@ -55,21 +54,7 @@ func (f *fakePool) Limits() channel.Limits { return f.limits }
 func workerHandler(t *testing.T, f *fakePool, opt Options) (*Handler, string) {
 	t.Helper()
 	f.t = t
-	root, aliasDir := routeRoot(t)
-	opt.Root, opt.Front, opt.Software = root, "index.php", "askr/test"
-	opt.Aliases = []Alias{{Prefix: "/wp-content/", Dir: aliasDir}}
-	if opt.Logger == nil {
-		opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opt.SpoolDir == "" {
-		opt.SpoolDir = t.TempDir()
-	}
-	if opt.MaxBodySize == 0 {
-		opt.MaxBodySize = 1 << 20
-	}
-	if opt.BodyBufferSize == 0 {
-		opt.BodyBufferSize = 64 << 10
-	}
+	root := testOptions(t, &opt)
 	h, err := New(opt, f)
 	if err != nil {
 		t.Fatal(err)
