@@ -323,6 +323,32 @@ func TestReloadEndsWhenThePoolStops(t *testing.T) {
 	}
 }
 
+// A replacement still booting when the pool stops does not keep Run from returning: the process
+// is killed (with boot_timeout 0 its greeting would be awaited forever).
+func TestStopEndsABootInProgress(t *testing.T) {
+	s := &convStarter{}
+	p := New(Options{Workers: 1, QueueSize: 1, QueueTimeout: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- p.Run(ctx) }()
+	waitReady(t, p)
+	s.greetHangs.Store(true)
+	s.proc(0).Kill() // its replacement boots and never answers
+	waitCond(t, "the replacement started", func() bool { return s.started() == 2 })
+	cancel()
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Errorf("Run() = %v; want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still waits for a booting worker 10s after the pool stopped")
+	}
+	if !s.proc(1).killed.Load() {
+		t.Error("the booting worker was not killed")
+	}
+}
+
 // A request past request_timeout gets ErrTimeout (504) even when its function, after the kill,
 // reports an error without calling the process broken (php-cgi answered, then was killed), and the
 // process is not lent again.

@@ -83,18 +83,7 @@ func (p *Pool) Reload() error {
 	if err != nil {
 		return fmt.Errorf("reload canary: %w", err)
 	}
-	// A pool that stops meanwhile does not wait for the canary's greeting (boot_timeout may be 0:
-	// no limit): it is killed, which ends the greeting.
-	greeted := make(chan struct{})
-	go func() {
-		select {
-		case <-p.closing:
-			proc.Kill()
-		case <-greeted:
-		}
-	}()
 	w, err := p.greet(proc)
-	close(greeted)
 	if err != nil {
 		return fmt.Errorf("reload canary: %w", err)
 	}

@@ -304,9 +304,20 @@ func (p *Pool) boot() {
 }
 
 // greet waits for a new process's greeting (boot_timeout) and returns its worker; a process that
-// does not greet is killed and the error says why, with its last output.
+// does not greet is killed and the error says why, with its last output. A pool that stops
+// meanwhile does not wait for the greeting (boot_timeout may be 0: no limit): the process is
+// killed, which ends it.
 func (p *Pool) greet(pr Process) (*worker, error) {
+	greeted := make(chan struct{})
+	go func() {
+		select {
+		case <-p.closing:
+			pr.Kill()
+		case <-greeted:
+		}
+	}()
 	h, err := pr.Greet(p.opt.BootTimeout)
+	close(greeted)
 	if err == nil {
 		w := &worker{proc: pr, pid: h.PID, gen: p.gen.Load()}
 		if h.Limits.Known {
