@@ -125,7 +125,7 @@ func (p *Proc) Stop(grace time.Duration) error {
 // WaitUntil polls cond until it holds; the error says the process exited first or timeout passed.
 func (p *Proc) WaitUntil(what string, timeout time.Duration, cond func() bool) error {
 	exited := false
-	ok := poll(timeout, func() bool {
+	ok := Poll(timeout, func() bool {
 		if x, _ := p.Exited(); x {
 			exited = true
 			return true
@@ -141,8 +141,8 @@ func (p *Proc) WaitUntil(what string, timeout time.Duration, cond func() bool) e
 	return nil
 }
 
-// poll calls cond every few milliseconds until it is true or timeout passes.
-func poll(timeout time.Duration, cond func() bool) bool {
+// Poll calls cond every few milliseconds until it is true (true) or timeout passes (false).
+func Poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for {
 		if cond() {

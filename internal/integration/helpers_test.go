@@ -223,19 +223,8 @@ func (s *server) waitLog(substr string, timeout time.Duration) {
 	}
 }
 
-// poll calls cond every few milliseconds until it is true or timeout passes.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// poll calls cond every few milliseconds until it is true or timeout passes (harness.Poll).
+var poll = harness.Poll
 
 var client = &http.Client{
 	Timeout:       60 * time.Second,
