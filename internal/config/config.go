@@ -27,6 +27,7 @@ type Config struct {
 	Server   Server     `toml:"server"`
 	Worker   Worker     `toml:"worker"`
 	TLS      TLS        `toml:"tls"`
+	Admin    Admin      `toml:"admin"`
 	Redirect []Redirect `toml:"redirect"`
 
 	// File is the path the configuration was read from ("" when built from flags alone).
@@ -56,6 +57,26 @@ type Server struct {
 	Workers Workers `toml:"workers"`
 	// MaxRequests recycles a worker after it has served this many requests; 0 never recycles. Default: 0.
 	MaxRequests int `toml:"max_requests"`
+	// MaxRSS recycles a worker whose resident memory (RSS) is over this many megabytes: it finishes
+	// its current request and is replaced, never killed in the middle of one. RSS counts the pages
+	// a CoW worker shares with its template, so in CoW mode use max_private_memory. 0 never
+	// recycles. Default: 0.
+	MaxRSS int `toml:"max_rss"`
+	// MaxPrivateMemory recycles a worker whose private memory (Private_Dirty in
+	// /proc/PID/smaps_rollup: what it alone holds, and what its exit gives back) is over this size,
+	// as max_rss does. Memory shared with a CoW template does not count. 0 never recycles. Default: 0.
+	MaxPrivateMemory Size `toml:"max_private_memory"`
+	// AccessLog writes one line per request to this file, or to standard output with "-" (under
+	// systemd: the journal). askrd reopens the file on SIGUSR1 (logrotate's postrotate). "" writes
+	// none. Default: "".
+	AccessLog string `toml:"access_log"`
+	// AccessLogFormat is "combined" (the combined log format, then the request time, PHP's time,
+	// the queue wait, the worker's pid) or "json" (one JSON object per line). Default: "combined".
+	AccessLogFormat string `toml:"access_log_format"`
+	// RequestSlowlogTimeout logs the PHP backtrace of a request that runs longer than this, once,
+	// while it runs (php-fpm's request_slowlog_timeout); it is counted as slow. 0 turns it off.
+	// Default: 0.
+	RequestSlowlogTimeout Duration `toml:"request_slowlog_timeout"`
 	// MaxBodySize is the largest request body accepted; larger bodies get 413 before PHP runs.
 	// Sizes are bytes or a number with K, M or G (powers of 1024). Default: "16M".
 	MaxBodySize Size `toml:"max_body_size"`
@@ -158,6 +179,21 @@ type TLS struct {
 	SelfSigned bool `toml:"self_signed"`
 }
 
+// Admin holds the [admin] section: the admin API (status, metrics, reload, recycle) and the
+// dashboard. It is never served on the public listener.
+type Admin struct {
+	// Socket is the Unix socket of the admin API; askrd creates its directory if missing. Only root
+	// and askrd's own user may use it (the peer's credentials are checked). Under systemd a socket
+	// named "admin" is served instead. "" serves none. Default: "/run/askr/admin.sock".
+	Socket string `toml:"socket"`
+	// Listen also serves the admin API on this TCP address, only to requests that carry
+	// "Authorization: Bearer" with the token of token_file. Default: none.
+	Listen string `toml:"listen"`
+	// TokenFile is the file whose first line is the bearer token for listen; it must not be
+	// readable by others. Default: none.
+	TokenFile string `toml:"token_file"`
+}
+
 // Redirect is one [[redirect]] table: a request whose Host matches from is redirected to to, with
 // its path and query. Redirects are answered before static files and PHP; the first match wins.
 type Redirect struct {
@@ -194,7 +230,9 @@ func Defaults() Config {
 			QueueSize:         1024,
 			QueueTimeout:      Duration(30 * time.Second),
 			ShutdownTimeout:   Duration(30 * time.Second),
+			AccessLogFormat:   "combined",
 		},
+		Admin: Admin{Socket: "/run/askr/admin.sock"},
 		Worker: Worker{
 			PHPCGI:               "php-cgi",
 			Extension:            "auto",

@@ -48,7 +48,7 @@ var originalKeys = []originalKey{
 	{key: "server.workers_min", what: ignored, msg: "the pool does not scale: it keeps server.workers workers"},
 	{key: "server.workers_max", what: ignored, msg: "the pool does not scale: it keeps server.workers workers"},
 	{key: "server.max_requests"},
-	{key: "server.max_rss", what: ignored, msg: "workers are not recycled by memory (max_requests still applies)"},
+	{key: "server.max_rss", msg: "also max_private_memory, which does not count memory a CoW worker shares"},
 	{key: "server.shadow_to", what: ignored, msg: "requests are not mirrored"},
 	{key: "server.shadow_sample", what: partOf, of: "server.shadow_to"},
 	{key: "server.max_body_size"},
@@ -59,7 +59,7 @@ var originalKeys = []originalKey{
 		"redirect in the proxy in front, or serve HTTPS only ([tls] cert and key)"},
 	{key: "server.traffic_log", what: ignored, msg: "no traffic log is written"},
 	{key: "server.trusted_proxies", what: ignored, msg: "X-Forwarded-For is not read: REMOTE_ADDR is the address of the peer"},
-	{key: "server.access_log", what: ignored, msg: "no access log is written"},
+	{key: "server.access_log", msg: "the combined log format by default; access_log_format = \"json\" for JSON lines"},
 	{key: "server.http3", what: ignored, msg: "HTTP/3 is not served: HTTPS clients get HTTP/2 or HTTP/1.1"},
 	{key: "server.tls_handshake_timeout", what: ignored, msg: "the TLS handshake is bounded by server.header_read_timeout instead"},
 	{key: "server.header_read_timeout", msg: "also bounds the TLS handshake; also takes a unit (\"500ms\")"},
@@ -91,7 +91,7 @@ var originalKeys = []originalKey{
 	{key: "acme.http", what: partOf, of: "acme.enabled"},
 	{key: "acme.ca_root", what: partOf, of: "acme.enabled"},
 
-	{key: "admin.listen", what: ignored, msg: "no admin dashboard or API is served"},
+	{key: "admin.listen", msg: "served only with [admin] token_file (ASKR_ADMIN_TOKEN is not read); the API is on [admin] socket"},
 
 	{key: "queue.workers", what: ignored, msg: "no queue workers are run (run the queue worker as a systemd service)"},
 	{key: "queue.workers_max", what: partOf, of: "queue.workers"},
@@ -151,14 +151,12 @@ type original struct {
 	Server struct {
 		WorkersMin          *natural `toml:"workers_min"`
 		WorkersMax          *natural `toml:"workers_max"`
-		MaxRSS              natural  `toml:"max_rss"`
 		ShadowTo            *string  `toml:"shadow_to"`
 		ShadowSample        uint8    `toml:"shadow_sample"`
 		ForceHTTPS          bool     `toml:"force_https"`
 		HTTPRedirect        *string  `toml:"http_redirect"`
 		TrafficLog          *string  `toml:"traffic_log"`
 		TrustedProxies      []string `toml:"trusted_proxies"`
-		AccessLog           *string  `toml:"access_log"`
 		HTTP3               bool     `toml:"http3"`
 		TLSHandshakeTimeout natural  `toml:"tls_handshake_timeout"`
 		Sandbox             bool     `toml:"sandbox"`
@@ -174,9 +172,6 @@ type original struct {
 		HTTP         *string  `toml:"http"`
 		CARoot       *string  `toml:"ca_root"`
 	} `toml:"acme"`
-	Admin struct {
-		Listen *string `toml:"listen"`
-	} `toml:"admin"`
 	Queue struct {
 		Workers    natural  `toml:"workers"`
 		WorkersMax *natural `toml:"workers_max"`

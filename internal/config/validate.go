@@ -15,7 +15,7 @@ import (
 // (Root, AppBase). Paths are resolved relative to the current directory. The first error found
 // is returned, the sections checked in this order.
 func (c *Config) Validate() error {
-	for _, check := range []func() error{c.validateServer, c.validateTimeouts, c.validateTLS, c.validateAliases, c.validateRedirects, c.validateWorker} {
+	for _, check := range []func() error{c.validateServer, c.validateTimeouts, c.validateTLS, c.validateAliases, c.validateRedirects, c.validateWorker, c.validateOperations} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -75,10 +75,35 @@ func (c *Config) validateTimeouts() error {
 		"server.client_timeout":  s.ClientTimeout,
 		"server.request_timeout": s.RequestTimeout, "server.queue_timeout": s.QueueTimeout,
 		"server.shutdown_timeout": s.ShutdownTimeout, "worker.boot_timeout": w.BootTimeout,
-		"worker.memory_report_interval": w.MemoryReportInterval,
+		"worker.memory_report_interval":  w.MemoryReportInterval,
+		"server.request_slowlog_timeout": s.RequestSlowlogTimeout,
 	} {
 		if d < 0 {
 			return c.Err(key, "must not be negative")
+		}
+	}
+	return nil
+}
+
+// validateOperations checks the keys of the operations plane: memory limits, the access log and
+// [admin].
+func (c *Config) validateOperations() error {
+	s, a := &c.Server, &c.Admin
+	if s.MaxRSS < 0 {
+		return c.Err("server.max_rss", "must not be negative")
+	}
+	if s.MaxPrivateMemory < 0 {
+		return c.Err("server.max_private_memory", "must not be negative")
+	}
+	if s.AccessLogFormat != "combined" && s.AccessLogFormat != "json" {
+		return c.Err("server.access_log_format", "must be \"combined\" or \"json\", not %q", s.AccessLogFormat)
+	}
+	if a.Socket != "" && !filepath.IsAbs(a.Socket) {
+		return c.Err("admin.socket", "%q is not an absolute path", a.Socket)
+	}
+	if a.Listen != "" {
+		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
+			return c.Err("admin.listen", "%q is not a host:port address: %v", a.Listen, err)
 		}
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 // FastCGIBackend runs requests in php-cgi processes speaking FastCGI (per-request mode): the pool,
 // which lends one process per request (pool.Pool.Call).
 type FastCGIBackend interface {
-	Call(ctx context.Context, call func(pool.Process) pool.Outcome) error
+	Call(ctx context.Context, v *pool.Visit, call func(pool.Process) pool.Outcome) error
 }
 
 // FastCGIProcess is a process a FastCGIBackend lends (phpcgi.FastCGIProcess).
@@ -44,7 +44,7 @@ func (b fastcgiBackend) serve(r *http.Request, rt route, body *body, rs *respond
 	b.cgi.vars(r, rt, body.size, fastcgiSAPI, func(k, v string) {
 		params = append(params, fastcgi.Param{Name: k, Value: v})
 	})
-	err := b.pool.Call(r.Context(), func(proc pool.Process) pool.Outcome {
+	err := b.pool.Call(r.Context(), nil, func(proc pool.Process) pool.Outcome {
 		fp, ok := proc.(FastCGIProcess)
 		if !ok {
 			return pool.Outcome{Err: fmt.Errorf("process %d does not speak FastCGI", proc.PID()), Broken: true}

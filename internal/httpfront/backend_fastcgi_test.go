@@ -26,7 +26,7 @@ type fakeFCGI struct {
 	answer func(w io.Writer) error
 }
 
-func (f *fakeFCGI) Call(ctx context.Context, call func(pool.Process) pool.Outcome) error {
+func (f *fakeFCGI) Call(ctx context.Context, v *pool.Visit, call func(pool.Process) pool.Outcome) error {
 	f.calls++
 	return call(f).Err
 }

@@ -19,7 +19,7 @@ import (
 type Backend interface {
 	// Call lends a worker to call, which runs the request on it (see exchange); a request whose
 	// worker died while it had it is not run again.
-	Call(ctx context.Context, call func(pool.Process) pool.Outcome) error
+	Call(ctx context.Context, v *pool.Visit, call func(pool.Process) pool.Outcome) error
 	// Limits returns the upload limits of PHP's configuration (zero until a worker reported them).
 	Limits() channel.Limits
 }
@@ -43,7 +43,7 @@ type workerBackend struct {
 func (b workerBackend) forms() (channel.Limits, bool) { return b.pool.Limits(), true }
 
 func (b workerBackend) serve(r *http.Request, rt route, body *body, rs *responder) error {
-	return fromPool(b.pool.Call(r.Context(), exchange(b.log, b.cgi.encode(r, rt, body), rs)))
+	return fromPool(b.pool.Call(r.Context(), nil, exchange(b.log, b.cgi.encode(r, rt, body), rs)))
 }
 
 // exchange returns the conversation of one worker-mode request, for Backend.Call: payload goes to

@@ -23,7 +23,7 @@ type fakePool struct {
 }
 
 // Call lends call a fake worker, which answers as f says, and returns the error of the outcome.
-func (f *fakePool) Call(ctx context.Context, call func(pool.Process) pool.Outcome) error {
+func (f *fakePool) Call(ctx context.Context, v *pool.Visit, call func(pool.Process) pool.Outcome) error {
 	return call(fakeWorker{&fakeFCGI{}, f}).Err
 }
 

@@ -119,7 +119,7 @@ func TestCallAndMaxRequests(t *testing.T) {
 	var pids []int
 	for i := range 4 {
 		var pid int
-		if err := p.Call(context.Background(), pidOf(&pid, Outcome{})); err != nil {
+		if err := p.Call(context.Background(), nil, pidOf(&pid, Outcome{})); err != nil {
 			t.Fatalf("Call %d: %v", i, err)
 		}
 		pids = append(pids, pid)
@@ -148,17 +148,17 @@ func TestCallOutcomes(t *testing.T) {
 	waitReady(t, p)
 	bad := errors.Join(ErrBadResponse, errors.New("no head"))
 	var pid int
-	if err := p.Call(context.Background(), pidOf(&pid, Outcome{Err: bad})); err != bad {
+	if err := p.Call(context.Background(), nil, pidOf(&pid, Outcome{Err: bad})); err != bad {
 		t.Errorf("Call with a bad response = %v; want it as returned", err)
 	}
-	if err := p.Call(context.Background(), pidOf(&pid, Outcome{Err: errors.New("crashed"), Broken: true})); !errors.Is(err, ErrWorkerDied) {
+	if err := p.Call(context.Background(), nil, pidOf(&pid, Outcome{Err: errors.New("crashed"), Broken: true})); !errors.Is(err, ErrWorkerDied) {
 		t.Errorf("Call with a Broken outcome = %v; want ErrWorkerDied", err)
 	}
 	if first := s.proc(0); !first.killed.Load() {
 		t.Errorf("broken process not killed")
 	}
 	var next int
-	if err := p.Call(context.Background(), pidOf(&next, Outcome{})); err != nil || next == pid {
+	if err := p.Call(context.Background(), nil, pidOf(&next, Outcome{})); err != nil || next == pid {
 		t.Errorf("Call after a broken process: %v on pid %d; want a new process (old %d)", err, next, pid)
 	}
 }
@@ -169,7 +169,7 @@ func TestCallRetriesUnsent(t *testing.T) {
 	p := startPool(t, Options{Workers: 2}, s)
 	waitReady(t, p)
 	var tries []int
-	err := p.Call(context.Background(), func(proc Process) Outcome {
+	err := p.Call(context.Background(), nil, func(proc Process) Outcome {
 		tries = append(tries, proc.PID())
 		if len(tries) == 1 {
 			return Outcome{Err: errors.New("connection refused"), Broken: true, Unsent: true}
@@ -187,7 +187,7 @@ func TestCallQueryOfDeathKillsOneProcess(t *testing.T) {
 	p := startPool(t, Options{Workers: 3}, s)
 	waitReady(t, p)
 	var tries []int
-	err := p.Call(context.Background(), func(proc Process) Outcome {
+	err := p.Call(context.Background(), nil, func(proc Process) Outcome {
 		tries = append(tries, proc.PID())
 		proc.Kill()
 		return Outcome{Err: io.ErrUnexpectedEOF, Broken: true}
@@ -211,7 +211,7 @@ func TestCallTimeoutKillsProcess(t *testing.T) {
 	s := &convStarter{}
 	p := startPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
 	waitReady(t, p)
-	err := p.Call(context.Background(), func(proc Process) Outcome {
+	err := p.Call(context.Background(), nil, func(proc Process) Outcome {
 		<-proc.Done() // runs until killed
 		return Outcome{Err: errors.New("connection reset"), Broken: true}
 	})
@@ -219,7 +219,7 @@ func TestCallTimeoutKillsProcess(t *testing.T) {
 		t.Fatalf("Call past request_timeout = %v; want ErrTimeout", err)
 	}
 	var pid int
-	if err := p.Call(context.Background(), pidOf(&pid, Outcome{})); err != nil || pid == s.proc(0).pid {
+	if err := p.Call(context.Background(), nil, pidOf(&pid, Outcome{})); err != nil || pid == s.proc(0).pid {
 		t.Errorf("Call after a timeout: %v on pid %d; want a new process", err, pid)
 	}
 }
@@ -233,7 +233,7 @@ func TestConversationGreetAndPing(t *testing.T) {
 	s.greetFails.Store(true)
 	s.proc(0).Kill()
 	waitCond(t, "three greet attempts", func() bool { return s.started() >= 4 })
-	if err := p.Call(context.Background(), pidOf(new(int), Outcome{})); !errors.Is(err, ErrUnavailable) {
+	if err := p.Call(context.Background(), nil, pidOf(new(int), Outcome{})); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Call while no process answers = %v; want ErrUnavailable", err)
 	}
 	s.greetFails.Store(false)
@@ -356,7 +356,7 @@ func TestTimeoutWinsOverAnErrorOutcome(t *testing.T) {
 	s := &convStarter{}
 	p := startPool(t, Options{Workers: 1, RequestTimeout: 50 * time.Millisecond}, s)
 	waitReady(t, p)
-	err := p.Call(context.Background(), func(proc Process) Outcome {
+	err := p.Call(context.Background(), nil, func(proc Process) Outcome {
 		<-proc.Done()
 		return Outcome{Err: errors.New("bad head")}
 	})
@@ -365,7 +365,7 @@ func TestTimeoutWinsOverAnErrorOutcome(t *testing.T) {
 	}
 	waitCond(t, "a second process replaces the killed one", func() bool { return s.started() == 2 })
 	var lent int
-	if err := p.Call(context.Background(), func(proc Process) Outcome { lent = proc.PID(); return Outcome{} }); err != nil || lent != s.proc(1).pid {
+	if err := p.Call(context.Background(), nil, func(proc Process) Outcome { lent = proc.PID(); return Outcome{} }); err != nil || lent != s.proc(1).pid {
 		t.Errorf("next Call() = %v on pid %d; want nil on the new process %d", err, lent, s.proc(1).pid)
 	}
 }

@@ -24,7 +24,9 @@ import (
 // ErrWorkerDied, whatever its method: running it again could crash process after process (a query
 // of death), so the one that died is the only one. All tries wait for a process within one
 // queue_timeout, counted from the first; call must be able to send its request again.
-func (p *Pool) Call(ctx context.Context, call func(Process) Outcome) error {
+//
+// v (may be nil) is the request as the pool records it: see Visit.
+func (p *Pool) Call(ctx context.Context, v *Visit, call func(Process) Outcome) error {
 	deadline := time.Now().Add(p.opt.QueueTimeout)
 	left := 0
 	for try := 1; ; {

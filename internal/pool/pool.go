@@ -28,6 +28,16 @@ type Options struct {
 	BootTimeout    time.Duration
 	StopTimeout    time.Duration // how long a stopping worker may take to exit before it is killed
 	Logger         *slog.Logger
+
+	// MaxRSS and MaxPrivate (bytes; 0: no limit) recycle a process whose RSS, or private dirty
+	// memory, is over them after a request: it is replaced, never killed in one.
+	MaxRSS, MaxPrivate uint64
+	// SlowAfter (0: never) marks a request that a process has had for this long as slow and calls
+	// OnSlow once for it, while it still runs, on a goroutine of its own.
+	SlowAfter time.Duration
+	OnSlow    func(pid int, v *Visit, ran time.Duration)
+	// Booted, if set, is told how long each process took from its start to its hello.
+	Booted func(time.Duration)
 }
 
 // Errors returned by Call before its function ran, or instead of what it reported.
@@ -104,7 +114,16 @@ type WorkerInfo struct {
 	Generation int64
 	Busy       bool
 	Served     int64
-	Memory     uint64 // PHP's memory_get_usage() after its last request
+	Memory     uint64    // PHP's memory_get_usage() after its last request
+	Peak       uint64    // PHP's memory_get_peak_usage() after its last request
+	Started    time.Time // when the pool started it
+	// Current is a copy of the request it has now (Busy); nil while idle.
+	Current *Visit
+	// Last is how long its last answered request took in the process; 0 before the first.
+	Last time.Duration
+	// Recycling reports that it is retired after its current request (memory, max_requests, a
+	// recycle asked for, a reload).
+	Recycling bool
 }
 
 // Workers lists the worker processes alive now (nil once the pool has stopped).
@@ -131,7 +150,14 @@ func (p *Pool) Limits() channel.Limits {
 type Stats struct {
 	Ready, Busy, Waiting int
 	Served               uint64
-	Refused              int // requests that were waiting for a worker when Refuse was called
+	Refused              int                    // requests that were waiting for a worker when Refuse was called
+	Accepted             uint64                 // requests given to Call
+	WaitingMax           int                    // the most requests that waited at once (the queue's high-water mark)
+	QueueSize            int                    // the bound of the queue (queue_size)
+	MaxWorkersReached    uint64                 // requests that found no idle process and had to wait
+	Slow                 uint64                 // requests that ran past SlowAfter
+	Generation           int64                  // the newest generation of processes
+	Exits                [numExitReasons]uint64 // processes ended, by ExitReason
 }
 
 // Stats returns the pool's counters.

@@ -66,7 +66,7 @@ func (p *fakeProc) Greet(time.Duration) (channel.Hello, error) {
 // serve runs one request on a worker of p, as httpfront's worker backend does: the request goes
 // out on the worker's channel (channel.Endpoint.Exchange) and its answer to resp.
 func serve(p *Pool, ctx context.Context, payload []byte, resp channel.Response) error {
-	return p.Call(ctx, func(proc Process) Outcome {
+	return p.Call(ctx, nil, func(proc Process) Outcome {
 		r := proc.(*fakeProc).Channel().Exchange(payload, resp)
 		err := r.Err
 		if errors.Is(err, channel.ErrBadHeader) {
