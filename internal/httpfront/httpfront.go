@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/askr-php/askr/internal/channel"
+	"github.com/askr-php/askr/internal/pool"
 )
 
 // Options configures the front.
@@ -38,6 +39,31 @@ type Options struct {
 	// ResponseSpoolSize bounds how much of one response waits for a slow client in a spool file
 	// (in SpoolDir), beyond bufferSize in memory (0: none; PHP then waits for the client).
 	ResponseSpoolSize int64
+
+	// Observe, if set, is given every request once it has been answered (the access log and the
+	// metrics). It runs on the request's goroutine and must not keep r.
+	Observe func(r *Record)
+}
+
+// Record is one answered request, for Options.Observe.
+type Record struct {
+	Start      time.Time     // when the handler got the request
+	Duration   time.Duration // until the response was written
+	RemoteAddr string        // the peer, host:port
+	Method     string
+	URI        string // the request-target as sent
+	Proto      string // "HTTP/1.1"
+	Host       string
+	Referer    string
+	UserAgent  string
+	User       string // the user of Basic authentication, if any
+	Status     int
+	BytesIn    int64 // the request body read
+	BytesOut   int64 // the response body written
+	// PHP is true if PHP answered (not a static file, a redirect or an error of askrd's before PHP);
+	// Visit is then what the pool recorded (queue wait, PHP's time, the worker's pid).
+	PHP   bool
+	Visit pool.Visit
 }
 
 // Alias serves the URLs under Prefix (which ends in "/") from the directory Dir, as nginx's

@@ -38,6 +38,8 @@ type Options struct {
 	OnSlow    func(pid int, v *Visit, ran time.Duration)
 	// Booted, if set, is told how long each process took from its start to its hello.
 	Booted func(time.Duration)
+	// Exited, if set, is told of every process of the pool that ended after it had booted, and why.
+	Exited func(pid int, reason ExitReason)
 }
 
 // Errors returned by Call before its function ran, or instead of what it reported.

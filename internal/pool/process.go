@@ -62,8 +62,9 @@ type Outcome struct {
 	// never read it and ends by itself between requests. The request goes to another process (see
 	// Call), unless the process has answered no request yet: then it counts as a death.
 	Left bool
-	// Memory is PHP's memory_get_usage() after the request, if the process reports it.
-	Memory uint64
+	// Memory is PHP's memory_get_usage() after the request, if the process reports it; Peak is
+	// its memory_get_peak_usage().
+	Memory, Peak uint64
 }
 
 // Starter starts worker processes.
