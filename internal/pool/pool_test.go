@@ -218,7 +218,7 @@ func (r *recorder) Body(b []byte) error {
 func (r *recorder) Flush() error { r.flushes++; return nil }
 
 // startPool runs a pool of s's processes until the test ends.
-func startPool(t *testing.T, opt Options, s Starter) *Pool {
+func startPool(t testing.TB, opt Options, s Starter) *Pool {
 	t.Helper()
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -244,7 +244,7 @@ func startPool(t *testing.T, opt Options, s Starter) *Pool {
 	return p
 }
 
-func waitReady(t *testing.T, p *Pool) {
+func waitReady(t testing.TB, p *Pool) {
 	t.Helper()
 	select {
 	case <-p.Ready():

@@ -1,0 +1,35 @@
+package pool
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkCall measures the pool's own cost of one request: lending an idle process, giving it
+// back, the books. The function given to Call does nothing.
+func BenchmarkCall(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		opt   Options
+		visit bool
+	}{
+		{"plain", Options{Workers: 1}, false},
+		{"visit", Options{Workers: 1}, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			p := startPool(b, bc.opt, &convStarter{})
+			waitReady(b, p)
+			call := func(Process) Outcome { return Outcome{} }
+			b.ReportAllocs()
+			for b.Loop() {
+				var v *Visit
+				if bc.visit {
+					v = &Visit{Method: "GET", URI: "/"}
+				}
+				if err := p.Call(context.Background(), v, call); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
