@@ -53,8 +53,9 @@ type Result struct {
 	Exits bool
 	// Bye reports that the worker answered Bye: it never read the request and ends by itself.
 	Bye bool
-	// Memory is PHP's memory_get_usage() after the request (from the End frame).
-	Memory uint64
+	// Memory is PHP's memory_get_usage() after the request (from the End frame); Peak its
+	// memory_get_peak_usage().
+	Memory, Peak uint64
 }
 
 // Exchange sends one request (payload: the serialize()d request array) and passes the answer to
@@ -167,15 +168,15 @@ func (a *answer) end(f Frame) Result {
 	}
 	switch {
 	case e.Exit:
-		return Result{Err: a.bad, Exits: true, Memory: e.Memory}
+		return Result{Err: a.bad, Exits: true, Memory: e.Memory, Peak: e.PeakMemory}
 	case a.gone != nil:
 		if err := <-a.told; err != nil {
 			return Result{Err: a.gone, Broken: true, ClientGone: true}
 		}
 		// An Abort the worker did not read before its End, it skips before the next request.
-		return Result{Err: a.gone, ClientGone: true, Memory: e.Memory}
+		return Result{Err: a.gone, ClientGone: true, Memory: e.Memory, Peak: e.PeakMemory}
 	}
-	return Result{Err: a.bad, Memory: e.Memory}
+	return Result{Err: a.bad, Memory: e.Memory, Peak: e.PeakMemory}
 }
 
 // delivered notes the outcome of passing part of the answer on; calls are skipped once gone.

@@ -116,6 +116,7 @@ func poolOptions(c config.Config, log *slog.Logger) pool.Options {
 		Workers: s.WorkerCount(), MaxRequests: s.MaxRequests, RequestTimeout: s.RequestTimeout.D(),
 		QueueSize: s.QueueSize, QueueTimeout: s.QueueTimeout.D(), BootTimeout: c.Worker.BootTimeout.D(),
 		Logger: log.With("component", "pool"),
+		MaxRSS: uint64(max(s.MaxRSS, 0)) << 20, MaxPrivate: uint64(max(s.MaxPrivateMemory, 0)), SlowAfter: s.RequestSlowlogTimeout.D(),
 	}
 }
 

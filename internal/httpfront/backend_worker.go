@@ -69,7 +69,7 @@ func outcome(r channel.Result) pool.Outcome {
 		err = fmt.Errorf("%w: %v", pool.ErrBadResponse, err)
 	}
 	return pool.Outcome{Err: err, Broken: r.Broken, Unsent: r.Unsent, ClientGone: r.ClientGone,
-		Exits: r.Exits, Left: r.Bye, Memory: r.Memory}
+		Exits: r.Exits, Left: r.Bye, Memory: r.Memory, Peak: r.Peak}
 }
 
 // fromPool marks the pool's errors with the front's own, which finish answers.

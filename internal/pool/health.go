@@ -28,6 +28,7 @@ func (p *Pool) Ping() {
 		p.release(w, false)
 	case err != nil:
 		p.log.Warn("worker failed its health check; killed", "pid", w.pid, "err", err)
+		w.setReason(ExitCrash)
 		w.ending.Store(true)
 		w.proc.Kill()
 		p.release(w, false)
@@ -79,11 +80,12 @@ func (p *Pool) Reload() error {
 		return errors.New("reload: the workers come from a CoW template; restart askrd instead")
 	}
 	gen := p.gen.Load() + 1
+	started := time.Now()
 	proc, err := p.start.Start()
 	if err != nil {
 		return fmt.Errorf("reload canary: %w", err)
 	}
-	w, err := p.greet(proc)
+	w, err := p.greet(proc, started)
 	if err != nil {
 		return fmt.Errorf("reload canary: %w", err)
 	}
@@ -105,7 +107,7 @@ func (p *Pool) Reload() error {
 func (p *Pool) canaryFailed(w *worker, err error) error {
 	w.proc.Kill()
 	<-w.proc.Done()
-	w.proc.Close()
+	w.close()
 	if tail := w.proc.Tail(); tail != "" {
 		err = fmt.Errorf("%w; last output:\n%s", err, tail)
 	}

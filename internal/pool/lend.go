@@ -27,10 +27,15 @@ import (
 //
 // v (may be nil) is the request as the pool records it: see Visit.
 func (p *Pool) Call(ctx context.Context, v *Visit, call func(Process) Outcome) error {
-	deadline := time.Now().Add(p.opt.QueueTimeout)
+	p.accepted.Add(1)
+	c := calling{v: v, arrived: time.Now()}
+	if v != nil && v.Start.IsZero() {
+		v.Start = c.arrived
+	}
+	deadline := c.arrived.Add(p.opt.QueueTimeout)
 	left := 0
 	for try := 1; ; {
-		again, err := p.callOnce(ctx, deadline, try > 1 || left > 0, call)
+		again, err := p.callOnce(ctx, deadline, try > 1 || left > 0, &c, call)
 		switch again {
 		case tryLeft:
 			if left++; left > maxLeft {
@@ -50,6 +55,13 @@ func (p *Pool) Call(ctx context.Context, v *Visit, call func(Process) Outcome) e
 	}
 }
 
+// calling is one Call's state across its tries.
+type calling struct {
+	v       *Visit    // the caller's, or nil
+	arrived time.Time // when Call began
+	queued  bool      // it waited for a process (counted in MaxWorkersReached)
+}
+
 // maxLeft bounds the Byes one request meets, in all. A worker that leaves after every request
 // answers about every second request handed to it with Bye; 16 in a row is chance 1 in 65 536.
 const maxLeft = 16
@@ -64,14 +76,20 @@ const (
 )
 
 // callOnce runs one try of Call.
-func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, call func(Process) Outcome) (again, error) {
-	l, err := p.lend(ctx, deadline, retry)
+func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, c *calling, call func(Process) Outcome) (again, error) {
+	l, err := p.lend(ctx, deadline, retry, c)
 	if err != nil {
 		return tryNot, err
 	}
 	defer l.giveBack(p)
 	w := l.w
 	o := call(w.proc)
+	end := time.Now()
+	slow := !l.state.CompareAndSwap(loanRunning, loanEnded)
+	if v := c.v; v != nil {
+		v.Upstream, v.PID = end.Sub(l.start), w.pid
+		v.Slow = v.Slow || slow
+	}
 	if o.Left {
 		if w.served > 0 {
 			// Nothing reached PHP: the worker ends by itself (not killed: its shutdown runs to the end).
@@ -95,14 +113,22 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, cal
 		return tryNot, ErrTimeout
 	}
 	if !o.Broken && !o.Unsent {
-		w.answered(o.Memory)
+		w.answered(&o, end.Sub(l.start))
 		p.served.Add(1)
-		p.progress.Store(time.Now().UnixNano())
+		p.progress.Store(end.UnixNano())
+		keep := !o.Exits
 		if o.Exits {
+			w.setReason(ExitExit)
 			w.ending.Store(true) // it exits by itself: its exit is this request's news
+		} else if p.limitsMemory() && p.overMemory(w, end) {
+			w.setReason(ExitMemory)
+			keep = false
 		}
-		p.release(w, !o.Exits)
+		p.release(w, keep)
 		return tryNot, o.Err
+	}
+	if !o.Unsent {
+		w.setReason(ExitCrash) // it died with the request, or broke its protocol: killed now
 	}
 	w.ending.Store(true) // the request reports it: the watcher's exit adds no second line
 	w.proc.Kill()
@@ -123,14 +149,37 @@ var errLeft = errors.New("worker left between requests")
 type loan struct {
 	w        *worker
 	timedOut atomic.Bool // request_timeout ran out and the worker was killed
-	timer    *time.Timer
-	n        int64 // the worker's loan number
+	timer    *time.Timer // request_timeout
+	slowT    *time.Timer // Options.SlowAfter
+	n        int64       // the worker's loan number
+	// state ends the race between the request's end and SlowAfter: whichever moves it from
+	// loanRunning first decides whether the request was slow.
+	state atomic.Int32
+	start time.Time // when the process got the request
+	visit Visit     // the request as WorkerInfo.Current and OnSlow show it; set before the loan is seen
 }
 
+const (
+	loanRunning int32 = iota
+	loanEnded
+	loanSlow
+)
+
 // lend takes an idle worker for one request (see acquire) and marks it busy; past request_timeout
-// the worker is killed and timedOut says so.
-func (p *Pool) lend(ctx context.Context, deadline time.Time, retry bool) (*loan, error) {
-	w, err := p.acquire(ctx, deadline, retry)
+// the worker is killed and timedOut says so, past SlowAfter the request is marked slow.
+func (p *Pool) lend(ctx context.Context, deadline time.Time, retry bool, c *calling) (*loan, error) {
+	asked := c.arrived
+	if retry {
+		asked = time.Now()
+	}
+	w, waited, err := p.acquire(ctx, deadline, retry, c)
+	now := asked // an idle worker at once: no time.Now (a hello world's request is a few µs)
+	if waited {
+		now = time.Now()
+	}
+	if c.v != nil {
+		c.v.QueueWait += now.Sub(asked)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -138,18 +187,43 @@ func (p *Pool) lend(ctx context.Context, deadline time.Time, retry bool) (*loan,
 	w.busy.Store(true)
 	// The worker goes back to the idle channel (release) before this loan's bookkeeping ends: the
 	// loan number keeps a late timer or giveBack from touching the worker's next request.
-	l := &loan{w: w, n: w.loans.Add(1)}
+	l := &loan{w: w, n: w.loans.Add(1), start: now}
+	if c.v != nil {
+		l.visit = *c.v
+	} else {
+		l.visit.Start = c.arrived
+	}
+	l.visit.PID = w.pid
 	if p.opt.RequestTimeout > 0 {
 		l.timer = time.AfterFunc(p.opt.RequestTimeout, func() {
 			if w.loans.Load() != l.n {
 				return
 			}
 			l.timedOut.Store(true)
+			w.setReason(ExitTimeout)
 			w.ending.Store(true) // acquire never hands out an ending worker
 			w.proc.Kill()
 		})
 	}
+	if p.opt.SlowAfter > 0 {
+		l.slowT = time.AfterFunc(p.opt.SlowAfter, func() { p.slowRequest(l) })
+	}
+	w.cur.Store(l)
 	return l, nil
+}
+
+// slowRequest marks a request that ran past SlowAfter, unless it ended first, and tells OnSlow
+// (on the timer's goroutine).
+func (p *Pool) slowRequest(l *loan) {
+	if !l.state.CompareAndSwap(loanRunning, loanSlow) {
+		return
+	}
+	p.slow.Add(1)
+	if p.opt.OnSlow != nil {
+		v := l.visit
+		v.Slow = true
+		p.opt.OnSlow(l.w.pid, &v, time.Since(l.start))
+	}
 }
 
 // giveBack ends the loan's bookkeeping (not the worker's release), and the hold acquire took.
@@ -157,6 +231,10 @@ func (l *loan) giveBack(p *Pool) {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
+	if l.slowT != nil {
+		l.slowT.Stop()
+	}
+	l.w.cur.CompareAndSwap(l, nil)
 	if l.w.loans.Load() == l.n {
 		l.w.busy.Store(false)
 	}
@@ -195,43 +273,64 @@ func (p *Pool) takeIdle(w *worker) bool {
 		w.hold(false)
 		return false
 	}
+	if w.recycle.Load() {
+		// Recycle marked it as it went back to the idle channel (see owner.recycle).
+		w.setReason(ExitRecycle)
+		p.release(w, false)
+		w.hold(false)
+		return false
+	}
 	return true
 }
 
 // acquire waits for an idle worker until deadline (queue_timeout from when the request arrived)
-// and returns it claimed and held (see takeIdle). A request tried again (retry) waits for its next
-// worker whatever the queue's length: it was admitted already.
-func (p *Pool) acquire(ctx context.Context, deadline time.Time, retry bool) (*worker, error) {
+// and returns it claimed and held (see takeIdle); waited reports that there was none at once. A
+// request tried again (retry) waits for its next worker whatever the queue's length: it was
+// admitted already.
+func (p *Pool) acquire(ctx context.Context, deadline time.Time, retry bool, c *calling) (w *worker, waited bool, err error) {
 	for {
 		select {
 		case w := <-p.idle:
 			if !p.takeIdle(w) {
 				continue // exited, or killed, while idle; run replaces it
 			}
-			return w, nil
+			return w, waited, nil
 		default:
 		}
+		waited = true
 		select {
 		case <-p.closing:
-			return nil, ErrClosed
+			return nil, waited, ErrClosed
 		case <-p.refusing:
-			return nil, ErrClosed
+			return nil, waited, ErrClosed
 		default:
 		}
 		if p.failing.Load() && p.ready.Load() == 0 {
-			return nil, ErrUnavailable
+			return nil, waited, ErrUnavailable
 		}
-		if n := p.waiting.Add(1); n > int64(p.opt.QueueSize) && !retry {
+		n := p.waiting.Add(1)
+		if n > int64(p.opt.QueueSize) && !retry {
 			p.waiting.Add(-1)
-			return nil, ErrQueueFull
+			return nil, waited, ErrQueueFull
 		}
+		p.queued(n, c)
 		w, err := p.wait(ctx, deadline)
 		if err != nil {
-			return nil, err
+			return nil, waited, err
 		}
 		if p.takeIdle(w) {
-			return w, nil
+			return w, waited, nil
 		}
+	}
+}
+
+// queued counts a request that waits for a process, the nth waiting now.
+func (p *Pool) queued(n int64, c *calling) {
+	if !c.queued {
+		c.queued = true
+		p.maxReached.Add(1)
+	}
+	for m := p.waitingMax.Load(); n > m && !p.waitingMax.CompareAndSwap(m, n); m = p.waitingMax.Load() {
 	}
 }
 
@@ -255,13 +354,14 @@ func (p *Pool) wait(ctx context.Context, deadline time.Time) (*worker, error) {
 	}
 }
 
-// release gives a worker back after a request or a ping.
+// release gives a worker back after a request or a ping; one that is not reusable, or is due for
+// retirement (see retiring), is retired and replaced.
 func (p *Pool) release(w *worker, reusable bool) {
-	if reusable && p.opt.MaxRequests > 0 && w.served >= p.opt.MaxRequests {
-		reusable = false
-	}
-	if reusable && w.gen < p.current() {
-		reusable = false // its template has been replaced
+	if reusable {
+		if r, retire := p.retiring(w); retire {
+			w.setReason(r)
+			reusable = false
+		}
 	}
 	if p.stopping() {
 		reusable = false
@@ -272,4 +372,18 @@ func (p *Pool) release(w *worker, reusable bool) {
 		return
 	}
 	p.events <- event{kind: evRetire, w: w}
+}
+
+// retiring reports whether a worker that could serve again is due for retirement, and why: a
+// Recycle asked for it, it has served max_requests, or its generation has been replaced.
+func (p *Pool) retiring(w *worker) (ExitReason, bool) {
+	switch {
+	case w.recycle.Load():
+		return ExitRecycle, true
+	case p.opt.MaxRequests > 0 && w.served >= p.opt.MaxRequests:
+		return ExitMaxRequests, true
+	case w.gen < p.current():
+		return ExitReload, true // its template, or its worker script, has been replaced
+	}
+	return 0, false
 }

@@ -19,12 +19,15 @@ const (
 	evRetire                      // a request or a ping gave a worker back that must not serve again
 	evRotate                      // a CoW template was replaced: retire the old generation
 	evCanary                      // a reload's canary serves
+	evRecycle                     // Recycle(pid): retire that worker after its request
 )
 
 type event struct {
-	kind eventKind
-	w    *worker
-	err  error
+	kind  eventKind
+	w     *worker
+	err   error
+	pid   int        // evRecycle's
+	reply chan error // evRecycle's answer
 }
 
 // owner is the state of the goroutine that owns the workers (Run); each event has its method.
@@ -88,6 +91,8 @@ func (o *owner) event(ev event) error {
 		o.retired(ev.w)
 	case evExited:
 		o.exited(ev.w)
+	case evRecycle:
+		ev.reply <- o.recycle(ev.pid)
 	}
 	return nil
 }
@@ -141,8 +146,19 @@ func (o *owner) kill() {
 
 func (o *owner) snapshot() []WorkerInfo {
 	infos := make([]WorkerInfo, 0, len(o.all))
+	current := o.p.current()
 	for w := range o.all {
-		infos = append(infos, WorkerInfo{PID: w.pid, Generation: w.gen, Busy: w.busy.Load(), Served: w.servedTotal.Load(), Memory: w.memory.Load()})
+		info := WorkerInfo{PID: w.pid, Generation: w.gen, Busy: w.busy.Load(), Served: w.servedTotal.Load(),
+			Memory: w.memory.Load(), Peak: w.peak.Load(), Started: w.started, Last: time.Duration(w.last.Load())}
+		if l := w.cur.Load(); l != nil {
+			v := l.visit
+			v.Slow = l.state.Load() == loanSlow
+			info.Current = &v
+		}
+		maxReq := o.p.opt.MaxRequests
+		info.Recycling = w.quit || w.recycle.Load() ||
+			info.Busy && (w.gen < current || maxReq > 0 && info.Served+1 >= int64(maxReq))
+		infos = append(infos, info)
 	}
 	return infos
 }
@@ -277,6 +293,7 @@ func (o *owner) exited(w *worker) {
 	case w.claim.CompareAndSwap(claimIdle, claimReaped):
 		p.reportIdleExit(w)
 	}
+	p.exitedOne(w, w.exitReason(o.stopping))
 	w.exit()
 	if !o.stopping {
 		o.spawn()
@@ -290,12 +307,13 @@ func backoff(failures int) time.Duration {
 
 // boot starts a worker and waits for its greeting (on its own goroutine); run gets the outcome.
 func (p *Pool) boot() {
+	started := time.Now()
 	pr, err := p.start.Start()
 	if err != nil {
 		p.events <- event{kind: evBootFailed, err: err}
 		return
 	}
-	w, err := p.greet(pr)
+	w, err := p.greet(pr, started)
 	if err != nil {
 		p.events <- event{kind: evBootFailed, err: err}
 		return
@@ -306,8 +324,9 @@ func (p *Pool) boot() {
 // greet waits for a new process's greeting (boot_timeout) and returns its worker; a process that
 // does not greet is killed and the error says why, with its last output. A pool that stops
 // meanwhile does not wait for the greeting (boot_timeout may be 0: no limit): the process is
-// killed, which ends it.
-func (p *Pool) greet(pr Process) (*worker, error) {
+// killed, which ends it. started is when the process was asked for (Options.Booted is told how
+// long it took).
+func (p *Pool) greet(pr Process, started time.Time) (*worker, error) {
 	greeted := make(chan struct{})
 	go func() {
 		select {
@@ -319,12 +338,20 @@ func (p *Pool) greet(pr Process) (*worker, error) {
 	h, err := pr.Greet(p.opt.BootTimeout)
 	close(greeted)
 	if err == nil {
-		w := &worker{proc: pr, pid: h.PID, gen: p.gen.Load()}
+		if p.opt.Booted != nil {
+			p.opt.Booted(time.Since(started))
+		}
+		w := &worker{proc: pr, pid: h.PID, gen: p.gen.Load(), started: started}
 		if h.Limits.Known {
 			p.limits.Store(&h.Limits)
 		}
 		if g, ok := pr.(generational); ok {
 			w.gen = g.Generation()
+		}
+		if p.limitsMemory() {
+			if w.mem, err = p.openMem(w.pid); err != nil {
+				p.log.Warn("cannot read the worker's memory; max_rss and max_private_memory do not apply to it", "pid", w.pid, "err", err)
+			}
 		}
 		return w, nil
 	}
@@ -405,6 +432,7 @@ func (p *Pool) current() int64 {
 // retire: each new worker of a new generation replaces one of the old, so capacity never drops.
 func (p *Pool) retireOneOld(gen int64, retire func(*worker)) {
 	if old := p.sweepIdle(func(w *worker) bool { return w.gen < gen }); old != nil {
+		old.setReason(ExitReload)
 		retire(old)
 	}
 }

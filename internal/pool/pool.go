@@ -30,15 +30,19 @@ type Options struct {
 	Logger         *slog.Logger
 
 	// MaxRSS and MaxPrivate (bytes; 0: no limit) recycle a process whose RSS, or private dirty
-	// memory, is over them after a request: it is replaced, never killed in one.
+	// memory, is over them after a request: it is replaced, never killed in one (see memory.go
+	// for what reading them costs).
 	MaxRSS, MaxPrivate uint64
 	// SlowAfter (0: never) marks a request that a process has had for this long as slow and calls
-	// OnSlow once for it, while it still runs, on a goroutine of its own.
+	// OnSlow once for it, while it still runs, on a goroutine of its own, with a copy of its Visit
+	// (PID set; Slow true) and how long the process has had it. A request that ends first is not.
 	SlowAfter time.Duration
 	OnSlow    func(pid int, v *Visit, ran time.Duration)
-	// Booted, if set, is told how long each process took from its start to its hello.
+	// Booted, if set, is told how long each process took from its start to its hello (on the
+	// goroutine that booted it).
 	Booted func(time.Duration)
-	// Exited, if set, is told of every process of the pool that ended after it had booted, and why.
+	// Exited, if set, is told of every process of the pool that ended after it had booted, and why,
+	// once, on the pool's owner goroutine: it must return quickly.
 	Exited func(pid int, reason ExitReason)
 }
 
@@ -69,6 +73,13 @@ type Pool struct {
 	progress atomic.Int64 // unix nanoseconds of the last answered request, pong or boot
 	gen      atomic.Int64 // generation of new workers outside CoW mode (Reload raises it)
 	limits   atomic.Pointer[channel.Limits]
+
+	accepted   atomic.Uint64 // requests given to Call
+	waitingMax atomic.Int64  // the most requests that waited at once
+	maxReached atomic.Uint64 // requests that found no idle process and waited
+	slow       atomic.Uint64 // requests that ran past SlowAfter
+	exits      [numExitReasons]atomic.Uint64
+	openMem    func(pid int) (memProbe, error) // openMemory; tests fake it
 
 	firstReady chan struct{}
 	readyOnce  sync.Once
@@ -104,6 +115,7 @@ func New(opt Options, s Starter) *Pool {
 		refusing:   make(chan struct{}),
 		done:       make(chan struct{}),
 		snaps:      make(chan chan []WorkerInfo),
+		openMem:    openMemory,
 	}
 }
 
@@ -164,8 +176,14 @@ type Stats struct {
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() Stats {
-	return Stats{Ready: int(p.ready.Load()), Busy: int(p.busy.Load()), Waiting: int(p.waiting.Load()),
-		Served: p.served.Load(), Refused: int(p.refused.Load())}
+	st := Stats{Ready: int(p.ready.Load()), Busy: int(p.busy.Load()), Waiting: int(p.waiting.Load()),
+		Served: p.served.Load(), Refused: int(p.refused.Load()), Accepted: p.accepted.Load(),
+		WaitingMax: int(p.waitingMax.Load()), QueueSize: p.opt.QueueSize, MaxWorkersReached: p.maxReached.Load(),
+		Slow: p.slow.Load(), Generation: p.current()}
+	for i := range st.Exits {
+		st.Exits[i] = p.exits[i].Load()
+	}
+	return st
 }
 
 // Refuse ends the wait of every request queued for a worker with ErrClosed (a later request that

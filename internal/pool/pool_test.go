@@ -217,8 +217,9 @@ func (r *recorder) Body(b []byte) error {
 }
 func (r *recorder) Flush() error { r.flushes++; return nil }
 
-// startPool runs a pool of s's processes until the test ends.
-func startPool(t testing.TB, opt Options, s Starter) *Pool {
+// startPool runs a pool of s's processes until the test ends; setup, if any, sees the pool
+// before it runs.
+func startPool(t testing.TB, opt Options, s Starter, setup ...func(*Pool)) *Pool {
 	t.Helper()
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -230,6 +231,9 @@ func startPool(t testing.TB, opt Options, s Starter) *Pool {
 		opt.QueueSize = 16
 	}
 	p := New(opt, s)
+	for _, f := range setup {
+		f(p)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()

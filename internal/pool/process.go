@@ -86,8 +86,19 @@ type worker struct {
 	gen    int64
 	served int           // requests answered; only the goroutine that has the worker touches it
 	memory atomic.Uint64 // PHP's memory_get_usage() after the last request
-	busy   atomic.Bool
-	loans  atomic.Int64 // requests it was lent for (see lend)
+	peak   atomic.Uint64 // PHP's memory_get_peak_usage() after the last request
+	last   atomic.Int64  // how long the last answered request took in the process (nanoseconds)
+	// started is when the pool started the process; cur the loan it is lent for now (nil if none).
+	started time.Time
+	cur     atomic.Pointer[loan]
+	recycle atomic.Bool  // Recycle asked for its retirement
+	reason  atomic.Int32 // why it ends, ExitReason+1 (see setReason); 0 while undecided
+	// mem reads its memory for max_rss and max_private_memory (nil without them); only the
+	// goroutine that has the worker touches mem and memCheck.
+	mem      memProbe
+	memCheck memCheck
+	busy     atomic.Bool
+	loans    atomic.Int64 // requests it was lent for (see lend)
 	// servedTotal mirrors served for readers other than the request goroutine.
 	servedTotal atomic.Int64
 	dead        atomic.Bool // the process exited
@@ -108,6 +119,7 @@ type worker struct {
 	closeMu sync.Mutex
 	held    int // loans not yet over (a loan ends after the worker went back to the idle channel)
 	exited  bool
+	closed  sync.Once
 }
 
 const (
@@ -131,8 +143,18 @@ func (w *worker) hold(on bool) {
 	closeNow := w.held == 0 && w.exited
 	w.closeMu.Unlock()
 	if closeNow {
-		w.proc.Close()
+		w.close()
 	}
+}
+
+// close releases what askrd holds of the exited process, once.
+func (w *worker) close() {
+	w.closed.Do(func() {
+		w.proc.Close()
+		if w.mem != nil {
+			w.mem.Close()
+		}
+	})
 }
 
 // exit notes that the process has exited and closes it unless a request holds it. A request that
@@ -143,13 +165,15 @@ func (w *worker) exit() {
 	closeNow := w.held == 0
 	w.closeMu.Unlock()
 	if closeNow {
-		w.proc.Close()
+		w.close()
 	}
 }
 
-// answered notes a request the worker answered.
-func (w *worker) answered(memory uint64) {
+// answered notes a request the worker answered, which the process had for took.
+func (w *worker) answered(o *Outcome, took time.Duration) {
 	w.served++
 	w.servedTotal.Store(int64(w.served))
-	w.memory.Store(memory)
+	w.memory.Store(o.Memory)
+	w.peak.Store(o.Peak)
+	w.last.Store(int64(took))
 }

@@ -3,6 +3,8 @@ package pool
 import (
 	"errors"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // Visit is one request as the pool sees it, for the access log, the metrics, the slow log and the
@@ -29,11 +31,12 @@ const (
 	ExitCrash                         // died by a signal, or broke its protocol
 	ExitExit                          // ended on its own: exit() in a request, a Bye, an exit status
 	ExitReload                        // retired by a reload (an older generation)
-	ExitRecycle                       // recycled through the admin API
+	ExitRecycle                       // recycled through the admin API (Recycle)
+	ExitStop                          // stopped because the pool stopped (askrd shuts down)
 	numExitReasons
 )
 
-var exitReasonNames = [numExitReasons]string{"max_requests", "memory", "timeout", "crash", "exit", "reload", "recycle"}
+var exitReasonNames = [numExitReasons]string{"max_requests", "memory", "timeout", "crash", "exit", "reload", "recycle", "stop"}
 
 func (r ExitReason) String() string {
 	if r < 0 || r >= numExitReasons {
@@ -55,7 +58,65 @@ func ExitReasons() []ExitReason {
 var ErrNoSuchWorker = errors.New("no worker has this pid")
 
 // Recycle retires the process pid after its current request (at once if it is idle); a new one
-// replaces it.
+// replaces it. Its exit counts as ExitRecycle. A process already being retired is left to it.
 func (p *Pool) Recycle(pid int) error {
-	return ErrNoSuchWorker // TODO(issue 15, pool): implement
+	reply := make(chan error, 1)
+	select {
+	case p.events <- event{kind: evRecycle, pid: pid, reply: reply}:
+	case <-p.done:
+		return ErrClosed
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-p.done:
+		return ErrClosed
+	}
+}
+
+// recycle is Recycle on the owner's goroutine. The mark goes first: a request that gives the
+// worker back after it sees it (release); one that gave it back before, to the idle channel, has
+// it found there. Should a give-back fall between the two, the next take retires it (takeIdle).
+func (o *owner) recycle(pid int) error {
+	for w := range o.all {
+		if w.pid != pid {
+			continue
+		}
+		if w.quit {
+			return nil // retired already; it ends after its request
+		}
+		w.recycle.Store(true)
+		if o.p.sweepIdle(func(x *worker) bool { return x == w }) != nil {
+			w.setReason(ExitRecycle)
+			o.replace(w)
+		}
+		return nil
+	}
+	return ErrNoSuchWorker
+}
+
+// setReason records why the worker ends, unless a reason was recorded first: what decided its end
+// (a timeout's kill, a retirement) wins over what followed from it.
+func (w *worker) setReason(r ExitReason) { w.reason.CompareAndSwap(0, int32(r)+1) }
+
+// exitReason is why the worker ended: the recorded reason, else the pool's stop, else its exit
+// status (a signal is a crash; an exit status, or none known, as for a CoW worker, is an exit).
+func (w *worker) exitReason(stopping bool) ExitReason {
+	switch r := w.reason.Load(); {
+	case r > 0:
+		return ExitReason(r - 1)
+	case stopping:
+		return ExitStop
+	case proc.Signaled(w.proc.Err()):
+		return ExitCrash
+	}
+	return ExitExit
+}
+
+// exitedOne counts the exit of a worker that had booted and tells Options.Exited.
+func (p *Pool) exitedOne(w *worker, r ExitReason) {
+	p.exits[r].Add(1)
+	if p.opt.Exited != nil {
+		p.opt.Exited(w.pid, r)
+	}
 }

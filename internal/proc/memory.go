@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 )
 
 // Memory is one process's memory from /proc/PID/smaps_rollup, in bytes. What a CoW template shares
@@ -75,4 +76,58 @@ func parseMemory(b []byte) (Memory, error) {
 		return m, fmt.Errorf("smaps_rollup: no Rss/Pss lines")
 	}
 	return m, nil
+}
+
+// Statm reads one process's resident set size from /proc/PID/statm through a descriptor it keeps
+// open: each read is one pread (about 1 µs, against about 9 µs to open and read the file anew and
+// about 1 ms for smaps_rollup of a 50 MB php-cgi, measured on a 2-core VM), so it can be read
+// after every request. The descriptor stays bound to the process it was opened for: once that
+// process is gone, reads fail (ESRCH) rather than read a later process that got its pid.
+type Statm struct{ fd int }
+
+// OpenStatm opens pid's /proc/PID/statm.
+func OpenStatm(pid int) (*Statm, error) {
+	fd, err := syscall.Open("/proc/"+strconv.Itoa(pid)+"/statm", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: "/proc/" + strconv.Itoa(pid) + "/statm", Err: err}
+	}
+	return &Statm{fd: fd}, nil
+}
+
+// RSS returns the process's resident set size in bytes (statm's second field, in pages).
+func (s *Statm) RSS() (uint64, error) {
+	var b [128]byte
+	n, err := syscall.Pread(s.fd, b[:], 0)
+	if err != nil {
+		return 0, fmt.Errorf("statm: %w", err)
+	}
+	return parseStatmRSS(b[:n])
+}
+
+// Close closes the descriptor.
+func (s *Statm) Close() error { return syscall.Close(s.fd) }
+
+var pageSize = uint64(os.Getpagesize())
+
+// parseStatmRSS reads the resident field of a statm line ("size resident shared text lib data dt").
+func parseStatmRSS(b []byte) (uint64, error) {
+	i := bytes.IndexByte(b, ' ')
+	if i < 0 {
+		return 0, fmt.Errorf("statm: %q has no resident field", b)
+	}
+	b = b[i+1:]
+	if j := bytes.IndexAny(b, " \n"); j >= 0 {
+		b = b[:j]
+	}
+	var pages uint64
+	if len(b) == 0 {
+		return 0, fmt.Errorf("statm: empty resident field")
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("statm: resident field %q is not a number", b)
+		}
+		pages = pages*10 + uint64(c-'0')
+	}
+	return pages * pageSize, nil
 }

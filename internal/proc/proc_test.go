@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -149,5 +150,74 @@ func poll(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within 10 s", what)
 		}
+	}
+}
+
+func TestParseStatmRSS(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"1000 250 100 10 0 300 0\n", 250 * pageSize, true},
+		{"1 0 0 0 0 0 0", 0, true},
+		{"1000\n", 0, false},
+		{"1000 x 1", 0, false},
+		{"1000  1", 0, false},
+	} {
+		got, err := parseStatmRSS([]byte(tc.in))
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("parseStatmRSS(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// Statm reads a live process's RSS again and again through one descriptor, agrees with
+// smaps_rollup, and fails once the process it was opened for is gone.
+func TestStatmFollowsItsProcess(t *testing.T) {
+	s, err := OpenStatm(os.Getpid())
+	if err != nil {
+		t.Fatalf("OpenStatm(self) error = %v", err)
+	}
+	defer s.Close()
+	before, err := s.RSS()
+	if err != nil || before == 0 {
+		t.Fatalf("RSS(self) = %d, %v; want > 0", before, err)
+	}
+	grow, err := syscall.Mmap(-1, 0, 64<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(grow)
+	for i := 0; i < len(grow); i += 4096 {
+		grow[i] = 1 // fresh pages: resident from now on
+	}
+	after, err := s.RSS()
+	if err != nil || after < before+32<<20 {
+		t.Errorf("RSS(self) after touching 64 MiB = %d, %v; want ≥ %d (read anew, not cached)", after, err, before+32<<20)
+	}
+	if m, err := ReadMemory(os.Getpid()); err == nil && (m.Rss < int64(after)/2 || m.Rss > 2*int64(after)) {
+		t.Errorf("statm RSS %d, smaps_rollup Rss %d; want the same order", after, m.Rss)
+	}
+
+	cmd := exec.Command("sleep", "300")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := OpenStatm(cmd.Process.Pid)
+	if err != nil {
+		t.Fatalf("OpenStatm(child) error = %v", err)
+	}
+	defer c.Close()
+	if n, err := c.RSS(); err != nil || n == 0 {
+		t.Errorf("RSS(child) = %d, %v; want > 0", n, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if n, err := c.RSS(); err == nil {
+		t.Errorf("RSS(reaped child) = %d, nil; want an error", n)
+	}
+	if _, err := OpenStatm(cmd.Process.Pid); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenStatm(reaped child) error = %v; want os.ErrNotExist", err)
 	}
 }

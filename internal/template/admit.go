@@ -74,6 +74,9 @@ func (t *Template) onArrival(a arrival) {
 		a.conn.Close()
 		return
 	}
+	if t.opt.Forked != nil {
+		t.opt.Forked(time.Since(f.asked))
+	}
 	w := newWorker(a.conn, a.hello, f.gen, h, f.logs)
 	go phpcgi.Pump(f.logs, t.opt.WorkerLog.With("pid", w.pid), nil)
 	t.finish(f, w, nil)

@@ -117,6 +117,9 @@ func (t *Template) onBooted(r bootResult) {
 	t.pid.Store(int64(p.PID()))
 	gen := t.gen.Add(1)
 	t.log.Info("template ready", "pid", p.PID(), "generation", gen, "boot", r.took.Round(time.Millisecond))
+	if t.opt.TemplateBooted != nil {
+		t.opt.TemplateBooted(r.took)
+	}
 	go func() {
 		<-p.Done()
 		report(t, t.exited, p, nil)

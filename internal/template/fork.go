@@ -21,6 +21,7 @@ type forkRequest struct {
 	gen   int64           // its generation
 	logs  *os.File        // the FIFO the worker will write its log lines to
 	timer *time.Timer     // ForkTimeout
+	asked time.Time       // when the template was asked
 }
 
 type forkResult struct {
@@ -62,7 +63,7 @@ func (t *Template) askFork(f *forkRequest) {
 		t.ensureBoot()
 		return
 	}
-	f.tmpl, f.gen, f.token = t.proc, t.gen.Load(), newToken()
+	f.tmpl, f.gen, f.token, f.asked = t.proc, t.gen.Load(), newToken(), time.Now()
 	logs, err := openLog(filepath.Join(t.opt.Dir, "log-"+f.token))
 	if err != nil {
 		t.finish(f, nil, err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -307,3 +308,31 @@ func TestCloseDuringBoot(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// Options.TemplateBooted is told each template's boot, Options.Forked each admitted fork (the
+// spare's too), with the time it took.
+func TestBootAndForkDurationsReported(t *testing.T) {
+	sys := newFakeSystem(t)
+	var mu sync.Mutex
+	var boots, forks []time.Duration
+	note := func(to *[]time.Duration) func(time.Duration) {
+		return func(d time.Duration) { mu.Lock(); *to = append(*to, d); mu.Unlock() }
+	}
+	tm, _ := newFake(t, sys, Options{TemplateBooted: note(&boots), Forked: note(&forks)})
+	began := time.Now()
+	start(t, tm)
+	tp := sys.template(0)
+	waitForks(t, sys, tp, 2) // the spare
+	took := time.Since(began)
+	poll(t, "two forks reported", func() bool { mu.Lock(); defer mu.Unlock(); return len(forks) == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(boots) != 1 || boots[0] <= 0 || boots[0] > took {
+		t.Errorf("TemplateBooted got %v; want one boot, 0 < d ≤ %v", boots, took)
+	}
+	for _, d := range forks {
+		if d <= 0 || d > took {
+			t.Errorf("Forked got %v; want 0 < d ≤ %v each", forks, took)
+		}
+	}
+}

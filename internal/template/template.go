@@ -34,6 +34,10 @@ type Options struct {
 	WorkerLog   *slog.Logger // for what forked workers write (tagged with their pid)
 	// NewGeneration is called (on its own goroutine) when a template has replaced one that died.
 	NewGeneration func()
+	// Forked, if set, is told how long each fork took, from the request to the template to the
+	// forked worker's admission; TemplateBooted how long each template took to boot (to
+	// askr_cow_ready()). Both are called on the Template's own goroutine: they must return quickly.
+	Forked, TemplateBooted func(time.Duration)
 }
 
 // Env returns the variables a template process needs, for phpcgi.Config.Extra.
