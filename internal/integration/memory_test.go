@@ -39,10 +39,13 @@ func getMem(t *testing.T, s *server, path string) memAnswer {
 // "max_private_memory"), from INFO lines that carry the figure and the limit.
 func recycledFor(t *testing.T, s *server, key string) map[int]bool {
 	t.Helper()
-	re := regexp.MustCompile(`level=INFO msg="worker over ` + key + `; replacing it after this request" component=pool pid=(\d+) \S+=[\d.]+MiB ` + key + `=[\d.]+MiB`)
+	re := regexp.MustCompile(`level=INFO msg="worker over ` + key + `; replacing it after (?:this|its current) request" component=pool pid=(\d+) \S+=[\d.]+MiB ` + key + `=[\d.]+MiB`)
 	pids := map[int]bool{}
 	for _, m := range re.FindAllStringSubmatch(s.logs.String(), -1) {
 		pid, _ := strconv.Atoi(m[1])
+		if pids[pid] {
+			t.Errorf("worker %d named over %s twice; want one line", pid, key)
+		}
 		pids[pid] = true
 	}
 	return pids

@@ -273,9 +273,9 @@ func (p *Pool) takeIdle(w *worker) bool {
 		w.hold(false)
 		return false
 	}
-	if w.recycle.Load() {
-		// Recycle marked it as it went back to the idle channel (see owner.recycle).
-		w.setReason(ExitRecycle)
+	if r := w.marked.Load(); r > 0 {
+		// Marked for retirement as it went back to the idle channel (see owner.mark).
+		w.setReason(ExitReason(r - 1))
 		p.release(w, false)
 		w.hold(false)
 		return false
@@ -374,12 +374,13 @@ func (p *Pool) release(w *worker, reusable bool) {
 	p.events <- event{kind: evRetire, w: w}
 }
 
-// retiring reports whether a worker that could serve again is due for retirement, and why: a
-// Recycle asked for it, it has served max_requests, or its generation has been replaced.
+// retiring reports whether a worker that could serve again is due for retirement, and why: it was
+// marked (Recycle, max_private_memory), it has served max_requests, or its generation has been
+// replaced.
 func (p *Pool) retiring(w *worker) (ExitReason, bool) {
-	switch {
-	case w.recycle.Load():
-		return ExitRecycle, true
+	switch r := w.marked.Load(); {
+	case r > 0:
+		return ExitReason(r - 1), true
 	case p.opt.MaxRequests > 0 && w.served >= p.opt.MaxRequests:
 		return ExitMaxRequests, true
 	case w.gen < p.current():

@@ -8,17 +8,20 @@ import (
 )
 
 // Memory recycling (max_rss, max_private_memory): after each request a process answered, the pool
-// reads its memory, and a process over a limit is retired as the request gives it back (it has
-// answered; it is never killed in one) and replaced.
+// reads its memory, and a process over a limit is retired after a request (it has answered; it is
+// never killed in one) and replaced.
 //
 // RSS comes from /proc/PID/statm through a descriptor kept open (proc.Statm: about 1 µs a read),
-// after every request. Private_Dirty comes from /proc/PID/smaps_rollup, which walks the process's
-// page tables: about 1 ms for a 50 MB php-cgi, more for a larger one. So it is read only when it
-// can matter and not after every request: never while RSS is at most the limit (private dirty
-// pages are resident, so Private_Dirty ≤ RSS: the common case in worker mode); else when RSS has
-// grown by a sixteenth of the limit since the last full read, or a second has passed since it (a
-// CoW worker that writes to pages it shares with its template makes them private without growing
-// its RSS). A process then costs at most about one full read a second, plus one per growth step.
+// on the request's goroutine after every request: a process over max_rss is retired as that
+// request gives it back. Private_Dirty comes from /proc/PID/smaps_rollup, which walks the
+// process's page tables: about 1 ms for a 50 MB php-cgi, 5 ms for a CoW worker that maps a 200 MB
+// template. So it is read off the request's path, on a goroutine of its own, and only when it can
+// matter: never while RSS is at most the limit (private dirty pages are resident, so Private_Dirty
+// ≤ RSS: the common case in worker mode); else when RSS has grown by a sixteenth of the limit
+// since the last full read, or a second has passed since it (a CoW worker that writes to pages it
+// shares with its template makes them private without growing its RSS). A process costs at most
+// about one full read a second, plus one per growth step; one over max_private_memory is retired
+// after the request it has then (at once if idle), so at most one request late.
 
 // memProbe reads one process's memory.
 type memProbe interface {
@@ -60,11 +63,12 @@ func openMemory(pid int) (memProbe, error) {
 func (p *Pool) limitsMemory() bool { return p.opt.MaxRSS > 0 || p.opt.MaxPrivate > 0 }
 
 // overMemory reads the memory of a process that has just answered a request (at now) and reports
-// whether it is over max_rss or max_private_memory, with an INFO line saying which. A process
-// whose memory cannot be read (it has just exited) is not over: its exit speaks for it.
+// whether it is over max_rss, with an INFO line; it starts a read of Private_Dirty for
+// max_private_memory when one is due (checkPrivate). A process whose memory cannot be read (it has
+// just exited) is not over: its exit speaks for it.
 func (p *Pool) overMemory(w *worker, now time.Time) bool {
-	if w.mem == nil {
-		return false
+	if w.mem == nil || w.marked.Load() > 0 {
+		return false // marked: retired after this request anyway
 	}
 	rss, err := w.mem.RSS()
 	if err != nil {
@@ -82,14 +86,25 @@ func (p *Pool) overMemory(w *worker, now time.Time) bool {
 	if !c.at.IsZero() && rss < c.rss+limit/16 && now.Sub(c.at) < fullReadEvery {
 		return false
 	}
-	private, err := w.mem.PrivateDirty()
-	c.at, c.rss = now, rss
-	if err != nil || private <= limit {
-		return false
+	if !w.reading.CompareAndSwap(false, true) {
+		return false // the last one is still reading
 	}
-	p.log.Info("worker over max_private_memory; replacing it after this request", "pid", w.pid,
-		"private_dirty", mib(private), "max_private_memory", mib(limit), "rss", mib(rss))
-	return true
+	c.at, c.rss = now, rss
+	go p.checkPrivate(w, rss)
+	return false
+}
+
+// checkPrivate reads a process's Private_Dirty and has it retired if it is over
+// max_private_memory, with an INFO line: it is marked at once, so that the request that has it now
+// retires it if the owner has not, and it is read no more.
+func (p *Pool) checkPrivate(w *worker, rss uint64) {
+	defer w.reading.Store(false)
+	private, err := w.mem.PrivateDirty()
+	if limit := p.opt.MaxPrivate; err == nil && private > limit && w.marked.CompareAndSwap(0, int32(ExitMemory)+1) {
+		p.log.Info("worker over max_private_memory; replacing it after its current request", "pid", w.pid,
+			"private_dirty", mib(private), "max_private_memory", mib(limit), "rss", mib(rss))
+		p.retireLater(w, ExitMemory)
+	}
 }
 
 // mib words a size in bytes for a log line.

@@ -107,12 +107,14 @@ func TestMaxRSSRecycles(t *testing.T) {
 }
 
 // max_private_memory reads Private_Dirty only when RSS is over the limit, and then not after every
-// request: when RSS has grown by a sixteenth of the limit (or a second passed). A process whose
-// RSS is mostly shared (a CoW worker) is not recycled; one whose private memory is over is.
+// request: when RSS has grown by a sixteenth of the limit (or a second passed), off the request's
+// path. A process whose RSS is mostly shared (a CoW worker) is not recycled; one whose private
+// memory is over is, after a request.
 func TestMaxPrivateMemory(t *testing.T) {
 	s := &convStarter{}
+	var logs logBuffer
 	mem := &fakeMemory{rss: 40 * mb, private: 30 * mb}
-	p := startPool(t, Options{Workers: 1, MaxPrivate: 64 * mb}, s, mem.opener)
+	p := startPool(t, Options{Workers: 1, MaxPrivate: 64 * mb, Logger: logs.logger()}, s, mem.opener)
 	waitReady(t, p)
 	call := func() int {
 		t.Helper()
@@ -134,7 +136,8 @@ func TestMaxPrivateMemory(t *testing.T) {
 	}
 	// One read when RSS went over; the next a second later at the earliest (this test takes less,
 	// or a few more if the machine is slow).
-	if n := mem.reads(); n < 1 || n > 3 {
+	waitCond(t, "Private_Dirty read once RSS was over the limit", func() bool { return mem.reads() >= 1 })
+	if n := mem.reads(); n > 3 {
 		t.Errorf("%d smaps_rollup reads for 20 requests at a steady RSS; want 1 (one a second at most)", n)
 	}
 	before := mem.reads()
@@ -142,13 +145,18 @@ func TestMaxPrivateMemory(t *testing.T) {
 	if pid := call(); pid != first {
 		t.Fatalf("request served by %d; want %d, which answers it before it is retired", pid, first)
 	}
-	if n := mem.reads(); n != before+1 {
-		t.Errorf("%d smaps_rollup reads after RSS grew by limit/16; want %d", n, before+1)
-	}
+	waitCond(t, "Private_Dirty read again after RSS grew by limit/16", func() bool { return mem.reads() == before+1 })
 	waitCond(t, "the process over max_private_memory stopped and counted", func() bool {
 		return s.proc(0).stopped.Load() && p.Stats().Exits[ExitMemory] == 1
 	})
+	if s.proc(0).killed.Load() {
+		t.Error("process over max_private_memory was killed; want Stop")
+	}
 	if pid := call(); pid == first {
 		t.Errorf("request after the retirement served by %d; want a new process", pid)
+	}
+	want := "pid=" + strconv.Itoa(first) + " private_dirty=70.0MiB max_private_memory=64.0MiB rss=254.0MiB"
+	if !strings.Contains(logs.String(), "level=INFO msg=\"worker over max_private_memory; replacing it after its current request\" "+want) {
+		t.Errorf("log:\n%s\nwant an INFO line with %s", logs.String(), want)
 	}
 }

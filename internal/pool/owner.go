@@ -20,14 +20,16 @@ const (
 	evRotate                      // a CoW template was replaced: retire the old generation
 	evCanary                      // a reload's canary serves
 	evRecycle                     // Recycle(pid): retire that worker after its request
+	evMark                        // retire w after its request, for reason
 )
 
 type event struct {
-	kind  eventKind
-	w     *worker
-	err   error
-	pid   int        // evRecycle's
-	reply chan error // evRecycle's answer
+	kind   eventKind
+	w      *worker
+	err    error
+	pid    int        // evRecycle's
+	reply  chan error // evRecycle's answer
+	reason ExitReason // evMark's
 }
 
 // owner is the state of the goroutine that owns the workers (Run); each event has its method.
@@ -93,6 +95,8 @@ func (o *owner) event(ev event) error {
 		o.exited(ev.w)
 	case evRecycle:
 		ev.reply <- o.recycle(ev.pid)
+	case evMark:
+		o.mark(ev.w, ev.reason)
 	}
 	return nil
 }
@@ -156,7 +160,7 @@ func (o *owner) snapshot() []WorkerInfo {
 			info.Current = &v
 		}
 		maxReq := o.p.opt.MaxRequests
-		info.Recycling = w.quit || w.recycle.Load() ||
+		info.Recycling = w.quit || w.marked.Load() > 0 ||
 			info.Busy && (w.gen < current || maxReq > 0 && info.Served+1 >= int64(maxReq))
 		infos = append(infos, info)
 	}

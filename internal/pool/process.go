@@ -91,12 +91,15 @@ type worker struct {
 	// started is when the pool started the process; cur the loan it is lent for now (nil if none).
 	started time.Time
 	cur     atomic.Pointer[loan]
-	recycle atomic.Bool  // Recycle asked for its retirement
-	reason  atomic.Int32 // why it ends, ExitReason+1 (see setReason); 0 while undecided
+	// marked is a retirement asked for while a request may have the worker (Recycle, a memory
+	// read off the request's path), as ExitReason+1; 0: none (see owner.mark).
+	marked atomic.Int32
+	reason atomic.Int32 // why it ends, ExitReason+1 (see setReason); 0 while undecided
 	// mem reads its memory for max_rss and max_private_memory (nil without them); only the
-	// goroutine that has the worker touches mem and memCheck.
+	// goroutine that has the worker touches memCheck; reading says a full read is under way.
 	mem      memProbe
 	memCheck memCheck
+	reading  atomic.Bool
 	busy     atomic.Bool
 	loans    atomic.Int64 // requests it was lent for (see lend)
 	// servedTotal mirrors served for readers other than the request goroutine.

@@ -74,25 +74,38 @@ func (p *Pool) Recycle(pid int) error {
 	}
 }
 
-// recycle is Recycle on the owner's goroutine. The mark goes first: a request that gives the
-// worker back after it sees it (release); one that gave it back before, to the idle channel, has
-// it found there. Should a give-back fall between the two, the next take retires it (takeIdle).
+// recycle is Recycle on the owner's goroutine.
 func (o *owner) recycle(pid int) error {
 	for w := range o.all {
-		if w.pid != pid {
-			continue
+		if w.pid == pid {
+			o.mark(w, ExitRecycle)
+			return nil
 		}
-		if w.quit {
-			return nil // retired already; it ends after its request
-		}
-		w.recycle.Store(true)
-		if o.p.sweepIdle(func(x *worker) bool { return x == w }) != nil {
-			w.setReason(ExitRecycle)
-			o.replace(w)
-		}
-		return nil
 	}
 	return ErrNoSuchWorker
+}
+
+// mark retires a worker for reason after its current request, or at once if it is idle; one
+// retired already, or gone, is left alone. The mark goes first: a request that gives the worker
+// back after it sees it (release); one that gave it back before, to the idle channel, has it found
+// there. Should a give-back fall between the two, the next take retires it (takeIdle).
+func (o *owner) mark(w *worker, reason ExitReason) {
+	if !o.all[w] || w.quit {
+		return
+	}
+	w.marked.CompareAndSwap(0, int32(reason)+1)
+	if o.p.sweepIdle(func(x *worker) bool { return x == w }) != nil {
+		w.setReason(ExitReason(w.marked.Load() - 1))
+		o.replace(w)
+	}
+}
+
+// retireLater has the owner retire w for reason after its current request (see mark).
+func (p *Pool) retireLater(w *worker, reason ExitReason) {
+	select {
+	case p.events <- event{kind: evMark, w: w, reason: reason}:
+	case <-p.done:
+	}
 }
 
 // setReason records why the worker ends, unless a reason was recorded first: what decided its end
