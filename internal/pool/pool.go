@@ -131,7 +131,8 @@ type WorkerInfo struct {
 	Memory     uint64    // PHP's memory_get_usage() after its last request
 	Peak       uint64    // PHP's memory_get_peak_usage() after its last request
 	Started    time.Time // when the pool started it
-	// Current is a copy of the request it has now (Busy); nil while idle.
+	// Current is a copy of the request it has now (Busy), with PID and QueueWait set and Slow
+	// once SlowAfter has passed; nil while idle. A Call without a Visit shows its Start only.
 	Current *Visit
 	// Last is how long its last answered request took in the process; 0 before the first.
 	Last time.Duration
