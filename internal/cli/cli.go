@@ -89,9 +89,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	for _, n := range c.Notices {
 		log.Warn(n.Msg, "key", n.Key, "at", fmt.Sprintf("%s:%d", n.File, n.Line))
 	}
-	ctx, reload, stop := signals(c.Worker.Cow, log)
+	ctx, reload, reopen, stop := signals(c.Worker.Cow, log)
 	defer stop()
-	if err := serve(ctx, c, reload, log); err != nil {
+	if err := serve(ctx, c, reload, reopen, log); err != nil {
 		if errors.Is(err, errDrainCut) {
 			return ExitDrainCut // Run has logged what was cut
 		}

@@ -24,10 +24,18 @@ import (
 )
 
 // Run serves on lns until ctx is cancelled, then stops accepting, lets in-flight requests finish
-// (bounded by shutdown_timeout) and stops the workers. The workers load c.Worker.Extension when it
+// (bounded by shutdown_timeout) and stops the workers; each SIGUSR1 (reopen) reopens the access
+// log. The workers load c.Worker.Extension when it
 // is a path (serve resolves "auto"). newMode holds what differs between the modes. Every
 // goroutine Run starts has ended when it returns.
-func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload <-chan struct{}, phpCGI string, ini []string, log *slog.Logger) error {
+func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload, reopen <-chan struct{}, phpCGI string, ini []string, log *slog.Logger) error {
+	alog, err := openAccessLog(c, log)
+	if err != nil {
+		return err
+	}
+	if alog != nil {
+		defer alog.Close() // after the drain and every goroutine Run started
+	}
 	rt, removeRuntime, err := phpruntime.Install("")
 	if err != nil {
 		return err
@@ -51,7 +59,9 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	if err := m.boot(sd); err != nil {
 		return err
 	}
-	h, err := m.handler(frontOptions(c, log), p)
+	fo := frontOptions(c, log)
+	fo.Observe = requestObservers(alog).observe()
+	h, err := m.handler(fo, p)
 	if err != nil {
 		return err
 	}
@@ -74,6 +84,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	lifeCtx, endLife := context.WithCancel(ctx)
 	var living sync.WaitGroup
 	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, log) })
+	living.Go(func() { reopenAccessLog(lifeCtx, alog, reopen, log) })
 	defer living.Wait()
 	defer endLife()
 

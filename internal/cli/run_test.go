@@ -78,7 +78,7 @@ func runAskrd(t *testing.T, ctx context.Context, mode, script string) (net.Liste
 	}
 	errc := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { errc <- Run(ctx, c, activation.Listeners{HTTP: ln}, nil, c.Worker.PHPCGI, nil, log) }()
+	go func() { errc <- Run(ctx, c, activation.Listeners{HTTP: ln}, nil, nil, c.Worker.PHPCGI, nil, log) }()
 	return ln, errc
 }
 
@@ -166,7 +166,7 @@ func TestRunJoinsItsGoroutinesOnFailure(t *testing.T) {
 
 // stop returns once the signal goroutine has ended.
 func TestSignalsStopJoins(t *testing.T) {
-	_, _, stop := signals(false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, _, _, stop := signals(false, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	stop()
 	if left := leftGoroutines(); len(left) > 0 {
 		t.Errorf("after stop, goroutines signals started are left:\n%s", strings.Join(left, "\n\n"))

@@ -17,7 +17,7 @@ import (
 
 // serve resolves the extension and takes the listeners (from systemd, or opened on listen), then
 // runs askrd until ctx is cancelled and the drain has ended.
-func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *slog.Logger) error {
+func serve(ctx context.Context, c config.Config, reload, reopen <-chan struct{}, log *slog.Logger) error {
 	ini, err := c.Worker.INIArgs()
 	if err != nil {
 		return err
@@ -43,17 +43,18 @@ func serve(ctx context.Context, c config.Config, reload <-chan struct{}, log *sl
 	if lns.HTTPS != nil && !c.TLS.Enabled() {
 		return &config.Error{Key: "tls", Msg: "systemd passes an \"https\" socket but [tls] cert and key are not set"}
 	}
-	return Run(ctx, c, lns, reload, binary, ini, log)
+	return Run(ctx, c, lns, reload, reopen, binary, ini, log)
 }
 
 // signals turns SIGTERM and SIGINT (and SIGHUP in CoW mode) into the cancellation of ctx, the one
-// place where signals are handled; in worker mode SIGHUP arrives on reload instead. stop ends the
-// handling and returns once its goroutine has.
-func signals(cow bool, log *slog.Logger) (ctx context.Context, reload <-chan struct{}, stop func()) {
+// place where signals are handled; in worker mode SIGHUP arrives on reload instead, and SIGUSR1
+// (reopen the access log) on reopen. stop ends the handling and returns once its goroutine has.
+func signals(cow bool, log *slog.Logger) (ctx context.Context, reload, reopen <-chan struct{}, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hup := make(chan struct{}, 1)
+	usr1 := make(chan struct{}, 1)
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -64,6 +65,11 @@ func signals(cow bool, log *slog.Logger) (ctx context.Context, reload <-chan str
 				case hup <- struct{}{}:
 				default: // a reload is already pending
 				}
+			case sig == syscall.SIGUSR1:
+				select {
+				case usr1 <- struct{}{}:
+				default: // a reopen is already pending
+				}
 			default:
 				log.Info("signal: draining", "signal", sig.String())
 				cancel()
@@ -71,7 +77,7 @@ func signals(cow bool, log *slog.Logger) (ctx context.Context, reload <-chan str
 		}
 	}()
 	// Once signal.Stop returns, nothing is sent on sigs: closing it ends the goroutine.
-	return ctx, hup, sync.OnceFunc(func() { signal.Stop(sigs); close(sigs); <-done; cancel() })
+	return ctx, hup, usr1, sync.OnceFunc(func() { signal.Stop(sigs); close(sigs); <-done; cancel() })
 }
 
 // extension resolves [worker] extension to the askr.so the workers load (phpext.None for none) and

@@ -39,12 +39,12 @@ func (b fastcgiBackend) forms() (channel.Limits, bool) { return channel.Limits{}
 
 // serve sends the route's script the CGI variables and the body (from memory or the spool file);
 // the answer streams back.
-func (b fastcgiBackend) serve(r *http.Request, rt route, body *body, rs *responder) error {
+func (b fastcgiBackend) serve(r *http.Request, rt route, body *body, rs *responder, v *pool.Visit) error {
 	params := make([]fastcgi.Param, 0, 28+len(r.Header))
 	b.cgi.vars(r, rt, body.size, fastcgiSAPI, func(k, v string) {
 		params = append(params, fastcgi.Param{Name: k, Value: v})
 	})
-	err := b.pool.Call(r.Context(), nil, func(proc pool.Process) pool.Outcome {
+	err := b.pool.Call(r.Context(), v, func(proc pool.Process) pool.Outcome {
 		fp, ok := proc.(FastCGIProcess)
 		if !ok {
 			return pool.Outcome{Err: fmt.Errorf("process %d does not speak FastCGI", proc.PID()), Broken: true}

@@ -28,7 +28,9 @@ type fakeFCGI struct {
 
 func (f *fakeFCGI) Call(ctx context.Context, v *pool.Visit, call func(pool.Process) pool.Outcome) error {
 	f.calls++
-	return call(f).Err
+	err := call(f).Err
+	v.PID = f.PID() // as the pool does
+	return err
 }
 
 func (f *fakeFCGI) Do(ctx context.Context, req *fastcgi.Request) (bool, bool, error) {

@@ -42,8 +42,8 @@ type workerBackend struct {
 // forms: askrd parses multipart forms for the worker runtime, with PHP's limits.
 func (b workerBackend) forms() (channel.Limits, bool) { return b.pool.Limits(), true }
 
-func (b workerBackend) serve(r *http.Request, rt route, body *body, rs *responder) error {
-	return fromPool(b.pool.Call(r.Context(), nil, exchange(b.log, b.cgi.encode(r, rt, body), rs)))
+func (b workerBackend) serve(r *http.Request, rt route, body *body, rs *responder, v *pool.Visit) error {
+	return fromPool(b.pool.Call(r.Context(), v, exchange(b.log, b.cgi.encode(r, rt, body), rs)))
 }
 
 // exchange returns the conversation of one worker-mode request, for Backend.Call: payload goes to

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/askr-php/askr/internal/channel"
 	"github.com/askr-php/askr/internal/pool"
@@ -20,11 +21,18 @@ type fakePool struct {
 	got    payload
 	answer func(resp channel.Response) error
 	t      *testing.T
+	visit  *pool.Visit // the last call's
 }
 
 // Call lends call a fake worker, which answers as f says, and returns the error of the outcome.
+// It fills v in as the pool does, with the fake worker's pid.
 func (f *fakePool) Call(ctx context.Context, v *pool.Visit, call func(pool.Process) pool.Outcome) error {
-	return call(fakeWorker{&fakeFCGI{}, f}).Err
+	f.visit = v
+	w := fakeWorker{&fakeFCGI{}, f}
+	start := time.Now()
+	err := call(w).Err
+	v.PID, v.Upstream = w.PID(), time.Since(start)
+	return err
 }
 
 // fakeWorker is a worker of fakePool: a process (fakeFCGI's stubs) with a channel, on which f

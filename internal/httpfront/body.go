@@ -40,18 +40,23 @@ func (d deadlineReader) Close() error { return d.r.Close() }
 
 // clientBody marks the errors of reading a request body from the client (net/http's errors for a
 // malformed chunked body, an unexpected EOF, a read deadline) as clientError, so that they are told
-// apart from askrd's own (writing the spool file): 400, not 500.
-type clientBody struct{ r io.ReadCloser }
+// apart from askrd's own (writing the spool file): 400, not 500. It counts what it read (the
+// request record's BytesIn).
+type clientBody struct {
+	r io.ReadCloser
+	n int64
+}
 
-func (c clientBody) Read(p []byte) (int, error) {
+func (c *clientBody) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	c.n += int64(n)
 	if err != nil && err != io.EOF {
 		err = &clientError{err}
 	}
 	return n, err
 }
 
-func (c clientBody) Close() error { return c.r.Close() }
+func (c *clientBody) Close() error { return c.r.Close() }
 
 // clientError is an error reading the request body from the client.
 type clientError struct{ err error }
@@ -66,12 +71,14 @@ func (h *Handler) takeBody(w http.ResponseWriter, r *http.Request, rc *http.Resp
 		h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return &body{}, false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, h.opt.MaxBodySize)
+	r.Body = http.MaxBytesReader(rawWriter(w), r.Body, h.opt.MaxBodySize)
 	if h.opt.ClientTimeout > 0 {
 		r.Body = deadlineReader{r.Body, rc, h.opt.ClientTimeout}
 	}
-	r.Body = clientBody{r.Body}
+	cb := &clientBody{r: r.Body}
+	r.Body = cb
 	req, err := h.readBody(r)
+	countBody(w, cb.n)
 	if err != nil {
 		// Whatever the body still holds is not read: the connection ends with the answer.
 		w.Header().Set("Connection", "close")

@@ -91,9 +91,10 @@ type backend interface {
 	// forms returns the limits of PHP's configuration under which askrd parses multipart forms
 	// into fields and uploaded files for PHP; ok is false if PHP parses them itself.
 	forms() (lim channel.Limits, ok bool)
-	// serve runs the route's script with the request's body; the answer goes to rs. Its errors
-	// wrap errTimeout, errBadResponse, errWorkerDied or errUnavailable where they are such.
-	serve(r *http.Request, rt route, b *body, rs *responder) error
+	// serve runs the route's script with the request's body; the answer goes to rs, and v is
+	// given to the pool (pool.Pool.Call fills it in). Its errors wrap errTimeout, errBadResponse,
+	// errWorkerDied or errUnavailable where they are such.
+	serve(r *http.Request, rt route, b *body, rs *responder, v *pool.Visit) error
 }
 
 // Why a backend did not answer, as finish tells the client.
@@ -178,6 +179,11 @@ func (h *Handler) Close() error {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.opt.Observe != nil {
+		o := h.observe(w, r)
+		defer h.done(o, r) // also when the response is aborted (panic(http.ErrAbortHandler))
+		w = o
+	}
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// A chunked request may have come with a Content-Length too, which net/http drops before
 		// the handler could see it: a proxy in front may have framed the request by that length,
@@ -206,7 +212,7 @@ func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 	rs := h.newResponder(w, r, rc)
-	h.finish(w, r, rs, h.backend.serve(r, rt, b, rs))
+	h.finish(w, r, rs, h.backend.serve(r, rt, b, rs, visit(w, r)))
 }
 
 // finish completes a response after the backend returned err: the rest of what was buffered, or

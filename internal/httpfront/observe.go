@@ -1,0 +1,123 @@
+package httpfront
+
+// The request record (Options.Observe): every request, whatever answers it — a static file, a
+// redirect, an error of askrd's, PHP — is measured by one ResponseWriter wrapper and reported once,
+// after the handler is done with it.
+
+import (
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/askr-php/askr/internal/pool"
+)
+
+// observed is one request being recorded: the ResponseWriter the handler writes to, which counts
+// the status and the body bytes, and the Record it fills. One allocation per request.
+type observed struct {
+	http.ResponseWriter
+	rec Record
+}
+
+// Unwrap gives http.ResponseController the connection's writer (deadlines, Flush, Hijack).
+func (o *observed) Unwrap() http.ResponseWriter { return o.ResponseWriter }
+
+// WriteHeader notes the final status (a 1xx, such as 103 Early Hints, is not one).
+func (o *observed) WriteHeader(code int) {
+	if o.rec.Status == 0 && code >= 200 {
+		o.rec.Status = code
+	}
+	o.ResponseWriter.WriteHeader(code)
+}
+
+func (o *observed) Write(b []byte) (int, error) {
+	if o.rec.Status == 0 {
+		o.rec.Status = http.StatusOK
+	}
+	n, err := o.ResponseWriter.Write(b)
+	o.rec.BytesOut += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps net/http's sendfile for static files (http.ServeContent copies with io.Copy).
+func (o *observed) ReadFrom(r io.Reader) (int64, error) {
+	if o.rec.Status == 0 {
+		o.rec.Status = http.StatusOK
+	}
+	rf, ok := o.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{o}, r) // through Write, which counts
+	}
+	n, err := rf.ReadFrom(r)
+	o.rec.BytesOut += n
+	return n, err
+}
+
+// Flush is http.Flusher's, for code that asks the writer directly rather than through a
+// ResponseController.
+func (o *observed) Flush() {
+	if o.rec.Status == 0 {
+		o.rec.Status = http.StatusOK
+	}
+	if f, ok := o.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// observe starts the record of r; done completes it and hands it to Options.Observe.
+func (h *Handler) observe(w http.ResponseWriter, r *http.Request) *observed {
+	o := &observed{ResponseWriter: w}
+	o.rec = Record{Start: time.Now(), RemoteAddr: r.RemoteAddr, Method: r.Method, URI: r.RequestURI,
+		Proto: r.Proto, Host: r.Host}
+	return o
+}
+
+// statusClientGone is what the record says of a request whose client left before any answer was
+// written (nginx's 499).
+const statusClientGone = 499
+
+// done completes the record once the handler is over (also when it aborts the connection with
+// http.ErrAbortHandler: a response cut short is logged with what was sent of it).
+func (h *Handler) done(o *observed, r *http.Request) {
+	rec := &o.rec
+	rec.Duration = time.Since(rec.Start)
+	if rec.Status == 0 {
+		rec.Status = http.StatusOK // what net/http sends for a handler that wrote nothing
+		if r.Context().Err() != nil {
+			rec.Status = statusClientGone
+		}
+	}
+	rec.Referer = r.Header.Get("Referer")
+	rec.UserAgent = r.Header.Get("User-Agent")
+	if _, ok := r.Header["Authorization"]; ok {
+		rec.User, _, _ = r.BasicAuth()
+	}
+	h.opt.Observe(rec)
+}
+
+// rawWriter is the connection's own writer under the record's wrapper: http.MaxBytesReader tells
+// it (through an unexported method no wrapper can forward) to close the connection after a body
+// that was too large.
+func rawWriter(w http.ResponseWriter) http.ResponseWriter {
+	if o, ok := w.(*observed); ok {
+		return o.ResponseWriter
+	}
+	return w
+}
+
+// countBody notes in the record, if there is one, how much of the body was read.
+func countBody(w http.ResponseWriter, n int64) {
+	if o, ok := w.(*observed); ok {
+		o.rec.BytesIn = n
+	}
+}
+
+// visit is the pool's record of a PHP request: the Record's own if the request is observed.
+func visit(w http.ResponseWriter, r *http.Request) *pool.Visit {
+	if o, ok := w.(*observed); ok {
+		o.rec.PHP = true
+		o.rec.Visit = pool.Visit{Method: r.Method, URI: r.RequestURI, Start: o.rec.Start}
+		return &o.rec.Visit
+	}
+	return &pool.Visit{Method: r.Method, URI: r.RequestURI, Start: time.Now()}
+}
