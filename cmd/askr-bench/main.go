@@ -23,6 +23,9 @@
 //	                   load, throughput with --max-requests 1
 //	slow-readers       askrd only, worker, CoW and per-request mode: ping latency alone and beside
 //	                   clients that hold a 4 MiB answer unread; goal: p99 under 50 ms
+//	observe            askrd only, hello world: without an access log, with one (a file), and with
+//	                   the admin socket's /metrics scraped every second, rounds rotated; goal: each
+//	                   costs under 3 % of requests/s
 //
 // Every server runs from a private temp dir (internal/harness starts nginx, php-fpm and MariaDB
 // the way the integration tests do), listens on 127.0.0.1 only and is stopped at the end; only one
@@ -66,6 +69,8 @@ type config struct {
 	memMax, maxreqDuration                      time.Duration
 	maxreqWorkers, maxreqThreads, maxreqConns   int
 	slowWorkers, slowReaders, slowPings         int
+	// observe
+	obsRounds int
 }
 
 func parseFlags(repo string, args []string) (config, error) {
@@ -80,7 +85,7 @@ func parseFlags(repo string, args []string) (config, error) {
 	fs.StringVar(&c.wrk, "wrk", "wrk", "the load generator")
 	fs.StringVar(&c.fpmListen, "fpm-listen", "unix", "how nginx reaches php-fpm: unix (a socket, as Debian's pool) or tcp")
 	fs.StringVar(&c.report, "report", "", "the report to write (default docs/bench.md; with -quick bench/out/bench-quick.md)")
-	fs.StringVar(&c.scenarios, "scenarios", "hello laravel laravel-workers classic-hello classic-wordpress cow slow-readers", "scenarios to run, in order")
+	fs.StringVar(&c.scenarios, "scenarios", "hello laravel laravel-workers classic-hello classic-wordpress cow slow-readers observe", "scenarios to run, in order")
 	fs.BoolVar(&c.quick, "quick", false, "a check, not a measurement: one round, 2 s runs, few samples")
 	fs.IntVar(&c.classicRounds, "classic-rounds", 3, "classic-*: rounds per server, alternating")
 	fs.IntVar(&c.classicRetries, "classic-retries", 2, "classic-*: repeats of a run disturbed by other processes")
@@ -100,6 +105,7 @@ func parseFlags(repo string, args []string) (config, error) {
 	fs.IntVar(&c.slowWorkers, "slow-workers", 4, "slow-readers: workers")
 	fs.IntVar(&c.slowReaders, "slow-readers", 8, "slow-readers: clients holding a large answer")
 	fs.IntVar(&c.slowPings, "slow-pings", 200, "slow-readers: pings per set")
+	fs.IntVar(&c.obsRounds, "obs-rounds", 3, "observe: rounds")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -107,7 +113,7 @@ func parseFlags(repo string, args []string) (config, error) {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		quick := map[string]string{"duration": "2s", "warmup": "1s", "maxreq-duration": "2s", "classic-rounds": "1",
-			"classic-retries": "0", "lw-rounds": "1", "respawn-n": "5", "mem-requests": "100", "slow-pings": "50",
+			"classic-retries": "0", "lw-rounds": "1", "obs-rounds": "1", "respawn-n": "5", "mem-requests": "100", "slow-pings": "50",
 			"report": filepath.Join(repo, "bench", "out", "bench-quick.md")}
 		for name, v := range quick {
 			if !set[name] {
@@ -229,10 +235,11 @@ func (b *bench) scenario(name string) error {
 		"cow-memory":        {b.cowMemory},
 		"cow-maxreq":        {b.cowMaxReq},
 		"slow-readers":      {b.slowReadersScenario},
+		"observe":           {b.observe},
 	}
 	fns, ok := all[name]
 	if !ok {
-		return fmt.Errorf("unknown scenario %q (hello laravel laravel-workers classic cow slow-readers, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq)", name)
+		return fmt.Errorf("unknown scenario %q (hello laravel laravel-workers classic cow slow-readers observe, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq)", name)
 	}
 	for _, fn := range fns {
 		err := fn()

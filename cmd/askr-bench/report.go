@@ -36,6 +36,8 @@ type results struct {
 
 	slowRows []string
 
+	obsRows, obsNotes []string
+
 	wpVersion, mariadbVersion string // classic-wordpress's
 }
 
@@ -157,6 +159,7 @@ func (b *bench) report(idle int, now time.Time, sys sysInfo) string {
 	b.lwReport(&w)
 	b.cowReport(&w)
 	b.slowReport(&w)
+	b.obsReport(&w)
 	return w.String()
 }
 
