@@ -61,8 +61,12 @@ func reopenAccessLog(ctx context.Context, alog *accesslog.Logger, reopen <-chan 
 		case <-ctx.Done():
 			return
 		case <-reopen:
-			if alog == nil {
+			switch {
+			case alog == nil:
 				log.Info("SIGUSR1: no access log to reopen")
+				continue
+			case alog.Path() == "-":
+				log.Info("SIGUSR1: the access log is standard output; nothing to reopen")
 				continue
 			}
 			if err := alog.Reopen(); err != nil {

@@ -271,3 +271,54 @@ func TestAccessLogRotateUnderLoad(t *testing.T) {
 		t.Errorf("askrd logged %d reopens; want %d", reopens(), rotations)
 	}
 }
+
+// access_log = "-" writes whole lines to standard output (under systemd, the journal); SIGUSR1
+// then has nothing to reopen and changes nothing.
+func TestAccessLogStdout(t *testing.T) {
+	s := startAskrd(t, opts{config: "[server]\naccess_log = \"-\"\naccess_log_format = \"json\"\n"})
+	// startAskrd sends both streams to s.logs; the lines are told apart by their shape.
+	for i := range 20 {
+		if r := s.get(fmt.Sprintf("/pid?alog=%d", i)); r.status != 200 {
+			t.Fatalf("GET /pid: %d", r.status)
+		}
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	jsonLines := func() []string {
+		var out []string
+		for _, l := range strings.Split(s.logs.String(), "\n") {
+			if strings.HasPrefix(l, `{"ts":"`) && strings.Contains(l, `"uri":"/pid?alog=`) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if !poll(10*time.Second, func() bool { return len(jsonLines()) == 20 }) {
+		t.Fatalf("%d JSON lines of the 20 requests on askrd's output; want 20:\n%s", len(jsonLines()), s.logs.String())
+	}
+	s.waitLog("the access log is standard output", 10*time.Second)
+	if r := s.get("/pid?alog=20"); r.status != 200 {
+		t.Fatalf("GET /pid after SIGUSR1: %d", r.status)
+	}
+	if !poll(10*time.Second, func() bool { return len(jsonLines()) == 21 }) {
+		t.Errorf("%d JSON lines after SIGUSR1; want 21", len(jsonLines()))
+	}
+}
+
+// An access log askrd cannot open is a configuration error: exit 78 naming the key, before any
+// worker starts.
+func TestAccessLogCannotOpen(t *testing.T) {
+	bin := askrdBinary(t)
+	conf := filepath.Join(t.TempDir(), "askr.toml")
+	missing := filepath.Join(t.TempDir(), "no-such-dir", "access.log")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[server]\naccess_log = %q\n", missing)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := repoRoot(t)
+	code, out := runAskrd(t, bin, nil, "serve", "--config", conf, "--listen", freeAddr(t),
+		"--root", filepath.Join(root, "examples", "hello", "public"), "--worker-script", filepath.Join(root, "internal", "integration", "testdata", "worker.php"))
+	if code != 78 || !strings.Contains(out, "server.access_log") || !strings.Contains(out, missing) || strings.Contains(out, "workers ready") {
+		t.Errorf("askrd serve with access_log in a missing directory: exit %d; want 78 naming server.access_log and the path, no worker started:\n%s", code, out)
+	}
+}
