@@ -53,16 +53,24 @@ func (o *observed) ReadFrom(r io.Reader) (int64, error) {
 	return n, err
 }
 
-// Flush is http.Flusher's, for code that asks the writer directly rather than through a
-// ResponseController.
-func (o *observed) Flush() {
+// FlushError is what http.ResponseController.Flush calls: the connection's flush, with its error
+// (the responder stops a response whose flush failed).
+func (o *observed) FlushError() error {
 	if o.rec.Status == 0 {
-		o.rec.Status = http.StatusOK
+		o.rec.Status = http.StatusOK // a flush sends the head
 	}
-	if f, ok := o.ResponseWriter.(http.Flusher); ok {
+	switch f := o.ResponseWriter.(type) {
+	case interface{ FlushError() error }:
+		return f.FlushError()
+	case http.Flusher:
 		f.Flush()
+		return nil
 	}
+	return http.ErrNotSupported
 }
+
+// Flush is http.Flusher's, for code that asks the writer directly.
+func (o *observed) Flush() { o.FlushError() }
 
 // observe starts the record of r; done completes it and hands it to Options.Observe.
 func (h *Handler) observe(w http.ResponseWriter, r *http.Request) *observed {

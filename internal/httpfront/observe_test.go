@@ -162,6 +162,18 @@ func TestRecordHostRedirect(t *testing.T) {
 	}
 }
 
+// A chunked body over max_body_size is refused with 413 under the record's wrapper too, and the
+// record says how much of it was read.
+func TestRecordBodyTooLarge(t *testing.T) {
+	rd := newRecorded(t, false)
+	body := io.MultiReader(strings.NewReader(strings.Repeat("x", 2<<20))) // no length: chunked
+	resp, _ := rd.do(t, "POST", "/app", body, "Content-Type", "application/octet-stream")
+	r := rd.next(t)
+	if resp.StatusCode != 413 || r.Status != 413 || r.BytesIn != 1<<20 || r.PHP {
+		t.Errorf("chunked POST of 2 MiB over a 1 MiB limit: client %d, record %+v; want 413 and 1 MiB read, no PHP", resp.StatusCode, r)
+	}
+}
+
 // Per-request mode's PHP requests are recorded with the visit the pool filled in, and the status
 // PHP set.
 func TestRecordPerRequest(t *testing.T) {
@@ -309,4 +321,20 @@ type benchWorker struct{ *fakeFCGI }
 func (benchWorker) Exchange(p []byte, resp channel.Response) channel.Result {
 	resp.Head(200, nil)
 	return channel.Result{Err: resp.Body([]byte("hello"))}
+}
+
+// failingFlush is a connection whose flush fails.
+type failingFlush struct{ *httptest.ResponseRecorder }
+
+func (failingFlush) FlushError() error { return io.ErrClosedPipe }
+
+// A failed flush reaches the responder through the wrapper (http.ResponseController).
+func TestRecordFlushError(t *testing.T) {
+	o := &observed{ResponseWriter: failingFlush{httptest.NewRecorder()}}
+	if err := http.NewResponseController(o).Flush(); err != io.ErrClosedPipe {
+		t.Errorf("Flush through the record's wrapper = %v; want the connection's %v", err, io.ErrClosedPipe)
+	}
+	if o.rec.Status != 200 {
+		t.Errorf("status after a flush = %d; want 200 (the head went out)", o.rec.Status)
+	}
 }
