@@ -25,9 +25,8 @@ import (
 
 // Run serves on lns until ctx is cancelled, then stops accepting, lets in-flight requests finish
 // (bounded by shutdown_timeout) and stops the workers; each SIGUSR1 (reopen) reopens the access
-// log. The workers load c.Worker.Extension when it
-// is a path (serve resolves "auto"). newMode holds what differs between the modes. Every
-// goroutine Run starts has ended when it returns.
+// log. The workers load c.Worker.Extension when it is a path (serve resolves "auto"). newMode
+// holds what differs between the modes. Every goroutine Run starts has ended when it returns.
 func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload, reopen <-chan struct{}, phpCGI string, ini []string, log *slog.Logger) error {
 	alog, err := openAccessLog(c, log)
 	if err != nil {
