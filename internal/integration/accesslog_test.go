@@ -25,7 +25,7 @@ const (
 // alogPIDs says whether the pool fills in the pid of the worker of a request (pool.Visit).
 // TODO(issue 15, pool): true once pool.Call fills the Visit in (w-pool); until then the log has
 // "pid=-" and the test wants exactly that, so that it fails, and is flipped, when the pool lands.
-const alogPIDs = false
+const alogPIDs = true
 
 // alogAnswer is what the client got for one request of the load.
 type alogAnswer struct {
