@@ -1,0 +1,211 @@
+package backtrace
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/askr-php/askr/internal/harness"
+)
+
+// slowScript is testdata/slow.php, absolute, and its text.
+func slowScript(t *testing.T) (string, string) {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", "slow.php"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, string(b)
+}
+
+// lineOf is the number of the line of text that holds marker.
+func lineOf(t *testing.T, text, marker string) int {
+	t.Helper()
+	for i, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, marker) {
+			return i + 1
+		}
+	}
+	t.Fatalf("no line holds %q", marker)
+	return 0
+}
+
+// startSlow runs testdata/slow.php in php-cgi (CGI mode) with SLOW_MODE=mode; it is killed when
+// the test ends.
+func startSlow(t *testing.T, mode string, env ...string) *exec.Cmd {
+	t.Helper()
+	script, _ := slowScript(t)
+	cmd := exec.Command(need(t, "php-cgi"), "-d", "max_execution_time=0", "-f", script)
+	cmd.Env = append(os.Environ(), append(env, "SLOW_MODE="+mode)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// waitStack reads pid's stack until ok accepts it, for up to 10 s, and returns the last read.
+func waitStack(t *testing.T, r *Reader, pid int, ok func(Stack) bool) Stack {
+	t.Helper()
+	var s Stack
+	var err error
+	if !harness.Poll(10*time.Second, func() bool { s, err = r.Read(pid); return err == nil && ok(s) }) {
+		t.Fatalf("Read(%d) = %v, %v; want the stack of slow.php:\n%s", pid, err, s.Note, s)
+	}
+	return s
+}
+
+// wantFrames checks the frames of s against want, from the innermost out; a zero Line in want
+// accepts any line.
+func wantFrames(t *testing.T, s Stack, want []Frame) {
+	t.Helper()
+	if len(s.Frames) != len(want) || s.Note != "" {
+		t.Fatalf("stack:\n%s\nwant %d frames and no note", s, len(want))
+	}
+	for i, w := range want {
+		g := s.Frames[i]
+		if g.Function != w.Function || g.File != w.File || (w.Line != 0 && g.Line != w.Line) || g.Addr == 0 {
+			t.Errorf("frame %d = %+v; want %+v", i, g, w)
+		}
+	}
+}
+
+// A process blocked in sleep(): its stack is sleep() in the method that called it, with the
+// file and line of each user frame, and reading it does not wake the sleep.
+func TestReadSleeping(t *testing.T) {
+	script, text := slowScript(t)
+	cmd := startSlow(t, "sleep")
+	r := NewReader()
+	s := waitStack(t, r, cmd.Process.Pid, func(s Stack) bool { return len(s.Frames) > 0 && s.Frames[0].Function == "sleep" })
+	wantFrames(t, s, []Frame{
+		{Function: "sleep"},
+		{Function: "Slow->slow_function_name", File: script, Line: lineOf(t, text, "SLEEP LINE")},
+		{Function: "outer", File: script, Line: lineOf(t, text, "CALL LINE")},
+		{Function: "{main}", File: script, Line: lineOf(t, text, "outer($mode);")},
+	})
+	want := fmt.Sprintf("[0x%016x] sleep()\n[0x%016x] Slow->slow_function_name() %s:%d", s.Frames[0].Addr, s.Frames[1].Addr, script, lineOf(t, text, "SLEEP LINE"))
+	if got := s.String(); !strings.HasPrefix(got, want+"\n") {
+		t.Errorf("String() =\n%s\nwant it to begin with\n%s", got, want)
+	}
+	// Reading again, many times, leaves the process asleep in the same place.
+	for range 50 {
+		if again, err := r.Read(cmd.Process.Pid); err != nil || again.String() != s.String() {
+			t.Fatalf("Read again = %v\n%s\nwant\n%s", err, again, s)
+		}
+	}
+	if st := state(t, cmd.Process.Pid); st != "S" {
+		t.Errorf("process state %q after the reads; want S (still in sleep())", st)
+	}
+}
+
+// state is the process's state letter from /proc/PID/stat.
+func state(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, _ := strings.Cut(string(b), ") ")
+	return after[:1]
+}
+
+// A process spinning in a PHP loop (no call inside it) is read while it runs. PHP keeps the
+// current opline of a running frame in a register, so its line is unknown (0) or one saved
+// earlier in that function: a line of the function, not necessarily the loop's.
+func TestReadSpinning(t *testing.T) {
+	script, text := slowScript(t)
+	cmd := startSlow(t, "spin")
+	s := waitStack(t, NewReader(), cmd.Process.Pid, func(s Stack) bool {
+		return len(s.Frames) > 0 && s.Frames[0].Function == "Slow->slow_function_name"
+	})
+	wantFrames(t, s, []Frame{
+		{Function: "Slow->slow_function_name", File: script},
+		{Function: "outer", File: script, Line: lineOf(t, text, "CALL LINE")},
+		{Function: "{main}", File: script, Line: lineOf(t, text, "outer($mode);")},
+	})
+	first, last := lineOf(t, text, "public function slow_function_name"), lineOf(t, text, "$x++;")+1
+	if l := s.Frames[0].Line; l != 0 && (l < first || l > last) {
+		t.Errorf("spinning frame's line %d; want 0 or one of slow_function_name's, %d to %d", l, first, last)
+	}
+	if st := state(t, cmd.Process.Pid); st != "R" {
+		t.Errorf("process state %q; want R (spinning)", st)
+	}
+}
+
+// A forked php-cgi (as a CoW worker is) is read the same way: its executable is its parent's.
+func TestReadForkedChild(t *testing.T) {
+	script, text := slowScript(t)
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	startSlow(t, "fork", "SLOW_PIDFILE="+pidfile)
+	var pid int
+	if !harness.Poll(10*time.Second, func() bool {
+		b, err := os.ReadFile(pidfile)
+		pid, _ = strconv.Atoi(string(b))
+		return err == nil && pid > 0
+	}) {
+		t.Fatal("the forked child's pid never came")
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	s := waitStack(t, NewReader(), pid, func(s Stack) bool { return len(s.Frames) > 0 && s.Frames[0].Function == "sleep" })
+	wantFrames(t, s, []Frame{
+		{Function: "sleep"},
+		{Function: "Slow->slow_function_name", File: script, Line: lineOf(t, text, "SLEEP LINE")},
+		{Function: "outer", File: script, Line: lineOf(t, text, "CALL LINE")},
+		{Function: "{main}", File: script, Line: lineOf(t, text, "outer('sleep');")},
+	})
+}
+
+// A process that is not PHP has no stack to read, and says which PHP (none) it found.
+func TestReadNotPHP(t *testing.T) {
+	cmd := exec.Command(need(t, "sleep"), "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	_, err := NewReader().Read(cmd.Process.Pid)
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "PHP unknown") {
+		t.Errorf("Read(sleep) error = %v; want ErrUnsupported naming PHP unknown", err)
+	}
+}
+
+// A process that is gone gives an error, not a stack.
+func TestReadGone(t *testing.T) {
+	cmd := exec.Command(need(t, "true"))
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := NewReader().Read(cmd.Process.Pid); err == nil {
+		t.Errorf("Read(exited pid) = %s, nil; want an error", s)
+	}
+}
+
+func TestParseMapsLine(t *testing.T) {
+	r, ok := parseMapsLine("55d0c8e00000-55d0c8e7c000 r--p 00001000 fd:01 1234   /usr/bin/php-cgi8.2 (deleted)")
+	want := region{start: 0x55d0c8e00000, end: 0x55d0c8e7c000, readable: true, offset: 0x1000, dev: 0xfd01, ino: 1234}
+	if !ok || r != want {
+		t.Errorf("parseMapsLine = %+v, %v; want %+v", r, ok, want)
+	}
+	r, ok = parseMapsLine("7ffd1000-7ffd2000 ---p 00000000 00:00 0")
+	if !ok || r.readable || r.dev != 0 {
+		t.Errorf("parseMapsLine(anonymous, unreadable) = %+v, %v", r, ok)
+	}
+	if _, ok := parseMapsLine("garbage"); ok {
+		t.Error("parseMapsLine(garbage) ok")
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	if got := printable([]byte("a\nb\xffc\x7f")); got != "a\uFFFDb\uFFFDc\uFFFD" {
+		t.Errorf("printable = %q", got)
+	}
+}

@@ -1,0 +1,38 @@
+<?php
+// A script the tests read the stack of: it calls Slow->slow_function_name(), which sleeps or
+// spins as the environment variable SLOW_MODE says ("sleep", "spin", or "fork": a forked child
+// sleeps, as a CoW worker is a fork).
+declare(strict_types=1);
+
+class Slow
+{
+    public function slow_function_name(string $mode): void
+    {
+        if ($mode === 'sleep') {
+            sleep(60); // SLEEP LINE
+            return;
+        }
+        $x = 0;
+        while (true) { // SPIN LINE
+            $x++;
+        }
+    }
+}
+
+function outer(string $mode): void
+{
+    (new Slow())->slow_function_name($mode); // CALL LINE
+}
+
+$mode = (string) getenv('SLOW_MODE');
+if ($mode === 'fork') {
+    $pid = pcntl_fork();
+    if ($pid === 0) {
+        outer('sleep');
+        exit(0);
+    }
+    file_put_contents((string) getenv('SLOW_PIDFILE'), (string) $pid);
+    pcntl_wait($status);
+    exit(0);
+}
+outer($mode);
