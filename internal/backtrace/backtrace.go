@@ -121,6 +121,21 @@ func (r *Reader) Read(pid int) (Stack, error) {
 	panic("unreachable")
 }
 
+// Check tells whether the stacks of processes running the executable at path can be read: nil,
+// or why not (ErrUnsupported for a PHP whose structures this package does not know). What it
+// learns is kept for Read.
+func (r *Reader) Check(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	b, err := r.executable(path, keyOf(fi))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return b.err
+}
+
 // executable returns what is known of the executable k, inspecting it the first time.
 func (r *Reader) executable(exe string, k fileKey) (*executable, error) {
 	r.mu.Lock()

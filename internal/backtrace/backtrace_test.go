@@ -209,3 +209,17 @@ func TestPrintable(t *testing.T) {
 		t.Errorf("printable = %q", got)
 	}
 }
+
+// Check knows Debian's php-cgi, and says why for an executable that is not PHP.
+func TestCheck(t *testing.T) {
+	r := NewReader()
+	if err := r.Check(need(t, "php-cgi")); err != nil {
+		t.Errorf("Check(php-cgi) = %v; want nil", err)
+	}
+	if err := r.Check(need(t, "sh")); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Check(sh) = %v; want ErrUnsupported", err)
+	}
+	if err := r.Check("/nonexistent/php-cgi"); err == nil || errors.Is(err, ErrUnsupported) {
+		t.Errorf("Check(missing) = %v; want a not-found error", err)
+	}
+}

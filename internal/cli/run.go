@@ -54,7 +54,9 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	defer m.close() // after the pool has stopped the workers (deferred later, so run earlier)
 
 	sd := notify.New(log.With("component", "systemd"))
-	p = pool.New(poolOptions(c, log), m.starter)
+	opt := poolOptions(c, log)
+	slowOptions(&opt, c, phpCGI, log)
+	p = pool.New(opt, m.starter)
 	if err := m.boot(sd); err != nil {
 		return err
 	}
