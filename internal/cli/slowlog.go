@@ -34,7 +34,11 @@ func slowOptions(opt *pool.Options, c config.Config, phpCGI string, log *slog.Lo
 // onSlow logs one slow request: its process, method, URI, how long it has run, and the PHP
 // backtrace of what it is doing now, php-fpm's slowlog lines in one attribute.
 func (s *slowLog) onSlow(pid int, v *pool.Visit, ran time.Duration) {
-	attrs := []any{"pid", pid, "method", v.Method, "uri", v.URI, "running", ran.Round(time.Millisecond).Seconds()}
+	var method, uri string
+	if v != nil {
+		method, uri = v.Method, v.URI
+	}
+	attrs := []any{"pid", pid, "method", method, "uri", uri, "running", ran.Round(time.Millisecond).Seconds()}
 	st, err := s.stacks.Read(pid)
 	if err != nil {
 		attrs = append(attrs, "backtrace", "not available: "+err.Error())

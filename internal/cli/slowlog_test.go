@@ -147,4 +147,10 @@ func TestOnSlowWithoutBacktrace(t *testing.T) {
 		!strings.HasPrefix(bt, "not available: ") || !strings.Contains(bt, "for PHP unknown") {
 		t.Errorf("OnSlow(not PHP) logged %v; want the request, and a backtrace \"not available: … for PHP unknown …\"", r)
 	}
+	// A caller that gave the pool no Visit: logged all the same.
+	logs.Reset()
+	opt.OnSlow(cmd.Process.Pid, nil, time.Second)
+	if rs = records(t, logs); len(rs) != 1 || rs[0]["msg"] != "slow request" || rs[0]["uri"] != "" {
+		t.Errorf("OnSlow(nil Visit) logged %v; want one record without a URI", rs)
+	}
 }
