@@ -223,3 +223,31 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check(missing) = %v; want a not-found error", err)
 	}
 }
+
+// What one slow request costs askrd: one Read of a sleeping php-cgi.
+func BenchmarkRead(b *testing.B) {
+	script, err := filepath.Abs(filepath.Join("testdata", "slow.php"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin, err := exec.LookPath("php-cgi")
+	if err != nil {
+		b.Skip("php-cgi not installed")
+	}
+	cmd := exec.Command(bin, "-d", "max_execution_time=0", "-f", script)
+	cmd.Env = append(os.Environ(), "SLOW_MODE=sleep")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	r := NewReader()
+	if !harness.Poll(10*time.Second, func() bool { s, err := r.Read(cmd.Process.Pid); return err == nil && len(s.Frames) == 4 }) {
+		b.Fatal("php-cgi never slept in slow.php")
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := r.Read(cmd.Process.Pid); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
