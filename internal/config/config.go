@@ -74,7 +74,8 @@ type Server struct {
 	// the queue wait, the worker's pid) or "json" (one JSON object per line). Default: "combined".
 	AccessLogFormat string `toml:"access_log_format"`
 	// RequestSlowlogTimeout logs the PHP backtrace of a request that runs longer than this, once,
-	// while it runs (php-fpm's request_slowlog_timeout); it is counted as slow. 0 turns it off.
+	// while it runs (php-fpm's request_slowlog_timeout), as a "slow request" warning in askrd's
+	// log; it is counted as slow. The worker is not stopped or signalled. 0 turns it off.
 	// Default: 0.
 	RequestSlowlogTimeout Duration `toml:"request_slowlog_timeout"`
 	// MaxBodySize is the largest request body accepted; larger bodies get 413 before PHP runs.
