@@ -112,7 +112,7 @@ func (r *Reader) Read(pid int) (Stack, error) {
 		if len(first.Frames) > len(s.Frames) {
 			s = first
 		}
-		if len(s.Frames) == 0 && !errors.Is(err, errBadPointer) {
+		if len(s.Frames) == 0 && !errors.Is(err, errBadPointer) && !errors.Is(err, errTorn) {
 			return Stack{}, fmt.Errorf("backtrace of pid %d: %w", pid, err)
 		}
 		s.Note = "stack changed while read: " + err.Error()
@@ -190,6 +190,10 @@ func walk(pid int, f *os.File, bin *executable, k fileKey) (Stack, error) {
 	return s, err
 }
 
+// errTorn: a frame without a caller that PHP's outermost frames never are; the frame was being
+// set up for a call while it was read.
+var errTorn = errors.New("a frame without a caller that is not a top frame")
+
 // frame reads the frame at ed: the Frame (ok false for a frame without a function, which PHP
 // inserts for calls from C) and the address of the frame that called it.
 func frame(m *memory, l layout, ed uint64) (fr Frame, ok bool, prev uint64, err error) {
@@ -201,8 +205,14 @@ func frame(m *memory, l layout, ed uint64) (fr Frame, ok bool, prev uint64, err 
 	fn := binary.LittleEndian.Uint64(b[l.edFunc:])
 	callInfo := binary.LittleEndian.Uint32(b[l.edCallInfo:])
 	prev = binary.LittleEndian.Uint64(b[l.edPrev:])
-	if fn == 0 {
+	if fn == 0 { // a frame PHP inserts for a call from C (zeroed if outermost)
 		return fr, false, prev, nil
+	}
+	if prev == 0 && callInfo&l.callTop == 0 {
+		// The outermost frame with a function is the script's (top code) or one called from
+		// C with nothing running (top function). A frame being readied for a call has no
+		// caller yet: the stack changed under the walk.
+		return fr, false, 0, fmt.Errorf("%w: %#x", errTorn, ed)
 	}
 	if !aligned(fn) {
 		return fr, false, 0, fmt.Errorf("%w: function %#x", errBadPointer, fn)

@@ -251,3 +251,36 @@ func BenchmarkRead(b *testing.B) {
 		}
 	}
 }
+
+// A stack that changes all the time (calls and returns without end) is read many times: every
+// read is the script's own frames, or as far as it went with a note, never anything else.
+func TestReadChangingStack(t *testing.T) {
+	script, _ := slowScript(t)
+	cmd := startSlow(t, "churn")
+	r := NewReader()
+	known := map[string]bool{"churn": true, "strlen": true, "str_repeat": true, "mt_rand": true, "{main}": true}
+	waitStack(t, r, cmd.Process.Pid, func(s Stack) bool { return len(s.Frames) > 2 })
+	const reads = 300
+	notes := 0
+	for range reads {
+		s, err := r.Read(cmd.Process.Pid)
+		if err != nil {
+			t.Fatalf("Read = %v", err)
+		}
+		if s.Note != "" {
+			notes++
+		}
+		for i, f := range s.Frames {
+			user := f.Function != "strlen" && f.Function != "str_repeat" && f.Function != "mt_rand"
+			if !known[f.Function] || user != (f.File == script) || (f.Line != 0) != user || f.Line > 60 {
+				t.Fatalf("frame %d of\n%s\nis not one of the script's", i, s)
+			}
+		}
+		if n := len(s.Frames); s.Note == "" && (n == 0 || s.Frames[n-1].Function != "{main}") {
+			t.Fatalf("stack without a note that does not end at {main}:\n%s", s)
+		}
+	}
+	if notes > reads/2 {
+		t.Errorf("%d of %d reads had a note; want most of them whole (a torn walk is tried again)", notes, reads)
+	}
+}

@@ -1,7 +1,8 @@
 <?php
 // A script the tests read the stack of: it calls Slow->slow_function_name(), which sleeps or
 // spins as the environment variable SLOW_MODE says ("sleep", "spin", or "fork": a forked child
-// sleeps, as a CoW worker is a fork).
+// sleeps, as a CoW worker is a fork); "churn" calls and returns without end, so that its stack
+// changes all the time.
 declare(strict_types=1);
 
 class Slow
@@ -24,7 +25,17 @@ function outer(string $mode): void
     (new Slow())->slow_function_name($mode); // CALL LINE
 }
 
+function churn(int $depth): int
+{
+    return $depth > 0 ? churn($depth - 1) : strlen(str_repeat('x', 100));
+}
+
 $mode = (string) getenv('SLOW_MODE');
+if ($mode === 'churn') {
+    while (true) {
+        churn(mt_rand(0, 40));
+    }
+}
 if ($mode === 'fork') {
     $pid = pcntl_fork();
     if ($pid === 0) {
