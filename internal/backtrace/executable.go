@@ -28,7 +28,7 @@ var (
 
 // ErrUnsupported is wrapped by Read's error when the process's PHP is one whose structures this
 // package does not know.
-var ErrUnsupported = errors.New("backtrace not available")
+var ErrUnsupported = errors.New("not available")
 
 // inspect reads the executable at path: the address of executor_globals and the layout of its
 // PHP's structures. A PHP it has no layout for gives an executable whose err says so.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"log/slog"
 	"time"
 
@@ -40,9 +41,12 @@ func (s *slowLog) onSlow(pid int, v *pool.Visit, ran time.Duration) {
 	}
 	attrs := []any{"pid", pid, "method", method, "uri", uri, "running", ran.Round(time.Millisecond).Seconds()}
 	st, err := s.stacks.Read(pid)
-	if err != nil {
+	switch {
+	case errors.Is(err, backtrace.ErrUnsupported): // "not available for PHP 8.3 (…)"
+		attrs = append(attrs, "backtrace", err.Error())
+	case err != nil:
 		attrs = append(attrs, "backtrace", "not available: "+err.Error())
-	} else {
+	default:
 		attrs = append(attrs, "backtrace", st.String())
 	}
 	s.log.Warn("slow request", attrs...)

@@ -144,8 +144,18 @@ func TestOnSlowWithoutBacktrace(t *testing.T) {
 	r := rs[0]
 	bt, _ := r["backtrace"].(string)
 	if r["msg"] != "slow request" || r["uri"] != "/upload" || r["pid"] != float64(cmd.Process.Pid) || r["running"] != 1.2 ||
-		!strings.HasPrefix(bt, "not available: ") || !strings.Contains(bt, "for PHP unknown") {
-		t.Errorf("OnSlow(not PHP) logged %v; want the request, and a backtrace \"not available: … for PHP unknown …\"", r)
+		!strings.HasPrefix(bt, "not available for PHP unknown (") {
+		t.Errorf("OnSlow(not PHP) logged %v; want the request, and a backtrace \"not available for PHP unknown (…)\"", r)
+	}
+	// A process that is gone: logged all the same, with why there is no backtrace.
+	logs.Reset()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	opt.OnSlow(gone.Process.Pid, &pool.Visit{Method: "GET", URI: "/gone"}, time.Second)
+	if rs = records(t, logs); len(rs) != 1 || rs[0]["uri"] != "/gone" || !strings.HasPrefix(rs[0]["backtrace"].(string), "not available: backtrace of pid ") {
+		t.Errorf("OnSlow(gone pid) logged %v; want the request and \"not available: backtrace of pid …\"", rs)
 	}
 	// A caller that gave the pool no Visit: logged all the same.
 	logs.Reset()
