@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -282,5 +283,53 @@ func TestReadChangingStack(t *testing.T) {
 	}
 	if notes > reads/2 {
 		t.Errorf("%d of %d reads had a note; want most of them whole (a torn walk is tried again)", notes, reads)
+	}
+}
+
+// askrd under systemd runs as www-data without any capability and with no_new_privs
+// (packaging/systemd/askr.service): it reads its own workers' memory as their owner, with no
+// CAP_SYS_PTRACE. Run as root, this test runs the read tests again that way (setpriv); run as
+// another user, they ran that way already.
+func TestReadWithoutPrivileges(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: the other tests ran without privileges")
+	}
+	setpriv := need(t, "setpriv")
+	u, err := user.Lookup("www-data")
+	if err != nil {
+		t.Skipf("no www-data user: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	// The test binary, where www-data may run it (go test's build directory is root's alone).
+	dir, err := os.MkdirTemp("", "backtrace-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "backtrace.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := errors.Join(os.Chmod(dir, 0o755), os.Mkdir(tmp, 0o700), os.Chown(tmp, uid, gid)); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid", "www-data", "--regid", "www-data", "--clear-groups",
+		"--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+		bin, "-test.run", "^(TestReadSleeping|TestReadSpinning|TestReadForkedChild)$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "HOME="+tmp, "TMPDIR="+tmp)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the read tests as www-data without capabilities: %v\n%s", err, out)
+	}
+	for _, name := range []string{"TestReadSleeping", "TestReadSpinning", "TestReadForkedChild"} {
+		if !strings.Contains(string(out), "--- PASS: "+name) {
+			t.Errorf("as www-data, %s did not pass:\n%s", name, out)
+		}
 	}
 }
