@@ -22,7 +22,7 @@ import (
 
 // Limits of one walk.
 const (
-	MaxFrames    = 64  // frames read from the innermost out
+	maxFrames    = 64  // frames with a function, read from the innermost out
 	maxString    = 512 // bytes kept of a function, class or file name
 	maxStringLen = 1 << 20
 	maxLine      = 1 << 24
@@ -31,7 +31,7 @@ const (
 // Frame is one PHP call frame.
 type Frame struct {
 	Addr     uint64 // the frame's zend_execute_data in the process, as php-fpm prints it
-	Function string // "sleep", "App\\Slow->run", "App\\Slow::make", "{closure}", "{main}"
+	Function string // "sleep", "App\Slow->run", "App\Slow::make", "{closure}", "{main}"
 	File     string // user code: its file; "" for an internal function
 	Line     int    // user code: the line the frame is at (0 if unknown; see location)
 }
@@ -99,26 +99,22 @@ func (r *Reader) Read(pid int) (Stack, error) {
 		return Stack{}, fmt.Errorf("backtrace of pid %d: %w", pid, err)
 	}
 	defer mem.Close()
-	var first Stack
-	for try := 0; try < 2; try++ {
-		s, err := walk(pid, mem, bin, k)
-		if err == nil {
-			return s, nil
-		}
-		if try == 0 {
-			first = s
-			continue
-		}
-		if len(first.Frames) > len(s.Frames) {
-			s = first
-		}
-		if len(s.Frames) == 0 && !errors.Is(err, errBadPointer) && !errors.Is(err, errTorn) {
-			return Stack{}, fmt.Errorf("backtrace of pid %d: %w", pid, err)
-		}
-		s.Note = "stack changed while read: " + err.Error()
+	first, err := walk(pid, mem, bin, k)
+	if err == nil {
+		return first, nil
+	}
+	s, err := walk(pid, mem, bin, k) // once more: the process runs on while it is read
+	if err == nil {
 		return s, nil
 	}
-	panic("unreachable")
+	if len(first.Frames) > len(s.Frames) {
+		s = first
+	}
+	if len(s.Frames) == 0 && !errors.Is(err, errBadPointer) && !errors.Is(err, errTorn) {
+		return Stack{}, fmt.Errorf("backtrace of pid %d: %w", pid, err) // gone, or not readable
+	}
+	s.Note = "stack changed while read: " + err.Error()
+	return s, nil
 }
 
 // Check tells whether the stacks of processes running the executable at path can be read: nil,
@@ -172,8 +168,8 @@ func walk(pid int, f *os.File, bin *executable, k fileKey) (Stack, error) {
 	ed, err := m.pointer(eg + l.egCurrentExecuteData)
 	seen := map[uint64]bool{}
 	for err == nil && ed != 0 {
-		if len(s.Frames) == MaxFrames {
-			s.Note = fmt.Sprintf("only the innermost %d frames", MaxFrames)
+		if len(s.Frames) == maxFrames || len(seen) == 4*maxFrames { // frames without a function too
+			s.Note = fmt.Sprintf("only the innermost %d frames", maxFrames)
 			break
 		}
 		if !aligned(ed) || seen[ed] {
