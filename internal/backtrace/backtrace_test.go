@@ -166,6 +166,23 @@ func TestReadForkedChild(t *testing.T) {
 	})
 }
 
+// A deep stack is read to its innermost 64 frames, and says so.
+func TestReadDeep(t *testing.T) {
+	cmd := startSlow(t, "deep")
+	s := waitStack(t, NewReader(), cmd.Process.Pid, func(s Stack) bool { return len(s.Frames) > 0 && s.Frames[0].Function == "sleep" })
+	if len(s.Frames) != maxFrames || s.Note != "only the innermost 64 frames" {
+		t.Fatalf("stack of %d frames, note %q; want %d and the note", len(s.Frames), s.Note, maxFrames)
+	}
+	for i, f := range s.Frames[1:] {
+		if f.Function != "deep" {
+			t.Fatalf("frame %d is %q; want deep", i+1, f.Function)
+		}
+	}
+	if !strings.HasSuffix(s.String(), "\n(only the innermost 64 frames)") {
+		t.Errorf("String() ends %q; want the note on a line of its own", s.String()[len(s.String())-60:])
+	}
+}
+
 // A process that is not PHP has no stack to read, and says which PHP (none) it found.
 func TestReadNotPHP(t *testing.T) {
 	cmd := exec.Command(need(t, "sleep"), "60")

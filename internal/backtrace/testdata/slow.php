@@ -2,7 +2,7 @@
 // A script the tests read the stack of: it calls Slow->slow_function_name(), which sleeps or
 // spins as the environment variable SLOW_MODE says ("sleep", "spin", or "fork": a forked child
 // sleeps, as a CoW worker is a fork); "churn" calls and returns without end, so that its stack
-// changes all the time.
+// changes all the time; "deep" sleeps 100 calls deep.
 declare(strict_types=1);
 
 class Slow
@@ -30,7 +30,19 @@ function churn(int $depth): int
     return $depth > 0 ? churn($depth - 1) : strlen(str_repeat('x', 100));
 }
 
+function deep(int $depth): void
+{
+    if ($depth > 0) {
+        deep($depth - 1);
+        return;
+    }
+    sleep(60);
+}
+
 $mode = (string) getenv('SLOW_MODE');
+if ($mode === 'deep') {
+    deep(100);
+}
 if ($mode === 'churn') {
     while (true) {
         churn(mt_rand(0, 40));
