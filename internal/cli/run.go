@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/askr-php/askr/internal/activation"
+	"github.com/askr-php/askr/internal/admin"
 	"github.com/askr-php/askr/internal/config"
 	"github.com/askr-php/askr/internal/httpfront"
 	"github.com/askr-php/askr/internal/notify"
@@ -28,6 +29,7 @@ import (
 // is a path (serve resolves "auto"). newMode holds what differs between the modes. Every
 // goroutine Run starts has ended when it returns.
 func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload <-chan struct{}, phpCGI string, ini []string, log *slog.Logger) error {
+	started := time.Now()
 	rt, removeRuntime, err := phpruntime.Install("")
 	if err != nil {
 		return err
@@ -48,6 +50,15 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 
 	sd := notify.New(log.With("component", "systemd"))
 	p = pool.New(poolOptions(c, log), m.starter)
+	rl := &reloader{p: p, sd: sd, log: log}
+	adm, err := startAdmin(c, lns, poolSource{p: p, template: m.pid, queue: c.Server.QueueSize, reloader: rl}, admin.Options{
+		Mode: m.name, Version: version.Version, Listen: listenAddrs(lns), Configured: c.Server.WorkerCount(),
+		Started: started, Logger: log.With("component", "admin"),
+	}, log.With("component", "admin"))
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
 	if err := m.boot(sd); err != nil {
 		return err
 	}
@@ -73,7 +84,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	log.Info("askrd serving", attrs...)
 	lifeCtx, endLife := context.WithCancel(ctx)
 	var living sync.WaitGroup
-	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, log) })
+	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, rl, log) })
 	defer living.Wait()
 	defer endLife()
 
@@ -92,6 +103,17 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	pr.stop()
 	log.Info("stopped")
 	return err
+}
+
+// listenAddrs is the public listeners' addresses, for the admin API.
+func listenAddrs(lns activation.Listeners) string {
+	var addrs []string
+	for _, ln := range []net.Listener{lns.HTTP, lns.HTTPS} {
+		if ln != nil {
+			addrs = append(addrs, ln.Addr().String())
+		}
+	}
+	return strings.Join(addrs, ",")
 }
 
 // reap makes the reaper collect PHP's orphans while askrd runs. The function it returns ends what
