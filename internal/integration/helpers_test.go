@@ -98,8 +98,8 @@ type server struct {
 	// admin is its admin socket (ASKR_ADMIN_SOCKET), in a directory of its own with a short path
 	// (a Unix socket's path has at most 107 bytes).
 	admin string
-	done chan struct{}
-	err  error
+	done  chan struct{}
+	err   error
 }
 
 // options for startAskrd.
