@@ -309,7 +309,7 @@ func TestListenUnix(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o666 {
 		t.Errorf("the socket: %v %v; want mode 0666", fi.Mode(), err)
 	}
-	go func() {
+	go func(ln net.Listener) {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -317,7 +317,7 @@ func TestListenUnix(t *testing.T) {
 			}
 			c.Close()
 		}
-	}()
+	}(ln)
 	if _, err := ListenUnix(path); !errors.Is(err, ErrInUse) {
 		t.Errorf("ListenUnix of a live socket error = %v; want ErrInUse", err)
 	}

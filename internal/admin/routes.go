@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/askr-php/askr/internal/pool"
 )
@@ -90,13 +91,23 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, res)
 }
 
+// recycleTimeout bounds the wait for the pool's owner loop in POST /workers/{pid}/recycle.
+const recycleTimeout = 5 * time.Second
+
 func (s *Server) recycle(w http.ResponseWriter, r *http.Request) {
 	pid, err := strconv.Atoi(r.PathValue("pid"))
 	if err != nil || pid <= 0 {
 		writeJSON(w, http.StatusBadRequest, result{Action: "recycle", Error: strconv.Quote(r.PathValue("pid")) + " is not a process id"})
 		return
 	}
-	switch err := s.src.Recycle(pid); {
+	done := make(chan error, 1)
+	go func() { done <- s.src.Recycle(pid) }()
+	select {
+	case err = <-done:
+	case <-time.After(recycleTimeout):
+		err = errors.New("the pool did not answer in time; the worker may still be recycled")
+	}
+	switch {
 	case errors.Is(err, pool.ErrNoSuchWorker):
 		writeJSON(w, http.StatusNotFound, result{Action: "recycle", PID: pid, Error: "no worker has pid " + strconv.Itoa(pid)})
 	case err != nil:
