@@ -151,3 +151,9 @@ func poll(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+func TestCPUSeconds(t *testing.T) {
+	if got := (Stat{UTime: 150, STime: 50, CUTime: 999}).CPUSeconds(); got != 2 {
+		t.Errorf("CPUSeconds() of utime 150, stime 50 = %v; want 2 (USER_HZ 100, children not counted)", got)
+	}
+}
