@@ -92,11 +92,9 @@ func TestAdminEndpoints(t *testing.T) {
 					t.Errorf("worker %d is %q while every worker sleeps; want busy", w.PID, w.State)
 				}
 			}
-			if m.name == "worker" || m.name == "cow" { // the pool knows its requests (w-pool)
-				for _, w := range st.Workers.List {
-					if w.Current == nil || !strings.HasPrefix(w.Current.URI, "/sleep") || w.Current.Method != "GET" {
-						t.Errorf("worker %d's current request = %+v; want GET /sleep…", w.PID, w.Current)
-					}
+			for _, w := range st.Workers.List {
+				if w.Current == nil || !strings.HasPrefix(w.Current.URI, "/sleep") || w.Current.Method != "GET" || w.Current.Seconds <= 0 {
+					t.Errorf("worker %d's current request = %+v; want GET /sleep… and its age", w.PID, w.Current)
 				}
 			}
 		})
