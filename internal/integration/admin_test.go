@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,15 +74,23 @@ func adminModes(t testing.TB) []struct {
 func TestAdminEndpoints(t *testing.T) {
 	for _, m := range adminModes(t) {
 		t.Run(m.name, func(t *testing.T) {
-			m.o.config = "[server]\nqueue_size = 1\n"
+			// shutdown_timeout = 1: the sleeping requests are cut when the test ends.
+			m.o.config = "[server]\nqueue_size = 1\nshutdown_timeout = 1\n"
 			s := startAskrd(t, m.o)
 			checkEndpoints(t, s, m.name, false)
-			// Hold both workers and fill the queue (queue_size = 1).
+			// Hold both workers and fill the queue (queue_size = 1) for longer than the test takes.
+			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
-			for i := range 3 {
-				wg.Go(func() { s.get(fmt.Sprintf(m.sleep, 4, i)) })
-			}
 			defer wg.Wait()
+			defer cancel()
+			for i := range 3 {
+				wg.Go(func() {
+					req, _ := http.NewRequestWithContext(ctx, "GET", s.URL+fmt.Sprintf(m.sleep, 60, i), nil)
+					if resp, err := client.Do(req); err == nil {
+						resp.Body.Close()
+					}
+				})
+			}
 			if !poll(20*time.Second, func() bool { st := s.adminStatus(); return st.Workers.Busy == 2 && st.Queue.Length == 1 }) {
 				t.Fatalf("the workers never all became busy with one request queued: %+v", s.adminStatus())
 			}
