@@ -12,6 +12,8 @@ WORKERS ?= auto
 APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml php-laravel-framework php8.2-dev php-symfony-framework-bundle php-symfony-mime
 # Only for `make bench` (the php-fpm baseline and the load generator).
 BENCH_PACKAGES := nginx-light php8.2-fpm wrk
+# Chromium, headless, renders the admin dashboard in its test (internal/integration/dashboard_test.go).
+APT_PACKAGES += chromium
 
 .PHONY: all build run test test-go test-php bench lint deps deps-bench deps-e2e deps-lint e2e-systemd e2e-deb clean fuzz
 

@@ -125,13 +125,21 @@ check "serves again after the watchdog restart: $code" test "$code" = 200
 # READY=1 needs both) is merged by systemd into the start job, and ExecReload never runs.
 check "askr.service active again" within 60 ns systemctl is-active --quiet askr.service
 
+log "admin socket"
+# askrd status as root: a header, one line per worker (2), a summary.
+out=$(ns askrd status 2>&1 || true)
+check "askrd status as root: $(tail -1 <<<"$out")" test "$(grep -c '^[0-9]* *\(idle\|busy\|recycling\) ' <<<"$out")" = 2 -a -n "$(grep '^worker mode · ' <<<"$out")"
+# As an unrelated user: refused by SO_PEERCRED, naming the uid.
+out=$(ns setpriv --reuid=65534 --regid=65534 --clear-groups askrd status 2>&1 || true)
+check "askrd status as uid 65534 refused: $out" grep -q 'refused by askrd: uid 65534 is neither root nor www-data' <<<"$out"
+
 log "reload"
-check "systemctl reload (rolling)" ns systemctl reload askr.service
-# The reload is asynchronous (SIGHUP): the canary boots after systemctl returns.
-if journal_has askr.service 'reload: canary serves'; then
-	ok "journal shows the canary"
+check "systemctl reload (rolling, through the admin socket)" ns systemctl reload askr.service
+# askrd reload waits for the canary's result: it is in the journal when systemctl returns.
+if journal_has askr.service 'admin API: rolling reload' 5 && journal_has askr.service 'reload: canary serves' 5; then
+	ok "journal shows the reload through the admin socket and its canary"
 else
-	bad "no canary in the journal"
+	bad "no reload through the admin socket, or no canary, in the journal"
 	ns journalctl -u askr.service --no-pager | tail -15
 fi
 code=$(ns curl -s -o /dev/null -w '%{http_code}' --max-time 30 http://127.0.0.1/ || true)

@@ -18,21 +18,23 @@ import (
 const (
 	HTTP  = "http"  // plain HTTP (or HTTPS when [tls] is set and no https socket is passed)
 	HTTPS = "https" // HTTPS; needs [tls]
-	Admin = "admin" // reserved for the admin plane
+	Admin = "admin" // the admin API (internal/admin)
 )
 
 // Listeners are the sockets to serve on.
 type Listeners struct {
 	HTTP, HTTPS net.Listener // either may be nil, not both
-	Activated   bool         // they came from systemd
-	// Closed names the sockets systemd passed that askrd does not serve on (the reserved admin
-	// socket, unknown names): Get closed them, so that none is held open unanswered.
+	// Admin is the socket named "admin" systemd passed, for the admin API; nil if none.
+	Admin     net.Listener
+	Activated bool // they came from systemd
+	// Closed names the sockets systemd passed that askrd does not serve on (unknown names): Get
+	// closed them, so that none is held open unanswered.
 	Closed []string
 }
 
 // Close closes every listener.
 func (l Listeners) Close() {
-	for _, ln := range []net.Listener{l.HTTP, l.HTTPS} {
+	for _, ln := range []net.Listener{l.HTTP, l.HTTPS, l.Admin} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -62,7 +64,9 @@ func Get(addr string) (Listeners, error) {
 			l.HTTP = first(lns)
 		case HTTPS:
 			l.HTTPS = first(lns)
-		default: // Admin is reserved: nothing serves on it yet
+		case Admin:
+			l.Admin = first(lns)
+		default:
 			l.Closed = append(l.Closed, name)
 			for _, ln := range lns {
 				if ln != nil {

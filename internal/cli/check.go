@@ -18,38 +18,6 @@ import (
 	"github.com/askr-php/askr/internal/config"
 )
 
-// runReload is systemd's ExecReload: in worker mode it sends SIGHUP (a rolling reload); in CoW
-// mode, where SIGHUP drains and exits, it refuses, so that `systemctl reload` never stops the service.
-func runReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "the configuration askrd runs with")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: askrd reload [--config FILE] PID")
-		return ExitUsage
-	}
-	pid, err := strconv.Atoi(fs.Arg(0))
-	if err != nil || pid <= 1 {
-		fmt.Fprintf(stderr, "askrd reload: %q is not a process id\n", fs.Arg(0))
-		return ExitUsage
-	}
-	c, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "askrd reload: %v\n", err)
-		return ExitConfig
-	}
-	if c.Worker.Cow {
-		fmt.Fprintf(stderr, "askrd reload: not available in CoW mode (cow = true in %s): the template cannot load new code in place. Restart instead: systemctl restart askr\n", *path)
-		return ExitFailure
-	}
-	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-		fmt.Fprintf(stderr, "askrd reload: signal %d: %v\n", pid, err)
-		return ExitFailure
-	}
-	fmt.Fprintf(stdout, "askrd %d: rolling reload started; see its log for the canary's result\n", pid)
-	return ExitOK
-}
-
 // runConfigCheck validates a configuration file and checks what serve needs (config.Check) as
 // the user askrd will run as: --user, or for root without it the User= of askr.service if systemd
 // knows that unit. Root checks as another user by running askrd config-check as that user.

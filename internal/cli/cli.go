@@ -1,4 +1,5 @@
-// Package cli owns askrd's command line: the subcommands (serve, config-check, version), the
+// Package cli owns askrd's command line: the subcommands (serve, config-check, version, and status,
+// reload, recycle and dashboard, which talk to askrd's admin socket), the
 // flags of the original askr, how flags, the config file and the environment combine, and the exit
 // codes. It wires the other packages together for `serve`; it holds no server logic of its own.
 package cli
@@ -43,6 +44,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return runConfigCheck(args, stdout, stderr)
 	case "reload":
 		return runReload(args, stdout, stderr)
+	case "status":
+		return runStatus(args, stdout, stderr)
+	case "recycle":
+		return runRecycle(args, stdout, stderr)
+	case "dashboard":
+		return runDashboard(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "askr %s\n", version.Version)
 		return ExitOK
@@ -61,8 +68,16 @@ func usage(w io.Writer) {
   askrd config-check [--user NAME] FILE
                                validate FILE, check what serve needs as the user
                                it runs as, and print the resolved settings
-  askrd reload [--config FILE] PID   ask the askrd with PID for a rolling reload (SIGHUP);
-                               refused in CoW mode, where SIGHUP would stop it
+  askrd status [--config FILE] [--socket PATH] [--json]
+                               the workers and what they do, through the admin socket
+  askrd reload [--config FILE] [--socket PATH] [PID]
+                               a rolling reload through the admin socket, waiting for its
+                               result; without one that answers, SIGHUP to PID (refused in
+                               CoW mode, where SIGHUP would stop askrd)
+  askrd recycle [--config FILE] [--socket PATH] PID
+                               replace the worker PID after its current request
+  askrd dashboard [--listen 127.0.0.1:0]
+                               serve the dashboard on loopback and print its URL
   askrd version                print the version
 run "askrd serve -h" for the serve flags
 `)

@@ -36,6 +36,7 @@ func clearEnv(t *testing.T) {
 	t.Helper()
 	t.Setenv("ASKR_APP_BASE", "")
 	t.Setenv("ASKR_PHP_INI", "")
+	t.Setenv("ASKR_ADMIN_SOCKET", "") // no admin socket (and no reload through one)
 }
 
 func abs(t *testing.T, p string) string {

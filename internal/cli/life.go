@@ -14,7 +14,7 @@ import (
 // life reports askrd's state to systemd while it serves: EXTEND_TIMEOUT_USEC while a slow boot
 // progresses, READY=1 once the configured workers serve, a STATUS line, WATCHDOG=1 only while the
 // pool is healthy, and the rolling reload on SIGHUP. It returns when ctx is done.
-func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c config.Config, reload <-chan struct{}, log *slog.Logger) {
+func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c config.Config, reload <-chan struct{}, rl *reloader, log *slog.Logger) {
 	const tick = time.Second
 	watchdog := notify.WatchdogInterval()
 	var watchdogC, pingC <-chan time.Time
@@ -78,12 +78,7 @@ func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c
 				sd.Status(l)
 			}
 		case <-reload:
-			log.Info("SIGHUP: rolling reload")
-			sd.Reloading()
-			if err := p.Reload(); err != nil {
-				log.Error("reload failed; the old workers go on serving", "err", err)
-			}
-			sd.Ready()
+			rl.reload("SIGHUP") // it logs a failure
 		}
 	}
 }

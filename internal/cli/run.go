@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/askr-php/askr/internal/activation"
+	"github.com/askr-php/askr/internal/admin"
 	"github.com/askr-php/askr/internal/config"
 	"github.com/askr-php/askr/internal/httpfront"
 	"github.com/askr-php/askr/internal/notify"
@@ -35,6 +36,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	if alog != nil {
 		defer alog.Close() // after the drain and every goroutine Run started
 	}
+	started := time.Now()
 	rt, removeRuntime, err := phpruntime.Install("")
 	if err != nil {
 		return err
@@ -57,6 +59,15 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	opt := poolOptions(c, log)
 	slowOptions(&opt, c, phpCGI, log)
 	p = pool.New(opt, m.starter)
+	rl := &reloader{p: p, sd: sd, log: log}
+	adm, err := startAdmin(c, lns, poolSource{p: p, template: m.pid, queue: c.Server.QueueSize, reloader: rl}, admin.Options{
+		Mode: m.name, Version: version.Version, Listen: listenAddrs(lns), Configured: c.Server.WorkerCount(),
+		Started: started, Logger: log.With("component", "admin"),
+	}, log.With("component", "admin"))
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
 	if err := m.boot(sd); err != nil {
 		return err
 	}
@@ -84,7 +95,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	log.Info("askrd serving", attrs...)
 	lifeCtx, endLife := context.WithCancel(ctx)
 	var living sync.WaitGroup
-	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, log) })
+	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, rl, log) })
 	living.Go(func() { reopenAccessLog(lifeCtx, alog, reopen, log) })
 	defer living.Wait()
 	defer endLife()
@@ -104,6 +115,17 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	pr.stop()
 	log.Info("stopped")
 	return err
+}
+
+// listenAddrs is the public listeners' addresses, for the admin API.
+func listenAddrs(lns activation.Listeners) string {
+	var addrs []string
+	for _, ln := range []net.Listener{lns.HTTP, lns.HTTPS} {
+		if ln != nil {
+			addrs = append(addrs, ln.Addr().String())
+		}
+	}
+	return strings.Join(addrs, ",")
 }
 
 // reap makes the reaper collect PHP's orphans while askrd runs. The function it returns ends what

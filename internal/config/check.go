@@ -15,7 +15,8 @@ import (
 // Check verifies, as the user askrd runs as, what `askrd serve` needs from the machine once Validate
 // has passed: php_cgi is an executable file (a name is looked up in PATH; Check replaces it with
 // the file found), the root and alias directories can be read and searched, the worker script,
-// the extension and the TLS files can be read, and app_base can be entered. Each failure is an
+// the extension, the TLS files and the admin token file can be read (and the token file not by
+// others), and app_base can be entered. Each failure is an
 // *Error (exit status 78). `askrd config-check --user` runs it as the service's user.
 func (c *Config) Check() error {
 	w := &c.Worker
@@ -36,7 +37,7 @@ func (c *Config) Check() error {
 	for _, a := range c.Server.Aliases() {
 		needs = append(needs, need{"server.alias", a[1], r | x})
 	}
-	for key, p := range map[string]string{"worker.script": w.Script, "tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key} {
+	for key, p := range map[string]string{"worker.script": w.Script, "tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "admin.token_file": c.Admin.TokenFile} {
 		needs = append(needs, need{key, p, r})
 	}
 	if filepath.IsAbs(w.Extension) { // a path: Validate resolved it; "auto" and "none" are not
@@ -49,6 +50,11 @@ func (c *Config) Check() error {
 		if err := access(n.path, n.mode); err != nil {
 			what := map[uint32]string{r | x: "read and searched", x: "entered", r: "read"}[n.mode]
 			return c.Err(n.key, "%s cannot be %s by %s: %v", n.path, what, whoAmI(), err)
+		}
+	}
+	if t := c.Admin.TokenFile; t != "" {
+		if fi, err := os.Stat(t); err == nil && fi.Mode().Perm()&0o004 != 0 {
+			return c.Err("admin.token_file", "%s is readable by others (mode %v): the token lets anyone use the admin API; chmod o-r %s", t, fi.Mode().Perm(), t)
 		}
 	}
 	return nil

@@ -77,8 +77,10 @@ func TestCheckAccess(t *testing.T) {
 		{"worker.app_base", "$DIR/app", unix.X_OK, "cannot be entered by"},
 		{"tls.cert", "$DIR/app/tls.pem", unix.R_OK, "cannot be read by"},
 		{"server.alias", "$DIR/app", unix.R_OK | unix.X_OK, "cannot be read and searched by"},
+		{"admin.token_file", "$DIR/app/token", unix.R_OK, "cannot be read by"},
 	}
-	extra := "app_base = \"$DIR/app\"\n[tls]\ncert = \"$DIR/app/tls.pem\"\nkey = \"$DIR/app/tls.key\"\n[server]\nalias = { \"/media/\" = \"$DIR/app\" }\n"
+	extra := "app_base = \"$DIR/app\"\n[tls]\ncert = \"$DIR/app/tls.pem\"\nkey = \"$DIR/app/tls.key\"\n[server]\nalias = { \"/media/\" = \"$DIR/app\" }\n" +
+		"[admin]\ntoken_file = \"$DIR/app/token\"\n"
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
 			refused := filepath.Clean(strings.ReplaceAll(tt.path, "$DIR", dir))
@@ -120,5 +122,29 @@ func TestCheckAccessAsRoot(t *testing.T) {
 	c, _ := checkConfig(t, dir, exe, "")
 	if err := c.Check(); err != nil {
 		t.Errorf("Check() as root of a root with mode 0 error = %v; want nil", err)
+	}
+}
+
+// The admin token file must not be readable by others: the token lets anyone use the admin API.
+func TestCheckTokenFileMode(t *testing.T) {
+	dir := appDir(t)
+	exe := filepath.Join(dir, "app", "php-cgi")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(dir, "app", "token")
+	if err := os.WriteFile(token, []byte("secret\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := checkConfig(t, dir, exe, "[admin]\ntoken_file = \"$DIR/app/token\"\n")
+	if err := c.Check(); err != nil {
+		t.Errorf("Check() with a token file of mode 0640 error = %v; want nil", err)
+	}
+	os.Chmod(token, 0o644)
+	c, path := checkConfig(t, dir, exe, "[admin]\ntoken_file = \"$DIR/app/token\"\n")
+	err := c.Check()
+	var e *Error
+	if !errors.As(err, &e) || e.Key != "admin.token_file" || e.File != path || !strings.Contains(err.Error(), "readable by others") {
+		t.Errorf("Check() with a token file of mode 0644 error = %v; want a config error for admin.token_file saying it is readable by others", err)
 	}
 }

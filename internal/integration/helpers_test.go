@@ -26,6 +26,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Many askrd run at once: none may take the default admin socket, /run/askr/admin.sock
+	// (startAskrd gives each its own).
+	os.Setenv("ASKR_ADMIN_SOCKET", "")
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -92,8 +95,11 @@ type server struct {
 	logs *syncBuffer
 	tmp  string // askrd's TMPDIR, where it spools bodies and uploads
 	conf string // the file passed with --config, if any
-	done chan struct{}
-	err  error
+	// admin is its admin socket (ASKR_ADMIN_SOCKET), in a directory of its own with a short path
+	// (a Unix socket's path has at most 107 bytes).
+	admin string
+	done  chan struct{}
+	err   error
 }
 
 // options for startAskrd.
@@ -158,9 +164,15 @@ func startAskrd(t testing.TB, o opts) *server {
 	}
 	cmd := exec.Command(bin, args...)
 	tmp := t.TempDir()
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	adminDir, err := os.MkdirTemp("", "askr-admin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(adminDir) })
+	adminSock := filepath.Join(adminDir, "admin.sock")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "ASKR_ADMIN_SOCKET="+adminSock)
 	cmd.Env = append(cmd.Env, o.env...)
-	s := &server{t: t, URL: "http://" + addr, Addr: addr, cmd: cmd, logs: &syncBuffer{}, tmp: tmp, conf: conf, done: make(chan struct{})}
+	s := &server{t: t, URL: "http://" + addr, Addr: addr, cmd: cmd, logs: &syncBuffer{}, tmp: tmp, conf: conf, admin: adminSock, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -269,65 +269,6 @@ func TestWorkerWhosePidIsNotTheStartedOneIsRefused(t *testing.T) {
 	}
 }
 
-// TestAdminSocketClosed: askrd closes its copy of a socket passed under the reserved name "admin"
-// (with a warning saying the socket unit should not list it), rather than hold the fd unused.
-// systemd-socket-activate execs askrd, so askrd's copy is the only one and a connection is
-// refused; under systemd, which keeps its own copy, it would wait unanswered (hence the warning).
-func TestAdminSocketClosed(t *testing.T) {
-	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("systemd-socket-activate not found: %v", err)
-		}
-		t.Skip("systemd-socket-activate not installed")
-	}
-	bin := askrdBinary(t)
-	root := repoRoot(t)
-	conf := filepath.Join(t.TempDir(), "askr.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("[server]\nroot = %q\nworkers = 1\n[worker]\nscript = %q\ncow = %t\n",
-		filepath.Join(root, "examples", "hello", "public"), proofsScript(t), cowMode())), 0o644)
-	httpAddr, adminAddr := freeAddr(t), freeAddr(t)
-	cmd := exec.Command("systemd-socket-activate", "-l", httpAddr, "-l", adminAddr, "--fdname=http:admin", bin, "--config", conf)
-	s := runCommand(t, cmd)
-	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() {
-			t.Logf("askrd log:\n%s", s.logs.String())
-		}
-	})
-	// Before askrd runs, systemd-socket-activate holds both sockets: a connection to admin is
-	// accepted by the kernel (and starts askrd).
-	if !poll(10*time.Second, func() bool {
-		c, err := net.Dial("tcp", adminAddr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}) {
-		t.Fatal("systemd-socket-activate never listened on the admin address")
-	}
-	if !poll(30*time.Second, func() bool {
-		resp, err := http.Get("http://" + httpAddr + "/hello.txt")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}) {
-		t.Fatal("the http socket never answered")
-	}
-	s.waitLog("workers ready", 30*time.Second)
-	c, err := net.Dial("tcp", adminAddr)
-	if err == nil {
-		c.Close()
-		t.Fatalf("a connection to the admin socket was accepted; want it refused (socket closed)")
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("connecting to the admin socket: %v; want connection refused", err)
-	}
-	s.waitLog(`closed the sockets systemd passed that askrd does not serve on; systemd still listens on them`, 5*time.Second)
-	s.waitLog(`names=admin`, 5*time.Second)
-}
-
 // TestRuntimeDirIsPrivate: askrd's private directory (runtime.php, workers.sock, the log FIFOs,
 // per-request mode's FastCGI sockets) has mode 0700, and the workers, which run as askrd's user,
 // serve from it — in worker mode, CoW mode (with ASKR_TEST_COW=1) and per-request mode.

@@ -27,6 +27,13 @@ type Stat struct {
 	StartTime uint64
 }
 
+// ClockTicks is USER_HZ, the unit of Stat's CPU times: 100 on every Linux architecture askr runs on.
+const ClockTicks = 100
+
+// CPUSeconds is the CPU time the process has used, user and kernel, in seconds (its children's
+// not counted).
+func (s Stat) CPUSeconds() float64 { return float64(s.UTime+s.STime) / ClockTicks }
+
 // ReadStat reads /proc/PID/stat. A process that is gone gives an error that is os.ErrNotExist.
 func ReadStat(pid int) (Stat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

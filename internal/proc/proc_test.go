@@ -221,3 +221,9 @@ func TestStatmFollowsItsProcess(t *testing.T) {
 		t.Errorf("OpenStatm(reaped child) error = %v; want os.ErrNotExist", err)
 	}
 }
+
+func TestCPUSeconds(t *testing.T) {
+	if got := (Stat{UTime: 150, STime: 50, CUTime: 999}).CPUSeconds(); got != 2 {
+		t.Errorf("CPUSeconds() of utime 150, stime 50 = %v; want 2 (USER_HZ 100, children not counted)", got)
+	}
+}

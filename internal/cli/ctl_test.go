@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/askr-php/askr/internal/admin"
+)
+
+// askrd status prints a header, one line per worker and a summary with shared vs private memory.
+func TestPrintStatus(t *testing.T) {
+	st := admin.Status{Mode: "cow", Generation: 2, UptimeSeconds: 3*3600 + 12*60 + 5,
+		Workers: admin.Workers{Total: 2, Busy: 1, Idle: 1, List: []admin.Worker{
+			{PID: 31201, State: "busy", Requests: 1204, Current: &admin.Current{Method: "GET", URI: "/report?year=2025", Seconds: 7.25},
+				PSS: 14 << 20, Private: 9 << 20, CPUSeconds: 3.1, Generation: 2},
+			{PID: 31202, State: "idle", Requests: 1187, PSS: 13 << 20, Private: 8 << 20, Generation: 2},
+		}},
+		Queue: admin.Queue{Length: 0, Bound: 1024, HighWater: 4}, Served: 2391, TemplatePID: 31190,
+		Memory:         admin.Memory{PSS: 27 << 20, Private: 17 << 20, RSS: 70 << 20},
+		TemplateMemory: &admin.Memory{PSS: 9 << 20},
+	}
+	var b strings.Builder
+	printStatus(&b, st)
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	want := []string{
+		"PID    STATE  REQUESTS  CURRENT                FOR   PSS    PRIVATE  CPU   GEN",
+		"31201  busy   1204      GET /report?year=2025  7.2s  14.0M  9.0M     3.1s  2",
+		"31202  idle   1187      -                      -     13.0M  8.0M     0.0s  2",
+		"cow mode · generation 2 · up 3h12m · 2 workers (1 busy, 1 idle) · queue 0/1024 (most 4) · served 2391 · " +
+			"memory: PSS 27.0M = private 17.0M + shared 10.0M (RSS 70.0M) · template 31190 PSS 9.0M",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("printStatus wrote %d lines; want %d:\n%s", len(lines), len(want), b.String())
+	}
+	for i := range want {
+		if strings.TrimRight(lines[i], " ") != want[i] {
+			t.Errorf("line %d = %q; want %q", i, lines[i], want[i])
+		}
+	}
+}
+
+// Without askrd, status fails saying so; reload with a PID falls back to SIGHUP when no socket
+// answers, and without one fails.
+func TestCtlWithoutAskrd(t *testing.T) {
+	clearEnv(t)
+	none := filepath.Join(t.TempDir(), "none.sock")
+	if code, _, errOut := run("status", "--socket", none); code != ExitFailure || !strings.Contains(errOut, "askrd status: askrd is not running") {
+		t.Errorf("status without askrd = %d %q; want %d saying askrd is not running", code, errOut, ExitFailure)
+	}
+	if code, _, errOut := run("recycle", "--socket", none, "12"); code != ExitFailure || !strings.Contains(errOut, "not running") {
+		t.Errorf("recycle without askrd = %d %q; want %d", code, errOut, ExitFailure)
+	}
+	if code, _, errOut := run("reload", "--config", "testdata/good.toml", "--socket", none); code != ExitFailure || !strings.Contains(errOut, "not running") {
+		t.Errorf("reload without askrd nor PID = %d %q; want %d", code, errOut, ExitFailure)
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	code, out, errOut := run("reload", "--config", "testdata/good.toml", "--socket", none, strconv.Itoa(cmd.Process.Pid))
+	if code != ExitOK || !strings.Contains(out, "SIGHUP") {
+		t.Fatalf("reload PID without a socket = %d %q %q; want %d, SIGHUP sent", code, out, errOut, ExitOK)
+	}
+	cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
+		t.Errorf("process after askrd reload: %v; want killed by SIGHUP", cmd.ProcessState)
+	}
+	if code, _, _ := run("status", "extra"); code != ExitUsage {
+		t.Errorf("status extra = %d; want %d", code, ExitUsage)
+	}
+	if code, _, errOut := run("dashboard", "--listen", "0.0.0.0:0", "--socket", none); code != ExitUsage || !strings.Contains(errOut, "not a loopback address") {
+		t.Errorf("dashboard --listen 0.0.0.0:0 = %d %q; want %d", code, errOut, ExitUsage)
+	}
+}

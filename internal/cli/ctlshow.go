@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/askr-php/askr/internal/admin"
+)
+
+// printStatus writes the status as a person reads it: one line per worker, then a summary.
+func printStatus(w io.Writer, st admin.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PID\tSTATE\tREQUESTS\tCURRENT\tFOR\tPSS\tPRIVATE\tCPU\tGEN")
+	for _, wk := range st.Workers.List {
+		cur, age := "-", "-"
+		if c := wk.Current; c != nil {
+			cur, age = clip(c.Method+" "+c.URI, 48), fmt.Sprintf("%.1fs", c.Seconds)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%.1fs\t%d\n", wk.PID, wk.State, wk.Requests, cur, age,
+			size(wk.PSS), size(wk.Private), wk.CPUSeconds, wk.Generation)
+	}
+	tw.Flush()
+	m := st.Memory
+	parts := []string{
+		st.Mode + " mode", "generation " + fmt.Sprint(st.Generation), "up " + uptime(st.UptimeSeconds),
+		fmt.Sprintf("%d workers (%d busy, %d idle)", st.Workers.Total, st.Workers.Busy, st.Workers.Idle),
+		fmt.Sprintf("queue %d/%d (most %d)", st.Queue.Length, st.Queue.Bound, st.Queue.HighWater),
+		fmt.Sprintf("served %d", st.Served),
+		// PSS = what is private + the workers' share of what they share: next to RSS (shared
+		// pages counted once per worker), it shows what CoW saves.
+		fmt.Sprintf("memory: PSS %s = private %s + shared %s (RSS %s)", size(m.PSS), size(m.Private), size(max(m.PSS-m.Private, 0)), size(m.RSS)),
+	}
+	if st.TemplatePID > 0 {
+		t := fmt.Sprintf("template %d", st.TemplatePID)
+		if st.TemplateMemory != nil {
+			t += " PSS " + size(st.TemplateMemory.PSS)
+		}
+		parts = append(parts, t)
+	}
+	if st.Partial {
+		parts = append(parts, "(the pool is busy: workers as last known)")
+	}
+	fmt.Fprintln(w, strings.Join(parts, " · "))
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// size is n bytes in MiB.
+func size(n int64) string { return fmt.Sprintf("%.1fM", float64(n)/(1<<20)) }
+
+func uptime(s float64) string {
+	d := time.Duration(s) * time.Second
+	if d < time.Minute {
+		return d.String()
+	}
+	return strings.TrimSuffix(d.Truncate(time.Minute).String(), "0s")
+}
+
+// runDashboard is `askrd dashboard`: it serves the dashboard and the API on a loopback address,
+// forwarding to the admin socket, and prints the URL (with a token in its fragment, so that other
+// users of the machine, who may connect to loopback too, cannot use the API) until interrupted.
+func runDashboard(args []string, stdout, stderr io.Writer) int {
+	c := newCtl("dashboard", stderr)
+	listen := c.fs.String("listen", "127.0.0.1:0", "the loopback address to serve the dashboard on")
+	if err := c.fs.Parse(args); err != nil || c.fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: askrd dashboard [--config FILE] [--socket PATH] [--listen 127.0.0.1:0]")
+		return ExitUsage
+	}
+	host, _, err := net.SplitHostPort(*listen)
+	if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+		fmt.Fprintf(stderr, "askrd dashboard: --listen %q is not a loopback address: the dashboard serves the admin API\n", *listen)
+		return ExitUsage
+	}
+	path, err := c.socketPath()
+	if err != nil {
+		return c.fail(err)
+	}
+	if _, _, err := c.do(path, http.MethodGet, "/healthz", 5*time.Second); err != nil {
+		return c.fail(err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return c.fail(err)
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	token := hex.EncodeToString(b)
+	srv := &http.Server{Handler: admin.Proxy(path, token), ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "askrd dashboard: http://%s/#token=%s (Ctrl-C ends it)\n", ln.Addr(), token)
+	select {
+	case err := <-served:
+		return c.fail(err)
+	case <-ctx.Done():
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return c.fail(err)
+	}
+	return ExitOK
+}
