@@ -38,6 +38,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 		log.Warn("cannot become child subreaper; orphans of PHP go to init", "err", err)
 	}
 	var p *pool.Pool
+	mx := newMetrics(c) // metrics.go
 	pc := phpConfig(c, rt, phpCGI, ini, log)
 	m, err := newMode(c, pc, dir, log, func() { p.Rotate() })
 	if err != nil {
@@ -47,11 +48,12 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	defer m.close() // after the pool has stopped the workers (deferred later, so run earlier)
 
 	sd := notify.New(log.With("component", "systemd"))
-	p = pool.New(poolOptions(c, log), m.starter)
+	p = pool.New(withMetrics(poolOptions(c, log), mx), m.starter)
+	mx.Watch(p, m.pid)
 	if err := m.boot(sd); err != nil {
 		return err
 	}
-	h, err := m.handler(frontOptions(c, log), p)
+	h, err := m.handler(observe(frontOptions(c, log), mx.Observe), p)
 	if err != nil {
 		return err
 	}
@@ -73,7 +75,8 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload 
 	log.Info("askrd serving", attrs...)
 	lifeCtx, endLife := context.WithCancel(ctx)
 	var living sync.WaitGroup
-	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, log) })
+	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, mx.RequestsPerSecond, log) })
+	living.Go(func() { mx.Run(lifeCtx) })
 	defer living.Wait()
 	defer endLife()
 
