@@ -113,7 +113,10 @@ func TestMetricsCountRequests(t *testing.T) {
 			}
 			sock := filepath.Join(t.TempDir(), "admin.sock")
 			n := newFakeNotify(t)
-			o := opts{perRequest: md.perRequest, args: []string{"--workers", "2"}, env: []string{"NOTIFY_SOCKET=" + n.path},
+			// The socket both in the config and in ASKR_ADMIN_SOCKET, which startAskrd sets and
+			// which wins over the config (the last value of a variable in the environment counts).
+			o := opts{perRequest: md.perRequest, args: []string{"--workers", "2"},
+				env:    []string{"NOTIFY_SOCKET=" + n.path, "ASKR_ADMIN_SOCKET=" + sock},
 				config: fmt.Sprintf("[admin]\nsocket = %q\n", sock)}
 			if md.perRequest {
 				o.root = plainRoot(t)
