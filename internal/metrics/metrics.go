@@ -35,8 +35,9 @@ type Options struct {
 
 // Metrics is askrd's metrics and history. Its methods are safe for concurrent use.
 type Metrics struct {
-	reg  *prometheus.Registry
-	mode string
+	reg     *prometheus.Registry
+	handler http.Handler
+	mode    string
 
 	// What Observe adds to, resolved once: a lookup by label values per request would cost a
 	// map access and a string hash.
@@ -94,6 +95,7 @@ func New(opt Options) *Metrics {
 	m.fork = f.histogram("askr_cow_fork_duration_seconds", "CoW mode: time from asking the template for a fork to the forked worker's hello.", forkBuckets)
 	m.templateBoot = f.histogram("askr_cow_template_boot_duration_seconds", "CoW mode: time a template took to boot the app (to askr_cow_ready()).", bootBuckets)
 	m.reg.MustRegister(collector{m})
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
 	return m
 }
 
@@ -181,7 +183,6 @@ func (m *Metrics) Exited(pid int, reason pool.ExitReason) {
 	m.mu.Unlock()
 }
 
-// Handler serves the metrics in Prometheus's text format (or OpenMetrics, if asked for).
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
-}
+// Handler serves the metrics in Prometheus's text format (or OpenMetrics, if the scraper asks for
+// it); its own errors count in promhttp_metric_handler_errors_total.
+func (m *Metrics) Handler() http.Handler { return m.handler }
