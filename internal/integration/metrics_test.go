@@ -18,6 +18,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/askr-php/askr/internal/pool"
 )
 
 // adminClient is an HTTP client of the admin socket at path.
@@ -240,8 +242,8 @@ func checkMemorySeries(t *testing.T, fams map[string]*dto.MetricFamily, mode str
 			t.Errorf("no askr_php_memory_bytes{kind=%q}", kind)
 		}
 	}
-	if n := len(fams["askr_php_worker_exits_total"].GetMetric()); n != 7 {
-		t.Errorf("%d askr_php_worker_exits_total series; want one per reason (7)", n)
+	if n := len(fams["askr_php_worker_exits_total"].GetMetric()); n != len(pool.ExitReasons()) {
+		t.Errorf("%d askr_php_worker_exits_total series; want one per reason (%d)", n, len(pool.ExitReasons()))
 	}
 	if mode != "cow" {
 		if fams["askr_template_memory_bytes"] != nil {
