@@ -371,3 +371,25 @@ func BenchmarkObserveParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkScrape is one scrape with four live workers (their smaps_rollup read each time), the
+// cost a once-a-second scrape adds to askrd.
+func BenchmarkScrape(b *testing.B) {
+	var ws []pool.WorkerInfo
+	for range 4 {
+		cmd := exec.Command("sleep", "300")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		ws = append(ws, pool.WorkerInfo{PID: cmd.Process.Pid})
+	}
+	m := New(Options{Mode: "worker"})
+	m.Watch(&fakePool{workers: ws}, nil)
+	h := m.Handler()
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}
