@@ -107,7 +107,6 @@ type history struct {
 	exits    []Exit
 	prev     [numBuckets]uint64
 	cur      [numBuckets]uint64
-	prevN    uint64
 	prevTime time.Time
 }
 
