@@ -92,7 +92,7 @@ func New(opt Options) *Metrics {
 	m.queueWait = f.histogram("askr_php_queue_wait_seconds", "Time PHP requests waited for an idle PHP process.", requestBuckets)
 	m.upstream = f.histogram("askr_php_duration_seconds", "Time PHP requests spent in a PHP process (the upstream time).", requestBuckets)
 	m.boot = f.histogram("askr_php_boot_duration_seconds", "Time from a PHP process's start to its hello (in CoW mode, a fork's to its hello).", bootBuckets)
-	m.fork = f.histogram("askr_cow_fork_duration_seconds", "CoW mode: time from asking the template for a fork to the forked worker's hello.", forkBuckets)
+	m.fork = f.histogram("askr_cow_fork_duration_seconds", "CoW mode: time from asking the template for a fork to the forked worker's admission (connected and verified).", forkBuckets)
 	m.templateBoot = f.histogram("askr_cow_template_boot_duration_seconds", "CoW mode: time a template took to boot the app (to askr_cow_ready()).", bootBuckets)
 	m.reg.MustRegister(collector{m})
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
