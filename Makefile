@@ -10,6 +10,8 @@ WORKERS ?= auto
 
 # Debian packages the server, the examples and the tests use.
 APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml php-laravel-framework php8.2-dev php-symfony-framework-bundle php-symfony-mime
+# promtool, which internal/metrics' tests check a scrape with.
+APT_PACKAGES += prometheus
 # Only for `make bench` (the php-fpm baseline and the load generator).
 BENCH_PACKAGES := nginx-light php8.2-fpm wrk
 # Chromium, headless, renders the admin dashboard in its test (internal/integration/dashboard_test.go).

@@ -13,8 +13,9 @@ import (
 
 // life reports askrd's state to systemd while it serves: EXTEND_TIMEOUT_USEC while a slow boot
 // progresses, READY=1 once the configured workers serve, a STATUS line, WATCHDOG=1 only while the
-// pool is healthy, and the rolling reload on SIGHUP. It returns when ctx is done.
-func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c config.Config, reload <-chan struct{}, rl *reloader, log *slog.Logger) {
+// pool is healthy, and the rolling reload on SIGHUP (one at a time with the admin API's, through
+// rl). rps gives the STATUS line's requests/s. It returns when ctx is done.
+func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c config.Config, reload <-chan struct{}, rl *reloader, rps func() float64, log *slog.Logger) {
 	const tick = time.Second
 	watchdog := notify.WatchdogInterval()
 	var watchdogC, pingC <-chan time.Time
@@ -66,14 +67,11 @@ func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c
 				}
 			}
 		case <-status.C:
-			st := p.Stats()
 			gen := int64(0)
 			for _, w := range p.Workers() {
 				gen = max(gen, w.Generation)
 			}
-			l := fmt.Sprintf("mode=%s workers=%d busy=%d idle=%d waiting=%d requests=%d generation=%d",
-				mode, st.Ready, st.Busy, max(st.Ready-st.Busy, 0), st.Waiting, st.Served, gen)
-			if l != line {
+			if l := statusLine(mode, p.Stats(), gen, rps()); l != line {
 				line = l
 				sd.Status(l)
 			}
@@ -81,6 +79,14 @@ func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c
 			rl.reload("SIGHUP") // it logs a failure
 		}
 	}
+}
+
+// statusLine is systemd's STATUS= line: the mode, the workers, the queue, the requests served, the
+// newest generation, and as php-fpm's the requests per second (over the last minute) and the slow
+// requests.
+func statusLine(mode string, st pool.Stats, gen int64, rps float64) string {
+	return fmt.Sprintf("mode=%s workers=%d busy=%d idle=%d waiting=%d requests=%d generation=%d rps=%.1f slow=%d",
+		mode, st.Ready, st.Busy, max(st.Ready-st.Busy, 0), st.Waiting, st.Served, gen, rps, st.Slow)
 }
 
 // extendWhileBooting asks systemd for more start-up time every few seconds until done is closed:

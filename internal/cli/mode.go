@@ -9,6 +9,7 @@ import (
 
 	"github.com/askr-php/askr/internal/config"
 	"github.com/askr-php/askr/internal/httpfront"
+	"github.com/askr-php/askr/internal/metrics"
 	"github.com/askr-php/askr/internal/notify"
 	"github.com/askr-php/askr/internal/phpcgi"
 	"github.com/askr-php/askr/internal/phpext"
@@ -32,7 +33,7 @@ type mode struct {
 
 // newMode sets up the mode c asks for. pc is how php-cgi starts in every mode; dir is askrd's
 // private runtime directory; rotate is called when a CoW template has been replaced by a new one.
-func newMode(c config.Config, pc phpcgi.Config, dir string, log *slog.Logger, rotate func()) (*mode, error) {
+func newMode(c config.Config, pc phpcgi.Config, dir string, log *slog.Logger, rotate func(), mx *metrics.Metrics) (*mode, error) {
 	m := &mode{
 		handler: func(opt httpfront.Options, p *pool.Pool) (*httpfront.Handler, error) { return httpfront.New(opt, p) },
 		boot:    func(*notify.Notifier) error { return nil },
@@ -64,6 +65,7 @@ func newMode(c config.Config, pc phpcgi.Config, dir string, log *slog.Logger, ro
 		tmpl, err := template.New(template.Options{
 			Launcher: m.launcher, Dir: dir, BootTimeout: c.Worker.BootTimeout.D(), Logger: log.With("component", "template"),
 			WorkerLog: log.With("worker", script), NewGeneration: rotate,
+			Forked: mx.Forked, TemplateBooted: mx.TemplateBooted,
 		})
 		if err != nil {
 			return nil, err

@@ -47,8 +47,9 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 		log.Warn("cannot become child subreaper; orphans of PHP go to init", "err", err)
 	}
 	var p *pool.Pool
+	mx := newMetrics(c) // metrics.go
 	pc := phpConfig(c, rt, phpCGI, ini, log)
-	m, err := newMode(c, pc, dir, log, func() { p.Rotate() })
+	m, err := newMode(c, pc, dir, log, func() { p.Rotate() }, mx)
 	if err != nil {
 		return err
 	}
@@ -56,13 +57,14 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	defer m.close() // after the pool has stopped the workers (deferred later, so run earlier)
 
 	sd := notify.New(log.With("component", "systemd"))
-	opt := poolOptions(c, log)
+	opt := withMetrics(poolOptions(c, log), mx)
 	slowOptions(&opt, c, phpCGI, log)
 	p = pool.New(opt, m.starter)
+	mx.Watch(p, m.pid)
 	rl := &reloader{p: p, sd: sd, log: log}
 	adm, err := startAdmin(c, lns, poolSource{p: p, template: m.pid, queue: c.Server.QueueSize, reloader: rl}, admin.Options{
 		Mode: m.name, Version: version.Version, Listen: listenAddrs(lns), Configured: c.Server.WorkerCount(),
-		Started: started, Logger: log.With("component", "admin"),
+		Started: started, Logger: log.With("component", "admin"), Metrics: mx.Handler(), History: mx.History,
 	}, log.With("component", "admin"))
 	if err != nil {
 		return err
@@ -72,7 +74,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 		return err
 	}
 	fo := frontOptions(c, log)
-	fo.Observe = requestObservers(alog).observe()
+	fo.Observe = append(requestObservers(alog), mx.Observe).observe()
 	h, err := m.handler(fo, p)
 	if err != nil {
 		return err
@@ -95,8 +97,9 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	log.Info("askrd serving", attrs...)
 	lifeCtx, endLife := context.WithCancel(ctx)
 	var living sync.WaitGroup
-	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, rl, log) })
+	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, rl, mx.RequestsPerSecond, log) })
 	living.Go(func() { reopenAccessLog(lifeCtx, alog, reopen, log) })
+	living.Go(func() { mx.Run(lifeCtx) })
 	defer living.Wait()
 	defer endLife()
 

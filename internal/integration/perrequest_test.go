@@ -434,13 +434,13 @@ func TestPerRequestSystemd(t *testing.T) {
 	}
 	if !poll(5*time.Second, func() bool {
 		for _, m := range n.all("STATUS=") {
-			if strings.Contains(m.text, "mode=per-request workers=1") {
+			if strings.Contains(m.text, "mode=per-request workers=1") && statusFields.MatchString(m.text) {
 				return true
 			}
 		}
 		return false
 	}) {
-		t.Errorf("no STATUS line for per-request mode: %v", n.all("STATUS="))
+		t.Errorf("no STATUS line for per-request mode (ending with rps=N.N slow=0): %v", n.all("STATUS="))
 	}
 	watchdogPausesWhileWedged(t, s, n, func(mark string) string { return "/sleep.php?s=4&started=" + mark })
 }

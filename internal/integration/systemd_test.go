@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,6 +90,9 @@ func (n *fakeNotify) wait(t *testing.T, prefix string, timeout time.Duration) ti
 	return at
 }
 
+// statusFields is the end of the STATUS= line.
+var statusFields = regexp.MustCompile(` rps=[0-9]+\.[0-9] slow=0$`)
+
 // READY only once workers serve, EXTEND_TIMEOUT_USEC during a slow boot, a STATUS line that
 // follows the load, STOPPING at SIGTERM, and nothing of systemd's in the workers' environment.
 func TestNotifyReadyStatusStopping(t *testing.T) {
@@ -130,6 +134,10 @@ func TestNotifyReadyStatusStopping(t *testing.T) {
 		return len(st) > 0 && strings.Contains(st[len(st)-1].text, "busy=0") && strings.Contains(st[len(st)-1].text, "mode=")
 	}) {
 		t.Errorf("STATUS did not return to busy=0: %v", n.all("STATUS="))
+	}
+	// As php-fpm's, it ends with the requests/s and the slow requests (none here).
+	if st := n.all("STATUS="); len(st) == 0 || !statusFields.MatchString(st[len(st)-1].text) {
+		t.Errorf("STATUS lines %v; want the last to end with rps=N.N slow=0", st)
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	n.wait(t, "STOPPING=1", 10*time.Second)
