@@ -182,8 +182,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.opt.Observe != nil {
 		o := h.observe(w, r)
 		defer h.done(o, r) // also when the response is aborted (panic(http.ErrAbortHandler))
-		w = o
+		h.serve(o, r)
+		o.finished = true
+		return
 	}
+	h.serve(w, r)
+}
+
+// serve is ServeHTTP's work, observed or not.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// A chunked request may have come with a Content-Length too, which net/http drops before
 		// the handler could see it: a proxy in front may have framed the request by that length,

@@ -16,7 +16,8 @@ import (
 // the status and the body bytes, and the Record it fills. One allocation per request.
 type observed struct {
 	http.ResponseWriter
-	rec Record
+	rec      Record
+	finished bool // the handler returned (it did not panic)
 }
 
 // Unwrap gives http.ResponseController the connection's writer (deadlines, Flush, Hijack).
@@ -89,11 +90,17 @@ const statusClientGone = 499
 func (h *Handler) done(o *observed, r *http.Request) {
 	rec := &o.rec
 	rec.Duration = time.Since(rec.Start)
-	if rec.Status == 0 {
+	switch {
+	case rec.Status != 0:
+	case r.Context().Err() != nil:
+		rec.Status = statusClientGone
+	case !o.finished:
+		rec.Status = http.StatusInternalServerError // a panic: net/http drops the connection
+	default:
 		rec.Status = http.StatusOK // what net/http sends for a handler that wrote nothing
-		if r.Context().Err() != nil {
-			rec.Status = statusClientGone
-		}
+	}
+	if r.Method == http.MethodHead {
+		rec.BytesOut = 0 // net/http discards a HEAD response's body but counts it as written
 	}
 	rec.Referer = r.Header.Get("Referer")
 	rec.UserAgent = r.Header.Get("User-Agent")

@@ -338,3 +338,56 @@ func TestRecordFlushError(t *testing.T) {
 		t.Errorf("status after a flush = %d; want 200 (the head went out)", o.rec.Status)
 	}
 }
+
+// A client that leaves while PHP works is logged as 499 even when PHP then answers in full:
+// nothing of the answer reached it.
+func TestRecordClientGoneBeforeAWholeAnswer(t *testing.T) {
+	rd := newRecorded(t, false)
+	started := make(chan struct{})
+	rd.pool.answer = func(resp channel.Response) error {
+		close(started)
+		rs := resp.(*responder)
+		for deadline := time.Now().Add(10 * time.Second); rs.ctx.Err() == nil && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond) // PHP still working when the client leaves
+		}
+		if err := resp.Head(200, []channel.Header{{Name: "Content-Type", Value: "text/plain"}}); err != nil {
+			return err
+		}
+		return resp.Body([]byte("too late"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", rd.srv.URL+"/app", nil)
+	go func() { <-started; cancel() }()
+	if resp, err := rd.srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+	}
+	if r := rd.next(t); r.Status != statusClientGone || r.BytesOut != 0 {
+		t.Errorf("record of a client that left before PHP's whole answer: status %d, %d bytes; want %d, 0", r.Status, r.BytesOut, statusClientGone)
+	}
+}
+
+// HEAD to PHP: net/http discards the body PHP wrote, so the record counts no body bytes.
+func TestRecordHeadToPHP(t *testing.T) {
+	rd := newRecorded(t, false)
+	resp, err := rd.srv.Client().Head(rd.srv.URL + "/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r := rd.next(t); r.Status != 200 || r.BytesOut != 0 {
+		t.Errorf("record of HEAD /app: status %d, %d bytes; want 200, 0", r.Status, r.BytesOut)
+	}
+}
+
+// A handler that panics before any answer is logged as 500 (net/http drops the connection).
+func TestRecordPanic(t *testing.T) {
+	rd := newRecorded(t, false)
+	rd.pool.answer = func(channel.Response) error { panic("bug") }
+	if resp, err := rd.srv.Client().Get(rd.srv.URL + "/app"); err == nil {
+		resp.Body.Close()
+		t.Errorf("GET /app answered %d; want the connection dropped", resp.StatusCode)
+	}
+	if r := rd.next(t); r.Status != http.StatusInternalServerError {
+		t.Errorf("record of a panic: status %d; want 500", r.Status)
+	}
+}

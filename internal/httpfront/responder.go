@@ -324,6 +324,9 @@ func (rs *responder) end(complete bool) error {
 		if !complete {
 			return nil
 		}
+		if err := rs.ctx.Err(); err != nil {
+			return err // the client left while PHP worked: nothing is sent (logged as 499)
+		}
 		rs.writeHead()
 		// In pieces, each with a fresh deadline: client_timeout bounds each write, not the time a
 		// slow client takes for the whole of up to bufferSize.
