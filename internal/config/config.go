@@ -67,7 +67,8 @@ type Server struct {
 	// as max_rss does. Memory shared with a CoW template does not count. 0 never recycles. Default: 0.
 	MaxPrivateMemory Size `toml:"max_private_memory"`
 	// AccessLog writes one line per request to this file, or to standard output with "-" (under
-	// systemd: the journal). askrd reopens the file on SIGUSR1 (logrotate's postrotate). "" writes
+	// systemd: the journal, which by default drops a service's lines past 10000 in 30 s, so a busy
+	// site wants a file). askrd reopens the file on SIGUSR1 (logrotate's postrotate). "" writes
 	// none. Default: "".
 	AccessLog string `toml:"access_log"`
 	// AccessLogFormat is "combined" (the combined log format, then the request time, PHP's time,

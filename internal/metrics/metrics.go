@@ -95,7 +95,8 @@ func New(opt Options) *Metrics {
 	m.fork = f.histogram("askr_cow_fork_duration_seconds", "CoW mode: time from asking the template for a fork to the forked worker's admission (connected and verified).", forkBuckets)
 	m.templateBoot = f.histogram("askr_cow_template_boot_duration_seconds", "CoW mode: time a template took to boot the app (to askr_cow_ready()).", bootBuckets)
 	m.reg.MustRegister(collector{m})
-	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true,
+		MaxRequestsInFlight: 2, Timeout: 10 * time.Second})
 	return m
 }
 
