@@ -244,7 +244,7 @@ func (b *bench) obsReport(w *strings.Builder) {
 		return
 	}
 	section(w, "## The access log and /metrics (askrd only, hello world)",
-		fmt.Sprintf("askrd + examples/hello-worker.php, `--workers %d`, `wrk -t%d -c%d -d%s` on GET / after a %s warm-up, %d rounds with the order rotated; each row is that variant's median round. Every variant has an admin socket (`[admin] socket`); off: nothing else; access log: `[server] access_log` to a file (combined format); /metrics scraped: GET /metrics on the admin socket every second during the warm-up and the run, as Prometheus would. Goal (issue 15): each costs under %d %% of off's requests/s.",
+		fmt.Sprintf("askrd + examples/hello-worker.php, `--workers %d`, `wrk -t%d -c%d -d%s` on GET / after a %s warm-up, %d rounds with the order rotated; each row is that variant's median round. Every variant has an admin socket (`[admin] socket`); off: nothing else; access log: `[server] access_log` to a file (combined format); /metrics scraped: GET /metrics on the admin socket every second during the warm-up and the run, as Prometheus would. Goal (issue 15): each costs under %d %% of off's requests/s. The per-request record behind the access log and the metrics (httpfront's wrapper, metrics.Observe) is always on, so off includes it; its own cost is in the Go benchmarks BenchmarkObserve of internal/httpfront and internal/metrics.",
 			c.workers, c.threads, c.conns, wrkDur(c.duration), wrkDur(c.warmup), c.obsRounds, goalObservePct),
 		"| variant | rps | p50 | p99 | errors | rps of each round |", "|---|---:|---:|---:|---:|---|", r.obsRows, r.obsNotes)
 }
