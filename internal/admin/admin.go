@@ -182,9 +182,9 @@ func (s *Server) withPeerCred() http.Handler {
 // refusal says who uid is not: "uid 1000 is neither root nor www-data".
 func (s *Server) refusal(uid int) string {
 	if s.euid == 0 {
-		return fmt.Sprintf("uid %d is not root (askrd runs as root)", uid)
+		return fmt.Sprintf("uid %d is not root (askrd runs as root): run it as root (sudo)", uid)
 	}
-	return fmt.Sprintf("uid %d is neither root nor %s", uid, s.owner)
+	return fmt.Sprintf("uid %d is neither root nor %s: run it as root (sudo) or as %s", uid, s.owner, s.owner)
 }
 
 // withToken serves requests that carry the bearer token; /healthz and the dashboard's page (no

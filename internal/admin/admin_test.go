@@ -456,3 +456,30 @@ func TestProxy(t *testing.T) {
 		}
 	}
 }
+
+// A socket directory others could change is refused: one others may write to, or a symbolic link.
+func TestListenUnixRefusesAnUnsafeDirectory(t *testing.T) {
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	if ln, err := ListenUnix(filepath.Join(open, "admin.sock")); err == nil || !strings.Contains(err.Error(), "may be written by others") {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Errorf("ListenUnix in a 0777 directory error = %v; want a refusal", err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := ListenUnix(filepath.Join(link, "admin.sock")); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Errorf("ListenUnix in a linked directory error = %v; want a refusal", err)
+	}
+}

@@ -8,12 +8,38 @@ import (
 	"net/http/httputil"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Client returns an HTTP client that sends every request to the admin socket path, whatever the
 // URL's host (use http://askrd/…).
 func Client(path string, timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: unixTransport(path)}
+}
+
+// ServerPID returns the pid of the process that serves the admin socket path (SO_PEERCRED).
+func ServerPID(path string) (int, error) {
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	raw, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if credErr != nil {
+		return 0, credErr
+	}
+	return int(cred.Pid), nil
 }
 
 func unixTransport(path string) *http.Transport {

@@ -25,6 +25,9 @@ func ListenUnix(path string) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
+	if err := safeDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("%s exists and is not a socket", path)
@@ -48,6 +51,29 @@ func ListenUnix(path string) (*net.UnixListener, error) {
 		return nil, err
 	}
 	return ln, nil
+}
+
+// safeDir refuses a socket directory that another account could change: a symbolic link, one
+// owned by neither root nor askrd's user, or one others may write to (as sshd's StrictModes). In
+// such a directory another user could put a socket of their own in askrd's place, or swap the
+// socket for a link before askrd makes it mode 0666.
+func safeDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory (a symbolic link is refused): put the admin socket in a directory of askrd's own", dir)
+	case !ok:
+		return fmt.Errorf("%s: no owner known", dir)
+	case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%s belongs to uid %d, neither root nor askrd's user: put the admin socket in a directory of askrd's own", dir, st.Uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s may be written by others (mode %04o): put the admin socket in a directory of askrd's own", dir, fi.Mode().Perm())
+	}
+	return nil
 }
 
 // peerUID is the uid of the process at the other end of c (SO_PEERCRED).

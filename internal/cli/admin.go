@@ -61,6 +61,20 @@ type reloader struct {
 func (r *reloader) reload(by string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.locked(by)
+}
+
+// tryReload is SIGHUP's reload: none is started while another runs (the signal is folded into it).
+func (r *reloader) tryReload(by string) {
+	if !r.mu.TryLock() {
+		r.log.Info(by + ": a reload is already running; no second one is started")
+		return
+	}
+	defer r.mu.Unlock()
+	r.locked(by)
+}
+
+func (r *reloader) locked(by string) error {
 	r.log.Info(by + ": rolling reload")
 	r.sd.Reloading()
 	defer r.sd.Ready()
@@ -103,6 +117,9 @@ func startAdmin(c config.Config, lns activation.Listeners, src admin.Source, opt
 			}
 			srv.Serve(ln, admin.Token, token)
 			log.Info("admin API on TCP, with a bearer token", "listen", ln.Addr().String())
+			if host, _, _ := net.SplitHostPort(a); !isLoopback(host) {
+				log.Warn("[admin] listen is not a loopback address: the bearer token and the status cross the network unencrypted; prefer loopback and ssh -L, or TLS in front", "listen", a)
+			}
 		}
 	}
 	ok = true
@@ -162,4 +179,14 @@ func readToken(path string) (string, error) {
 		return "", fmt.Errorf("%s: its first line is empty; want the bearer token", path)
 	}
 	return line, nil
+}
+
+// isLoopback reports whether host (an IP or a name) is a loopback address; a name other than
+// localhost counts as not.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -46,10 +46,10 @@ func (c *ctl) socketPath() (string, error) {
 	if v, ok := os.LookupEnv(adminSocketEnv); ok {
 		return v, nil
 	}
-	conf, err := config.Load(*c.config)
-	if errors.Is(err, fs.ErrNotExist) && *c.config == config.DefaultPath {
+	if _, err := os.Stat(*c.config); errors.Is(err, fs.ErrNotExist) && *c.config == config.DefaultPath {
 		return config.Defaults().Admin.Socket, nil
 	}
+	conf, err := config.Load(*c.config)
 	if err != nil {
 		return "", err
 	}
@@ -58,7 +58,7 @@ func (c *ctl) socketPath() (string, error) {
 }
 
 // errNotRunning is a socket nobody answers on.
-var errNotRunning = errors.New("askrd is not running")
+var errNotRunning = errors.New("no askrd answers")
 
 // do sends a request to the admin socket and returns the answer's status and body. A refusal
 // (403) is an error saying why.
@@ -73,7 +73,7 @@ func (c *ctl) do(path, method, uri string, timeout time.Duration) (int, []byte, 
 	resp, err := admin.Client(path, timeout).Do(req)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return 0, nil, fmt.Errorf("%w (nobody answers on %s; --socket PATH names another socket)", errNotRunning, path)
+			return 0, nil, fmt.Errorf("%w on %s: askrd is not running, or serves no admin socket there (its log says why); --socket PATH names another", errNotRunning, path)
 		}
 		return 0, nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -187,6 +187,13 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "askrd reload: %v\n", err)
 		return ExitConfig
+	}
+	if pid > 0 {
+		// The socket must be askrd pid's: another askrd with the same [admin] socket keeps its own
+		// and this one serves none, and reloading that one instead would report a false success.
+		if owner, err := admin.ServerPID(path); err == nil && owner != pid {
+			return c.fail(fmt.Errorf("the admin socket %s is served by askrd %d, not %d: give each askrd its own [admin] socket", path, owner, pid))
+		}
 	}
 	code, body, err := c.do(path, http.MethodPost, "/reload", 0) // as long as the canary takes
 	switch {

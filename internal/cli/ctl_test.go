@@ -1,6 +1,11 @@
 package cli
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -48,7 +53,7 @@ func TestPrintStatus(t *testing.T) {
 func TestCtlWithoutAskrd(t *testing.T) {
 	clearEnv(t)
 	none := filepath.Join(t.TempDir(), "none.sock")
-	if code, _, errOut := run("status", "--socket", none); code != ExitFailure || !strings.Contains(errOut, "askrd status: askrd is not running") {
+	if code, _, errOut := run("status", "--socket", none); code != ExitFailure || !strings.Contains(errOut, "askrd status: no askrd answers on "+none+": askrd is not running") {
 		t.Errorf("status without askrd = %d %q; want %d saying askrd is not running", code, errOut, ExitFailure)
 	}
 	if code, _, errOut := run("recycle", "--socket", none, "12"); code != ExitFailure || !strings.Contains(errOut, "not running") {
@@ -75,5 +80,46 @@ func TestCtlWithoutAskrd(t *testing.T) {
 	}
 	if code, _, errOut := run("dashboard", "--listen", "0.0.0.0:0", "--socket", none); code != ExitUsage || !strings.Contains(errOut, "not a loopback address") {
 		t.Errorf("dashboard --listen 0.0.0.0:0 = %d %q; want %d", code, errOut, ExitUsage)
+	}
+}
+
+// reload PID refuses an admin socket that another process serves: it would reload that one and
+// report success (ExecReload of a second unit with the same [admin] socket).
+func TestReloadChecksTheSocketsOwner(t *testing.T) {
+	clearEnv(t)
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloads := 0
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reloads++
+		io.WriteString(w, `{"ok":true}`)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	other := os.Getpid() + 100000
+	code, _, errOut := run("reload", "--socket", sock, strconv.Itoa(other))
+	want := fmt.Sprintf("is served by askrd %d, not %d", os.Getpid(), other)
+	if code != ExitFailure || !strings.Contains(errOut, want) || reloads != 0 {
+		t.Errorf("reload %d on a socket this process serves = %d %q, %d reloads; want %d saying %q and none", other, code, errOut, reloads, ExitFailure, want)
+	}
+	if code, _, errOut := run("reload", "--socket", sock, strconv.Itoa(os.Getpid())); code != ExitOK || reloads != 1 {
+		t.Errorf("reload of the socket's own askrd = %d %q, %d reloads; want %d, 1", code, errOut, reloads, ExitOK)
+	}
+}
+
+// askrd status shows a client's URI without what a terminal acts on: C0 and C1 controls.
+func TestClipShowsNoControls(t *testing.T) {
+	for in, want := range map[string]string{
+		"GET /\x1b[31m": "GET /?[31m",
+		"GET /\u009b3m": "GET /?3m",
+		"GET /été":      "GET /été",
+		"GET /éééééé":   "GET /éééé…",
+	} {
+		if got := clip(in, 10); got != want {
+			t.Errorf("clip(%q, 10) = %q; want %q", in, got, want)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/askr-php/askr/internal/admin"
 )
@@ -55,11 +56,19 @@ func printStatus(w io.Writer, st admin.Status) {
 	fmt.Fprintln(w, strings.Join(parts, " · "))
 }
 
+// clip is s cut to n characters, with what a terminal would act on (control characters, C1's CSI
+// included: a URI is the client's) shown as "?".
 func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
+	r := []rune(strings.Map(func(c rune) rune {
+		if !unicode.IsGraphic(c) {
+			return '?'
+		}
+		return c
+	}, s))
+	if len(r) <= n {
+		return string(r)
 	}
-	return s[:n-1] + "…"
+	return string(r[:n-1]) + "…"
 }
 
 // size is n bytes in MiB.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/askr-php/askr/internal/config"
@@ -26,6 +27,8 @@ func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c
 		defer pt.Stop()
 		watchdogC, pingC = wt.C, pt.C
 	}
+	var reloads sync.WaitGroup
+	defer reloads.Wait()
 	status := time.NewTicker(tick)
 	defer status.Stop()
 	start := time.Now()
@@ -76,7 +79,8 @@ func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c
 				sd.Status(l)
 			}
 		case <-reload:
-			rl.reload("SIGHUP") // it logs a failure
+			// On a goroutine of its own: the watchdog and STATUS= go on while the canary boots.
+			reloads.Go(func() { rl.tryReload("SIGHUP") }) // it logs a failure
 		}
 	}
 }

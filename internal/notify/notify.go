@@ -6,6 +6,7 @@ package notify
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -33,7 +34,7 @@ func (n *Notifier) Stopping() { n.send(daemon.SdNotifyStopping) }
 
 // Reloading says that a reload has begun; Ready ends it.
 func (n *Notifier) Reloading() {
-	n.send(daemon.SdNotifyReloading + "\nMONOTONIC_USEC=" + daemon.SdNotifyMonotonicUsec())
+	n.send(strings.TrimSuffix(daemon.SdNotifyReloading+"\n"+daemon.SdNotifyMonotonicUsec(), "\n"))
 }
 
 // Status sets the line `systemctl status` shows.
