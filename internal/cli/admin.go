@@ -161,6 +161,7 @@ func serveAdminSocket(srv *admin.Server, c config.Config, ln net.Listener, token
 		return c.Err("admin.socket", "%v", err)
 	}
 	srv.Serve(uln, admin.PeerCred, "")
+	log.Info("admin API on the socket (askrd status)", "socket", path)
 	return nil
 }
 

@@ -28,6 +28,10 @@ func serve(ctx context.Context, c config.Config, reload, reopen <-chan struct{},
 	} else if c.Worker.Extension, err = extension(ctx, c, binary, ini, log); err != nil {
 		return err
 	}
+	if c.Worker.Cow && c.Server.MaxRSS > 0 {
+		log.Warn("max_rss counts the pages a CoW worker shares with its template, so it may recycle workers that hold little of their own; max_private_memory does not count them",
+			"max_rss", c.Server.MaxRSS)
+	}
 	lns, err := activation.Get(c.Server.Listen)
 	if err != nil {
 		return err
