@@ -350,3 +350,20 @@ func TestReadWithoutPrivileges(t *testing.T) {
 		}
 	}
 }
+
+// The executable's mapping is found by its inode even when /proc/PID/maps shows another device
+// than stat does (btrfs subvolumes, some overlayfs kernels); the device only breaks a tie.
+func TestLoadBaseByInode(t *testing.T) {
+	k := fileKey{dev: 0x2f, ino: 42}
+	rs := []region{{start: 0x1000, offset: 0x1000, dev: 0x2f, ino: 42}, {start: 0x5000, offset: 0, dev: 0x801, ino: 42}}
+	if base, ok := loadBase(rs, k); !ok || base != 0x5000 {
+		t.Errorf("loadBase with maps' device differing = %#x, %v; want 0x5000", base, ok)
+	}
+	rs = append(rs, region{start: 0x9000, offset: 0, dev: 0x2f, ino: 42})
+	if base, ok := loadBase(rs, k); !ok || base != 0x9000 {
+		t.Errorf("loadBase with the same device present = %#x, %v; want 0x9000", base, ok)
+	}
+	if _, ok := loadBase(rs[:1], k); ok {
+		t.Error("loadBase without a mapping at offset 0 found one")
+	}
+}

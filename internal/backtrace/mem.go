@@ -70,14 +70,22 @@ func parseMapsLine(line string) (region, bool) {
 }
 
 // loadBase is where the executable k is mapped in a process with mappings rs: the start of its
-// mapping at file offset 0.
+// mapping at file offset 0. The inode decides; the device only breaks a tie, since on btrfs and
+// on some overlayfs kernels the device in /proc/PID/maps is not the one stat reports.
 func loadBase(rs []region, k fileKey) (uint64, bool) {
+	base, found := uint64(0), false
 	for _, r := range rs {
-		if r.ino == k.ino && r.dev == k.dev && r.offset == 0 {
+		if r.ino != k.ino || r.offset != 0 {
+			continue
+		}
+		if r.dev == k.dev {
 			return r.start, true
 		}
+		if !found {
+			base, found = r.start, true
+		}
 	}
-	return 0, false
+	return base, found
 }
 
 // errBadPointer: a pointer read from the process is not one the walk believes.

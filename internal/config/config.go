@@ -64,7 +64,9 @@ type Server struct {
 	MaxRSS int `toml:"max_rss"`
 	// MaxPrivateMemory recycles a worker whose private memory (Private_Dirty in
 	// /proc/PID/smaps_rollup: what it alone holds, and what its exit gives back) is over this size,
-	// as max_rss does. Memory shared with a CoW template does not count. 0 never recycles. Default: 0.
+	// as max_rss does. Memory shared with a CoW template does not count. A size, like the others
+	// ("256M"; a bare number is bytes, not megabytes as for max_rss), at least 1M; 0 never recycles.
+	// Default: 0.
 	MaxPrivateMemory Size `toml:"max_private_memory"`
 	// AccessLog writes one line per request to this file, or to standard output with "-" (under
 	// systemd: the journal, which by default drops a service's lines past 10000 in 30 s, so a busy

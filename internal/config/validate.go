@@ -89,11 +89,11 @@ func (c *Config) validateTimeouts() error {
 // [admin].
 func (c *Config) validateOperations() error {
 	s, a := &c.Server, &c.Admin
-	if s.MaxRSS < 0 {
-		return c.Err("server.max_rss", "must not be negative")
+	if s.MaxRSS < 0 || s.MaxRSS > 1<<20 {
+		return c.Err("server.max_rss", "must be from 0 to 1048576 (megabytes), got %d", s.MaxRSS)
 	}
-	if s.MaxPrivateMemory < 0 {
-		return c.Err("server.max_private_memory", "must not be negative")
+	if s.MaxPrivateMemory < 0 || (s.MaxPrivateMemory > 0 && s.MaxPrivateMemory < 1<<20) {
+		return c.Err("server.max_private_memory", "must be 0 or at least 1M (a bare number is bytes: write \"256M\"), got %d", s.MaxPrivateMemory)
 	}
 	if s.AccessLogFormat != "combined" && s.AccessLogFormat != "json" {
 		return c.Err("server.access_log_format", "must be \"combined\" or \"json\", not %q", s.AccessLogFormat)

@@ -3,9 +3,11 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -162,6 +164,16 @@ func TestExitReasons(t *testing.T) {
 		pid := p.Workers()[0].PID
 		s.proc(pid - 2000).exit()
 	})
+	step(ExitAbort, "a process killed because its client left", func() {
+		call(Outcome{Err: errors.New("client left"), Broken: true, ClientGone: true})
+	})
+	step(ExitCrash, "an idle process gone without a Bye, its status unknown (a CoW worker)", func() {
+		waitCond(t, "a process ready", func() bool { return p.Stats().Ready == 1 && len(p.Workers()) == 1 })
+		proc := s.proc(p.Workers()[0].PID - 2000)
+		unknown := fmt.Errorf("%w (a fork)", ErrStatusUnknown)
+		proc.err.Store(&unknown)
+		proc.exit()
+	})
 	waitCond(t, "a process ready", func() bool { return p.Stats().Ready == 1 })
 	cancel()
 	if err := <-ran; err != nil {
@@ -243,6 +255,44 @@ func TestRecycle(t *testing.T) {
 		if w.PID == busy || w.PID == idle || w.Recycling {
 			t.Errorf("after both recycled: %+v listed; want only new processes, not recycling", w)
 		}
+	}
+}
+
+// A request that ends while OnSlow reads its process waits for OnSlow: the process serves no
+// other request meanwhile (the slow log would show that one's stack) and is not stopped.
+func TestOnSlowEndsBeforeTheProcessServesAgain(t *testing.T) {
+	inSlow, release := make(chan struct{}), make(chan struct{})
+	var slowActive atomic.Bool
+	p := startPool(t, Options{Workers: 1, SlowAfter: 20 * time.Millisecond,
+		OnSlow: func(int, *Visit, time.Duration) {
+			slowActive.Store(true)
+			close(inSlow)
+			<-release // the backtrace read takes a while
+			slowActive.Store(false)
+		}}, &convStarter{})
+	waitReady(t, p)
+	first := make(chan error, 1)
+	go func() {
+		first <- p.Call(context.Background(), &Visit{URI: "/slow"}, func(Process) Outcome { <-inSlow; return Outcome{} })
+	}()
+	<-inSlow
+	second := make(chan bool, 1)
+	go func() {
+		p.Call(context.Background(), &Visit{URI: "/next"}, func(Process) Outcome { second <- slowActive.Load(); return Outcome{} })
+	}()
+	select {
+	case <-first:
+		t.Error("the slow request's Call returned while OnSlow still ran")
+	case during := <-second:
+		t.Errorf("the process served /next while OnSlow of /slow ran (%v)", during)
+	case <-time.After(200 * time.Millisecond): // neither may happen while OnSlow runs
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Errorf("the slow request: %v", err)
+	}
+	if during := <-second; during {
+		t.Error("the process served /next while OnSlow of /slow ran")
 	}
 }
 

@@ -24,6 +24,7 @@ type convProc struct {
 	killed  atomic.Bool
 	stopped atomic.Bool
 	pings   atomic.Int64
+	err     atomic.Pointer[error] // what Err returns once exited (nil: none)
 }
 
 func (p *convProc) PID() int   { return p.pid }
@@ -35,9 +36,14 @@ func (p *convProc) Kill() error {
 }
 func (p *convProc) exit()                 { p.once.Do(func() { close(p.done) }) }
 func (p *convProc) Done() <-chan struct{} { return p.done }
-func (p *convProc) Err() error            { return nil }
-func (p *convProc) Tail() string          { return "" }
-func (p *convProc) Close() error          { return nil }
+func (p *convProc) Err() error {
+	if e := p.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+func (p *convProc) Tail() string { return "" }
+func (p *convProc) Close() error { return nil }
 func (p *convProc) Greet(time.Duration) (channel.Hello, error) {
 	if p.s.greetHangs.Load() {
 		<-p.done // until killed

@@ -86,6 +86,9 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, c *
 	o := call(w.proc)
 	end := time.Now()
 	slow := !l.state.CompareAndSwap(loanRunning, loanEnded)
+	if slow {
+		<-l.slowDone // the worker is neither given back nor stopped while its stack is read
+	}
 	if v := c.v; v != nil {
 		v.Upstream, v.PID = end.Sub(l.start), w.pid
 		v.Slow = v.Slow || slow
@@ -127,7 +130,10 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, c *
 		p.release(w, keep)
 		return tryNot, o.Err
 	}
-	if !o.Unsent {
+	switch {
+	case o.ClientGone:
+		w.setReason(ExitAbort) // killed only because its client left
+	case !o.Unsent:
 		w.setReason(ExitCrash) // it died with the request, or broke its protocol: killed now
 	}
 	w.ending.Store(true) // the request reports it: the watcher's exit adds no second line
@@ -155,8 +161,12 @@ type loan struct {
 	// state ends the race between the request's end and SlowAfter: whichever moves it from
 	// loanRunning first decides whether the request was slow.
 	state atomic.Int32
-	start time.Time // when the process got the request
-	visit Visit     // the request as WorkerInfo.Current and OnSlow show it; set before the loan is seen
+	// slowDone is closed once OnSlow has returned (made only with SlowAfter): a request that ended
+	// while its slow log was being read waits for it, so that the worker's stack is still this
+	// request's when it is read, and its pid still the worker's.
+	slowDone chan struct{}
+	start    time.Time // when the process got the request
+	visit    Visit     // the request as WorkerInfo.Current and OnSlow show it; set before the loan is seen
 }
 
 const (
@@ -206,6 +216,7 @@ func (p *Pool) lend(ctx context.Context, deadline time.Time, retry bool, c *call
 		})
 	}
 	if p.opt.SlowAfter > 0 {
+		l.slowDone = make(chan struct{})
 		l.slowT = time.AfterFunc(p.opt.SlowAfter, func() { p.slowRequest(l) })
 	}
 	w.cur.Store(l)
@@ -218,6 +229,7 @@ func (p *Pool) slowRequest(l *loan) {
 	if !l.state.CompareAndSwap(loanRunning, loanSlow) {
 		return
 	}
+	defer close(l.slowDone)
 	p.slow.Add(1)
 	if p.opt.OnSlow != nil {
 		v := l.visit

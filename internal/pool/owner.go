@@ -152,7 +152,7 @@ func (o *owner) snapshot() []WorkerInfo {
 	infos := make([]WorkerInfo, 0, len(o.all))
 	current := o.p.current()
 	for w := range o.all {
-		info := WorkerInfo{PID: w.pid, Generation: w.gen, Busy: w.busy.Load(), Served: w.servedTotal.Load(),
+		info := WorkerInfo{PID: w.pid, Generation: w.gen, Busy: w.cur.Load() != nil, Served: w.servedTotal.Load(),
 			Memory: w.memory.Load(), Peak: w.peak.Load(), Started: w.started, Last: time.Duration(w.last.Load())}
 		if l := w.cur.Load(); l != nil {
 			v := l.visit

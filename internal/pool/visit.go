@@ -33,10 +33,11 @@ const (
 	ExitReload                        // retired by a reload (an older generation)
 	ExitRecycle                       // recycled through the admin API (Recycle)
 	ExitStop                          // stopped because the pool stopped (askrd shuts down)
+	ExitAbort                         // killed because its client left while it streamed
 	numExitReasons
 )
 
-var exitReasonNames = [numExitReasons]string{"max_requests", "memory", "timeout", "crash", "exit", "reload", "recycle", "stop"}
+var exitReasonNames = [numExitReasons]string{"max_requests", "memory", "timeout", "crash", "exit", "reload", "recycle", "stop", "abort"}
 
 func (r ExitReason) String() string {
 	if r < 0 || r >= numExitReasons {
@@ -53,6 +54,10 @@ func ExitReasons() []ExitReason {
 	}
 	return rs
 }
+
+// ErrStatusUnknown is what Process.Err wraps when the exit status cannot be known (a CoW worker
+// is not askrd's child): the pool then takes an exit without a Bye for a crash.
+var ErrStatusUnknown = errors.New("exit status unknown")
 
 // ErrNoSuchWorker is Recycle's error for a pid that is not one of the pool's processes.
 var ErrNoSuchWorker = errors.New("no worker has this pid")
@@ -122,6 +127,8 @@ func (w *worker) exitReason(stopping bool) ExitReason {
 		return ExitStop
 	case proc.Signaled(w.proc.Err()):
 		return ExitCrash
+	case errors.Is(w.proc.Err(), ErrStatusUnknown) && !w.left.Load():
+		return ExitCrash // a CoW worker that ended without its Bye: killed (the OOM killer) or crashed
 	}
 	return ExitExit
 }

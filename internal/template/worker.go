@@ -1,13 +1,14 @@
 package template
 
 import (
-	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/askr-php/askr/internal/channel"
+	"github.com/askr-php/askr/internal/pool"
 )
 
 // worker is a forked CoW worker, the pool's Process in CoW mode. It is the template's child, not
@@ -55,7 +56,7 @@ func (w *worker) Err() error            { return errUnknownStatus }
 func (w *worker) Tail() string          { return "" }
 
 // errUnknownStatus stands for a CoW worker's exit status, which only its parent (the template) sees.
-var errUnknownStatus = errors.New("exit status unknown (the template's child)")
+var errUnknownStatus = fmt.Errorf("%w (the template's child)", pool.ErrStatusUnknown)
 
 // alive reports whether the worker has not exited (its pid handle says so at once; Done closes
 // a moment later, once the channel's read side is shut).
