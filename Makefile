@@ -10,14 +10,14 @@ WORKERS ?= auto
 
 # Debian packages the server, the examples and the tests use.
 APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml php-laravel-framework php8.2-dev php-symfony-framework-bundle php-symfony-mime
-# promtool, which internal/metrics' tests check a scrape with.
-APT_PACKAGES += prometheus
 # Only for `make bench` (the php-fpm baseline and the load generator).
 BENCH_PACKAGES := nginx-light php8.2-fpm wrk
-# Chromium, headless, renders the admin dashboard in its test (internal/integration/dashboard_test.go).
-APT_PACKAGES += chromium
+# Only for `make test`: promtool (Debian's prometheus package), which internal/metrics' tests check
+# a scrape with, and Chromium, headless, which renders the admin dashboard in its test
+# (internal/integration/dashboard_test.go).
+TEST_PACKAGES := prometheus chromium
 
-.PHONY: all build run test test-go test-php bench lint deps deps-bench deps-e2e deps-lint e2e-systemd e2e-deb clean fuzz
+.PHONY: all build run test test-go test-php bench lint deps deps-test deps-bench deps-e2e deps-lint e2e-systemd e2e-deb clean fuzz
 
 # $(call apt-install,PACKAGES): a recipe line installing those of the Debian PACKAGES that are
 # missing, with one apt-get run (none when all are there).
@@ -48,6 +48,9 @@ deps:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is needed (expected in /usr/local/go/bin)"; exit 1; }
 	$(GO) mod download
 
+deps-test: deps
+	@$(call apt-install,$(TEST_PACKAGES))
+
 deps-bench: deps
 	@$(call apt-install,$(BENCH_PACKAGES))
 
@@ -69,7 +72,7 @@ run: deps build
 	ASKR_APP_BASE=$(CURDIR)/examples/laravel ./bin/askr serve --root examples/laravel/public \
 		--worker-script examples/laravel-worker.php --workers $(WORKERS) --listen $(LISTEN)
 
-test: deps deps-wordpress build
+test: deps deps-wordpress deps-test build
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l cmd internal); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test -race -count=1 -timeout 15m ./...
