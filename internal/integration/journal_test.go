@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,7 +203,7 @@ func TestJournalNative(t *testing.T) {
 		t.Errorf("GET /warning = %d %q", got.status, got.body)
 	}
 	s.waitLog("journal_error=", 10*time.Second)
-	if !strings.Contains(s.logs.String(), `level=WARN msg="PHP Warning:  Undefined variable $undefinedOnPurpose`) {
+	if !regexp.MustCompile(`(?m)^<4>time=\S+ level=WARN msg="PHP Warning:  Undefined variable \$undefinedOnPurpose`).MatchString(s.logs.String()) {
 		t.Errorf("the warning the journal refused is not on stderr:\n%s", s.logs.String())
 	}
 }

@@ -4,13 +4,14 @@
 // WARN → warning, INFO → info, DEBUG → debug: `journalctl -p warning` shows the problems) and its
 // attributes as fields (pid → ASKR_PID, uri → ASKR_URI). The message text is the one the text
 // handler writes on stderr, without the time (the journal has its own). A line the journal refuses
-// is written to stderr instead, never lost. The package owns only this slog.Handler; the caller
-// (cli) decides when to use it.
+// is written to stderr instead, never lost, after the "<N>" prefix that gives journald its
+// priority there. The package owns only this slog.Handler; the caller (cli) decides when to use it.
 package journal
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -35,8 +36,9 @@ type Options struct {
 	Identifier string
 	// Send writes one entry to the journal; nil: the native protocol (go-systemd's journal.Send).
 	Send func(message string, priority journal.Priority, fields map[string]string) error
-	// Fallback gets, as the text handler writes it (with the time), a line Send failed to write
-	// (nil: os.Stderr).
+	// Fallback gets, as the text handler writes it (with the time) after the "<N>" priority prefix
+	// journald reads on a stream (sd-daemon(3)), a line Send failed to write (nil: os.Stderr, the
+	// journal's stream).
 	Fallback io.Writer
 }
 
@@ -45,9 +47,10 @@ type Handler struct {
 	opt    *Options
 	text   slog.Handler // renders MESSAGE into buf.b
 	buf    *renderBuf
-	backup slog.Handler // the text handler on Fallback, for a line the journal refused
-	fields []field      // of WithAttrs, already named
-	prefix string       // the field name prefix of the open groups: "ASKR_" + "G_" per group
+	backup slog.Handler // renders a line the journal refused into bbuf.b, for Fallback
+	bbuf   *renderBuf
+	fields []field // of WithAttrs, already named
+	prefix string  // the field name prefix of the open groups: "ASKR_" + "G_" per group
 }
 
 type field struct{ name, value string }
@@ -71,7 +74,7 @@ func NewHandler(opt Options) *Handler {
 	if opt.Fallback == nil {
 		opt.Fallback = os.Stderr
 	}
-	buf := &renderBuf{}
+	buf, bbuf := &renderBuf{}, &renderBuf{}
 	noTime := func(groups []string, a slog.Attr) slog.Attr {
 		if len(groups) == 0 && a.Key == slog.TimeKey {
 			return slog.Attr{}
@@ -82,7 +85,8 @@ func NewHandler(opt Options) *Handler {
 		opt:    &opt,
 		text:   slog.NewTextHandler(buf, &slog.HandlerOptions{Level: opt.Level, ReplaceAttr: noTime}),
 		buf:    buf,
-		backup: slog.NewTextHandler(opt.Fallback, &slog.HandlerOptions{Level: opt.Level}),
+		backup: slog.NewTextHandler(bbuf, &slog.HandlerOptions{Level: opt.Level}),
+		bbuf:   bbuf,
 		prefix: "ASKR_",
 	}
 }
@@ -116,11 +120,24 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		return true
 	})
 	if err := h.opt.Send(msg, Priority(r.Level), fields); err != nil {
-		r = r.Clone()
-		r.AddAttrs(slog.String("journal_error", err.Error()))
-		return h.backup.Handle(ctx, r)
+		return h.fallback(ctx, r, err)
 	}
 	return nil
+}
+
+// fallback writes r, which the journal refused with err, to Fallback.
+func (h *Handler) fallback(ctx context.Context, r slog.Record, err error) error {
+	r = r.Clone()
+	r.AddAttrs(slog.String("journal_error", err.Error()))
+	h.bbuf.mu.Lock()
+	defer h.bbuf.mu.Unlock()
+	h.bbuf.b.Reset()
+	fmt.Fprintf(&h.bbuf.b, "<%d>", Priority(r.Level))
+	if err := h.backup.Handle(ctx, r); err != nil {
+		return err
+	}
+	_, err = h.opt.Fallback.Write(h.bbuf.b.Bytes())
+	return err
 }
 
 // WithAttrs returns a Handler whose lines carry attrs too.
