@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/askr-php/askr/internal/config"
+	"github.com/askr-php/askr/internal/journal"
 	"github.com/askr-php/askr/internal/version"
 )
 
@@ -120,10 +121,16 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return ExitOK
 }
 
+// newLogger logs to w as text; when w is stderr and stderr goes to the journal (askrd runs as a
+// systemd service), to the journal with each line's level as its priority and its attributes as
+// fields, the text the same but for the time.
 func newLogger(w io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	if strings.EqualFold(os.Getenv("ASKR_LOG"), "debug") {
 		level = slog.LevelDebug
+	}
+	if w == io.Writer(os.Stderr) && journal.StderrIsSink() {
+		return slog.New(journal.NewHandler(journal.Options{Level: level, Identifier: "askrd", Fallback: w}))
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

@@ -277,6 +277,7 @@ func levelOf(line string) slog.Level {
 		level  slog.Level
 	}{
 		{"PHP Fatal error", slog.LevelError}, {"PHP Parse error", slog.LevelError},
+		{"PHP Recoverable fatal error", slog.LevelError},
 		{"askr: PHP Fatal error", slog.LevelError},
 		{"askr paranoid: ", slog.LevelWarn},                                            // state a request left (--paranoid)
 		{"PHP Warning:  PHP Startup: Unable to load dynamic library", slog.LevelError}, // e.g. askr.so
@@ -287,8 +288,20 @@ func levelOf(line string) slog.Level {
 			return l.level
 		}
 	}
-	return slog.LevelInfo
+	if m := monolog.FindStringSubmatch(line); m != nil {
+		switch m[1] {
+		case "WARNING":
+			return slog.LevelWarn
+		case "ERROR", "CRITICAL", "ALERT", "EMERGENCY":
+			return slog.LevelError
+		}
+	}
+	return slog.LevelInfo // also Monolog's DEBUG, INFO and NOTICE: an app's line is never hidden
 }
+
+// monolog matches the start of a line in Monolog's default format ("[2026-12-06T12:00:00.000000+00:00]
+// production.ERROR: …"), as Laravel's and Symfony's stderr channels write it, and captures the level.
+var monolog = regexp.MustCompile(`^\[\d{4}-\d{2}-\d{2}[T ][^\]]*\] [\w.-]+\.(DEBUG|INFO|NOTICE|WARNING|ERROR|CRITICAL|ALERT|EMERGENCY): `)
 
 // workerEnv passes askrd's environment on, filtered, and adds the runtime's markers.
 func workerEnv(env []string, appBase string, paranoid bool) []string {

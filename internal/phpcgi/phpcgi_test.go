@@ -179,3 +179,31 @@ func TestPumpOneLinePerEvent(t *testing.T) {
 		t.Errorf("Pump passed %d lines to seen (%q); want the %d it logged", len(seen), seen, len(want))
 	}
 }
+
+// A line is logged at the level PHP, or the app's Monolog, gave it: journalctl -p warning shows
+// the problems. An app's own lines are never hidden below INFO.
+func TestPumpLevels(t *testing.T) {
+	for line, want := range map[string]slog.Level{
+		"PHP Fatal error:  Uncaught Error: Call to undefined function f()":                        slog.LevelError,
+		"PHP Parse error:  syntax error, unexpected end of file in /app/a.php on line 3":          slog.LevelError,
+		"PHP Recoverable fatal error:  Object of class C could not be converted to string":        slog.LevelError,
+		"askr: PHP Fatal error in the worker script":                                              slog.LevelError,
+		"PHP Warning:  PHP Startup: Unable to load dynamic library 'askr.so'":                     slog.LevelError,
+		"PHP Warning:  Undefined variable $x in /app/a.php on line 9":                             slog.LevelWarn,
+		"PHP Notice:  Only variables should be passed by reference":                               slog.LevelWarn,
+		"PHP Deprecated:  Creation of dynamic property C::$p is deprecated":                       slog.LevelWarn,
+		"askr paranoid: the request left ob level 1":                                              slog.LevelWarn,
+		"[2026-12-06T12:00:00.123456+00:00] production.ERROR: Division by zero {\"exception\":…}": slog.LevelError,
+		"[2026-12-06 12:00:00] local.CRITICAL: disk full":                                         slog.LevelError,
+		"[2026-12-06T12:00:00+00:00] app.WARNING: slow query":                                     slog.LevelWarn,
+		"[2026-12-06T12:00:00+00:00] request.NOTICE: route not found":                             slog.LevelInfo,
+		"[2026-12-06T12:00:00+00:00] app.DEBUG: cache hit":                                        slog.LevelInfo,
+		"error_log from worker":                      slog.LevelInfo,
+		"Fatal error: something else":                slog.LevelInfo,
+		"[not a date] app.ERROR: looks like Monolog": slog.LevelInfo,
+	} {
+		if got := levelOf(line); got != want {
+			t.Errorf("levelOf(%q) = %v; want %v", line, got, want)
+		}
+	}
+}

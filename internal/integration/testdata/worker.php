@@ -76,6 +76,9 @@ $handler = static function (array $request) use (&$count, &$started, $version): 
             ini_set('memory_limit', '16M');
             $waste = str_repeat('x', 64 << 20); // "Allowed memory size exhausted": a real fatal error
             return;
+        case '/warning':
+            echo 'warned' . $undefinedOnPurpose; // "PHP Warning:  Undefined variable": the request goes on
+            return;
         case '/undefined':
             undefined_function_on_purpose(); // an Error exception: 500, the worker lives on
             return;
