@@ -34,7 +34,7 @@ func jsonLog() (*slog.Logger, *bytes.Buffer) {
 func records(t *testing.T, b *bytes.Buffer) []map[string]any {
 	t.Helper()
 	var rs []map[string]any
-	for _, line := range bytes.Split(bytes.TrimSpace([]byte(b.String())), []byte("\n")) {
+	for _, line := range bytes.Split(bytes.TrimSpace(b.Bytes()), []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}
