@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/askr-php/askr/internal/pool"
@@ -18,24 +19,76 @@ const freshGrace = 5 * time.Second
 // conns tracks the server's connections through http.Server.ConnState: those accepted whose first
 // request has not been read yet (for the drain), and those serving a request (for a cut drain).
 type conns struct {
-	mu      sync.Mutex
-	fresh   map[net.Conn]time.Time // accepted at
-	busy    map[net.Conn]bool      // in StateActive
-	changed chan struct{}          // a token after each change of fresh
+	mu    sync.Mutex
+	fresh map[net.Conn]time.Time // accepted at
+	// pending are the connections whose first request has been read but whose handler has not
+	// started yet (accepted at). net/http drops, unanswered, a request it finds Shutdown begun
+	// for right after reading it, so the drain waits for these too.
+	pending map[net.Conn]time.Time
+	busy    map[net.Conn]bool // in StateActive
+	changed chan struct{}     // a token after each change of fresh or pending
 }
 
+// connKey is the context key of a request's connection (set by ConnContext).
+type connKey struct{}
+
+// connMark is a connection as its requests' context holds it: started says that a handler has
+// run on it.
+type connMark struct {
+	nc      net.Conn
+	started atomic.Bool
+}
+
+// trackConns tracks srv's connections: ConnState, and a mark in every request's context that its
+// handler (wrapped) sets when it starts.
 func trackConns(srv *http.Server) *conns {
-	c := &conns{fresh: map[net.Conn]time.Time{}, busy: map[net.Conn]bool{}, changed: make(chan struct{}, 1)}
+	c := &conns{fresh: map[net.Conn]time.Time{}, pending: map[net.Conn]time.Time{}, busy: map[net.Conn]bool{},
+		changed: make(chan struct{}, 1)}
 	srv.ConnState = c.hook
+	srv.ConnContext = func(ctx context.Context, nc net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, &connMark{nc: nc})
+	}
+	h := srv.Handler
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := r.Context().Value(connKey{}).(*connMark); ok && !m.started.Load() {
+			m.started.Store(true)
+			c.started(m.nc)
+		}
+		h.ServeHTTP(w, r)
+	})
 	return c
+}
+
+// started notes that a handler runs on nc: it is no longer pending.
+func (c *conns) started(nc net.Conn) {
+	c.mu.Lock()
+	_, was := c.pending[nc]
+	delete(c.pending, nc)
+	c.mu.Unlock()
+	if was {
+		c.signal()
+	}
+}
+
+func (c *conns) signal() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
 }
 
 func (c *conns) hook(nc net.Conn, st http.ConnState) {
 	c.mu.Lock()
 	if st == http.StateNew {
 		c.fresh[nc] = time.Now()
-	} else {
+	} else if at, ok := c.fresh[nc]; ok {
 		delete(c.fresh, nc)
+		if st == http.StateActive {
+			c.pending[nc] = at
+		}
+	}
+	if st == http.StateClosed || st == http.StateHijacked {
+		delete(c.pending, nc)
 	}
 	if st == http.StateActive {
 		c.busy[nc] = true
@@ -43,20 +96,20 @@ func (c *conns) hook(nc net.Conn, st http.ConnState) {
 		delete(c.busy, nc)
 	}
 	c.mu.Unlock()
-	select {
-	case c.changed <- struct{}{}:
-	default:
-	}
+	c.signal()
 }
 
-// waitFresh returns once every fresh connection has brought its request (or closed), or has
-// waited for it longer than freshGrace; or with the cause of ctx's end.
+// waitFresh returns once every fresh connection has brought its request and its handler has
+// started (or it closed), or it has waited longer than freshGrace; or with the cause of ctx's end.
 func (c *conns) waitFresh(ctx context.Context) error {
 	for {
 		var left time.Duration // until the youngest fresh connection has had its grace
 		now := time.Now()
 		c.mu.Lock()
 		for _, since := range c.fresh {
+			left = max(left, freshGrace-now.Sub(since))
+		}
+		for _, since := range c.pending {
 			left = max(left, freshGrace-now.Sub(since))
 		}
 		c.mu.Unlock()
@@ -83,9 +136,10 @@ func (c *conns) waitFresh(ctx context.Context) error {
 //  3. It turns keep-alive off: idle connections are closed now (a client that sends on one at
 //     that moment retries, as after any server's idle close), and every response from now on
 //     says Connection: close and ends its connection, as nginx does while it drains.
-//  4. It waits for the connections accepted whose request has not been read yet. Shutdown must not
-//     start before: net/http closes, unanswered, a connection whose request it reads after
-//     Shutdown began — a request the client sent on a fresh connection and will not retry.
+//  4. It waits for the connections accepted whose request has not been read yet, and for those
+//     whose request has been read until its handler starts. Shutdown must not start before:
+//     net/http closes, unanswered, a connection whose request it finds Shutdown begun for right
+//     after reading it — a request the client sent on a fresh connection and will not retry.
 //  5. srv.Shutdown waits for the requests in flight.
 //
 // ctx bounds the whole (shutdown_timeout); its end is returned as Shutdown's error.
