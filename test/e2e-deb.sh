@@ -94,7 +94,7 @@ check "apt remove stopped the service" not ns systemctl is-active --quiet askr.s
 ns env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq askr >/dev/null 2>&1
 left=""
 while read -r f; do
-	case $f in /. | /usr | /usr/* | /etc | /lib | /lib/systemd | /lib/systemd/system) [[ -d $ROOTFS$f ]] && continue ;; esac
+	case $f in /. | /usr | /usr/* | /etc | /etc/logrotate.d | /lib | /lib/systemd | /lib/systemd/system) [[ -d $ROOTFS$f ]] && continue ;; esac
 	ns test -e "$f" && left="$left $f"
 done <"$STAGE/files"
 for f in /etc/askr.toml /usr/bin/askrd /usr/bin/askr /usr/share/askr /lib/systemd/system/askr.service /lib/systemd/system/askr.socket; do
