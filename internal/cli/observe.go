@@ -31,8 +31,8 @@ func (o observers) observe() func(*httpfront.Record) {
 	}
 }
 
-// requestObservers are the observers of c: the access log if there is one.
-// TODO(issue 15, metrics): append (*metrics.Metrics).Observe here.
+// requestObservers are the observers of the access log, if there is one; Run appends the
+// metrics' Observe.
 func requestObservers(alog *accesslog.Logger) observers {
 	var o observers
 	if alog != nil {
