@@ -111,20 +111,7 @@ func (b *bench) logLinesNote(name, path string, run trial) string {
 // overhead of each variant against off; a variant in unmeasured (a scrape that got no answer)
 // measured nothing more than off, which its note says instead of a goal.
 func obsSummary(names []string, rounds map[string][]trial, unmeasured map[string]bool, notes []string) (rows, out []string) {
-	median := map[string]trial{}
-	for _, name := range names {
-		rs := rounds[name]
-		if len(rs) == 0 {
-			continue
-		}
-		mid := medianRun(rs)
-		median[name] = mid
-		var list []string
-		for _, r := range rs {
-			list = append(list, fmt0(r.RPS))
-		}
-		rows = append(rows, tableRow(name, fmt0(mid.RPS), fmtMS(mid.P50), fmtMS(mid.P99), mid.errText(), strings.Join(list, " ")))
-	}
+	rows, median := roundRows(names, rounds)
 	off, ok := median[obsOff]
 	if ok {
 		for _, name := range names[1:] {

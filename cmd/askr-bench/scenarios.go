@@ -226,20 +226,7 @@ func (b *bench) laravelWorkers() error {
 // lwSummary is the laravel-workers table (each worker's median round, the rps of every round) and
 // its notes: what the generic worker's resets and --paranoid cost.
 func lwSummary(names []string, rounds map[string][]trial) (rows, notes []string) {
-	median := map[string]trial{}
-	for _, name := range names {
-		rs := rounds[name]
-		if len(rs) == 0 {
-			continue
-		}
-		mid := medianRun(rs)
-		median[name] = mid
-		var list []string
-		for _, r := range rs {
-			list = append(list, fmt0(r.RPS))
-		}
-		rows = append(rows, tableRow(name, fmt0(mid.RPS), fmtMS(mid.P50), fmtMS(mid.P99), mid.errText(), strings.Join(list, " ")))
-	}
+	rows, median := roundRows(names, rounds)
 	if bf, ok := median["before"]; ok {
 		if g, ok := median["generic"]; ok {
 			cost := costPct(g.RPS, bf.RPS)
@@ -254,4 +241,24 @@ func lwSummary(names []string, rounds map[string][]trial) (rows, notes []string)
 		}
 	}
 	return rows, notes
+}
+
+// roundRows is a table of variants measured in rounds: each name's median round (rps, p50, p99,
+// errors) and the rps of every round; median maps each name with rounds to its median round.
+func roundRows(names []string, rounds map[string][]trial) (rows []string, median map[string]trial) {
+	median = map[string]trial{}
+	for _, name := range names {
+		rs := rounds[name]
+		if len(rs) == 0 {
+			continue
+		}
+		mid := medianRun(rs)
+		median[name] = mid
+		var list []string
+		for _, r := range rs {
+			list = append(list, fmt0(r.RPS))
+		}
+		rows = append(rows, tableRow(name, fmt0(mid.RPS), fmtMS(mid.P50), fmtMS(mid.P99), mid.errText(), strings.Join(list, " ")))
+	}
+	return rows, median
 }
