@@ -40,6 +40,7 @@ const (
 	TypeFork    byte = 3 // to a template: token, "\n", log path: fork a worker that says hello with token
 	TypePing    byte = 4 // to an idle worker: answer Pong (the health check behind the watchdog)
 	TypeAbort   byte = 5 // to a worker mid-response: its client has gone (connection_aborted())
+	TypePromote byte = 6 // to an idle CoW worker: become the next template (refork); it answers Ready
 
 	TypeHello byte = 16 // payload: uint32 pid, uint8 token length, token, PHP version, then "\n"-separated upload limits (see Limits)
 	TypeHead  byte = 17 // payload: uint16 status, then "Name: value" lines joined by "\n"
@@ -118,7 +119,7 @@ func ParseHeader(h []byte) (Frame, int, error) {
 		return Frame{}, 0, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrProtocol, n, MaxPayload)
 	}
 	switch h[1] {
-	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeReady, TypePong, TypeBye, TypeRequest, TypeStop, TypeFork, TypePing, TypeAbort:
+	case TypeHello, TypeHead, TypeBody, TypeEnd, TypeReady, TypePong, TypeBye, TypeRequest, TypeStop, TypeFork, TypePing, TypeAbort, TypePromote:
 	default:
 		return Frame{}, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, h[1])
 	}

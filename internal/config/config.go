@@ -28,6 +28,7 @@ type Config struct {
 	Worker   Worker     `toml:"worker"`
 	TLS      TLS        `toml:"tls"`
 	Admin    Admin      `toml:"admin"`
+	Reload   Reload     `toml:"reload"`
 	Redirect []Redirect `toml:"redirect"`
 
 	// File is the path the configuration was read from ("" when built from flags alone).
@@ -55,6 +56,17 @@ type Server struct {
 	// Workers is the number of PHP worker processes: a number, or "auto" for the CPU count this
 	// process may use (cgroup limits included). Default: "auto".
 	Workers Workers `toml:"workers"`
+	// WorkersMin is the floor of the pool's scaling: the pool starts at workers, adds a worker
+	// while requests wait for one, up to workers_max, and retires one that has stayed idle for
+	// scale_down_after, down to workers_min. Cheapest in CoW mode, where a new worker is a warm
+	// fork. 0 means workers. Default: 0.
+	WorkersMin int `toml:"workers_min"`
+	// WorkersMax is the ceiling of the pool's scaling; above workers it turns scaling on. 0 means
+	// workers. Default: 0.
+	WorkersMax int `toml:"workers_max"`
+	// ScaleDownAfter is how long a worker above workers_min stays idle before it is retired, when
+	// the pool scales (workers_max above workers_min). Default: 30.
+	ScaleDownAfter Duration `toml:"scale_down_after"`
 	// MaxRequests recycles a worker after it has served this many requests; 0 never recycles. Default: 0.
 	MaxRequests int `toml:"max_requests"`
 	// MaxRSS recycles a worker whose resident memory (RSS) is over this many megabytes: it finishes
@@ -168,6 +180,42 @@ type Worker struct {
 	// their length and a hash, never their value. It costs throughput. Without a worker script it has
 	// nothing to watch. Default: false.
 	Paranoid bool `toml:"paranoid"`
+	// ReforkAfter turns on refork in CoW mode: when a worker of the current generation has served
+	// the next count of this list, it becomes the new template (it stops taking requests and forks
+	// the next generation's workers, which replace the others one at a time, as a reload does), so
+	// the workers start from a heap the first requests have warmed. [] never reforks. Default: [].
+	ReforkAfter []int `toml:"refork_after"`
+	// ForkSafety is what askr_cow_ready() does about what the template holds that must not be
+	// shared across fork (open sockets: database, Redis and other network connections): "warn"
+	// logs one warning naming each, "refuse" fails the template's boot with that message, "off"
+	// does not look. Default: "warn".
+	ForkSafety string `toml:"fork_safety"`
+	// CowSpare keeps one worker forked ahead in CoW mode, so that a worker that exits is replaced
+	// without waiting for a fork. Default: true.
+	CowSpare bool `toml:"cow_spare"`
+}
+
+// Reload holds the [reload] section: how a reload (askrd reload, systemctl reload, SIGHUP in
+// worker mode) judges its canary, the first worker of the new code, before the others follow.
+type Reload struct {
+	// Canary watches the canary on real traffic for canary_window next to the old workers: with
+	// more than canary_max_error_rate points more 5xx answers, or a mean latency over
+	// canary_max_latency_factor times theirs, the reload is rolled back (the old workers go on
+	// serving and the reload fails); with fewer than canary_min_requests requests it rolls on with
+	// a warning. false: the canary must boot and answer a health check, then the others follow at
+	// once. Default: false.
+	Canary bool `toml:"canary"`
+	// CanaryWindow is how long the canary is watched. Default: 5.
+	CanaryWindow Duration `toml:"canary_window"`
+	// CanaryMinRequests is how many requests the canary must answer in the window for a verdict.
+	// Default: 20.
+	CanaryMinRequests int `toml:"canary_min_requests"`
+	// CanaryMaxErrorRate is how many percentage points the canary's share of 5xx answers may exceed
+	// the old workers'. Default: 2.0.
+	CanaryMaxErrorRate float64 `toml:"canary_max_error_rate"`
+	// CanaryMaxLatencyFactor is how many times the old workers' mean latency the canary's may be.
+	// Default: 3.0.
+	CanaryMaxLatencyFactor float64 `toml:"canary_max_latency_factor"`
 }
 
 // TLS holds the [tls] section. With a certificate (Cert and Key, or SelfSigned), askrd serves
@@ -235,6 +283,7 @@ func Defaults() Config {
 			QueueTimeout:      Duration(30 * time.Second),
 			ShutdownTimeout:   Duration(30 * time.Second),
 			AccessLogFormat:   "combined",
+			ScaleDownAfter:    Duration(30 * time.Second),
 		},
 		Admin: Admin{Socket: "/run/askr/admin.sock"},
 		Worker: Worker{
@@ -242,7 +291,11 @@ func Defaults() Config {
 			Extension:            "auto",
 			BootTimeout:          Duration(60 * time.Second),
 			MemoryReportInterval: Duration(300 * time.Second),
+			ReforkAfter:          []int{},
+			ForkSafety:           "warn",
+			CowSpare:             true,
 		},
+		Reload: Reload{CanaryWindow: Duration(5 * time.Second), CanaryMinRequests: 20, CanaryMaxErrorRate: 2, CanaryMaxLatencyFactor: 3},
 	}
 }
 
@@ -432,6 +485,24 @@ func (s *Server) WorkerCount() int {
 		return max(1, runtime.GOMAXPROCS(0))
 	}
 	return s.Workers.N
+}
+
+// WorkerBounds is the pool's size: it starts with start workers and scales between lo and hi
+// (lo == hi: it does not scale). workers_min and workers_max default to workers, and workers is
+// kept within them.
+func (s *Server) WorkerBounds() (lo, start, hi int) {
+	start = s.WorkerCount()
+	lo, hi = s.WorkersMin, s.WorkersMax
+	if lo == 0 {
+		lo = min(start, max(hi, 1))
+		if hi == 0 {
+			lo = start
+		}
+	}
+	if hi == 0 {
+		hi = max(start, lo)
+	}
+	return lo, min(max(start, lo), hi), hi
 }
 
 // Dump writes the resolved configuration as TOML, for `askrd config-check`.

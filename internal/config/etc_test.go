@@ -121,6 +121,7 @@ func TestEtcAskrTomlLoads(t *testing.T) {
 		{reflect.ValueOf(c.Server), reflect.ValueOf(def.Server)},
 		{reflect.ValueOf(c.Worker), reflect.ValueOf(def.Worker)},
 		{reflect.ValueOf(c.TLS), reflect.ValueOf(def.TLS)},
+		{reflect.ValueOf(c.Reload), reflect.ValueOf(def.Reload)},
 	} {
 		for i := 0; i < sec.got.NumField(); i++ {
 			f := sec.got.Type().Field(i)

@@ -45,8 +45,8 @@ var originalKeys = []originalKey{
 	{key: "server.root"},
 	{key: "server.front"},
 	{key: "server.workers", msg: "also takes a number (the original wants a string)"},
-	{key: "server.workers_min", what: ignored, msg: "the pool does not scale: it keeps server.workers workers"},
-	{key: "server.workers_max", what: ignored, msg: "the pool does not scale: it keeps server.workers workers"},
+	{key: "server.workers_min", msg: "scales in every mode, not only with --cow (a new worker is a warm fork only there)"},
+	{key: "server.workers_max", msg: "scales in every mode, not only with --cow"},
 	{key: "server.max_requests"},
 	{key: "server.max_rss", msg: "also max_private_memory, which does not count memory a CoW worker shares"},
 	{key: "server.shadow_to", what: ignored, msg: "requests are not mirrored"},
@@ -116,12 +116,11 @@ var originalKeys = []originalKey{
 	{key: "pusher.secret", what: partOf, of: "pusher.enabled"},
 	{key: "record.dir", what: ignored, msg: "failing requests are not recorded"},
 
-	{key: "reload.canary", what: ignored, msg: "a reload's first new worker must boot and answer before the others " +
-		"are replaced, but it is not watched for errors or latency"},
-	{key: "reload.canary_window", what: partOf, of: "reload.canary"},
-	{key: "reload.canary_min_requests", what: partOf, of: "reload.canary"},
-	{key: "reload.canary_max_error_rate", what: partOf, of: "reload.canary"},
-	{key: "reload.canary_max_latency_factor", what: partOf, of: "reload.canary"},
+	{key: "reload.canary", msg: "also in CoW mode, where a reload boots a new template"},
+	{key: "reload.canary_window"},
+	{key: "reload.canary_min_requests"},
+	{key: "reload.canary_max_error_rate"},
+	{key: "reload.canary_max_latency_factor"},
 
 	{key: "sidecar", what: ignored, msg: "the commands are not run (run each as a systemd service of its own)"},
 	{key: "redirect", msg: "answered before static files and PHP; from is a host or *.suffix, to gets the path and query, status defaults to 308"},
@@ -149,8 +148,6 @@ func (n *natural) UnmarshalTOML(v any) error {
 // original accepts (Option<T> as *T). originalDefaults fills in its defaults.
 type original struct {
 	Server struct {
-		WorkersMin          *natural `toml:"workers_min"`
-		WorkersMax          *natural `toml:"workers_max"`
 		ShadowTo            *string  `toml:"shadow_to"`
 		ShadowSample        uint8    `toml:"shadow_sample"`
 		ForceHTTPS          bool     `toml:"force_https"`
@@ -210,13 +207,6 @@ type original struct {
 	Record struct {
 		Dir *string `toml:"dir"`
 	} `toml:"record"`
-	Reload struct {
-		Canary                 bool    `toml:"canary"`
-		CanaryWindow           natural `toml:"canary_window"`
-		CanaryMinRequests      natural `toml:"canary_min_requests"`
-		CanaryMaxErrorRate     float64 `toml:"canary_max_error_rate"`
-		CanaryMaxLatencyFactor float64 `toml:"canary_max_latency_factor"`
-	} `toml:"reload"`
 	Sidecar []struct {
 		Command string `toml:"command"`
 	} `toml:"sidecar"`
@@ -240,10 +230,6 @@ func originalDefaults() original {
 	var o original
 	o.Server.ShadowSample = 100
 	o.Server.TLSHandshakeTimeout = 10
-	o.Reload.CanaryWindow = 5
-	o.Reload.CanaryMinRequests = 20
-	o.Reload.CanaryMaxErrorRate = 2
-	o.Reload.CanaryMaxLatencyFactor = 3
 	return o
 }
 

@@ -225,7 +225,7 @@ canary_max_latency_factor = 3
 
 // A key that only configures another's feature is reported with it, not on its own.
 func TestOriginalPartsReportedWithTheirKey(t *testing.T) {
-	path := writeTOML(t, "[reload]\ncanary_window = 10\ncanary = true\ncanary_min_requests = 1\n[cache]\nresponse_slots = 8\nvary_user_agent = true\n")
+	path := writeTOML(t, "[pusher]\nsecret = \"s\"\nenabled = true\n[cache]\nresponse_slots = 8\nvary_user_agent = true\n")
 	c, err := Load(path)
 	if err != nil {
 		t.Fatalf("Load(%q) error = %v; want nil", path, err)
@@ -235,8 +235,8 @@ func TestOriginalPartsReportedWithTheirKey(t *testing.T) {
 		got = append(got, n.String())
 	}
 	want := []string{
-		path + ":3: reload.canary: not supported by this version; " + row(t, "reload.canary").msg,
-		path + ":6: cache.response_slots: not supported by this version; " + row(t, "cache.response_slots").msg,
+		path + ":3: pusher.enabled: not supported by this version; " + row(t, "pusher.enabled").msg,
+		path + ":5: cache.response_slots: not supported by this version; " + row(t, "cache.response_slots").msg,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Load(%q) notices = %q; want %q", path, got, want)

@@ -15,7 +15,7 @@ import (
 // (Root, AppBase). Paths are resolved relative to the current directory. The first error found
 // is returned, the sections checked in this order.
 func (c *Config) Validate() error {
-	for _, check := range []func() error{c.validateServer, c.validateTimeouts, c.validateTLS, c.validateAliases, c.validateRedirects, c.validateWorker, c.validateOperations} {
+	for _, check := range []func() error{c.validateServer, c.validateTimeouts, c.validateTLS, c.validateAliases, c.validateRedirects, c.validateWorker, c.validateOperations, c.validateScaling, c.validateReload} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -282,6 +282,52 @@ func checkListen(addr string) error {
 	}
 	if host != "" && net.ParseIP(host) == nil && strings.ContainsAny(host, " /\\") {
 		return fmt.Errorf("%q: %q is not a host name or IP address", addr, host)
+	}
+	return nil
+}
+
+// validateScaling checks workers_min, workers_max, scale_down_after and refork_after.
+func (c *Config) validateScaling() error {
+	s, w := &c.Server, &c.Worker
+	for key, n := range map[string]int{"server.workers_min": s.WorkersMin, "server.workers_max": s.WorkersMax} {
+		if n < 0 || n > MaxWorkers {
+			return c.Err(key, "must be from 0 (workers) to %d; got %d", MaxWorkers, n)
+		}
+	}
+	if s.WorkersMin > 0 && s.WorkersMax > 0 && s.WorkersMin > s.WorkersMax {
+		return c.Err("server.workers_min", "%d is above workers_max (%d)", s.WorkersMin, s.WorkersMax)
+	}
+	if s.ScaleDownAfter < 0 {
+		return c.Err("server.scale_down_after", "must not be negative")
+	}
+	for i, n := range w.ReforkAfter {
+		if n < 1 || i > 0 && n <= w.ReforkAfter[i-1] {
+			return c.Err("worker.refork_after", "must be request counts above 0, each larger than the one before; got %v", w.ReforkAfter)
+		}
+	}
+	if len(w.ReforkAfter) > 0 && !w.Cow {
+		return c.Err("worker.refork_after", "refork needs CoW mode (cow = true, or --cow): a worker can become the template only there")
+	}
+	switch w.ForkSafety {
+	case "warn", "refuse", "off":
+	default:
+		return c.Err("worker.fork_safety", "must be \"warn\", \"refuse\" or \"off\", not %q", w.ForkSafety)
+	}
+	return nil
+}
+
+// validateReload checks [reload].
+func (c *Config) validateReload() error {
+	r := &c.Reload
+	switch {
+	case r.CanaryWindow <= 0:
+		return c.Err("reload.canary_window", "must be positive")
+	case r.CanaryMinRequests < 0:
+		return c.Err("reload.canary_min_requests", "must not be negative")
+	case r.CanaryMaxErrorRate < 0 || r.CanaryMaxErrorRate > 100:
+		return c.Err("reload.canary_max_error_rate", "must be from 0 to 100 (percentage points); got %g", r.CanaryMaxErrorRate)
+	case r.CanaryMaxLatencyFactor < 1:
+		return c.Err("reload.canary_max_latency_factor", "must be at least 1; got %g", r.CanaryMaxLatencyFactor)
 	}
 	return nil
 }

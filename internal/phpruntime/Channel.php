@@ -22,6 +22,7 @@ final class Channel
     public const T_FORK = 3;
     public const T_PING = 4;
     public const T_ABORT = 5;
+    public const T_PROMOTE = 6;
     // PHP → askrd
     public const T_HELLO = 16;
     public const T_HEAD = 17;

@@ -44,6 +44,49 @@ type Options struct {
 	// Exited, if set, is told of every process of the pool that ended after it had booted, and why,
 	// once, on the pool's owner goroutine: it must return quickly.
 	Exited func(pid int, reason ExitReason)
+
+	// Canary judges a reload's canary on real traffic (see Reload); zero: the canary must only
+	// boot and answer a ping.
+	Canary Canary
+	// ReforkAfter (CoW mode: the Starter is a Stager): when a worker of the current generation has
+	// served ReforkAfter[k] requests, k the reforks done so far, it becomes the next template (a
+	// rollout as a reload's, with the same canary rules). Empty: never.
+	ReforkAfter []int
+	// MinWorkers and MaxWorkers bound the pool's scaling (Workers is where it starts): with
+	// MaxWorkers > MinWorkers a worker is added while requests wait for one, and one idle for
+	// ScaleDownAfter is retired. Zero: Workers (no scaling).
+	MinWorkers, MaxWorkers int
+	ScaleDownAfter         time.Duration
+}
+
+// Canary is how a reload judges its canary, the first worker of the new generation, on the
+// requests it serves next to the old generation's workers for Window.
+type Canary struct {
+	Enabled          bool
+	Window           time.Duration
+	MinRequests      int     // fewer in Window: inconclusive (rolls on, with a warning)
+	MaxErrorRate     float64 // percentage points of 5xx the canary may have above the old workers
+	MaxLatencyFactor float64 // times the old workers' mean latency the canary's may be
+}
+
+// Rollout states (Rollout.State).
+const (
+	RolloutIdle         = "idle"         // no reload or refork yet
+	RolloutRolling      = "rolling"      // a canary is judged, or old workers are being replaced
+	RolloutOK           = "ok"           // the last rollout replaced every old worker
+	RolloutInconclusive = "inconclusive" // the last one rolled on with too few canary requests to judge
+	RolloutAborted      = "aborted"      // the last one was rolled back, or its template or canary failed
+)
+
+// Rollout describes the last reload or refork.
+type Rollout struct {
+	State    string // one of the Rollout* states
+	Cause    string // "reload" or "refork"
+	From, To int64  // the generations
+	Canary   int    // the canary's pid (0: none yet)
+	Detail   string // the verdict, or why it was aborted
+	Started  time.Time
+	Ended    time.Time // zero while rolling
 }
 
 // Errors returned by Call before its function ran, or instead of what it reported.
@@ -173,6 +216,8 @@ type Stats struct {
 	Slow                 uint64                 // requests that ran past SlowAfter
 	Generation           int64                  // the newest generation of processes
 	Exits                [numExitReasons]uint64 // processes ended, by ExitReason
+	Target               int                    // the workers the pool keeps now (between MinWorkers and MaxWorkers when it scales)
+	Rollout              Rollout                // the last reload or refork
 }
 
 // Stats returns the pool's counters.

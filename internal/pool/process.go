@@ -65,11 +65,36 @@ type Outcome struct {
 	// Memory is PHP's memory_get_usage() after the request, if the process reports it; Peak is
 	// its memory_get_peak_usage().
 	Memory, Peak uint64
+	// Status is the HTTP status the process answered with (0: none known), for a reload's canary
+	// verdict (5xx counts against it).
+	Status int
 }
 
 // Starter starts worker processes.
 type Starter interface {
 	Start() (Process, error)
+}
+
+// Stager is a Starter whose workers come from a template that can be replaced while the old one
+// still serves (CoW mode): a reload or a refork stages a new template, the pool forks the canary
+// from it and, once the canary is judged, commits it (the old generation is then replaced one
+// worker at a time) or abandons it (the old generation goes on serving). At most one template is
+// staged at a time; the pool never calls Stage again before Commit or Abandon.
+type Stager interface {
+	Starter
+	// Stage boots a new template from the files as they are now (from == nil: a reload), or makes
+	// the process from, a worker of the current generation that the pool has taken out of its
+	// books, the new template (a refork; the Stager owns from from now on, also if Stage fails). It
+	// returns once the template is ready to fork, or why it is not (PHP's error).
+	Stage(from Process) error
+	// StartStaged forks a worker from the staged template: the canary. Its Generation is the
+	// staged one (current + 1).
+	StartStaged() (Process, error)
+	// Commit makes the staged template the current one: Start forks from it and Generation
+	// counts it. An older template exits once the last worker forked from it has exited.
+	Commit()
+	// Abandon ends the staged template; the workers forked from it are the pool's to stop.
+	Abandon()
 }
 
 // generational is implemented by a Starter whose workers come from a template that can be replaced
