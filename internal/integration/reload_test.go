@@ -497,4 +497,3 @@ func TestCowReloadBootFailure(t *testing.T) {
 		t.Errorf("after a good reload: answers not all v4, or the old template %d still runs (%t)", template.pid, template.running())
 	}
 }
-
