@@ -193,6 +193,7 @@ type versionLoad struct {
 	phase    atomic.Int32
 	total    atomic.Int64
 	stop     chan struct{}
+	once     sync.Once
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	ok       map[string]int // "PHASE VERSION" → 200 answers
@@ -250,9 +251,9 @@ func (l *versionLoad) one(url string) {
 	}
 }
 
-// Stop ends the load and waits for its requests.
+// Stop ends the load and waits for its requests; it may be called again.
 func (l *versionLoad) Stop() {
-	close(l.stop)
+	l.once.Do(func() { close(l.stop) })
 	l.wg.Wait()
 }
 
