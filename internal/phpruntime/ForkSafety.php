@@ -94,6 +94,10 @@ final class ForkSafety
     }
 
     /**
+     * The connections among $sockets, TCP ones first. /proc/net/tcp costs milliseconds to read
+     * (the kernel walks its whole table): the Unix table first, and no more tables once every
+     * socket has been found.
+     *
      * @param array<int,int> $sockets inode => fd
      * @return list<string>
      */
@@ -102,25 +106,46 @@ final class ForkSafety
         if ($sockets === []) {
             return [];
         }
-        $peers = self::streamPeers();
-        $found = [];
+        $unix = self::unixConnections($sockets);
+        $tcp = [];
         foreach (['tcp', 'tcp6'] as $table) {
-            foreach (self::table($table) as $f) {
+            foreach ($sockets === [] ? [] : self::table($table) as $f) {
                 // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-                if (count($f) < 10 || !isset($sockets[(int) $f[9]]) || $f[3] === '0A') { // 0A: LISTEN
+                if (count($f) < 10 || !isset($sockets[(int) $f[9]])) {
+                    continue;
+                }
+                unset($sockets[(int) $f[9]]);
+                if ($f[3] === '0A') { // LISTEN
                     continue;
                 }
                 [$addr, $port] = self::address($f[2]);
                 $what = isset(self::PORTS[$port]) ? self::PORTS[$port] . ' connection' : 'TCP connection';
-                $found[] = "$what to $addr:$port open in the template: " . self::SHARE;
+                $tcp[] = "$what to $addr:$port open in the template: " . self::SHARE;
             }
         }
+        return [...$tcp, ...$unix];
+    }
+
+    /**
+     * The connected Unix stream sockets among $sockets; those found in the table leave $sockets.
+     *
+     * @param array<int,int> $sockets inode => fd
+     * @return list<string>
+     */
+    private static function unixConnections(array &$sockets): array
+    {
+        $peers = self::streamPeers();
         $askrd = dirname((string) getenv('ASKR_COW_SOCKET')) . '/';
+        $found = [];
         foreach (self::table('unix') as $f) {
             // Num RefCount Protocol Flags Type St Inode [Path]; Flags 00010000: listening; Type
             // 0001 stream, 0005 seqpacket; St 03: connected
-            if (count($f) < 7 || !isset($sockets[$inode = (int) $f[6]]) || $f[3] === '00010000'
-                || !in_array($f[4], ['0001', '0005'], true) || $f[5] !== '03') {
+            if (count($f) < 7 || !isset($sockets[$inode = (int) $f[6]])) {
+                continue;
+            }
+            $fd = $sockets[$inode];
+            unset($sockets[$inode]);
+            if ($f[3] === '00010000' || !in_array($f[4], ['0001', '0005'], true) || $f[5] !== '03') {
                 continue;
             }
             $path = $peers[$inode] ?? $f[7] ?? '';
@@ -128,7 +153,7 @@ final class ForkSafety
                 continue; // a forked worker's channel (refork)
             }
             $found[] = $path === ''
-                ? "a Unix socket connection (fd {$sockets[$inode]}, socket:[$inode]) open in the template: " . self::SHARE
+                ? "a Unix socket connection (fd $fd, socket:[$inode]) open in the template: " . self::SHARE
                 : self::pathService($path) . " to $path open in the template: " . self::SHARE;
         }
         return $found;
