@@ -26,6 +26,7 @@ final class Template
         if ($boot !== '') {
             Log::line('output while booting (discarded): ' . substr($boot, 0, 2000));
         }
+        ForkSafety::check(); // [worker] fork_safety: before the template's own signal handlers
         // A child that collects garbage dirties pages it shares with the template: collect now.
         gc_collect_cycles();
         self::$askrd = posix_getppid();
