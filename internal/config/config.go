@@ -186,9 +186,9 @@ type Worker struct {
 	// the workers start from a heap the first requests have warmed. [] never reforks. Default: [].
 	ReforkAfter []int `toml:"refork_after"`
 	// ForkSafety is what askr_cow_ready() does about what the template holds that must not be
-	// shared across fork (open sockets: database, Redis and other network connections): "warn"
-	// logs one warning naming each, "refuse" fails the template's boot with that message, "off"
-	// does not look. Default: "warn".
+	// shared across fork (database, Redis and other network connections, SQLite databases, a
+	// pending alarm, the app's SIGTERM/SIGCHLD handlers): "warn" logs one warning naming each,
+	// "refuse" fails the template's boot with those lines, "off" does not look. Default: "warn".
 	ForkSafety string `toml:"fork_safety"`
 	// CowSpare keeps one worker forked ahead in CoW mode, so that a worker that exits is replaced
 	// without waiting for a fork. Default: true.
