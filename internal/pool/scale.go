@@ -73,9 +73,13 @@ func (s *scaling) waits() {
 	}
 }
 
-// lent notes that n workers are lent now (lend): one load unless it is a new peak.
+// lent notes that n workers are lent now (lend): one load unless it is a new peak; nothing
+// without scaling.
 func (s *scaling) lent(n int64) {
-	for m := s.peak.Load(); n > m && s.nudge != nil && !s.peak.CompareAndSwap(m, n); m = s.peak.Load() {
+	if s.nudge == nil {
+		return
+	}
+	for m := s.peak.Load(); n > m && !s.peak.CompareAndSwap(m, n); m = s.peak.Load() {
 	}
 }
 
