@@ -150,8 +150,9 @@ func reap(owned func(pid int) bool, log *slog.Logger) (stop func()) {
 
 func poolOptions(c config.Config, log *slog.Logger) pool.Options {
 	s := c.Server
+	lo, start, hi := s.WorkerBounds()
 	return pool.Options{
-		Workers: s.WorkerCount(), MaxRequests: s.MaxRequests, RequestTimeout: s.RequestTimeout.D(),
+		Workers: start, MinWorkers: lo, MaxWorkers: hi, ScaleDownAfter: s.ScaleDownAfter.D(), MaxRequests: s.MaxRequests, RequestTimeout: s.RequestTimeout.D(),
 		QueueSize: s.QueueSize, QueueTimeout: s.QueueTimeout.D(), BootTimeout: c.Worker.BootTimeout.D(),
 		Logger: log.With("component", "pool"),
 		MaxRSS: uint64(max(s.MaxRSS, 0)) << 20, MaxPrivate: uint64(max(s.MaxPrivateMemory, 0)), SlowAfter: s.RequestSlowlogTimeout.D(),

@@ -16,6 +16,8 @@ var (
 	descQueueLength = prometheus.NewDesc("askr_php_queue_length", "Requests waiting for an idle PHP process now.", nil, nil)
 	descQueueHigh   = prometheus.NewDesc("askr_php_queue_high_water", "The most requests that waited for a PHP process at once.", nil, nil)
 	descWorkers     = prometheus.NewDesc("askr_php_workers", "PHP processes that have booted and not exited, by state.", []string{"state"}, nil)
+	descTarget      = prometheus.NewDesc("askr_php_workers_target", "PHP processes the pool keeps now: workers, or between workers_min and workers_max when it scales.", nil, nil)
+	descScaled      = prometheus.NewDesc("askr_php_workers_scaled_total", "Times the pool's target went up (requests waited) or down (a worker went unused for scale_down_after), by direction.", []string{"direction"}, nil)
 	descAccepted    = prometheus.NewDesc("askr_php_requests_accepted_total", "Requests handed to the pool of PHP processes.", nil, nil)
 	descMaxReached  = prometheus.NewDesc("askr_php_max_workers_reached_total", "Requests that found no idle PHP process and had to wait.", nil, nil)
 	descSlow        = prometheus.NewDesc("askr_php_slow_requests_total", "Requests that ran past request_slowlog_timeout.", nil, nil)
@@ -30,8 +32,8 @@ var (
 type collector struct{ m *Metrics }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueueLength, descQueueHigh, descWorkers, descAccepted, descMaxReached,
-		descSlow, descExits, descGeneration, descWorkerMem, descMem, descTemplateMem} {
+	for _, d := range []*prometheus.Desc{descQueueLength, descQueueHigh, descWorkers, descTarget, descScaled, descAccepted,
+		descMaxReached, descSlow, descExits, descGeneration, descWorkerMem, descMem, descTemplateMem} {
 		ch <- d
 	}
 }
@@ -53,6 +55,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descQueueHigh, float64(st.WaitingMax))
 	gauge(descWorkers, float64(max(st.Ready-st.Busy, 0)), "idle")
 	gauge(descWorkers, float64(st.Busy), "busy")
+	gauge(descTarget, float64(st.Target))
+	counter(descScaled, st.ScaledUp, "up")
+	counter(descScaled, st.ScaledDown, "down")
 	counter(descAccepted, st.Accepted)
 	counter(descMaxReached, st.MaxWorkersReached)
 	counter(descSlow, st.Slow)

@@ -193,7 +193,7 @@ func (p *Pool) lend(ctx context.Context, deadline time.Time, retry bool, c *call
 	if err != nil {
 		return nil, err
 	}
-	p.busy.Add(1)
+	p.scale.lent(p.busy.Add(1))
 	w.busy.Store(true)
 	// The worker goes back to the idle channel (release) before this loan's bookkeeping ends: the
 	// loan number keeps a late timer or giveBack from touching the worker's next request.
@@ -326,6 +326,7 @@ func (p *Pool) acquire(ctx context.Context, deadline time.Time, retry bool, c *c
 			return nil, waited, ErrQueueFull
 		}
 		p.queued(n, c)
+		p.scale.waits()
 		w, err := p.wait(ctx, deadline)
 		if err != nil {
 			return nil, waited, err

@@ -44,6 +44,7 @@ type owner struct {
 	retry      <-chan time.Time // non-nil while backing off after a failed boot
 	stopping   bool
 	killAll    <-chan time.Time // stop_timeout after the pool began to stop
+	sc         scaler           // the target (see scale.go)
 }
 
 // Run supervises the workers until ctx is done, then stops them all (idle ones at once, busy ones
@@ -54,7 +55,8 @@ type owner struct {
 // a worker has booted once, failed boots are retried with back-off (100 ms doubling up to 10 s).
 func (p *Pool) Run(ctx context.Context) error {
 	defer close(p.done)
-	o := &owner{p: p, all: map[*worker]bool{}}
+	o := &owner{p: p, all: map[*worker]bool{}, sc: newScaler(p)}
+	defer o.sc.stop()
 	o.spawn()
 	stop := ctx.Done()
 	for !o.stopping || len(o.all) > 0 || o.live > 0 {
@@ -69,6 +71,10 @@ func (p *Pool) Run(ctx context.Context) error {
 			o.spawn()
 		case reply := <-p.snaps:
 			reply <- o.snapshot()
+		case <-p.scale.nudge:
+			o.scaleUp()
+		case <-o.sc.tickC():
+			o.scaleTick()
 		case ev := <-p.events:
 			if err := o.event(ev); err != nil {
 				return err
@@ -101,9 +107,9 @@ func (o *owner) event(ev event) error {
 	return nil
 }
 
-// spawn boots workers until the pool has its count, unless it is backing off.
+// spawn boots workers until the pool has its target, unless it is backing off.
 func (o *owner) spawn() {
-	for o.live < o.p.opt.Workers && o.retry == nil {
+	for o.live < o.sc.target && o.retry == nil {
 		o.live++
 		go o.p.boot()
 	}
@@ -198,17 +204,18 @@ func (o *owner) bootedOne(w *worker) {
 		o.retire(w)
 		return
 	}
-	if o.booted++; o.booted == p.opt.Workers {
-		p.readyOnce.Do(func() { close(p.firstReady) })
-	}
 	p.log.Debug("worker ready", "pid", w.pid, "generation", w.gen)
 	p.retireOneOld(w.gen, o.replace)
 	select {
 	case p.idle <- w:
-	default: // cannot happen: live ≤ Workers + a canary < the channel's size, and dead workers are purged
+	default: // cannot happen: live ≤ MaxWorkers + a canary < the channel's size, and dead workers are purged
 		p.log.Error("idle queue full; stopping the extra worker", "pid", w.pid)
 		o.retire(w)
 	}
+	if o.booted++; o.booted == p.opt.Workers { // after the idle channel has it: Ready means it can serve
+		p.readyOnce.Do(func() { close(p.firstReady) })
+	}
+	o.scaleUp() // requests may still wait
 }
 
 // bootFailed notes a failed boot: retried after a back-off, or, while no worker ever booted and
