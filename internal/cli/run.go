@@ -90,8 +90,12 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	defer pr.stop()
 	sv := startServing(srv, lns, c.TLS)
 	defer sv.close()
+	var workers any = c.Server.WorkerCount()
+	if lo, start, hi := c.Server.WorkerBounds(); lo != hi {
+		workers = fmt.Sprintf("%d (scaling %d to %d)", start, lo, hi)
+	}
 	attrs := []any{"version", version.Version, "listen", strings.Join(sv.addrs, ","), "mode", m.name,
-		"workers", c.Server.WorkerCount(), "root", c.Server.Root, "tls", c.TLS.Enabled()}
+		"workers", workers, "root", c.Server.Root, "tls", c.TLS.Enabled()}
 	if c.Worker.Script != "" {
 		attrs = append(attrs, "script", c.Worker.Script, "extension", pc.Extension)
 	}
