@@ -21,6 +21,9 @@ const (
 	evCanary                      // a reload's canary serves
 	evRecycle                     // Recycle(pid): retire that worker after its request
 	evMark                        // retire w after its request, for reason
+	evTrial                       // a canary to judge serves next to the old generation (rollout.go)
+	evVerdict                     // the judged canary passed (err nil: the old generation rolls over) or is rolled back
+	evPromote                     // a refork takes w out of the books: it becomes the next template
 )
 
 type event struct {
@@ -44,6 +47,7 @@ type owner struct {
 	retry      <-chan time.Time // non-nil while backing off after a failed boot
 	stopping   bool
 	killAll    <-chan time.Time // stop_timeout after the pool began to stop
+	trialW     *worker          // the canary being judged (see extra)
 }
 
 // Run supervises the workers until ctx is done, then stops them all (idle ones at once, busy ones
@@ -97,13 +101,19 @@ func (o *owner) event(ev event) error {
 		ev.reply <- o.recycle(ev.pid)
 	case evMark:
 		o.mark(ev.w, ev.reason)
+	case evTrial:
+		o.trial(ev.w)
+	case evVerdict:
+		o.verdict(ev.w, ev.err)
+	case evPromote:
+		o.promote(ev.w)
 	}
 	return nil
 }
 
 // spawn boots workers until the pool has its count, unless it is backing off.
 func (o *owner) spawn() {
-	for o.live < o.p.opt.Workers && o.retry == nil {
+	for o.live < o.p.opt.Workers+o.extra() && o.retry == nil {
 		o.live++
 		go o.p.boot()
 	}
@@ -198,8 +208,10 @@ func (o *owner) bootedOne(w *worker) {
 		o.retire(w)
 		return
 	}
-	if o.booted++; o.booted == p.opt.Workers {
-		p.readyOnce.Do(func() { close(p.firstReady) })
+	if w.gen < p.current() { // forked from a template that was replaced while it booted
+		w.setReason(ExitReload)
+		o.replace(w)
+		return
 	}
 	p.log.Debug("worker ready", "pid", w.pid, "generation", w.gen)
 	p.retireOneOld(w.gen, o.replace)
@@ -208,6 +220,10 @@ func (o *owner) bootedOne(w *worker) {
 	default: // cannot happen: live ≤ Workers + a canary < the channel's size, and dead workers are purged
 		p.log.Error("idle queue full; stopping the extra worker", "pid", w.pid)
 		o.retire(w)
+	}
+	// Ready once the first generation is idle: a request right after it finds a worker.
+	if o.booted++; o.booted == p.opt.Workers {
+		p.readyOnce.Do(func() { close(p.firstReady) })
 	}
 }
 
@@ -247,6 +263,10 @@ func (o *owner) canary(w *worker) {
 	o.firstBoot()
 	o.adopt(w)
 	o.live++
+	if o.stopping {
+		o.retire(w)
+		return
+	}
 	p.retireOneOld(w.gen, o.retire)
 	select {
 	case p.idle <- w:
@@ -254,6 +274,7 @@ func (o *owner) canary(w *worker) {
 		o.retire(w)
 	}
 	p.retireOneOld(w.gen, o.replace)
+	o.rollCheck()
 }
 
 // rotate starts retiring the workers of a replaced template.
@@ -278,6 +299,9 @@ func (o *owner) retired(w *worker) {
 // exited takes a worker whose process exited out of the books and replaces it.
 func (o *owner) exited(w *worker) {
 	p := o.p
+	if !o.all[w] {
+		return // a refork's template, the Stager's now (promote)
+	}
 	delete(o.all, w)
 	p.purgeIdle()
 	p.ready.Add(-1)
@@ -302,6 +326,7 @@ func (o *owner) exited(w *worker) {
 	if !o.stopping {
 		o.spawn()
 	}
+	o.rollCheck()
 }
 
 // backoff is the delay before booting again after failures boot failures in a row.
@@ -376,7 +401,10 @@ func (p *Pool) greet(pr Process, started time.Time) (*worker, error) {
 func (p *Pool) watch(w *worker) {
 	<-w.proc.Done()
 	w.dead.Store(true)
-	p.events <- event{kind: evExited, w: w}
+	select {
+	case p.events <- event{kind: evExited, w: w}:
+	case <-p.done: // a refork's template that outlived the pool
+	}
 }
 
 // stopWorker asks an idle worker to leave; called by run only for workers no request holds.

@@ -133,6 +133,17 @@ type Pool struct {
 	refused    atomic.Int64 // requests whose wait Refuse ended
 	snaps      chan chan []WorkerInfo
 	done       chan struct{}
+
+	// Rollouts (rollout.go): judging is held by the reload or refork that is judging its canary;
+	// judge counts requests while it is set; rollMu guards rollout and rollFinal.
+	judging     atomic.Bool
+	judge       atomic.Pointer[judge]
+	rollActive  atomic.Bool  // a rollout is judging, or old workers remain after its verdict
+	rollPending atomic.Bool  // its verdict is given: it ends when no old worker remains
+	reforks     atomic.Int32 // reforks started (ReforkAfter's index)
+	rollMu      sync.Mutex
+	rollout     Rollout
+	rollFinal   string // the state it ends in (ok, inconclusive) once no old worker remains
 }
 
 // idleSlots is the idle channel's size: more than the workers (config caps them at 1024), a
@@ -225,7 +236,7 @@ func (p *Pool) Stats() Stats {
 	st := Stats{Ready: int(p.ready.Load()), Busy: int(p.busy.Load()), Waiting: int(p.waiting.Load()),
 		Served: p.served.Load(), Refused: int(p.refused.Load()), Accepted: p.accepted.Load(),
 		WaitingMax: int(p.waitingMax.Load()), QueueSize: p.opt.QueueSize, MaxWorkersReached: p.maxReached.Load(),
-		Slow: p.slow.Load(), Generation: p.current()}
+		Slow: p.slow.Load(), Generation: p.current(), Rollout: p.lastRollout()}
 	for i := range st.Exits {
 		st.Exits[i] = p.exits[i].Load()
 	}
