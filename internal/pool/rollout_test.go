@@ -478,3 +478,38 @@ func TestReforkAfter(t *testing.T) {
 	}
 	from.Kill() // the fake template's end
 }
+
+// An old worker that dies while the canary is judged is replaced by one of the old generation
+// (nothing is committed yet), and the canary stays an extra worker.
+func TestOldWorkerDiesDuringCanaryWindow(t *testing.T) {
+	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return okResponse("new") })
+	c := canaryOpts
+	c.Window, c.MinRequests = time.Second, 0
+	p := startPool(t, Options{Workers: 2, Canary: c}, s)
+	waitReady(t, p)
+	oldTemplate := s.cur
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- p.Reload() }()
+	waitCond(t, "the canary serves", func() bool { return len(p.Workers()) == 3 })
+	oldTemplate.proc(0).exit()
+	waitCond(t, "the dead worker replaced from the old template", func() bool {
+		now := pids(p)
+		if _, dead := now[oldTemplate.proc(0).pid]; dead || len(now) != 3 || oldTemplate.proc(2) == nil {
+			return false
+		}
+		g, ok := now[oldTemplate.proc(2).pid]
+		return ok && g == 0
+	})
+	if err := <-reloaded; err != nil {
+		t.Fatalf("Reload() = %v", err)
+	}
+	waitCond(t, "rollout ok, 2 workers of generation 1", func() bool {
+		now := pids(p)
+		for _, g := range now {
+			if g != 1 {
+				return false
+			}
+		}
+		return len(now) == 2 && p.Stats().Rollout.State == RolloutOK
+	})
+}
