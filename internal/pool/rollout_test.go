@@ -67,6 +67,9 @@ func (s *fakeStager) Stage(from Process) error {
 	}
 	s.froms = append(s.froms, from)
 	if s.stageErr != nil {
+		if from != nil {
+			from.Kill() // it is the Stager's: its end is no exit of the pool
+		}
 		return s.stageErr
 	}
 	s.staged = &fakeStarter{act: s.next, base: 1000 * int(s.gen.Load()+1)}
@@ -512,4 +515,44 @@ func TestOldWorkerDiesDuringCanaryWindow(t *testing.T) {
 		}
 		return len(now) == 2 && p.Stats().Rollout.State == RolloutOK
 	})
+}
+
+// A refork whose Stage fails is logged and aborted, not tried again for its count; the next
+// count still applies.
+func TestReforkStageFailureThenNextCount(t *testing.T) {
+	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return okResponse("new") })
+	s.stageErr = errors.New("promote: no answer")
+	logs := &logBuffer{}
+	p := startPool(t, Options{Workers: 1, ReforkAfter: []int{3, 2}, Logger: logs.logger()}, s)
+	waitReady(t, p)
+	for i := range 3 {
+		if err := serve(p, context.Background(), nil, &recorder{}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	waitCond(t, "the refork aborted", func() bool {
+		r := p.Stats().Rollout
+		return r.State == RolloutAborted && r.Cause == "refork" && strings.Contains(r.Detail, "promote: no answer")
+	})
+	if !strings.Contains(logs.String(), "level=WARN msg=\"refork failed") {
+		t.Errorf("log %q; want a warning for the failed refork", logs.String())
+	}
+	if st := p.Stats(); st.Exits != [numExitReasons]uint64{} {
+		t.Errorf("exits %v; want none (the promoted worker is the Stager's)", st.Exits)
+	}
+	s.mu.Lock()
+	s.stageErr = nil
+	s.mu.Unlock()
+	// The replacement of the promoted worker serves; at its 2nd request the next count applies.
+	for i := range 4 {
+		if err := serve(p, context.Background(), nil, &recorder{}); err != nil {
+			t.Fatalf("request %d after the failed refork: %v", i, err)
+		}
+	}
+	waitCond(t, "the second refork done", func() bool {
+		return len(s.stagedFrom()) == 2 && p.Stats().Rollout.State == RolloutOK && p.Stats().Generation == 1
+	})
+	if froms := s.stagedFrom(); froms[0].PID() == froms[1].PID() {
+		t.Errorf("both reforks staged pid %d; want two workers", froms[0].PID())
+	}
 }
