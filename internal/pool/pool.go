@@ -135,6 +135,17 @@ type Pool struct {
 	refused    atomic.Int64 // requests whose wait Refuse ended
 	snaps      chan chan []WorkerInfo
 	done       chan struct{}
+
+	// Rollouts (rollout.go): judging is held by the reload or refork that is judging its canary;
+	// judge counts requests while it is set; rollMu guards rollout and rollFinal.
+	judging     atomic.Bool
+	judge       atomic.Pointer[judge]
+	rollActive  atomic.Bool  // a rollout is judging, or old workers remain after its verdict
+	rollPending atomic.Bool  // its verdict is given: it ends when no old worker remains
+	reforks     atomic.Int32 // reforks started (ReforkAfter's index)
+	rollMu      sync.Mutex
+	rollout     Rollout
+	rollFinal   string // the state it ends in (ok, inconclusive) once no old worker remains
 }
 
 // idleSlots is the idle channel's size: more than the workers (config caps them, and workers_max,
@@ -233,7 +244,7 @@ func (p *Pool) Stats() Stats {
 		Served: p.served.Load(), Refused: int(p.refused.Load()), Accepted: p.accepted.Load(),
 		WaitingMax: int(p.waitingMax.Load()), QueueSize: p.opt.QueueSize, MaxWorkersReached: p.maxReached.Load(),
 		Slow: p.slow.Load(), Generation: p.current(), Target: int(p.scale.target.Load()),
-		ScaledUp: p.scale.ups.Load(), ScaledDown: p.scale.downs.Load()}
+		ScaledUp: p.scale.ups.Load(), ScaledDown: p.scale.downs.Load(), Rollout: p.lastRollout()}
 	for i := range st.Exits {
 		st.Exits[i] = p.exits[i].Load()
 	}
