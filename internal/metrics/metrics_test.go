@@ -222,7 +222,7 @@ func TestScrapeCountsRequests(t *testing.T) {
 func TestScrapeReadsPool(t *testing.T) {
 	live1, live2, dead := os.Getpid(), startProcess(t), deadPID(t)
 	st := pool.Stats{Ready: 3, Busy: 1, Waiting: 4, WaitingMax: 9, Accepted: 1234, MaxWorkersReached: 17, Slow: 5, Generation: 2,
-		Target: 6, ScaledUp: 7, ScaledDown: 3}
+		Target: 6, ScaledUp: 7, ScaledDown: 3, Rollout: pool.Rollout{State: pool.RolloutAborted, Cause: "reload"}}
 	for _, r := range pool.ExitReasons() {
 		st.Exits[r] = uint64(10 + int(r))
 	}
@@ -246,6 +246,8 @@ func TestScrapeReadsPool(t *testing.T) {
 		want(t, fams, float64(10+int(r)), "askr_php_worker_exits_total", "reason", r.String())
 	}
 	want(t, fams, 3, "askr_template_generation") // the newest worker's, above the pool's count
+	want(t, fams, 1, "askr_rollout_state", "cause", "reload", "state", "aborted")
+	want(t, fams, 0, "askr_rollout_state", "cause", "reload", "state", "ok")
 
 	// Per process: the live ones only; the totals are their sums.
 	pids := map[string]bool{}
