@@ -98,7 +98,7 @@ func TestAdmitRefusesImpostors(t *testing.T) {
 	fake.noFork.Store(true) // the test starts the processes that connect
 	sys := realSystem(nil)
 	sys.start = fake.start
-	tm, err := newTemplate(Options{Dir: it.dir, ForkTimeout: 60 * time.Second, Logger: it.logs.logger()}, sys)
+	tm, err := newTemplate(Options{Spare: true, Dir: it.dir, ForkTimeout: 60 * time.Second, Logger: it.logs.logger()}, sys)
 	if err != nil {
 		t.Fatalf("New() error = %v; want nil", err)
 	}
