@@ -33,10 +33,10 @@ type fakeSystem struct {
 	started  []*fakeTemplate
 	handles  map[int]*fakeHandle
 	nextPID  int
-	noFork   atomic.Bool         // templates take Fork frames and do nothing
-	gate     chan struct{}       // if not nil, each start waits for it
-	entered  chan struct{}       // if not nil, each start sends on it first
-	forkCred func(c creds) creds // if not nil, rewrites the credentials of each fork
+	noFork   atomic.Bool           // templates take Fork frames and do nothing
+	gate     chan struct{}         // if not nil, each start waits for it
+	entered  chan struct{}         // if not nil, each start sends on it first
+	forkCred func(c creds) creds   // if not nil, rewrites the credentials of each fork
 	molds    map[int]*fakeTemplate // workers promoted to template, by pid
 	noReady  atomic.Bool           // a worker told to Promote ends instead of answering Ready
 }
