@@ -285,3 +285,48 @@ func TestStagePromotesWorker(t *testing.T) {
 		}
 	}
 }
+
+// asSubreaper runs the test binary as a child subreaper, as askrd is.
+const asSubreaper = "ASKR_TEMPLATE_SUBREAPER"
+
+// Under askrd (a subreaper) a promoted worker outlives the template it was forked from: once that
+// one has exited, its parent is askrd, and it goes on forking workers that serve. The test runs in
+// a copy of the test binary that is a subreaper (the other tests need one that is not).
+func TestPromotedWorkerOutlivesItsTemplate(t *testing.T) {
+	if os.Getenv(asSubreaper) != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPromotedWorkerOutlivesItsTemplate$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), asSubreaper+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestPromotedWorkerOutlivesItsTemplate") {
+			t.Fatalf("as a subreaper: %v\n%s", err, out)
+		}
+		return
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "worker.php")
+	if err := os.WriteFile(script, []byte(strings.Replace(stageScript, "%s", "R1", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tm, logs := realTemplate(t, dir, script)
+	w := startReal(t, startCur(tm))
+	first := tm.PID()
+	get(t, w)
+	if err := tm.Stage(w); err != nil {
+		t.Fatalf("Stage(worker) = %v; log:\n%s", err, logs.String())
+	}
+	tm.Commit() // the first template has no worker left: stopped at once
+	waitGone(t, "the first template stopped", first)
+	if p := proc.Parent(w.pid); p != os.Getpid() {
+		t.Fatalf("the promoted worker's parent is %d; want askrd (the test process, %d)", p, os.Getpid())
+	}
+	time.Sleep(1500 * time.Millisecond) // the promoted worker checks its parent every second
+	for range 2 {
+		k := startReal(t, startCur(tm))
+		if a := get(t, k); a.ppid != w.pid || a.release != "R1" {
+			t.Errorf("Start() after the first template exited: %+v; want a child of the promoted worker %d", a, w.pid)
+		}
+	}
+	if errors.Is(syscall.Kill(w.pid, 0), syscall.ESRCH) {
+		t.Errorf("the promoted worker ended after its template exited")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/askr-php/askr/internal/channel"
+	"github.com/askr-php/askr/internal/reaper"
 )
 
 // The test binary doubles as the processes that connect to workers.sock: with ASKR_TEMPLATE_PEER
@@ -21,6 +22,12 @@ import (
 func TestMain(m *testing.M) {
 	if role := os.Getenv("ASKR_TEMPLATE_PEER"); role != "" {
 		os.Exit(peer(role))
+	}
+	if os.Getenv(asSubreaper) == "1" { // as askrd is: see TestPromotedWorkerOutlivesItsTemplate
+		if err := reaper.Become(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 	}
 	os.Exit(m.Run())
 }
