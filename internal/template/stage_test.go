@@ -111,7 +111,8 @@ func TestStageCommitRetiresTheOldTemplate(t *testing.T) {
 }
 
 // A Stage whose template fails to boot returns PHP's error and leaves the current template as it
-// was; StartStaged and Commit then have nothing to work on. A later Stage works.
+// was; StartStaged and Commit then have nothing to work on. A later Stage works, and Close stops
+// the staged template as well as the current one.
 func TestStageFailureLeavesTheCurrentTemplate(t *testing.T) {
 	sys := newFakeSystem(t, bootReady, bootFail, bootReady)
 	tm, _ := newFake(t, sys, Options{Spare: true})
@@ -137,6 +138,9 @@ func TestStageFailureLeavesTheCurrentTemplate(t *testing.T) {
 	if w := startStagedFake(t, tm); w.Generation() != 2 {
 		t.Errorf("StartStaged() after a second Stage: gen %d; want 2", w.Generation())
 	}
+	tm.Close() // stops both templates, the current and the staged one
+	waitStopped(t, "the current template at Close", cur)
+	waitStopped(t, "the staged template at Close", sys.template(2))
 }
 
 // forkedBy reports whether template p forked worker w.
