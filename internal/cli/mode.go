@@ -65,7 +65,7 @@ func newMode(c config.Config, pc phpcgi.Config, dir string, log *slog.Logger, ro
 		tmpl, err := template.New(template.Options{
 			Launcher: m.launcher, Dir: dir, BootTimeout: c.Worker.BootTimeout.D(), Logger: log.With("component", "template"),
 			WorkerLog: log.With("worker", script), NewGeneration: rotate,
-			Forked: mx.Forked, TemplateBooted: mx.TemplateBooted,
+			Forked: mx.Forked, TemplateBooted: mx.TemplateBooted, Spare: c.Worker.CowSpare,
 		})
 		if err != nil {
 			return nil, err

@@ -52,7 +52,8 @@ function askr_cow_ready(): void
 /**
  * Registers $fn to run in each worker before its first request: in CoW mode right after the fork
  * (drop connections the template opened while booting, e.g. DB::purge()), otherwise at
- * askr_cow_ready() or the first askr_handle_request().
+ * askr_cow_ready() or the first askr_handle_request(). A CoW worker promoted to template (refork)
+ * runs it once more before it forks.
  */
 function askr_on_worker_start(callable $fn): void
 {
