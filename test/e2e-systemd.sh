@@ -263,8 +263,11 @@ loop_passes 20 /run/cow.n || bad "the CoW request loop does not run"
 echo "<?php const APP_VERSION = 'v2';" >"$STAGE/app/version.php.new"
 mv "$STAGE/app/version.php.new" "$STAGE/app/version.php"
 rc=0
+n0=$(ns cat /run/cow.n)
 out=$(ns systemctl reload askr.service 2>&1) || rc=$?
+n1=$(ns cat /run/cow.n)
 check "systemctl reload in CoW mode: exit $rc ${out:0:300}" test "$rc" = 0
+check "the loop ran during the reload (request $n0 → $n1)" test "$n1" -gt "$n0"
 [[ $rc == 0 ]] || { ns journalctl -u askr.service --no-pager | tail -15 | sed 's/^/     | /'; } || true
 check "the same askrd reloaded (MainPID $main)" test "$(ns systemctl show -p MainPID --value askr.service)" = "$main"
 check "askrd status: every worker replaced (before: ${before//$'\n'/ })" within 60 all_new
