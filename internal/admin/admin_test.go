@@ -245,9 +245,17 @@ func TestEndpoints(t *testing.T) {
 	if rec := get(t, h, "POST", "/reload"); rec.Code != 500 || !strings.Contains(rec.Body.String(), "PHP Parse error") {
 		t.Errorf("POST /reload that fails = %d %q; want 500 with the error", rec.Code, rec.Body)
 	}
-	cow := &fakeSource{}
-	if rec := get(t, New(cow, Options{Mode: "cow"}).Handler(), "POST", "/reload"); rec.Code != 409 || !strings.Contains(rec.Body.String(), "restart") || cow.reloads != 0 {
-		t.Errorf("POST /reload in CoW mode = %d %q (reloads %d); want 409 saying to restart, no reload", rec.Code, rec.Body, cow.reloads)
+	// In CoW mode too a reload is the pool's (a new template); the answer carries the rollout.
+	cow := newFake()
+	cow.stats.Rollout = pool.Rollout{State: pool.RolloutOK, Cause: "reload", From: 1, To: 2, Canary: 42}
+	rec := get(t, New(cow, Options{Mode: "cow"}).Handler(), "POST", "/reload")
+	var res struct {
+		OK      bool
+		Rollout Rollout
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || rec.Code != 200 || !res.OK || cow.reloads != 1 ||
+		res.Rollout.State != "ok" || res.Rollout.Canary != 42 || res.Rollout.To != 2 {
+		t.Errorf("POST /reload in CoW mode = %d %q (reloads %d); want 200, ok, the rollout (canary 42, to 2), one reload", rec.Code, rec.Body, cow.reloads)
 	}
 }
 

@@ -11,9 +11,6 @@ import (
 	"github.com/askr-php/askr/internal/pool"
 )
 
-// ErrReloadCoW is the reason POST /reload is refused (409) in CoW mode.
-const ErrReloadCoW = "reload is not available in CoW mode: the template cannot load new code in place; restart askrd instead (systemctl restart askr)"
-
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { text(w, http.StatusOK, "ok") })
@@ -68,22 +65,24 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 
 // result is the answer of POST /reload and POST /workers/{pid}/recycle.
 type result struct {
-	OK         bool   `json:"ok"`
-	Action     string `json:"action"`
-	PID        int    `json:"pid,omitempty"`
-	Generation int64  `json:"generation,omitempty"`
-	Error      string `json:"error,omitempty"`
+	OK         bool     `json:"ok"`
+	Action     string   `json:"action"`
+	PID        int      `json:"pid,omitempty"`
+	Generation int64    `json:"generation,omitempty"`
+	Rollout    *Rollout `json:"rollout,omitempty"` // a reload's: the canary's verdict
+	Error      string   `json:"error,omitempty"`
 }
 
-// doReload runs the reload and says how it went: 200, 409 in CoW mode, 500 if it failed.
+// doReload runs the reload (in CoW mode: a new template) and says how it went once the canary
+// has been judged: 200, or 500 if it failed.
 func (s *Server) doReload() (int, result) {
-	if s.opt.Mode == "cow" {
-		return http.StatusConflict, result{Action: "reload", Error: ErrReloadCoW}
+	err := s.src.Reload() // the Source logs it
+	st := s.src.Stats()
+	ro := rollout(st.Rollout)
+	if err != nil {
+		return http.StatusInternalServerError, result{Action: "reload", Error: err.Error(), Rollout: &ro}
 	}
-	if err := s.src.Reload(); err != nil { // the Source logs it
-		return http.StatusInternalServerError, result{Action: "reload", Error: err.Error()}
-	}
-	return http.StatusOK, result{OK: true, Action: "reload", Generation: s.src.Stats().Generation}
+	return http.StatusOK, result{OK: true, Action: "reload", Generation: st.Generation, Rollout: &ro}
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {

@@ -22,12 +22,42 @@ type Status struct {
 	Slow              uint64            `json:"slow"`                // requests that ran past request_slowlog_timeout
 	Served            uint64            `json:"served"`              // requests answered by a worker
 	TemplatePID       int               `json:"template_pid"`        // the CoW template; 0 in the other modes
+	Rollout           Rollout           `json:"rollout"`             // the last reload or refork
 	Exits             map[string]uint64 `json:"exits"`               // processes ended, by reason
 	Memory            Memory            `json:"memory"`              // the workers' together
 	TemplateMemory    *Memory           `json:"template_memory,omitempty"`
 	// Partial is set when the pool did not list its workers in time (its owner loop is busy):
 	// the workers and memory shown are the last known.
 	Partial bool `json:"partial,omitempty"`
+}
+
+// Rollout is the last reload or refork: State is "idle" (none yet), "rolling" (its canary is
+// judged, or old workers are being replaced), "ok", "inconclusive" (rolled on with too few canary
+// requests to judge) or "aborted" (rolled back, or the new template or canary failed: Detail says
+// why).
+type Rollout struct {
+	State   string     `json:"state"`
+	Cause   string     `json:"cause,omitempty"` // "reload" or "refork"
+	From    int64      `json:"from,omitempty"`  // generations
+	To      int64      `json:"to,omitempty"`
+	Canary  int        `json:"canary,omitempty"` // the canary's pid
+	Detail  string     `json:"detail,omitempty"`
+	Started *time.Time `json:"started,omitempty"`
+	Ended   *time.Time `json:"ended,omitempty"`
+}
+
+func rollout(r pool.Rollout) Rollout {
+	out := Rollout{State: r.State, Cause: r.Cause, From: r.From, To: r.To, Canary: r.Canary, Detail: r.Detail}
+	if out.State == "" {
+		out.State = pool.RolloutIdle
+	}
+	if !r.Started.IsZero() {
+		out.Started = &r.Started
+	}
+	if !r.Ended.IsZero() {
+		out.Ended = &r.Ended
+	}
+	return out
 }
 
 // Workers counts the workers; with ?full, List has each.
@@ -89,7 +119,7 @@ func (s *Server) status(full bool) Status {
 		Workers:       Workers{Total: st.Ready, Busy: st.Busy, Idle: max(st.Ready-st.Busy, 0)},
 		Queue:         Queue{Length: st.Waiting, HighWater: st.WaitingMax, Bound: st.QueueSize},
 		Accepted:      st.Accepted, MaxWorkersReached: st.MaxWorkersReached, Slow: st.Slow, Served: st.Served,
-		TemplatePID: s.src.TemplatePID(), Exits: map[string]uint64{}, Partial: partial,
+		TemplatePID: s.src.TemplatePID(), Exits: map[string]uint64{}, Partial: partial, Rollout: rollout(st.Rollout),
 	}
 	for _, r := range pool.ExitReasons() {
 		out.Exits[r.String()] = st.Exits[r]

@@ -50,12 +50,21 @@ func (s poolSource) Reload() error              { return s.reloader.reload("admi
 func (s poolSource) TemplatePID() int           { return s.template() }
 
 // reloader runs one rolling reload at a time, whether SIGHUP or the admin API asked, telling
-// systemd RELOADING=1 … READY=1 around it.
+// systemd RELOADING=1 … READY=1 around it. Once the new generation is committed, reroot resolves
+// the document root again (a deploy that switched current -> releases/N).
 type reloader struct {
-	mu  sync.Mutex
-	p   *pool.Pool
-	sd  *notify.Notifier
-	log *slog.Logger
+	mu     sync.Mutex
+	p      *pool.Pool
+	sd     *notify.Notifier
+	log    *slog.Logger
+	reroot func() (bool, error) // set once the front exists (under mu); nil before
+}
+
+// setReroot gives the reloader the front's Reroot.
+func (r *reloader) setReroot(f func() (bool, error)) {
+	r.mu.Lock()
+	r.reroot = f
+	r.mu.Unlock()
 }
 
 func (r *reloader) reload(by string) error {
@@ -81,8 +90,17 @@ func (r *reloader) locked(by string) error {
 	err := r.p.Reload()
 	if err != nil {
 		r.log.Error("reload failed; the old workers go on serving", "err", err)
+		return err
 	}
-	return err
+	if r.reroot != nil {
+		switch changed, err := r.reroot(); {
+		case err != nil:
+			r.log.Error("reload: cannot resolve the document root again; static files are served from where it led before", "err", err)
+		case changed:
+			r.log.Info("reload: the document root leads elsewhere now; static files are served from there")
+		}
+	}
+	return nil
 }
 
 // startAdmin serves the admin API: on the socket named "admin" systemd passed, else on [admin]

@@ -165,10 +165,10 @@ func resultError(body []byte, code int) string {
 	return fmt.Sprintf("%d %s", code, strings.TrimSpace(string(body)))
 }
 
-// runReload is systemd's ExecReload: through the admin socket it asks for a rolling reload and
-// waits for its result. Without a socket that answers, given askrd's PID, it sends SIGHUP in
-// worker mode, and refuses in CoW mode, where SIGHUP drains and exits, so that `systemctl reload`
-// never stops the service.
+// runReload is systemd's ExecReload: through the admin socket it asks for a rolling reload (in
+// CoW mode: a new template) and waits for the canary's verdict. Without a socket that answers,
+// given askrd's PID, it sends SIGHUP in worker mode, and refuses in CoW mode, where SIGHUP drains
+// and exits, so that `systemctl reload` never stops the service.
 func runReload(args []string, stdout, stderr io.Writer) int {
 	c := newCtl("reload", stderr)
 	if err := c.fs.Parse(args); err != nil || c.fs.NArg() > 1 {
@@ -204,8 +204,32 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	case code != http.StatusOK:
 		return c.fail(errors.New(resultError(body, code)))
 	}
-	fmt.Fprintln(stdout, "askrd: reloaded: the new workers serve")
+	fmt.Fprintln(stdout, reloadedLine(body))
 	return ExitOK
+}
+
+// reloadedLine is what askrd reload prints when the reload succeeded: the generation that serves
+// now, and the canary's verdict.
+func reloadedLine(body []byte) string {
+	var r struct {
+		Generation int64
+		Rollout    struct{ State, Detail string }
+	}
+	json.Unmarshal(body, &r)
+	line := "askrd: reloaded: the new workers serve"
+	if r.Generation > 0 {
+		line += fmt.Sprintf(" (generation %d)", r.Generation)
+	}
+	switch r.Rollout.State {
+	case "inconclusive":
+		line += "; canary inconclusive, rolled on"
+	case "rolling", "ok":
+		line += "; canary passed, the old workers follow one at a time"
+	}
+	if r.Rollout.Detail != "" {
+		line += ": " + r.Rollout.Detail
+	}
+	return line
 }
 
 // reloadBySignal sends askrd pid SIGHUP, unless its configuration runs CoW mode.
@@ -220,7 +244,7 @@ func reloadBySignal(c *ctl, pid int, stdout, stderr io.Writer) int {
 		conf = &loaded
 	}
 	if conf.Worker.Cow {
-		fmt.Fprintf(stderr, "askrd reload: not available in CoW mode (cow = true in %s): the template cannot load new code in place. Restart instead: systemctl restart askr\n", *c.config)
+		fmt.Fprintf(stderr, "askrd reload: no admin socket answers, and in CoW mode (cow = true in %s) SIGHUP would drain and stop askrd: a CoW reload needs the admin socket ([admin] socket). Restart instead: systemctl restart askr\n", *c.config)
 		return ExitFailure
 	}
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {

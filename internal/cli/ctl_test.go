@@ -27,6 +27,7 @@ func TestPrintStatus(t *testing.T) {
 		Queue: admin.Queue{Length: 0, Bound: 1024, HighWater: 4}, Served: 2391, TemplatePID: 31190,
 		Memory:         admin.Memory{PSS: 27 << 20, Private: 17 << 20, RSS: 70 << 20},
 		TemplateMemory: &admin.Memory{PSS: 9 << 20},
+		Rollout:        admin.Rollout{State: "aborted", Cause: "reload", From: 2, To: 3, Canary: 31300, Detail: "canary pid 31300 answered 5xx to 50.0% of 24 requests"},
 	}
 	var b strings.Builder
 	printStatus(&b, st)
@@ -37,6 +38,7 @@ func TestPrintStatus(t *testing.T) {
 		"31202  idle   1187      -                      -     13.0M  8.0M     0.0s  2",
 		"cow mode · generation 2 · up 3h12m · 2 workers (1 busy, 1 idle) · queue 0/1024 (most 4) · served 2391 · " +
 			"memory: PSS 27.0M = private 17.0M + shared 10.0M (RSS 70.0M) · template 31190 PSS 9.0M",
+		"last reload: aborted, generation 2 → 3, canary 31300: canary pid 31300 answered 5xx to 50.0% of 24 requests",
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("printStatus wrote %d lines; want %d:\n%s", len(lines), len(want), b.String())

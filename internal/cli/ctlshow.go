@@ -54,6 +54,16 @@ func printStatus(w io.Writer, st admin.Status) {
 		parts = append(parts, "(the pool is busy: workers as last known)")
 	}
 	fmt.Fprintln(w, strings.Join(parts, " · "))
+	if r := st.Rollout; r.State != "" && r.State != "idle" {
+		line := fmt.Sprintf("last %s: %s, generation %d → %d", r.Cause, r.State, r.From, r.To)
+		if r.Canary > 0 {
+			line += fmt.Sprintf(", canary %d", r.Canary)
+		}
+		if r.Detail != "" {
+			line += ": " + clip(r.Detail, 300)
+		}
+		fmt.Fprintln(w, line)
+	}
 }
 
 // clip is s cut to n characters, with what a terminal would act on (control characters, C1's CSI

@@ -89,8 +89,12 @@ func life(ctx context.Context, p *pool.Pool, sd *notify.Notifier, mode string, c
 // newest generation, and as php-fpm's the requests per second (over the last minute) and the slow
 // requests.
 func statusLine(mode string, st pool.Stats, gen int64, rps float64) string {
-	return fmt.Sprintf("mode=%s workers=%d busy=%d idle=%d waiting=%d requests=%d generation=%d rps=%.1f slow=%d",
+	l := fmt.Sprintf("mode=%s workers=%d busy=%d idle=%d waiting=%d requests=%d generation=%d rps=%.1f slow=%d",
 		mode, st.Ready, st.Busy, max(st.Ready-st.Busy, 0), st.Waiting, st.Served, gen, rps, st.Slow)
+	if r := st.Rollout; r.State != "" && r.State != pool.RolloutIdle {
+		l += fmt.Sprintf(" %s=%s", r.Cause, r.State) // "reload=rolling", "refork=ok", "reload=aborted"
+	}
+	return l
 }
 
 // extendWhileBooting asks systemd for more start-up time every few seconds until done is closed:

@@ -44,3 +44,33 @@ func TestModeNameIsNewModes(t *testing.T) {
 		}
 	}
 }
+
+// A reload or refork shows in STATUS= until the next one: its cause and state.
+func TestStatusLineShowsTheRollout(t *testing.T) {
+	for _, tt := range []struct {
+		r    pool.Rollout
+		want string
+	}{
+		{pool.Rollout{}, ""},
+		{pool.Rollout{State: pool.RolloutIdle}, ""},
+		{pool.Rollout{State: pool.RolloutRolling, Cause: "reload"}, " reload=rolling"},
+		{pool.Rollout{State: pool.RolloutAborted, Cause: "refork"}, " refork=aborted"},
+	} {
+		got := statusLine("cow", pool.Stats{Rollout: tt.r}, 2, 0)
+		if want := "mode=cow workers=0 busy=0 idle=0 waiting=0 requests=0 generation=2 rps=0.0 slow=0" + tt.want; got != want {
+			t.Errorf("statusLine with rollout %+v = %q; want %q", tt.r, got, want)
+		}
+	}
+}
+
+func TestReloadedLine(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"ok":true,"generation":3,"rollout":{"state":"rolling"}}`:                                                                                 "askrd: reloaded: the new workers serve (generation 3); canary passed, the old workers follow one at a time",
+		`{"ok":true,"generation":2,"rollout":{"state":"inconclusive","detail":"canary pid 7 answered 3 requests in 5s (canary_min_requests 20)"}}`: "askrd: reloaded: the new workers serve (generation 2); canary inconclusive, rolled on: canary pid 7 answered 3 requests in 5s (canary_min_requests 20)",
+		`{"ok":true}`: "askrd: reloaded: the new workers serve",
+	} {
+		if got := reloadedLine([]byte(body)); got != want {
+			t.Errorf("reloadedLine(%s) = %q; want %q", body, got, want)
+		}
+	}
+}

@@ -80,6 +80,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 		return err
 	}
 	defer h.Close()
+	rl.setReroot(h.Reroot)
 	srv, err := newServer(c, h, log)
 	if err != nil {
 		return err
@@ -154,6 +155,9 @@ func poolOptions(c config.Config, log *slog.Logger) pool.Options {
 		QueueSize: s.QueueSize, QueueTimeout: s.QueueTimeout.D(), BootTimeout: c.Worker.BootTimeout.D(),
 		Logger: log.With("component", "pool"),
 		MaxRSS: uint64(max(s.MaxRSS, 0)) << 20, MaxPrivate: uint64(max(s.MaxPrivateMemory, 0)), SlowAfter: s.RequestSlowlogTimeout.D(),
+		ReforkAfter: c.Worker.ReforkAfter,
+		Canary: pool.Canary{Enabled: c.Reload.Canary, Window: c.Reload.CanaryWindow.D(), MinRequests: c.Reload.CanaryMinRequests,
+			MaxErrorRate: c.Reload.CanaryMaxErrorRate, MaxLatencyFactor: c.Reload.CanaryMaxLatencyFactor},
 	}
 }
 

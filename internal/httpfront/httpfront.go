@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/askr-php/askr/internal/channel"
@@ -78,8 +79,8 @@ type Alias struct {
 // (responder.go).
 type Handler struct {
 	opt     Options
-	routes  router
-	route   func(urlPath string, read bool) route // routes.app (worker mode) or routes.tryFiles (per-request)
+	routes  atomic.Pointer[router]                // swapped by Reroot
+	route   func(urlPath string, read bool) route // router.app (worker mode) or router.tryFiles (per-request), on routes
 	backend backend
 	cgi     cgiEnv
 	log     *slog.Logger
@@ -112,7 +113,8 @@ func New(opt Options, b Backend) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.route, h.backend = h.routes.app, workerBackend{pool: b, cgi: &h.cgi, log: h.log}
+	h.route = func(p string, read bool) route { return h.routes.Load().app(p, read) }
+	h.backend = workerBackend{pool: b, cgi: &h.cgi, log: h.log}
 	return h, nil
 }
 
@@ -124,7 +126,8 @@ func NewPerRequest(opt Options, b FastCGIBackend) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.route, h.backend = h.routes.tryFiles, fastcgiBackend{pool: b, cgi: &h.cgi}
+	h.route = func(p string, read bool) route { return h.routes.Load().tryFiles(p, read) }
+	h.backend = fastcgiBackend{pool: b, cgi: &h.cgi}
 	return h, nil
 }
 
@@ -133,50 +136,84 @@ func newHandler(opt Options) (*Handler, error) {
 	if opt.SpoolDir == "" {
 		opt.SpoolDir = os.TempDir()
 	}
+	h := &Handler{
+		opt: opt,
+		cgi: cgiEnv{root: opt.Root, https: opt.HTTPS, software: opt.Software},
+		log: opt.Logger,
+	}
+	rt, err := openRouter(opt)
+	if err != nil {
+		return nil, err
+	}
+	h.routes.Store(rt)
+	return h, nil
+}
+
+// openRouter opens the document root and the aliases' directories, longest prefix first, as the
+// kernel finds them now.
+func openRouter(opt Options) (*router, error) {
 	root, err := openTree(opt.Root)
 	if err != nil {
 		return nil, fmt.Errorf("open document root: %w", err)
 	}
-	h := &Handler{
-		opt:    opt,
-		routes: router{root: root, front: "/" + strings.TrimPrefix(opt.Front, "/")},
-		cgi:    cgiEnv{root: opt.Root, https: opt.HTTPS, software: opt.Software},
-		log:    opt.Logger,
-	}
-	if err := h.openAliases(); err != nil {
-		root.Close()
-		return nil, err
-	}
-	return h, nil
-}
-
-// openAliases opens the alias directories, longest prefix first.
-func (h *Handler) openAliases() error {
-	as := slices.Clone(h.opt.Aliases)
+	rt := &router{root: root, front: "/" + strings.TrimPrefix(opt.Front, "/")}
+	as := slices.Clone(opt.Aliases)
 	slices.SortStableFunc(as, func(a, b Alias) int { return len(b.Prefix) - len(a.Prefix) })
 	for _, a := range as {
 		t, err := openTree(a.Dir)
 		if err != nil {
-			h.closeAliases()
-			return fmt.Errorf("alias %s: %w", a.Prefix, err)
+			rt.close()
+			return nil, fmt.Errorf("alias %s: %w", a.Prefix, err)
 		}
-		h.routes.aliases = append(h.routes.aliases, alias{prefix: a.Prefix, t: t})
+		rt.aliases = append(rt.aliases, alias{prefix: a.Prefix, t: t})
 	}
-	return nil
+	return rt, nil
 }
 
-func (h *Handler) closeAliases() {
-	for _, a := range h.routes.aliases {
+// close releases the router's directories.
+func (rt *router) close() error {
+	for _, a := range rt.aliases {
 		a.t.Close()
 	}
-	h.routes.aliases = nil
+	return rt.root.Close()
+}
+
+// sameDirs reports whether two routers serve the same directories.
+func (rt *router) sameDirs(o *router) bool {
+	if rt.root.dir != o.root.dir || len(rt.aliases) != len(o.aliases) {
+		return false
+	}
+	for i, a := range rt.aliases {
+		if a.t.dir != o.aliases[i].t.dir {
+			return false
+		}
+	}
+	return true
+}
+
+// retireAfter is how long a router Reroot replaced stays open: for the lookups already under way
+// (a file they opened stays readable after).
+const retireAfter = 10 * time.Second
+
+// Reroot resolves the document root and the aliases again, for a reload after a deploy that
+// switched a link (current -> releases/N): new requests are served from where they lead now. It
+// reports whether they changed. On error the old ones go on serving.
+func (h *Handler) Reroot() (bool, error) {
+	rt, err := openRouter(h.opt)
+	if err != nil {
+		return false, err
+	}
+	if old := h.routes.Load(); old.sameDirs(rt) {
+		rt.close()
+		return false, nil
+	}
+	old := h.routes.Swap(rt)
+	time.AfterFunc(retireAfter, func() { old.close() })
+	return true, nil
 }
 
 // Close releases the document root and the aliases' directories.
-func (h *Handler) Close() error {
-	h.closeAliases()
-	return h.routes.root.Close()
-}
+func (h *Handler) Close() error { return h.routes.Load().close() }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.opt.Observe != nil {

@@ -173,24 +173,14 @@ func clipBody(s string) string {
 	return s
 }
 
-// POST /reload replaces the workers in worker and per-request modes, and answers 409 in CoW mode;
-// askrd reload does it through the socket and waits for the result.
+// POST /reload replaces the workers in every mode (in CoW mode from a new template); askrd reload
+// does it through the socket and waits for the result.
 func TestAdminReload(t *testing.T) {
 	for _, m := range adminModes(t) {
 		t.Run(m.name, func(t *testing.T) {
 			s := startAskrd(t, m.o)
 			before := pids(s.adminStatus())
 			r := s.adminDo("POST", "/reload")
-			if m.name == "cow" {
-				if r.status != 409 || !strings.Contains(r.body, "restart") {
-					t.Errorf("POST /reload in CoW mode = %d %q; want 409 saying to restart", r.status, r.body)
-				}
-				out, err := exec.Command(askrdBinary(t), "reload", "--socket", s.admin).CombinedOutput()
-				if err == nil || !strings.Contains(string(out), "restart") {
-					t.Errorf("askrd reload in CoW mode: %v %q; want a failure saying to restart", err, out)
-				}
-				return
-			}
 			if r.status != 200 || !strings.Contains(r.body, `"ok": true`) {
 				t.Fatalf("POST /reload = %d %q; want 200 ok", r.status, r.body)
 			}
@@ -336,8 +326,9 @@ func TestAdminAfterTemplateKill(t *testing.T) {
 			}
 		}
 	}
-	if r := s.adminDo("POST", "/reload"); r.status != 409 {
-		t.Errorf("POST /reload after the template was killed = %d; want 409", r.status)
+	// A reload boots a template of its own: it works whether or not the old one has been replaced.
+	if r := s.adminDo("POST", "/reload"); r.status != 200 {
+		t.Errorf("POST /reload after the template was killed = %d %q; want 200", r.status, clipBody(r.body))
 	}
 }
 
