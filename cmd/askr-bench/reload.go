@@ -29,6 +29,7 @@ type reloadRun struct {
 	cmdErr       string        // its exit status and output when it failed
 	oldGone      time.Duration // until no worker of the old generation was left
 	templateGone time.Duration // until the old template had exited
+	watched      time.Duration // until the bench stopped watching
 	fromGen      int64
 	toGen        int64
 	rollout      string // /status's rollout state at the end ("" if none)
@@ -110,13 +111,16 @@ func (b *bench) cowReload() error {
 	return nil
 }
 
-// window is the reload's measured window: until the last old worker was gone, or until askrd
-// reload returned when that was not seen.
+// window is the reload's measured window: until the last old worker was gone, or when that was
+// not seen until askrd reload returned, or until the bench stopped watching.
 func (r reloadRun) window() time.Duration {
-	if r.oldGone != notSeen {
+	switch {
+	case r.oldGone != notSeen:
 		return r.oldGone
+	case r.cmdTook != notSeen:
+		return r.cmdTook
 	}
-	return r.cmdTook
+	return r.watched
 }
 
 // reloadOnce runs `askrd reload` on the admin socket and polls /status?full until the workers of
@@ -168,6 +172,7 @@ func (b *bench) reloadOnce(ac *http.Client, sock string, from time.Duration) rel
 			break
 		}
 	}
+	r.watched = time.Since(t0)
 	return r
 }
 
