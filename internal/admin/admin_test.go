@@ -75,7 +75,7 @@ func (f *fakeSource) TemplatePID() int { return f.template }
 // that does not exist (idle, recycling).
 func newFake() *fakeSource {
 	st := pool.Stats{Ready: 2, Busy: 1, Waiting: 3, WaitingMax: 7, QueueSize: 16, Served: 41, Accepted: 45,
-		MaxWorkersReached: 5, Slow: 2, Generation: 3}
+		MaxWorkersReached: 5, Slow: 2, Generation: 3, Target: 4}
 	st.Exits[pool.ExitMemory] = 4
 	return &fakeSource{stats: st, workers: []pool.WorkerInfo{
 		{PID: os.Getpid(), Generation: 3, Busy: true, Served: 40, Peak: 2 << 20, Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
@@ -114,12 +114,12 @@ func TestStatus(t *testing.T) {
 	}
 	var st Status
 	json.Unmarshal(rec.Body.Bytes(), &st)
-	want := Status{Mode: "cow", Version: "1.2.3", Generation: 3, Workers: Workers{Total: 2, Idle: 1, Busy: 1},
+	want := Status{Mode: "cow", Version: "1.2.3", Generation: 3, Workers: Workers{Total: 2, Idle: 1, Busy: 1, Target: 4},
 		Queue: Queue{Length: 3, HighWater: 7, Bound: 16}, Accepted: 45, MaxWorkersReached: 5, Slow: 2, Served: 41, TemplatePID: os.Getpid()}
 	got := st
 	got.UptimeSeconds, got.Exits, got.Memory, got.TemplateMemory = 0, nil, Memory{}, nil
 	if got.Mode != want.Mode || got.Version != want.Version || got.Generation != want.Generation || got.Workers.Total != 2 ||
-		got.Workers.Busy != 1 || got.Workers.Idle != 1 || got.Queue != want.Queue || got.Accepted != 45 ||
+		got.Workers.Busy != 1 || got.Workers.Idle != 1 || got.Workers.Target != 4 || got.Queue != want.Queue || got.Accepted != 45 ||
 		got.MaxWorkersReached != 5 || got.Slow != 2 || got.Served != 41 || got.TemplatePID != want.TemplatePID {
 		t.Errorf("GET /status = %+v; want %+v", got, want)
 	}

@@ -62,10 +62,11 @@ func rollout(r pool.Rollout) Rollout {
 
 // Workers counts the workers; with ?full, List has each.
 type Workers struct {
-	Total int      `json:"total"`
-	Idle  int      `json:"idle"`
-	Busy  int      `json:"busy"`
-	List  []Worker `json:"list,omitempty"`
+	Total  int      `json:"total"`
+	Idle   int      `json:"idle"`
+	Busy   int      `json:"busy"`
+	Target int      `json:"target"` // the workers the pool keeps now (between workers_min and workers_max when it scales)
+	List   []Worker `json:"list,omitempty"`
 }
 
 // Queue is the requests waiting for a worker.
@@ -116,7 +117,7 @@ func (s *Server) status(full bool) Status {
 	out := Status{
 		Mode: s.opt.Mode, Version: s.opt.Version, Generation: st.Generation,
 		UptimeSeconds: seconds(now.Sub(s.opt.Started)),
-		Workers:       Workers{Total: st.Ready, Busy: st.Busy, Idle: max(st.Ready-st.Busy, 0)},
+		Workers:       Workers{Total: st.Ready, Busy: st.Busy, Idle: max(st.Ready-st.Busy, 0), Target: st.Target},
 		Queue:         Queue{Length: st.Waiting, HighWater: st.WaitingMax, Bound: st.QueueSize},
 		Accepted:      st.Accepted, MaxWorkersReached: st.MaxWorkersReached, Slow: st.Slow, Served: st.Served,
 		TemplatePID: s.src.TemplatePID(), Exits: map[string]uint64{}, Partial: partial, Rollout: rollout(st.Rollout),

@@ -36,7 +36,7 @@ func printStatus(w io.Writer, st admin.Status) {
 	m := st.Memory
 	parts := []string{
 		st.Mode + " mode", "generation " + fmt.Sprint(st.Generation), "up " + uptime(st.UptimeSeconds),
-		fmt.Sprintf("%d workers (%d busy, %d idle)", st.Workers.Total, st.Workers.Busy, st.Workers.Idle),
+		workersPart(st.Workers),
 		fmt.Sprintf("queue %d/%d (most %d)", st.Queue.Length, st.Queue.Bound, st.Queue.HighWater),
 		fmt.Sprintf("served %d", st.Served),
 		// PSS = what is private + the workers' share of what they share: next to RSS (shared
@@ -64,6 +64,16 @@ func printStatus(w io.Writer, st admin.Status) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// workersPart is the summary's count of workers, with the pool's target when it differs (it scales,
+// or workers are still booting).
+func workersPart(w admin.Workers) string {
+	s := fmt.Sprintf("%d workers (%d busy, %d idle)", w.Total, w.Busy, w.Idle)
+	if w.Target > 0 && w.Target != w.Total {
+		s += fmt.Sprintf(", target %d", w.Target)
+	}
+	return s
 }
 
 // clip is s cut to n characters, with what a terminal would act on (control characters, C1's CSI

@@ -58,14 +58,14 @@ func newMode(c config.Config, pc phpcgi.Config, dir string, log *slog.Logger, ro
 		}
 	case c.Worker.Cow: // one template boots the app; the workers are its forks
 		pc.Paranoid = paranoid(c, log)
-		pc.Extra = template.Env(dir)
+		pc.Extra = append(template.Env(dir), "ASKR_FORK_SAFETY="+c.Worker.ForkSafety)
 		pc.DeathSignal = syscall.SIGTERM // the template then kills the workers it forked
 		pc.Logger = log.With("template", script)
 		m.name, m.launcher = "cow", phpcgi.NewLauncher(pc)
 		tmpl, err := template.New(template.Options{
 			Launcher: m.launcher, Dir: dir, BootTimeout: c.Worker.BootTimeout.D(), Logger: log.With("component", "template"),
 			WorkerLog: log.With("worker", script), NewGeneration: rotate,
-			Forked: mx.Forked, TemplateBooted: mx.TemplateBooted,
+			Forked: mx.Forked, TemplateBooted: mx.TemplateBooted, Spare: c.Worker.CowSpare,
 		})
 		if err != nil {
 			return nil, err

@@ -90,8 +90,12 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	defer pr.stop()
 	sv := startServing(srv, lns, c.TLS)
 	defer sv.close()
+	var workers any = c.Server.WorkerCount()
+	if lo, start, hi := c.Server.WorkerBounds(); lo != hi {
+		workers = fmt.Sprintf("%d (scaling %d to %d)", start, lo, hi)
+	}
 	attrs := []any{"version", version.Version, "listen", strings.Join(sv.addrs, ","), "mode", m.name,
-		"workers", c.Server.WorkerCount(), "root", c.Server.Root, "tls", c.TLS.Enabled()}
+		"workers", workers, "root", c.Server.Root, "tls", c.TLS.Enabled()}
 	if c.Worker.Script != "" {
 		attrs = append(attrs, "script", c.Worker.Script, "extension", pc.Extension)
 	}
@@ -150,8 +154,9 @@ func reap(owned func(pid int) bool, log *slog.Logger) (stop func()) {
 
 func poolOptions(c config.Config, log *slog.Logger) pool.Options {
 	s := c.Server
+	lo, start, hi := s.WorkerBounds()
 	return pool.Options{
-		Workers: s.WorkerCount(), MaxRequests: s.MaxRequests, RequestTimeout: s.RequestTimeout.D(),
+		Workers: start, MinWorkers: lo, MaxWorkers: hi, ScaleDownAfter: s.ScaleDownAfter.D(), MaxRequests: s.MaxRequests, RequestTimeout: s.RequestTimeout.D(),
 		QueueSize: s.QueueSize, QueueTimeout: s.QueueTimeout.D(), BootTimeout: c.Worker.BootTimeout.D(),
 		Logger: log.With("component", "pool"),
 		MaxRSS: uint64(max(s.MaxRSS, 0)) << 20, MaxPrivate: uint64(max(s.MaxPrivateMemory, 0)), SlowAfter: s.RequestSlowlogTimeout.D(),

@@ -57,15 +57,16 @@ type Server struct {
 	// process may use (cgroup limits included). Default: "auto".
 	Workers Workers `toml:"workers"`
 	// WorkersMin is the floor of the pool's scaling: the pool starts at workers, adds a worker
-	// while requests wait for one, up to workers_max, and retires one that has stayed idle for
-	// scale_down_after, down to workers_min. Cheapest in CoW mode, where a new worker is a warm
-	// fork. 0 means workers. Default: 0.
+	// while requests wait for one, up to workers_max, and retires one when it has had a worker to
+	// spare for scale_down_after, down to workers_min. Cheapest in CoW mode, where a new worker is
+	// a warm fork. 0 means workers. Default: 0.
 	WorkersMin int `toml:"workers_min"`
 	// WorkersMax is the ceiling of the pool's scaling; above workers it turns scaling on. 0 means
 	// workers. Default: 0.
 	WorkersMax int `toml:"workers_max"`
-	// ScaleDownAfter is how long a worker above workers_min stays idle before it is retired, when
-	// the pool scales (workers_max above workers_min). Default: 30.
+	// ScaleDownAfter is how long the pool must have had a worker to spare (never all of its
+	// workers busy at once, no request waiting) before it retires one, when it scales
+	// (workers_max above workers_min). Default: 30.
 	ScaleDownAfter Duration `toml:"scale_down_after"`
 	// MaxRequests recycles a worker after it has served this many requests; 0 never recycles. Default: 0.
 	MaxRequests int `toml:"max_requests"`
@@ -186,9 +187,9 @@ type Worker struct {
 	// the workers start from a heap the first requests have warmed. [] never reforks. Default: [].
 	ReforkAfter []int `toml:"refork_after"`
 	// ForkSafety is what askr_cow_ready() does about what the template holds that must not be
-	// shared across fork (open sockets: database, Redis and other network connections): "warn"
-	// logs one warning naming each, "refuse" fails the template's boot with that message, "off"
-	// does not look. Default: "warn".
+	// shared across fork (database, Redis and other network connections, SQLite databases, a
+	// pending alarm, the app's SIGTERM/SIGCHLD handlers): "warn" logs one warning naming each,
+	// "refuse" fails the template's boot with those lines, "off" does not look. Default: "warn".
 	ForkSafety string `toml:"fork_safety"`
 	// CowSpare keeps one worker forked ahead in CoW mode, so that a worker that exits is replaced
 	// without waiting for a fork. Default: true.

@@ -63,7 +63,7 @@ func (b fastcgiBackend) serve(r *http.Request, rt route, body *body, rs *respond
 			errors.Is(err, fastcgi.ErrNoHead) || errors.Is(err, errBadStatus) {
 			err = fmt.Errorf("%w: %v", pool.ErrBadResponse, err)
 		}
-		return pool.Outcome{Err: err, Broken: !reusable, Unsent: !reached}
+		return pool.Outcome{Err: err, Broken: !reusable, Unsent: !reached, Status: rs.phpStatus()}
 	})
 	return fromPool(err)
 }

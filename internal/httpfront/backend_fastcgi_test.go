@@ -24,13 +24,14 @@ type fakeFCGI struct {
 	body   string
 	calls  int
 	answer func(w io.Writer) error
+	status int // the last call's Outcome.Status
 }
 
 func (f *fakeFCGI) Call(ctx context.Context, v *pool.Visit, call func(pool.Process) pool.Outcome) error {
 	f.calls++
-	err := call(f).Err
-	v.PID = f.PID() // as the pool does
-	return err
+	o := call(f)
+	v.PID, f.status = f.PID(), o.Status // as the pool does
+	return o.Err
 }
 
 func (f *fakeFCGI) Do(ctx context.Context, req *fastcgi.Request) (bool, bool, error) {
@@ -211,6 +212,24 @@ func TestPerRequestWithoutPHP(t *testing.T) {
 		if w.Code != tc.code || tc.body != "" && w.Body.String() != tc.body || w.Header().Get("Location") != tc.location || f.calls != calls {
 			t.Errorf("%s %s = %d %q, Location %q, %d calls to PHP; want %d %q, Location %q, none",
 				tc.method, tc.target, w.Code, w.Body.String(), w.Header().Get("Location"), f.calls-calls, tc.code, tc.body, tc.location)
+		}
+	}
+}
+
+// The pool is told the status php-cgi answered with (Outcome.Status), for a canary's verdict.
+func TestPerRequestOutcomeStatus(t *testing.T) {
+	for _, tc := range []struct {
+		out  string
+		want int
+	}{
+		{"Content-Type: text/plain\r\n\r\nfine", 200},
+		{"Status: 503 Service Unavailable\r\n\r\nbusy", 503},
+		{"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\n", 404},
+	} {
+		f := &fakeFCGI{answer: func(w io.Writer) error { _, err := io.WriteString(w, tc.out); return err }}
+		h, _ := perRequestHandler(t, f, Options{})
+		if w := serve(h, "GET", "/info.php", nil); w.Code != tc.want || f.status != tc.want {
+			t.Errorf("answer %q: client got %d, Outcome.Status %d; want %d", tc.out, w.Code, f.status, tc.want)
 		}
 	}
 }

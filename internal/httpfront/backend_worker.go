@@ -58,9 +58,17 @@ func exchange(log *slog.Logger, payload []byte, resp channel.Response) func(pool
 		if errors.Is(r.Err, channel.ErrProtocol) {
 			log.Error("worker broke the channel protocol; killed", "pid", proc.PID(), "err", r.Err)
 		}
-		return outcome(r)
+		o := outcome(r)
+		if s, ok := resp.(statusHolder); ok {
+			o.Status = s.phpStatus()
+		}
+		return o
 	}
 }
+
+// statusHolder is a channel.Response that knows the status of the head it was given (the
+// responder), for pool.Outcome.Status.
+type statusHolder interface{ phpStatus() int }
 
 // outcome is what the pool needs to know of a channel exchange's result.
 func outcome(r channel.Result) pool.Outcome {

@@ -22,6 +22,7 @@ type fakePool struct {
 	answer func(resp channel.Response) error
 	t      *testing.T
 	visit  *pool.Visit // the last call's
+	status int         // the last call's Outcome.Status
 }
 
 // Call lends call a fake worker, which answers as f says, and returns the error of the outcome.
@@ -30,9 +31,10 @@ func (f *fakePool) Call(ctx context.Context, v *pool.Visit, call func(pool.Proce
 	f.visit = v
 	w := fakeWorker{&fakeFCGI{}, f}
 	start := time.Now()
-	err := call(w).Err
+	o := call(w)
 	v.PID, v.Upstream = w.PID(), time.Since(start)
-	return err
+	f.status = o.Status
+	return o.Err
 }
 
 // fakeWorker is a worker of fakePool: a process (fakeFCGI's stubs) with a channel, on which f

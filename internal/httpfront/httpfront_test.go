@@ -158,6 +158,9 @@ func TestWorkerResponses(t *testing.T) {
 			if tc.err == nil && w.Body.String() != tc.wantOut {
 				t.Errorf("body %q; want %q", w.Body.String(), tc.wantOut)
 			}
+			if tc.err == nil && f.status != tc.code { // what a reload's canary is judged on
+				t.Errorf("Outcome.Status %d; want %d", f.status, tc.code)
+			}
 			if _, ok := w.Header()["Status"]; ok {
 				t.Errorf("a Status header reached the client: %v", w.Header())
 			}

@@ -358,19 +358,27 @@ func (rs *responder) end(complete bool) error {
 
 // writeHead sends the status and PHP's headers.
 func (rs *responder) writeHead() {
-	status := rs.status
 	hdr := rs.w.Header()
 	for _, kv := range rs.headers {
-		// As under php-fpm + nginx, header('Status: 404 Not Found') sets the status.
+		if !strings.EqualFold(kv.Name, "Status") {
+			hdr.Add(kv.Name, kv.Value)
+		}
+	}
+	rs.w.WriteHeader(rs.phpStatus())
+}
+
+// phpStatus is the status of PHP's head (0 before it came): as under php-fpm + nginx,
+// header('Status: 404 Not Found') sets it.
+func (rs *responder) phpStatus() int {
+	status := rs.status
+	for _, kv := range rs.headers {
 		if strings.EqualFold(kv.Name, "Status") {
 			if code, err := strconv.Atoi(strings.SplitN(kv.Value, " ", 2)[0]); err == nil && code >= 200 && code <= 999 {
 				status = code
 			}
-			continue
 		}
-		hdr.Add(kv.Name, kv.Value)
 	}
-	rs.w.WriteHeader(status)
+	return status
 }
 
 // write writes b to the client, with a fresh write deadline if deadline is set.

@@ -16,22 +16,27 @@ var (
 	descQueueLength = prometheus.NewDesc("askr_php_queue_length", "Requests waiting for an idle PHP process now.", nil, nil)
 	descQueueHigh   = prometheus.NewDesc("askr_php_queue_high_water", "The most requests that waited for a PHP process at once.", nil, nil)
 	descWorkers     = prometheus.NewDesc("askr_php_workers", "PHP processes that have booted and not exited, by state.", []string{"state"}, nil)
+	descTarget      = prometheus.NewDesc("askr_php_workers_target", "PHP processes the pool keeps now: workers, or between workers_min and workers_max when it scales.", nil, nil)
+	descScaled      = prometheus.NewDesc("askr_php_workers_scaled_total", "Times the pool's target went up (requests waited) or down (a worker went unused for scale_down_after), by direction.", []string{"direction"}, nil)
 	descAccepted    = prometheus.NewDesc("askr_php_requests_accepted_total", "Requests handed to the pool of PHP processes.", nil, nil)
 	descMaxReached  = prometheus.NewDesc("askr_php_max_workers_reached_total", "Requests that found no idle PHP process and had to wait.", nil, nil)
 	descSlow        = prometheus.NewDesc("askr_php_slow_requests_total", "Requests that ran past request_slowlog_timeout.", nil, nil)
 	descExits       = prometheus.NewDesc("askr_php_worker_exits_total", "PHP processes that ended, by reason.", []string{"reason"}, nil)
+	descRollout     = prometheus.NewDesc("askr_rollout_state", "The last reload or refork: 1 for its state (idle, rolling, ok, inconclusive, aborted) and cause (reload, refork; none while idle), 0 for the other states.", []string{"cause", "state"}, nil)
 	descGeneration  = prometheus.NewDesc("askr_template_generation", "The newest generation of PHP processes: in CoW mode the template's (a new template is a new generation), otherwise raised by each reload.", nil, nil)
 	descWorkerMem   = prometheus.NewDesc("askr_php_worker_memory_bytes", "Memory of each live PHP process, from /proc/PID/smaps_rollup: rss, pss (shared pages divided among their sharers) and private_dirty.", []string{"pid", "kind"}, nil)
 	descMem         = prometheus.NewDesc("askr_php_memory_bytes", "Memory of all live PHP processes together (the sum of askr_php_worker_memory_bytes).", []string{"kind"}, nil)
 	descTemplateMem = prometheus.NewDesc("askr_template_memory_bytes", "CoW mode: memory of the template process, from /proc/PID/smaps_rollup.", []string{"kind"}, nil)
 )
 
+var rolloutStates = []string{pool.RolloutIdle, pool.RolloutRolling, pool.RolloutOK, pool.RolloutInconclusive, pool.RolloutAborted}
+
 // collector is the part of the metrics read at scrape time.
 type collector struct{ m *Metrics }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueueLength, descQueueHigh, descWorkers, descAccepted, descMaxReached,
-		descSlow, descExits, descGeneration, descWorkerMem, descMem, descTemplateMem} {
+	for _, d := range []*prometheus.Desc{descQueueLength, descQueueHigh, descWorkers, descTarget, descScaled, descAccepted,
+		descMaxReached, descSlow, descExits, descRollout, descGeneration, descWorkerMem, descMem, descTemplateMem} {
 		ch <- d
 	}
 }
@@ -53,6 +58,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descQueueHigh, float64(st.WaitingMax))
 	gauge(descWorkers, float64(max(st.Ready-st.Busy, 0)), "idle")
 	gauge(descWorkers, float64(st.Busy), "busy")
+	gauge(descTarget, float64(st.Target))
+	counter(descScaled, st.ScaledUp, "up")
+	counter(descScaled, st.ScaledDown, "down")
 	counter(descAccepted, st.Accepted)
 	counter(descMaxReached, st.MaxWorkersReached)
 	counter(descSlow, st.Slow)
@@ -60,6 +68,17 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descExits, st.Exits[r], r.String())
 	}
 	gauge(descGeneration, float64(generation(st, workers)))
+	cause := st.Rollout.Cause
+	if cause == "" {
+		cause = "none"
+	}
+	for _, state := range rolloutStates {
+		v := 0.0
+		if state == st.Rollout.State || state == pool.RolloutIdle && st.Rollout.State == "" {
+			v = 1
+		}
+		gauge(descRollout, v, cause, state)
+	}
 
 	var sum proc.Memory
 	for _, w := range workers {

@@ -221,7 +221,8 @@ func TestScrapeCountsRequests(t *testing.T) {
 // (and the template's) from /proc: the dead one has no series.
 func TestScrapeReadsPool(t *testing.T) {
 	live1, live2, dead := os.Getpid(), startProcess(t), deadPID(t)
-	st := pool.Stats{Ready: 3, Busy: 1, Waiting: 4, WaitingMax: 9, Accepted: 1234, MaxWorkersReached: 17, Slow: 5, Generation: 2}
+	st := pool.Stats{Ready: 3, Busy: 1, Waiting: 4, WaitingMax: 9, Accepted: 1234, MaxWorkersReached: 17, Slow: 5, Generation: 2,
+		Target: 6, ScaledUp: 7, ScaledDown: 3, Rollout: pool.Rollout{State: pool.RolloutAborted, Cause: "reload"}}
 	for _, r := range pool.ExitReasons() {
 		st.Exits[r] = uint64(10 + int(r))
 	}
@@ -235,6 +236,9 @@ func TestScrapeReadsPool(t *testing.T) {
 	want(t, fams, 9, "askr_php_queue_high_water")
 	want(t, fams, 2, "askr_php_workers", "state", "idle")
 	want(t, fams, 1, "askr_php_workers", "state", "busy")
+	want(t, fams, 6, "askr_php_workers_target")
+	want(t, fams, 7, "askr_php_workers_scaled_total", "direction", "up")
+	want(t, fams, 3, "askr_php_workers_scaled_total", "direction", "down")
 	want(t, fams, 1234, "askr_php_requests_accepted_total")
 	want(t, fams, 17, "askr_php_max_workers_reached_total")
 	want(t, fams, 5, "askr_php_slow_requests_total")
@@ -242,6 +246,8 @@ func TestScrapeReadsPool(t *testing.T) {
 		want(t, fams, float64(10+int(r)), "askr_php_worker_exits_total", "reason", r.String())
 	}
 	want(t, fams, 3, "askr_template_generation") // the newest worker's, above the pool's count
+	want(t, fams, 1, "askr_rollout_state", "cause", "reload", "state", "aborted")
+	want(t, fams, 0, "askr_rollout_state", "cause", "reload", "state", "ok")
 
 	// Per process: the live ones only; the totals are their sums.
 	pids := map[string]bool{}

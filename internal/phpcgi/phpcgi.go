@@ -280,6 +280,7 @@ func levelOf(line string) slog.Level {
 		{"PHP Recoverable fatal error", slog.LevelError},
 		{"askr: PHP Fatal error", slog.LevelError},
 		{"askr paranoid: ", slog.LevelWarn},                                            // state a request left (--paranoid)
+		{"askr: fork safety: ", slog.LevelWarn},                                        // what a CoW template would share ([worker] fork_safety)
 		{"PHP Warning:  PHP Startup: Unable to load dynamic library", slog.LevelError}, // e.g. askr.so
 		{"PHP Warning", slog.LevelWarn},
 		{"PHP Notice", slog.LevelWarn}, {"PHP Deprecated", slog.LevelWarn},

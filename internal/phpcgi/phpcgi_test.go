@@ -193,6 +193,7 @@ func TestPumpLevels(t *testing.T) {
 		"PHP Notice:  Only variables should be passed by reference":                               slog.LevelWarn,
 		"PHP Deprecated:  Creation of dynamic property C::$p is deprecated":                       slog.LevelWarn,
 		"askr paranoid: the request left ob level 1":                                              slog.LevelWarn,
+		"askr: fork safety: Redis connection to 127.0.0.1:6379 open in the template: …":           slog.LevelWarn,
 		"[2026-12-06T12:00:00.123456+00:00] production.ERROR: Division by zero {\"exception\":…}": slog.LevelError,
 		"[2026-12-06 12:00:00] local.CRITICAL: disk full":                                         slog.LevelError,
 		"[2026-12-06T12:00:00+00:00] app.WARNING: slow query":                                     slog.LevelWarn,

@@ -3,7 +3,7 @@
  * askr runtime: CoW template mode. The template boots the app once, then forks a worker for each
  * Fork frame askrd sends (askr_cow_ready()); each forked worker connects a channel of its own and
  * returns to the app as a worker. The template reaps its workers and takes them with it when
- * askrd is gone.
+ * askrd is gone. A refork makes a worker the next template where it is (promote()).
  */
 
 declare(strict_types=1);
@@ -14,6 +14,8 @@ final class Template
 {
     /** The pid of the askrd that started the template. */
     private static int $askrd = 0;
+    /** The template's parent besides askrd (a promoted worker's: the template it was forked from). */
+    private static int $parent = 0;
     /** @var array<int,true> the live workers it forked (pid => true) */
     private static array $children = [];
     /** @var resource|null a forked worker's own read end of its log FIFO (see becomeWorker()) */
@@ -26,11 +28,36 @@ final class Template
         if ($boot !== '') {
             Log::line('output while booting (discarded): ' . substr($boot, 0, 2000));
         }
+        ForkSafety::check(); // [worker] fork_safety: before the template's own signal handlers
         // A child that collects garbage dirties pages it shares with the template: collect now.
         gc_collect_cycles();
-        self::$askrd = posix_getppid();
-        // SIGCHLD reaps at once. SIGTERM is the template's parent-death signal (askrd sets it when it
-        // starts the template): askrd is gone, and its workers go with it.
+        self::$askrd = self::$parent = posix_getppid();
+        self::handleSignals();
+        Channel::send(Channel::T_READY, 0, pack('N', getmypid()));
+        return self::loop();
+    }
+
+    /**
+     * Refork: a worker askrd promoted becomes a template where it is, on its own channel. Its
+     * parent is the template it was forked from, then askrd (its subreaper) once that has exited.
+     * Returns, as serve() does, only in a forked worker, with its token.
+     */
+    public static function promote(): string
+    {
+        ForkSafety::check(); // what the requests it served left open (its hooks have run): as at askr_cow_ready()
+        gc_collect_cycles(); // the garbage of the requests it served, before any child shares it
+        self::$parent = posix_getppid();
+        self::handleSignals();
+        Channel::send(Channel::T_READY, 0, pack('N', getmypid()));
+        return self::loop();
+    }
+
+    /**
+     * SIGCHLD reaps at once. SIGTERM is the template's parent-death signal (askrd sets it when it
+     * starts the template): askrd is gone, and its workers go with it.
+     */
+    private static function handleSignals(): void
+    {
         pcntl_signal(SIGCHLD, static function (): void {
             self::reap();
         }, false);
@@ -38,10 +65,15 @@ final class Template
             self::end();
         }, false);
         pcntl_async_signals(true);
-        Channel::send(Channel::T_READY, 0, pack('N', getmypid()));
+    }
+
+    /** The template's loop, after Ready: Fork frames until Stop. Returns only in a forked worker. */
+    private static function loop(): string
+    {
         while (true) {
             self::reap();
-            if (posix_getppid() !== self::$askrd) {
+            $ppid = posix_getppid();
+            if ($ppid !== self::$askrd && $ppid !== self::$parent) {
                 self::end(); // a parent-death signal that was missed
             }
             if (!self::wait()) {

@@ -107,9 +107,30 @@ final class Worker
         if ($boot !== '') {
             Log::line('output while booting (discarded): ' . substr($boot, 0, 2000));
         }
+        self::sendHello();
+    }
+
+    private static function sendHello(): void
+    {
         $hello = pack('NC', getmypid(), strlen(self::$token)) . self::$token . PHP_VERSION . Request::limits();
         Channel::send(Channel::T_HELLO, 0, $hello);
         self::$helloPid = getmypid();
+    }
+
+    /**
+     * Refork (a Promote frame): this idle worker becomes the next template. The
+     * askr_on_worker_start() hooks run first, so that what it opened while serving (connections)
+     * is dropped before it forks and no child inherits it. It then forks as a template does and
+     * never returns; each forked child runs the hooks again, says hello with its token and goes
+     * on with the loop this worker was in, which reads the child's first request.
+     */
+    private static function promote(): void
+    {
+        self::runStartHooks();
+        self::$helloPid = 0; // the template says no Bye when it exits
+        self::$token = Template::promote(); // returns only in a forked worker
+        self::runStartHooks();
+        self::sendHello();
     }
 
     /** The state-bleed detector: after the worker's resets of the previous request, before the next. */
@@ -150,6 +171,8 @@ final class Worker
             }
             if ($h[0] === Channel::T_PING) {
                 Channel::send(Channel::T_PONG); // askrd's health check: this loop is alive
+            } elseif ($h[0] === Channel::T_PROMOTE) {
+                self::promote(); // in a worker forked by this one: then read its first request
             } elseif ($h[0] !== Channel::T_ABORT) { // an Abort for the previous request, sent after its last flush
                 return [$h[0], $h[1], $payload];
             }
@@ -218,9 +241,14 @@ final class Worker
         }
         if (!self::$started) {
             self::$started = true;
-            foreach (self::$onStart as $fn) {
-                $fn();
-            }
+            self::runStartHooks();
+        }
+    }
+
+    private static function runStartHooks(): void
+    {
+        foreach (self::$onStart as $fn) {
+            $fn();
         }
     }
 

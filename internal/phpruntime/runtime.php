@@ -7,8 +7,9 @@
  * The askr_* functions below are the API; the classes beside this file, one job each, do the work:
  * Channel (frames), Worker (the request loop, hello and bye), Request (superglobals, $request,
  * php://input), Session, Output (capture, headers, streaming the response), PhpStream (php://),
- * Template (CoW mode: fork), Log, and Paranoid (paranoid.php). They live in namespace Askr\Runtime,
- * which no app declares, so that an app's own Askr\Request or Askr\Log still loads.
+ * Template (CoW mode: fork), ForkSafety (what a template must not share across fork), Log, and
+ * Paranoid (paranoid.php). They live in namespace Askr\Runtime, which no app declares, so that an
+ * app's own Askr\Request or Askr\Log still loads.
  */
 
 declare(strict_types=1);
@@ -19,6 +20,7 @@ require __DIR__ . '/Session.php';
 require __DIR__ . '/Request.php';
 require __DIR__ . '/Output.php';
 require __DIR__ . '/PhpStream.php';
+require __DIR__ . '/ForkSafety.php';
 require __DIR__ . '/Template.php';
 require __DIR__ . '/Worker.php';
 
@@ -50,7 +52,8 @@ function askr_cow_ready(): void
 /**
  * Registers $fn to run in each worker before its first request: in CoW mode right after the fork
  * (drop connections the template opened while booting, e.g. DB::purge()), otherwise at
- * askr_cow_ready() or the first askr_handle_request().
+ * askr_cow_ready() or the first askr_handle_request(). A CoW worker promoted to template (refork)
+ * runs it once more before it forks.
  */
 function askr_on_worker_start(callable $fn): void
 {

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/askr-php/askr/internal/channel"
@@ -70,46 +69,4 @@ func (p *Pool) Healthy(within time.Duration) bool {
 		return false
 	}
 	return time.Since(time.Unix(0, p.progress.Load())) < within
-}
-
-// Reload replaces every worker with one that runs the worker script afresh (SIGHUP in worker mode).
-// One canary boots first and must answer a ping; only then do the others roll over, each after its
-// current request. If the canary fails, the old workers go on serving and Reload says why.
-func (p *Pool) Reload() error {
-	if _, ok := p.start.(generational); ok {
-		return errors.New("reload: the workers come from a CoW template; restart askrd instead")
-	}
-	gen := p.gen.Load() + 1
-	started := time.Now()
-	proc, err := p.start.Start()
-	if err != nil {
-		return fmt.Errorf("reload canary: %w", err)
-	}
-	w, err := p.greet(proc, started)
-	if err != nil {
-		return fmt.Errorf("reload canary: %w", err)
-	}
-	w.gen = gen
-	if err := p.ping(w, 5*time.Second); err != nil {
-		return p.canaryFailed(w, err)
-	}
-	p.gen.Store(gen)
-	select {
-	case p.events <- event{kind: evCanary, w: w}:
-	case <-p.done:
-		return p.canaryFailed(w, ErrClosed)
-	}
-	p.log.Info("reload: canary serves; rolling the other workers over", "pid", w.pid, "generation", gen)
-	return nil
-}
-
-// canaryFailed kills a reload's canary that greeted but cannot serve, and says why.
-func (p *Pool) canaryFailed(w *worker, err error) error {
-	w.proc.Kill()
-	<-w.proc.Done()
-	w.close()
-	if tail := w.proc.Tail(); tail != "" {
-		err = fmt.Errorf("%w; last output:\n%s", err, tail)
-	}
-	return fmt.Errorf("reload canary pid %d: %w", w.pid, err)
 }

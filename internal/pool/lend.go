@@ -112,11 +112,15 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, c *
 		// request_timeout killed the worker: whatever the request's function saw after is the
 		// kill's doing (504), and the worker does not serve again.
 		w.ending.Store(true)
+		p.judged(w, 504, l.start, end)
 		p.release(w, false)
 		return tryNot, ErrTimeout
 	}
 	if !o.Broken && !o.Unsent {
 		w.answered(&o, end.Sub(l.start))
+		if p.judge.Load() != nil {
+			p.judged(w, answerStatus(&o), l.start, end)
+		}
 		p.served.Add(1)
 		p.progress.Store(end.UnixNano())
 		keep := !o.Exits
@@ -135,6 +139,7 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, c *
 		w.setReason(ExitAbort) // killed only because its client left
 	case !o.Unsent:
 		w.setReason(ExitCrash) // it died with the request, or broke its protocol: killed now
+		p.judged(w, 502, l.start, end)
 	}
 	w.ending.Store(true) // the request reports it: the watcher's exit adds no second line
 	w.proc.Kill()
@@ -146,6 +151,15 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, c *
 		return tryNot, o.Err
 	}
 	return tryNot, fmt.Errorf("%w: worker pid %d: %v", ErrWorkerDied, w.pid, o.Err)
+}
+
+// answerStatus is the status the client got for an answered request: 502 for an answer the
+// application got wrong, else the process's.
+func answerStatus(o *Outcome) int {
+	if o.Err != nil && errors.Is(o.Err, ErrBadResponse) {
+		return 502
+	}
+	return o.Status
 }
 
 // errLeft marks a worker that said Bye instead of taking the request.
@@ -193,7 +207,7 @@ func (p *Pool) lend(ctx context.Context, deadline time.Time, retry bool, c *call
 	if err != nil {
 		return nil, err
 	}
-	p.busy.Add(1)
+	p.scale.lent(p.busy.Add(1))
 	w.busy.Store(true)
 	// The worker goes back to the idle channel (release) before this loan's bookkeeping ends: the
 	// loan number keeps a late timer or giveBack from touching the worker's next request.
@@ -326,6 +340,7 @@ func (p *Pool) acquire(ctx context.Context, deadline time.Time, retry bool, c *c
 			return nil, waited, ErrQueueFull
 		}
 		p.queued(n, c)
+		p.scale.waits()
 		w, err := p.wait(ctx, deadline)
 		if err != nil {
 			return nil, waited, err
@@ -377,6 +392,9 @@ func (p *Pool) release(w *worker, reusable bool) {
 	}
 	if p.stopping() {
 		reusable = false
+	}
+	if reusable && len(p.opt.ReforkAfter) > 0 && p.reforkDue(w) {
+		return // the next template now
 	}
 	if reusable {
 		w.claim.Store(claimIdle)

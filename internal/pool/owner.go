@@ -21,6 +21,9 @@ const (
 	evCanary                      // a reload's canary serves
 	evRecycle                     // Recycle(pid): retire that worker after its request
 	evMark                        // retire w after its request, for reason
+	evTrial                       // a canary to judge serves next to the old generation (rollout.go)
+	evVerdict                     // the judged canary passed (err nil: the old generation rolls over) or is rolled back
+	evPromote                     // a refork takes w out of the books: it becomes the next template
 )
 
 type event struct {
@@ -44,6 +47,8 @@ type owner struct {
 	retry      <-chan time.Time // non-nil while backing off after a failed boot
 	stopping   bool
 	killAll    <-chan time.Time // stop_timeout after the pool began to stop
+	sc         scaler           // the target (see scale.go)
+	trialW     *worker          // the canary being judged (see extra)
 }
 
 // Run supervises the workers until ctx is done, then stops them all (idle ones at once, busy ones
@@ -54,7 +59,8 @@ type owner struct {
 // a worker has booted once, failed boots are retried with back-off (100 ms doubling up to 10 s).
 func (p *Pool) Run(ctx context.Context) error {
 	defer close(p.done)
-	o := &owner{p: p, all: map[*worker]bool{}}
+	o := &owner{p: p, all: map[*worker]bool{}, sc: newScaler(p)}
+	defer o.sc.stop()
 	o.spawn()
 	stop := ctx.Done()
 	for !o.stopping || len(o.all) > 0 || o.live > 0 {
@@ -69,6 +75,10 @@ func (p *Pool) Run(ctx context.Context) error {
 			o.spawn()
 		case reply := <-p.snaps:
 			reply <- o.snapshot()
+		case <-p.scale.nudge:
+			o.scaleUp()
+		case <-o.sc.tickC():
+			o.scaleTick()
 		case ev := <-p.events:
 			if err := o.event(ev); err != nil {
 				return err
@@ -97,13 +107,19 @@ func (o *owner) event(ev event) error {
 		ev.reply <- o.recycle(ev.pid)
 	case evMark:
 		o.mark(ev.w, ev.reason)
+	case evTrial:
+		o.trial(ev.w)
+	case evVerdict:
+		o.verdict(ev.w, ev.err)
+	case evPromote:
+		o.promote(ev.w)
 	}
 	return nil
 }
 
-// spawn boots workers until the pool has its count, unless it is backing off.
+// spawn boots workers until the pool has its target, unless it is backing off.
 func (o *owner) spawn() {
-	for o.live < o.p.opt.Workers && o.retry == nil {
+	for o.live < o.sc.target+o.extra() && o.retry == nil {
 		o.live++
 		go o.p.boot()
 	}
@@ -198,17 +214,23 @@ func (o *owner) bootedOne(w *worker) {
 		o.retire(w)
 		return
 	}
-	if o.booted++; o.booted == p.opt.Workers {
-		p.readyOnce.Do(func() { close(p.firstReady) })
+	if w.gen < p.current() { // forked from a template that was replaced while it booted
+		w.setReason(ExitReload)
+		o.replace(w)
+		return
 	}
 	p.log.Debug("worker ready", "pid", w.pid, "generation", w.gen)
 	p.retireOneOld(w.gen, o.replace)
 	select {
 	case p.idle <- w:
-	default: // cannot happen: live ≤ Workers + a canary < the channel's size, and dead workers are purged
+	default: // cannot happen: live ≤ MaxWorkers + a canary < the channel's size, and dead workers are purged
 		p.log.Error("idle queue full; stopping the extra worker", "pid", w.pid)
 		o.retire(w)
 	}
+	if o.booted++; o.booted == p.opt.Workers { // after the idle channel has it: Ready means it can serve
+		p.readyOnce.Do(func() { close(p.firstReady) })
+	}
+	o.scaleUp() // requests may still wait
 }
 
 // bootFailed notes a failed boot: retried after a back-off, or, while no worker ever booted and
@@ -247,6 +269,10 @@ func (o *owner) canary(w *worker) {
 	o.firstBoot()
 	o.adopt(w)
 	o.live++
+	if o.stopping {
+		o.retire(w)
+		return
+	}
 	p.retireOneOld(w.gen, o.retire)
 	select {
 	case p.idle <- w:
@@ -254,6 +280,7 @@ func (o *owner) canary(w *worker) {
 		o.retire(w)
 	}
 	p.retireOneOld(w.gen, o.replace)
+	o.rollCheck()
 }
 
 // rotate starts retiring the workers of a replaced template.
@@ -278,6 +305,9 @@ func (o *owner) retired(w *worker) {
 // exited takes a worker whose process exited out of the books and replaces it.
 func (o *owner) exited(w *worker) {
 	p := o.p
+	if !o.all[w] {
+		return // a refork's template, the Stager's now (promote)
+	}
 	delete(o.all, w)
 	p.purgeIdle()
 	p.ready.Add(-1)
@@ -302,6 +332,7 @@ func (o *owner) exited(w *worker) {
 	if !o.stopping {
 		o.spawn()
 	}
+	o.rollCheck()
 }
 
 // backoff is the delay before booting again after failures boot failures in a row.
@@ -376,7 +407,10 @@ func (p *Pool) greet(pr Process, started time.Time) (*worker, error) {
 func (p *Pool) watch(w *worker) {
 	<-w.proc.Done()
 	w.dead.Store(true)
-	p.events <- event{kind: evExited, w: w}
+	select {
+	case p.events <- event{kind: evExited, w: w}:
+	case <-p.done: // a refork's template that outlived the pool
+	}
 }
 
 // stopWorker asks an idle worker to leave; called by run only for workers no request holds.

@@ -54,7 +54,8 @@ type Options struct {
 	ReforkAfter []int
 	// MinWorkers and MaxWorkers bound the pool's scaling (Workers is where it starts): with
 	// MaxWorkers > MinWorkers a worker is added while requests wait for one, and one idle for
-	// ScaleDownAfter is retired. Zero: Workers (no scaling).
+	// ScaleDownAfter is retired (see scale.go). Zero: Workers (no scaling); ScaleDownAfter zero:
+	// 30 s.
 	MinWorkers, MaxWorkers int
 	ScaleDownAfter         time.Duration
 }
@@ -123,6 +124,7 @@ type Pool struct {
 	slow       atomic.Uint64 // requests that ran past SlowAfter
 	exits      [numExitReasons]atomic.Uint64
 	openMem    func(pid int) (memProbe, error) // openMemory; tests fake it
+	scale      scaling                         // see scale.go
 
 	firstReady chan struct{}
 	readyOnce  sync.Once
@@ -133,10 +135,21 @@ type Pool struct {
 	refused    atomic.Int64 // requests whose wait Refuse ended
 	snaps      chan chan []WorkerInfo
 	done       chan struct{}
+
+	// Rollouts (rollout.go): judging is held by the reload or refork that is judging its canary;
+	// judge counts requests while it is set; rollMu guards rollout and rollFinal.
+	judging     atomic.Bool
+	judge       atomic.Pointer[judge]
+	rollActive  atomic.Bool  // a rollout is judging, or old workers remain after its verdict
+	rollPending atomic.Bool  // its verdict is given: it ends when no old worker remains
+	reforks     atomic.Int32 // reforks started (ReforkAfter's index)
+	rollMu      sync.Mutex
+	rollout     Rollout
+	rollFinal   string // the state it ends in (ok, inconclusive) once no old worker remains
 }
 
-// idleSlots is the idle channel's size: more than the workers (config caps them at 1024), a
-// reload's canary and the workers that exited while idle and are not purged yet.
+// idleSlots is the idle channel's size: more than the workers (config caps them, and workers_max,
+// at 1024), a reload's canary and the workers that exited while idle and are not purged yet.
 const idleSlots = 1024
 
 // New returns a pool; call Run to start it.
@@ -147,12 +160,13 @@ func New(opt Options, s Starter) *Pool {
 	if opt.StopTimeout <= 0 {
 		opt.StopTimeout = 10 * time.Second
 	}
-	return &Pool{
+	scaleOptions(&opt)
+	p := &Pool{
 		opt:        opt,
 		start:      s,
 		log:        opt.Logger,
-		idle:       make(chan *worker, max(2*opt.Workers+1, idleSlots)),
-		events:     make(chan event, 4*opt.Workers+4),
+		idle:       make(chan *worker, max(2*opt.MaxWorkers+1, idleSlots)),
+		events:     make(chan event, 4*opt.MaxWorkers+4),
 		firstReady: make(chan struct{}),
 		closing:    make(chan struct{}),
 		refusing:   make(chan struct{}),
@@ -160,9 +174,12 @@ func New(opt Options, s Starter) *Pool {
 		snaps:      make(chan chan []WorkerInfo),
 		openMem:    openMemory,
 	}
+	p.scale.init(&p.opt)
+	return p
 }
 
-// Ready is closed once the configured number of workers has booted for the first time.
+// Ready is closed once the configured number of workers (Options.Workers) has booted for the
+// first time.
 func (p *Pool) Ready() <-chan struct{} { return p.firstReady }
 
 // WorkerInfo describes one worker process.
@@ -217,6 +234,7 @@ type Stats struct {
 	Generation           int64                  // the newest generation of processes
 	Exits                [numExitReasons]uint64 // processes ended, by ExitReason
 	Target               int                    // the workers the pool keeps now (between MinWorkers and MaxWorkers when it scales)
+	ScaledUp, ScaledDown uint64                 // times the target went up, and down
 	Rollout              Rollout                // the last reload or refork
 }
 
@@ -225,7 +243,8 @@ func (p *Pool) Stats() Stats {
 	st := Stats{Ready: int(p.ready.Load()), Busy: int(p.busy.Load()), Waiting: int(p.waiting.Load()),
 		Served: p.served.Load(), Refused: int(p.refused.Load()), Accepted: p.accepted.Load(),
 		WaitingMax: int(p.waitingMax.Load()), QueueSize: p.opt.QueueSize, MaxWorkersReached: p.maxReached.Load(),
-		Slow: p.slow.Load(), Generation: p.current()}
+		Slow: p.slow.Load(), Generation: p.current(), Target: int(p.scale.target.Load()),
+		ScaledUp: p.scale.ups.Load(), ScaledDown: p.scale.downs.Load(), Rollout: p.lastRollout()}
 	for i := range st.Exits {
 		st.Exits[i] = p.exits[i].Load()
 	}

@@ -67,12 +67,16 @@ func (p *fakeProc) Greet(time.Duration) (channel.Hello, error) {
 // out on the worker's channel (channel.Endpoint.Exchange) and its answer to resp.
 func serve(p *Pool, ctx context.Context, payload []byte, resp channel.Response) error {
 	return p.Call(ctx, nil, func(proc Process) Outcome {
-		r := proc.(*fakeProc).Channel().Exchange(payload, resp)
+		r := proc.(interface{ Channel() *channel.Endpoint }).Channel().Exchange(payload, resp)
 		err := r.Err
 		if errors.Is(err, channel.ErrBadHeader) {
 			err = fmt.Errorf("%w: %v", ErrBadResponse, err)
 		}
-		return Outcome{Err: err, Broken: r.Broken, Unsent: r.Unsent, ClientGone: r.ClientGone, Exits: r.Exits, Left: r.Bye, Memory: r.Memory}
+		o := Outcome{Err: err, Broken: r.Broken, Unsent: r.Unsent, ClientGone: r.ClientGone, Exits: r.Exits, Left: r.Bye, Memory: r.Memory}
+		if rec, ok := resp.(*recorder); ok {
+			o.Status = rec.status
+		}
+		return o
 	})
 }
 
@@ -92,6 +96,7 @@ type fakeStarter struct {
 	unix bool
 	// linger, if set, keeps a fake worker whose channel ended running until it is closed.
 	linger chan struct{}
+	base   int // pids are 1001+base, 1002+base, …
 }
 
 func (s *fakeStarter) proc(i int) *fakeProc {
@@ -115,7 +120,7 @@ func (s *fakeStarter) Start() (Process, error) {
 	}
 	s.mu.Lock()
 	s.next++
-	pid := 1000 + s.next
+	pid := 1000 + s.base + s.next
 	s.mu.Unlock()
 	a, b := net.Pipe()
 	if s.unix {
@@ -151,6 +156,12 @@ func (s *fakeStarter) run(p *fakeProc) {
 		}
 		if f.Type == channel.TypeAbort {
 			p.aborts.Add(1)
+			continue
+		}
+		if f.Type == channel.TypePing {
+			if _, err := p.peer.Write(frame(channel.TypePong, 0, nil)); err != nil {
+				return
+			}
 			continue
 		}
 		p.served.Add(1)

@@ -34,10 +34,11 @@ const (
 	ExitRecycle                       // recycled through the admin API (Recycle)
 	ExitStop                          // stopped because the pool stopped (askrd shuts down)
 	ExitAbort                         // killed because its client left while it streamed
+	ExitScaleDown                     // retired because the pool scaled down (idle, above MinWorkers)
 	numExitReasons
 )
 
-var exitReasonNames = [numExitReasons]string{"max_requests", "memory", "timeout", "crash", "exit", "reload", "recycle", "stop", "abort"}
+var exitReasonNames = [numExitReasons]string{"max_requests", "memory", "timeout", "crash", "exit", "reload", "recycle", "stop", "abort", "scale_down"}
 
 func (r ExitReason) String() string {
 	if r < 0 || r >= numExitReasons {

@@ -78,6 +78,7 @@ func (t *Template) onArrival(a arrival) {
 		t.opt.Forked(time.Since(f.asked))
 	}
 	w := newWorker(a.conn, a.hello, f.gen, h, f.logs)
+	t.watchWorker(f.tmpl, w.pid, h)
 	go phpcgi.Pump(f.logs, t.opt.WorkerLog.With("pid", w.pid), nil)
 	t.finish(f, w, nil)
 }

@@ -17,7 +17,7 @@ import (
 func TestRogueConnectionsAreRefused(t *testing.T) {
 	sys := newFakeSystem(t)
 	sys.noFork.Store(true) // the test makes the connections
-	tm, logs := newFake(t, sys, Options{ForkTimeout: time.Minute})
+	tm, logs := newFake(t, sys, Options{Spare: true, ForkTimeout: time.Minute})
 	got := startAsync(tm)
 	tp := sys.template(0)
 	token := <-tp.forks

@@ -38,14 +38,14 @@ func (t *Template) onBoot(reply chan error) {
 	t.ensureBoot()
 }
 
-// running reports whether a template runs; one found dead is dealt with as its exit.
+// running reports whether the current template runs; one found dead is dealt with as its exit.
 func (t *Template) running() bool {
-	if t.proc == nil {
+	if t.cur == nil {
 		return false
 	}
 	select {
-	case <-t.proc.Done():
-		t.onExited(t.proc)
+	case <-t.cur.p.Done():
+		t.onExited(t.cur.p)
 		return false
 	default:
 		return true
@@ -94,9 +94,14 @@ func boot(sys system, timeout time.Duration) bootResult {
 	return bootResult{p: p, took: time.Since(start)}
 }
 
-// onBooted makes a booted template the running one (a new generation) and asks it for the forks
+// onBooted makes a booted template the current one (a new generation) and asks it for the forks
 // that waited; a failed boot fails them, and is retried with back-off if it was to replace a
 // template that died.
+//
+// A template that replaces one that died while another is staged (or being staged) keeps the dead
+// one's generation: the staged one is the next (current + 1), and its canary may be serving
+// already. The roll to it owed for the orphans is then done by Commit (the pool rolls every older
+// worker over), or, on Abandon, by raising this template's generation and calling NewGeneration.
 func (t *Template) onBooted(r bootResult) {
 	t.booting = false
 	if r.err != nil {
@@ -108,51 +113,74 @@ func (t *Template) onBooted(r bootResult) {
 		}
 		return
 	}
-	p := r.p
-	t.proc = p
+	m := newTmpl(r.p, 0)
+	t.watchTemplate(m)
 	if t.closed {
-		return // run stops it
+		t.old = append(t.old, m) // run stops it
+		return
 	}
-	t.known[p.PID()] = true
-	t.pid.Store(int64(p.PID()))
-	gen := t.gen.Add(1)
-	t.log.Info("template ready", "pid", p.PID(), "generation", gen, "boot", r.took.Round(time.Millisecond))
+	if t.running() { // a Commit made a current template while this one booted
+		t.log.Info("template booted after another became current; stopping it", "pid", m.p.PID())
+		t.retire(m)
+		t.answerWaiters(nil)
+		return
+	}
+	t.cur = m
+	t.pid.Store(int64(m.p.PID()))
+	announce := t.replacing
+	if t.replacing && (t.staged != nil || t.staging) {
+		m.gen, t.owedRoll, announce = t.gen.Load(), true, false
+	} else {
+		m.gen = t.gen.Add(1)
+	}
+	t.log.Info("template ready", "pid", m.p.PID(), "generation", m.gen, "boot", r.took.Round(time.Millisecond))
 	if t.opt.TemplateBooted != nil {
 		t.opt.TemplateBooted(r.took)
 	}
-	go func() {
-		<-p.Done()
-		report(t, t.exited, p, nil)
-	}()
 	t.answerWaiters(nil)
-	if t.replacing {
-		t.replacing, t.retryDelay = false, minRetry
-		if t.opt.NewGeneration != nil {
-			go t.opt.NewGeneration()
-		}
+	t.replacing, t.retryDelay = false, minRetry
+	if announce && t.opt.NewGeneration != nil {
+		go t.opt.NewGeneration()
 	}
 }
 
-// onExited deals with the exit of a template: the forks it has not delivered fail, and a successor
-// boots (unless askrd is stopping). The workers of the dead template go on serving meanwhile; the
-// pool replaces them with the new generation's, one by one, on NewGeneration.
+// onExited deals with the exit of a template: the forks it has not delivered fail. A current
+// template is replaced (unless askrd is stopping): the workers of the dead template go on serving
+// meanwhile; the pool replaces them with the new generation's, one by one, on NewGeneration. A
+// staged one stays staged, dead: StartStaged fails, and Commit boots a successor.
 func (t *Template) onExited(p templateProcess) {
-	if p != t.proc {
+	m := t.lookup(p)
+	if m == nil {
 		return // seen already
 	}
-	t.proc = nil
+	m.exited = true
 	for _, f := range t.pending {
-		if f.tmpl == p {
+		if f.tmpl == m {
 			t.finish(f, nil, fmt.Errorf("template pid %d exited before its fork connected", p.PID()))
 		}
 	}
 	p.Close()
-	if t.closed {
-		return
+	switch {
+	case m == t.staged:
+		if !t.closed {
+			t.log.Error("staged template exited", "pid", p.PID(), "generation", m.gen, "status", p.Err())
+		}
+	case m != t.cur:
+		t.dropOld(m)
+		if !m.stopping && !t.closed {
+			t.log.Warn("retired template exited before it was stopped", "pid", p.PID(), "generation", m.gen, "status", p.Err())
+		} else {
+			t.log.Info("retired template exited", "pid", p.PID(), "generation", m.gen)
+		}
+	default:
+		t.cur = nil
+		if t.closed {
+			return
+		}
+		t.log.Error("template exited; booting a new one", "pid", p.PID(), "generation", t.gen.Load(), "status", p.Err())
+		t.replacing = true
+		t.ensureBoot()
 	}
-	t.log.Error("template exited; booting a new one", "pid", p.PID(), "generation", t.gen.Load(), "status", p.Err())
-	t.replacing = true
-	t.ensureBoot()
 }
 
 // answerWaiters tells the Boots and forks waiting for a template how its boot went: the forks are

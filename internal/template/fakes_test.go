@@ -3,7 +3,6 @@ package template
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -34,10 +33,12 @@ type fakeSystem struct {
 	started  []*fakeTemplate
 	handles  map[int]*fakeHandle
 	nextPID  int
-	noFork   atomic.Bool         // templates take Fork frames and do nothing
-	gate     chan struct{}       // if not nil, each start waits for it
-	entered  chan struct{}       // if not nil, each start sends on it first
-	forkCred func(c creds) creds // if not nil, rewrites the credentials of each fork
+	noFork   atomic.Bool           // templates take Fork frames and do nothing
+	gate     chan struct{}         // if not nil, each start waits for it
+	entered  chan struct{}         // if not nil, each start sends on it first
+	forkCred func(c creds) creds   // if not nil, rewrites the credentials of each fork
+	molds    map[int]*fakeTemplate // workers promoted to template, by pid
+	noReady  atomic.Bool           // a worker told to Promote ends instead of answering Ready
 }
 
 // bootBehaviour is what a fake template does when started.
@@ -52,7 +53,35 @@ func newFakeSystem(t *testing.T, boots ...bootBehaviour) *fakeSystem {
 	if len(boots) == 0 {
 		boots = []bootBehaviour{bootReady}
 	}
-	return &fakeSystem{t: t, ln: newFakeListener(), boots: boots, handles: map[int]*fakeHandle{}, nextPID: 1 << 30} // above pid_max: no real process
+	s := &fakeSystem{t: t, ln: newFakeListener(), boots: boots, handles: map[int]*fakeHandle{}, molds: map[int]*fakeTemplate{}, nextPID: 1 << 30} // above pid_max: no real process
+	s.ln.promote = s.promote
+	return s
+}
+
+// promote makes the fake worker pid, whose end of its channel is peer, a template (a Promote
+// frame came): it answers Ready and takes Fork frames, until askrd stops it or lets go.
+func (s *fakeSystem) promote(pid int, peer net.Conn) {
+	if s.noReady.Load() {
+		return
+	}
+	p := &fakeTemplate{sys: s, pid: pid, peer: peer, done: make(chan struct{}), forks: make(chan string, 100)}
+	s.mu.Lock()
+	s.molds[pid] = p
+	s.mu.Unlock()
+	p.run(bootReady)
+}
+
+// mold returns the fake worker pid promoted to template, waiting for it.
+func (s *fakeSystem) mold(pid int) *fakeTemplate {
+	s.t.Helper()
+	var p *fakeTemplate
+	poll(s.t, fmt.Sprintf("worker %d promoted", pid), func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		p = s.molds[pid]
+		return p != nil
+	})
+	return p
 }
 
 func (s *fakeSystem) system() system {
@@ -240,9 +269,10 @@ type fakeConn struct {
 
 // fakeListener is the private socket.
 type fakeListener struct {
-	conns  chan net.Conn
-	closed chan struct{}
-	once   sync.Once
+	conns   chan net.Conn
+	closed  chan struct{}
+	once    sync.Once
+	promote func(pid int, peer net.Conn) // a connected worker got a Promote frame
 }
 
 func newFakeListener() *fakeListener {
@@ -262,8 +292,9 @@ func (l *fakeListener) Close() error   { l.once.Do(func() { close(l.closed) }); 
 func (l *fakeListener) Addr() net.Addr { return &net.UnixAddr{Name: "fake", Net: "unix"} }
 
 // connect makes a connection that says hello, with the peer credentials c. The peer's end reads
-// until askrd closes the connection, then closes the handle h (if not nil): the worker exits when
-// askrd lets go of it. It returns a channel closed at that moment.
+// frames until askrd closes the connection (or, told to Promote, plays a template until it ends),
+// then closes the handle h (if not nil): the worker exits when askrd lets go of it. It returns a
+// channel closed at that moment.
 func (l *fakeListener) connect(t *testing.T, hello channel.Hello, c creds, h *fakeHandle) <-chan struct{} {
 	askrd, peer := net.Pipe()
 	closed := make(chan struct{})
@@ -273,7 +304,16 @@ func (l *fakeListener) connect(t *testing.T, hello channel.Hello, c creds, h *fa
 		if _, err := peer.Write(append(channel.AppendHeader(nil, channel.TypeHello, 0, len(payload)), payload...)); err != nil {
 			return
 		}
-		io.Copy(io.Discard, peer)
+		for {
+			f, err := readFrame(peer)
+			if err != nil {
+				break
+			}
+			if f.Type == channel.TypePromote && l.promote != nil {
+				l.promote(hello.PID, peer)
+				break
+			}
+		}
 		peer.Close()
 		if h != nil {
 			h.exit()

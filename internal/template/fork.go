@@ -13,15 +13,15 @@ import (
 	"github.com/askr-php/askr/internal/channel"
 )
 
-// forkRequest is one fork asked for: by a Start (reply) or for the spare (reply nil).
+// forkRequest is one fork asked for: by a Start or StartStaged (reply) or for the spare (reply nil).
 type forkRequest struct {
 	reply chan forkResult
 	token string
-	tmpl  templateProcess // the template asked
-	gen   int64           // its generation
-	logs  *os.File        // the FIFO the worker will write its log lines to
-	timer *time.Timer     // ForkTimeout
-	asked time.Time       // when the template was asked
+	tmpl  *tmpl       // the template asked
+	gen   int64       // its generation
+	logs  *os.File    // the FIFO the worker will write its log lines to
+	timer *time.Timer // ForkTimeout
+	asked time.Time   // when the template was asked
 }
 
 type forkResult struct {
@@ -29,7 +29,8 @@ type forkResult struct {
 	err error
 }
 
-// onStart hands out the spare if it is alive and of the current generation, or asks for a fork.
+// onStart hands out the spare if it is alive and of the current generation, or asks the current
+// template for a fork.
 func (t *Template) onStart(reply chan forkResult) {
 	if t.closed {
 		reply <- forkResult{err: errClosed}
@@ -47,23 +48,28 @@ func (t *Template) onStart(reply chan forkResult) {
 	t.askFork(&forkRequest{reply: reply})
 }
 
-// fillSpare asks for the spare worker unless there is one, or one is being forked.
+// fillSpare asks for the spare worker unless there is one, one is being forked, or none is wanted.
 func (t *Template) fillSpare() {
-	if t.spare != nil || t.filling || t.closed {
+	if !t.opt.Spare || t.spare != nil || t.filling || t.closed {
 		return
 	}
 	t.filling = true
 	t.askFork(&forkRequest{})
 }
 
-// askFork asks the running template for a fork, or has the request wait for a template to boot.
+// askFork asks the current template for a fork, or has the request wait for a template to boot.
 func (t *Template) askFork(f *forkRequest) {
 	if !t.running() {
 		t.forkWaiters = append(t.forkWaiters, f)
 		t.ensureBoot()
 		return
 	}
-	f.tmpl, f.gen, f.token, f.asked = t.proc, t.gen.Load(), newToken(), time.Now()
+	t.askForkOf(t.cur, f)
+}
+
+// askForkOf sends template m a Fork frame for f.
+func (t *Template) askForkOf(m *tmpl, f *forkRequest) {
+	f.tmpl, f.gen, f.token, f.asked = m, m.gen, newToken(), time.Now()
 	logs, err := openLog(filepath.Join(t.opt.Dir, "log-"+f.token))
 	if err != nil {
 		t.finish(f, nil, err)
@@ -72,12 +78,12 @@ func (t *Template) askFork(f *forkRequest) {
 	f.logs = logs
 	payload := f.token + "\n" + logs.Name()
 	frame := append(channel.AppendHeader(nil, channel.TypeFork, 0, len(payload)), payload...)
-	c := f.tmpl.Conn()
+	c := m.p.Conn()
 	c.SetWriteDeadline(time.Now().Add(t.opt.ForkTimeout)) // a few bytes: the template takes them at once
 	_, err = c.Write(frame)
 	c.SetWriteDeadline(time.Time{})
 	if err != nil {
-		t.finish(f, nil, fmt.Errorf("ask template pid %d to fork: %w", f.tmpl.PID(), err))
+		t.finish(f, nil, fmt.Errorf("ask template pid %d to fork: %w", m.p.PID(), err))
 		return
 	}
 	t.pending[f.token] = f
@@ -88,15 +94,18 @@ func (t *Template) askFork(f *forkRequest) {
 // onForkTimeout fails a fork whose worker has not connected within ForkTimeout.
 func (t *Template) onForkTimeout(token string) {
 	if f := t.pending[token]; f != nil {
-		t.finish(f, nil, fmt.Errorf("template pid %d: no forked worker connected within %v", f.tmpl.PID(), t.opt.ForkTimeout))
+		t.finish(f, nil, fmt.Errorf("template pid %d: no forked worker connected within %v", f.tmpl.p.PID(), t.opt.ForkTimeout))
 	}
 }
 
 // finish ends a fork request with its worker or its error: a Start gets the answer (and the spare
-// is forked ahead), the spare is kept (or, not wanted, discarded).
+// is forked ahead), the spare is kept (or, not wanted or of an older generation, discarded).
 func (t *Template) finish(f *forkRequest, w *worker, err error) {
 	if f.token != "" {
 		delete(t.pending, f.token)
+	}
+	if f.tmpl != nil {
+		defer t.stopIfDone(f.tmpl) // a retired template may have waited for this fork
 	}
 	if f.timer != nil {
 		f.timer.Stop()
@@ -107,7 +116,7 @@ func (t *Template) finish(f *forkRequest, w *worker, err error) {
 	}
 	if f.reply != nil {
 		f.reply <- forkResult{w: w, err: err}
-		if err == nil {
+		if err == nil && f.tmpl == t.cur {
 			t.fillSpare()
 		}
 		return
@@ -116,7 +125,7 @@ func (t *Template) finish(f *forkRequest, w *worker, err error) {
 	switch {
 	case err != nil:
 		t.log.Debug("no spare worker", "err", err)
-	case t.spare == nil && !t.closed:
+	case t.spare == nil && !t.closed && t.opt.Spare && w.gen == t.gen.Load():
 		t.spare = w
 	default:
 		w.discard()

@@ -52,7 +52,7 @@ func waitForks(t *testing.T, sys *fakeSystem, p *fakeTemplate, n int) {
 // worker, then forks a spare ahead, which the next Start returns without waiting for a fork.
 func TestBootStartTakesSpare(t *testing.T) {
 	sys := newFakeSystem(t)
-	tm, _ := newFake(t, sys, Options{})
+	tm, _ := newFake(t, sys, Options{Spare: true})
 	if err := tm.Boot(); err != nil {
 		t.Fatalf("Boot() error = %v; want nil", err)
 	}
@@ -86,7 +86,7 @@ func TestBootStartTakesSpare(t *testing.T) {
 // Start. A worker's Done closes when its process exits.
 func TestDeadSpareIsNotHandedOut(t *testing.T) {
 	sys := newFakeSystem(t)
-	tm, _ := newFake(t, sys, Options{})
+	tm, _ := newFake(t, sys, Options{Spare: true})
 	w1 := start(t, tm) // boots the template first
 	tp := sys.template(0)
 	waitForks(t, sys, tp, 2)
@@ -128,7 +128,7 @@ func TestDeadSpareIsNotHandedOut(t *testing.T) {
 func TestTemplateDeathBootsNewGeneration(t *testing.T) {
 	sys := newFakeSystem(t)
 	newGen := make(chan struct{}, 10)
-	tm, logs := newFake(t, sys, Options{NewGeneration: func() { newGen <- struct{}{} }})
+	tm, logs := newFake(t, sys, Options{Spare: true, NewGeneration: func() { newGen <- struct{}{} }})
 	w1 := start(t, tm)
 	old := sys.template(0)
 	waitForks(t, sys, old, 2) // the spare, generation 1
@@ -181,7 +181,7 @@ func TestTemplateDeathBootsNewGeneration(t *testing.T) {
 // fails is retried with back-off until one boots, which is announced as a new generation.
 func TestBootFailure(t *testing.T) {
 	sys := newFakeSystem(t, bootFail)
-	tm, _ := newFake(t, sys, Options{})
+	tm, _ := newFake(t, sys, Options{Spare: true})
 	err := tm.Boot()
 	want := "template pid " + itoa(sys.template(0).pid) + " failed to boot: it ended (exit status 255) before askr_cow_ready(); last output:\nPHP Fatal error:  boom in /app/boot.php on line 3"
 	if err == nil || err.Error() != want {
@@ -196,7 +196,7 @@ func TestBootFailure(t *testing.T) {
 
 	sys = newFakeSystem(t, bootReady, bootFail, bootFail, bootReady)
 	newGen := make(chan struct{}, 10)
-	tm, logs := newFake(t, sys, Options{NewGeneration: func() { newGen <- struct{}{} }})
+	tm, logs := newFake(t, sys, Options{Spare: true, NewGeneration: func() { newGen <- struct{}{} }})
 	if err := tm.Boot(); err != nil {
 		t.Fatalf("Boot() error = %v", err)
 	}
@@ -223,7 +223,7 @@ func TestBootFailure(t *testing.T) {
 func TestForkTimeout(t *testing.T) {
 	sys := newFakeSystem(t)
 	sys.noFork.Store(true)
-	tm, _ := newFake(t, sys, Options{ForkTimeout: 50 * time.Millisecond})
+	tm, _ := newFake(t, sys, Options{Spare: true, ForkTimeout: 50 * time.Millisecond})
 	_, err := tm.Start()
 	if want := "no forked worker connected within 50ms"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Start() = %v; want %q", err, want)
@@ -234,7 +234,7 @@ func TestForkTimeout(t *testing.T) {
 // errClosed; the workers handed out are the pool's to stop.
 func TestClose(t *testing.T) {
 	sys := newFakeSystem(t)
-	tm, _ := newFake(t, sys, Options{})
+	tm, _ := newFake(t, sys, Options{Spare: true})
 	w1 := start(t, tm)
 	tp := sys.template(0)
 	waitForks(t, sys, tp, 2)
@@ -271,7 +271,7 @@ func TestClose(t *testing.T) {
 func TestCloseDuringBoot(t *testing.T) {
 	sys := newFakeSystem(t)
 	sys.gate, sys.entered = make(chan struct{}), make(chan struct{}, 1)
-	tm, _ := newFake(t, sys, Options{})
+	tm, _ := newFake(t, sys, Options{Spare: true})
 	booted := make(chan error, 1)
 	go func() { booted <- tm.Boot() }()
 	<-sys.entered // the boot is under way
@@ -318,7 +318,7 @@ func TestBootAndForkDurationsReported(t *testing.T) {
 	note := func(to *[]time.Duration) func(time.Duration) {
 		return func(d time.Duration) { mu.Lock(); *to = append(*to, d); mu.Unlock() }
 	}
-	tm, _ := newFake(t, sys, Options{TemplateBooted: note(&boots), Forked: note(&forks)})
+	tm, _ := newFake(t, sys, Options{Spare: true, TemplateBooted: note(&boots), Forked: note(&forks)})
 	began := time.Now()
 	start(t, tm)
 	tp := sys.template(0)

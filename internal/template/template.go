@@ -2,11 +2,14 @@
 // askr_cow_ready(), waits for Fork frames; every forked child connects back to askrd's private
 // socket and becomes a worker with a channel of its own. The package is the pool's Starter in CoW
 // mode: Start asks the template for one fork and returns the verified child. It boots a new
-// template (a new generation) when the old one dies, and knows nothing of HTTP or dispatch.
+// template (a new generation) when the old one dies, and, as the pool's Stager, stages a new one
+// beside it (a reload boots one, a refork promotes a worker) that replaces it on Commit. It knows
+// nothing of HTTP or dispatch.
 //
-// One goroutine (run) owns the template's state: the running template, its generation, the spare
-// worker, the forks asked for and not yet connected. Start, Boot and Close, and the goroutines that
-// boot a template, watch one or admit a connection, talk to it through channels. What it does to
+// One goroutine (run) owns the templates' state: the current template, the staged one, the retired
+// ones that still have workers, the spare worker, the forks asked for and not yet connected. The
+// exported methods (callable from any goroutine), and the goroutines that boot a template, watch
+// one or a worker, or admit a connection, talk to it through channels. What it does to
 // the OS besides the template's channel sits in a system, which unit tests replace with fakes.
 package template
 
@@ -19,7 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/askr-php/askr/internal/channel"
 	"github.com/askr-php/askr/internal/phpcgi"
 	"github.com/askr-php/askr/internal/pool"
 )
@@ -32,8 +34,12 @@ type Options struct {
 	ForkTimeout time.Duration    // bound on Fork → the child's hello
 	Logger      *slog.Logger
 	WorkerLog   *slog.Logger // for what forked workers write (tagged with their pid)
-	// NewGeneration is called (on its own goroutine) when a template has replaced one that died.
+	// NewGeneration is called (on its own goroutine) when a template has replaced one that died
+	// (not on Commit: the pool that commits rolls the workers over itself).
 	NewGeneration func()
+	// Spare keeps one worker of the current template forked ahead, so that a worker that exits is
+	// replaced without waiting for a fork ([worker] cow_spare). Without it Start always forks.
+	Spare bool
 	// Forked, if set, is told how long each fork took, from the request to the template to the
 	// forked worker's admission; TemplateBooted how long each template took to boot (to
 	// askr_cow_ready()). Both are called on the Template's own goroutine: they must return quickly.
@@ -56,24 +62,35 @@ type Template struct {
 	log *slog.Logger
 	sys system
 	ln  net.Listener
-	gen atomic.Int64 // the running template's generation; written by run only
-	pid atomic.Int64 // the last booted template's pid; written by run only
+	gen atomic.Int64 // the current template's generation; written by run only
+	pid atomic.Int64 // the current template's pid (the last one, if it died); written by run only
 
 	// Requests to run; each gets exactly one answer on the channel it carries.
-	boots  chan chan error
-	starts chan chan forkResult
-	closes chan chan error
+	boots        chan chan error
+	starts       chan chan forkResult
+	closes       chan chan error
+	stages       chan stageRequest
+	stagedStarts chan chan forkResult
+	commits      chan chan struct{}
+	abandons     chan chan struct{}
 	// Reports to run from the goroutines it starts.
-	booted   chan bootResult
-	exited   chan templateProcess
-	arrivals chan arrival
-	timeouts chan string   // the token of a fork that did not connect in time
-	done     chan struct{} // closed when run has stopped taking requests
+	booted       chan bootResult
+	stagedBoots  chan stageResult
+	exited       chan templateProcess
+	arrivals     chan arrival
+	workerExits  chan workerExit
+	timeouts     chan string   // the token of a fork that did not connect in time
+	stopTimeouts chan *tmpl    // a template asked to stop 10 s ago
+	done         chan struct{} // closed when run has stopped taking requests
 
 	// Owned by run; no other goroutine touches these.
-	proc        templateProcess // the running template, or nil
-	booting     bool            // a boot goroutine runs
-	replacing   bool            // a template died: its successor is a new generation to announce
+	cur         *tmpl   // the current template (Start forks from it), or nil
+	staged      *tmpl   // the staged template (StartStaged forks from it), or nil
+	old         []*tmpl // retired or abandoned templates not yet exited
+	staging     bool    // a Stage is under way
+	owedRoll    bool    // cur replaced a template that died while one was staged: see onBooted
+	booting     bool    // a boot goroutine runs
+	replacing   bool    // a template died: its successor is a new generation to announce
 	retry       <-chan time.Time
 	retryDelay  time.Duration
 	known       map[int]bool // every template pid booted: a worker's parent must be one
@@ -107,8 +124,11 @@ func newTemplate(opt Options, sys system) (*Template, error) {
 	t := &Template{
 		opt: opt, log: opt.Logger, sys: sys, ln: ln,
 		boots: make(chan chan error), starts: make(chan chan forkResult), closes: make(chan chan error),
-		booted: make(chan bootResult), exited: make(chan templateProcess), arrivals: make(chan arrival),
-		timeouts: make(chan string), done: make(chan struct{}),
+		stages: make(chan stageRequest), stagedStarts: make(chan chan forkResult),
+		commits: make(chan chan struct{}), abandons: make(chan chan struct{}),
+		booted: make(chan bootResult), stagedBoots: make(chan stageResult), exited: make(chan templateProcess),
+		arrivals: make(chan arrival), workerExits: make(chan workerExit),
+		timeouts: make(chan string), stopTimeouts: make(chan *tmpl), done: make(chan struct{}),
 		retryDelay: minRetry, known: map[int]bool{}, pending: map[string]*forkRequest{},
 	}
 	go t.accept()
@@ -128,13 +148,16 @@ func (t *Template) Boot() error {
 	}
 }
 
-// Start returns a worker forked from the template (booting a template first if none runs), once it
-// has connected and been verified. One spare worker is kept forked ahead, so that a worker that
-// exits is replaced without waiting for a fork.
-func (t *Template) Start() (pool.Process, error) {
+// Start returns a worker forked from the current template (booting a template first if none
+// runs), once it has connected and been verified. With Options.Spare one worker is kept forked
+// ahead, so that a worker that exits is replaced without waiting for a fork.
+func (t *Template) Start() (pool.Process, error) { return t.fork(t.starts) }
+
+// fork asks run on ch for a worker.
+func (t *Template) fork(ch chan chan forkResult) (pool.Process, error) {
 	reply := make(chan forkResult, 1)
 	select {
-	case t.starts <- reply:
+	case ch <- reply:
 	case <-t.done:
 		return nil, errClosed
 	}
@@ -145,14 +168,17 @@ func (t *Template) Start() (pool.Process, error) {
 	return r.w, nil
 }
 
-// Generation counts the templates booted so far; workers of an older one should be replaced.
+// Generation is the current template's generation, counted from 1: the templates that became
+// current so far, less those that replaced one that died while another was staged (see onBooted).
+// Workers of an older one should be replaced.
 func (t *Template) Generation() int64 { return t.gen.Load() }
 
-// PID returns the pid of the last template that booted (it may have died since), or 0.
+// PID returns the pid of the current template (the last one, if it died since), or 0.
 func (t *Template) PID() int { return int(t.pid.Load()) }
 
-// Close stops the template (the workers are the pool's to stop) and the listener. A boot under
-// way is waited for, and the template it booted stopped. A Close beside it waits for it too.
+// Close stops the templates, current, staged and retired (the workers are the pool's to stop), and
+// the listener. A boot or Stage under way is waited for, and the template it booted stopped. A
+// Close beside it waits for it too.
 func (t *Template) Close() error {
 	reply := make(chan error, 1)
 	select {
@@ -166,7 +192,7 @@ func (t *Template) Close() error {
 // run is the owner: it takes one request or report at a time until Close, then stops the template.
 func (t *Template) run() {
 	var closeReplies []chan error
-	for !t.closed || t.booting {
+	for !t.closed || t.booting || t.staging {
 		select {
 		case reply := <-t.boots:
 			t.onBoot(reply)
@@ -177,21 +203,37 @@ func (t *Template) run() {
 			if !t.closed {
 				t.onClose()
 			}
+		case r := <-t.stages:
+			t.onStage(r)
+		case reply := <-t.stagedStarts:
+			t.onStartStaged(reply)
+		case reply := <-t.commits:
+			t.onCommit()
+			reply <- struct{}{}
+		case reply := <-t.abandons:
+			t.onAbandon()
+			reply <- struct{}{}
 		case r := <-t.booted:
 			t.onBooted(r)
+		case r := <-t.stagedBoots:
+			t.onStaged(r)
 		case p := <-t.exited:
 			t.onExited(p)
 		case a := <-t.arrivals:
 			t.onArrival(a)
+		case e := <-t.workerExits:
+			t.onWorkerExit(e)
 		case token := <-t.timeouts:
 			t.onForkTimeout(token)
+		case m := <-t.stopTimeouts:
+			t.onStopTimeout(m)
 		case <-t.retry:
 			t.retry = nil
 			t.ensureBoot()
 		}
 	}
 	close(t.done)
-	err := t.stopTemplate()
+	err := t.stopAll()
 	for _, reply := range closeReplies {
 		reply <- err
 	}
@@ -207,33 +249,43 @@ func (t *Template) onClose() {
 		t.spare = nil
 	}
 	t.answerWaiters(errClosed)
-	for _, r := range t.pending {
+	for _, r := range t.pending { // the staged template's too
 		t.finish(r, nil, errClosed)
 	}
 	t.ln.Close()
 }
 
-// stopTemplate asks the template to stop (a Stop frame), and kills it if it has not within 10 s.
-func (t *Template) stopTemplate() error {
-	p := t.proc
-	if p == nil {
-		return nil
+// stopAll asks every template still running to stop (a Stop frame), kills those that have not
+// within 10 s, and releases them.
+func (t *Template) stopAll() error {
+	var all []*tmpl
+	for _, m := range append([]*tmpl{t.cur, t.staged}, t.old...) {
+		if m != nil && !m.exited {
+			all = append(all, m)
+		}
 	}
-	t.proc = nil
-	c := p.Conn()
-	c.SetWriteDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write(channel.AppendHeader(nil, channel.TypeStop, 0, 0)); err != nil {
-		p.Kill()
+	t.cur, t.staged, t.old = nil, nil, nil
+	for _, m := range all {
+		if !m.stopping {
+			m.stop()
+		}
 	}
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
-	select {
-	case <-p.Done():
-	case <-timer.C:
-		p.Kill()
-		<-p.Done()
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for _, m := range all {
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case <-m.p.Done():
+		case <-timer.C:
+			m.p.Kill()
+			<-m.p.Done()
+		}
+		timer.Stop()
+		if cerr := m.p.Close(); err == nil {
+			err = cerr
+		}
 	}
-	return p.Close()
+	return err
 }
 
 // report sends v to run on ch, or drops it (calling drop, if not nil) once run has stopped.

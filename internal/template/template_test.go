@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/askr-php/askr/internal/channel"
+	"github.com/askr-php/askr/internal/reaper"
 )
 
 // The test binary doubles as the processes that connect to workers.sock: with ASKR_TEMPLATE_PEER
@@ -21,6 +22,12 @@ import (
 func TestMain(m *testing.M) {
 	if role := os.Getenv("ASKR_TEMPLATE_PEER"); role != "" {
 		os.Exit(peer(role))
+	}
+	if os.Getenv(asSubreaper) == "1" { // as askrd is: see TestPromotedWorkerOutlivesItsTemplate
+		if err := reaper.Become(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -98,7 +105,7 @@ func TestAdmitRefusesImpostors(t *testing.T) {
 	fake.noFork.Store(true) // the test starts the processes that connect
 	sys := realSystem(nil)
 	sys.start = fake.start
-	tm, err := newTemplate(Options{Dir: it.dir, ForkTimeout: 60 * time.Second, Logger: it.logs.logger()}, sys)
+	tm, err := newTemplate(Options{Spare: true, Dir: it.dir, ForkTimeout: 60 * time.Second, Logger: it.logs.logger()}, sys)
 	if err != nil {
 		t.Fatalf("New() error = %v; want nil", err)
 	}
