@@ -64,7 +64,7 @@ func TestReloadSummary(t *testing.T) {
 	steady := windowStats{requests: 1000, rps: 100, p50: 10, p99: 20}
 	runs := []reloadRun{
 		{fromGen: 1, toGen: 2, cmdTook: 1500 * time.Millisecond, oldGone: 2 * time.Second, templateGone: 2100 * time.Millisecond, stats: windowStats{rps: 80, p50: 12, p99: 40}},
-		{fromGen: 2, toGen: 3, cmdTook: time.Second, oldGone: 3 * time.Second, templateGone: notSeen, rollout: "ok", stats: windowStats{rps: 60, p50: 15, p99: 50, failed: 1}},
+		{fromGen: 2, toGen: 3, cmdTook: time.Second, oldGone: 3 * time.Second, templateGone: notSeen, rollout: "inconclusive", stats: windowStats{rps: 60, p50: 15, p99: 50, failed: 1}},
 	}
 	rows, notes := reloadSummary(steady, 10*time.Second, runs, 5000, 1)
 	wantRows := []string{
@@ -76,7 +76,8 @@ func TestReloadSummary(t *testing.T) {
 		t.Errorf("reloadSummary rows =\n%s\nwant\n%s", strings.Join(rows, "\n"), strings.Join(wantRows, "\n"))
 	}
 	wantNotes := []string{
-		"- **reload 2**: the old generation had not gone when the bench stopped watching (workers: 3.00 s, template: not seen; rollout \"ok\").",
+		"- **reload 2**: /status's rollout ended \"inconclusive\", not \"ok\".",
+		"- **reload 2**: the old generation had not gone when the bench stopped watching (workers: 3.00 s, template: not seen; rollout \"inconclusive\").",
 		"- During the reloads: **70 %** of the steady state's requests/s (mean over the reloads), p99 **2.50x** the steady state's (the worst reload's).",
 		"- Goal: 0 failed requests over the whole run (5000 requests, warm-up, steady state, reloads and the pauses after them): **not met** (1 failed, 2 of 2 reloads measured).",
 	}

@@ -192,6 +192,9 @@ func reloadSummary(steady windowStats, steadyLen time.Duration, runs []reloadRun
 		rows = append(rows, tableRow(label, secs(r.window()), fmt0(r.stats.rps), fmtMS(r.stats.p50), fmtMS(r.stats.p99), fmt.Sprint(r.stats.failed),
 			secs(r.cmdTook), secs(r.oldGone), secs(r.templateGone)))
 		rps, p99 = append(rps, r.stats.rps), append(p99, r.stats.p99)
+		if r.rollout != "" && r.rollout != "ok" {
+			notes = append(notes, fmt.Sprintf("- **reload %d**: /status's rollout ended %q, not \"ok\".", i+1, r.rollout))
+		}
 		if r.oldGone == notSeen || r.templateGone == notSeen {
 			notes = append(notes, fmt.Sprintf("- **reload %d**: the old generation had not gone when the bench stopped watching (workers: %s, template: %s; rollout %q).", i+1, secs(r.oldGone), secs(r.templateGone), r.rollout))
 		}
@@ -226,7 +229,7 @@ func (b *bench) reloadReport(w *strings.Builder) {
 		return
 	}
 	section(w, fmt.Sprintf("### Reload under load (`--cow --workers %d`, reloads: %d)", c.reloadWorkers, c.reloadN),
-		fmt.Sprintf("%d keep-alive connections send GET / (Blade, returning visitor's session) back to back: a %s warm-up, %s of steady state, then `askrd reload --socket …` (through the admin socket; the code on disk unchanged, so the new template boots the same files), %d times, each followed by %s of load. A reload's window runs from `askrd reload` until /status?full (polled every 20 ms) lists no worker of the generation before it and none of its pids runs; the old template's exit is timed the same way. Failed: a non-2xx/3xx answer or no answer (cmd/askr-bench reload.go).",
+		fmt.Sprintf("%d keep-alive connections send GET / (Blade, returning visitor's session) back to back: a %s warm-up, %s of steady state, then `askrd reload --socket …` (through the admin socket; the code on disk unchanged, so the new template boots the same files; `[reload] canary` off, the default: the canary must boot and answer, then the old workers are replaced one at a time), %d times, each followed by %s of load. A reload's window runs from `askrd reload` until /status?full (polled every 20 ms) lists no worker of the generation before it and none of its pids runs; the old template's exit is timed the same way. Failed: a non-2xx/3xx answer or no answer (cmd/askr-bench reload.go).",
 			c.reloadConns, wrkDur(c.warmup), wrkDur(c.reloadSteady), c.reloadN, wrkDur(c.reloadSettle)),
 		"| window | length | rps | p50 | p99 | failed | `askrd reload` returned | last old worker gone | old template exited |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
 		r.reloadRows, r.reloadNotes)
