@@ -107,11 +107,39 @@ func TestReforkTable(t *testing.T) {
 	}
 	notes := reforkNotes(off, on, 100)
 	if len(notes) != 3 || notes[0] != "- With refork_after = [100], total PSS is **75 %** of the PSS without refork (48.0 MiB vs 64.0 MiB); the Blade page's p50 is **0.90x** (18.0 ms vs 20.0 ms), requests/s 1.07x." ||
-		!strings.HasPrefix(notes[1], "- No goal") || !strings.Contains(notes[2], "completed 1.20 s after the load") {
+		!strings.HasPrefix(notes[1], "- No goal") || !strings.Contains(notes[2], "settled 1.20 s after the load") {
 		t.Errorf("reforkNotes =\n%s", strings.Join(notes, "\n"))
 	}
 	if notes := reforkNotes(reforkResult{}, reforkResult{}, 100); len(notes) != 2 || !strings.HasPrefix(notes[0], "- **No refork happened**") || !strings.Contains(notes[0], "**n/a %**") {
 		t.Errorf("reforkNotes(nothing measured) = %q; want no refork said, n/a and no settle note", notes)
+	}
+}
+
+// TestReforkPending names what a refork has not done yet, in order.
+func TestReforkPending(t *testing.T) {
+	status := func(tmpl int, rollout string, gens ...int64) adminStatus {
+		var st adminStatus
+		st.TemplatePID, st.Rollout = tmpl, map[string]any{"state": rollout}
+		for i, g := range gens {
+			st.Workers.List = append(st.Workers.List, statusWorker{PID: 1000 + i, Generation: g})
+		}
+		return st
+	}
+	for _, c := range []struct {
+		st       adminStatus
+		oldAlive bool
+		want     string
+	}{
+		{status(100, "idle", 1, 1), true, "no refork had happened"},
+		{status(200, "rolling", 1, 2), true, "rollout had not finished"},
+		{status(200, "rolling", 2, 2), true, "rollout had not finished"},
+		{status(200, "ok", 2, 2), true, "the old template 100 had not exited"},
+		{status(200, "ok", 2, 2), false, ""},
+	} {
+		got := reforkPending(c.st, 100, c.oldAlive)
+		if c.want == "" && got != "" || !strings.Contains(got, c.want) {
+			t.Errorf("reforkPending(template %d, %q, %v, old alive %v) = %q; want %q", c.st.TemplatePID, c.st.rolloutState(), generations(c.st), c.oldAlive, got, c.want)
+		}
 	}
 }
 

@@ -134,14 +134,17 @@ type adminStatus struct {
 	Generation  int64 `json:"generation"`
 	TemplatePID int   `json:"template_pid"`
 	Workers     struct {
-		List []struct {
-			PID        int   `json:"pid"`
-			Generation int64 `json:"generation"`
-			Requests   int64 `json:"requests"`
-		} `json:"list"`
+		List []statusWorker `json:"list"`
 	} `json:"workers"`
 	Rollout map[string]any `json:"rollout"` // {"state": …, …}; absent before issue 16
 	Partial bool           `json:"partial"`
+}
+
+// statusWorker is one worker of /status?full.
+type statusWorker struct {
+	PID        int   `json:"pid"`
+	Generation int64 `json:"generation"`
+	Requests   int64 `json:"requests"`
 }
 
 // rolloutState is the rollout's state ("" when /status has none).
