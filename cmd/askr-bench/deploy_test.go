@@ -102,7 +102,7 @@ func TestReforkTable(t *testing.T) {
 		blade: trial{wrkResult: wrkResult{RPS: 1500, P50: 20, P99: 30}}}
 	on := reforkResult{reforked: true, templates: "100 → 205", settleTook: 1200 * time.Millisecond, mem: memResult{templates: 1, workers: 9, total: rollup{pss: 49152}},
 		blade: trial{wrkResult: wrkResult{RPS: 1600, P50: 18, P99: 28}}}
-	if got, want := reforkRow("without refork", off), "| without refork | 100 | 1 + 9 | **64.0 MiB** | 24.0 MiB | 4.4 MiB | 36.0 MiB | **20.0 ms** | 30.0 ms | 1500 | 0 |"; got != want {
+	if got, want := reforkRow("without refork", off, []reforkResult{off, on}), "| without refork | 100 | 1 + 9 | **64.0 MiB** | 24.0 MiB | 4.4 MiB | 36.0 MiB | **20.0 ms** | 30.0 ms | 1500 | 0 | 20.0 ms / 64.0 MiB, 18.0 ms / 48.0 MiB |"; got != want {
 		t.Errorf("reforkRow =\n%s\nwant\n%s", got, want)
 	}
 	notes := reforkNotes(off, on, 100)
@@ -139,6 +139,24 @@ func TestReforkPending(t *testing.T) {
 		got := reforkPending(c.st, 100, c.oldAlive)
 		if c.want == "" && got != "" || !strings.Contains(got, c.want) {
 			t.Errorf("reforkPending(template %d, %q, %v, old alive %v) = %q; want %q", c.st.TemplatePID, c.st.rolloutState(), generations(c.st), c.oldAlive, got, c.want)
+		}
+	}
+}
+
+// TestMedianRefork picks the round with the median Blade p50, the lower middle one of an even
+// count, and nothing of none.
+func TestMedianRefork(t *testing.T) {
+	round := func(p50 float64) reforkResult { return reforkResult{blade: trial{wrkResult: wrkResult{P50: p50}}} }
+	for _, c := range []struct {
+		p50s []float64
+		want float64
+	}{{[]float64{30, 10, 20}, 20}, {[]float64{40, 10}, 10}, {[]float64{7}, 7}, {nil, 0}} {
+		var rs []reforkResult
+		for _, p := range c.p50s {
+			rs = append(rs, round(p))
+		}
+		if got := medianRefork(rs).blade.P50; got != c.want {
+			t.Errorf("medianRefork(p50s %v) = the round with p50 %v; want %v", c.p50s, got, c.want)
 		}
 	}
 }

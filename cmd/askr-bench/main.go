@@ -75,9 +75,9 @@ type config struct {
 	// observe
 	obsRounds int
 	// cow-reload, cow-refork
-	reloadWorkers, reloadConns, reloadN   int
-	reloadSteady, reloadSettle, reloadMax time.Duration
-	reforkAfter, reforkRequests           int
+	reloadWorkers, reloadConns, reloadN       int
+	reloadSteady, reloadSettle, reloadMax     time.Duration
+	reforkAfter, reforkRequests, reforkRounds int
 }
 
 func parseFlags(repo string, args []string) (config, error) {
@@ -121,6 +121,7 @@ func parseFlags(repo string, args []string) (config, error) {
 	fs.DurationVar(&c.reloadMax, "reload-max", 60*time.Second, "cow-reload: bound on one reload")
 	fs.IntVar(&c.reforkAfter, "refork-after", 100, "cow-refork: refork_after = [N]")
 	fs.IntVar(&c.reforkRequests, "refork-requests", 5000, "cow-refork: requests before memory is read (all workers together)")
+	fs.IntVar(&c.reforkRounds, "refork-rounds", 3, "cow-refork: rounds (with and without refork in each, the order alternating)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -144,7 +145,7 @@ func quickDefaults(fs *flag.FlagSet, repo string) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	quick := map[string]string{"duration": "2s", "warmup": "1s", "maxreq-duration": "2s", "classic-rounds": "1",
 		"classic-retries": "0", "lw-rounds": "1", "obs-rounds": "1", "respawn-n": "5", "mem-requests": "100", "slow-pings": "50",
-		"reload-steady": "2s", "reload-n": "1", "reload-settle": "1s", "refork-requests": "2000",
+		"reload-steady": "2s", "reload-n": "1", "reload-settle": "1s", "refork-requests": "2000", "refork-rounds": "1",
 		"report": filepath.Join(repo, "bench", "out", "bench-quick.md")}
 	for name, v := range quick {
 		if !set[name] {
@@ -160,8 +161,8 @@ func (c config) check() error {
 		return fmt.Errorf("-workers must be a positive number, got %d", c.workers)
 	case c.fpmListen != "unix" && c.fpmListen != "tcp":
 		return fmt.Errorf("-fpm-listen must be unix or tcp, got %q", c.fpmListen)
-	case c.reloadN < 1 || c.reloadWorkers < 1 || c.reloadConns < 1 || c.reforkAfter < 1 || c.reforkRequests < 1:
-		return fmt.Errorf("-reload-n, -reload-workers, -reload-conns, -refork-after and -refork-requests must be positive numbers")
+	case c.reloadN < 1 || c.reloadWorkers < 1 || c.reloadConns < 1 || c.reforkAfter < 1 || c.reforkRequests < 1 || c.reforkRounds < 1:
+		return fmt.Errorf("-reload-n, -reload-workers, -reload-conns, -refork-after, -refork-requests and -refork-rounds must be positive numbers")
 	}
 	return nil
 }

@@ -4,8 +4,10 @@ package main
 // latency, with `[worker] refork_after` and without.
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,30 +30,44 @@ func (b *bench) cowRefork() error {
 		return nil
 	}
 	c := b.cfg
-	res := map[string]reforkResult{}
-	for _, v := range []string{"off", "on"} {
-		r, err := b.reforkVariant(v)
-		if err != nil {
-			return err
+	variants := []string{"off", "on"}
+	rounds := map[string][]reforkResult{}
+	var notes []string
+	for r := 1; r <= c.reforkRounds; r++ {
+		for i := range variants {
+			v := variants[(i+r-1)%len(variants)]
+			res, err := b.reforkVariant(fmt.Sprintf("refork-%s-r%d", v, r), v == "on")
+			if err != nil {
+				return err
+			}
+			rounds[v] = append(rounds[v], res)
+			notes = append(notes, res.notes...)
 		}
-		res[v] = r
 	}
-	b.res.reforkRows = []string{reforkRow("without refork", res["off"]), reforkRow(fmt.Sprintf("refork_after = [%d]", c.reforkAfter), res["on"])}
-	b.res.reforkNotes = reforkNotes(res["off"], res["on"], c.reforkAfter)
-	b.res.reforkNotes = append(b.res.reforkNotes, res["off"].notes...)
-	b.res.reforkNotes = append(b.res.reforkNotes, res["on"].notes...)
+	off, on := medianRefork(rounds["off"]), medianRefork(rounds["on"])
+	b.res.reforkRows = []string{reforkRow("without refork", off, rounds["off"]), reforkRow(fmt.Sprintf("refork_after = [%d]", c.reforkAfter), on, rounds["on"])}
+	b.res.reforkNotes = append(reforkNotes(off, on, c.reforkAfter), notes...)
 	return nil
 }
 
-// reforkVariant starts askrd --cow (variant "on": with refork_after = [-refork-after]), sends
-// it -refork-requests GETs of the Blade page, waits for a refork to settle, reads the memory of
-// its php-cgi processes, then measures the page's latency with wrk.
-func (b *bench) reforkVariant(v string) (reforkResult, error) {
+// medianRefork is the round whose Blade p50 is the median (the lower middle one of an even count).
+func medianRefork(rounds []reforkResult) reforkResult {
+	if len(rounds) == 0 {
+		return reforkResult{}
+	}
+	s := slices.Clone(rounds)
+	slices.SortStableFunc(s, func(a, b reforkResult) int { return cmp.Compare(a.blade.P50, b.blade.P50) })
+	return s[(len(s)-1)/2]
+}
+
+// reforkVariant starts askrd --cow (refork: with refork_after = [-refork-after]), sends it
+// -refork-requests GETs of the Blade page, waits for a refork to settle, reads the memory of its
+// php-cgi processes, then measures the page's latency with wrk.
+func (b *bench) reforkVariant(name string, refork bool) (reforkResult, error) {
 	c := b.cfg
 	var r reforkResult
-	name := "refork-" + v
 	more := ""
-	if v == "on" {
+	if refork {
 		more = fmt.Sprintf("[worker]\nrefork_after = [%d]\n", c.reforkAfter)
 	}
 	conf, sock, err := b.deployConf(name, more)
@@ -83,7 +99,7 @@ func (b *bench) reforkVariant(v string) (reforkResult, error) {
 		return r, err
 	}
 	r.templates = fmt.Sprint(st0.TemplatePID)
-	if v == "on" {
+	if refork {
 		st, took := waitRefork(ac, st0.TemplatePID, 30*time.Second)
 		r.settleTook = took
 		r.reforked = st.TemplatePID > 0 && st.TemplatePID != st0.TemplatePID
@@ -156,14 +172,19 @@ func generations(st adminStatus) []int64 {
 	return out
 }
 
-// reforkRow is one variant's line of the refork table.
-func reforkRow(label string, r reforkResult) string {
+// reforkRow is one variant's line of the refork table: its median round, and the Blade p50 and
+// total PSS of every round.
+func reforkRow(label string, r reforkResult, rounds []reforkResult) string {
 	per := 0.0
 	if r.mem.workers > 0 {
 		per = float64(r.mem.workersMem.pss) / float64(r.mem.workers) / 1024
 	}
+	var each []string
+	for _, x := range rounds {
+		each = append(each, fmtMS(x.blade.P50)+" / "+mib(x.mem.total.pss))
+	}
 	return tableRow(label, r.templates, fmt.Sprintf("%d + %d", r.mem.templates, r.mem.workers), "**"+mib(r.mem.total.pss)+"**", mib(r.mem.template.pss),
-		fmt.Sprintf("%.1f MiB", per), mib(r.mem.total.private), "**"+fmtMS(r.blade.P50)+"**", fmtMS(r.blade.P99), fmt0(r.blade.RPS), r.blade.errText())
+		fmt.Sprintf("%.1f MiB", per), mib(r.mem.total.private), "**"+fmtMS(r.blade.P50)+"**", fmtMS(r.blade.P99), fmt0(r.blade.RPS), r.blade.errText(), strings.Join(each, ", "))
 }
 
 // reforkNotes compare the variants' memory and latency. There is no goal: refork is off by
@@ -193,9 +214,9 @@ func (b *bench) reforkReport(w *strings.Builder) {
 	if len(r.reforkRows) == 0 {
 		return
 	}
-	section(w, fmt.Sprintf("### Refork (`--cow --workers %d`, %d requests, refork_after = [%d])", c.memWorkers, c.reforkRequests, c.reforkAfter),
-		fmt.Sprintf("%d GETs of the Laravel \"/\" page (Blade, returning visitor's session) over %d keep-alive connections; with refork, then until /status?full shows a new template, the old one exited and every worker of the new generation; then the PSS of every php-cgi process below askrd (templates + workers, /proc/PID/smaps_rollup), then `wrk -t%d -c%d -d%s --latency` on the same page after a %s warm-up for its latency. refork_after = [%d]: about %d requests reach each worker, so a worker reaches %d early in the load, after the first requests have compiled the Blade view and built the services they use, and the next generation serves the rest.",
+	section(w, fmt.Sprintf("### Refork (`--cow --workers %d`, %d requests, refork_after = [%d], %d rounds)", c.memWorkers, c.reforkRequests, c.reforkAfter, c.reforkRounds),
+		fmt.Sprintf("In each round, with and without refork in turn (the order alternates), a fresh askrd gets %d GETs of the Laravel \"/\" page (Blade, returning visitor's session) over %d keep-alive connections; with refork, then until /status?full shows a new template, the old one exited and every worker of the new generation; then the PSS of every php-cgi process below askrd (templates + workers, /proc/PID/smaps_rollup), then `wrk -t%d -c%d -d%s --latency` on the same page after a %s warm-up for its latency; each row is the variant's median round by Blade p50. refork_after = [%d]: about %d requests reach each worker, so a worker reaches %d early in the load, after the first requests have compiled the Blade view and built the services they use, and the next generation serves the rest.",
 			c.reforkRequests, c.memConns, c.threads, c.conns, wrkDur(c.duration), wrkDur(c.warmup), c.reforkAfter, c.reforkRequests/max(c.memWorkers, 1), c.reforkAfter),
-		"| variant | template pid | php-cgi (templates + workers) | total PSS | template PSS | PSS per worker | private | Blade p50 | Blade p99 | rps | errors |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+		"| variant | template pid | php-cgi (templates + workers) | total PSS | template PSS | PSS per worker | private | Blade p50 | Blade p99 | rps | errors | p50 / PSS of each round |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
 		r.reforkRows, r.reforkNotes)
 }
