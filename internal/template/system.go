@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -103,10 +104,15 @@ func peerOf(c net.Conn) (creds, error) {
 
 // pidfd is a pidHandle on pidfd_open(2): a worker is the template's child, not askrd's, so askrd
 // cannot wait for it; polling its pidfd tells when it exits, and signalling through it never hits
-// a process that reused the pid.
+// a process that reused the pid. The descriptor is closed only once the poll has returned: closed
+// under a blocked poll, its number could be reused by the next pidfd opened, and the poll, woken
+// by this exit, would then wait on that other process instead and Done would never close.
 type pidfd struct {
-	fd   int
-	done chan struct{}
+	fd     int
+	done   chan struct{}
+	mu     sync.Mutex
+	closed bool // Close was called
+	polled bool // poll has returned: the descriptor is no longer in use
 }
 
 func openPidfd(pid int) (pidHandle, error) {
@@ -130,11 +136,22 @@ func (h *pidfd) poll() {
 		}
 	}
 	close(h.done)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.polled = true
+	if h.closed {
+		unix.Close(h.fd)
+	}
 }
 
 func (h *pidfd) Done() <-chan struct{} { return h.done }
 
 func (h *pidfd) Kill() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed && h.polled {
+		return nil // exited, and the descriptor is gone
+	}
 	err := unix.PidfdSendSignal(h.fd, unix.SIGKILL, nil, 0)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil
@@ -142,4 +159,17 @@ func (h *pidfd) Kill() error {
 	return err
 }
 
-func (h *pidfd) Close() error { return unix.Close(h.fd) }
+// Close releases the handle: at once if the process has exited, else once it does (Done still
+// closes then).
+func (h *pidfd) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	if h.polled {
+		return unix.Close(h.fd)
+	}
+	return nil
+}
