@@ -18,9 +18,12 @@
 //	classic-wordpress  the same two on Debian's WordPress (a private MariaDB, a site config in
 //	                   /etc/wordpress removed at the end, installed once through its wizard)
 //	classic            both classic-*
-//	cow                cow-respawn cow-memory cow-maxreq: askrd --cow vs normal worker mode on the
-//	                   Laravel example: respawn latency after SIGKILL, PSS of the workers after a
-//	                   load, throughput with --max-requests 1
+//	cow                cow-respawn cow-memory cow-maxreq cow-reload cow-refork: askrd --cow vs
+//	                   normal worker mode on the Laravel example: respawn latency after SIGKILL (a
+//	                   new fork, the spare's hand-over, a cold boot), PSS of the workers after a
+//	                   load, throughput with --max-requests 1; and askrd --cow alone: requests/s,
+//	                   p99 and failed requests during `askrd reload` vs steady state, and PSS and
+//	                   the Blade page's p50 with [worker] refork_after and without
 //	slow-readers       askrd only, worker, CoW and per-request mode: ping latency alone and beside
 //	                   clients that hold a 4 MiB answer unread; goal: p99 under 50 ms
 //	observe            askrd only, hello world: without an access log, with one (a file), and with
@@ -71,6 +74,10 @@ type config struct {
 	slowWorkers, slowReaders, slowPings         int
 	// observe
 	obsRounds int
+	// cow-reload, cow-refork
+	reloadWorkers, reloadConns, reloadN       int
+	reloadSteady, reloadSettle, reloadMax     time.Duration
+	reforkAfter, reforkRequests, reforkRounds int
 }
 
 func parseFlags(repo string, args []string) (config, error) {
@@ -106,20 +113,20 @@ func parseFlags(repo string, args []string) (config, error) {
 	fs.IntVar(&c.slowReaders, "slow-readers", 8, "slow-readers: clients holding a large answer")
 	fs.IntVar(&c.slowPings, "slow-pings", 200, "slow-readers: pings per set")
 	fs.IntVar(&c.obsRounds, "obs-rounds", 3, "observe: rounds")
+	fs.IntVar(&c.reloadWorkers, "reload-workers", 4, "cow-reload: workers")
+	fs.IntVar(&c.reloadConns, "reload-conns", 8, "cow-reload: connections of the load")
+	fs.IntVar(&c.reloadN, "reload-n", 3, "cow-reload: reloads")
+	fs.DurationVar(&c.reloadSteady, "reload-steady", 10*time.Second, "cow-reload: steady state measured before the first reload")
+	fs.DurationVar(&c.reloadSettle, "reload-settle", 2*time.Second, "cow-reload: load after each reload")
+	fs.DurationVar(&c.reloadMax, "reload-max", 60*time.Second, "cow-reload: bound on one reload")
+	fs.IntVar(&c.reforkAfter, "refork-after", 100, "cow-refork: refork_after = [N]")
+	fs.IntVar(&c.reforkRequests, "refork-requests", 5000, "cow-refork: requests before memory is read (all workers together)")
+	fs.IntVar(&c.reforkRounds, "refork-rounds", 3, "cow-refork: rounds (with and without refork in each, the order alternating)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if c.quick { // shorter defaults; flags given explicitly stay
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		quick := map[string]string{"duration": "2s", "warmup": "1s", "maxreq-duration": "2s", "classic-rounds": "1",
-			"classic-retries": "0", "lw-rounds": "1", "obs-rounds": "1", "respawn-n": "5", "mem-requests": "100", "slow-pings": "50",
-			"report": filepath.Join(repo, "bench", "out", "bench-quick.md")}
-		for name, v := range quick {
-			if !set[name] {
-				fs.Set(name, v)
-			}
-		}
+	if c.quick {
+		quickDefaults(fs, repo)
 	}
 	if c.report == "" {
 		c.report = filepath.Join(repo, "docs", "bench.md")
@@ -129,13 +136,35 @@ func parseFlags(repo string, args []string) (config, error) {
 	}
 	c.laravelBase = filepath.Join(repo, "examples", "laravel")
 	c.laravelWkr = filepath.Join(repo, "examples", "laravel-worker.php")
+	return c, c.check()
+}
+
+// quickDefaults sets -quick's shorter defaults; flags given explicitly stay.
+func quickDefaults(fs *flag.FlagSet, repo string) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	quick := map[string]string{"duration": "2s", "warmup": "1s", "maxreq-duration": "2s", "classic-rounds": "1",
+		"classic-retries": "0", "lw-rounds": "1", "obs-rounds": "1", "respawn-n": "5", "mem-requests": "100", "slow-pings": "50",
+		"reload-steady": "2s", "reload-n": "1", "reload-settle": "1s", "refork-requests": "2000", "refork-rounds": "1",
+		"report": filepath.Join(repo, "bench", "out", "bench-quick.md")}
+	for name, v := range quick {
+		if !set[name] {
+			fs.Set(name, v)
+		}
+	}
+}
+
+// check refuses settings that cannot be measured.
+func (c config) check() error {
 	switch {
 	case c.workers < 1:
-		return c, fmt.Errorf("-workers must be a positive number, got %d", c.workers)
+		return fmt.Errorf("-workers must be a positive number, got %d", c.workers)
 	case c.fpmListen != "unix" && c.fpmListen != "tcp":
-		return c, fmt.Errorf("-fpm-listen must be unix or tcp, got %q", c.fpmListen)
+		return fmt.Errorf("-fpm-listen must be unix or tcp, got %q", c.fpmListen)
+	case c.reloadN < 1 || c.reloadWorkers < 1 || c.reloadConns < 1 || c.reforkAfter < 1 || c.reforkRequests < 1 || c.reforkRounds < 1:
+		return fmt.Errorf("-reload-n, -reload-workers, -reload-conns, -refork-after, -refork-requests and -refork-rounds must be positive numbers")
 	}
-	return c, nil
+	return nil
 }
 
 // bench is one run of the program: its settings, the servers running now, and the results.
@@ -230,16 +259,18 @@ func (b *bench) scenario(name string) error {
 		"classic-hello":     {b.classicHello},
 		"classic-wordpress": {b.classicWordPress},
 		"classic":           {b.classicHello, b.classicWordPress},
-		"cow":               {b.cowRespawn, b.cowMemory, b.cowMaxReq},
+		"cow":               {b.cowRespawn, b.cowMemory, b.cowMaxReq, b.cowReload, b.cowRefork},
 		"cow-respawn":       {b.cowRespawn},
 		"cow-memory":        {b.cowMemory},
 		"cow-maxreq":        {b.cowMaxReq},
+		"cow-reload":        {b.cowReload},
+		"cow-refork":        {b.cowRefork},
 		"slow-readers":      {b.slowReadersScenario},
 		"observe":           {b.observe},
 	}
 	fns, ok := all[name]
 	if !ok {
-		return fmt.Errorf("unknown scenario %q (hello laravel laravel-workers classic cow slow-readers observe, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq)", name)
+		return fmt.Errorf("unknown scenario %q (hello laravel laravel-workers classic cow slow-readers observe, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq cow-reload cow-refork)", name)
 	}
 	for _, fn := range fns {
 		err := fn()

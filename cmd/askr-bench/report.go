@@ -32,6 +32,8 @@ type results struct {
 	respawnRows, respawnNotes []string
 	memRows, memNotes         []string
 	maxreqRows, maxreqNotes   []string
+	reloadRows, reloadNotes   []string
+	reforkRows, reforkNotes   []string
 	cowForeign                []foreign
 
 	slowRows []string
@@ -190,7 +192,7 @@ func (b *bench) lwReport(w *strings.Builder) {
 
 func (b *bench) cowReport(w *strings.Builder) {
 	c, r := b.cfg, &b.res
-	if len(r.respawnRows)+len(r.memRows)+len(r.maxreqRows)+len(r.cowSkipped) == 0 {
+	if len(r.respawnRows)+len(r.memRows)+len(r.maxreqRows)+len(r.reloadRows)+len(r.reforkRows)+len(r.cowSkipped) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "\n## CoW template mode vs normal worker mode (askrd only, Laravel example)\n\n")
@@ -198,7 +200,7 @@ func (b *bench) cowReport(w *strings.Builder) {
 	lines(w, r.cowSkipped)
 	if len(r.respawnRows) > 0 {
 		section(w, fmt.Sprintf("### Worker respawn latency (`--workers 1`, %d kills per mode)", c.respawnN),
-			"Each round reads the worker's pid from GET /api/json, sends it SIGKILL, then polls GET /api/json back to back (keep-alive) until a 200 from a new pid arrives; latency = kill → that response (cmd/askr-bench, respawn.go).",
+			"Each round reads the worker's pid from GET /api/json, sends it SIGKILL, then polls GET /api/json back to back (keep-alive) until a 200 from a new pid arrives; latency = kill → that response (cmd/askr-bench, respawn.go). In CoW mode askrd keeps one worker forked ahead by default (`[worker] cow_spare = true`), and a respawn then only hands that spare over; with `cow_spare = false` (a `--config` file) the respawn is the real fork: worker exit → a newly forked worker serving.",
 			"| mode | p50 | p99 | min | max | respawns seen | non-200 answers while respawning |", "|---|---:|---:|---:|---:|---:|---:|",
 			r.respawnRows, r.respawnNotes)
 	}
@@ -213,6 +215,8 @@ func (b *bench) cowReport(w *strings.Builder) {
 			fmt.Sprintf("`wrk -t%d -c%d -d%s --latency` on GET /api/json (Laravel \"api\" group, no session) after a %s warm-up.", c.maxreqThreads, c.maxreqConns, wrkDur(c.maxreqDuration), wrkDur(c.warmup)),
 			"| mode | rps | p50 | p99 | errors |", "|---|---:|---:|---:|---:|", r.maxreqRows, r.maxreqNotes)
 	}
+	b.reloadReport(w)
+	b.reforkReport(w)
 	if len(r.cowForeign) > 0 {
 		fmt.Fprintf(w, "\n%s\n", foreignLine("CPU used by other processes during each CoW measurement (share of all CPUs)", r.cowForeign))
 	}

@@ -86,4 +86,10 @@ func TestQuick(t *testing.T) {
 	if _, err := parseFlags("/repo", []string{"-workers", "0"}); err == nil {
 		t.Errorf("parseFlags(-workers 0) error = nil; want an error")
 	}
+	if _, err := parseFlags("/repo", []string{"-refork-after", "0"}); err == nil {
+		t.Errorf("parseFlags(-refork-after 0) error = nil; want an error")
+	}
+	if c, _ := parseFlags("/repo", []string{"-quick"}); c.reloadN != 1 || c.reloadSteady != 2*time.Second || c.reforkRequests != 2000 || c.reforkAfter != 100 {
+		t.Errorf("parseFlags(-quick) = %d reloads, %v steady, %d refork requests, refork after %d; want 1, 2s, 2000, 100", c.reloadN, c.reloadSteady, c.reforkRequests, c.reforkAfter)
+	}
 }

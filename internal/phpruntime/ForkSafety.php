@@ -39,21 +39,46 @@ final class ForkSafety
     /**
      * Runs the check as ASKR_FORK_SAFETY says ("warn", the default; "refuse"; "off"): logs a line
      * for each finding, and with "refuse" and a finding exits 1, so that the template never says Ready.
+     *
+     * $promoted: a worker becoming the next template (refork), after its askr_on_worker_start()
+     * hooks ran. What those hooks set up for a worker (signal handlers, an alarm) is undone here
+     * (each child runs the hooks again) and not reported; what they, or the requests before, left
+     * open is, since every child would share it.
      */
-    public static function check(): void
+    public static function check(bool $promoted = false): void
     {
         $mode = getenv('ASKR_FORK_SAFETY');
+        if ($promoted) {
+            self::unsetWorkerTimers();
+        }
         if ($mode === 'off') {
             return;
         }
         $found = self::find();
         foreach ($found as $line) {
+            if ($promoted) {
+                $line = 'refork: ' . str_replace(['open in the template', 'close it before askr_cow_ready()'],
+                    ['open in the worker promoted to template after its askr_on_worker_start() hooks',
+                        'hooks should drop connections, not open them'], $line);
+            }
             Log::line('fork safety: ' . $line);
         }
         if ($found !== [] && $mode === 'refuse') {
-            Log::line(sprintf('fork safety: the template does not fork its workers (worker.fork_safety = "refuse"): '
-                . '%d finding%s above', count($found), count($found) === 1 ? '' : 's'));
+            Log::line(sprintf('fork safety: the %s does not fork its workers (worker.fork_safety = "refuse"): '
+                . '%d finding%s above', $promoted ? 'worker promoted to template' : 'template', count($found), count($found) === 1 ? '' : 's'));
             exit(1);
+        }
+    }
+
+    /** A promoted worker: its alarm and SIGTERM/SIGCHLD handlers were a worker's; the template's replace them. */
+    private static function unsetWorkerTimers(): void
+    {
+        if (function_exists('pcntl_alarm')) {
+            pcntl_alarm(0);
+        }
+        if (function_exists('pcntl_signal')) {
+            pcntl_signal(SIGTERM, SIG_DFL);
+            pcntl_signal(SIGCHLD, SIG_DFL);
         }
     }
 

@@ -44,7 +44,7 @@ final class Template
      */
     public static function promote(): string
     {
-        ForkSafety::check(); // what the requests it served left open (its hooks have run): as at askr_cow_ready()
+        ForkSafety::check(true); // what its hooks and requests left open; its signal handlers and alarm are undone
         gc_collect_cycles(); // the garbage of the requests it served, before any child shares it
         self::$parent = posix_getppid();
         self::handleSignals();

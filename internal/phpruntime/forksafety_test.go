@@ -140,3 +140,30 @@ func TestForkSafetyModes(t *testing.T) {
 		}
 	}
 }
+
+// A worker promoted to template (refork) has run its askr_on_worker_start() hooks: the handler and
+// alarm they set are undone, not reported; a connection left open is, worded for a refork, and
+// with "refuse" the promotion fails.
+func TestForkSafetyPromoted(t *testing.T) {
+	out, stderr, err := forkSafetyRun(t, "ASKR_TEST_CHECK=promoted", "ASKR_FORK_SAFETY=warn")
+	if err != nil {
+		t.Fatalf("promoted check: %v; stderr %q", err, stderr)
+	}
+	var got struct {
+		Alarm   int `json:"alarm"`
+		Sigterm int `json:"sigterm"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Alarm != 0 || got.Sigterm != 0 {
+		t.Errorf("after the promoted check: %q; want the alarm cancelled (0) and SIGTERM back to SIG_DFL (0)", out)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "fork safety: refork: TCP connection to 127.0.0.1:") ||
+		!strings.Contains(lines[0], "open in the worker promoted to template after its askr_on_worker_start() hooks") ||
+		strings.Contains(stderr, "alarm") || strings.Contains(stderr, "SIGTERM") {
+		t.Errorf("promoted check logged %q; want one refork line for the TCP connection, none for the alarm or the handler", stderr)
+	}
+	_, stderr, err = forkSafetyRun(t, "ASKR_TEST_CHECK=promoted", "ASKR_FORK_SAFETY=refuse")
+	if err == nil || !strings.Contains(stderr, "the worker promoted to template does not fork its workers") {
+		t.Errorf("promoted check with refuse: err %v, stderr %q; want exit 1 saying the promoted worker does not fork", err, stderr)
+	}
+}

@@ -129,6 +129,9 @@ func (t *Template) finish(f *forkRequest, w *worker, err error) {
 		t.spare = w
 	default:
 		w.discard()
+		if w.gen != t.gen.Load() {
+			t.fillSpare() // forked by a template replaced meanwhile: the current one forks the spare
+		}
 	}
 }
 

@@ -140,6 +140,7 @@ func (t *Template) onStaged(r stageResult) {
 	t.staging = false
 	if r.err != nil {
 		t.log.Error("staging a new template failed", "err", r.err)
+		t.settleOwedRoll()
 		r.reply <- r.err
 		return
 	}
@@ -211,6 +212,7 @@ func (t *Template) onCommit() {
 func (t *Template) onAbandon() {
 	s := t.staged
 	if s == nil {
+		t.settleOwedRoll()
 		return
 	}
 	t.staged = nil
@@ -225,6 +227,14 @@ func (t *Template) onAbandon() {
 		t.old = append(t.old, s)
 		s.p.Kill()
 	}
+	t.settleOwedRoll()
+}
+
+// settleOwedRoll: a current template that replaced one that died while another was staged (or
+// being staged) kept the dead one's generation; once no template is staged after all (abandoned,
+// or its Stage failed), it becomes a new generation, and the pool rolls the dead one's workers
+// over (NewGeneration).
+func (t *Template) settleOwedRoll() {
 	if t.owedRoll && t.running() {
 		t.owedRoll = false
 		t.cur.gen = t.gen.Add(1)

@@ -2,6 +2,7 @@ package template
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -352,4 +353,35 @@ func TestStagedTemplateDies(t *testing.T) {
 	}
 	sys.handle(w.PID()).exit()
 	waitStopped(t, "the old current template, retired, after its worker exited", sys.template(0))
+}
+
+// The current template dies while a worker is being promoted, and the promotion then fails: the
+// successor, which kept the dead template's generation while a template was being staged, becomes
+// a new generation after all, so that the pool rolls the dead one's workers over.
+func TestFailedStageSettlesTheOwedRoll(t *testing.T) {
+	sys := newFakeSystem(t)
+	newGen := make(chan struct{}, 10)
+	tm, logs := newFake(t, sys, Options{ForkTimeout: 2 * time.Second, NewGeneration: func() { newGen <- struct{}{} }})
+	w := start(t, tm)
+	start(t, tm) // an orphan-to-be of the template that dies
+	promoting, release := make(chan struct{}), make(chan struct{})
+	sys.ln.promote = func(int, net.Conn) { close(promoting); <-release } // answers no Ready
+	errc := make(chan error, 1)
+	go func() { errc <- tm.Stage(w) }()
+	<-promoting
+	sys.template(0).exit(errors.New("signal: killed"))
+	successor := sys.template(1)
+	poll(t, "the successor current", func() bool { return tm.PID() == successor.pid })
+	close(release)
+	if err := <-errc; err == nil {
+		t.Fatal("Stage of a worker that never answered Ready = nil; want an error")
+	}
+	select {
+	case <-newGen:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("NewGeneration not called after the failed Stage; Generation() = %d\n%s", tm.Generation(), logs.String())
+	}
+	if g := tm.Generation(); g != 2 {
+		t.Errorf("Generation() = %d after the failed Stage; want 2 (the successor, a new generation)", g)
+	}
 }
