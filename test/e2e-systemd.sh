@@ -17,10 +17,12 @@ not() { ! "$@"; }
 rootfs_once "$ROOTFS" php8.2-cgi,curl,ca-certificates,procps
 
 # What the container gets, read-only: askrd, the units, a config and a hello worker that also has a
-# route with a PHP warning and one with a PHP fatal error.
+# route with a PHP warning and one with a PHP fatal error, and says its code version (version.php,
+# which the host changes for the CoW reload).
 mkdir -p "$STAGE/app/public" "$STAGE/dropin"
 cat >"$STAGE/app/worker.php" <<'PHP'
 <?php
+require __DIR__ . '/version.php'; // APP_VERSION: the code version a deploy changes
 $handler = static function (array $request): void {
     switch (parse_url($request['uri'], PHP_URL_PATH)) {
         case '/warning':
@@ -31,13 +33,14 @@ $handler = static function (array $request): void {
             $waste = str_repeat('x', 64 << 20); // PHP Fatal error:  Allowed memory size … exhausted
             return;
     }
-    echo "Hello from askr worker ", getmypid(), "\n";
+    echo "Hello from askr ", APP_VERSION, " worker ", getmypid(), "\n";
 };
 askr_cow_ready();
 while (askr_handle_request($handler)) {
 }
 PHP
 echo 'static hello' >"$STAGE/app/public/hello.txt"
+echo "<?php const APP_VERSION = 'v1';" >"$STAGE/app/version.php"
 cat >"$STAGE/askr.toml" <<'TOML'
 [server]
 root = "/srv/askr/public"
@@ -143,12 +146,13 @@ ns sh -c 'n=0; f=0; u=""; for i in $(seq 1 20); do u="$u -o /dev/null http://127
 	for c in $(curl -sS -w "%{http_code}\n" --max-time 30 $u 2>>/run/kloop.fail); do n=$((n+1)); [ "$c" = 200 ] || f=$((f+1)); done; done
 	echo "$n $f" >/run/kloop.result' &
 KLOOP=$!
-# loop_passes N: waits (up to 60 s) until the loop has made N more requests.
+# loop_passes N [FILE]: waits (up to 60 s) until the loop that counts its requests in FILE
+# (/run/loop.n) has made N more.
 loop_passes() {
-	local from to end=$((SECONDS + 60))
-	from=$(ns cat /run/loop.n 2>/dev/null || echo 0)
+	local from to end=$((SECONDS + 60)) file=${2:-/run/loop.n}
+	from=$(ns cat "$file" 2>/dev/null || echo 0)
 	while ((SECONDS < end)); do
-		to=$(ns cat /run/loop.n 2>/dev/null || echo 0)
+		to=$(ns cat "$file" 2>/dev/null || echo 0)
 		((to >= from + $1)) && return 0
 		sleep 0.05
 	done
@@ -217,6 +221,70 @@ else
 fi
 code=$(ns curl -s -o /dev/null -w '%{http_code}' --max-time 30 http://127.0.0.1/ || true)
 check "serves after the reload: $code" test "$code" = 200
+
+log "CoW mode: systemctl reload under a request loop"
+# A drop-in turns CoW mode on; the app's code changes on disk (version.php, replaced by a rename as a
+# deploy does) and systemctl reload (askrd reload through the admin socket) boots a new template
+# whose workers replace the old ones while a request loop runs.
+printf '[Service]\nExecStart=\nExecStart=/usr/bin/askrd serve --config /etc/askr.toml --cow\n' >"$STAGE/dropin/cow.conf"
+ns systemctl daemon-reload
+check "systemctl restart in CoW mode" ns systemctl restart askr.service
+check "askr.service active in CoW mode" within 60 ns systemctl is-active --quiet askr.service
+status_text() { ns systemctl show -p StatusText --value askr.service; }
+status_is() { [[ $(status_text) =~ $1 ]]; }
+# check_status WHAT REGEX: whether STATUS= matches REGEX within 30 s (it is updated every second).
+check_status() {
+	if within 30 status_is "$2"; then ok "$1: '$(status_text)'"; else bad "$1: '$(status_text)'"; fi
+}
+check_status "STATUS= says mode=cow" '^mode=cow .*generation=[0-9]+'
+gen=$(status_text | grep -o -E 'generation=[0-9]+' | cut -d= -f2)
+# template_pid: the CoW template's pid, from askrd status --json.
+template_pid() { ns askrd status --json 2>/dev/null | grep -o -E '"template_pid": *[0-9]+' | grep -o -E '[0-9]+$'; }
+tmpl=$(template_pid || true)
+check "askrd status --json names the template: '$tmpl'" test -n "$tmpl" -a "$tmpl" != 0
+before=$(status_pids)
+main=$(ns systemctl show -p MainPID --value askr.service)
+# The loop notes each failure and each v1 answer to a request sent once /run/cow-new exists (set when
+# every old worker and the old template are gone).
+# shellcheck disable=SC2016 # the container's shell expands it
+ns sh -c 'n=0; f=0; old=0; v2=0; rm -f /run/stop-cow /run/cow.fail /run/cow-new
+	while [ ! -e /run/stop-cow ] && [ $n -lt 100000 ]; do
+	new=0; [ -e /run/cow-new ] && new=1
+	b=$(curl -sS --max-time 30 -w " %{http_code}" http://127.0.0.1/ 2>/run/cow.err); rc=$?; n=$((n+1))
+	case "$b" in
+	"Hello from askr v1 "*" 200") [ $new = 0 ] || { old=$((old+1)); echo "request $n: v1 after the roll" >>/run/cow.fail; } ;;
+	"Hello from askr v2 "*" 200") v2=$((v2+1)) ;;
+	*) f=$((f+1)); echo "request $n: curl exit $rc, $b, $(cat /run/cow.err)" >>/run/cow.fail ;;
+	esac
+	echo "$n" >/run/cow.n; done
+	echo "$n $f $old $v2" >/run/cow.result' &
+COWLOOP=$!
+loop_passes 20 /run/cow.n || bad "the CoW request loop does not run"
+echo "<?php const APP_VERSION = 'v2';" >"$STAGE/app/version.php.new"
+mv "$STAGE/app/version.php.new" "$STAGE/app/version.php"
+rc=0
+n0=$(ns cat /run/cow.n)
+out=$(ns systemctl reload askr.service 2>&1) || rc=$?
+n1=$(ns cat /run/cow.n)
+check "systemctl reload in CoW mode: exit $rc ${out:0:300}" test "$rc" = 0
+check "the loop ran during the reload (request $n0 → $n1)" test "$n1" -gt "$n0"
+[[ $rc == 0 ]] || { ns journalctl -u askr.service --no-pager | tail -15 | sed 's/^/     | /'; } || true
+check "the same askrd reloaded (MainPID $main)" test "$(ns systemctl show -p MainPID --value askr.service)" = "$main"
+check "askrd status: every worker replaced (before: ${before//$'\n'/ })" within 60 all_new
+check "the old template $tmpl exited" within 60 not ns test -e "/proc/$tmpl"
+now=$(template_pid || true)
+check "a new template: $tmpl → $now" test -n "$now" -a "$now" != "$tmpl"
+ns touch /run/cow-new
+loop_passes 50 /run/cow.n || bad "the CoW request loop stalled after the reload"
+ns touch /run/stop-cow
+wait "$COWLOOP" || true
+read -r n f old v2 < <(ns cat /run/cow.result 2>/dev/null || echo "0 - - -")
+check "CoW reload during $n requests: ${f:-?} failed, ${old:-?} v1 answers after the roll, ${v2:-?} v2 answers" \
+	test "$f" = 0 -a "$old" = 0 -a "$v2" -gt 0 -a "$n" -gt 0
+{ ns cat /run/cow.fail 2>/dev/null | head -20 | sed 's/^/     | /'; } || true
+check_status "STATUS= shows the new generation $((gen + 1))" "^mode=cow .*generation=$((gen + 1))( |$)"
+sysstatus=$(ns systemctl status askr.service --no-pager 2>&1 || true)
+check "systemctl status shows the new generation" grep -q -E "Status: \"mode=cow .*generation=$((gen + 1))( |\")" <<<"$sysstatus"
 
 log "stop"
 ns systemctl stop askr.service
