@@ -31,9 +31,10 @@ type fakeStager struct {
 	cur      *fakeStarter // the template Start forks from
 	staged   *fakeStarter // nil: none
 	gen      atomic.Int64
-	next     behaviour // what the next staged template's workers do
-	stageErr error     // Stage fails with it
-	froms    []Process // Stage's arguments
+	next     behaviour     // what the next staged template's workers do
+	boot     time.Duration // how long a worker of a staged template takes to start (0: at once)
+	stageErr error         // Stage fails with it
+	froms    []Process     // Stage's arguments
 	commits  atomic.Int64
 	abandons atomic.Int64
 }
@@ -73,6 +74,9 @@ func (s *fakeStager) Stage(from Process) error {
 		return s.stageErr
 	}
 	s.staged = &fakeStarter{act: s.next, base: 1000 * int(s.gen.Load()+1)}
+	if d := s.boot; d > 0 {
+		s.staged.gate = func(int64) error { time.Sleep(d); return nil } // a boot's duration
+	}
 	return nil
 }
 
