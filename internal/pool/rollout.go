@@ -128,7 +128,11 @@ func (p *Pool) judgeCanary(st Stager, cow bool, cause string, w *worker, from in
 		return p.abortRollout(fmt.Errorf("%s: the pool stopped during the canary window", cause))
 	}
 	p.judge.Store(nil)
-	state, detail := j.verdict(c)
+	var running time.Duration // how long the canary has had the request it has now
+	if l := w.cur.Load(); l != nil {
+		running = time.Since(l.start)
+	}
+	state, detail := j.verdict(c, running)
 	if state == RolloutAborted {
 		p.toOwner(event{kind: evVerdict, w: w, err: errors.New(detail)})
 		if cow {
@@ -307,24 +311,36 @@ func (t *tally) figures() (n int64, rate float64, mean time.Duration) {
 	return n, 100 * float64(t.errs.Load()) / float64(n), time.Duration(t.took.Load() / n)
 }
 
-// verdict judges the canary on the window's requests: too few (Canary.MinRequests) is
-// inconclusive; a 5xx rate more than MaxErrorRate points above the old workers', or a mean
-// duration over MaxLatencyFactor times theirs (when both served), rolls it back (aborted).
-func (j *judge) verdict(c Canary) (state, detail string) {
+// verdict judges the canary on the window's requests and on the one it has had for running as
+// the window ends (0: none): too few answered (Canary.MinRequests) is inconclusive; a 5xx rate
+// more than MaxErrorRate points above the old workers', or a mean duration over MaxLatencyFactor
+// times theirs (when both served), rolls it back (aborted). A canary that answered none while its
+// request in progress has run past that factor is rolled back too: its requests outlast the window.
+func (j *judge) verdict(c Canary, running time.Duration) (state, detail string) {
 	cn, crate, cmean := j.can.figures()
 	on, orate, omean := j.olds.figures()
 	pid := j.canary.pid
 	ms := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	// slowAfter is the longest a canary's request may take on average (0: latency not judged);
+	// mean counts the request the canary has now, at what it has taken so far.
+	slowAfter := time.Duration(float64(omean) * c.MaxLatencyFactor)
+	mean, counted, note := cmean, cn, ""
+	if running > 0 {
+		mean, counted, note = (cmean*time.Duration(cn)+running)/time.Duration(cn+1), cn+1, ", the one in progress counted"
+	}
 	switch {
+	case cn == 0 && on > 0 && slowAfter > 0 && running > slowAfter:
+		return RolloutAborted, fmt.Sprintf("canary pid %d answered none of its requests in %v; the one it has had ran for %v, the old workers took %v per request (mean of %d) (canary_max_latency_factor %g)",
+			pid, c.Window, ms(running), ms(omean), on, c.MaxLatencyFactor)
 	case cn < int64(c.MinRequests):
 		return RolloutInconclusive, fmt.Sprintf("canary pid %d answered %d requests in %v, fewer than canary_min_requests %d",
 			pid, cn, c.Window, c.MinRequests)
 	case crate > orate+c.MaxErrorRate:
 		return RolloutAborted, fmt.Sprintf("canary pid %d answered 5xx to %.1f%% of %d requests in %v, the old workers to %.1f%% of %d (canary_max_error_rate %g points)",
 			pid, crate, cn, c.Window, orate, on, c.MaxErrorRate)
-	case c.MaxLatencyFactor > 0 && cn > 0 && on > 0 && float64(cmean) > float64(omean)*c.MaxLatencyFactor:
-		return RolloutAborted, fmt.Sprintf("canary pid %d took %v per request (mean of %d in %v), the old workers %v (of %d) (canary_max_latency_factor %g)",
-			pid, ms(cmean), cn, c.Window, ms(omean), on, c.MaxLatencyFactor)
+	case cn > 0 && on > 0 && slowAfter > 0 && mean > slowAfter:
+		return RolloutAborted, fmt.Sprintf("canary pid %d took %v per request (mean of %d in %v%s), the old workers %v (of %d) (canary_max_latency_factor %g)",
+			pid, ms(mean), counted, c.Window, note, ms(omean), on, c.MaxLatencyFactor)
 	}
 	return RolloutOK, fmt.Sprintf("canary pid %d answered 5xx to %.1f%% of %d requests in %v (mean %v), the old workers to %.1f%% of %d (mean %v)",
 		pid, crate, cn, c.Window, ms(cmean), orate, on, ms(omean))
