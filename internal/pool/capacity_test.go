@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,5 +79,58 @@ func TestReloadKeepsCapacity(t *testing.T) {
 				t.Errorf("%d requests failed, answers %v; want 0, some new", failed, bodies)
 			}
 		})
+	}
+}
+
+// hold sends a request that holds its process until release is closed; it returns the pid that
+// serves it, and the request's error comes on errs.
+func hold(t *testing.T, p *Pool, release <-chan struct{}, errs chan<- error) int {
+	t.Helper()
+	got := make(chan int, 1)
+	go func() { errs <- p.Call(context.Background(), nil, held(got, release, Outcome{Status: 200})) }()
+	select {
+	case pid := <-got:
+		return pid
+	case <-time.After(5 * time.Second):
+		t.Fatal("a request got no process within 5s")
+		return 0
+	}
+}
+
+// Scaling down while a canary is judged retires an old worker, never the canary: the canary idle
+// longest (first in the idle channel) is skipped.
+func TestScaleDownSparesTheCanary(t *testing.T) {
+	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return okResponse("new") })
+	var mu sync.Mutex
+	exits := map[int]ExitReason{}
+	c := canaryOpts
+	c.Window = 2 * time.Second
+	p := startPool(t, Options{Workers: 2, MinWorkers: 1, MaxWorkers: 2, ScaleDownAfter: 100 * time.Millisecond, Canary: c,
+		Exited: func(pid int, r ExitReason) { mu.Lock(); exits[pid] = r; mu.Unlock() }}, s)
+	waitReady(t, p)
+	errs := make(chan error, 3)
+	oldDone, canaryDone := make(chan struct{}), make(chan struct{})
+	hold(t, p, oldDone, errs) // both old workers in use: no scale-down yet
+	hold(t, p, oldDone, errs)
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- p.Reload() }()
+	waitCond(t, "the canary serves", func() bool { return p.Stats().Ready == 3 })
+	canary := hold(t, p, canaryDone, errs) // the only idle worker
+	if canary != p.Stats().Rollout.Canary {
+		t.Fatalf("the third request went to pid %d; want the canary %d", canary, p.Stats().Rollout.Canary)
+	}
+	close(canaryDone) // the canary goes back first: it is idle longest
+	waitCond(t, "the canary idle", func() bool { return p.Stats().Busy == 2 })
+	close(oldDone)
+	collect(t, errs, 3, nil)
+	waitCond(t, "a worker scaled down", func() bool { return p.Stats().Exits[ExitScaleDown] == 1 })
+	mu.Lock()
+	r, gone := exits[canary]
+	mu.Unlock()
+	if gone {
+		t.Errorf("the canary exited (%v) during its window; want an old worker scaled down", r)
+	}
+	if err := <-reloaded; err != nil {
+		t.Errorf("Reload() = %v", err)
 	}
 }
