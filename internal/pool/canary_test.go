@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -27,4 +28,48 @@ func TestCanaryStuckInItsRequestRollsBack(t *testing.T) {
 		t.Errorf("%d failed, generation %d, Rollout %+v, %d commits; want 0, 0, aborted, 0", failed, st.Generation, st.Rollout, s.commits.Load())
 	}
 	waitCond(t, "the canary retired after its request", func() bool { return len(p.Workers()) == 2 })
+}
+
+// stagedProc is the ith worker forked from the staged template (0: the canary), or nil.
+func (s *fakeStager) stagedProc(i int) *fakeProc {
+	s.mu.Lock()
+	t := s.staged
+	s.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	return t.proc(i)
+}
+
+// A canary that dies between requests during its window is not passed: the reload is rolled back
+// with its exit, nothing is committed and the old workers all go on serving (none retired in its
+// place).
+func TestCanaryDiesInItsWindow(t *testing.T) {
+	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return okResponse("new") })
+	c := canaryOpts
+	c.Window, c.MinRequests = 500*time.Millisecond, 1
+	p := startPool(t, Options{Workers: 2, Canary: c}, s)
+	waitReady(t, p)
+	old := pids(p)
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- p.Reload() }()
+	waitCond(t, "the canary serves", func() bool { return p.Stats().Ready == 3 })
+	canary := s.stagedProc(0)
+	canary.exit()
+	err := <-reloaded
+	if err == nil || !strings.Contains(err.Error(), "rolled back") || !strings.Contains(err.Error(), fmt.Sprintf("canary pid %d exited", canary.pid)) {
+		t.Fatalf("Reload() = %v; want a rollback saying the canary exited", err)
+	}
+	if st := p.Stats(); st.Generation != 0 || st.Rollout.State != RolloutAborted || s.commits.Load() != 0 || s.abandons.Load() != 1 {
+		t.Errorf("generation %d, Rollout %+v, %d commits, %d abandons; want 0, aborted, 0, 1", st.Generation, st.Rollout, s.commits.Load(), s.abandons.Load())
+	}
+	waitCond(t, "the canary gone", func() bool { return p.Stats().Ready == 2 })
+	if now := pids(p); len(now) != 2 || now[canary.pid] != 0 {
+		t.Errorf("workers %v; want the old ones %v", now, old)
+	}
+	for pid := range old {
+		if _, ok := pids(p)[pid]; !ok {
+			t.Errorf("old worker %d retired; want the old workers all serving", pid)
+		}
+	}
 }

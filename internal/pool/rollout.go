@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // errRolling is a reload's error while another reload or a refork judges its canary.
@@ -133,6 +135,9 @@ func (p *Pool) judgeCanary(st Stager, cow bool, cause string, w *worker, from in
 		running = time.Since(l.start)
 	}
 	state, detail := j.verdict(c, running)
+	if gone := canaryGone(w); gone != "" {
+		state, detail = RolloutAborted, fmt.Sprintf("canary pid %d %s during its window", w.pid, gone)
+	}
 	if state == RolloutAborted {
 		p.toOwner(event{kind: evVerdict, w: w, err: errors.New(detail)})
 		if cow {
@@ -148,6 +153,26 @@ func (p *Pool) judgeCanary(st Stager, cow bool, cause string, w *worker, from in
 	p.toOwner(event{kind: evVerdict, w: w})
 	p.log.Info(cause+": canary passed; rolling the other workers over", "pid", w.pid, "generation", w.gen, "detail", detail)
 	return nil
+}
+
+// canaryGone says how the canary ended, if it exited or is being retired: a canary that dies
+// between requests must not pass.
+func canaryGone(w *worker) string {
+	dead := false
+	select {
+	case <-w.proc.Done():
+		dead = true
+	default:
+	}
+	switch r := w.reason.Load(); {
+	case dead && r == 0:
+		return "exited (" + proc.ExitStatus(w.proc.Err()) + ")"
+	case r > 0:
+		return "exited (" + ExitReason(r-1).String() + ")"
+	case w.ending.Load():
+		return "exited"
+	}
+	return ""
 }
 
 // commit makes gen the generation new workers have; the rollout ends in state once no older
@@ -267,7 +292,9 @@ func (o *owner) verdict(w *worker, err error) {
 	case err != nil:
 		o.mark(w, ExitReload)
 	case !o.stopping:
-		o.p.retireOneOld(w.gen, o.retire)
+		if o.all[w] && !w.quit { // the canary was an extra worker: one old one goes without a successor
+			o.p.retireOneOld(w.gen, o.retire)
+		}
 		o.p.retireOneOld(w.gen, o.replace)
 		o.rollCheck()
 	}
