@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -71,5 +72,34 @@ func TestCanaryDiesInItsWindow(t *testing.T) {
 		if _, ok := pids(p)[pid]; !ok {
 			t.Errorf("old worker %d retired; want the old workers all serving", pid)
 		}
+	}
+}
+
+// A canary that answers 5xx to every request is rolled back even with fewer than
+// canary_min_requests: its errors alone exceed the rate however the requests it missed had gone.
+func TestFailingCanaryUnderLowTrafficRollsBack(t *testing.T) {
+	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return statusResponse(500, "broken") })
+	c := canaryOpts
+	c.Window, c.MinRequests = time.Second, 20
+	p := startPool(t, Options{Workers: 2, Canary: c}, s)
+	waitReady(t, p)
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- p.Reload() }()
+	waitCond(t, "the canary serves", func() bool { return p.Stats().Ready == 3 })
+	canary := s.stagedProc(0)
+	for i := 0; canary.served.Load() < 5; i++ { // one client: the canary gets every third request
+		if i == 100 {
+			t.Fatalf("the canary served %d of 100 requests; want 5", canary.served.Load())
+		}
+		if err := serve(p, context.Background(), nil, &recorder{}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	err := <-reloaded
+	if err == nil || !strings.Contains(err.Error(), "rolled back") || !strings.Contains(err.Error(), "5xx to 100.0% of 5 requests") {
+		t.Fatalf("Reload() = %v; want a rollback for 5 of 5 requests answered 5xx", err)
+	}
+	if st := p.Stats(); st.Generation != 0 || st.Rollout.State != RolloutAborted || s.commits.Load() != 0 {
+		t.Errorf("generation %d, Rollout %+v, %d commits; want 0, aborted, 0", st.Generation, st.Rollout, s.commits.Load())
 	}
 }

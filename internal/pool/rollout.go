@@ -339,9 +339,10 @@ func (t *tally) figures() (n int64, rate float64, mean time.Duration) {
 }
 
 // verdict judges the canary on the window's requests and on the one it has had for running as
-// the window ends (0: none): too few answered (Canary.MinRequests) is inconclusive; a 5xx rate
-// more than MaxErrorRate points above the old workers', or a mean duration over MaxLatencyFactor
-// times theirs (when both served), rolls it back (aborted). A canary that answered none while its
+// the window ends (0: none): a 5xx rate more than MaxErrorRate points above the old workers'
+// (counted on at least MinRequests: too few requests can still fail it by their errors alone)
+// rolls it back (aborted); else too few answered (Canary.MinRequests) is inconclusive; a mean
+// duration over MaxLatencyFactor times the old workers' (when both served) rolls it back. A canary that answered none while its
 // request in progress has run past that factor is rolled back too: its requests outlast the window.
 func (j *judge) verdict(c Canary, running time.Duration) (state, detail string) {
 	cn, crate, cmean := j.can.figures()
@@ -356,15 +357,16 @@ func (j *judge) verdict(c Canary, running time.Duration) (state, detail string) 
 		mean, counted, note = (cmean*time.Duration(cn)+running)/time.Duration(cn+1), cn+1, ", the one in progress counted"
 	}
 	switch {
+	case float64(j.can.errs.Load())*100 > (orate+c.MaxErrorRate)*float64(max(cn, int64(c.MinRequests))):
+		// Over the rate, and it would be had it answered canary_min_requests, the rest without 5xx.
+		return RolloutAborted, fmt.Sprintf("canary pid %d answered 5xx to %.1f%% of %d requests in %v, the old workers to %.1f%% of %d (canary_max_error_rate %g points)",
+			pid, crate, cn, c.Window, orate, on, c.MaxErrorRate)
 	case cn == 0 && on > 0 && slowAfter > 0 && running > slowAfter:
 		return RolloutAborted, fmt.Sprintf("canary pid %d answered none of its requests in %v; the one it has had ran for %v, the old workers took %v per request (mean of %d) (canary_max_latency_factor %g)",
 			pid, c.Window, ms(running), ms(omean), on, c.MaxLatencyFactor)
 	case cn < int64(c.MinRequests):
 		return RolloutInconclusive, fmt.Sprintf("canary pid %d answered %d requests in %v, fewer than canary_min_requests %d",
 			pid, cn, c.Window, c.MinRequests)
-	case crate > orate+c.MaxErrorRate:
-		return RolloutAborted, fmt.Sprintf("canary pid %d answered 5xx to %.1f%% of %d requests in %v, the old workers to %.1f%% of %d (canary_max_error_rate %g points)",
-			pid, crate, cn, c.Window, orate, on, c.MaxErrorRate)
 	case cn > 0 && on > 0 && slowAfter > 0 && mean > slowAfter:
 		return RolloutAborted, fmt.Sprintf("canary pid %d took %v per request (mean of %d in %v%s), the old workers %v (of %d) (canary_max_latency_factor %g)",
 			pid, ms(mean), counted, c.Window, note, ms(omean), on, c.MaxLatencyFactor)
