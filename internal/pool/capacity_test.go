@@ -134,3 +134,30 @@ func TestScaleDownSparesTheCanary(t *testing.T) {
 		t.Errorf("Reload() = %v", err)
 	}
 }
+
+// A template that dies while its generation rolls the old one over is replaced by a newer
+// generation: the rollout still ends (ok) once every worker is of the newest, not "rolling" for
+// ever.
+func TestRolloutEndsWhenTheTemplateDiesMidRoll(t *testing.T) {
+	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return okResponse("new") })
+	s.boot = 50 * time.Millisecond
+	p := startPool(t, Options{Workers: 3}, s)
+	waitReady(t, p)
+	if err := p.Reload(); err != nil {
+		t.Fatalf("Reload() = %v", err)
+	}
+	s.gen.Add(1) // the new template died and was replaced, as template.Template does, mid-roll
+	p.Rotate()
+	waitCond(t, "every worker of generation 2, the rollout ended ok", func() bool {
+		now := pids(p)
+		for _, g := range now {
+			if g != 2 {
+				return false
+			}
+		}
+		return len(now) == 3 && p.Stats().Rollout.State == RolloutOK
+	})
+	if r := p.Stats().Rollout; r.Ended.IsZero() || r.To != 1 {
+		t.Errorf("Rollout = %+v; want ended, to generation 1", r)
+	}
+}

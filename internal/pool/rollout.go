@@ -248,7 +248,7 @@ func (o *owner) rollCheck() {
 	}
 	p.rollMu.Lock()
 	r := &p.rollout
-	if r.State == RolloutRolling && r.To == cur {
+	if r.State == RolloutRolling && r.To <= cur { // cur > To: its template died and was replaced mid-roll
 		r.State, r.Ended = p.rollFinal, time.Now()
 		p.log.Info(r.Cause+": rollout done", "from", r.From, "to", r.To, "canary", r.Canary, "state", r.State, "took", r.Ended.Sub(r.Started).Round(time.Millisecond))
 	}
