@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -101,5 +102,28 @@ func TestFailingCanaryUnderLowTrafficRollsBack(t *testing.T) {
 	}
 	if st := p.Stats(); st.Generation != 0 || st.Rollout.State != RolloutAborted || s.commits.Load() != 0 {
 		t.Errorf("generation %d, Rollout %+v, %d commits; want 0, aborted, 0", st.Generation, st.Rollout, s.commits.Load())
+	}
+}
+
+// A rollout's end (rollCheck, on the owner) does not touch a newer rollout that began meanwhile:
+// the newer one stays active (no refork may start under it) and rolling.
+func TestRollCheckLeavesANewerRolloutAlone(t *testing.T) {
+	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return okResponse("new") })
+	p := startPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	var began atomic.Bool
+	testHookRollCheck = func(p *Pool) {
+		if began.CompareAndSwap(false, true) { // the next reload begins just as the first one ends
+			p.beginRollout(Rollout{State: RolloutRolling, Cause: "reload", From: 1, To: 2, Started: time.Now()})
+		}
+	}
+	t.Cleanup(func() { testHookRollCheck = nil })
+	if err := p.Reload(); err != nil {
+		t.Fatalf("Reload() = %v", err)
+	}
+	waitCond(t, "the first rollout's end checked", began.Load)
+	p.Workers() // the owner has finished the event that checked it
+	if r := p.Stats().Rollout; !p.rollActive.Load() || r.State != RolloutRolling || r.To != 2 {
+		t.Errorf("rollActive %v, Rollout %+v; want the newer rollout active and rolling", p.rollActive.Load(), r)
 	}
 }

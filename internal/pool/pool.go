@@ -137,7 +137,8 @@ type Pool struct {
 	done       chan struct{}
 
 	// Rollouts (rollout.go): judging is held by the reload or refork that is judging its canary;
-	// judge counts requests while it is set; rollMu guards rollout and rollFinal.
+	// judge counts requests while it is set; rollMu guards rollout and rollFinal, and the stores
+	// to rollActive and rollPending.
 	judging     atomic.Bool
 	judge       atomic.Pointer[judge]
 	rollActive  atomic.Bool  // a rollout is judging, or old workers remain after its verdict

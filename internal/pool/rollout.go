@@ -178,16 +178,13 @@ func canaryGone(w *worker) string {
 // commit makes gen the generation new workers have; the rollout ends in state once no older
 // worker remains.
 func (p *Pool) commit(st Stager, cow bool, gen int64, state, detail string) {
-	p.rollMu.Lock()
-	p.rollFinal = state
-	p.rollout.Detail = detail
-	p.rollMu.Unlock()
+	p.updateRollout(func(r *Rollout) { r.Detail, p.rollFinal = detail, state })
 	if cow {
 		st.Commit()
 	} else {
 		p.gen.Store(gen)
 	}
-	p.rollPending.Store(true)
+	p.updateRollout(func(*Rollout) { p.rollPending.Store(true) }) // after the commit: see rollCheck
 }
 
 // toOwner hands the owner an event, unless the pool has stopped.
@@ -203,8 +200,8 @@ func (p *Pool) toOwner(ev event) error {
 // beginRollout records a rollout that starts.
 func (p *Pool) beginRollout(r Rollout) {
 	p.rollMu.Lock()
+	defer p.rollMu.Unlock()
 	p.rollout, p.rollFinal = r, ""
-	p.rollMu.Unlock()
 	p.rollPending.Store(false)
 	p.rollActive.Store(true)
 }
@@ -217,8 +214,10 @@ func (p *Pool) updateRollout(f func(*Rollout)) {
 
 // abortRollout records that the rollout ended without a new generation, and returns err.
 func (p *Pool) abortRollout(err error) error {
-	p.updateRollout(func(r *Rollout) { r.State, r.Detail, r.Ended = RolloutAborted, err.Error(), time.Now() })
-	p.rollActive.Store(false)
+	p.updateRollout(func(r *Rollout) {
+		r.State, r.Detail, r.Ended = RolloutAborted, err.Error(), time.Now()
+		p.rollActive.Store(false)
+	})
 	return err
 }
 
@@ -233,12 +232,24 @@ func (p *Pool) lastRollout() Rollout {
 	return r
 }
 
+// testHookRollCheck, if set (by tests only), runs in rollCheck before it takes rollMu.
+var testHookRollCheck func(*Pool)
+
 // rollCheck ends a rollout whose verdict is given once no worker older than the current
-// generation is left (on the owner's goroutine).
+// generation is left (on the owner's goroutine). It looks and ends under rollMu, where a rollout
+// begins and is committed: a newer rollout that began meanwhile is left alone.
 func (o *owner) rollCheck() {
 	p := o.p
 	if !p.rollPending.Load() {
 		return
+	}
+	if testHookRollCheck != nil {
+		testHookRollCheck(p)
+	}
+	p.rollMu.Lock()
+	defer p.rollMu.Unlock()
+	if !p.rollPending.Load() {
+		return // a newer rollout began
 	}
 	cur := p.current()
 	for w := range o.all {
@@ -246,13 +257,11 @@ func (o *owner) rollCheck() {
 			return
 		}
 	}
-	p.rollMu.Lock()
 	r := &p.rollout
 	if r.State == RolloutRolling && r.To <= cur { // cur > To: its template died and was replaced mid-roll
 		r.State, r.Ended = p.rollFinal, time.Now()
 		p.log.Info(r.Cause+": rollout done", "from", r.From, "to", r.To, "canary", r.Canary, "state", r.State, "took", r.Ended.Sub(r.Started).Round(time.Millisecond))
 	}
-	p.rollMu.Unlock()
 	p.rollPending.Store(false)
 	p.rollActive.Store(false)
 }
