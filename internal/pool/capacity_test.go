@@ -161,3 +161,26 @@ func TestRolloutEndsWhenTheTemplateDiesMidRoll(t *testing.T) {
 		t.Errorf("Rollout = %+v; want ended, to generation 1", r)
 	}
 }
+
+// A rollout ends ok only once the roll is done: every worker of the new generation has booted,
+// not when the last old one exits while its successor still boots.
+func TestRolloutOKOnlyWhenEveryWorkerBooted(t *testing.T) {
+	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return okResponse("new") })
+	s.boot = 100 * time.Millisecond
+	const workers = 3
+	p := startPool(t, Options{Workers: workers}, s)
+	waitReady(t, p)
+	if err := p.Reload(); err != nil {
+		t.Fatalf("Reload() = %v", err)
+	}
+	waitCond(t, "the rollout ended", func() bool { return p.Stats().Rollout.State != RolloutRolling })
+	st, now := p.Stats(), pids(p)
+	if st.Rollout.State != RolloutOK || st.Ready != workers || len(now) != workers {
+		t.Fatalf("at the rollout's end: state %s, %d ready, workers %v; want ok, %d new workers ready", st.Rollout.State, st.Ready, now, workers)
+	}
+	for pid, g := range now {
+		if g != 1 {
+			t.Errorf("worker %d of generation %d at the rollout's end; want 1", pid, g)
+		}
+	}
+}

@@ -234,6 +234,7 @@ func (o *owner) bootedOne(w *worker) {
 		p.readyOnce.Do(func() { close(p.firstReady) })
 	}
 	o.scaleUp() // requests may still wait
+	o.rollCheck()
 }
 
 // bootFailed notes a failed boot: retried after a back-off, or, while no worker ever booted and
@@ -262,6 +263,7 @@ func (o *owner) bootFailed(err error) error {
 		p.log.Error("worker failed to boot", "err", err, "retry_in", delay)
 		o.retry = time.After(delay)
 	}
+	o.rollCheck()
 	return nil
 }
 

@@ -236,7 +236,7 @@ func (p *Pool) lastRollout() Rollout {
 var testHookRollCheck func(*Pool)
 
 // rollCheck ends a rollout whose verdict is given once no worker older than the current
-// generation is left (on the owner's goroutine). It looks and ends under rollMu, where a rollout
+// generation is left and none boots (on the owner's goroutine, after exits and boots). It looks and ends under rollMu, where a rollout
 // begins and is committed: a newer rollout that began meanwhile is left alone.
 func (o *owner) rollCheck() {
 	p := o.p
@@ -256,6 +256,9 @@ func (o *owner) rollCheck() {
 		if w.gen < cur {
 			return
 		}
+	}
+	if o.booting() > 0 {
+		return // a successor still boots (or an old worker, replaced once up): the roll is not done
 	}
 	r := &p.rollout
 	if r.State == RolloutRolling && r.To <= cur { // cur > To: its template died and was replaced mid-roll
