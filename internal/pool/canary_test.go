@@ -127,3 +127,25 @@ func TestRollCheckLeavesANewerRolloutAlone(t *testing.T) {
 		t.Errorf("rollActive %v, Rollout %+v; want the newer rollout active and rolling", p.rollActive.Load(), r)
 	}
 }
+
+// A reload asked for while a refork's canary is judged says so (and when to try again), not that
+// a reload is running.
+func TestReloadDuringReforkNamesIt(t *testing.T) {
+	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return okResponse("new") })
+	c := canaryOpts
+	c.Window = time.Second
+	p := startPool(t, Options{Workers: 1, ReforkAfter: []int{3}, Canary: c}, s)
+	waitReady(t, p)
+	for i := range 3 {
+		if err := serve(p, context.Background(), nil, &recorder{}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	waitCond(t, "the refork's canary judged", func() bool { r := p.Stats().Rollout; return r.Cause == "refork" && r.Canary != 0 })
+	err := p.Reload()
+	if err == nil || !strings.Contains(err.Error(), "a refork's canary is being judged") || !strings.Contains(err.Error(), "canary_window 1s") {
+		t.Errorf("Reload() during a refork = %v; want it to name the refork and canary_window", err)
+	}
+	waitCond(t, "the refork ended", func() bool { return p.Stats().Rollout.State != RolloutRolling })
+	s.stagedFrom()[0].Kill() // the fake template's end
+}

@@ -29,12 +29,25 @@ func (p *Pool) Reload() error {
 	if _, ok := p.start.(generational); ok && !stager {
 		return errors.New("reload: the workers come from a CoW template that cannot be replaced; restart askrd instead")
 	}
-	if !p.judging.CompareAndSwap(false, true) {
-		return fmt.Errorf("reload: %w", errRolling)
+	if !p.judging.CompareAndSwap(judgeFree, judgeReload) {
+		switch {
+		case p.judging.Load() != judgeRefork:
+			return fmt.Errorf("reload: %w", errRolling)
+		case p.opt.Canary.Enabled:
+			return fmt.Errorf("reload: a refork's canary is being judged; try again after canary_window %v", p.opt.Canary.Window)
+		}
+		return errors.New("reload: a refork is staging the next template; try again in a moment")
 	}
-	defer p.judging.Store(false)
+	defer p.judging.Store(judgeFree)
 	return p.roll(nil, "reload")
 }
+
+// Who holds Pool.judging: a reload or a refork from its start to its canary's verdict.
+const (
+	judgeFree int32 = iota
+	judgeReload
+	judgeRefork
+)
 
 // roll runs a rollout (cause "reload" or "refork"; from: the worker a refork promotes) while the
 // caller holds judging.
@@ -405,11 +418,11 @@ func (p *Pool) reforkDue(w *worker) bool {
 	if k >= len(p.opt.ReforkAfter) || w.served < p.opt.ReforkAfter[k] || w.gen != p.current() || p.rollActive.Load() {
 		return false
 	}
-	if _, ok := p.start.(Stager); !ok || !p.judging.CompareAndSwap(false, true) {
+	if _, ok := p.start.(Stager); !ok || !p.judging.CompareAndSwap(judgeFree, judgeRefork) {
 		return false
 	}
 	if p.rollActive.Load() || !p.reforks.CompareAndSwap(int32(k), int32(k+1)) {
-		p.judging.Store(false)
+		p.judging.Store(judgeFree)
 		return false
 	}
 	p.events <- event{kind: evPromote, w: w}
@@ -420,7 +433,7 @@ func (p *Pool) reforkDue(w *worker) bool {
 // refork makes w the next template and rolls the pool over to workers forked from it (holding
 // judging, which reforkDue took).
 func (p *Pool) refork(w *worker) {
-	defer p.judging.Store(false)
+	defer p.judging.Store(judgeFree)
 	p.log.Info("refork: a worker becomes the next template", "pid", w.pid, "served", w.servedTotal.Load(), "generation", w.gen)
 	if err := p.roll(w.proc, "refork"); err != nil {
 		p.log.Warn("refork failed; the old workers go on serving", "pid", w.pid, "err", err)
