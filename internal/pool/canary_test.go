@@ -21,7 +21,7 @@ func TestCanaryStuckInItsRequestRollsBack(t *testing.T) {
 	c.MaxLatencyFactor = 3
 	p := startPool(t, Options{Workers: 2, Canary: c}, s)
 	waitReady(t, p)
-	err, failed, _ := reloadUnderLoad(t, p)
+	failed, _, err := reloadUnderLoad(t, p)
 	if err == nil || !strings.Contains(err.Error(), "rolled back") || !strings.Contains(err.Error(), "answered none") ||
 		!strings.Contains(err.Error(), "canary_max_latency_factor 3") {
 		t.Fatalf("Reload() = %v; want a rollback naming the request the canary still had", err)
@@ -148,4 +148,21 @@ func TestReloadDuringReforkNamesIt(t *testing.T) {
 	}
 	waitCond(t, "the refork ended", func() bool { return p.Stats().Rollout.State != RolloutRolling })
 	s.stagedFrom()[0].Kill() // the fake template's end
+}
+
+// With canary_min_requests 0 a canary that answered no request is not judged "ok" on nothing: the
+// verdict is inconclusive (it rolls on, with a warning).
+func TestCanaryWithoutTrafficIsInconclusive(t *testing.T) {
+	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return okResponse("new") })
+	c := canaryOpts
+	c.MinRequests = 0
+	p := startPool(t, Options{Workers: 1, Canary: c}, s)
+	waitReady(t, p)
+	if err := p.Reload(); err != nil {
+		t.Fatalf("Reload() = %v; want nil (inconclusive rolls on)", err)
+	}
+	if r := p.Stats().Rollout; r.State != RolloutInconclusive && r.State != RolloutRolling || !strings.Contains(r.Detail, "answered no request") {
+		t.Errorf("Rollout = %+v; want inconclusive, the canary having answered no request", r)
+	}
+	waitCond(t, "rollout inconclusive", func() bool { return p.Stats().Rollout.State == RolloutInconclusive })
 }

@@ -366,7 +366,8 @@ func (t *tally) figures() (n int64, rate float64, mean time.Duration) {
 // verdict judges the canary on the window's requests and on the one it has had for running as
 // the window ends (0: none): a 5xx rate more than MaxErrorRate points above the old workers'
 // (counted on at least MinRequests: too few requests can still fail it by their errors alone)
-// rolls it back (aborted); else too few answered (Canary.MinRequests) is inconclusive; a mean
+// rolls it back (aborted); else too few answered (Canary.MinRequests; none at all whatever it
+// is) is inconclusive; a mean
 // duration over MaxLatencyFactor times the old workers' (when both served) rolls it back. A canary that answered none while its
 // request in progress has run past that factor is rolled back too: its requests outlast the window.
 func (j *judge) verdict(c Canary, running time.Duration) (state, detail string) {
@@ -392,6 +393,8 @@ func (j *judge) verdict(c Canary, running time.Duration) (state, detail string) 
 	case cn < int64(c.MinRequests):
 		return RolloutInconclusive, fmt.Sprintf("canary pid %d answered %d requests in %v, fewer than canary_min_requests %d",
 			pid, cn, c.Window, c.MinRequests)
+	case cn == 0: // canary_min_requests 0
+		return RolloutInconclusive, fmt.Sprintf("canary pid %d answered no request in %v", pid, c.Window)
 	case cn > 0 && on > 0 && slowAfter > 0 && mean > slowAfter:
 		return RolloutAborted, fmt.Sprintf("canary pid %d took %v per request (mean of %d in %v%s), the old workers %v (of %d) (canary_max_latency_factor %g)",
 			pid, ms(mean), counted, c.Window, note, ms(omean), on, c.MaxLatencyFactor)
