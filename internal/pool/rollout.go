@@ -168,8 +168,10 @@ func (p *Pool) judgeCanary(st Stager, cow bool, cause string, w *worker, from in
 	return nil
 }
 
-// canaryGone says how the canary ended, if it exited or is being retired: a canary that dies
-// between requests must not pass.
+// canaryGone says how the canary died, if it did: a canary that crashed, was killed by
+// request_timeout or exited unasked (between requests too) must not pass. One the pool retired
+// (max_requests, memory, recycle) or that ended as its script asked (exit(), a Bye) is judged on
+// the requests it answered.
 func canaryGone(w *worker) string {
 	dead := false
 	select {
@@ -178,12 +180,10 @@ func canaryGone(w *worker) string {
 	default:
 	}
 	switch r := w.reason.Load(); {
-	case dead && r == 0:
+	case r == int32(ExitCrash)+1 || r == int32(ExitTimeout)+1:
+		return "ended (" + ExitReason(r-1).String() + ")"
+	case dead && r == 0 && !w.left.Load() && !w.ending.Load():
 		return "exited (" + proc.ExitStatus(w.proc.Err()) + ")"
-	case r > 0:
-		return "exited (" + ExitReason(r-1).String() + ")"
-	case w.ending.Load():
-		return "exited"
 	}
 	return ""
 }
