@@ -382,7 +382,8 @@ func (p *Pool) wait(ctx context.Context, deadline time.Time) (*worker, error) {
 }
 
 // release gives a worker back after a request or a ping; one that is not reusable, or is due for
-// retirement (see retiring), is retired and replaced.
+// retirement (see retiring), is retired and replaced. One whose generation has been replaced goes
+// to the owner, which replaces it when that keeps capacity (owner.outdated).
 func (p *Pool) release(w *worker, reusable bool) {
 	if reusable {
 		if r, retire := p.retiring(w); retire {
@@ -393,28 +394,27 @@ func (p *Pool) release(w *worker, reusable bool) {
 	if p.stopping() {
 		reusable = false
 	}
-	if reusable && len(p.opt.ReforkAfter) > 0 && p.reforkDue(w) {
-		return // the next template now
-	}
-	if reusable {
+	switch {
+	case !reusable:
+		p.events <- event{kind: evRetire, w: w}
+	case w.gen < p.current(): // its template, or its worker script, has been replaced
+		p.events <- event{kind: evOutdated, w: w}
+	case len(p.opt.ReforkAfter) > 0 && p.reforkDue(w):
+		// the next template now
+	default:
 		w.claim.Store(claimIdle)
 		p.idle <- w
-		return
 	}
-	p.events <- event{kind: evRetire, w: w}
 }
 
 // retiring reports whether a worker that could serve again is due for retirement, and why: it was
-// marked (Recycle, max_private_memory), it has served max_requests, or its generation has been
-// replaced.
+// marked (Recycle, max_private_memory), or it has served max_requests.
 func (p *Pool) retiring(w *worker) (ExitReason, bool) {
 	switch r := w.marked.Load(); {
 	case r > 0:
 		return ExitReason(r - 1), true
 	case p.opt.MaxRequests > 0 && w.served >= p.opt.MaxRequests:
 		return ExitMaxRequests, true
-	case w.gen < p.current():
-		return ExitReload, true // its template, or its worker script, has been replaced
 	}
 	return 0, false
 }

@@ -24,6 +24,7 @@ const (
 	evTrial                       // a canary to judge serves next to the old generation (rollout.go)
 	evVerdict                     // the judged canary passed (err nil: the old generation rolls over) or is rolled back
 	evPromote                     // a refork takes w out of the books: it becomes the next template
+	evOutdated                    // a request or a ping gave back a worker of a replaced generation
 )
 
 type event struct {
@@ -113,6 +114,8 @@ func (o *owner) event(ev event) error {
 		o.verdict(ev.w, ev.err)
 	case evPromote:
 		o.promote(ev.w)
+	case evOutdated:
+		o.outdated(ev.w)
 	}
 	return nil
 }
@@ -231,6 +234,7 @@ func (o *owner) bootedOne(w *worker) {
 		p.readyOnce.Do(func() { close(p.firstReady) })
 	}
 	o.scaleUp() // requests may still wait
+	o.rollCheck()
 }
 
 // bootFailed notes a failed boot: retried after a back-off, or, while no worker ever booted and
@@ -259,6 +263,7 @@ func (o *owner) bootFailed(err error) error {
 		p.log.Error("worker failed to boot", "err", err, "retry_in", delay)
 		o.retry = time.After(delay)
 	}
+	o.rollCheck()
 	return nil
 }
 
@@ -299,6 +304,28 @@ func (o *owner) retired(w *worker) {
 	o.p.stopWorker(w)
 	if !o.stopping {
 		o.spawn()
+	}
+}
+
+// outdated takes a worker of a replaced generation that a request or a ping gave back fit to
+// serve: it is retired and replaced now if no worker is booting, else it goes back to the idle
+// channel and serves on (the next worker that boots retires an idle old one: bootedOne). So a roll
+// has at most one worker down at a time, however busy the old ones are.
+func (o *owner) outdated(w *worker) {
+	if w.dead.Load() || w.quit || o.stopping || w.marked.Load() > 0 || o.booting() == 0 {
+		if r := w.marked.Load(); r > 0 {
+			w.setReason(ExitReason(r - 1)) // marked (Recycle) after its request had gone
+		} else if !w.dead.Load() {
+			w.setReason(ExitReload)
+		}
+		o.retired(w)
+		return
+	}
+	w.claim.Store(claimIdle)
+	select {
+	case o.p.idle <- w:
+	default:
+		o.retired(w)
 	}
 }
 

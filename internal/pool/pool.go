@@ -137,8 +137,9 @@ type Pool struct {
 	done       chan struct{}
 
 	// Rollouts (rollout.go): judging is held by the reload or refork that is judging its canary;
-	// judge counts requests while it is set; rollMu guards rollout and rollFinal.
-	judging     atomic.Bool
+	// judge counts requests while it is set; rollMu guards rollout and rollFinal, and the stores
+	// to rollActive and rollPending.
+	judging     atomic.Int32 // judgeFree, or who holds it (judgeReload, judgeRefork)
 	judge       atomic.Pointer[judge]
 	rollActive  atomic.Bool  // a rollout is judging, or old workers remain after its verdict
 	rollPending atomic.Bool  // its verdict is given: it ends when no old worker remains

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/askr-php/askr/internal/proc"
 )
 
 // errRolling is a reload's error while another reload or a refork judges its canary.
@@ -27,12 +29,25 @@ func (p *Pool) Reload() error {
 	if _, ok := p.start.(generational); ok && !stager {
 		return errors.New("reload: the workers come from a CoW template that cannot be replaced; restart askrd instead")
 	}
-	if !p.judging.CompareAndSwap(false, true) {
-		return fmt.Errorf("reload: %w", errRolling)
+	if !p.judging.CompareAndSwap(judgeFree, judgeReload) {
+		switch {
+		case p.judging.Load() != judgeRefork:
+			return fmt.Errorf("reload: %w", errRolling)
+		case p.opt.Canary.Enabled:
+			return fmt.Errorf("reload: a refork's canary is being judged; try again after canary_window %v", p.opt.Canary.Window)
+		}
+		return errors.New("reload: a refork is staging the next template; try again in a moment")
 	}
-	defer p.judging.Store(false)
+	defer p.judging.Store(judgeFree)
 	return p.roll(nil, "reload")
 }
+
+// Who holds Pool.judging: a reload or a refork from its start to its canary's verdict.
+const (
+	judgeFree int32 = iota
+	judgeReload
+	judgeRefork
+)
 
 // roll runs a rollout (cause "reload" or "refork"; from: the worker a refork promotes) while the
 // caller holds judging.
@@ -128,7 +143,14 @@ func (p *Pool) judgeCanary(st Stager, cow bool, cause string, w *worker, from in
 		return p.abortRollout(fmt.Errorf("%s: the pool stopped during the canary window", cause))
 	}
 	p.judge.Store(nil)
-	state, detail := j.verdict(c)
+	var running time.Duration // how long the canary has had the request it has now
+	if l := w.cur.Load(); l != nil {
+		running = time.Since(l.start)
+	}
+	state, detail := j.verdict(c, running)
+	if gone := canaryGone(w); gone != "" {
+		state, detail = RolloutAborted, fmt.Sprintf("canary pid %d %s during its window", w.pid, gone)
+	}
 	if state == RolloutAborted {
 		p.toOwner(event{kind: evVerdict, w: w, err: errors.New(detail)})
 		if cow {
@@ -146,19 +168,36 @@ func (p *Pool) judgeCanary(st Stager, cow bool, cause string, w *worker, from in
 	return nil
 }
 
+// canaryGone says how the canary died, if it did: a canary that crashed, was killed by
+// request_timeout or exited unasked (between requests too) must not pass. One the pool retired
+// (max_requests, memory, recycle) or that ended as its script asked (exit(), a Bye) is judged on
+// the requests it answered.
+func canaryGone(w *worker) string {
+	dead := false
+	select {
+	case <-w.proc.Done():
+		dead = true
+	default:
+	}
+	switch r := w.reason.Load(); {
+	case r == int32(ExitCrash)+1 || r == int32(ExitTimeout)+1:
+		return "ended (" + ExitReason(r-1).String() + ")"
+	case dead && r == 0 && !w.left.Load() && !w.ending.Load():
+		return "exited (" + proc.ExitStatus(w.proc.Err()) + ")"
+	}
+	return ""
+}
+
 // commit makes gen the generation new workers have; the rollout ends in state once no older
 // worker remains.
 func (p *Pool) commit(st Stager, cow bool, gen int64, state, detail string) {
-	p.rollMu.Lock()
-	p.rollFinal = state
-	p.rollout.Detail = detail
-	p.rollMu.Unlock()
+	p.updateRollout(func(r *Rollout) { r.Detail, p.rollFinal = detail, state })
 	if cow {
 		st.Commit()
 	} else {
 		p.gen.Store(gen)
 	}
-	p.rollPending.Store(true)
+	p.updateRollout(func(*Rollout) { p.rollPending.Store(true) }) // after the commit: see rollCheck
 }
 
 // toOwner hands the owner an event, unless the pool has stopped.
@@ -174,8 +213,8 @@ func (p *Pool) toOwner(ev event) error {
 // beginRollout records a rollout that starts.
 func (p *Pool) beginRollout(r Rollout) {
 	p.rollMu.Lock()
+	defer p.rollMu.Unlock()
 	p.rollout, p.rollFinal = r, ""
-	p.rollMu.Unlock()
 	p.rollPending.Store(false)
 	p.rollActive.Store(true)
 }
@@ -188,8 +227,10 @@ func (p *Pool) updateRollout(f func(*Rollout)) {
 
 // abortRollout records that the rollout ended without a new generation, and returns err.
 func (p *Pool) abortRollout(err error) error {
-	p.updateRollout(func(r *Rollout) { r.State, r.Detail, r.Ended = RolloutAborted, err.Error(), time.Now() })
-	p.rollActive.Store(false)
+	p.updateRollout(func(r *Rollout) {
+		r.State, r.Detail, r.Ended = RolloutAborted, err.Error(), time.Now()
+		p.rollActive.Store(false)
+	})
 	return err
 }
 
@@ -204,12 +245,24 @@ func (p *Pool) lastRollout() Rollout {
 	return r
 }
 
+// testHookRollCheck, if set (by tests only), runs in rollCheck before it takes rollMu.
+var testHookRollCheck func(*Pool)
+
 // rollCheck ends a rollout whose verdict is given once no worker older than the current
-// generation is left (on the owner's goroutine).
+// generation is left and none boots (on the owner's goroutine, after exits and boots). It looks and ends under rollMu, where a rollout
+// begins and is committed: a newer rollout that began meanwhile is left alone.
 func (o *owner) rollCheck() {
 	p := o.p
 	if !p.rollPending.Load() {
 		return
+	}
+	if testHookRollCheck != nil {
+		testHookRollCheck(p)
+	}
+	p.rollMu.Lock()
+	defer p.rollMu.Unlock()
+	if !p.rollPending.Load() {
+		return // a newer rollout began
 	}
 	cur := p.current()
 	for w := range o.all {
@@ -217,13 +270,14 @@ func (o *owner) rollCheck() {
 			return
 		}
 	}
-	p.rollMu.Lock()
+	if o.booting() > 0 {
+		return // a successor still boots (or an old worker, replaced once up): the roll is not done
+	}
 	r := &p.rollout
-	if r.State == RolloutRolling && r.To == cur {
+	if r.State == RolloutRolling && r.To <= cur { // cur > To: its template died and was replaced mid-roll
 		r.State, r.Ended = p.rollFinal, time.Now()
 		p.log.Info(r.Cause+": rollout done", "from", r.From, "to", r.To, "canary", r.Canary, "state", r.State, "took", r.Ended.Sub(r.Started).Round(time.Millisecond))
 	}
-	p.rollMu.Unlock()
 	p.rollPending.Store(false)
 	p.rollActive.Store(false)
 }
@@ -263,7 +317,9 @@ func (o *owner) verdict(w *worker, err error) {
 	case err != nil:
 		o.mark(w, ExitReload)
 	case !o.stopping:
-		o.p.retireOneOld(w.gen, o.retire)
+		if o.all[w] && !w.quit { // the canary was an extra worker: one old one goes without a successor
+			o.p.retireOneOld(w.gen, o.retire)
+		}
 		o.p.retireOneOld(w.gen, o.replace)
 		o.rollCheck()
 	}
@@ -307,24 +363,41 @@ func (t *tally) figures() (n int64, rate float64, mean time.Duration) {
 	return n, 100 * float64(t.errs.Load()) / float64(n), time.Duration(t.took.Load() / n)
 }
 
-// verdict judges the canary on the window's requests: too few (Canary.MinRequests) is
-// inconclusive; a 5xx rate more than MaxErrorRate points above the old workers', or a mean
-// duration over MaxLatencyFactor times theirs (when both served), rolls it back (aborted).
-func (j *judge) verdict(c Canary) (state, detail string) {
+// verdict judges the canary on the window's requests and on the one it has had for running as
+// the window ends (0: none): a 5xx rate more than MaxErrorRate points above the old workers'
+// (counted on at least MinRequests: too few requests can still fail it by their errors alone)
+// rolls it back (aborted); else too few answered (Canary.MinRequests; none at all whatever it
+// is) is inconclusive; a mean
+// duration over MaxLatencyFactor times the old workers' (when both served) rolls it back. A canary that answered none while its
+// request in progress has run past that factor is rolled back too: its requests outlast the window.
+func (j *judge) verdict(c Canary, running time.Duration) (state, detail string) {
 	cn, crate, cmean := j.can.figures()
 	on, orate, omean := j.olds.figures()
 	pid := j.canary.pid
 	ms := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	// slowAfter is the longest a canary's request may take on average (0: latency not judged);
+	// mean counts the request the canary has now, at what it has taken so far.
+	slowAfter := time.Duration(float64(omean) * c.MaxLatencyFactor)
+	mean, counted, note := cmean, cn, ""
+	if running > 0 {
+		mean, counted, note = (cmean*time.Duration(cn)+running)/time.Duration(cn+1), cn+1, ", the one in progress counted"
+	}
 	switch {
+	case float64(j.can.errs.Load())*100 > (orate+c.MaxErrorRate)*float64(max(cn, int64(c.MinRequests))):
+		// Over the rate, and it would be had it answered canary_min_requests, the rest without 5xx.
+		return RolloutAborted, fmt.Sprintf("canary pid %d answered 5xx to %.1f%% of %d requests in %v, the old workers to %.1f%% of %d (canary_max_error_rate %g points)",
+			pid, crate, cn, c.Window, orate, on, c.MaxErrorRate)
+	case cn == 0 && on > 0 && slowAfter > 0 && running > slowAfter:
+		return RolloutAborted, fmt.Sprintf("canary pid %d answered none of its requests in %v; the one it has had ran for %v, the old workers took %v per request (mean of %d) (canary_max_latency_factor %g)",
+			pid, c.Window, ms(running), ms(omean), on, c.MaxLatencyFactor)
 	case cn < int64(c.MinRequests):
 		return RolloutInconclusive, fmt.Sprintf("canary pid %d answered %d requests in %v, fewer than canary_min_requests %d",
 			pid, cn, c.Window, c.MinRequests)
-	case crate > orate+c.MaxErrorRate:
-		return RolloutAborted, fmt.Sprintf("canary pid %d answered 5xx to %.1f%% of %d requests in %v, the old workers to %.1f%% of %d (canary_max_error_rate %g points)",
-			pid, crate, cn, c.Window, orate, on, c.MaxErrorRate)
-	case c.MaxLatencyFactor > 0 && cn > 0 && on > 0 && float64(cmean) > float64(omean)*c.MaxLatencyFactor:
-		return RolloutAborted, fmt.Sprintf("canary pid %d took %v per request (mean of %d in %v), the old workers %v (of %d) (canary_max_latency_factor %g)",
-			pid, ms(cmean), cn, c.Window, ms(omean), on, c.MaxLatencyFactor)
+	case cn == 0: // canary_min_requests 0
+		return RolloutInconclusive, fmt.Sprintf("canary pid %d answered no request in %v", pid, c.Window)
+	case cn > 0 && on > 0 && slowAfter > 0 && mean > slowAfter:
+		return RolloutAborted, fmt.Sprintf("canary pid %d took %v per request (mean of %d in %v%s), the old workers %v (of %d) (canary_max_latency_factor %g)",
+			pid, ms(mean), counted, c.Window, note, ms(omean), on, c.MaxLatencyFactor)
 	}
 	return RolloutOK, fmt.Sprintf("canary pid %d answered 5xx to %.1f%% of %d requests in %v (mean %v), the old workers to %.1f%% of %d (mean %v)",
 		pid, crate, cn, c.Window, ms(cmean), orate, on, ms(omean))
@@ -348,11 +421,11 @@ func (p *Pool) reforkDue(w *worker) bool {
 	if k >= len(p.opt.ReforkAfter) || w.served < p.opt.ReforkAfter[k] || w.gen != p.current() || p.rollActive.Load() {
 		return false
 	}
-	if _, ok := p.start.(Stager); !ok || !p.judging.CompareAndSwap(false, true) {
+	if _, ok := p.start.(Stager); !ok || !p.judging.CompareAndSwap(judgeFree, judgeRefork) {
 		return false
 	}
 	if p.rollActive.Load() || !p.reforks.CompareAndSwap(int32(k), int32(k+1)) {
-		p.judging.Store(false)
+		p.judging.Store(judgeFree)
 		return false
 	}
 	p.events <- event{kind: evPromote, w: w}
@@ -363,7 +436,7 @@ func (p *Pool) reforkDue(w *worker) bool {
 // refork makes w the next template and rolls the pool over to workers forked from it (holding
 // judging, which reforkDue took).
 func (p *Pool) refork(w *worker) {
-	defer p.judging.Store(false)
+	defer p.judging.Store(judgeFree)
 	p.log.Info("refork: a worker becomes the next template", "pid", w.pid, "served", w.servedTotal.Load(), "generation", w.gen)
 	if err := p.roll(w.proc, "refork"); err != nil {
 		p.log.Warn("refork failed; the old workers go on serving", "pid", w.pid, "err", err)

@@ -31,9 +31,10 @@ type fakeStager struct {
 	cur      *fakeStarter // the template Start forks from
 	staged   *fakeStarter // nil: none
 	gen      atomic.Int64
-	next     behaviour // what the next staged template's workers do
-	stageErr error     // Stage fails with it
-	froms    []Process // Stage's arguments
+	next     behaviour     // what the next staged template's workers do
+	boot     time.Duration // how long a worker of a staged template takes to start (0: at once)
+	stageErr error         // Stage fails with it
+	froms    []Process     // Stage's arguments
 	commits  atomic.Int64
 	abandons atomic.Int64
 }
@@ -73,6 +74,9 @@ func (s *fakeStager) Stage(from Process) error {
 		return s.stageErr
 	}
 	s.staged = &fakeStarter{act: s.next, base: 1000 * int(s.gen.Load()+1)}
+	if d := s.boot; d > 0 {
+		s.staged.gate = func(int64) error { time.Sleep(d); return nil } // a boot's duration
+	}
 	return nil
 }
 
@@ -160,9 +164,9 @@ func pids(p *Pool) map[int]int64 {
 
 var canaryOpts = Canary{Enabled: true, Window: 300 * time.Millisecond, MinRequests: 5, MaxErrorRate: 2, MaxLatencyFactor: 50}
 
-// reloadUnderLoad runs Reload while 3 clients send requests, and returns its error and what the
-// clients saw.
-func reloadUnderLoad(t *testing.T, p *Pool) (error, int, map[string]int) {
+// reloadUnderLoad runs Reload while 3 clients send requests, and returns what the clients saw
+// and Reload's error.
+func reloadUnderLoad(t *testing.T, p *Pool) (int, map[string]int, error) {
 	t.Helper()
 	stop := make(chan struct{})
 	wait := load(p, 3, stop)
@@ -170,7 +174,7 @@ func reloadUnderLoad(t *testing.T, p *Pool) (error, int, map[string]int) {
 	time.Sleep(50 * time.Millisecond) // some requests after the verdict too
 	close(stop)
 	failed, bodies := wait()
-	return err, failed, bodies
+	return failed, bodies, err
 }
 
 // A canary that answers as well as the old workers passes: every old worker is replaced by one
@@ -181,7 +185,7 @@ func TestReloadCanaryPasses(t *testing.T) {
 	waitReady(t, p)
 	old := pids(p)
 	oldTemplate := s.cur
-	err, failed, bodies := reloadUnderLoad(t, p)
+	failed, bodies, err := reloadUnderLoad(t, p)
 	if err != nil || failed != 0 || bodies["new"] == 0 {
 		t.Fatalf("Reload() = %v; %d requests failed, answers %v; want nil, 0, some new", err, failed, bodies)
 	}
@@ -230,7 +234,7 @@ func TestReloadCanaryErrorsRollBack(t *testing.T) {
 	p := startPool(t, Options{Workers: 3, Canary: canaryOpts, Logger: logs.logger()}, s)
 	waitReady(t, p)
 	old := pids(p)
-	err, failed, bodies := reloadUnderLoad(t, p)
+	failed, bodies, err := reloadUnderLoad(t, p)
 	if err == nil || !regexp.MustCompile(`canary pid 2001 answered 5xx to [3-6]\d\.\d% of \d+ requests in 300ms, the old workers to 0\.0% of \d+`).MatchString(err.Error()) || !strings.Contains(err.Error(), "canary_max_error_rate 2 points") {
 		t.Fatalf("Reload() = %v; want the canary's 5xx rate", err)
 	}
@@ -261,7 +265,7 @@ func TestReloadCanaryErrorsRollBack(t *testing.T) {
 	}
 	// The next reload may run: its template is good.
 	s.next = func([]byte) []byte { return okResponse("new") }
-	if err, failed, _ := reloadUnderLoad(t, p); err != nil || failed != 0 {
+	if failed, _, err := reloadUnderLoad(t, p); err != nil || failed != 0 {
 		t.Errorf("second Reload() = %v, %d failed; want nil, 0", err, failed)
 	}
 }
@@ -276,7 +280,7 @@ func TestReloadSlowCanaryRollsBack(t *testing.T) {
 	c.MinRequests, c.MaxLatencyFactor = 3, 3
 	p := startPool(t, Options{Workers: 2, Canary: c}, s)
 	waitReady(t, p)
-	err, failed, _ := reloadUnderLoad(t, p)
+	failed, _, err := reloadUnderLoad(t, p)
 	if err == nil || !strings.Contains(err.Error(), "per request") || !strings.Contains(err.Error(), "canary_max_latency_factor 3") {
 		t.Fatalf("Reload() = %v; want the canary's latency named", err)
 	}
@@ -362,7 +366,7 @@ func TestReloadCanaryWorkerMode(t *testing.T) {
 	p := startPool(t, Options{Workers: 2, Canary: canaryOpts}, s)
 	waitReady(t, p)
 	old := pids(p)
-	err, failed, _ := reloadUnderLoad(t, p)
+	failed, _, err := reloadUnderLoad(t, p)
 	if err != nil || failed != 0 {
 		t.Fatalf("Reload() = %v, %d failed; want nil, 0", err, failed)
 	}
@@ -450,10 +454,7 @@ func TestReforkAfter(t *testing.T) {
 				return false
 			}
 		}
-		ok := len(now) == 2 && p.Stats().Rollout.State == RolloutOK
-		if !ok {
-		}
-		return ok
+		return len(now) == 2 && p.Stats().Rollout.State == RolloutOK
 	})
 	r := p.Stats().Rollout
 	if r.Cause != "refork" || r.From != 0 || r.To != 1 {
@@ -483,7 +484,8 @@ func TestReforkAfter(t *testing.T) {
 }
 
 // An old worker that dies while the canary is judged is replaced by one of the old generation
-// (nothing is committed yet), and the canary stays an extra worker.
+// (nothing is committed yet), and the canary stays an extra worker. Without traffic the canary
+// answered no request: inconclusive, it rolls on.
 func TestOldWorkerDiesDuringCanaryWindow(t *testing.T) {
 	s := newFakeStager(func([]byte) []byte { return okResponse("old") }, func([]byte) []byte { return okResponse("new") })
 	c := canaryOpts
@@ -506,14 +508,14 @@ func TestOldWorkerDiesDuringCanaryWindow(t *testing.T) {
 	if err := <-reloaded; err != nil {
 		t.Fatalf("Reload() = %v", err)
 	}
-	waitCond(t, "rollout ok, 2 workers of generation 1", func() bool {
+	waitCond(t, "rollout inconclusive, 2 workers of generation 1", func() bool {
 		now := pids(p)
 		for _, g := range now {
 			if g != 1 {
 				return false
 			}
 		}
-		return len(now) == 2 && p.Stats().Rollout.State == RolloutOK
+		return len(now) == 2 && p.Stats().Rollout.State == RolloutInconclusive
 	})
 }
 

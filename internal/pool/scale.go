@@ -19,7 +19,7 @@ import (
 // Down: a tick every ScaleDownAfter/scaleTicks records the most workers lent at once during it
 // (all of them if a request had to wait). When over the last scaleTicks ticks (ScaleDownAfter)
 // at least one worker was never needed, the worker idle longest is retired and the target goes
-// down by one, to MinWorkers; at most one a tick. A worker need not have been idle all along
+// down by one, to MinWorkers; at most one a tick (never a canary being judged). A worker need not have been idle all along
 // itself: the idle channel hands workers out in turn, so under a light load every worker serves
 // now and then while the pool still has one too many.
 
@@ -167,7 +167,8 @@ func (o *owner) scaleTick() {
 			return
 		}
 	}
-	w := p.sweepIdle(func(w *worker) bool { return !w.quit && w.marked.Load() == 0 })
+	// Never the canary being judged: it is an extra worker, and its window's requests judge it.
+	w := p.sweepIdle(func(w *worker) bool { return !w.quit && w.marked.Load() == 0 && w != o.trialW })
 	if w == nil {
 		return // none idle just now
 	}
