@@ -203,8 +203,9 @@ type Reload struct {
 	// more than canary_max_error_rate points more 5xx answers, or a mean latency over
 	// canary_max_latency_factor times theirs, the reload is rolled back (the old workers go on
 	// serving and the reload fails); with fewer than canary_min_requests requests it rolls on with
-	// a warning. false: the canary must boot and answer a health check, then the others follow at
-	// once. Default: false.
+	// a warning, unless its 5xx answers alone already pass the limit, or its one request runs too
+	// long. false: the canary must boot and answer a health check, then the others follow at once.
+	// Default: false.
 	Canary bool `toml:"canary"`
 	// CanaryWindow is how long the canary is watched. Default: 5.
 	CanaryWindow Duration `toml:"canary_window"`

@@ -184,3 +184,32 @@ func TestRolloutOKOnlyWhenEveryWorkerBooted(t *testing.T) {
 		}
 	}
 }
+
+// Reload after reload under load, with forks that boot at once: each roll ends with exactly the
+// configured workers. (An old worker that came back from its request between the commit and the
+// canary's arrival was replaced one for one, and the canary then found no old worker to take the
+// place of: one worker too many, for good.)
+func TestReloadsEndWithTheConfiguredWorkers(t *testing.T) {
+	work := func(body string) behaviour {
+		return func([]byte) []byte { time.Sleep(500 * time.Microsecond); return okResponse(body) }
+	}
+	s := newFakeStager(work("old"), work("new"))
+	const workers = 2
+	p := startPool(t, Options{Workers: workers}, s)
+	waitReady(t, p)
+	stop := make(chan struct{})
+	wait := load(p, 2*workers, stop)
+	for i := range 25 {
+		if err := p.Reload(); err != nil {
+			t.Fatalf("Reload() %d = %v", i, err)
+		}
+		waitCond(t, "the rollout ended with exactly the configured workers", func() bool {
+			st := p.Stats()
+			return st.Rollout.State == RolloutOK && len(pids(p)) == workers && st.Ready == workers
+		})
+	}
+	close(stop)
+	if failed, _ := wait(); failed != 0 {
+		t.Errorf("%d requests failed; want 0", failed)
+	}
+}
