@@ -271,11 +271,7 @@ func (o *owner) bootFailed(err error) error {
 // and the rest follow one at a time (each new worker that comes up retires the next).
 func (o *owner) canary(w *worker) {
 	p := o.p
-	o.firstBoot()
-	o.adopt(w)
-	o.live++
-	if o.stopping {
-		o.retire(w)
+	if !o.takeIn(w) {
 		return
 	}
 	p.retireOneOld(w.gen, o.retire)
@@ -286,6 +282,19 @@ func (o *owner) canary(w *worker) {
 	}
 	p.retireOneOld(w.gen, o.replace)
 	o.rollCheck()
+}
+
+// takeIn adopts a canary, which booted outside spawn, as one more live worker; false if the pool
+// is stopping (it is retired at once).
+func (o *owner) takeIn(w *worker) bool {
+	o.firstBoot()
+	o.adopt(w)
+	o.live++
+	if o.stopping {
+		o.retire(w)
+		return false
+	}
+	return true
 }
 
 // rotate starts retiring the workers of a replaced template.

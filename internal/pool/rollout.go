@@ -293,11 +293,7 @@ func (o *owner) extra() int {
 // trial takes in a canary to judge: an extra worker next to the old generation, which goes on
 // serving (a worker of it that ends is replaced by one of its own generation).
 func (o *owner) trial(w *worker) {
-	o.firstBoot()
-	o.adopt(w)
-	o.live++
-	if o.stopping {
-		o.retire(w)
+	if !o.takeIn(w) {
 		return
 	}
 	o.trialW = w
