@@ -182,13 +182,9 @@ func (b *bench) cowMemory() error {
 		if err != nil {
 			return err
 		}
-		url := s.url + "/"
 		// as in the laravel scenario: a returning visitor, so no new session file per request
-		cookie, err := visitorCookie(url)
+		url, cookie, err := returningVisitor(name, s)
 		if err != nil {
-			return err
-		}
-		if _, err := check(url, name+" / askrd", "Cookie", cookie); err != nil {
 			return err
 		}
 		sessions := b.countSessions()

@@ -79,12 +79,8 @@ func (b *bench) reforkVariant(name string, refork bool) (reforkResult, error) {
 		return r, err
 	}
 	defer b.stopAll()
-	url := s.url + "/"
-	cookie, err := visitorCookie(url)
+	url, cookie, err := returningVisitor(name, s)
 	if err != nil {
-		return r, err
-	}
-	if _, err := check(url, name+" / askrd", "Cookie", cookie); err != nil {
 		return r, err
 	}
 	ac := adminClient(sock)

@@ -65,12 +65,8 @@ func (b *bench) cowReload() error {
 	if err != nil {
 		return err
 	}
-	url := s.url + "/"
-	cookie, err := visitorCookie(url)
+	url, cookie, err := returningVisitor(name, s)
 	if err != nil {
-		return err
-	}
-	if _, err := check(url, name+" / askrd", "Cookie", cookie); err != nil {
 		return err
 	}
 	ac := adminClient(sock)

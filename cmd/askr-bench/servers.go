@@ -226,6 +226,20 @@ func visitorCookie(url string) (string, error) {
 	return strings.Join(kv, "; "), nil
 }
 
+// returningVisitor is the Laravel "/" page of the askrd s (named name in the log) and the Cookie of
+// one earlier visit to it (a returning visitor, so no new session file per request), checked to
+// answer 200 with that cookie.
+func returningVisitor(name string, s *server) (url, cookie string, err error) {
+	url = s.url + "/"
+	if cookie, err = visitorCookie(url); err != nil {
+		return "", "", err
+	}
+	if _, err := check(url, name+" / askrd", "Cookie", cookie); err != nil {
+		return "", "", err
+	}
+	return url, cookie, nil
+}
+
 // Warnings and errors in the servers' logs.
 var (
 	askrdProblem = regexp.MustCompile(`level=(WARN|ERROR)`)
