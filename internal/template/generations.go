@@ -93,10 +93,22 @@ func (t *Template) onStopTimeout(m *tmpl) {
 	}
 }
 
+// held lists the templates askrd holds whose exit has not been dealt with: the current one, the
+// staged one and the old ones.
+func (t *Template) held() []*tmpl {
+	var all []*tmpl
+	for _, m := range append([]*tmpl{t.cur, t.staged}, t.old...) {
+		if m != nil && !m.exited {
+			all = append(all, m)
+		}
+	}
+	return all
+}
+
 // lookup returns the template whose process is p, or nil if it has exited and been dealt with.
 func (t *Template) lookup(p templateProcess) *tmpl {
-	for _, m := range append([]*tmpl{t.cur, t.staged}, t.old...) {
-		if m != nil && m.p == p && !m.exited {
+	for _, m := range t.held() {
+		if m.p == p {
 			return m
 		}
 	}

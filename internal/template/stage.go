@@ -107,8 +107,8 @@ func (t *Template) onStage(r stageRequest) {
 		r.reply <- fmt.Errorf("template: cannot promote pid %d: not a worker forked by a template (%T)", r.from.PID(), r.from)
 		return
 	}
-	for _, m := range append([]*tmpl{t.cur, t.staged}, t.old...) {
-		if m != nil && m.workers[w.pid] { // a template now, no longer a worker it waits for
+	for _, m := range t.held() {
+		if m.workers[w.pid] { // a template now, no longer a worker it waits for
 			delete(m.workers, w.pid)
 			defer t.stopIfDone(m)
 		}

@@ -258,12 +258,7 @@ func (t *Template) onClose() {
 // stopAll asks every template still running to stop (a Stop frame), kills those that have not
 // within 10 s, and releases them.
 func (t *Template) stopAll() error {
-	var all []*tmpl
-	for _, m := range append([]*tmpl{t.cur, t.staged}, t.old...) {
-		if m != nil && !m.exited {
-			all = append(all, m)
-		}
-	}
+	all := t.held()
 	t.cur, t.staged, t.old = nil, nil, nil
 	for _, m := range all {
 		if !m.stopping {
