@@ -249,8 +249,9 @@ func (p *Pool) lastRollout() Rollout {
 var testHookRollCheck func(*Pool)
 
 // rollCheck ends a rollout whose verdict is given once no worker older than the current
-// generation is left and none boots (on the owner's goroutine, after exits and boots). It looks and ends under rollMu, where a rollout
-// begins and is committed: a newer rollout that began meanwhile is left alone.
+// generation is left and none boots (on the owner's goroutine, after exits and boots). It looks
+// and ends under rollMu, where a rollout begins and is committed: a newer rollout that began
+// meanwhile is left alone.
 func (o *owner) rollCheck() {
 	p := o.p
 	if !p.rollPending.Load() {

@@ -19,9 +19,9 @@ import (
 // Down: a tick every ScaleDownAfter/scaleTicks records the most workers lent at once during it
 // (all of them if a request had to wait). When over the last scaleTicks ticks (ScaleDownAfter)
 // at least one worker was never needed, the worker idle longest is retired and the target goes
-// down by one, to MinWorkers; at most one a tick (never a canary being judged). A worker need not have been idle all along
-// itself: the idle channel hands workers out in turn, so under a light load every worker serves
-// now and then while the pool still has one too many.
+// down by one, to MinWorkers; at most one a tick (never a canary being judged). A worker need not
+// have been idle all along itself: the idle channel hands workers out in turn, so under a light
+// load every worker serves now and then while the pool still has one too many.
 
 // scaleTicks is how many ticks ScaleDownAfter is measured in.
 const scaleTicks = 4
