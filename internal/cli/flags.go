@@ -49,7 +49,22 @@ func bindFlags(fs *flag.FlagSet, path *string, c *config.Config, bad map[string]
 	fs.BoolVar(&w.Paranoid, "paranoid", w.Paranoid, "log state a request leaves behind in a worker (development and staging: costs throughput)")
 	checked(&s.HeaderReadTimeout, "header-read-timeout", "`seconds` a client may take to send its headers (or a duration: 500ms, 1m)")
 	checked(&s.RequestTimeout, "request-timeout", "`seconds` a request may run before its worker is killed (0: no limit)")
+	fs.IntVar(&c.Queue.Workers, "queue", c.Queue.Workers, "`number` of queue worker processes running --queue-script")
+	fs.IntVar(&c.Queue.WorkersMax, "queue-max", c.Queue.WorkersMax, "ceiling for scaling queue workers (accepted; this version runs --queue of them)")
+	fs.StringVar(&c.Queue.Script, "queue-script", c.Queue.Script, "PHP script each queue worker runs (e.g. /usr/share/askr/workers/laravel-queue.php)")
+	fs.StringVar(&c.Scheduler.Script, "scheduler-script", c.Scheduler.Script, "PHP script run at every whole minute (e.g. /usr/share/askr/workers/laravel-scheduler.php)")
+	fs.Var(sidecarFlag{&c.Sidecar}, "sidecar", "supervise this `command` (sh -c in the app base) beside the workers; repeatable")
 }
+
+// sidecarFlag adds a [[sidecar]] for each --sidecar, after those of the file.
+type sidecarFlag struct{ list *[]config.Sidecar }
+
+func (f sidecarFlag) Set(s string) error {
+	*f.list = append(*f.list, config.Sidecar{Command: s})
+	return nil
+}
+
+func (f sidecarFlag) String() string { return "" }
 
 // configFlag is a flag whose bad value is a configuration error (see bindFlags).
 type configFlag struct {
@@ -116,7 +131,8 @@ var flagKeys = map[string]string{
 	"root": "server.root", "front": "server.front", "worker-script": "worker.script", "workers": "server.workers",
 	"max-requests": "server.max_requests", "max-body-size": "server.max_body_size", "listen": "server.listen",
 	"ini": "worker.ini", "cow": "worker.cow", "paranoid": "worker.paranoid", "header-read-timeout": "server.header_read_timeout",
-	"request-timeout": "server.request_timeout",
+	"request-timeout": "server.request_timeout", "queue": "queue.workers", "queue-max": "queue.workers_max",
+	"queue-script": "queue.script", "scheduler-script": "scheduler.script", "sidecar": "sidecar",
 }
 
 // applyEnv fills what neither file nor flags set from the environment, as the original askr does.

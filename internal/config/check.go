@@ -28,6 +28,9 @@ func (c *Config) Check() error {
 		return c.Err("worker.php_cgi", "%v", err)
 	}
 	w.PHPCGI = bin
+	if err := c.checkPHPCLI(); err != nil {
+		return err
+	}
 	const r, x = unix.R_OK, unix.X_OK
 	type need struct {
 		key, path string

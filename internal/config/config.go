@@ -24,12 +24,15 @@ const DefaultPath = "/etc/askr.toml"
 
 // Config is the whole of askr.toml.
 type Config struct {
-	Server   Server     `toml:"server"`
-	Worker   Worker     `toml:"worker"`
-	TLS      TLS        `toml:"tls"`
-	Admin    Admin      `toml:"admin"`
-	Reload   Reload     `toml:"reload"`
-	Redirect []Redirect `toml:"redirect"`
+	Server    Server     `toml:"server"`
+	Worker    Worker     `toml:"worker"`
+	TLS       TLS        `toml:"tls"`
+	Admin     Admin      `toml:"admin"`
+	Reload    Reload     `toml:"reload"`
+	Queue     Queue      `toml:"queue"`
+	Scheduler Scheduler  `toml:"scheduler"`
+	Sidecar   []Sidecar  `toml:"sidecar"`
+	Redirect  []Redirect `toml:"redirect"`
 
 	// File is the path the configuration was read from ("" when built from flags alone).
 	File string `toml:"-"`
@@ -158,6 +161,10 @@ type Worker struct {
 	// PHPCGI is the php-cgi binary the workers run; a name without a slash is looked up in PATH.
 	// One that is not there, or not executable, is a configuration error. Default: "php-cgi".
 	PHPCGI string `toml:"php_cgi"`
+	// PHPCLI is the php-cli binary that runs [queue] and [scheduler] scripts outside CoW mode; a
+	// name without a slash is looked up in PATH. Checked only when one of them is set.
+	// Default: "php".
+	PHPCLI string `toml:"php_cli"`
 	// Extension is askr's PHP extension (askr.so, built from ext/askr), loaded into every worker with
 	// -d extension=. Without it is_uploaded_file() and move_uploaded_file() refuse uploads, flush()
 	// does not stream and connection_aborted() stays 0. "auto" uses /usr/lib/askr/askr.so, else
@@ -218,6 +225,59 @@ type Reload struct {
 	// CanaryMaxLatencyFactor is how many times the old workers' mean latency the canary's may be.
 	// Default: 3.0.
 	CanaryMaxLatencyFactor float64 `toml:"canary_max_latency_factor"`
+}
+
+// Queue holds the [queue] section: long-lived PHP queue workers (Laravel's queue:work) that askrd
+// runs beside the HTTP workers, starts once these serve, restarts when they exit, restarts on a
+// reload and stops after the HTTP drain. In CoW mode each is forked from the template after
+// askr_cow_ready(), warm, sharing its memory; otherwise each is a php-cli process (worker.php_cli).
+type Queue struct {
+	// Workers is how many queue worker processes run; 0 runs none. Default: 0.
+	Workers int `toml:"workers"`
+	// WorkersMax is the original askr's ceiling for scaling queue workers on their backlog. This
+	// version runs workers of them; a value below workers is an error. 0 means workers. Default: 0.
+	WorkersMax int `toml:"workers_max"`
+	// Script is the PHP script each queue worker runs, with php-cli's semantics (no time limit,
+	// STDOUT and STDERR to askrd's log, $argv); askr_worker_role() returns "queue" in it. For
+	// Laravel: /usr/share/askr/workers/laravel-queue.php. Required with workers. Default: none.
+	Script string `toml:"script"`
+	// Grace is how long a queue worker has after SIGTERM to finish its current job and exit
+	// before it is killed (SIGKILL). Default: 60.
+	Grace Duration `toml:"grace"`
+}
+
+// Scheduler holds the [scheduler] section: a PHP script run once at every interval boundary
+// (Laravel's schedule:run), never two at once: a boundary that finds the previous run still
+// going is skipped and logged, not run later. In CoW mode each run is forked from the template.
+type Scheduler struct {
+	// Script is the PHP script each run executes, with php-cli's semantics; askr_worker_role()
+	// returns "scheduler" in it. For Laravel: /usr/share/askr/workers/laravel-scheduler.php.
+	// Default: none (no scheduler).
+	Script string `toml:"script"`
+	// Interval is the time between runs, counted from boundaries of the clock (60: at every whole
+	// minute, as cron). Default: 60.
+	Interval Duration `toml:"interval"`
+	// Grace is how long a run has after SIGTERM (at stop) to end before it is killed. Default: 60.
+	Grace Duration `toml:"grace"`
+}
+
+// Sidecar is one [[sidecar]] table: a command askrd runs with sh -c in app_base, as its own user
+// and with the workers' environment, logs (stdout and stderr, tagged with its name and pid),
+// restarts when it exits (backing off while it keeps failing), restarts on a reload and stops
+// after the HTTP drain: SIGTERM to its process group, SIGKILL after grace.
+type Sidecar struct {
+	// Command is the shell command line (sh -c). Required.
+	Command string `toml:"command"`
+	// Name names it in the log and the status. Default: its command's first word, without the
+	// directory ("node" for "node bootstrap/ssr/ssr.mjs"), with -2, -3, … for the same name twice.
+	Name string `toml:"name"`
+	// Count is how many copies run. Default: 1.
+	Count int `toml:"count"`
+	// Restart is when it is started again after it exits: "always", or "on-failure" (only after a
+	// non-zero exit status or a signal). Default: "always".
+	Restart string `toml:"restart"`
+	// Grace is how long it has after SIGTERM to exit before it is killed. Default: 10.
+	Grace Duration `toml:"grace"`
 }
 
 // TLS holds the [tls] section. With a certificate (Cert and Key, or SelfSigned), askrd serves
@@ -290,6 +350,7 @@ func Defaults() Config {
 		Admin: Admin{Socket: "/run/askr/admin.sock"},
 		Worker: Worker{
 			PHPCGI:               "php-cgi",
+			PHPCLI:               "php",
 			Extension:            "auto",
 			BootTimeout:          Duration(60 * time.Second),
 			MemoryReportInterval: Duration(300 * time.Second),
@@ -297,7 +358,9 @@ func Defaults() Config {
 			ForkSafety:           "warn",
 			CowSpare:             true,
 		},
-		Reload: Reload{CanaryWindow: Duration(5 * time.Second), CanaryMinRequests: 20, CanaryMaxErrorRate: 2, CanaryMaxLatencyFactor: 3},
+		Queue:     Queue{Grace: Duration(60 * time.Second)},
+		Scheduler: Scheduler{Interval: Duration(60 * time.Second), Grace: Duration(60 * time.Second)},
+		Reload:    Reload{CanaryWindow: Duration(5 * time.Second), CanaryMinRequests: 20, CanaryMaxErrorRate: 2, CanaryMaxLatencyFactor: 3},
 	}
 }
 

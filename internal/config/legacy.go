@@ -93,12 +93,12 @@ var originalKeys = []originalKey{
 
 	{key: "admin.listen", msg: "served only with [admin] token_file (ASKR_ADMIN_TOKEN is not read); the API is on [admin] socket"},
 
-	{key: "queue.workers", what: ignored, msg: "no queue workers are run (run the queue worker as a systemd service)"},
-	{key: "queue.workers_max", what: partOf, of: "queue.workers"},
-	{key: "queue.script", what: partOf, of: "queue.workers"},
+	{key: "queue.workers", msg: "also in CoW mode, where each is forked from the template after askr_cow_ready(); no shared-memory queue is needed ([queue] slots)"},
+	{key: "queue.workers_max", msg: "accepted as the bound for scaling on backlog; this version runs queue.workers of them"},
+	{key: "queue.script"},
 	{key: "queue.slots", what: ignored, msg: "there is no shared-memory job queue: askr_queue_*() are not defined"},
 
-	{key: "scheduler.script", what: ignored, msg: "the scheduler is not run (run it from a systemd timer or cron)"},
+	{key: "scheduler.script", msg: "run by askrd at each whole minute (scheduler.interval), never two at once"},
 
 	{key: "cache.slots", what: ignored, msg: "there is no shared-memory cache: askr_cache_*() are not defined"},
 	{key: "cache.large_slots", what: ignored, msg: "there is no shared-memory cache for large values"},
@@ -122,7 +122,7 @@ var originalKeys = []originalKey{
 	{key: "reload.canary_max_error_rate"},
 	{key: "reload.canary_max_latency_factor"},
 
-	{key: "sidecar", what: ignored, msg: "the commands are not run (run each as a systemd service of its own)"},
+	{key: "sidecar", msg: "also in CoW mode; name, count, restart and grace are askr's own keys"},
 	{key: "redirect", msg: "answered before static files and PHP; from is a host or *.suffix, to gets the path and query, status defaults to 308"},
 	{key: "site", what: refused, msg: "requests for those hosts would be served by the wrong application; " +
 		"run one askrd per application"},
@@ -170,14 +170,8 @@ type original struct {
 		CARoot       *string  `toml:"ca_root"`
 	} `toml:"acme"`
 	Queue struct {
-		Workers    natural  `toml:"workers"`
-		WorkersMax *natural `toml:"workers_max"`
-		Script     *string  `toml:"script"`
-		Slots      natural  `toml:"slots"`
+		Slots natural `toml:"slots"`
 	} `toml:"queue"`
-	Scheduler struct {
-		Script *string `toml:"script"`
-	} `toml:"scheduler"`
 	Cache struct {
 		Slots            natural  `toml:"slots"`
 		LargeSlots       natural  `toml:"large_slots"`
@@ -207,9 +201,6 @@ type original struct {
 	Record struct {
 		Dir *string `toml:"dir"`
 	} `toml:"record"`
-	Sidecar []struct {
-		Command string `toml:"command"`
-	} `toml:"sidecar"`
 	Site []struct {
 		Hosts []string `toml:"hosts"`
 		Root  string   `toml:"root"`

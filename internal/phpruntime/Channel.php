@@ -23,6 +23,7 @@ final class Channel
     public const T_PING = 4;
     public const T_ABORT = 5;
     public const T_PROMOTE = 6;
+    public const T_RUN = 7;
     // PHP → askrd
     public const T_HELLO = 16;
     public const T_HEAD = 17;

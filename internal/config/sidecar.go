@@ -1,0 +1,112 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// validateSidecars checks [queue], [scheduler] and every [[sidecar]], makes the scripts' paths
+// absolute and fills in each sidecar's defaults (name, count, restart, grace).
+func (c *Config) validateSidecars() error {
+	q, s := &c.Queue, &c.Scheduler
+	switch {
+	case q.Workers < 0:
+		return c.Err("queue.workers", "must not be negative")
+	case q.WorkersMax < 0:
+		return c.Err("queue.workers_max", "must not be negative")
+	case q.WorkersMax != 0 && q.WorkersMax < q.Workers:
+		return c.Err("queue.workers_max", "must not be below queue.workers (%d); got %d", q.Workers, q.WorkersMax)
+	case q.Workers > 0 && q.Script == "":
+		return c.Err("queue.workers", "queue workers need a script ([queue] script, e.g. /usr/share/askr/workers/laravel-queue.php)")
+	case q.Grace < 0:
+		return c.Err("queue.grace", "must not be negative")
+	case s.Interval < Duration(time.Second):
+		return c.Err("scheduler.interval", "must be at least 1s; got %s", s.Interval)
+	case s.Grace < 0:
+		return c.Err("scheduler.grace", "must not be negative")
+	}
+	if q.Workers > 0 {
+		if err := c.absScript("queue.script", &q.Script); err != nil {
+			return err
+		}
+	}
+	if s.Script != "" {
+		if err := c.absScript("scheduler.script", &s.Script); err != nil {
+			return err
+		}
+	}
+	names := map[string]int{}
+	for i := range c.Sidecar {
+		sc := &c.Sidecar[i]
+		key := func(k string) string { return fmt.Sprintf("sidecar[%d].%s", i, k) }
+		if strings.TrimSpace(sc.Command) == "" {
+			return c.Err(key("command"), "must not be empty: it is the command line sh -c runs")
+		}
+		switch sc.Restart {
+		case "":
+			sc.Restart = "always"
+		case "always", "on-failure":
+		default:
+			return c.Err(key("restart"), "must be \"always\" or \"on-failure\", not %q", sc.Restart)
+		}
+		switch {
+		case sc.Count < 0:
+			return c.Err(key("count"), "must not be negative")
+		case sc.Count == 0:
+			sc.Count = 1
+		}
+		switch {
+		case sc.Grace < 0:
+			return c.Err(key("grace"), "must not be negative")
+		case sc.Grace == 0:
+			sc.Grace = Duration(10 * time.Second)
+		}
+		if sc.Name == "" {
+			sc.Name = filepath.Base(strings.Fields(sc.Command)[0])
+		}
+		names[sc.Name]++
+		if n := names[sc.Name]; n > 1 {
+			sc.Name = fmt.Sprintf("%s-%d", sc.Name, n)
+		}
+	}
+	return nil
+}
+
+// absScript makes the script at *p absolute and checks that it is a file.
+func (c *Config) absScript(key string, p *string) error {
+	abs, err := filepath.Abs(*p)
+	if err != nil {
+		return c.Err(key, "%v", err)
+	}
+	if st, err := os.Stat(abs); err != nil || !st.Mode().IsRegular() {
+		return c.Err(key, "%s", notA(abs, "readable file", err))
+	}
+	*p = abs
+	return nil
+}
+
+// NeedsPHPCLI reports whether [queue] or [scheduler] run php-cli processes: outside CoW mode.
+func (c *Config) NeedsPHPCLI() bool {
+	return !c.Worker.Cow && (c.Queue.Workers > 0 || c.Scheduler.Script != "")
+}
+
+// checkPHPCLI resolves worker.php_cli when NeedsPHPCLI (see Check).
+func (c *Config) checkPHPCLI() error {
+	if !c.NeedsPHPCLI() {
+		return nil
+	}
+	w := &c.Worker
+	bin, err := exec.LookPath(w.PHPCLI)
+	if err != nil {
+		return c.Err("worker.php_cli", "%v: [queue] and [scheduler] scripts run in php-cli outside CoW mode (install php8.2-cli)", err)
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return c.Err("worker.php_cli", "%v", err)
+	}
+	w.PHPCLI = bin
+	return nil
+}

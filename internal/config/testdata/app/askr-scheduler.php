@@ -1,0 +1,2 @@
+<?php
+// The scheduler script of testdata/original-askr.toml: one run does nothing.
