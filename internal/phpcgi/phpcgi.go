@@ -313,6 +313,12 @@ func workerEnv(env []string, appBase string, paranoid bool) []string {
 	return out
 }
 
+// SidecarEnv is the environment of a [[sidecar]] command: askrd's, filtered as the workers' is,
+// with ASKR_APP_BASE.
+func SidecarEnv(env []string, appBase string) []string {
+	return append(filterEnv(env), "ASKR_APP_BASE="+appBase)
+}
+
 // filterEnv drops from askrd's environment what belongs to askrd alone (systemd's sockets, notify
 // socket and watchdog) and askr's own markers.
 func filterEnv(env []string) []string {
