@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/askr-php/askr/internal/pool"
+	"github.com/askr-php/askr/internal/sidecar"
 )
 
 // Source is what the admin API reads and asks of the pool (the cli implements it over a
@@ -52,6 +53,8 @@ type Options struct {
 	// History returns the recent requests/s, latency and exits for the dashboard (GET /history,
 	// JSON); nil: an empty history.
 	History func() any
+	// Sidecars lists the sidecar, queue and scheduler processes for /status; nil: none.
+	Sidecars func() []sidecar.Status
 	// WorkersTimeout bounds the wait for Source.Workers (default 500 ms); past it the last list
 	// known is shown and the status says "partial".
 	WorkersTimeout time.Duration

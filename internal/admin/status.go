@@ -7,6 +7,7 @@ import (
 
 	"github.com/askr-php/askr/internal/pool"
 	"github.com/askr-php/askr/internal/proc"
+	"github.com/askr-php/askr/internal/sidecar"
 )
 
 // Status is GET /status. Memory is in bytes, durations in seconds.
@@ -26,6 +27,8 @@ type Status struct {
 	Exits             map[string]uint64 `json:"exits"`               // processes ended, by reason
 	Memory            Memory            `json:"memory"`              // the workers' together
 	TemplateMemory    *Memory           `json:"template_memory,omitempty"`
+	// Sidecars are the [[sidecar]], [queue] and [scheduler] processes, one entry per slot.
+	Sidecars []sidecar.Status `json:"sidecars,omitempty"`
 	// Partial is set when the pool did not list its workers in time (its owner loop is busy):
 	// the workers and memory shown are the last known.
 	Partial bool `json:"partial,omitempty"`
@@ -138,6 +141,9 @@ func (s *Server) status(full bool) Status {
 			tm := Memory{}.add(m)
 			out.TemplateMemory = &tm
 		}
+	}
+	if s.opt.Sidecars != nil {
+		out.Sidecars = s.opt.Sidecars()
 	}
 	return out
 }

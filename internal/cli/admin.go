@@ -15,6 +15,7 @@ import (
 	"github.com/askr-php/askr/internal/config"
 	"github.com/askr-php/askr/internal/notify"
 	"github.com/askr-php/askr/internal/pool"
+	"github.com/askr-php/askr/internal/sidecar"
 )
 
 // adminSocketEnv, when set, replaces [admin] socket ("" serves none): for running several
@@ -58,6 +59,8 @@ type reloader struct {
 	sd     *notify.Notifier
 	log    *slog.Logger
 	reroot func() (bool, error) // set once the front exists (under mu); nil before
+	// sidecars are restarted on the new code once a reload has been committed; nil: none.
+	sidecars *sidecar.Supervisor
 }
 
 // setReroot gives the reloader the front's Reroot.
@@ -99,6 +102,10 @@ func (r *reloader) locked(by string) error {
 		case changed:
 			r.log.Info("reload: the document root leads elsewhere now; static files are served from there")
 		}
+	}
+	if r.sidecars != nil {
+		r.log.Info("reload: restarting the sidecars on the new code")
+		r.sidecars.Restart()
 	}
 	return nil
 }

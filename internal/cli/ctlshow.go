@@ -18,6 +18,7 @@ import (
 	"unicode"
 
 	"github.com/askr-php/askr/internal/admin"
+	"github.com/askr-php/askr/internal/sidecar"
 )
 
 // printStatus writes the status as a person reads it: one line per worker, then a summary.
@@ -64,6 +65,39 @@ func printStatus(w io.Writer, st admin.Status) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	printSidecars(w, st.Sidecars)
+}
+
+// printSidecars writes one line per sidecar, queue worker and scheduler: what runs, since when,
+// its restarts and how the last one ended.
+func printSidecars(w io.Writer, list []sidecar.Status) {
+	if len(list) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SIDECAR	KIND	PID	STATE	UP	RESTARTS	LAST EXIT")
+	for _, sc := range list {
+		pid, up := "-", "-"
+		if sc.PID > 0 {
+			pid = fmt.Sprint(sc.PID)
+			if !sc.Started.IsZero() {
+				up = uptime(time.Since(sc.Started).Seconds())
+			}
+		}
+		name := sc.Name
+		if sc.Index > 0 || sc.Kind == sidecar.KindQueue {
+			name = fmt.Sprintf("%s#%d", sc.Name, sc.Index+1)
+		}
+		last := "-"
+		if sc.LastExit != "" {
+			last = clip(sc.LastExit, 60) + " " + uptime(time.Since(sc.ExitedAt).Seconds()) + " ago"
+		}
+		if sc.Skipped > 0 {
+			last += fmt.Sprintf(" (%d runs skipped: the previous still ran)", sc.Skipped)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", clip(name, 32), sc.Kind, pid, sc.State, up, sc.Restarts, last)
+	}
+	tw.Flush()
 }
 
 // workersPart is the summary's count of workers, with the pool's target when it differs (it scales,

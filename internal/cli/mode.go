@@ -14,6 +14,7 @@ import (
 	"github.com/askr-php/askr/internal/phpcgi"
 	"github.com/askr-php/askr/internal/phpext"
 	"github.com/askr-php/askr/internal/pool"
+	"github.com/askr-php/askr/internal/sidecar"
 	"github.com/askr-php/askr/internal/template"
 )
 
@@ -28,7 +29,10 @@ type mode struct {
 	handler func(opt httpfront.Options, p *pool.Pool) (*httpfront.Handler, error)
 	boot    func(sd *notify.Notifier) error // before serving, once the pool exists
 	pid     func() int                      // the CoW template's pid, or 0
-	close   func()                          // after the pool has stopped its workers
+	// role starts a [queue] or [scheduler] script: a fork of the template told to run it (CoW
+	// mode), else php-cli.
+	role  func(role, script string) (sidecar.Proc, error)
+	close func() // after the pool has stopped its workers
 }
 
 // newMode sets up the mode c asks for. pc is how php-cgi starts in every mode; dir is askrd's
@@ -71,11 +75,22 @@ func newMode(c config.Config, pc phpcgi.Config, dir string, log *slog.Logger, ro
 			return nil, err
 		}
 		m.starter, m.pid, m.close = tmpl, tmpl.PID, func() { tmpl.Close() }
+		m.role = func(role, script string) (sidecar.Proc, error) { return tmpl.StartRole(role, script, []string{script}) }
 		m.boot = func(sd *notify.Notifier) error { return bootTemplate(tmpl, sd) }
 	default: // php-cgi processes that each boot the worker script
 		pc.Paranoid = paranoid(c, log)
 		m.name, m.launcher = "worker", phpcgi.NewLauncher(pc)
 		m.starter = starter{m.launcher}
+	}
+	if m.role == nil {
+		l := m.launcher
+		m.role = func(role, script string) (sidecar.Proc, error) {
+			p, err := l.StartCLI(c.Worker.PHPCLI, script, role)
+			if err != nil {
+				return nil, err
+			}
+			return p, nil
+		}
 	}
 	return m, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/askr-php/askr/internal/phpruntime"
 	"github.com/askr-php/askr/internal/pool"
 	"github.com/askr-php/askr/internal/reaper"
+	"github.com/askr-php/askr/internal/sidecar"
 	"github.com/askr-php/askr/internal/version"
 )
 
@@ -61,11 +62,18 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	slowOptions(&opt, c, phpCGI, log)
 	p = pool.New(opt, m.starter)
 	mx.Watch(p, m.pid)
-	rl := &reloader{p: p, sd: sd, log: log}
-	adm, err := startAdmin(c, lns, poolSource{p: p, template: m.pid, queue: c.Server.QueueSize, reloader: rl}, admin.Options{
+	sc := newSidecars(c, m.role, log.With("component", "sidecar"))
+	rl := &reloader{p: p, sd: sd, log: log, sidecars: sc}
+	ao := admin.Options{
 		Mode: m.name, Version: version.Version, Listen: listenAddrs(lns), Configured: c.Server.WorkerCount(),
 		Started: started, Logger: log.With("component", "admin"), Metrics: mx.Handler(), History: mx.History,
-	}, log.With("component", "admin"))
+	}
+	if sc != nil {
+		defer sc.Stop() // before the template goes (m.close), if Run ends before the drain
+		ao.Sidecars = sc.Status
+		mx.WatchSidecars(sc.Status)
+	}
+	adm, err := startAdmin(c, lns, poolSource{p: p, template: m.pid, queue: c.Server.QueueSize, reloader: rl}, ao, log.With("component", "admin"))
 	if err != nil {
 		return err
 	}
@@ -105,6 +113,9 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, rl, mx.RequestsPerSecond, log) })
 	living.Go(func() { reopenAccessLog(lifeCtx, alog, reopen, log) })
 	living.Go(func() { mx.Run(lifeCtx) })
+	if sc != nil {
+		living.Go(func() { startSidecars(lifeCtx, p.Ready(), sc) })
+	}
 	defer living.Wait()
 	defer endLife()
 
@@ -120,9 +131,22 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	sd.Stopping()
 	sd.Status("draining")
 	err = stopServing(sv, p, c.Server.ShutdownTimeout, log)
+	if sc != nil {
+		sc.Stop() // after the HTTP drain: a queue worker finishes its job
+	}
 	pr.stop()
 	log.Info("stopped")
 	return err
+}
+
+// startSidecars starts the sidecars once the HTTP workers serve (READY=1 does not wait for them),
+// unless askrd stops first.
+func startSidecars(ctx context.Context, ready <-chan struct{}, sc *sidecar.Supervisor) {
+	select {
+	case <-ready:
+		sc.Start()
+	case <-ctx.Done():
+	}
 }
 
 // listenAddrs is the public listeners' addresses, for the admin API.

@@ -242,7 +242,7 @@ type Queue struct {
 	// Laravel: /usr/share/askr/workers/laravel-queue.php. Required with workers. Default: none.
 	Script string `toml:"script"`
 	// Grace is how long a queue worker has after SIGTERM to finish its current job and exit
-	// before it is killed (SIGKILL). Default: 60.
+	// before it is killed (SIGKILL). Default: 30.
 	Grace Duration `toml:"grace"`
 }
 
@@ -257,7 +257,7 @@ type Scheduler struct {
 	// Interval is the time between runs, counted from boundaries of the clock (60: at every whole
 	// minute, as cron). Default: 60.
 	Interval Duration `toml:"interval"`
-	// Grace is how long a run has after SIGTERM (at stop) to end before it is killed. Default: 60.
+	// Grace is how long a run has after SIGTERM (at stop) to end before it is killed. Default: 30.
 	Grace Duration `toml:"grace"`
 }
 
@@ -358,8 +358,8 @@ func Defaults() Config {
 			ForkSafety:           "warn",
 			CowSpare:             true,
 		},
-		Queue:     Queue{Grace: Duration(60 * time.Second)},
-		Scheduler: Scheduler{Interval: Duration(60 * time.Second), Grace: Duration(60 * time.Second)},
+		Queue:     Queue{Grace: Duration(30 * time.Second)},
+		Scheduler: Scheduler{Interval: Duration(60 * time.Second), Grace: Duration(30 * time.Second)},
 		Reload:    Reload{CanaryWindow: Duration(5 * time.Second), CanaryMinRequests: 20, CanaryMaxErrorRate: 2, CanaryMaxLatencyFactor: 3},
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/askr-php/askr/internal/pool"
 	"github.com/askr-php/askr/internal/proc"
+	"github.com/askr-php/askr/internal/sidecar"
 )
 
 // What the collector reads at scrape time: the pool's counters and gauges, and the memory of its
@@ -26,6 +27,9 @@ var (
 	descGeneration  = prometheus.NewDesc("askr_template_generation", "The newest generation of PHP processes: in CoW mode the template's (a new template is a new generation), otherwise raised by each reload.", nil, nil)
 	descWorkerMem   = prometheus.NewDesc("askr_php_worker_memory_bytes", "Memory of each live PHP process, from /proc/PID/smaps_rollup: rss, pss (shared pages divided among their sharers) and private_dirty.", []string{"pid", "kind"}, nil)
 	descMem         = prometheus.NewDesc("askr_php_memory_bytes", "Memory of all live PHP processes together (the sum of askr_php_worker_memory_bytes).", []string{"kind"}, nil)
+	descSidecarUp   = prometheus.NewDesc("askr_sidecar_up", "Each [[sidecar]], [queue] and [scheduler] process slot: 1 while its process runs, 0 otherwise (backing off, stopped, a scheduler between runs).", []string{"name", "kind", "index"}, nil)
+	descSidecarRuns = prometheus.NewDesc("askr_sidecar_restarts_total", "Starts of each sidecar, queue worker and scheduler slot after its first (a scheduler: its runs).", []string{"name", "kind", "index"}, nil)
+	descSkipped     = prometheus.NewDesc("askr_scheduler_skipped_total", "Scheduler boundaries skipped because the previous run was still going.", []string{"name"}, nil)
 	descTemplateMem = prometheus.NewDesc("askr_template_memory_bytes", "CoW mode: memory of the template process, from /proc/PID/smaps_rollup.", []string{"kind"}, nil)
 )
 
@@ -36,7 +40,7 @@ type collector struct{ m *Metrics }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueueLength, descQueueHigh, descWorkers, descTarget, descScaled, descAccepted,
-		descMaxReached, descSlow, descExits, descRollout, descGeneration, descWorkerMem, descMem, descTemplateMem} {
+		descMaxReached, descSlow, descExits, descRollout, descGeneration, descWorkerMem, descMem, descTemplateMem, descSidecarUp, descSidecarRuns, descSkipped} {
 		ch <- d
 	}
 }
@@ -78,6 +82,21 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		gauge(descRollout, v, cause, state)
+	}
+
+	if src.sidecars != nil {
+		for _, sc := range src.sidecars() {
+			i := strconv.Itoa(sc.Index)
+			up := 0.0
+			if sc.PID > 0 && sc.State == "running" {
+				up = 1
+			}
+			gauge(descSidecarUp, up, sc.Name, string(sc.Kind), i)
+			counter(descSidecarRuns, uint64(sc.Restarts), sc.Name, string(sc.Kind), i)
+			if sc.Kind == sidecar.KindScheduler {
+				counter(descSkipped, uint64(sc.Skipped), sc.Name)
+			}
+		}
 	}
 
 	var sum proc.Memory

@@ -19,6 +19,7 @@ import (
 
 	"github.com/askr-php/askr/internal/httpfront"
 	"github.com/askr-php/askr/internal/pool"
+	"github.com/askr-php/askr/internal/sidecar"
 )
 
 // Pool is what the metrics read of the worker pool, at scrape time and once a second; *pool.Pool
@@ -50,8 +51,9 @@ type Metrics struct {
 
 	boot, fork, templateBoot prometheus.Histogram
 
-	hist   durations    // Observe's request durations at a finer grain, for the history's quantiles
-	source atomic.Value // of source: the pool (and the template) once Watch has been called
+	hist     durations                               // Observe's request durations at a finer grain, for the history's quantiles
+	source   atomic.Value                            // of source: the pool (and the template) once Watch has been called
+	sidecars atomic.Pointer[func() []sidecar.Status] // once WatchSidecars has been called
 
 	mu      sync.Mutex // guards what follows (the history; never taken on a request's path)
 	history *history
@@ -61,6 +63,7 @@ type Metrics struct {
 type source struct {
 	pool        Pool
 	templatePID func() int
+	sidecars    func() []sidecar.Status
 }
 
 // Buckets of the histograms, in seconds. A hello-world request takes ~100 µs, a PHP process boots
@@ -134,8 +137,15 @@ func (m *Metrics) Watch(p Pool, templatePID func() int) {
 	m.source.Store(source{pool: p, templatePID: templatePID})
 }
 
+// WatchSidecars makes the metrics read the sidecar, queue and scheduler slots list gives at scrape
+// time.
+func (m *Metrics) WatchSidecars(list func() []sidecar.Status) { m.sidecars.Store(&list) }
+
 func (m *Metrics) watched() source {
 	s, _ := m.source.Load().(source)
+	if f := m.sidecars.Load(); f != nil {
+		s.sidecars = *f
+	}
 	return s
 }
 
