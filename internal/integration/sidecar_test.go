@@ -63,7 +63,13 @@ func (s *server) scRunning(name string, n int, timeout time.Duration) []int {
 func scMarker() string { return strconv.Itoa(100000 + rand.IntN(900000)) }
 
 // procsWith returns the processes whose command line contains marker.
-func procsWith(marker string) []process {
+func procsWith(marker string) []process { return procsMatching(marker, false) }
+
+// procsRunning returns the processes whose command line begins with cmd (not a shell or keeper
+// that has it among its arguments).
+func procsRunning(cmd string) []process { return procsMatching(cmd, true) }
+
+func procsMatching(marker string, prefix bool) []process {
 	ents, _ := os.ReadDir("/proc")
 	var out []process
 	for _, e := range ents {
@@ -72,7 +78,8 @@ func procsWith(marker string) []process {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(b, []byte(marker)) {
+		b = bytes.ReplaceAll(b, []byte{0}, []byte{' '})
+		if err == nil && (prefix && bytes.HasPrefix(b, []byte(marker)) || !prefix && bytes.Contains(b, []byte(marker))) {
 			out = append(out, snapshot(pid))
 		}
 	}
@@ -134,7 +141,7 @@ func TestSidecarIgnoringTermKilledAfterGrace(t *testing.T) {
 	s := startAskrd(t, opts{args: []string{"--workers", "1"}, config: fmt.Sprintf(
 		"[[sidecar]]\nname = \"stubborn\"\ngrace = \"2s\"\ncommand = \"trap '' TERM; while :; do sleep 1.%s; done\"\n", mark)})
 	pid := s.scRunning("stubborn", 1, 30*time.Second)[0]
-	if !poll(10*time.Second, func() bool { return len(procsWith("sleep 1."+mark)) > 0 }) {
+	if !poll(10*time.Second, func() bool { return len(procsRunning("sleep 1."+mark)) > 0 }) {
 		t.Fatalf("the sidecar's sleep 1.%s never ran", mark)
 	}
 	procs := append(tree(s.cmd.Process.Pid), procsWith(mark)...)
@@ -182,7 +189,7 @@ script = %[2]q
 	pids := append(s.scRunning("sleeper", 1, 30*time.Second), s.scRunning("compound", 1, 30*time.Second)...)
 	pids = append(pids, s.scRunning("queue", 1, 30*time.Second)...)
 	for _, m := range []string{"sleep 300.", "sleep 301.", "sleep 302."} {
-		if !poll(10*time.Second, func() bool { return len(procsWith(m+mark)) > 0 }) {
+		if !poll(10*time.Second, func() bool { return len(procsRunning(m+mark)) > 0 }) {
 			t.Fatalf("no process runs %s%s", m, mark)
 		}
 	}
@@ -240,8 +247,9 @@ command = "sleep 300"
 	}
 	defer os.RemoveAll(adminDir)
 	httpAddr := freeAddr(t)
-	cmd := exec.Command("systemd-socket-activate", "-l", httpAddr, "--fdname=http", askrdBinary(t), "--config", conf)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+n.path, "WATCHDOG_USEC=60000000", "ASKR_ADMIN_SOCKET="+filepath.Join(adminDir, "admin.sock"))
+	// systemd-socket-activate gives askrd only the variables named with -E.
+	cmd := exec.Command("systemd-socket-activate", "-l", httpAddr, "--fdname=http", "-E", "PATH", "-E", "NOTIFY_SOCKET="+n.path,
+		"-E", "WATCHDOG_USEC=60000000", "-E", "ASKR_ADMIN_SOCKET="+filepath.Join(adminDir, "admin.sock"), askrdBinary(t), "--config", conf)
 	s := runCommand(t, cmd)
 	s.admin = filepath.Join(adminDir, "admin.sock")
 	t.Cleanup(func() {
@@ -249,6 +257,14 @@ command = "sleep 300"
 		if t.Failed() {
 			t.Logf("askrd log:\n%s", s.logs.String())
 		}
+	})
+	// systemd-socket-activate starts askrd at the first connection.
+	go poll(30*time.Second, func() bool {
+		resp, err := client.Get("http://" + httpAddr + "/pid")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
 	})
 	n.wait(t, "READY=1", 30*time.Second)
 	pid := s.scRunning("envdump", 1, 30*time.Second)[0]
@@ -272,8 +288,14 @@ command = "sleep 300"
 	if logs := s.logs.String(); !strings.Contains(logs, "workers ready") || strings.Index(logs, "workers ready") > strings.Index(logs, "hello-"+mark) {
 		t.Errorf("the sidecar's output is logged before \"workers ready\"; want the sidecars started once the workers serve")
 	}
-	if !strings.Contains(line, fmt.Sprintf("from %d", pid)) {
-		t.Errorf("log line %q: the shell's $$ is not the pid /status names (%d)", line, pid)
+	// The pid /status names is the command's shell, or its keeper (askrd sidecar-keeper), the
+	// shell's parent.
+	var sh int
+	if _, rest, ok := strings.Cut(line, "hello-"+mark+" from "); ok {
+		sh, _ = strconv.Atoi(strings.TrimRight(strings.Fields(rest)[0], `"`))
+	}
+	if sh != pid && (sh == 0 || proc.Parent(sh) != pid) {
+		t.Errorf("log line %q: the shell's pid (%d) is neither the sidecar's pid in /status (%d) nor its child", line, sh, pid)
 	}
 	var env, pwd, uid []byte
 	if !poll(10*time.Second, func() bool {
@@ -309,8 +331,5 @@ command = "sleep 300"
 	}
 	if r := (&server{t: t, URL: "http://" + httpAddr}).get("/pid"); r.status != 200 {
 		t.Errorf("GET /pid = %d; want a worker serving", r.status)
-	}
-	if parent := proc.Parent(pid); parent == 0 {
-		t.Errorf("sidecar %d has no parent", pid)
 	}
 }
