@@ -43,8 +43,6 @@ func (s *Supervisor) keep(sl *slot) {
 		}
 		s.set(sl, func(st *Status) { st.State = StateStarting })
 		p, err := sl.prog.Launch(sl.index)
-		release(restarts)
-		restarts = nil
 		var delay time.Duration
 		if err != nil {
 			fails++
@@ -53,6 +51,8 @@ func (s *Supervisor) keep(sl *slot) {
 			s.set(sl, func(st *Status) {
 				st.State, st.PID, st.LastExit, st.ExitedAt = StateBackoff, 0, "start failed: "+err.Error(), time.Now()
 			})
+			release(restarts) // once the status shows the start
+			restarts = nil
 		} else {
 			starts++
 			started := time.Now()
@@ -60,6 +60,8 @@ func (s *Supervisor) keep(sl *slot) {
 			s.set(sl, func(st *Status) {
 				st.State, st.PID, st.Started, st.Restarts = StateRunning, p.PID(), started, starts-1
 			})
+			release(restarts)
+			restarts = nil
 			select {
 			case <-s.stop:
 				s.terminate(sl, log, p)
