@@ -68,8 +68,15 @@ func Keeper(args []string) int {
 		return 127
 	}
 	pg := cmd.Process.Pid
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
+	// Learn that sh has exited without reaping it: while it is a zombie, its pid (the group's id)
+	// cannot be taken by another process, so signalling the group stays safe until it is reaped.
+	exited := make(chan struct{})
+	go func() {
+		var info unix.Siginfo
+		for unix.Waitid(unix.P_PID, pg, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+		}
+		close(exited)
+	}()
 	// Reap what the command leaves behind while it runs; sh itself is cmd.Wait's.
 	ctx, cancel := context.WithCancel(context.Background())
 	reaped := make(chan struct{})
@@ -85,10 +92,12 @@ func Keeper(args []string) int {
 	}
 	for {
 		select {
-		case err := <-waited:
+		case <-exited:
+			unix.Kill(-pg, unix.SIGKILL)
+			err := cmd.Wait()
 			cancel()
 			<-reaped
-			killAll(pg)
+			killAll()
 			return exitLike(err)
 		case sig := <-sigs:
 			if sig == keeperKill {
@@ -105,10 +114,9 @@ func Keeper(args []string) int {
 	}
 }
 
-// killAll SIGKILLs process group pg and every child of the keeper (orphans re-parented to it, and
-// theirs once they are re-parented in turn) and reaps them, until the keeper has none left.
-func killAll(pg int) {
-	unix.Kill(-pg, unix.SIGKILL)
+// killAll SIGKILLs every child of the keeper (what the command left, re-parented to it, and what
+// those leave in turn) and reaps them, until the keeper has none left.
+func killAll() {
 	for {
 		for _, pid := range proc.Children(os.Getpid()) {
 			unix.Kill(pid, unix.SIGKILL)
