@@ -67,6 +67,13 @@ func Keeper(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", KeeperCommand, err)
 		return 127
 	}
+	return supervise(cmd, sigs, *grace, orphaned)
+}
+
+// supervise is the keeper's life once sh runs (cmd): it passes signals on to sh's process group,
+// kills it after grace once askrd has died (orphaned), and when sh has exited kills what is left
+// and returns sh's exit status (or raises the signal that ended it).
+func supervise(cmd *exec.Cmd, sigs <-chan os.Signal, grace time.Duration, orphaned func() bool) int {
 	pg := cmd.Process.Pid
 	// Learn that sh has exited without reaping it: while it is a zombie, its pid (the group's id)
 	// cannot be taken by another process, so signalling the group stays safe until it is reaped.
@@ -88,7 +95,7 @@ func Keeper(args []string) int {
 	var kill <-chan time.Time // askrd has died: SIGKILL once the grace is over
 	if orphaned() {
 		unix.Kill(-pg, unix.SIGTERM)
-		kill = time.After(*grace)
+		kill = time.After(grace)
 	}
 	for {
 		select {
@@ -106,7 +113,7 @@ func Keeper(args []string) int {
 			}
 			unix.Kill(-pg, sig.(syscall.Signal))
 			if kill == nil && sig == unix.SIGTERM && orphaned() {
-				kill = time.After(*grace)
+				kill = time.After(grace)
 			}
 		case <-kill:
 			unix.Kill(-pg, unix.SIGKILL) // sh dies with it; then killAll gets the rest
