@@ -15,6 +15,7 @@ import (
 
 	"github.com/askr-php/askr/internal/config"
 	"github.com/askr-php/askr/internal/journal"
+	"github.com/askr-php/askr/internal/sidecar"
 	"github.com/askr-php/askr/internal/version"
 )
 
@@ -39,6 +40,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	switch cmd {
+	case sidecar.KeeperCommand: // hidden: askrd runs itself as a [[sidecar]] command's keeper
+		return sidecar.Keeper(args)
 	case "serve":
 		return runServe(args, stdout, stderr)
 	case "config-check":
