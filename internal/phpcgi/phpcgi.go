@@ -148,11 +148,13 @@ func (l *Launcher) spawn(cmd *exec.Cmd, conn *net.UnixConn) (*Process, error) {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, outW
-	death := l.cfg.DeathSignal
-	if death == 0 {
-		death = syscall.SIGKILL
+	if cmd.SysProcAttr == nil { // StartCLI sets its own
+		death := l.cfg.DeathSignal
+		if death == 0 {
+			death = syscall.SIGKILL
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: death}
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: death}
 	p := &Process{cmd: cmd, conn: conn, done: make(chan struct{})}
 	if conn != nil {
 		p.ch = channel.NewEndpoint(conn)

@@ -26,6 +26,22 @@ final class PhpStream
         stream_wrapper_register('php', self::class);
     }
 
+    /**
+     * Opens $path with PHP's own "php" wrapper, not this one: a plain stream (a role process's
+     * STDOUT on php://stdout reaches fd 1 in php-cgi too). Returns false as fopen() does.
+     *
+     * @return resource|false
+     */
+    public static function native(string $path, string $mode)
+    {
+        stream_wrapper_restore('php');
+        try {
+            return fopen($path, $mode);
+        } finally {
+            self::install();
+        }
+    }
+
     public function stream_open(string $path, string $mode, int $options, ?string &$opened): bool
     {
         $what = strtolower(substr($path, 6));

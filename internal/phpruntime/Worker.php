@@ -65,6 +65,10 @@ final class Worker
     /** askr_handle_request(). */
     public static function handle(callable $handler): bool
     {
+        if (Role::$role !== '') {
+            throw new \LogicException('askr_handle_request() cannot be called in a ' . Role::$role
+                . ' process: it runs its script once, as php-cli would, and serves no request');
+        }
         if (!Channel::isOpen()) {
             throw new \RuntimeException('askr_handle_request() works only in a worker started by askrd');
         }
@@ -173,6 +177,8 @@ final class Worker
                 Channel::send(Channel::T_PONG); // askrd's health check: this loop is alive
             } elseif ($h[0] === Channel::T_PROMOTE) {
                 self::promote(); // in a worker forked by this one: then read its first request
+            } elseif ($h[0] === Channel::T_RUN) {
+                Role::run($payload); // a [queue] or [scheduler] process from here on: never returns
             } elseif ($h[0] !== Channel::T_ABORT) { // an Abort for the previous request, sent after its last flush
                 return [$h[0], $h[1], $payload];
             }
@@ -320,6 +326,12 @@ final class Worker
 
     public static function lastShutdown(): void
     {
+        if (Role::$taken) {
+            // A role process ends as php-cli would: no frame (askrd watches the process exit), and
+            // no CGI headers from php-cgi on fd 1.
+            Output::quietExit();
+            return;
+        }
         if (self::$helloPid !== 0 && getmypid() !== self::$helloPid) {
             // A child the app forked (pcntl_fork()) ends: the channel is its parent's, which goes on
             // serving on it. Not a frame from here.

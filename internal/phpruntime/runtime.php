@@ -7,9 +7,11 @@
  * The askr_* functions below are the API; the classes beside this file, one job each, do the work:
  * Channel (frames), Worker (the request loop, hello and bye), Request (superglobals, $request,
  * php://input), Session, Output (capture, headers, streaming the response), PhpStream (php://),
- * Template (CoW mode: fork), ForkSafety (what a template must not share across fork), Log, and
- * Paranoid (paranoid.php). They live in namespace Askr\Runtime, which no app declares, so that an
- * app's own Askr\Request or Askr\Log still loads.
+ * Template (CoW mode: fork), Role ([queue] and [scheduler] processes: the Run frame), ForkSafety
+ * (what a template must not share across fork), Log, and Paranoid (paranoid.php). They live in
+ * namespace Askr\Runtime, which no app declares, so that an app's own Askr\Request or Askr\Log
+ * still loads. In php-cli (askrd's role processes outside CoW mode, or any other use) the runtime
+ * only defines the functions: askr_worker_role() reads ASKR_ROLE.
  */
 
 declare(strict_types=1);
@@ -22,6 +24,7 @@ require __DIR__ . '/Output.php';
 require __DIR__ . '/PhpStream.php';
 require __DIR__ . '/ForkSafety.php';
 require __DIR__ . '/Template.php';
+require __DIR__ . '/Role.php';
 require __DIR__ . '/Worker.php';
 
 /**
@@ -32,6 +35,18 @@ require __DIR__ . '/Worker.php';
 function askr_handle_request(callable $handler): bool
 {
     return \Askr\Runtime\Worker::handle($handler);
+}
+
+/**
+ * What this process is: "http" in an HTTP worker (and a CoW template), "queue" or "scheduler" in a
+ * role process ([queue] worker, [scheduler] run: a CoW fork told to run the script, or php-cli with
+ * ASKR_ROLE), '' outside askrd. A role's script runs as php-cli would; in CoW mode it runs inside
+ * the worker script's askr_handle_request() call, in a function scope: it reaches the worker
+ * script's variables (e.g. the booted app) through $GLOBALS.
+ */
+function askr_worker_role(): string
+{
+    return \Askr\Runtime\Role::current();
 }
 
 /** Queues $fn to run after the response has been sent (up to 256 per request). */

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -258,7 +259,13 @@ type fakeHandle struct {
 func (h *fakeHandle) exit()                 { h.once.Do(func() { close(h.done) }) }
 func (h *fakeHandle) Done() <-chan struct{} { return h.done }
 func (h *fakeHandle) Kill() error           { h.kills.Add(1); h.exit(); return nil }
-func (h *fakeHandle) Close() error          { h.closed.Add(1); return nil }
+func (h *fakeHandle) Signal(sig syscall.Signal) error {
+	if sig == syscall.SIGKILL {
+		return h.Kill()
+	}
+	return nil
+}
+func (h *fakeHandle) Close() error { h.closed.Add(1); return nil }
 
 // fakeConn is askrd's end of a connection to the private socket, with the credentials the kernel
 // would give for its peer.

@@ -34,9 +34,10 @@ type creds struct {
 
 // pidHandle watches and signals a process that is not askrd's child (a pidfd).
 type pidHandle interface {
-	Done() <-chan struct{} // closed once the process has exited
-	Kill() error           // SIGKILL; nil if it has exited already
-	Close() error          // releases the handle; call it after Done, or after Kill
+	Done() <-chan struct{}           // closed once the process has exited
+	Kill() error                     // SIGKILL; nil if it has exited already
+	Signal(sig syscall.Signal) error // sends sig; nil if it has exited already
+	Close() error                    // releases the handle; call it after Done, or after Kill
 }
 
 // system is what the template does to the OS besides the template's channel: starting a template,
@@ -146,13 +147,15 @@ func (h *pidfd) poll() {
 
 func (h *pidfd) Done() <-chan struct{} { return h.done }
 
-func (h *pidfd) Kill() error {
+func (h *pidfd) Kill() error { return h.Signal(unix.SIGKILL) }
+
+func (h *pidfd) Signal(sig syscall.Signal) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed && h.polled {
 		return nil // exited, and the descriptor is gone
 	}
-	err := unix.PidfdSendSignal(h.fd, unix.SIGKILL, nil, 0)
+	err := unix.PidfdSendSignal(h.fd, sig, nil, 0)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil
 	}

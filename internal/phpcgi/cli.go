@@ -1,0 +1,68 @@
+package phpcgi
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"github.com/askr-php/askr/internal/proc"
+)
+
+// CLIProcess is a role process ([queue] worker, [scheduler] run) outside CoW mode: php-cli running
+// the role's script with the askr runtime prepended. It is a sidecar.Proc.
+type CLIProcess struct {
+	p *Process
+}
+
+// StartCLI starts php (php-cli, [worker] php_cli) on script in role ("queue" or "scheduler"): the
+// runtime prepended (it only defines the askr_* functions there; askr_worker_role() reads
+// ASKR_ROLE), the extension and ini settings of the workers, their environment (filtered) with
+// ASKR_ROLE and ASKR_APP_BASE, in the app base, stdin /dev/null, stdout and stderr to the log
+// tagged with its pid. Like the workers it is started from the Launcher's thread with SIGKILL as
+// its parent-death signal, and Owns counts it until it has been waited for.
+func (l *Launcher) StartCLI(php, script, role string) (*CLIProcess, error) {
+	c := l.cfg
+	args := []string{"-d", "auto_prepend_file=" + c.Runtime}
+	if c.Extension != "" {
+		args = append(args, "-d", "extension="+c.Extension)
+	}
+	// php-cli's own defaults (no time limit, no output buffering) stand; the user's ini lines apply.
+	for _, kv := range append([]string{"log_errors=1", "html_errors=0"}, c.INI...) {
+		args = append(args, "-d", kv)
+	}
+	args = append(args, script)
+	cmd := exec.Command(php, args...)
+	cmd.Dir = c.AppBase
+	cmd.Env = append(filterEnv(c.Env), "ASKR_ROLE="+role, "ASKR_APP_BASE="+c.AppBase)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p, err := l.spawn(cmd, nil)
+	if err != nil {
+		return nil, fmt.Errorf("start %s %s: %w", role, script, err)
+	}
+	return &CLIProcess{p: p}, nil
+}
+
+// PID returns the process id.
+func (c *CLIProcess) PID() int { return c.p.pid }
+
+// Done is closed once the process has exited and its output has been logged.
+func (c *CLIProcess) Done() <-chan struct{} { return c.p.done }
+
+// Exit says, after Done, how the process ended ("exit status 1", "signal: terminated", …).
+func (c *CLIProcess) Exit() (failed bool, text string, known bool) {
+	return c.p.err != nil, proc.ExitStatus(c.p.err), true
+}
+
+// Signal sends sig to the process.
+func (c *CLIProcess) Signal(sig syscall.Signal) error {
+	err := c.p.cmd.Process.Signal(sig)
+	if errors.Is(err, os.ErrProcessDone) {
+		return nil
+	}
+	return err
+}
+
+// Close releases nothing: the process has no channel.
+func (c *CLIProcess) Close() error { return nil }
