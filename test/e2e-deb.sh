@@ -41,7 +41,9 @@ fi
 
 log "point /etc/askr.toml at a Laravel app, with the packaged generic worker"
 check "the package installs the Laravel and Symfony workers" \
-	ns test -f /usr/share/askr/workers/laravel.php -a -f /usr/share/askr/workers/symfony.php
+	ns test -f /usr/share/askr/workers/laravel.php -a -f /usr/share/askr/workers/symfony.php \
+		-a -f /usr/share/askr/workers/laravel-queue.php -a -f /usr/share/askr/workers/laravel-scheduler.php \
+		-a -f /usr/share/askr/workers/laravel-console.php
 ns env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq php-laravel-framework php8.2-sqlite3 php8.2-mbstring php8.2-xml >/dev/null 2>&1
 # (an app checked out from git has storage/ and bootstrap/cache/; ReadWritePaths= needs them to exist)
 ns sh -c 'mkdir -p /var/www && cp -r /stage/laravel-app /var/www/app && mkdir -p /var/www/app/storage /var/www/app/bootstrap/cache && chown -R www-data:www-data /var/www/app'

@@ -14,6 +14,8 @@ final class Role
 {
     /** 'queue' or 'scheduler' once a Run frame has been taken; '' in an HTTP worker or a template. */
     public static string $role = '';
+    /** A Run frame has been taken (valid or not): the process ends without another frame. */
+    public static bool $taken = false;
     /** @var resource|null where the role's output goes: fd 1, or a forked worker's log FIFO */
     private static $stdout = null;
 
@@ -41,6 +43,7 @@ final class Role
      */
     public static function run(string $payload): never
     {
+        self::$taken = true;
         $r = unserialize($payload, ['allowed_classes' => false]);
         $argv = is_array($r) && is_array($r['argv'] ?? null) && array_is_list($r['argv']) ? $r['argv'] : null;
         if (!is_array($r) || !in_array($r['role'] ?? null, ['queue', 'scheduler'], true)

@@ -326,7 +326,7 @@ final class Worker
 
     public static function lastShutdown(): void
     {
-        if (Role::$role !== '') {
+        if (Role::$taken) {
             // A role process ends as php-cli would: no frame (askrd watches the process exit), and
             // no CGI headers from php-cgi on fd 1.
             Output::quietExit();

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,8 +63,8 @@ while (askr_handle_request(static function (): void { echo 'served'; })) {
 `
 
 // startRole starts a real php-cgi worker running roleWorker (with ini settings), reads its hello
-// and sends it a Run frame for the PHP code role (written to a file) with argv. It returns the
-// worker and its log.
+// and sends it a Run frame for the PHP code role (written to a file) with argv (nil: a Run frame
+// for role "http", which is none). It returns the worker and its log.
 func startRole(t *testing.T, role string, argv []string, ini ...string) (*phpcgi.Process, *logLines) {
 	t.Helper()
 	bin := phpCGI(t)
@@ -94,7 +95,12 @@ func startRole(t *testing.T, role string, argv []string, ini ...string) (*phpcgi
 	if _, err := p.Greet(30 * time.Second); err != nil {
 		t.Fatalf("Greet() error = %v; log %q", err, logs.all())
 	}
-	if _, err := p.Conn().Write(channel.AppendRun(nil, "queue", script, argv)); err != nil {
+	run := channel.AppendRun(nil, "queue", script, argv)
+	if argv == nil { // a Run frame that names no valid role
+		payload := `a:3:{s:4:"role";s:4:"http";s:6:"script";s:` + strconv.Itoa(len(script)) + `:"` + script + `";s:4:"argv";a:0:{}}`
+		run = append(channel.AppendHeader(nil, channel.TypeRun, 0, len(payload)), payload...)
+	}
+	if _, err := p.Conn().Write(run); err != nil {
 		t.Fatal(err)
 	}
 	return p, logs
@@ -181,7 +187,7 @@ var regexpScript = regexp.MustCompile(`"(\\/[^"]*)role\.php"`)
 
 // An uncaught exception in a role's script is logged as php-cli logs it, and the process exits 255.
 func TestRunFrameUncaughtExits255(t *testing.T) {
-	p, logs := startRole(t, "<?php\necho \"before\\n\";\nthrow new RuntimeException('boom');\n", nil)
+	p, logs := startRole(t, "<?php\necho \"before\\n\";\nthrow new RuntimeException('boom');\n", []string{})
 	if code := exited(t, p); code != 255 {
 		t.Errorf("exit code %d; want 255; log %q", code, logs.all())
 	}
@@ -201,7 +207,7 @@ $end = microtime(true) + 2;
 while (microtime(true) < $end) {
 }
 echo "done\n";
-`, nil, "max_execution_time=1")
+`, []string{}, "max_execution_time=1")
 	if code := exited(t, p); code != 0 {
 		t.Errorf("exit code %d; want 0; log %q", code, logs.all())
 	}
@@ -229,7 +235,7 @@ while (!$stop) {
     echo "job done\n";
 }
 exit(0);
-`, nil)
+`, []string{})
 	logs.waitFor(t, "job start")
 	if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -301,5 +307,18 @@ exit(3);
 		if string(out) != want || stderr.Len() > 0 {
 			t.Errorf("php-cli %s printed %q, stderr %q; want %q and nothing on stderr", tc.env, out, stderr.String(), want)
 		}
+	}
+}
+
+// A Run frame that names no role, or no absolute script, is refused: the worker logs why and
+// exits 1 without running anything.
+func TestRunFrameMalformed(t *testing.T) {
+	p, logs := startRole(t, "<?php\necho \"ran\\n\";\n", nil)
+	if code := exited(t, p); code != 1 {
+		t.Errorf("exit code %d; want 1; log %q", code, logs.all())
+	}
+	noFrames(t, p)
+	if got := logs.all(); !slices.Equal(got, []string{"askr: malformed Run frame; exiting"}) {
+		t.Errorf("log %q; want [askr: malformed Run frame; exiting]", got)
 	}
 }

@@ -37,10 +37,12 @@ func (s *Supervisor) keep(sl *slot) {
 	defer func() { release(restarts) }()
 	fails, starts := 0, 0
 	for {
+		if s.stopping() { // Stop came during a Restart's terminate, or with the back-off's end
+			s.set(sl, func(st *Status) { st.State = StateStopped })
+			return
+		}
 		s.set(sl, func(st *Status) { st.State = StateStarting })
 		p, err := sl.prog.Launch(sl.index)
-		release(restarts)
-		restarts = nil
 		var delay time.Duration
 		if err != nil {
 			fails++
@@ -49,6 +51,8 @@ func (s *Supervisor) keep(sl *slot) {
 			s.set(sl, func(st *Status) {
 				st.State, st.PID, st.LastExit, st.ExitedAt = StateBackoff, 0, "start failed: "+err.Error(), time.Now()
 			})
+			release(restarts) // once the status shows the start
+			restarts = nil
 		} else {
 			starts++
 			started := time.Now()
@@ -56,6 +60,8 @@ func (s *Supervisor) keep(sl *slot) {
 			s.set(sl, func(st *Status) {
 				st.State, st.PID, st.Started, st.Restarts = StateRunning, p.PID(), started, starts-1
 			})
+			release(restarts)
+			restarts = nil
 			select {
 			case <-s.stop:
 				s.terminate(sl, log, p)
@@ -67,26 +73,11 @@ func (s *Supervisor) keep(sl *slot) {
 				continue
 			case <-p.Done():
 			}
-			failed, text := exitOf(p)
-			ran := time.Since(started)
-			if ran >= s.stableAfter {
-				fails = 0
-			} else {
-				fails++
-			}
-			if sl.prog.OnFailure && !failed {
-				log.Info("exited; not restarted (restart = on-failure)", "exit", text, "ran", ran.Round(time.Millisecond))
-				s.set(sl, func(st *Status) { st.State, st.PID, st.LastExit, st.ExitedAt = StateStopped, 0, text, time.Now() })
+			var again bool
+			if delay, again = s.exited(sl, log, p, time.Since(started), &fails); !again {
 				s.idle(sl)
 				return
 			}
-			delay = backoff(fails)
-			level := slog.LevelInfo
-			if failed {
-				level = slog.LevelWarn
-			}
-			log.Log(context.Background(), level, "exited", "exit", text, "ran", ran.Round(time.Millisecond), "restart_in", delay)
-			s.set(sl, func(st *Status) { st.State, st.PID, st.LastExit, st.ExitedAt = StateBackoff, 0, text, time.Now() })
 		}
 		if delay > 0 {
 			t := time.NewTimer(delay)
@@ -102,6 +93,42 @@ func (s *Supervisor) keep(sl *slot) {
 			case <-t.C:
 			}
 		}
+	}
+}
+
+// exited logs how p, which ran for ran, ended, counts a short run in fails (resets it after a
+// long one) and returns the back-off before the next start; again is false when p is not to be
+// restarted (restart = "on-failure" after a success).
+func (s *Supervisor) exited(sl *slot, log *slog.Logger, p Proc, ran time.Duration, fails *int) (delay time.Duration, again bool) {
+	failed, text := exitOf(p)
+	if ran >= s.stableAfter {
+		*fails = 0
+	} else {
+		*fails++
+	}
+	ran = ran.Round(time.Millisecond)
+	if sl.prog.OnFailure && !failed {
+		log.Info("exited; not restarted (restart = on-failure)", "exit", text, "ran", ran)
+		s.set(sl, func(st *Status) { st.State, st.PID, st.LastExit, st.ExitedAt = StateStopped, 0, text, time.Now() })
+		return 0, false
+	}
+	delay = backoff(*fails)
+	level := slog.LevelInfo
+	if failed {
+		level = slog.LevelWarn
+	}
+	log.Log(context.Background(), level, "exited", "exit", text, "ran", ran, "restart_in", delay)
+	s.set(sl, func(st *Status) { st.State, st.PID, st.LastExit, st.ExitedAt = StateBackoff, 0, text, time.Now() })
+	return delay, true
+}
+
+// stopping reports whether Stop has been called.
+func (s *Supervisor) stopping() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
 	}
 }
 

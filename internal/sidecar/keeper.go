@@ -67,9 +67,23 @@ func Keeper(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", KeeperCommand, err)
 		return 127
 	}
+	return supervise(cmd, sigs, *grace, orphaned)
+}
+
+// supervise is the keeper's life once sh runs (cmd): it passes signals on to sh's process group,
+// kills it after grace once askrd has died (orphaned), and when sh has exited kills what is left
+// and returns sh's exit status (or raises the signal that ended it).
+func supervise(cmd *exec.Cmd, sigs <-chan os.Signal, grace time.Duration, orphaned func() bool) int {
 	pg := cmd.Process.Pid
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
+	// Learn that sh has exited without reaping it: while it is a zombie, its pid (the group's id)
+	// cannot be taken by another process, so signalling the group stays safe until it is reaped.
+	exited := make(chan struct{})
+	go func() {
+		var info unix.Siginfo
+		for unix.Waitid(unix.P_PID, pg, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+		}
+		close(exited)
+	}()
 	// Reap what the command leaves behind while it runs; sh itself is cmd.Wait's.
 	ctx, cancel := context.WithCancel(context.Background())
 	reaped := make(chan struct{})
@@ -81,14 +95,16 @@ func Keeper(args []string) int {
 	var kill <-chan time.Time // askrd has died: SIGKILL once the grace is over
 	if orphaned() {
 		unix.Kill(-pg, unix.SIGTERM)
-		kill = time.After(*grace)
+		kill = time.After(grace)
 	}
 	for {
 		select {
-		case err := <-waited:
+		case <-exited:
+			unix.Kill(-pg, unix.SIGKILL)
+			err := cmd.Wait()
 			cancel()
 			<-reaped
-			killAll(pg)
+			killAll()
 			return exitLike(err)
 		case sig := <-sigs:
 			if sig == keeperKill {
@@ -97,7 +113,7 @@ func Keeper(args []string) int {
 			}
 			unix.Kill(-pg, sig.(syscall.Signal))
 			if kill == nil && sig == unix.SIGTERM && orphaned() {
-				kill = time.After(*grace)
+				kill = time.After(grace)
 			}
 		case <-kill:
 			unix.Kill(-pg, unix.SIGKILL) // sh dies with it; then killAll gets the rest
@@ -105,10 +121,9 @@ func Keeper(args []string) int {
 	}
 }
 
-// killAll SIGKILLs process group pg and every child of the keeper (orphans re-parented to it, and
-// theirs once they are re-parented in turn) and reaps them, until the keeper has none left.
-func killAll(pg int) {
-	unix.Kill(-pg, unix.SIGKILL)
+// killAll SIGKILLs every child of the keeper (what the command left, re-parented to it, and what
+// those leave in turn) and reaps them, until the keeper has none left.
+func killAll() {
 	for {
 		for _, pid := range proc.Children(os.Getpid()) {
 			unix.Kill(pid, unix.SIGKILL)

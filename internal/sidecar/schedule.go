@@ -53,6 +53,9 @@ func (s *Supervisor) schedule(sl *slot) {
 			}
 			next = due.Add(iv)
 			t.Reset(time.Until(next))
+			if s.stopping() {
+				continue // the next turn ends the loop
+			}
 			if run != nil {
 				sl.log.Warn(fmt.Sprintf("scheduler: the run due at %s is skipped: the run started at %s (pid %d) is still running",
 					clock(due, iv), clock(runStart, iv), run.PID()))
