@@ -101,26 +101,37 @@ func TestQueueLaravelExactlyOnce(t *testing.T) {
 	lvSkipWithoutPHP(t)
 	s := lvStartConfig(t, quConfig(t, 2, ""), "--workers", "2")
 	workers := s.scRunning("queue", 2, 30*time.Second)
-	quDispatch(t, s, 200, 1, 0)
-	ev := quWait(t, s, "200 jobs run", 2*time.Minute, func(ev []quEvent) bool { return len(ev) >= 200 })
+	// 30 ms each: one worker alone would take 6 s, past the 3 s a worker idles between polls of
+	// an empty queue (queue:work --sleep), so both take part.
+	quDispatch(t, s, 200, 1, 0.03)
+	quWait(t, s, "200 jobs run", 2*time.Minute, func(ev []quEvent) bool { return len(ev) >= 400 })
 	if !poll(30*time.Second, func() bool { jobs, _ := quQueue(t, s); return jobs == 0 }) {
 		jobs, _ := quQueue(t, s)
 		t.Errorf("%d jobs still in the jobs table after all 200 ran", jobs)
 	}
-	ev = quEvents(t, s)
-	ran := map[int]int{}
+	ran := map[string]int{}
 	by := map[int]int{}
-	for _, e := range ev {
-		if e.event != "ran" || e.version != "v1" {
+	ranBy := map[int]int{}
+	for _, e := range quEvents(t, s) {
+		if e.event != "started" && e.event != "finished" || e.version != "v1" {
 			t.Errorf("unexpected event %+v", e)
 		}
-		ran[e.number]++
-		by[e.pid]++
+		ran[fmt.Sprint(e.event, e.number)]++
+		if e.event == "finished" {
+			by[e.pid]++
+		}
+		if p, ok := ranBy[e.number]; ok && p != e.pid {
+			t.Errorf("job %d: events by pids %d and %d", e.number, p, e.pid)
+		}
+		ranBy[e.number] = e.pid
 	}
 	for i := 1; i <= 200; i++ {
-		if ran[i] != 1 {
-			t.Errorf("job %d ran %d times; want exactly once", i, ran[i])
+		if ran[fmt.Sprint("started", i)] != 1 || ran[fmt.Sprint("finished", i)] != 1 {
+			t.Errorf("job %d started %d times, finished %d times; want exactly once", i, ran[fmt.Sprint("started", i)], ran[fmt.Sprint("finished", i)])
 		}
+	}
+	if len(ranBy) != 200 {
+		t.Errorf("%d job numbers ran; want 200", len(ranBy))
 	}
 	if _, failed := quQueue(t, s); failed != 0 {
 		t.Errorf("%d failed jobs; want none", failed)
