@@ -167,7 +167,7 @@ func TestSchedulerLaravel(t *testing.T) {
 	s := lvStartConfig(t, fmt.Sprintf("[scheduler]\nscript = %q\ninterval = \"1s\"\n", script), "--workers", "1")
 	log := filepath.Join(s.Base, "storage", "schedule-runs.log")
 	runs := waitRuns(t, s.server, log, "4 runs of example:record", 30*time.Second, func(r []schedRun) bool { return len(r) >= 4 })
-	checkRuns(t, runs, 800*time.Millisecond)
+	checkRuns(t, runs, 500*time.Millisecond)
 
 	if err := os.WriteFile(filepath.Join(s.Base, "storage", "schedule-sleep"), []byte("1.5"), 0o644); err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func TestSchedulerLaravel(t *testing.T) {
 		}
 		return slow >= 2
 	})
-	checkRuns(t, runs, 800*time.Millisecond)
+	checkRuns(t, runs, 500*time.Millisecond)
 	if slots := s.scSlots("scheduler"); len(slots) != 1 || slots[0].Skipped < 1 {
 		t.Errorf("/status scheduler slots %+v; want one, with skipped ≥ 1", slots)
 	}
