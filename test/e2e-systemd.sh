@@ -317,7 +317,12 @@ sidecars_running() {
 		grep -q -E '"name":"ticker","kind":"sidecar","index":0,"pid":[1-9][0-9]*,"state":"running"' <<<"$js"
 }
 check "askrd status --json: the queue worker and the sidecar run" within 60 sidecars_running
-cgroup=/sys/fs/cgroup$(ns systemctl show -p ControlGroup --value askr.service)
+# The unit's cgroup: under cgroup v2 /sys/fs/cgroup/…, on a hybrid host /sys/fs/cgroup/unified/….
+cg=$(ns systemctl show -p ControlGroup --value askr.service) cgroup=""
+for root in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+	if [[ -n $cg ]] && ns test -e "$root$cg/cgroup.procs"; then cgroup=$root$cg && break; fi
+done
+check "the unit's cgroup: '$cgroup' (ControlGroup=$cg)" test -n "$cgroup"
 # unit_has PATTERN: whether a process of the unit's cgroup has a command line matching PATTERN.
 unit_has() {
 	local pids
@@ -325,7 +330,12 @@ unit_has() {
 	[[ -n $pids ]] && ns ps -o args= -p "$pids" | grep -q -E "$1"
 }
 unit_has_sleeps() { unit_has '^sleep 3001' && unit_has '^sleep 3002'; }
-check "the unit's cgroup has the sidecar's sleep 3001 and sleep 3002" within 30 unit_has_sleeps
+if within 30 unit_has_sleeps; then
+	ok "the unit's cgroup has the sidecar's sleep 3001 and sleep 3002"
+else
+	bad "the unit's cgroup ($cgroup) has no sleep 3001 and sleep 3002"
+	ns ps -e -o pid=,ppid=,args= 2>&1 | sed 's/^/     | /' || true
+fi
 check "journal: the queue worker's output, role queue" journal_has askr.service 'queue worker [0-9]+ role queue'
 since=$(ns date '+%Y-%m-%d %H:%M:%S')
 
@@ -335,7 +345,7 @@ result=$(ns systemctl show -p Result --value askr.service)
 status=$(ns systemctl show -p ExecMainStatus --value askr.service)
 check "systemctl stop: clean (Result=$result, status $status)" test "$result" = success -a "$status" = 0
 procs=$(ns cat "$cgroup/cgroup.procs" 2>/dev/null || true)
-check "the unit's cgroup is empty or gone: '${procs//$'\n'/ }'" test -z "$procs"
+check "the unit's cgroup is empty or gone: '${procs//$'\n'/ }'" test -n "$cgroup" -a -z "$procs"
 left=$(ns ps -e -o pid=,args= | grep -E 'sleep 300[12]|php-cgi|askrd' | grep -v grep || true)
 check "ps finds no sidecar, PHP process or askrd: '${left//$'\n'/; }'" test -z "$left"
 killed=$(ns journalctl -u askr.service --since "$since" --no-pager 2>/dev/null | grep -E 'Killing process|remains running' || true)
