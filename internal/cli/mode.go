@@ -75,7 +75,7 @@ func newMode(c config.Config, pc phpcgi.Config, dir string, log *slog.Logger, ro
 			return nil, err
 		}
 		m.starter, m.pid, m.close = tmpl, tmpl.PID, func() { tmpl.Close() }
-		m.role = func(role, script string) (sidecar.Proc, error) { return tmpl.StartRole(role, script, []string{script}) }
+		m.role = func(role, script string) (sidecar.Proc, error) { return tmpl.StartRole(role, script, nil) }
 		m.boot = func(sd *notify.Notifier) error { return bootTemplate(tmpl, sd) }
 	default: // php-cgi processes that each boot the worker script
 		pc.Paranoid = paranoid(c, log)
