@@ -54,10 +54,11 @@ func (l *logLines) waitFor(t *testing.T, want string) {
 	t.Fatalf("log %q; want a line %q", l.all(), want)
 }
 
-// roleWorker is the worker script of the role tests: it sets a global, as the Laravel worker's
-// booted $app, and serves requests.
+// roleWorker is the worker script of the role tests: it sets globals, as the Laravel worker's
+// booted $app, and its own askr_worker_role(), and serves requests.
 const roleWorker = `<?php
 $app = 'the booted app';
+$role = askr_worker_role();
 while (askr_handle_request(static function (): void { echo 'served'; })) {
 }
 `
@@ -148,7 +149,7 @@ file_put_contents('php://output', "php-output\n");
 file_put_contents('php://stdout', "php-stdout\n");
 fwrite(STDERR, "stderr\n");
 file_put_contents('php://stderr', "php-stderr\n");
-echo 'app=', $GLOBALS['app'], ' local=', isset($app) ? 'set' : 'unset', "\n";
+echo 'app=', $GLOBALS['app'], ' local=', isset($app) ? 'set' : 'unset', ' worker script role=', $GLOBALS['role'], "\n";
 echo 'stdin=', json_encode(fread(STDIN, 10)), ' php-stdin=', json_encode(file_get_contents('php://stdin')), "\n";
 echo 'env=', getenv('ASKR_ROLE'), ' time-limit=', ini_get('max_execution_time'), "\n";
 try {
@@ -168,7 +169,7 @@ exit((int) $argv[1]);
 		"role=queue", "print",
 		`argv=["SCRIPT","7","two words"] argc=3 server=[["SCRIPT","7","two words"],3]`,
 		"php-output", "php-stdout", "stderr", "php-stderr",
-		"app=the booted app local=unset",
+		"app=the booted app local=unset worker script role=http",
 		`stdin="" php-stdin=""`,
 		"env=queue time-limit=0",
 		"refused: askr_handle_request() cannot be called in a queue process: it runs its script once, as php-cli would, and serves no request",
