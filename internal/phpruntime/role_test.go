@@ -64,8 +64,8 @@ while (askr_handle_request(static function (): void { echo 'served'; })) {
 `
 
 // startRole starts a real php-cgi worker running roleWorker (with ini settings), reads its hello
-// and sends it a Run frame for the PHP code role (written to a file) with argv (nil: a Run frame
-// for role "http", which is none). It returns the worker and its log.
+// and sends it a Run frame for the PHP code role (written to a file) with argv ("SCRIPT" as
+// argv[0] stands for the script's path; nil: a Run frame for role "http", which is none). It returns the worker and its log.
 func startRole(t *testing.T, role string, argv []string, ini ...string) (*phpcgi.Process, *logLines) {
 	t.Helper()
 	bin := phpCGI(t)
@@ -95,6 +95,9 @@ func startRole(t *testing.T, role string, argv []string, ini ...string) (*phpcgi
 	})
 	if _, err := p.Greet(30 * time.Second); err != nil {
 		t.Fatalf("Greet() error = %v; log %q", err, logs.all())
+	}
+	if len(argv) > 0 && argv[0] == "SCRIPT" {
+		argv[0] = script
 	}
 	run := channel.AppendRun(nil, "queue", script, argv)
 	if argv == nil { // a Run frame that names no valid role
@@ -159,7 +162,7 @@ try {
     echo 'refused: ', $e->getMessage(), "\n";
 }
 exit((int) $argv[1]);
-`, []string{"7", "two words"})
+`, []string{"SCRIPT", "7", "two words"})
 	if code := exited(t, p); code != 7 {
 		t.Errorf("exit code %d; want 7 (exit(7) in the script); log %q", code, logs.all())
 	}
