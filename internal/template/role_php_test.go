@@ -59,7 +59,7 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 	os.WriteFile(script, []byte(fmt.Sprintf(stageScript, "r1")), 0o644)
 	os.WriteFile(role, []byte(roleScript), 0o644)
 	tm, logs := realTemplate(t, appBase, script)
-	p, err := tm.StartRole("queue", role, []string{"--once", "x"})
+	p, err := tm.StartRole("queue", role, []string{role, "--once", "x"})
 	if err != nil {
 		t.Fatalf("StartRole() = %v", err)
 	}
@@ -109,7 +109,7 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 		t.Errorf("worker after the role process answered %+v; want release r2, forked by template %d", a, tm.PID())
 	}
 	once := filepath.Join(appBase, "once.php")
-	os.WriteFile(once, []byte("<?php\necho 'role=', askr_worker_role(), \"\\n\";\n"), 0o644)
+	os.WriteFile(once, []byte("<?php\necho 'role=', askr_worker_role(), ' argv=', implode(',', $argv), \"\\n\";\n"), 0o644)
 	s, err := tm.StartRole("scheduler", once, nil)
 	if err != nil {
 		t.Fatalf("StartRole(scheduler) = %v", err)
@@ -121,7 +121,7 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 		t.Fatal("scheduler run did not exit")
 	}
 	s.Close()
-	if got := roleLine(t, logs, s.PID()); got != "role=scheduler" {
-		t.Errorf("scheduler run said %q; want role=scheduler", got)
+	if got := roleLine(t, logs, s.PID()); got != "role=scheduler argv="+once {
+		t.Errorf("scheduler run said %q; want role=scheduler argv=%s (no argv: the script alone)", got, once)
 	}
 }
