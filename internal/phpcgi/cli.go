@@ -39,7 +39,11 @@ func (l *Launcher) StartCLI(php, script, role string) (*CLIProcess, error) {
 	cmd.Dir = c.AppBase
 	cmd.Env = append(filterEnv(c.Env), "ASKR_ROLE="+role, "ASKR_APP_BASE="+c.AppBase)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p, err := l.spawn(cmd, nil)
+	log := c.RoleLogger
+	if log == nil {
+		log = c.Logger
+	}
+	p, err := l.spawn(cmd, nil, log.With("role", role))
 	if err != nil {
 		return nil, fmt.Errorf("start %s %s: %w", role, script, err)
 	}

@@ -88,8 +88,8 @@ exit(4);
 	}
 	pid := "pid=" + strconv.Itoa(p.PID())
 	for _, want := range []string{
-		`msg="role=queue base=cwd memory=77M time-limit=0 notify=false worker=false stdin=''" ` + pid,
-		`msg="to stderr" ` + pid,
+		`msg="role=queue base=cwd memory=77M time-limit=0 notify=false worker=false stdin=''" role=queue ` + pid,
+		`msg="to stderr" role=queue ` + pid,
 	} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log %q; want a line with %q", logs.String(), want)

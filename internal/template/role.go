@@ -23,6 +23,9 @@ func (t *Template) StartRole(role, script string, argv []string) (sidecar.Proc, 
 		return nil, err
 	}
 	w := p.(*worker)
+	if w.tag != nil {
+		w.tag.set(t.opt.RoleLog.With("role", role, "pid", w.pid).Handler())
+	}
 	w.conn.SetWriteDeadline(time.Now().Add(t.opt.ForkTimeout)) // an idle worker reads it at once
 	_, err = w.conn.Write(channel.AppendRun(nil, role, script, argv))
 	w.conn.SetWriteDeadline(time.Time{})
