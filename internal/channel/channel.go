@@ -41,7 +41,7 @@ const (
 	TypePing    byte = 4 // to an idle worker: answer Pong (the health check behind the watchdog)
 	TypeAbort   byte = 5 // to a worker mid-response: its client has gone (connection_aborted())
 	TypePromote byte = 6 // to an idle CoW worker: become the next template (refork); it answers Ready
-	TypeRun     byte = 7 // to an idle worker: serialize()d ['role' => 'queue'|'scheduler', 'script' => path, 'argv' => list]: run it as php-cli would, then exit
+	TypeRun     byte = 7 // to an idle worker: serialize()d ['role' => 'queue'|'scheduler', 'script' => path, 'argv' => list ($argv, [0] the script)]: run it as php-cli would, then exit
 
 	TypeHello byte = 16 // payload: uint32 pid, uint8 token length, token, PHP version, then "\n"-separated upload limits (see Limits)
 	TypeHead  byte = 17 // payload: uint16 status, then "Name: value" lines joined by "\n"

@@ -1,8 +1,8 @@
 package channel
 
 // AppendRun appends a Run frame to b: the idle worker that reads it runs script (an absolute path)
-// as php-cli would, in the role given ("queue" or "scheduler"), with argv after the script's name
-// in $argv, and exits with the script's status.
+// as php-cli would, in the role given ("queue" or "scheduler"), with argv as its $argv (argv[0]
+// names the script, as php-cli's; none: [script]), and exits with the script's status.
 func AppendRun(b []byte, role, script string, argv []string) []byte {
 	var s Serializer
 	s.Array(3)

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/askr-php/askr/internal/admin"
+	"github.com/askr-php/askr/internal/sidecar"
 )
 
 // askrd status prints a header, one line per worker and a summary with shared vs private memory.
@@ -122,6 +124,37 @@ func TestClipShowsNoControls(t *testing.T) {
 	} {
 		if got := clip(in, 10); got != want {
 			t.Errorf("clip(%q, 10) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+// askrd status lists each sidecar, queue worker and scheduler: pid, state, uptime, restarts and
+// how the last one ended.
+func TestPrintSidecars(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	list := []sidecar.Status{
+		{Name: "node", Kind: sidecar.KindCommand, PID: 4100, State: sidecar.StateRunning, Started: now.Add(-90 * time.Second)},
+		{Name: "queue", Kind: sidecar.KindQueue, PID: 4101, State: sidecar.StateRunning, Started: now.Add(-2 * time.Hour), Restarts: 3,
+			LastExit: "exited", ExitedAt: now.Add(-2 * time.Hour)},
+		{Name: "queue", Kind: sidecar.KindQueue, Index: 1, State: sidecar.StateBackoff, Restarts: 5, LastExit: "exit status 255", ExitedAt: now.Add(-2 * time.Second)},
+		{Name: "scheduler", Kind: sidecar.KindScheduler, State: sidecar.StateWaiting, Restarts: 59, LastExit: "exited", ExitedAt: now.Add(-30 * time.Second), Skipped: 2},
+	}
+	var b strings.Builder
+	printSidecars(&b, list, now)
+	want := []string{
+		"SIDECAR    KIND       PID   STATE    UP    RESTARTS  LAST EXIT",
+		"node       sidecar    4100  running  1m    0         -",
+		"queue#1    queue      4101  running  2h0m  3         exited 2h0m ago",
+		"queue#2    queue      -     backoff  -     5         exit status 255 2s ago",
+		"scheduler  scheduler  -     waiting  -     59        exited 30s ago (2 runs skipped: the previous still ran)",
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("printSidecars wrote %d lines; want %d:\n%s", len(lines), len(want), b.String())
+	}
+	for i := range want {
+		if strings.TrimRight(lines[i], " ") != want[i] {
+			t.Errorf("line %d = %q; want %q", i, lines[i], want[i])
 		}
 	}
 }

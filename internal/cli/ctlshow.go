@@ -65,12 +65,12 @@ func printStatus(w io.Writer, st admin.Status) {
 		}
 		fmt.Fprintln(w, line)
 	}
-	printSidecars(w, st.Sidecars)
+	printSidecars(w, st.Sidecars, time.Now())
 }
 
 // printSidecars writes one line per sidecar, queue worker and scheduler: what runs, since when,
 // its restarts and how the last one ended.
-func printSidecars(w io.Writer, list []sidecar.Status) {
+func printSidecars(w io.Writer, list []sidecar.Status, now time.Time) {
 	if len(list) == 0 {
 		return
 	}
@@ -81,7 +81,7 @@ func printSidecars(w io.Writer, list []sidecar.Status) {
 		if sc.PID > 0 {
 			pid = fmt.Sprint(sc.PID)
 			if !sc.Started.IsZero() {
-				up = uptime(time.Since(sc.Started).Seconds())
+				up = uptime(now.Sub(sc.Started).Seconds())
 			}
 		}
 		name := sc.Name
@@ -90,7 +90,7 @@ func printSidecars(w io.Writer, list []sidecar.Status) {
 		}
 		last := "-"
 		if sc.LastExit != "" {
-			last = clip(sc.LastExit, 60) + " " + uptime(time.Since(sc.ExitedAt).Seconds()) + " ago"
+			last = clip(sc.LastExit, 60) + " " + uptime(now.Sub(sc.ExitedAt).Seconds()) + " ago"
 		}
 		if sc.Skipped > 0 {
 			last += fmt.Sprintf(" (%d runs skipped: the previous still ran)", sc.Skipped)

@@ -68,14 +68,14 @@ func newMode(c config.Config, pc phpcgi.Config, dir string, log *slog.Logger, ro
 		m.name, m.launcher = "cow", phpcgi.NewLauncher(pc)
 		tmpl, err := template.New(template.Options{
 			Launcher: m.launcher, Dir: dir, BootTimeout: c.Worker.BootTimeout.D(), Logger: log.With("component", "template"),
-			WorkerLog: log.With("worker", script), NewGeneration: rotate,
+			WorkerLog: log.With("worker", script), RoleLog: log, NewGeneration: rotate,
 			Forked: mx.Forked, TemplateBooted: mx.TemplateBooted, Spare: c.Worker.CowSpare,
 		})
 		if err != nil {
 			return nil, err
 		}
 		m.starter, m.pid, m.close = tmpl, tmpl.PID, func() { tmpl.Close() }
-		m.role = func(role, script string) (sidecar.Proc, error) { return tmpl.StartRole(role, script, []string{script}) }
+		m.role = func(role, script string) (sidecar.Proc, error) { return tmpl.StartRole(role, script, nil) }
 		m.boot = func(sd *notify.Notifier) error { return bootTemplate(tmpl, sd) }
 	default: // php-cgi processes that each boot the worker script
 		pc.Paranoid = paranoid(c, log)
@@ -99,7 +99,7 @@ func newMode(c config.Config, pc phpcgi.Config, dir string, log *slog.Logger, ro
 func phpConfig(c config.Config, runtime, phpCGI string, ini []string, log *slog.Logger) phpcgi.Config {
 	pc := phpcgi.Config{
 		Binary: phpCGI, Runtime: runtime, Script: c.Worker.Script, AppBase: c.Worker.AppBase,
-		INI: ini, Env: os.Environ(), Logger: log.With("worker", filepath.Base(c.Worker.Script)),
+		INI: ini, Env: os.Environ(), Logger: log.With("worker", filepath.Base(c.Worker.Script)), RoleLogger: log,
 	}
 	if ext := c.Worker.Extension; ext != phpext.Auto && ext != phpext.None {
 		pc.Extension = ext // resolved by serve

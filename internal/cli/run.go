@@ -54,7 +54,8 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	if err != nil {
 		return err
 	}
-	defer reap(m.launcher.Owns, log.With("component", "reaper"))()
+	owned := func(pid int) bool { return m.launcher.Owns(pid) || sidecar.Owns(pid) }
+	defer reap(owned, log.With("component", "reaper"))()
 	defer m.close() // after the pool has stopped the workers (deferred later, so run earlier)
 
 	sd := notify.New(log.With("component", "systemd"))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/askr-php/askr/internal/httpfront"
 	"github.com/askr-php/askr/internal/pool"
+	"github.com/askr-php/askr/internal/sidecar"
 )
 
 // fakePool is a Pool whose Stats and Workers are what the test set.
@@ -398,4 +399,25 @@ func BenchmarkScrape(b *testing.B) {
 	for b.Loop() {
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
+}
+
+// The sidecar, queue and scheduler slots are read at scrape time: up while a process runs, the
+// restarts, and the scheduler's skipped boundaries.
+func TestScrapeReadsSidecars(t *testing.T) {
+	m := New(Options{Mode: "worker"})
+	m.Watch(&fakePool{}, nil)
+	m.WatchSidecars(func() []sidecar.Status {
+		return []sidecar.Status{
+			{Name: "node", Kind: sidecar.KindCommand, PID: 10, State: sidecar.StateRunning, Restarts: 4},
+			{Name: "queue", Kind: sidecar.KindQueue, Index: 1, State: sidecar.StateBackoff, Restarts: 2},
+			{Name: "scheduler", Kind: sidecar.KindScheduler, State: sidecar.StateWaiting, Restarts: 59, Skipped: 3},
+		}
+	})
+	fams := scrape(t, m.Handler())
+	want(t, fams, 1, "askr_sidecar_up", "name", "node", "kind", "sidecar", "index", "0")
+	want(t, fams, 4, "askr_sidecar_restarts_total", "name", "node", "kind", "sidecar", "index", "0")
+	want(t, fams, 0, "askr_sidecar_up", "name", "queue", "kind", "queue", "index", "1")
+	want(t, fams, 2, "askr_sidecar_restarts_total", "name", "queue", "kind", "queue", "index", "1")
+	want(t, fams, 0, "askr_sidecar_up", "name", "scheduler", "kind", "scheduler", "index", "0")
+	want(t, fams, 3, "askr_scheduler_skipped_total", "name", "scheduler")
 }

@@ -18,18 +18,20 @@ type CLIProcess struct {
 
 // StartCLI starts php (php-cli, [worker] php_cli) on script in role ("queue" or "scheduler"): the
 // runtime prepended (it only defines the askr_* functions there; askr_worker_role() reads
-// ASKR_ROLE), the extension and ini settings of the workers, their environment (filtered) with
-// ASKR_ROLE and ASKR_APP_BASE, in the app base, stdin /dev/null, stdout and stderr to the log
-// tagged with its pid. Like the workers it is started from the Launcher's thread with SIGKILL as
-// its parent-death signal, and Owns counts it until it has been waited for.
+// ASKR_ROLE), the extension and ini settings of the workers (but no time limit, as in php-cli),
+// their environment (filtered) with ASKR_ROLE and ASKR_APP_BASE, in the app base, stdin
+// /dev/null, stdout and stderr to the log tagged with its pid. Like the workers it is started
+// from the Launcher's thread with SIGKILL as its parent-death signal, and Owns counts it until it
+// has been waited for.
 func (l *Launcher) StartCLI(php, script, role string) (*CLIProcess, error) {
 	c := l.cfg
 	args := []string{"-d", "auto_prepend_file=" + c.Runtime}
 	if c.Extension != "" {
 		args = append(args, "-d", "extension="+c.Extension)
 	}
-	// php-cli's own defaults (no time limit, no output buffering) stand; the user's ini lines apply.
-	for _, kv := range append([]string{"log_errors=1", "html_errors=0"}, c.INI...) {
+	// The user's ini lines apply, but for the time limit: a role has none, as in php-cli (a
+	// [worker] ini max_execution_time is for requests; queue:work has --timeout per job).
+	for _, kv := range append(append([]string{"log_errors=1", "html_errors=0"}, c.INI...), "max_execution_time=0") {
 		args = append(args, "-d", kv)
 	}
 	args = append(args, script)
@@ -37,7 +39,11 @@ func (l *Launcher) StartCLI(php, script, role string) (*CLIProcess, error) {
 	cmd.Dir = c.AppBase
 	cmd.Env = append(filterEnv(c.Env), "ASKR_ROLE="+role, "ASKR_APP_BASE="+c.AppBase)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p, err := l.spawn(cmd, nil)
+	log := c.RoleLogger
+	if log == nil {
+		log = c.Logger
+	}
+	p, err := l.spawn(cmd, nil, log.With("role", role))
 	if err != nil {
 		return nil, fmt.Errorf("start %s %s: %w", role, script, err)
 	}

@@ -45,7 +45,7 @@ func cliLauncher(t *testing.T, src string, logs io.Writer) (*Launcher, string) {
 	}
 	env := append(os.Environ(), "NOTIFY_SOCKET=/run/askrd-only", "ASKR_WORKER=1")
 	return NewLauncher(Config{Binary: "/nonexistent/php-cgi", Runtime: rt, Script: "/nonexistent/worker.php", AppBase: dir,
-		INI: []string{"memory_limit=77M"}, Env: env, Logger: slog.New(slog.NewTextHandler(logs, nil))}), script
+		INI: []string{"memory_limit=77M", "max_execution_time=5"}, Env: env, Logger: slog.New(slog.NewTextHandler(logs, nil))}), script
 }
 
 func waitDone(t *testing.T, p *CLIProcess) {
@@ -67,7 +67,7 @@ func TestStartCLI(t *testing.T) {
 	var logs lockedBuffer
 	l, script := cliLauncher(t, `<?php
 echo 'role=', askr_worker_role(), ' base=', getenv('ASKR_APP_BASE') === getcwd() ? 'cwd' : getcwd(),
-    ' memory=', ini_get('memory_limit'), ' notify=', var_export(getenv('NOTIFY_SOCKET'), true),
+    ' memory=', ini_get('memory_limit'), ' time-limit=', ini_get('max_execution_time'), ' notify=', var_export(getenv('NOTIFY_SOCKET'), true),
     ' worker=', var_export(getenv('ASKR_WORKER'), true), ' stdin=', var_export(fread(STDIN, 1), true), "\n";
 fwrite(STDERR, "to stderr\n");
 exit(4);
@@ -88,8 +88,8 @@ exit(4);
 	}
 	pid := "pid=" + strconv.Itoa(p.PID())
 	for _, want := range []string{
-		`msg="role=queue base=cwd memory=77M notify=false worker=false stdin=''" ` + pid,
-		`msg="to stderr" ` + pid,
+		`msg="role=queue base=cwd memory=77M time-limit=0 notify=false worker=false stdin=''" role=queue ` + pid,
+		`msg="to stderr" role=queue ` + pid,
 	} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log %q; want a line with %q", logs.String(), want)

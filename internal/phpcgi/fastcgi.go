@@ -59,7 +59,7 @@ func (l *Launcher) StartFastCGI() (*FastCGIProcess, error) {
 	cmd.Dir = c.AppBase
 	cmd.Env = fastcgiEnv(c.Env)
 	cmd.Stdin = ln
-	p, err := l.spawn(cmd, nil)
+	p, err := l.spawn(cmd, nil, l.cfg.Logger)
 	if err != nil {
 		os.Remove(sock)
 		return nil, err

@@ -44,6 +44,8 @@ type Config struct {
 	// template gets SIGTERM, on which it kills the workers it forked before it exits.
 	DeathSignal syscall.Signal
 	Logger      *slog.Logger
+	// RoleLogger is for what StartCLI's processes write, tagged with their role and pid (nil: Logger).
+	RoleLogger *slog.Logger
 }
 
 // Launcher starts processes from one OS thread that never exits, so that the workers' parent-death
@@ -132,7 +134,7 @@ func (l *Launcher) Start() (*Process, error) {
 	cmd.Dir = c.AppBase
 	cmd.Env = append(workerEnv(c.Env, c.AppBase, c.Paranoid), c.Extra...)
 	cmd.Stdin = theirs
-	p, err := l.spawn(cmd, conn)
+	p, err := l.spawn(cmd, conn, c.Logger)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -140,9 +142,9 @@ func (l *Launcher) Start() (*Process, error) {
 	return p, nil
 }
 
-// spawn starts cmd from the launcher's thread with its stdout and stderr going to the log (tagged
+// spawn starts cmd from the launcher's thread with its stdout and stderr going to log (tagged
 // with its pid) and watches it until it exits. conn is askrd's end of its channel (nil: none).
-func (l *Launcher) spawn(cmd *exec.Cmd, conn *net.UnixConn) (*Process, error) {
+func (l *Launcher) spawn(cmd *exec.Cmd, conn *net.UnixConn, log *slog.Logger) (*Process, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -174,7 +176,7 @@ func (l *Launcher) spawn(cmd *exec.Cmd, conn *net.UnixConn) (*Process, error) {
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	p.pid = cmd.Process.Pid
-	p.log = l.cfg.Logger.With("pid", p.pid)
+	p.log = log.With("pid", p.pid)
 	p.logs.Add(1)
 	go p.pump(outR, p.log)
 	go func() {

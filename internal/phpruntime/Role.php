@@ -67,7 +67,7 @@ final class Role
             return '';
         }, 1, PHP_OUTPUT_HANDLER_CLEANABLE | PHP_OUTPUT_HANDLER_FLUSHABLE);
         $script = $r['script'];
-        $argv = [$script, ...$argv];
+        $argv = $argv === [] ? [$script] : $argv; // as execve()'s: $argv[0] names the script
         $GLOBALS['argv'] = $_SERVER['argv'] = $argv;
         $GLOBALS['argc'] = $_SERVER['argc'] = count($argv);
         $_SERVER['SCRIPT_FILENAME'] = $_SERVER['SCRIPT_NAME'] = $_SERVER['PHP_SELF'] = $_SERVER['PATH_TRANSLATED'] = $script;

@@ -54,17 +54,18 @@ func (l *logLines) waitFor(t *testing.T, want string) {
 	t.Fatalf("log %q; want a line %q", l.all(), want)
 }
 
-// roleWorker is the worker script of the role tests: it sets a global, as the Laravel worker's
-// booted $app, and serves requests.
+// roleWorker is the worker script of the role tests: it sets globals, as the Laravel worker's
+// booted $app, and its own askr_worker_role(), and serves requests.
 const roleWorker = `<?php
 $app = 'the booted app';
+$role = askr_worker_role();
 while (askr_handle_request(static function (): void { echo 'served'; })) {
 }
 `
 
 // startRole starts a real php-cgi worker running roleWorker (with ini settings), reads its hello
-// and sends it a Run frame for the PHP code role (written to a file) with argv (nil: a Run frame
-// for role "http", which is none). It returns the worker and its log.
+// and sends it a Run frame for the PHP code role (written to a file) with argv ("SCRIPT" as
+// argv[0] stands for the script's path; nil: a Run frame for role "http", which is none). It returns the worker and its log.
 func startRole(t *testing.T, role string, argv []string, ini ...string) (*phpcgi.Process, *logLines) {
 	t.Helper()
 	bin := phpCGI(t)
@@ -94,6 +95,9 @@ func startRole(t *testing.T, role string, argv []string, ini ...string) (*phpcgi
 	})
 	if _, err := p.Greet(30 * time.Second); err != nil {
 		t.Fatalf("Greet() error = %v; log %q", err, logs.all())
+	}
+	if len(argv) > 0 && argv[0] == "SCRIPT" {
+		argv[0] = script
 	}
 	run := channel.AppendRun(nil, "queue", script, argv)
 	if argv == nil { // a Run frame that names no valid role
@@ -148,7 +152,7 @@ file_put_contents('php://output', "php-output\n");
 file_put_contents('php://stdout', "php-stdout\n");
 fwrite(STDERR, "stderr\n");
 file_put_contents('php://stderr', "php-stderr\n");
-echo 'app=', $GLOBALS['app'], ' local=', isset($app) ? 'set' : 'unset', "\n";
+echo 'app=', $GLOBALS['app'], ' local=', isset($app) ? 'set' : 'unset', ' worker script role=', $GLOBALS['role'], "\n";
 echo 'stdin=', json_encode(fread(STDIN, 10)), ' php-stdin=', json_encode(file_get_contents('php://stdin')), "\n";
 echo 'env=', getenv('ASKR_ROLE'), ' time-limit=', ini_get('max_execution_time'), "\n";
 try {
@@ -158,7 +162,7 @@ try {
     echo 'refused: ', $e->getMessage(), "\n";
 }
 exit((int) $argv[1]);
-`, []string{"7", "two words"})
+`, []string{"SCRIPT", "7", "two words"})
 	if code := exited(t, p); code != 7 {
 		t.Errorf("exit code %d; want 7 (exit(7) in the script); log %q", code, logs.all())
 	}
@@ -168,7 +172,7 @@ exit((int) $argv[1]);
 		"role=queue", "print",
 		`argv=["SCRIPT","7","two words"] argc=3 server=[["SCRIPT","7","two words"],3]`,
 		"php-output", "php-stdout", "stderr", "php-stderr",
-		"app=the booted app local=unset",
+		"app=the booted app local=unset worker script role=http",
 		`stdin="" php-stdin=""`,
 		"env=queue time-limit=0",
 		"refused: askr_handle_request() cannot be called in a queue process: it runs its script once, as php-cli would, and serves no request",

@@ -37,7 +37,7 @@ func (s *Supervisor) schedule(sl *slot) {
 			if failed {
 				runLog.Warn("scheduler: the run failed", "exit", text, "ran", ran)
 			} else {
-				runLog.Info("scheduler: the run finished", "exit", text, "ran", ran)
+				runLog.Debug("scheduler: the run finished", "exit", text, "ran", ran)
 			}
 			s.set(sl, func(st *Status) { st.State, st.PID, st.LastExit, st.ExitedAt = StateWaiting, 0, text, time.Now() })
 			run = nil

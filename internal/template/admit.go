@@ -3,6 +3,7 @@ package template
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -79,7 +80,8 @@ func (t *Template) onArrival(a arrival) {
 	}
 	w := newWorker(a.conn, a.hello, f.gen, h, f.logs)
 	t.watchWorker(f.tmpl, w.pid, h)
-	go phpcgi.Pump(f.logs, t.opt.WorkerLog.With("pid", w.pid), nil)
+	w.tag = newRetag(t.opt.WorkerLog.With("pid", w.pid).Handler())
+	go phpcgi.Pump(f.logs, slog.New(w.tag), nil)
 	t.finish(f, w, nil)
 }
 

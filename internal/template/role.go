@@ -14,7 +14,7 @@ import (
 
 // StartRole starts a role process ([queue] worker, [scheduler] run) warm: a worker forked from the
 // current template as Start forks one for the pool (it has said hello), told by a Run frame to run
-// script in role with argv. It runs the script as php-cli would and exits; its exit status is the
+// script in role with argv as its $argv (argv[0] names the script, as php-cli's; none: [script]). It runs the script as php-cli would and exits; its exit status is the
 // template's to see. It counts among its template's workers, so a template retired by a reload
 // is stopped only once its role processes have exited too.
 func (t *Template) StartRole(role, script string, argv []string) (sidecar.Proc, error) {
@@ -23,6 +23,9 @@ func (t *Template) StartRole(role, script string, argv []string) (sidecar.Proc, 
 		return nil, err
 	}
 	w := p.(*worker)
+	if w.tag != nil {
+		w.tag.set(t.opt.RoleLog.With("role", role, "pid", w.pid).Handler())
+	}
 	w.conn.SetWriteDeadline(time.Now().Add(t.opt.ForkTimeout)) // an idle worker reads it at once
 	_, err = w.conn.Write(channel.AppendRun(nil, role, script, argv))
 	w.conn.SetWriteDeadline(time.Time{})

@@ -155,8 +155,8 @@ func TestLaravelRoleScriptsCLI(t *testing.T) {
 	if got := notes(t, app, "notes", 3); strings.Join(got, " ") != "1_"+pid+"_cli_console=true 2_"+pid+"_cli_console=true 3_"+pid+"_cli_console=true" {
 		t.Errorf("jobs noted %q; want 1, 2, 3 by pid %s", got, pid)
 	}
-	if !strings.Contains(logs.String(), "Processed:  App\\\\Jobs\\\\Note\" pid="+pid) {
-		t.Errorf("log %s; want queue:work's lines tagged with pid %s", logs.String(), pid)
+	if !strings.Contains(logs.String(), "Processed:  App\\\\Jobs\\\\Note\" role=queue pid="+pid) {
+		t.Errorf("log %s; want queue:work's lines tagged with role=queue and pid %s", logs.String(), pid)
 	}
 	stopRole(t, q)
 	if failed, text, _ := q.Exit(); failed {

@@ -37,7 +37,7 @@ while (!$stop) {
 // the line's fields.
 func roleLine(t *testing.T, logs *logBuffer, pid int) string {
 	t.Helper()
-	re := regexp.MustCompile(`msg="(role=[^"]*)" pid=` + strconv.Itoa(pid) + `\n`)
+	re := regexp.MustCompile(`msg="(role=[^"]*)" role=\w+ pid=` + strconv.Itoa(pid) + `\n`)
 	var line string
 	poll(t, "the role process's first line", func() bool {
 		m := re.FindStringSubmatch(logs.String())
@@ -50,7 +50,7 @@ func roleLine(t *testing.T, logs *logBuffer, pid int) string {
 }
 
 // A role process forked from a real template: its parent is the template, it runs the script
-// with the worker script's globals and its argv, its output is logged with its pid, SIGTERM
+// with the worker script's globals and its argv, its output is logged with its role and pid, SIGTERM
 // reaches its handler (it finishes its job and exits), and the template goes on forking workers
 // that serve. A template retired by a reload waits for it before it stops.
 func TestStartRoleForksFromTemplate(t *testing.T) {
@@ -59,7 +59,7 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 	os.WriteFile(script, []byte(fmt.Sprintf(stageScript, "r1")), 0o644)
 	os.WriteFile(role, []byte(roleScript), 0o644)
 	tm, logs := realTemplate(t, appBase, script)
-	p, err := tm.StartRole("queue", role, []string{"--once", "x"})
+	p, err := tm.StartRole("queue", role, []string{role, "--once", "x"})
 	if err != nil {
 		t.Fatalf("StartRole() = %v", err)
 	}
@@ -77,7 +77,7 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 	}
 	tm.Commit()
 	poll(t, "the role process's first job", func() bool {
-		return strings.Contains(logs.String(), `msg="job start" pid=`+strconv.Itoa(p.PID()))
+		return strings.Contains(logs.String(), `msg="job start" role=queue pid=`+strconv.Itoa(p.PID()))
 	})
 	if !proc.Alive(old) {
 		t.Fatalf("the retired template pid %d has exited while its role process runs", old)
@@ -97,7 +97,7 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Errorf("Close() = %v", err)
 	}
-	tag := " pid=" + strconv.Itoa(p.PID()) + "\n"
+	tag := " role=queue pid=" + strconv.Itoa(p.PID()) + "\n"
 	starts, dones := strings.Count(logs.String(), `msg="job start"`+tag), strings.Count(logs.String(), `msg="job done"`+tag)
 	if starts == 0 || starts != dones {
 		t.Errorf("%d jobs started, %d done; want every job started done before the exit", starts, dones)
@@ -109,7 +109,7 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 		t.Errorf("worker after the role process answered %+v; want release r2, forked by template %d", a, tm.PID())
 	}
 	once := filepath.Join(appBase, "once.php")
-	os.WriteFile(once, []byte("<?php\necho 'role=', askr_worker_role(), \"\\n\";\n"), 0o644)
+	os.WriteFile(once, []byte("<?php\necho 'role=', askr_worker_role(), ' argv=', implode(',', $argv), \"\\n\";\n"), 0o644)
 	s, err := tm.StartRole("scheduler", once, nil)
 	if err != nil {
 		t.Fatalf("StartRole(scheduler) = %v", err)
@@ -121,7 +121,7 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 		t.Fatal("scheduler run did not exit")
 	}
 	s.Close()
-	if got := roleLine(t, logs, s.PID()); got != "role=scheduler" {
-		t.Errorf("scheduler run said %q; want role=scheduler", got)
+	if got := roleLine(t, logs, s.PID()); got != "role=scheduler argv="+once {
+		t.Errorf("scheduler run said %q; want role=scheduler argv=%s (no argv: the script alone)", got, once)
 	}
 }

@@ -34,6 +34,7 @@ type Options struct {
 	ForkTimeout time.Duration    // bound on Fork → the child's hello
 	Logger      *slog.Logger
 	WorkerLog   *slog.Logger // for what forked workers write (tagged with their pid)
+	RoleLog     *slog.Logger // for what role processes (StartRole) write, tagged with role and pid (nil: Logger)
 	// NewGeneration is called (on its own goroutine) when a template has replaced one that died
 	// (not on Commit: the pool that commits rolls the workers over itself).
 	NewGeneration func()
@@ -113,6 +114,9 @@ func newTemplate(opt Options, sys system) (*Template, error) {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.RoleLog == nil {
+		opt.RoleLog = opt.Logger
 	}
 	if opt.WorkerLog == nil {
 		opt.WorkerLog = opt.Logger

@@ -21,6 +21,7 @@ type worker struct {
 	gen   int64 // the generation of the template it was forked from
 	h     pidHandle
 	logs  *os.File // the FIFO it writes its log lines to
+	tag   *retag   // the tags of what it writes there (set at admission; nil for a worker without FIFO)
 	done  chan struct{}
 	once  sync.Once
 }
