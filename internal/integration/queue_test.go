@@ -144,6 +144,13 @@ func TestQueueLaravelExactlyOnce(t *testing.T) {
 	if len(by) != 2 {
 		t.Errorf("jobs by process: %v; want both queue workers %v to have run some", by, workers)
 	}
+	// queue:work's lines are in askrd's log, tagged with the role and the worker's pid.
+	for pid := range by {
+		tag := fmt.Sprintf("Processed:  App\\\\Jobs\\\\RecordRun\" role=queue pid=%d", pid)
+		if !strings.Contains(s.logs.String(), tag) {
+			t.Errorf("no log line %s", tag)
+		}
+	}
 	if got := s.scRunning("queue", 2, 5*time.Second); !slices.Equal(got, workers) {
 		t.Errorf("queue workers %v after the jobs; want the same %v (none restarted)", got, workers)
 	}
