@@ -163,6 +163,11 @@ func TestSidecarIgnoringTermKilledAfterGrace(t *testing.T) {
 		t.Errorf("askrd exited %v after SIGTERM; want the sidecar given its 2 s grace first", took)
 	}
 	awaitGone(t, "after askrd stopped", procs, 5*time.Second)
+	if !slices.ContainsFunc(strings.Split(s.logs.String(), "\n"), func(l string) bool {
+		return strings.Contains(l, "name=stubborn") && strings.Contains(l, "killed")
+	}) {
+		t.Errorf("no log line says the stubborn sidecar was killed")
+	}
 }
 
 // kill -9 of askrd leaves nothing running: not its [[sidecar]] commands (one a compound command
