@@ -286,10 +286,69 @@ check_status "STATUS= shows the new generation $((gen + 1))" "^mode=cow .*genera
 sysstatus=$(ns systemctl status askr.service --no-pager 2>&1 || true)
 check "systemctl status shows the new generation" grep -q -E "Status: \"mode=cow .*generation=$((gen + 1))( |\")" <<<"$sysstatus"
 
+log "queue worker and sidecar: systemctl stop leaves no process of the unit"
+# The config gets a queue worker (in CoW mode a fork of the template) and a [[sidecar]] whose shell
+# leaves a job in the background; askrd must stop them all itself, before it exits: with
+# KillMode=mixed systemd would SIGKILL what is left in the cgroup, and say so in the journal.
+cat >"$STAGE/app/queue.php" <<'PHP'
+<?php
+echo "queue worker ", getmypid(), " role ", askr_worker_role(), "\n";
+while (true) {
+    sleep(1);
+}
+PHP
+# appended in place: the file is bound into the container
+cat >>"$STAGE/askr.toml" <<'TOML'
+[queue]
+workers = 1
+script = "/srv/askr/queue.php"
+[[sidecar]]
+name = "ticker"
+command = "sh -c 'sleep 3001 & sleep 3002'"
+grace = 5
+TOML
+check "systemctl restart with [queue] and [[sidecar]]" ns systemctl restart askr.service
+check "askr.service active" within 60 ns systemctl is-active --quiet askr.service
+# sidecars_running: whether askrd status --json shows the queue worker and the sidecar running.
+sidecars_running() {
+	local js
+	js=$(ns askrd status --json 2>/dev/null | tr -d ' \n') || return 1
+	grep -q -E '"name":"queue","kind":"queue","index":0,"pid":[1-9][0-9]*,"state":"running"' <<<"$js" &&
+		grep -q -E '"name":"ticker","kind":"sidecar","index":0,"pid":[1-9][0-9]*,"state":"running"' <<<"$js"
+}
+check "askrd status --json: the queue worker and the sidecar run" within 60 sidecars_running
+# The unit's cgroup: under cgroup v2 /sys/fs/cgroup/…, on a hybrid host /sys/fs/cgroup/unified/….
+cg=$(ns systemctl show -p ControlGroup --value askr.service) cgroup=""
+for root in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+	if [[ -n $cg ]] && ns test -e "$root$cg/cgroup.procs"; then cgroup=$root$cg && break; fi
+done
+check "the unit's cgroup: '$cgroup' (ControlGroup=$cg)" test -n "$cgroup"
+# unit_has PATTERN: whether a process of the unit's cgroup has a command line matching PATTERN.
+unit_has() {
+	local pids
+	pids=$(ns cat "$cgroup/cgroup.procs" 2>/dev/null | paste -s -d, -) || return 1
+	[[ -n $pids ]] && ns ps -o args= -p "$pids" | grep -q -E "$1"
+}
+unit_has_sleeps() { unit_has '^sleep 3001' && unit_has '^sleep 3002'; }
+if within 30 unit_has_sleeps; then
+	ok "the unit's cgroup has the sidecar's sleep 3001 and sleep 3002"
+else
+	bad "the unit's cgroup ($cgroup) has no sleep 3001 and sleep 3002"
+	ns ps -e -o pid=,ppid=,args= 2>&1 | sed 's/^/     | /' || true
+fi
+check "journal: the queue worker's output, role queue" journal_has askr.service 'queue worker [0-9]+ role queue'
+since=$(ns date '+%Y-%m-%d %H:%M:%S')
+
 log "stop"
 ns systemctl stop askr.service
 result=$(ns systemctl show -p Result --value askr.service)
 status=$(ns systemctl show -p ExecMainStatus --value askr.service)
 check "systemctl stop: clean (Result=$result, status $status)" test "$result" = success -a "$status" = 0
+procs=$(ns cat "$cgroup/cgroup.procs" 2>/dev/null || true)
+check "the unit's cgroup is empty or gone: '${procs//$'\n'/ }'" test -n "$cgroup" -a -z "$procs"
+left=$(ns ps -e -o pid=,args= | grep -E 'sleep 300[12]|php-cgi|askrd' | grep -v grep || true)
+check "ps finds no sidecar, PHP process or askrd: '${left//$'\n'/; }'" test -z "$left"
+killed=$(ns journalctl -u askr.service --since "$since" --no-pager 2>/dev/null | grep -E 'Killing process|remains running' || true)
+check "systemd killed nothing askrd left: '${killed//$'\n'/; }'" test -z "$killed"
 
 summary e2e-systemd

@@ -39,21 +39,14 @@ func laravelRoleApp(t *testing.T) (app, examples, php string) {
 	if err := os.CopyFS(app, os.DirFS(filepath.Join(examples, "laravel"))); err != nil {
 		t.Fatal(err)
 	}
+	// The example has a database queue, the console providers and kernel; the overlay's console
+	// kernel (its schedule) and queue config replace the example's.
+	for _, f := range []string{"app/Console/Kernel.php", "config/queue.php"} {
+		os.Remove(filepath.Join(app, f))
+	}
 	if err := os.CopyFS(app, os.DirFS("testdata/laravel-roles")); err != nil {
 		t.Fatal(err)
 	}
-	edit := func(name, old, new string) {
-		b, err := os.ReadFile(filepath.Join(app, name))
-		if err != nil || !strings.Contains(string(b), old) {
-			t.Fatalf("%s: %v, or no %q in it", name, err, old)
-		}
-		os.WriteFile(filepath.Join(app, name), []byte(strings.Replace(string(b), old, new, 1)), 0o644)
-	}
-	edit("config/app.php", "        App\\Providers\\AppServiceProvider::class,",
-		"        Illuminate\\Queue\\QueueServiceProvider::class,\n        Illuminate\\Bus\\BusServiceProvider::class,\n"+
-			"        Illuminate\\Foundation\\Providers\\ConsoleSupportServiceProvider::class,\n        App\\Providers\\AppServiceProvider::class,")
-	edit("bootstrap/app.php", "return $app;",
-		"$app->singleton(Illuminate\\Contracts\\Console\\Kernel::class, App\\Console\\Kernel::class);\nreturn $app;")
 	return app, examples, php
 }
 

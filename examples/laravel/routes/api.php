@@ -1,5 +1,6 @@
 <?php
 
+use App\Jobs\RecordRun;
 use Illuminate\Http\Request;
 use Illuminate\Support\Facades\DB;
 use Illuminate\Support\Facades\Route;
@@ -69,5 +70,28 @@ Route::post('/upload', function (Request $request) {
         'sha1' => sha1_file($file->getRealPath()),
         'valid' => $file->isValid(),
         'peak_memory' => memory_get_peak_usage(),
+    ]);
+});
+
+// Dispatches n jobs (App\Jobs\RecordRun) to the database queue, numbered from..from+n-1, in one
+// transaction: askrd's [queue] workers run them. seconds > 0 makes each a slow job.
+Route::post('/queue/dispatch', function (Request $request) {
+    $n = max(0, min(10000, (int) $request->query('n', 1)));
+    $from = (int) $request->query('from', 1);
+    $seconds = (float) $request->query('seconds', 0);
+    DB::transaction(function () use ($n, $from, $seconds) {
+        for ($i = $from; $i < $from + $n; $i++) {
+            RecordRun::dispatch($i, $seconds);
+        }
+    });
+
+    return response()->json(['dispatched' => $n, 'from' => $from, 'pid' => getmypid()]);
+});
+
+// The queue's state: jobs waiting or running, and jobs that failed.
+Route::get('/queue', function () {
+    return response()->json([
+        'jobs' => DB::table('jobs')->count(),
+        'failed' => DB::table('failed_jobs')->count(),
     ]);
 });
