@@ -42,26 +42,26 @@ func (c *Config) validateSidecars() error {
 	names := map[string]int{}
 	for i := range c.Sidecar {
 		sc := &c.Sidecar[i]
-		key := func(k string) string { return fmt.Sprintf("sidecar[%d].%s", i, k) }
+		bad := func(k, format string, args ...any) error { return c.sidecarErr(i, k, format, args...) }
 		if strings.TrimSpace(sc.Command) == "" {
-			return c.Err(key("command"), "must not be empty: it is the command line sh -c runs")
+			return bad("command", "must not be empty: it is the command line sh -c runs")
 		}
 		switch sc.Restart {
 		case "":
 			sc.Restart = "always"
 		case "always", "on-failure":
 		default:
-			return c.Err(key("restart"), "must be \"always\" or \"on-failure\", not %q", sc.Restart)
+			return bad("restart", "must be \"always\" or \"on-failure\", not %q", sc.Restart)
 		}
 		switch {
 		case sc.Count < 0:
-			return c.Err(key("count"), "must not be negative")
+			return bad("count", "must not be negative")
 		case sc.Count == 0:
 			sc.Count = 1
 		}
 		switch {
 		case sc.Grace < 0:
-			return c.Err(key("grace"), "must not be negative")
+			return bad("grace", "must not be negative")
 		case sc.Grace == 0:
 			sc.Grace = Duration(10 * time.Second)
 		}
@@ -74,6 +74,18 @@ func (c *Config) validateSidecars() error {
 		}
 	}
 	return nil
+}
+
+// sidecarErr is an Error about key k of the i-th [[sidecar]], at its line in that table.
+func (c *Config) sidecarErr(i int, k, format string, args ...any) *Error {
+	e := c.Err("sidecar."+k, format, args...)
+	for _, key := range []string{fmt.Sprintf("sidecar[%d].%s", i, k), fmt.Sprintf("sidecar[%d]", i)} {
+		if line := lineOf(c.lines, key); line > 0 {
+			e.File, e.Line = c.File, line
+			break
+		}
+	}
+	return e
 }
 
 // absScript makes the script at *p absolute and checks that it is a file.

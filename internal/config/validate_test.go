@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // appDir makes an application tree: DIR/app/public/index.php, DIR/app/worker.php, DIR/app/tls.pem,
@@ -80,6 +82,17 @@ func TestValidate(t *testing.T) {
 		{name: "alias of the root", src: base + "[server]\nalias = { \"/\" = \"$DIR/app\" }\n", key: "server.alias", msg: "not a URL path prefix"},
 		{name: "alias twice", src: base + "[server]\nalias = { \"/x\" = \"$DIR/app\", \"/x/\" = \"$DIR/app\" }\n", key: "server.alias", msg: "twice"},
 		{name: "extension empty", src: base + "extension = \"\"\n", key: "worker.extension", msg: `"auto", "none" or the path`},
+		{name: "queue good", src: base + "[queue]\nworkers = 2\nscript = \"$DIR/app/worker.php\"\n[scheduler]\nscript = \"$DIR/app/worker.php\"\ninterval = \"1s\"\n"},
+		{name: "queue workers without a script", src: base + "[queue]\nworkers = 2\n", key: "queue.workers", msg: "need a script"},
+		{name: "queue script missing", src: base + "[queue]\nworkers = 1\nscript = \"$DIR/app/queue.php\"\n", key: "queue.script", msg: "queue.php is not a readable file"},
+		{name: "negative queue workers", src: base + "[queue]\nworkers = -1\n", key: "queue.workers", msg: "negative"},
+		{name: "queue workers_max below workers", src: base + "[queue]\nworkers = 3\nworkers_max = 2\nscript = \"$DIR/app/worker.php\"\n", key: "queue.workers_max", msg: "below queue.workers"},
+		{name: "scheduler interval under a second", src: base + "[scheduler]\ninterval = \"500ms\"\n", key: "scheduler.interval", msg: "at least 1s"},
+		{name: "scheduler script missing", src: base + "[scheduler]\nscript = \"$DIR/nope.php\"\n", key: "scheduler.script", msg: "nope.php is not a readable file"},
+		{name: "sidecar good", src: base + "[[sidecar]]\ncommand = \"sleep 1\"\nrestart = \"on-failure\"\ncount = 2\n"},
+		{name: "sidecar without command", src: base + "[[sidecar]]\nname = \"ssr\"\n", key: "sidecar.command", msg: "must not be empty"},
+		{name: "sidecar bad restart", src: base + "[[sidecar]]\ncommand = \"y\"\nrestart = \"never\"\n", key: "sidecar.restart", msg: `"always" or "on-failure", not "never"`},
+		{name: "sidecar negative count", src: base + "[[sidecar]]\ncommand = \"y\"\ncount = -2\n", key: "sidecar.count", msg: "negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,5 +271,35 @@ func TestValidateErrorLines(t *testing.T) {
 	c.Server.Root = filepath.Join(dir, "nope")
 	if want := "server.root: " + filepath.Join(dir, "nope") + " is not a directory"; c.Validate() == nil || c.Validate().Error() != want {
 		t.Errorf("Validate() of flags alone: error = %v; want %s", c.Validate(), want)
+	}
+}
+
+// Each [[sidecar]] gets its defaults: a name from its command's first word (without the directory,
+// numbered when two share it), one copy, restart always, 10 s of grace.
+func TestValidateSidecarDefaults(t *testing.T) {
+	dir := appDir(t)
+	c := Defaults()
+	c.Server.Root, c.Worker.Script = filepath.Join(dir, "app", "public"), filepath.Join(dir, "app", "worker.php")
+	c.Sidecar = []Sidecar{{Command: "/usr/bin/node bootstrap/ssr/ssr.mjs"}, {Command: "  node other.mjs", Count: 3}, {Command: "php artisan reverb:start", Name: "reverb", Grace: Duration(time.Minute)}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate() error = %v; want nil", err)
+	}
+	want := []Sidecar{
+		{Command: "/usr/bin/node bootstrap/ssr/ssr.mjs", Name: "node", Count: 1, Restart: "always", Grace: Duration(10 * time.Second)},
+		{Command: "  node other.mjs", Name: "node-2", Count: 3, Restart: "always", Grace: Duration(10 * time.Second)},
+		{Command: "php artisan reverb:start", Name: "reverb", Count: 1, Restart: "always", Grace: Duration(time.Minute)},
+	}
+	if !reflect.DeepEqual(c.Sidecar, want) {
+		t.Errorf("sidecars after Validate = %+v; want %+v", c.Sidecar, want)
+	}
+	if c.NeedsPHPCLI() {
+		t.Error("NeedsPHPCLI() = true without [queue] or [scheduler]")
+	}
+	c.Queue.Workers, c.Queue.Script = 1, c.Worker.Script
+	if !c.NeedsPHPCLI() {
+		t.Error("NeedsPHPCLI() = false with [queue] outside CoW mode")
+	}
+	if c.Worker.Cow = true; c.NeedsPHPCLI() {
+		t.Error("NeedsPHPCLI() = true in CoW mode, where the queue workers are forks")
 	}
 }
