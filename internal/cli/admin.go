@@ -59,9 +59,15 @@ type reloader struct {
 	sd     *notify.Notifier
 	log    *slog.Logger
 	reroot func() (bool, error) // set once the front exists (under mu); nil before
-	// sidecars are restarted on the new code once a reload has been committed; nil: none.
+	// sidecars are restarted on the new code once a reload has been committed (nil: none), on a
+	// goroutine of restarts: a queue worker may take its grace to finish its job, and neither the
+	// reload's answer nor the next reload waits for that.
 	sidecars *sidecar.Supervisor
+	restarts sync.WaitGroup
 }
+
+// wait waits for the sidecar restarts under way; they end once the Supervisor has stopped.
+func (r *reloader) wait() { r.restarts.Wait() }
 
 // setReroot gives the reloader the front's Reroot.
 func (r *reloader) setReroot(f func() (bool, error)) {
@@ -105,7 +111,7 @@ func (r *reloader) locked(by string) error {
 	}
 	if r.sidecars != nil {
 		r.log.Info("reload: restarting the sidecars on the new code")
-		r.sidecars.Restart()
+		r.restarts.Go(r.sidecars.Restart)
 	}
 	return nil
 }

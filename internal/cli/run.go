@@ -70,6 +70,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 		Started: started, Logger: log.With("component", "admin"), Metrics: mx.Handler(), History: mx.History,
 	}
 	if sc != nil {
+		defer rl.wait()
 		defer sc.Stop() // before the template goes (m.close), if Run ends before the drain
 		ao.Sidecars = sc.Status
 		mx.WatchSidecars(sc.Status)

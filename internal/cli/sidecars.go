@@ -19,7 +19,7 @@ func newSidecars(c config.Config, role func(role, script string) (sidecar.Proc, 
 			Name: sc.Name, Kind: sidecar.KindCommand, Count: sc.Count, OnFailure: sc.Restart == "on-failure", Grace: sc.Grace.D(),
 			Launch: sidecar.Command(sidecar.CommandSpec{
 				Name: sc.Name, Command: sc.Command, Dir: c.Worker.AppBase, Grace: sc.Grace.D(),
-				Env: phpcgi.SidecarEnv(os.Environ(), c.Worker.AppBase), Logger: log.With("sidecar", sc.Name),
+				Env: phpcgi.SidecarEnv(os.Environ(), c.Worker.AppBase), Logger: log,
 			}),
 		})
 	}

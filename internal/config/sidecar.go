@@ -39,7 +39,11 @@ func (c *Config) validateSidecars() error {
 			return err
 		}
 	}
-	names := map[string]int{}
+	names := map[string]bool{}
+	for _, sc := range c.Sidecar {
+		names[sc.Name] = sc.Name != "" // the names given: a derived one never takes them
+	}
+	seen := map[string]bool{}
 	for i := range c.Sidecar {
 		sc := &c.Sidecar[i]
 		bad := func(k, format string, args ...any) error { return c.sidecarErr(i, k, format, args...) }
@@ -66,12 +70,15 @@ func (c *Config) validateSidecars() error {
 			sc.Grace = Duration(10 * time.Second)
 		}
 		if sc.Name == "" {
-			sc.Name = filepath.Base(strings.Fields(sc.Command)[0])
+			base := filepath.Base(strings.Fields(sc.Command)[0])
+			sc.Name = base
+			for n := 2; names[sc.Name]; n++ {
+				sc.Name = fmt.Sprintf("%s-%d", base, n)
+			}
+		} else if seen[sc.Name] {
+			return bad("name", "%q names two sidecars: each needs its own (it tags their log lines, status and metrics)", sc.Name)
 		}
-		names[sc.Name]++
-		if n := names[sc.Name]; n > 1 {
-			sc.Name = fmt.Sprintf("%s-%d", sc.Name, n)
-		}
+		names[sc.Name], seen[sc.Name] = true, true
 	}
 	return nil
 }

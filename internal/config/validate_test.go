@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -301,5 +302,24 @@ func TestValidateSidecarDefaults(t *testing.T) {
 	}
 	if c.Worker.Cow = true; c.NeedsPHPCLI() {
 		t.Error("NeedsPHPCLI() = true in CoW mode, where the queue workers are forks")
+	}
+}
+
+// A derived name never takes a name given to another sidecar; two sidecars given one name are an
+// error (their status and metrics would be one).
+func TestValidateSidecarNames(t *testing.T) {
+	dir := appDir(t)
+	c := Defaults()
+	c.Server.Root, c.Worker.Script = filepath.Join(dir, "app", "public"), filepath.Join(dir, "app", "worker.php")
+	c.Sidecar = []Sidecar{{Command: "node a.js"}, {Command: "node b.js"}, {Command: "x", Name: "node-2"}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate() error = %v; want nil", err)
+	}
+	if got := []string{c.Sidecar[0].Name, c.Sidecar[1].Name, c.Sidecar[2].Name}; !slices.Equal(got, []string{"node", "node-3", "node-2"}) {
+		t.Errorf("names = %v; want node, node-3, node-2", got)
+	}
+	c.Sidecar = []Sidecar{{Command: "a", Name: "ssr"}, {Command: "b", Name: "ssr"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `sidecar.name: "ssr" names two sidecars`) {
+		t.Errorf("Validate() of two sidecars named ssr = %v; want sidecar.name: \"ssr\" names two sidecars", err)
 	}
 }

@@ -114,7 +114,7 @@ func (s *Supervisor) exited(sl *slot, log *slog.Logger, p Proc, ran time.Duratio
 	}
 	delay = backoff(*fails)
 	level := slog.LevelInfo
-	if failed {
+	if failed || *fails > 0 { // a failure, or a short run: a CoW fork's status is unknown, its crash loop is not
 		level = slog.LevelWarn
 	}
 	log.Log(context.Background(), level, "exited", "exit", text, "ran", ran, "restart_in", delay)
@@ -156,7 +156,7 @@ func (s *Supervisor) terminate(sl *slot, log *slog.Logger, p Proc) {
 	case <-p.Done():
 		t.Stop()
 	case <-t.C:
-		log.Info(fmt.Sprintf("did not exit within grace %s after SIGTERM: killed", grace))
+		log.Warn(fmt.Sprintf("did not exit within grace %s after SIGTERM: killed", grace))
 		if err := p.Signal(syscall.SIGKILL); err != nil {
 			log.Debug("SIGKILL", "err", err)
 		}

@@ -174,7 +174,7 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	if p := polite.proc(0); !slices.Equal(p.signals, []syscall.Signal{syscall.SIGTERM}) {
 		t.Errorf("polite got %v; want SIGTERM", p.signals)
 	}
-	if got := lb.lines("level=INFO", `msg="did not exit within grace 300ms after SIGTERM: killed"`, "name=stubborn", "kind=queue"); len(got) != 2 {
+	if got := lb.lines("level=WARN", `msg="did not exit within grace 300ms after SIGTERM: killed"`, "name=stubborn", "kind=queue"); len(got) != 2 {
 		t.Errorf("log lines of the kills: %q; want 2\nlog:\n%s", got, lb)
 	}
 	for _, st := range s.Status() {
