@@ -19,6 +19,9 @@
  *       the parent-death rule a forked CoW worker needs and PHP code cannot set (prctl): the
  *       process is killed when its parent dies, unless it is then re-parented to $keeper (askrd,
  *       its subreaper, while it runs), and when $keeper dies after that.
+ *   askr_ext_stdin_null(): bool
+ *       makes fd 0, askrd's channel (in a CoW fork the template's), /dev/null: the runtime reads
+ *       the channel through its own dup, and a command the app runs cannot take frames from it.
  *   askr_ext_version(): string
  *
  * The runtime calls them guarded by function_exists(): askr works without the extension, with
@@ -37,6 +40,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #define PHP_ASKR_VERSION "0.1.0"
@@ -228,6 +232,29 @@ PHP_FUNCTION(askr_ext_die_with)
 	RETURN_FALSE;
 }
 
+/* askr_ext_stdin_null(): makes fd 0 /dev/null. A worker's fd 0 is askrd's channel (a CoW fork's, the
+ * template's); the runtime reads it through its own dup (php://stdin), so nothing is lost, and a
+ * command the app runs (exec(), proc_open() without a spec for fd 0) can no longer read frames
+ * meant for PHP. PHP code has no dup2(). */
+PHP_FUNCTION(askr_ext_stdin_null)
+{
+	int fd;
+
+	ZEND_PARSE_PARAMETERS_NONE();
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		RETURN_FALSE;
+	}
+	if (fd != 0 && dup2(fd, 0) < 0) { /* dup2 clears FD_CLOEXEC on fd 0 */
+		close(fd);
+		RETURN_FALSE;
+	}
+	if (fd != 0) {
+		close(fd);
+	}
+	RETURN_TRUE;
+}
+
 PHP_FUNCTION(askr_ext_version)
 {
 	ZEND_PARSE_PARAMETERS_NONE();
@@ -245,6 +272,9 @@ ZEND_END_ARG_INFO()
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_askr_ext_abort, 0, 0, IS_VOID, 0)
 ZEND_END_ARG_INFO()
 
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_askr_ext_stdin_null, 0, 0, _IS_BOOL, 0)
+ZEND_END_ARG_INFO()
+
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_askr_ext_die_with, 0, 1, _IS_BOOL, 0)
 	ZEND_ARG_TYPE_INFO(0, keeper, IS_LONG, 0)
 ZEND_END_ARG_INFO()
@@ -257,6 +287,7 @@ static const zend_function_entry askr_functions[] = {
 	PHP_FE(askr_ext_on_flush, arginfo_askr_ext_on_flush)
 	PHP_FE(askr_ext_abort, arginfo_askr_ext_abort)
 	PHP_FE(askr_ext_die_with, arginfo_askr_ext_die_with)
+	PHP_FE(askr_ext_stdin_null, arginfo_askr_ext_stdin_null)
 	PHP_FE(askr_ext_version, arginfo_askr_ext_version)
 	PHP_FE_END
 };

@@ -78,6 +78,13 @@ final class Channel
         return self::$stream !== null;
     }
 
+    /** What /proc/self/fd shows for the channel ("socket:[inode]"; fd 0 once askr.so made it /dev/null), or ''. */
+    public static function target(): string
+    {
+        $st = self::$stream !== null ? fstat(self::$stream) : false;
+        return $st !== false ? 'socket:[' . $st['ino'] . ']' : '';
+    }
+
     public static function frame(int $type, int $flags, string $payload): string
     {
         return pack('CCnN', self::PROTOCOL, $type, $flags, strlen($payload)) . $payload;

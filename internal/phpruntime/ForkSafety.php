@@ -97,14 +97,15 @@ final class ForkSafety
     }
 
     /**
-     * The open descriptors: socket inodes (but the channel's, fd 0) and the paths of open files.
+     * The open descriptors: socket inodes (but the channel's: fd 0, or its dup once askr.so has
+     * made fd 0 /dev/null) and the paths of open files.
      *
      * @return array{array<int,int>, array<int,string>} [inode => fd], [fd => path]
      */
     private static function descriptors(): array
     {
         $sockets = $files = [];
-        $channel = (string) readlink('/proc/self/fd/0');
+        $channel = Channel::target() ?: (string) readlink('/proc/self/fd/0');
         foreach (scandir('/proc/self/fd') ?: [] as $fd) {
             if (!ctype_digit($fd) || ($target = readlink("/proc/self/fd/$fd")) === false || $target === $channel) {
                 continue;

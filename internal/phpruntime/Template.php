@@ -191,6 +191,9 @@ final class Template
             Log::line("worker: cannot connect to askrd at $socket: $err");
             exit(1);
         }
+        if (function_exists('askr_ext_stdin_null')) {
+            askr_ext_stdin_null(); // fd 0 is still the template's channel: a command a job runs must not read it
+        }
         // Children inherit the template's generator state: without this every worker would draw
         // the same "random" numbers.
         mt_srand();

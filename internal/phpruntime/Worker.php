@@ -43,6 +43,9 @@ final class Worker
             return; // not started by askrd: askr_handle_request() will say so
         }
         Channel::open(); // before PhpStream takes php:// over
+        if (function_exists('askr_ext_stdin_null')) {
+            askr_ext_stdin_null(); // the channel is read through its dup; a command the app runs gets /dev/null
+        }
         self::$template = getenv('ASKR_COW') === '1';
         Request::boot();
         self::$timeLimit = (int) ini_get('max_execution_time');
