@@ -248,7 +248,8 @@ type Queue struct {
 
 // Scheduler holds the [scheduler] section: a PHP script run once at every interval boundary
 // (Laravel's schedule:run), never two at once: a boundary that finds the previous run still
-// going is skipped and logged, not run later. In CoW mode each run is forked from the template.
+// going starts its run as that one ends if it is late by at most a tenth of the interval, else it
+// is skipped and logged. In CoW mode each run is forked from the template.
 type Scheduler struct {
 	// Script is the PHP script each run executes, with php-cli's semantics; askr_worker_role()
 	// returns "scheduler" in it. For Laravel: /usr/share/askr/workers/laravel-scheduler.php.

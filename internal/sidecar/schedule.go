@@ -7,8 +7,11 @@ import (
 )
 
 // schedule starts sl's Program at every boundary (a multiple of its Interval since the Unix
-// epoch) until Stop. A boundary that finds the previous run still going is skipped and logged; a
-// boundary the timer missed (askrd stopped, the machine suspended) is logged and never run late.
+// epoch) until Stop. A boundary that finds the previous run still going is owed a run: it starts
+// as the previous run ends if that is within a tenth of the interval (Laravel's schedule:run with
+// sub-minute tasks runs to the end of its minute and a little past it), else it is skipped and
+// logged; so is an owed boundary the next one finds still waiting. Runs never overlap. A boundary
+// the timer missed (askrd stopped, the machine suspended) is logged and never run late.
 func (s *Supervisor) schedule(sl *slot) {
 	defer s.wg.Done()
 	iv := sl.prog.Interval
@@ -18,7 +21,12 @@ func (s *Supervisor) schedule(sl *slot) {
 	defer t.Stop()
 	var run Proc
 	var runLog *slog.Logger
-	var runStart time.Time
+	var runStart, owed time.Time
+	skip := func(due time.Time, why string) {
+		sl.log.Warn(fmt.Sprintf("scheduler: the run due at %s is skipped: the run started at %s (pid %d) %s",
+			clock(due, iv), clock(runStart, iv), run.PID(), why))
+		s.set(sl, func(st *Status) { st.Skipped++ })
+	}
 	for {
 		var done <-chan struct{}
 		if run != nil {
@@ -40,6 +48,21 @@ func (s *Supervisor) schedule(sl *slot) {
 				runLog.Debug("scheduler: the run finished", "exit", text, "ran", ran)
 			}
 			s.set(sl, func(st *Status) { st.State, st.PID, st.LastExit, st.ExitedAt = StateWaiting, 0, text, time.Now() })
+			if !owed.IsZero() {
+				late := time.Since(owed)
+				if late > iv/10 || s.stopping() {
+					skip(owed, fmt.Sprintf("ran until %s; a late start is allowed for %s", clock(time.Now(), iv), iv/10))
+					owed, run = time.Time{}, nil
+					continue
+				}
+				sl.log.Info(fmt.Sprintf("scheduler: the run due at %s starts %s late, as the previous run has ended",
+					clock(owed, iv), late.Round(time.Millisecond)))
+				owed = time.Time{}
+				if run, runStart = s.startRun(sl); run != nil {
+					runLog = sl.log.With("pid", run.PID())
+				}
+				continue
+			}
 			run = nil
 		case now := <-t.C:
 			due, missed := boundary(next, now, iv)
@@ -57,9 +80,10 @@ func (s *Supervisor) schedule(sl *slot) {
 				continue // the next turn ends the loop
 			}
 			if run != nil {
-				sl.log.Warn(fmt.Sprintf("scheduler: the run due at %s is skipped: the run started at %s (pid %d) is still running",
-					clock(due, iv), clock(runStart, iv), run.PID()))
-				s.set(sl, func(st *Status) { st.Skipped++ })
+				if !owed.IsZero() {
+					skip(owed, "is still running")
+				}
+				owed = due
 				continue
 			}
 			run, runStart = s.startRun(sl)
