@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/askr-php/askr/internal/proc"
 )
 
@@ -20,9 +22,10 @@ type CLIProcess struct {
 // runtime prepended (it only defines the askr_* functions there; askr_worker_role() reads
 // ASKR_ROLE), the extension and ini settings of the workers (but no time limit, as in php-cli),
 // their environment (filtered) with ASKR_ROLE and ASKR_APP_BASE, in the app base, stdin
-// /dev/null, stdout and stderr to the log tagged with its pid. Like the workers it is started
-// from the Launcher's thread with SIGKILL as its parent-death signal, and Owns counts it until it
-// has been waited for.
+// /dev/null, stdout and stderr to the log tagged with its pid, in a process group of its own (so
+// that Signal reaches what it starts: the commands Laravel's schedule:run runs). Like the workers
+// it is started from the Launcher's thread with SIGKILL as its parent-death signal, and Owns
+// counts it until it has been waited for.
 func (l *Launcher) StartCLI(php, script, role string) (*CLIProcess, error) {
 	c := l.cfg
 	args := []string{"-d", "auto_prepend_file=" + c.Runtime}
@@ -38,7 +41,7 @@ func (l *Launcher) StartCLI(php, script, role string) (*CLIProcess, error) {
 	cmd := exec.Command(php, args...)
 	cmd.Dir = c.AppBase
 	cmd.Env = append(filterEnv(c.Env), "ASKR_ROLE="+role, "ASKR_APP_BASE="+c.AppBase)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	log := c.RoleLogger
 	if log == nil {
 		log = c.Logger
@@ -61,13 +64,22 @@ func (c *CLIProcess) Exit() (failed bool, text string, known bool) {
 	return c.p.err != nil, proc.ExitStatus(c.p.err), true
 }
 
-// Signal sends sig to the process.
+// Signal sends sig to the process's group: the process and what it started (and did not move to
+// a group of its own). Never once the process has been waited for: its pid, the group's id, may
+// then name another group.
 func (c *CLIProcess) Signal(sig syscall.Signal) error {
-	err := c.p.cmd.Process.Signal(sig)
+	// Through the process's pidfd: ErrProcessDone once Wait has reaped it.
+	err := c.p.cmd.Process.Signal(syscall.Signal(0))
 	if errors.Is(err, os.ErrProcessDone) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if err := unix.Kill(-c.p.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return err
+	}
+	return nil
 }
 
 // Close releases nothing: the process has no channel.

@@ -171,3 +171,49 @@ func TestStartCLIDiesWithAskrd(t *testing.T) {
 		}
 	}
 }
+
+// Signal reaches what the role process started too (a command that schedule:run runs): they
+// are in the process's own group.
+func TestStartCLISignalReachesItsChildren(t *testing.T) {
+	php := phpCLIBinary(t)
+	var logs lockedBuffer
+	l, script := cliLauncher(t, "<?php\necho 'child=', exec('sleep 60 >/dev/null 2>&1 & echo $!'), \"\\n\";\nsleep(60);\n", &logs)
+	p, err := l.StartCLI(php, script, "scheduler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := 0
+	for deadline := time.Now().Add(30 * time.Second); child == 0; time.Sleep(10 * time.Millisecond) {
+		if i := strings.Index(logs.String(), "child="); i >= 0 {
+			f := strings.Fields(logs.String()[i+len("child="):])
+			if len(f) > 0 {
+				child, _ = strconv.Atoi(strings.Trim(f[0], `"`))
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log %q; want child=PID", logs.String())
+		}
+	}
+	st, err := proc.ReadStat(child)
+	if err != nil || st.Comm != "sleep" {
+		t.Fatalf("child %d: %+v, %v; want a sleep", child, st, err)
+	}
+	defer func() {
+		if s, err := proc.ReadStat(child); err == nil && s.StartTime == st.StartTime {
+			syscall.Kill(child, syscall.SIGKILL)
+		}
+	}()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, p)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s, err := proc.ReadStat(child)
+		if err != nil || s.StartTime != st.StartTime || s.State == 'Z' {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the role process's child %d still runs 10 s after Signal(SIGTERM)", child)
+		}
+	}
+}

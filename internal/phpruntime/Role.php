@@ -53,6 +53,11 @@ final class Role
             exit(1);
         }
         self::$role = $r['role'];
+        // A process group of its own, so that askrd's SIGTERM (and SIGKILL) reaches what the script
+        // starts too (the commands schedule:run runs); without posix, askrd signals it alone.
+        if (function_exists('posix_setpgid')) {
+            @posix_setpgid(0, 0);
+        }
         putenv('ASKR_ROLE=' . self::$role); // as php-cli's role processes have it
         $_ENV['ASKR_ROLE'] = self::$role;
         set_time_limit(0); // php-cli has no time limit

@@ -326,3 +326,15 @@ func TestRunFrameMalformed(t *testing.T) {
 		t.Errorf("log %q; want [askr: malformed Run frame; exiting]", got)
 	}
 }
+
+// A role process leads a process group of its own, so that askrd's signals to the group reach
+// what its script starts (the commands Laravel's schedule:run runs) too.
+func TestRunFrameLeadsProcessGroup(t *testing.T) {
+	p, logs := startRole(t, "<?php\necho 'leader=', var_export(posix_getpgid(0) === getmypid(), true), \"\\n\";\n", []string{})
+	if code := exited(t, p); code != 0 {
+		t.Errorf("exit code %d; want 0; log %q", code, logs.all())
+	}
+	if got := logs.all(); !slices.Equal(got, []string{"leader=true"}) {
+		t.Errorf("log %q; want [leader=true]", got)
+	}
+}

@@ -214,3 +214,63 @@ func TestRestartStartsNewProcesses(t *testing.T) {
 		t.Errorf("after Restart, of %v still running: %v", old, stillRunning(old, starts))
 	}
 }
+
+func TestStopGivesTheProgramItsGrace(t *testing.T) {
+	// sh stays the parent of the program (it has more to run after it) and dies of SIGTERM at
+	// once; the program traps SIGTERM and takes a second to finish: the keeper must not kill it
+	// when sh exits.
+	sp, lb := spec(t, `sh -c 'trap "sleep 1; echo done >mark; exit 0" TERM; while :; do sleep .1; done'; echo after`)
+	grace := 5 * time.Second
+	s := New([]Program{{Name: "t", Kind: KindCommand, Count: 1, Grace: grace, Launch: Command(sp)}}, sp.Logger)
+	_, pids, starts := running(t, s, "sh", 2)
+	t0 := time.Now()
+	s.Stop()
+	if took := time.Since(t0); took >= grace {
+		t.Errorf("Stop took %s; want less than the grace %s (the program ends a second after SIGTERM)", took, grace)
+	}
+	if b, err := os.ReadFile(sp.Dir + "/mark"); err != nil || string(b) != "done\n" {
+		t.Errorf("the program's SIGTERM handler did not finish: mark: %q, %v\nlog:\n%s", b, err, lb)
+	}
+	if !gone(pids, starts) {
+		t.Errorf("after Stop, of %v still running: %v", pids, stillRunning(pids, starts))
+	}
+	if got := lb.lines("killed"); len(got) != 0 {
+		t.Errorf("log lines of a kill: %q; want none", got)
+	}
+	if st := s.Status()[0]; st.LastExit != "signal: terminated" {
+		t.Errorf("Status() = %+v; want last exit \"signal: terminated\" (sh's)", st)
+	}
+}
+
+func TestShDiesWithItsKeeper(t *testing.T) {
+	sp, _ := spec(t, `sleep 300; echo after`)
+	p, err := Command(sp)(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids, starts := tree(t, p.PID(), "sleep", 1)
+	defer func() {
+		for _, pid := range stillRunning(pids, starts) {
+			syscall.Kill(pid, syscall.SIGKILL) // the sleep, now askrd's (here init's) to end
+		}
+	}()
+	var sh int
+	for _, pid := range pids {
+		if proc.Comm(pid) == "sh" && proc.Parent(pid) == p.PID() {
+			sh = pid
+		}
+	}
+	if sh == 0 {
+		t.Fatalf("no sh below the keeper %d among %v", p.PID(), pids)
+	}
+	if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, fmt.Sprintf("sh (pid %d) gone after kill -9 of its keeper", sh),
+		func() bool { return gone([]int{sh}, starts) })
+	select {
+	case <-p.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done not closed after the keeper was killed")
+	}
+}

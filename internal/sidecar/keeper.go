@@ -35,7 +35,12 @@ const KeeperCommand = "sidecar-keeper"
 //     SIGKILLs the group;
 //   - when askrd has died: SIGTERM to the group, SIGKILL after --grace;
 //   - once sh has exited, SIGKILLs what is left of the group and every process re-parented to
-//     it, reaps them, and ends as sh did: with its exit status, or killed by the same signal.
+//     it, reaps them, and ends as sh did: with its exit status, or killed by the same signal; but
+//     if sh exited after a stop (SIGTERM, SIGINT) had been passed on, only once all of them have
+//     ended or the stop's grace is over (askrd's SIGUSR2, or --grace when askrd has died): sh
+//     has no handler and dies at once, the program it runs must have its grace;
+//   - starts sh with SIGKILL as its parent-death signal: if the keeper itself is killed, sh
+//     dies too (what sh started lives on, re-parented to askrd, whose reaper sweeps it at exit).
 func Keeper(args []string) int {
 	// The parent-death signal belongs to the thread that sets it: keep it on this one.
 	runtime.LockOSThread()
@@ -62,7 +67,8 @@ func Keeper(args []string) int {
 
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig is the starting thread's: this one, locked above, lives as long as the keeper.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", KeeperCommand, err)
 		return 127
@@ -72,7 +78,10 @@ func Keeper(args []string) int {
 
 // supervise is the keeper's life once sh runs (cmd): it passes signals on to sh's process group,
 // kills it after grace once askrd has died (orphaned), and when sh has exited kills what is left
-// and returns sh's exit status (or raises the signal that ended it).
+// and returns sh's exit status (or raises the signal that ended it). Once a stop (SIGTERM, SIGINT)
+// has been passed on, sh's exit ends nothing: sh dies of it at once, but the program it runs gets
+// its grace; the keeper waits until nothing of the command runs, or askrd's SIGKILL (keeperKill),
+// or the end of its own grace when askrd has died.
 func supervise(cmd *exec.Cmd, sigs <-chan os.Signal, grace time.Duration, orphaned func() bool) int {
 	pg := cmd.Process.Pid
 	// Learn that sh has exited without reaping it: while it is a zombie, its pid (the group's id)
@@ -91,34 +100,77 @@ func supervise(cmd *exec.Cmd, sigs <-chan os.Signal, grace time.Duration, orphan
 		defer close(reaped)
 		reaper.Run(ctx, func(pid int) bool { return pid == pg }, time.Second, slog.New(slog.DiscardHandler))
 	}()
+	finish := func() int {
+		unix.Kill(-pg, unix.SIGKILL)
+		err := cmd.Wait()
+		cancel()
+		<-reaped
+		killAll()
+		return exitLike(err)
+	}
 
 	var kill <-chan time.Time // askrd has died: SIGKILL once the grace is over
+	stopping, killing := false, false
 	if orphaned() {
 		unix.Kill(-pg, unix.SIGTERM)
-		kill = time.After(grace)
+		kill, stopping = time.After(grace), true
 	}
+	var poll <-chan time.Time // sh has exited during a stop: look whether the rest has ended
+	termed := map[int]bool{}
 	for {
 		select {
 		case <-exited:
-			unix.Kill(-pg, unix.SIGKILL)
-			err := cmd.Wait()
-			cancel()
-			<-reaped
-			killAll()
-			return exitLike(err)
+			if !stopping || killing {
+				return finish()
+			}
+			exited = nil
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			poll = t.C
+		case <-poll:
+			if !runsOn(pg, termed) {
+				return finish()
+			}
 		case sig := <-sigs:
 			if sig == keeperKill {
-				unix.Kill(-pg, unix.SIGKILL)
+				if exited == nil {
+					return finish()
+				}
+				unix.Kill(-pg, unix.SIGKILL) // sh dies with it; then finish gets the rest
+				killing = true
 				continue
 			}
 			unix.Kill(-pg, sig.(syscall.Signal))
+			stopping = stopping || sig == unix.SIGTERM || sig == unix.SIGINT
 			if kill == nil && sig == unix.SIGTERM && orphaned() {
 				kill = time.After(grace)
 			}
 		case <-kill:
-			unix.Kill(-pg, unix.SIGKILL) // sh dies with it; then killAll gets the rest
+			if exited == nil {
+				return finish()
+			}
+			unix.Kill(-pg, unix.SIGKILL)
+			killing = true
 		}
 	}
+}
+
+// runsOn reports whether anything the command started still runs, once sh (pg, a zombie kept
+// unreaped) has exited during a stop: all of it is below the keeper, its subreaper. What runs
+// outside sh's process group (a setsid, a group of its own) did not get the stop: each such child
+// of the keeper gets SIGTERM once (termed).
+func runsOn(pg int, termed map[int]bool) bool {
+	self := os.Getpid()
+	for _, pid := range proc.Children(self) {
+		if pid == pg || termed[pid] || !proc.Alive(pid) {
+			continue
+		}
+		termed[pid] = true
+		if g, err := unix.Getpgid(pid); err == nil && g != pg {
+			unix.Kill(pid, unix.SIGTERM)
+		}
+	}
+	return len(proc.Descendants(self)) > 0
 }
 
 // killAll SIGKILLs every child of the keeper (what the command left, re-parented to it, and what

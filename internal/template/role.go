@@ -1,6 +1,7 @@
 package template
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -45,8 +46,25 @@ func (r *roleProc) Done() <-chan struct{} { return r.w.done }
 // Exit is unknown to askrd: the process is the template's child.
 func (r *roleProc) Exit() (failed bool, text string, known bool) { return false, "exited", false }
 
-// Signal sends sig through the worker's pidfd (never to a process that reused its pid).
-func (r *roleProc) Signal(sig syscall.Signal) error { return r.w.h.Signal(sig) }
+// Signal sends sig to the role process's group (Role::run makes it a group leader): the process
+// and what it started, such as the commands Laravel's schedule:run runs. Never once it has exited:
+// its pid, the group's id, may then name another group. A process that is no group leader (no
+// posix extension) gets sig alone, through the worker's pidfd, as SIGKILL always does too.
+func (r *roleProc) Signal(sig syscall.Signal) error {
+	select {
+	case <-r.w.done:
+		return nil
+	default:
+	}
+	err := unix.Kill(-r.w.pid, sig)
+	if err == nil && sig != syscall.SIGKILL {
+		return nil
+	}
+	if e := r.w.h.Signal(sig); e != nil || errors.Is(err, unix.ESRCH) {
+		return e
+	}
+	return err
+}
 
 // Close releases the worker's channel, pidfd and log FIFO, once the lines it wrote last have been
 // read from the FIFO (within a second): they would be lost with it.

@@ -125,3 +125,51 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 		t.Errorf("scheduler run said %q; want role=scheduler argv=%s (no argv: the script alone)", got, once)
 	}
 }
+
+// Signal reaches what a role process started too (a command that schedule:run runs), not only
+// the process: Role::run made it a process group leader.
+func TestRoleSignalReachesItsChildren(t *testing.T) {
+	appBase := t.TempDir()
+	script, role := filepath.Join(appBase, "worker.php"), filepath.Join(appBase, "scheduler.php")
+	os.WriteFile(script, []byte(fmt.Sprintf(stageScript, "r1")), 0o644)
+	os.WriteFile(role, []byte("<?php\necho 'child=', exec('sleep 60 >/dev/null 2>&1 & echo $!'), \"\\n\";\nsleep(60);\n"), 0o644)
+	tm, logs := realTemplate(t, appBase, script)
+	p, err := tm.StartRole("scheduler", role, nil)
+	if err != nil {
+		t.Fatalf("StartRole() = %v", err)
+	}
+	t.Cleanup(func() { p.Signal(syscall.SIGKILL); <-p.Done(); p.Close() })
+	re := regexp.MustCompile(`msg="child=(\d+)" role=scheduler pid=` + strconv.Itoa(p.PID()) + `\n`)
+	child := 0
+	poll(t, "the role process's child=PID line", func() bool {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			child, _ = strconv.Atoi(m[1])
+		}
+		return child != 0
+	})
+	st, err := proc.ReadStat(child)
+	if err != nil || st.Comm != "sleep" {
+		t.Fatalf("child %d: %+v, %v; want a sleep", child, st, err)
+	}
+	running := func() bool {
+		s, err := proc.ReadStat(child)
+		return err == nil && s.StartTime == st.StartTime && s.State != 'Z'
+	}
+	t.Cleanup(func() {
+		if running() {
+			syscall.Kill(child, syscall.SIGKILL)
+		}
+	})
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("Signal(SIGTERM) = %v", err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("role process did not exit after SIGTERM")
+	}
+	poll(t, fmt.Sprintf("the role process's child %d gone after Signal(SIGTERM)", child), func() bool { return !running() })
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Errorf("Signal() after exit = %v; want nil", err)
+	}
+}
