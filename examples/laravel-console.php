@@ -32,6 +32,10 @@ function call(string $command, array $parameters): int
     if (property_exists($app, 'isRunningInConsole')) {
         (fn () => $this->isRunningInConsole = true)->call($app);
     }
+    // What artisan's argv would be: runningConsoleCommand('queue:work') (Telescope, Sentry, app
+    // code) reads $_SERVER['argv'][1].
+    $_SERVER['argv'] = $GLOBALS['argv'] = ['artisan', $command];
+    $_SERVER['argc'] = $GLOBALS['argc'] = 2;
     if (!$app->bound(Kernel::class)) {
         // An app without a console kernel of its own (app/Console/Kernel.php) has Laravel's.
         $app->singleton(Kernel::class, \Illuminate\Foundation\Console\Kernel::class);

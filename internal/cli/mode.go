@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 
@@ -63,6 +64,11 @@ func newMode(c config.Config, pc phpcgi.Config, dir string, log *slog.Logger, ro
 	case c.Worker.Cow: // one template boots the app; the workers are its forks
 		pc.Paranoid = paranoid(c, log)
 		pc.Extra = append(template.Env(dir), "ASKR_FORK_SAFETY="+c.Worker.ForkSafety)
+		if php, err := exec.LookPath(c.Worker.PHPCLI); err == nil {
+			// php-cgi is no php for a command a scheduler run starts (Laravel's
+			// $schedule->command(): Symfony's PhpExecutableFinder reads PHP_BINARY first).
+			pc.Extra = append(pc.Extra, "PHP_BINARY="+php)
+		}
 		pc.DeathSignal = syscall.SIGTERM // the template then kills the workers it forked
 		pc.Logger = log.With("template", script)
 		m.name, m.launcher = "cow", phpcgi.NewLauncher(pc)

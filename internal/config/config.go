@@ -242,7 +242,8 @@ type Queue struct {
 	// Laravel: /usr/share/askr/workers/laravel-queue.php. Required with workers. Default: none.
 	Script string `toml:"script"`
 	// Grace is how long a queue worker has after SIGTERM to finish its current job and exit
-	// before it is killed (SIGKILL). Default: 30.
+	// before it is killed (SIGKILL): above the longest job's timeout (Laravel's default is 60 s).
+	// Default: 70.
 	Grace Duration `toml:"grace"`
 }
 
@@ -359,7 +360,7 @@ func Defaults() Config {
 			ForkSafety:           "warn",
 			CowSpare:             true,
 		},
-		Queue:     Queue{Grace: Duration(30 * time.Second)},
+		Queue:     Queue{Grace: Duration(70 * time.Second)},
 		Scheduler: Scheduler{Interval: Duration(60 * time.Second), Grace: Duration(30 * time.Second)},
 		Reload:    Reload{CanaryWindow: Duration(5 * time.Second), CanaryMinRequests: 20, CanaryMaxErrorRate: 2, CanaryMaxLatencyFactor: 3},
 	}

@@ -49,7 +49,7 @@ func TestSystemdUnits(t *testing.T) {
 	}
 	svc, _ := os.ReadFile(filepath.Join(dir, "askr.service"))
 	for _, want := range []string{"Type=notify", "NotifyAccess=main", "User=www-data", "Group=www-data", "WatchdogSec=",
-		"KillMode=mixed", "Restart=on-failure", "RestartPreventExitStatus=78 75\n", "TimeoutStopSec=90"} {
+		"KillMode=mixed", "Restart=on-failure", "RestartPreventExitStatus=78 75\n", "TimeoutStopSec=120"} {
 		if !strings.Contains(string(svc), want) {
 			t.Errorf("askr.service lacks %s", want)
 		}
