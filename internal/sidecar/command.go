@@ -25,7 +25,7 @@ type CommandSpec struct {
 	// Grace is the keeper's own grace when askrd dies: SIGTERM to the command, SIGKILL after it
 	// (0: 10s). When askrd stops it, the Supervisor applies the Program's Grace.
 	Grace time.Duration
-	// Keeper is the executable to run as the keeper ("": this one, os.Executable); it must
+	// Keeper is the executable to run as the keeper ("": this one, /proc/self/exe); it must
 	// dispatch its KeeperCommand argument to Keeper.
 	Keeper string
 	Logger *slog.Logger
@@ -84,10 +84,9 @@ const keeperKillWait = 5 * time.Second
 func startKeeper(spec CommandSpec) (Proc, error) {
 	exe := spec.Keeper
 	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("sidecar %s: the keeper: %w", spec.Name, err)
-		}
+		// The very binary running, even once a package upgrade has replaced the file (os.Executable
+		// would name the new one: a keeper of another version).
+		exe = "/proc/self/exe"
 	}
 	grace := spec.Grace
 	if grace <= 0 {

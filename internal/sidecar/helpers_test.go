@@ -14,7 +14,7 @@ import (
 	"github.com/askr-php/askr/internal/proc"
 )
 
-// TestMain lets the test binary act as the keeper (os.Executable() is the keeper Command runs) and
+// TestMain lets the test binary act as the keeper (/proc/self/exe is the keeper Command runs) and
 // as a stand-in for askrd that starts a keeper and waits to be killed (testParent).
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == KeeperCommand {
