@@ -598,6 +598,16 @@ func (c *Config) Dump() string {
 	for _, r := range c.Redirect {
 		fmt.Fprintf(&b, "\n[[redirect]]\nfrom = %s\nto = %s\nstatus = %d\n", q(r.From), q(r.To), r.Status)
 	}
+	if qu := c.Queue; qu.Workers > 0 {
+		fmt.Fprintf(&b, "\n[queue]\nworkers = %d\nworkers_max = %d\nscript = %s\ngrace = %s\n", qu.Workers, qu.WorkersMax, q(qu.Script), q(qu.Grace.String()))
+	}
+	if sc := c.Scheduler; sc.Script != "" {
+		fmt.Fprintf(&b, "\n[scheduler]\nscript = %s\ninterval = %s\ngrace = %s\n", q(sc.Script), q(sc.Interval.String()), q(sc.Grace.String()))
+	}
+	for _, sc := range c.Sidecar {
+		fmt.Fprintf(&b, "\n[[sidecar]]\ncommand = %s\nname = %s\ncount = %d\nrestart = %s\ngrace = %s\n",
+			q(sc.Command), q(sc.Name), sc.Count, q(sc.Restart), q(sc.Grace.String()))
+	}
 	return b.String()
 }
 

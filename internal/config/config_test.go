@@ -368,6 +368,22 @@ to = "https://example.com"
 from = "*.old.example"
 to = "http://new.example/x/"
 status = 302
+[queue]
+workers = 2
+workers_max = 4
+script = "$DIR/app/worker.php"
+grace = "2m"
+[scheduler]
+script = "$DIR/app/worker.php"
+interval = 5
+[[sidecar]]
+command = "node ssr.mjs --port 13714"
+[[sidecar]]
+command = "php artisan reverb:start"
+name = "reverb"
+count = 2
+restart = "on-failure"
+grace = "1m"
 `, "$DIR", dir)
 	c, err := Load(writeTOML(t, src))
 	if err != nil {
