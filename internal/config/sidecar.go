@@ -21,7 +21,7 @@ func (c *Config) validateSidecars() error {
 	case q.WorkersMax != 0 && q.WorkersMax < q.Workers:
 		return c.Err("queue.workers_max", "must not be below queue.workers (%d); got %d", q.Workers, q.WorkersMax)
 	case q.Workers > 0 && q.Script == "":
-		return c.Err("queue.workers", "queue workers need a script ([queue] script, e.g. /usr/share/askr/workers/laravel-queue.php)")
+		return c.Err("queue.workers", "queue workers need a script ([queue] script or --queue-script, e.g. /usr/share/askr/workers/laravel-queue.php)")
 	case q.Grace < 0:
 		return c.Err("queue.grace", "must not be negative")
 	case s.Interval < Duration(time.Second):
