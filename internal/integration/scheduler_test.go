@@ -140,15 +140,7 @@ func TestSchedulerRunsAtBoundariesNeverOverlapping(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "sleep"), []byte("2.5"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runs = waitRuns(t, s, log, "3 slow runs", 60*time.Second, func(r []schedRun) bool {
-		slow := 0
-		for _, x := range r {
-			if x.end-x.start >= 2.4 {
-				slow++
-			}
-		}
-		return slow >= 3
-	})
+	runs = waitRuns(t, s, log, "3 slow runs", 60*time.Second, slowRuns(3, 2.4))
 	checkRuns(t, runs, 400*time.Millisecond)
 	slots := s.scSlots("scheduler")
 	if len(slots) != 1 || slots[0].Skipped < 2 || slots[0].Restarts < len(runs)-1 {
@@ -172,17 +164,22 @@ func TestSchedulerLaravel(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s.Base, "storage", "schedule-sleep"), []byte("1.5"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runs = waitRuns(t, s.server, log, "2 slow runs", 60*time.Second, func(r []schedRun) bool {
-		slow := 0
-		for _, x := range r {
-			if x.end-x.start >= 1.4 {
-				slow++
-			}
-		}
-		return slow >= 2
-	})
+	runs = waitRuns(t, s.server, log, "2 slow runs", 60*time.Second, slowRuns(2, 1.4))
 	checkRuns(t, runs, 500*time.Millisecond)
 	if slots := s.scSlots("scheduler"); len(slots) != 1 || slots[0].Skipped < 1 {
 		t.Errorf("/status scheduler slots %+v; want one, with skipped ≥ 1", slots)
+	}
+}
+
+// slowRuns is a condition of waitRuns: n runs that each took at least seconds.
+func slowRuns(n int, seconds float64) func([]schedRun) bool {
+	return func(r []schedRun) bool {
+		slow := 0
+		for _, x := range r {
+			if x.end-x.start >= seconds {
+				slow++
+			}
+		}
+		return slow >= n
 	}
 }

@@ -290,28 +290,13 @@ func TestBoundary(t *testing.T) {
 
 func TestSchedulerRunsAtBoundariesNeverTwice(t *testing.T) {
 	log, lb := newLog()
-	var mu sync.Mutex
-	live, most := 0, 0
-	f := &fakeLaunch{}
-	f.make = func(n int) (*fakeProc, error) {
-		p := newFakeProc()
-		mu.Lock()
-		live++
-		most = max(most, live)
-		mu.Unlock()
-		end := func(failed bool, text string) {
-			mu.Lock()
-			live--
-			mu.Unlock()
-			p.exit(failed, text)
-		}
+	f, most := overlapLaunch(func(n int, end func(failed bool, text string)) {
 		if n == 1 { // outlasts two boundaries, and fails
 			time.AfterFunc(2500*time.Millisecond, func() { end(true, "exit status 1") })
 		} else {
 			go end(false, "exit status 0")
 		}
-		return p, nil
-	}
+	})
 	s := New([]Program{{Name: "scheduler", Kind: KindScheduler, Count: 1, Interval: time.Second, Grace: time.Second, Launch: f.Launch}}, log)
 	s.Start()
 	defer s.Stop()
@@ -328,11 +313,9 @@ func TestSchedulerRunsAtBoundariesNeverTwice(t *testing.T) {
 	if d := ts[2].Truncate(time.Second).Sub(ts[1].Truncate(time.Second)); d != 3*time.Second {
 		t.Errorf("runs 1 and 2 at boundaries %s apart; want 3s (run 1 lasted 2.5s: two boundaries skipped)", d)
 	}
-	mu.Lock()
-	if most != 1 {
-		t.Errorf("%d runs at once; want 1", most)
+	if m := most(); m != 1 {
+		t.Errorf("%d runs at once; want 1", m)
 	}
-	mu.Unlock()
 	st := s.Status()[0]
 	if st.Skipped != 2 || st.Restarts < 3 || st.LastExit == "" {
 		t.Errorf("Status() = %+v; want 2 skipped, 3 runs", st)
@@ -360,28 +343,14 @@ func TestSchedulerRunsAtBoundariesNeverTwice(t *testing.T) {
 // tenth of the interval, once, and never beside the previous run.
 func TestSchedulerStartsAnOwedRunLate(t *testing.T) {
 	log, lb := newLog()
-	var mu sync.Mutex
-	live, most := 0, 0
-	f := &fakeLaunch{}
-	f.make = func(n int) (*fakeProc, error) {
-		p := newFakeProc()
-		mu.Lock()
-		live++
-		most = max(most, live)
-		mu.Unlock()
-		end := func() {
-			mu.Lock()
-			live--
-			mu.Unlock()
-			p.exit(false, "exit status 0")
-		}
+	f, most := overlapLaunch(func(n int, end func(failed bool, text string)) {
+		ok := func() { end(false, "exit status 0") }
 		if n == 0 { // ends 30 ms after the next boundary
-			time.AfterFunc(time.Until(time.Now().Truncate(time.Second).Add(time.Second+30*time.Millisecond)), end)
+			time.AfterFunc(time.Until(time.Now().Truncate(time.Second).Add(time.Second+30*time.Millisecond)), ok)
 		} else {
-			go end()
+			go ok()
 		}
-		return p, nil
-	}
+	})
 	s := New([]Program{{Name: "scheduler", Kind: KindScheduler, Count: 1, Interval: time.Second, Grace: time.Second, Launch: f.Launch}}, log)
 	s.Start()
 	defer s.Stop()
@@ -394,8 +363,8 @@ func TestSchedulerStartsAnOwedRunLate(t *testing.T) {
 	if d := ts[2].Truncate(time.Second).Sub(ts[1].Truncate(time.Second)); d != time.Second {
 		t.Errorf("runs 1 and 2 at boundaries %s apart; want 1s (run 2 on time)", d)
 	}
-	if most != 1 {
-		t.Errorf("%d runs at once; want 1", most)
+	if m := most(); m != 1 {
+		t.Errorf("%d runs at once; want 1", m)
 	}
 	if st := s.Status()[0]; st.Skipped != 0 {
 		t.Errorf("Status() = %+v; want none skipped", st)
@@ -403,4 +372,27 @@ func TestSchedulerStartsAnOwedRunLate(t *testing.T) {
 	if got := lb.lines("level=INFO", "starts", "ms late, as the previous run has ended"); len(got) != 1 {
 		t.Errorf("log lines of the late start: %q; want one\nlog:\n%s", got, lb)
 	}
+}
+
+// overlapLaunch is a fakeLaunch whose n-th process ends when run calls end, and most, which
+// reports the most processes that were alive at once.
+func overlapLaunch(run func(n int, end func(failed bool, text string))) (f *fakeLaunch, most func() int) {
+	var mu sync.Mutex
+	live, peak := 0, 0
+	f = &fakeLaunch{}
+	f.make = func(n int) (*fakeProc, error) {
+		p := newFakeProc()
+		mu.Lock()
+		live++
+		peak = max(peak, live)
+		mu.Unlock()
+		run(n, func(failed bool, text string) {
+			mu.Lock()
+			live--
+			mu.Unlock()
+			p.exit(failed, text)
+		})
+		return p, nil
+	}
+	return f, func() int { mu.Lock(); defer mu.Unlock(); return peak }
 }
