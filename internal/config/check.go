@@ -12,6 +12,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// resolveBinary replaces *bin, a program (a name is looked up in PATH), with its absolute path, or
+// says why it cannot (hint follows the error).
+func (c *Config) resolveBinary(key string, bin *string, hint string) error {
+	p, err := exec.LookPath(*bin)
+	if err != nil {
+		return c.Err(key, "%v%s", err, hint)
+	}
+	if p, err = filepath.Abs(p); err != nil {
+		return c.Err(key, "%v", err)
+	}
+	*bin = p
+	return nil
+}
+
 // Check verifies, as the user askrd runs as, what `askrd serve` needs from the machine once Validate
 // has passed: php_cgi is an executable file (a name is looked up in PATH; Check replaces it with
 // the file found), the root and alias directories can be read and searched, the worker script,
@@ -20,16 +34,14 @@ import (
 // *Error (exit status 78). `askrd config-check --user` runs it as the service's user.
 func (c *Config) Check() error {
 	w := &c.Worker
-	bin, err := exec.LookPath(w.PHPCGI)
-	if err != nil {
-		return c.Err("worker.php_cgi", "%v (install php8.2-cgi)", err)
-	}
-	if bin, err = filepath.Abs(bin); err != nil {
-		return c.Err("worker.php_cgi", "%v", err)
-	}
-	w.PHPCGI = bin
-	if err := c.checkPHPCLI(); err != nil {
+	if err := c.resolveBinary("worker.php_cgi", &w.PHPCGI, " (install php8.2-cgi)"); err != nil {
 		return err
+	}
+	if c.NeedsPHPCLI() {
+		err := c.resolveBinary("worker.php_cli", &w.PHPCLI, ": [queue] and [scheduler] scripts run in php-cli outside CoW mode (install php8.2-cli)")
+		if err != nil {
+			return err
+		}
 	}
 	const r, x = unix.R_OK, unix.X_OK
 	type need struct {

@@ -58,6 +58,36 @@ func TestCheckPHPCGI(t *testing.T) {
 	}
 }
 
+// php_cli is checked (and made absolute) only where [queue] or [scheduler] run php-cli: outside
+// CoW mode.
+func TestCheckPHPCLI(t *testing.T) {
+	dir := appDir(t)
+	bin := filepath.Join(dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	for _, name := range []string{"php-cgi", "php"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", bin)
+	queue := "[queue]\nworkers = 1\nscript = \"" + filepath.Join(dir, "app", "worker.php") + "\"\n"
+	c, _ := checkConfig(t, dir, "php-cgi", queue)
+	if err := c.Check(); err != nil || c.Worker.PHPCLI != filepath.Join(bin, "php") {
+		t.Errorf("Check() with [queue] = %v, php_cli %q; want nil, %q", err, c.Worker.PHPCLI, filepath.Join(bin, "php"))
+	}
+	c, path := checkConfig(t, dir, "php-cgi", "php_cli = \"php8.9\"\n"+queue)
+	var e *Error
+	if err := c.Check(); !errors.As(err, &e) || e.Key != "worker.php_cli" || e.File != path ||
+		!strings.Contains(err.Error(), "[queue] and [scheduler] scripts run in php-cli outside CoW mode (install php8.2-cli)") {
+		t.Errorf("Check() with php_cli php8.9 = %v; want a config error at %s for worker.php_cli naming php8.2-cli", err, path)
+	}
+	for _, extra := range []string{"php_cli = \"php8.9\"\n", "php_cli = \"php8.9\"\ncow = true\n" + queue} {
+		if c, _ := checkConfig(t, dir, "php-cgi", extra); c.Check() != nil {
+			t.Errorf("Check() with %q = %v; want nil: no php-cli runs", extra, c.Check())
+		}
+	}
+}
+
 // What askrd's user cannot read is a configuration error naming the key. The tests run as root,
 // who may read anything, so the kernel's answer is replaced here; the integration tests
 // (TestConfigCheckUnreadableRoot) ask the kernel as an unprivileged user.

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -111,21 +110,4 @@ func (c *Config) absScript(key string, p *string) error {
 // NeedsPHPCLI reports whether [queue] or [scheduler] run php-cli processes: outside CoW mode.
 func (c *Config) NeedsPHPCLI() bool {
 	return !c.Worker.Cow && (c.Queue.Workers > 0 || c.Scheduler.Script != "")
-}
-
-// checkPHPCLI resolves worker.php_cli when NeedsPHPCLI (see Check).
-func (c *Config) checkPHPCLI() error {
-	if !c.NeedsPHPCLI() {
-		return nil
-	}
-	w := &c.Worker
-	bin, err := exec.LookPath(w.PHPCLI)
-	if err != nil {
-		return c.Err("worker.php_cli", "%v: [queue] and [scheduler] scripts run in php-cli outside CoW mode (install php8.2-cli)", err)
-	}
-	if bin, err = filepath.Abs(bin); err != nil {
-		return c.Err("worker.php_cli", "%v", err)
-	}
-	w.PHPCLI = bin
-	return nil
 }
