@@ -364,9 +364,9 @@ func (t *tally) figures() (n int64, rate float64, mean time.Duration) {
 // the window ends (0: none): a 5xx rate more than MaxErrorRate points above the old workers'
 // (counted on at least MinRequests: too few requests can still fail it by their errors alone)
 // rolls it back (aborted); else too few answered (Canary.MinRequests; none at all whatever it
-// is) is inconclusive; a mean
-// duration over MaxLatencyFactor times the old workers' (when both served) rolls it back. A canary that answered none while its
-// request in progress has run past that factor is rolled back too: its requests outlast the window.
+// is) is inconclusive; a mean duration over MaxLatencyFactor times the old workers' (when both
+// served) rolls it back. A canary that answered none while its request in progress has run past
+// that factor is rolled back too: its requests outlast the window.
 func (j *judge) verdict(c Canary, running time.Duration) (state, detail string) {
 	cn, crate, cmean := j.can.figures()
 	on, orate, omean := j.olds.figures()

@@ -15,9 +15,10 @@ import (
 
 // StartRole starts a role process ([queue] worker, [scheduler] run) warm: a worker forked from the
 // current template as Start forks one for the pool (it has said hello), told by a Run frame to run
-// script in role with argv as its $argv (argv[0] names the script, as php-cli's; none: [script]). It runs the script as php-cli would and exits; its exit status is the
-// template's to see. It counts among its template's workers, so a template retired by a reload
-// is stopped only once its role processes have exited too.
+// script in role with argv as its $argv (argv[0] names the script, as php-cli's; none: [script]).
+// It runs the script as php-cli would and exits; its exit status is the template's to see. It
+// counts among its template's workers, so a template retired by a reload is stopped only once its
+// role processes have exited too.
 func (t *Template) StartRole(role, script string, argv []string) (sidecar.Proc, error) {
 	p, err := t.Start()
 	if err != nil {
