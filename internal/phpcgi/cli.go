@@ -28,16 +28,9 @@ type CLIProcess struct {
 // counts it until it has been waited for.
 func (l *Launcher) StartCLI(php, script, role string) (*CLIProcess, error) {
 	c := l.cfg
-	args := []string{"-d", "auto_prepend_file=" + c.Runtime}
-	if c.Extension != "" {
-		args = append(args, "-d", "extension="+c.Extension)
-	}
 	// The user's ini lines apply, but for the time limit: a role has none, as in php-cli (a
 	// [worker] ini max_execution_time is for requests; queue:work has --timeout per job).
-	for _, kv := range append(append([]string{"log_errors=1", "html_errors=0"}, c.INI...), "max_execution_time=0") {
-		args = append(args, "-d", kv)
-	}
-	args = append(args, script)
+	args := append(c.runtimeArgs(append(append([]string{"log_errors=1", "html_errors=0"}, c.INI...), "max_execution_time=0")), script)
 	cmd := exec.Command(php, args...)
 	cmd.Dir = c.AppBase
 	cmd.Env = append(filterEnv(c.Env), "ASKR_ROLE="+role, "ASKR_APP_BASE="+c.AppBase)

@@ -122,13 +122,7 @@ func (l *Launcher) Start() (*Process, error) {
 	conn := fc.(*net.UnixConn)
 
 	// -C: stay in AppBase (php-cgi would chdir to the script's directory).
-	args := []string{"-C", "-d", "auto_prepend_file=" + c.Runtime}
-	if c.Extension != "" {
-		args = append(args, "-d", "extension="+c.Extension)
-	}
-	for _, kv := range append(append([]string(nil), baseINI...), c.INI...) {
-		args = append(args, "-d", kv)
-	}
+	args := append([]string{"-C"}, c.runtimeArgs(append(append([]string(nil), baseINI...), c.INI...))...)
 	args = append(args, c.Script) // not -f: -f implies -q, which marks headers as sent
 	cmd := exec.Command(c.Binary, args...)
 	cmd.Dir = c.AppBase
@@ -140,6 +134,19 @@ func (l *Launcher) Start() (*Process, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// runtimeArgs are PHP's -d arguments that prepend the askr runtime, load the extension (if any)
+// and set ini, for a worker (php-cgi) and a role process (php-cli) alike.
+func (c Config) runtimeArgs(ini []string) []string {
+	args := []string{"-d", "auto_prepend_file=" + c.Runtime}
+	if c.Extension != "" {
+		args = append(args, "-d", "extension="+c.Extension)
+	}
+	for _, kv := range ini {
+		args = append(args, "-d", kv)
+	}
+	return args
 }
 
 // spawn starts cmd from the launcher's thread with its stdout and stderr going to log (tagged
