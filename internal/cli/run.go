@@ -54,16 +54,15 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	if err != nil {
 		return err
 	}
-	owned := func(pid int) bool { return m.launcher.Owns(pid) || sidecar.Owns(pid) }
-	defer reap(owned, log.With("component", "reaper"))()
-	defer m.close() // after the pool has stopped the workers (deferred later, so run earlier)
+	defer reap(m.launcher.Owns, log.With("component", "reaper"))() // the sidecars' keepers too (newSidecars)
+	defer m.close()                                                // after the pool has stopped the workers (deferred later, so run earlier)
 
 	sd := notify.New(log.With("component", "systemd"))
 	opt := withMetrics(poolOptions(c, log), mx)
 	slowOptions(&opt, c, phpCGI, log)
 	p = pool.New(opt, m.starter)
 	mx.Watch(p, m.pid)
-	sc := newSidecars(c, m.role, log.With("component", "sidecar"))
+	sc := newSidecars(c, m.launcher, m.role, log.With("component", "sidecar"))
 	rl := &reloader{p: p, sd: sd, log: log, sidecars: sc}
 	ao := admin.Options{
 		Mode: m.name, Version: version.Version, Listen: listenAddrs(lns), Configured: c.Server.WorkerCount(),

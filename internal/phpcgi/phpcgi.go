@@ -136,6 +136,13 @@ func (l *Launcher) Start() (*Process, error) {
 	return p, nil
 }
 
+// Spawn starts cmd, a process that is not PHP's (a [[sidecar]]'s keeper), as the launcher starts
+// its own: from its thread, so that the parent-death signal cmd.SysProcAttr sets fires only when
+// askrd dies; stdout and stderr to log, tagged with its pid; counted by Owns until waited for.
+func (l *Launcher) Spawn(cmd *exec.Cmd, log *slog.Logger) (*Process, error) {
+	return l.spawn(cmd, nil, log)
+}
+
 // runtimeArgs are PHP's -d arguments that prepend the askr runtime, load the extension (if any)
 // and set ini, for a worker (php-cgi) and a role process (php-cli) alike.
 func (c Config) runtimeArgs(ini []string) []string {
@@ -353,14 +360,17 @@ func (p *Process) PID() int { return p.pid }
 // Conn returns askrd's end of the worker channel.
 func (p *Process) Conn() net.Conn { return p.conn }
 
-// Kill ends the process at once.
-func (p *Process) Kill() error {
-	err := p.cmd.Process.Kill()
+// Signal sends sig to the process; nil once it has been waited for.
+func (p *Process) Signal(sig syscall.Signal) error {
+	err := p.cmd.Process.Signal(sig)
 	if errors.Is(err, os.ErrProcessDone) {
 		return nil
 	}
 	return err
 }
+
+// Kill ends the process at once.
+func (p *Process) Kill() error { return p.Signal(syscall.SIGKILL) }
 
 // Done is closed once the process has exited and all its output has been logged.
 func (p *Process) Done() <-chan struct{} { return p.done }

@@ -46,8 +46,8 @@ func TestCommandOutputAndExit(t *testing.T) {
 		if failed != c.failed || text != c.exit || !known {
 			t.Errorf("%q: Exit() = %v, %q, %v; want %v, %q, true", c.command, failed, text, known, c.failed, c.exit)
 		}
-		if Owns(p.PID()) {
-			t.Errorf("%q: Owns(%d) after its exit", c.command, p.PID())
+		if ownLauncher().Owns(p.PID()) {
+			t.Errorf("%q: the launcher Owns(%d) after its exit", c.command, p.PID())
 		}
 		if !strings.Contains(c.command, "echo") {
 			continue
