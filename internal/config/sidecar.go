@@ -45,7 +45,7 @@ func (c *Config) validateSidecars() error {
 	seen := map[string]bool{}
 	for i := range c.Sidecar {
 		sc := &c.Sidecar[i]
-		bad := func(k, format string, args ...any) error { return c.sidecarErr(i, k, format, args...) }
+		bad := func(k, format string, args ...any) error { return c.tableErr("sidecar", i, k, format, args...) }
 		if strings.TrimSpace(sc.Command) == "" {
 			return bad("command", "must not be empty: it is the command line sh -c runs")
 		}
@@ -82,10 +82,11 @@ func (c *Config) validateSidecars() error {
 	return nil
 }
 
-// sidecarErr is an Error about key k of the i-th [[sidecar]], at its line in that table.
-func (c *Config) sidecarErr(i int, k, format string, args ...any) *Error {
-	e := c.Err("sidecar."+k, format, args...)
-	for _, key := range []string{fmt.Sprintf("sidecar[%d].%s", i, k), fmt.Sprintf("sidecar[%d]", i)} {
+// tableErr is an Error about key k of the i-th [[table]], at its line in that table (not the
+// first table's, which is what the key alone would find).
+func (c *Config) tableErr(table string, i int, k, format string, args ...any) *Error {
+	e := c.Err(table+"."+k, format, args...)
+	for _, key := range []string{fmt.Sprintf("%s[%d].%s", table, i, k), fmt.Sprintf("%s[%d]", table, i)} {
 		if line := lineOf(c.lines, key); line > 0 {
 			e.File, e.Line = c.File, line
 			break

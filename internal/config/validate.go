@@ -231,15 +231,7 @@ func notA(path, what string, err error) string {
 
 // validate checks the i-th [[redirect]] and fills in its default status.
 func (r *Redirect) validate(c *Config, i int) error {
-	bad := func(key, format string, args ...any) error {
-		e := c.Err("redirect."+key, format, args...)
-		if line := lineOf(c.lines, fmt.Sprintf("redirect[%d].%s", i, key)); line > 0 {
-			e.Line = line // the line in this [[redirect]], not the first one
-		} else if line := lineOf(c.lines, fmt.Sprintf("redirect[%d]", i)); line > 0 {
-			e.Line = line
-		}
-		return e
-	}
+	bad := func(key, format string, args ...any) error { return c.tableErr("redirect", i, key, format, args...) }
 	host := strings.TrimPrefix(r.From, "*.")
 	if host == "" || strings.ContainsAny(host, "*/:@?# ") {
 		return bad("from", "%q is not a host name, or \"*.\" and a host name", r.From)
