@@ -79,13 +79,19 @@ func stopRole(t *testing.T, p sidecar.Proc) {
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	awaitExit(t, p, "after SIGTERM")
+	p.Close()
+}
+
+// awaitExit waits up to 30 s for p to exit, else kills it and fails the test.
+func awaitExit(t *testing.T, p sidecar.Proc, what string) {
+	t.Helper()
 	select {
 	case <-p.Done():
 	case <-time.After(30 * time.Second):
 		p.Signal(syscall.SIGKILL)
-		t.Fatalf("pid %d did not exit within 30 s of SIGTERM", p.PID())
+		t.Fatalf("pid %d did not exit within 30 s %s", p.PID(), what)
 	}
-	p.Close()
 }
 
 // The shipped Laravel scripts in CoW mode: laravel-queue.php forked from the template that booted
@@ -123,12 +129,7 @@ func TestLaravelRoleScriptsCoW(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-s.Done():
-	case <-time.After(30 * time.Second):
-		s.Signal(syscall.SIGKILL)
-		t.Fatal("scheduler run did not exit")
-	}
+	awaitExit(t, s, "(a scheduler run)")
 	s.Close()
 	if got := notes(t, app, "schedule", 1); got[0] != strconv.Itoa(s.PID())+"_cgi-fcgi" {
 		t.Errorf("schedule noted %q; want a run by pid %d", got, s.PID())

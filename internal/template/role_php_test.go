@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/askr-php/askr/internal/proc"
 )
@@ -86,11 +85,7 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("Signal(SIGTERM) = %v", err)
 	}
-	select {
-	case <-p.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("role process did not exit after SIGTERM")
-	}
+	awaitExit(t, p, "after SIGTERM")
 	if failed, text, known := p.Exit(); failed || text != "exited" || known {
 		t.Errorf("Exit() = %v, %q, %v; want false, \"exited\", false (the template's child)", failed, text, known)
 	}
@@ -114,12 +109,7 @@ func TestStartRoleForksFromTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("StartRole(scheduler) = %v", err)
 	}
-	select {
-	case <-s.Done():
-	case <-time.After(30 * time.Second):
-		s.Signal(syscall.SIGKILL)
-		t.Fatal("scheduler run did not exit")
-	}
+	awaitExit(t, s, "(a scheduler run)")
 	s.Close()
 	if got := roleLine(t, logs, s.PID()); got != "role=scheduler argv="+once {
 		t.Errorf("scheduler run said %q; want role=scheduler argv=%s (no argv: the script alone)", got, once)
@@ -163,11 +153,7 @@ func TestRoleSignalReachesItsChildren(t *testing.T) {
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("Signal(SIGTERM) = %v", err)
 	}
-	select {
-	case <-p.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("role process did not exit after SIGTERM")
-	}
+	awaitExit(t, p, "after SIGTERM")
 	poll(t, fmt.Sprintf("the role process's child %d gone after Signal(SIGTERM)", child), func() bool { return !running() })
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Errorf("Signal() after exit = %v; want nil", err)
