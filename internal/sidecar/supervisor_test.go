@@ -54,7 +54,8 @@ func TestRestartsWithGrowingBackoff(t *testing.T) {
 	s := New([]Program{{Name: "fails", Kind: KindCommand, Count: 1, Grace: time.Second, Launch: f.Launch}}, log)
 	s.Start()
 	defer s.Stop()
-	waitFor(t, 5*time.Second, "5 starts", func() bool { return f.count() >= 5 })
+	// Launch counts a start as it begins; the status, once Launch has returned.
+	waitFor(t, 5*time.Second, "5 starts", func() bool { return f.count() >= 5 && s.Status()[0].Restarts >= 4 })
 	checkGaps(t, f.times()[:5])
 	st := s.Status()[0]
 	if st.Restarts < 4 || st.LastExit != "exit status 1" || st.ExitedAt.IsZero() {
@@ -109,7 +110,9 @@ func TestOnFailure(t *testing.T) {
 	}, log)
 	s.Start()
 	defer s.Stop()
-	waitFor(t, 5*time.Second, "crash and always restarted twice", func() bool { return crash.count() >= 3 && always.count() >= 3 })
+	waitFor(t, 5*time.Second, "crash and always restarted twice", func() bool {
+		return crash.count() >= 3 && always.count() >= 3 && s.Status()[1].Restarts >= 2
+	})
 	st := s.Status()
 	if once.count() != 1 || st[0].State != StateStopped || st[0].LastExit != "exit status 0" || st[0].Restarts != 0 {
 		t.Errorf("on-failure after exit 0: %d starts, status %+v; want 1 start, stopped, last exit \"exit status 0\"", once.count(), st[0])
