@@ -27,6 +27,7 @@ type Config struct {
 	Server    Server     `toml:"server"`
 	Worker    Worker     `toml:"worker"`
 	TLS       TLS        `toml:"tls"`
+	ACME      ACME       `toml:"acme"`
 	Admin     Admin      `toml:"admin"`
 	Reload    Reload     `toml:"reload"`
 	Queue     Queue      `toml:"queue"`
@@ -133,6 +134,38 @@ type Server struct {
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	// HTTPS makes PHP see HTTPS=on even without [tls], for a TLS-terminating proxy in front. Default: false.
 	HTTPS bool `toml:"https"`
+	// HTTPSListen is the address of HTTPS when systemd hands over no socket, beside a plain HTTP
+	// listen (which force_https then redirects). Needs [tls] or [acme]. Without it, [tls] or [acme]
+	// makes listen serve HTTPS. Default: none.
+	HTTPSListen string `toml:"https_listen"`
+	// ForceHTTPS answers every plain HTTP request but ACME's challenges with a 308 redirect to the
+	// same URL on HTTPS. A request is HTTPS when its connection is TLS, when https is set, or when a
+	// peer of trusted_proxies says so in X-Forwarded-Proto. Needs [tls], [acme], https or
+	// trusted_proxies. Default: false.
+	ForceHTTPS bool `toml:"force_https"`
+	// HTTPRedirect is a second, plain HTTP address, when systemd hands over no socket, that answers
+	// ACME's challenges and redirects everything else to HTTPS (308), e.g. "0.0.0.0:80" beside
+	// listen = "0.0.0.0:443". Needs [tls] or [acme]. Default: none.
+	HTTPRedirect string `toml:"http_redirect"`
+	// TrustedProxies are the peers (IP addresses or CIDR ranges, e.g. "10.0.0.0/8") whose
+	// X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host askrd believes: PHP then sees the
+	// client's address in REMOTE_ADDR, HTTPS=on for "https" and the forwarded host in HTTP_HOST, as
+	// nginx's realip module gives. From any other peer these headers change nothing. Default: none.
+	TrustedProxies []string `toml:"trusted_proxies"`
+	// ProxyProtocol reads a PROXY protocol header (v1 or v2, as HAProxy and cloud load balancers
+	// send) on every public socket from the peers of trusted_proxies, and takes the client's address
+	// from it; other peers are served as they are. Needs trusted_proxies. Default: false.
+	ProxyProtocol bool `toml:"proxy_protocol"`
+	// Compression compresses responses with br or gzip, as the client's Accept-Encoding allows, when
+	// they are of a compressible type (text, JSON, JavaScript, XML, SVG…) and over 1K: PHP's
+	// (streamed ones flushed as PHP flushes) and static files (a precompressed file.br or file.gz
+	// beside the file is sent when present). Never for ranges, 304s, or a response PHP encoded
+	// itself. Default: true.
+	Compression bool `toml:"compression"`
+	// StaticImmutable are URL prefixes whose static files get "Cache-Control: public,
+	// max-age=31536000, immutable": build output whose names change with their content, as Vite's
+	// public/build/. Default: ["/build/"].
+	StaticImmutable []string `toml:"static_immutable"`
 	// Alias serves the URLs under a prefix from another directory, as nginx's alias does: static
 	// files only (PHP under it is refused with 403, never run or shown), with the root's rules
 	// (no dotfiles, nothing outside the directory). Keys are URL prefixes, values absolute
@@ -295,6 +328,34 @@ type TLS struct {
 	SelfSigned bool `toml:"self_signed"`
 }
 
+// ACME holds the [acme] section: certificates obtained and renewed over ACME (Let's Encrypt, or
+// another CA), answered with HTTP-01 on the plain HTTP socket and TLS-ALPN-01 on the HTTPS one.
+type ACME struct {
+	// Enabled obtains a certificate for domains at startup (in the background: plain HTTP serves
+	// at once), renews it before it expires and serves HTTPS with it. Not together with [tls].
+	// Default: false.
+	Enabled bool `toml:"enabled"`
+	// Domains are the host names to certify: bare names, no scheme, port or wildcard. At least one
+	// with enabled. Default: none.
+	Domains []string `toml:"domains"`
+	// Email is the contact address of the ACME account. Default: "admin@" and the first domain.
+	Email string `toml:"email"`
+	// Dir keeps the account key and the certificates (files readable by askrd's user only), so a
+	// restart reuses them instead of asking the CA again. Default: "/var/lib/askr/acme".
+	Dir string `toml:"dir"`
+	// Staging uses Let's Encrypt's staging CA: certificates browsers do not trust, far higher rate
+	// limits. Try it first. Not together with directory_url. Default: false.
+	Staging bool `toml:"staging"`
+	// DirectoryURL is the ACME directory of another CA (an https URL). Default: Let's Encrypt's.
+	DirectoryURL string `toml:"directory_url"`
+	// CARoot is a PEM file of a root to trust, besides the system's, when talking to the CA (a test
+	// CA such as pebble). Default: none.
+	CARoot string `toml:"ca_root"`
+	// HTTP is where challenges are answered and plain HTTP is redirected to HTTPS when systemd hands
+	// over no socket (with systemd, the "http" socket does both). Default: "0.0.0.0:80".
+	HTTP string `toml:"http"`
+}
+
 // Admin holds the [admin] section: the admin API (status, metrics, reload, recycle) and the
 // dashboard. It is never served on the public listener.
 type Admin struct {
@@ -325,8 +386,11 @@ type Redirect struct {
 	Status int `toml:"status"`
 }
 
-// Enabled reports whether askrd serves HTTPS.
+// Enabled reports whether [tls] gives askrd a certificate to serve HTTPS with.
 func (t *TLS) Enabled() bool { return t.Cert != "" || t.SelfSigned }
+
+// HTTPS reports whether askrd serves HTTPS: with [tls] or [acme].
+func (c *Config) HTTPS() bool { return c.TLS.Enabled() || c.ACME.Enabled }
 
 // Defaults returns the configuration used for every key a file or flag leaves out.
 func Defaults() Config {
@@ -348,7 +412,10 @@ func Defaults() Config {
 			ShutdownTimeout:   Duration(30 * time.Second),
 			AccessLogFormat:   "combined",
 			ScaleDownAfter:    Duration(30 * time.Second),
+			Compression:       true,
+			StaticImmutable:   []string{"/build/"},
 		},
+		ACME:  ACME{Dir: "/var/lib/askr/acme", HTTP: "0.0.0.0:80"},
 		Admin: Admin{Socket: "/run/askr/admin.sock"},
 		Worker: Worker{
 			PHPCGI:               "php-cgi",

@@ -115,12 +115,14 @@ func TestEtcAskrTomlLoads(t *testing.T) {
 		t.Fatalf("Load(%q) with every key uncommented error = %v; want nil", etcFile, err)
 	}
 	// These show an example rather than the default (the default is none or derived).
-	examples := map[string]bool{"Root": true, "Alias": true, "Script": true, "AppBase": true, "Ini": true, "Cert": true, "Key": true}
+	examples := map[string]bool{"Root": true, "Alias": true, "Script": true, "AppBase": true, "Ini": true, "Cert": true, "Key": true,
+		"HTTPSListen": true, "HTTPRedirect": true, "TrustedProxies": true, "Domains": true, "Email": true, "DirectoryURL": true, "CARoot": true}
 	def := Defaults()
 	for _, sec := range []struct{ got, want reflect.Value }{
 		{reflect.ValueOf(c.Server), reflect.ValueOf(def.Server)},
 		{reflect.ValueOf(c.Worker), reflect.ValueOf(def.Worker)},
 		{reflect.ValueOf(c.TLS), reflect.ValueOf(def.TLS)},
+		{reflect.ValueOf(c.ACME), reflect.ValueOf(def.ACME)},
 		{reflect.ValueOf(c.Reload), reflect.ValueOf(def.Reload)},
 	} {
 		for i := 0; i < sec.got.NumField(); i++ {

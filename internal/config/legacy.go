@@ -53,12 +53,10 @@ var originalKeys = []originalKey{
 	{key: "server.shadow_sample", what: partOf, of: "server.shadow_to"},
 	{key: "server.max_body_size"},
 	{key: "server.https"},
-	{key: "server.force_https", what: refused, msg: "plain HTTP would be served where a redirect to HTTPS is expected; " +
-		"redirect in the proxy in front, or serve HTTPS only ([tls] cert and key)"},
-	{key: "server.http_redirect", what: refused, msg: "nothing would answer on it and redirect plain HTTP to HTTPS; " +
-		"redirect in the proxy in front, or serve HTTPS only ([tls] cert and key)"},
+	{key: "server.force_https", msg: "ACME's challenges are answered, not redirected; X-Forwarded-Proto counts only from trusted_proxies"},
+	{key: "server.http_redirect", msg: "redirects without force_https too (it is what that address is for)"},
 	{key: "server.traffic_log", what: ignored, msg: "no traffic log is written"},
-	{key: "server.trusted_proxies", what: ignored, msg: "X-Forwarded-For is not read: REMOTE_ADDR is the address of the peer"},
+	{key: "server.trusted_proxies", msg: "also sets HTTPS from X-Forwarded-Proto and HTTP_HOST from X-Forwarded-Host; proxy_protocol reads a PROXY header from them"},
 	{key: "server.access_log", msg: "the combined log format by default; access_log_format = \"json\" for JSON lines"},
 	{key: "server.http3", what: ignored, msg: "HTTP/3 is not served: HTTPS clients get HTTP/2 or HTTP/1.1"},
 	{key: "server.tls_handshake_timeout", what: ignored, msg: "the TLS handshake is bounded by server.header_read_timeout instead"},
@@ -79,17 +77,14 @@ var originalKeys = []originalKey{
 	{key: "tls.key"},
 	{key: "tls.self_signed", msg: "an ECDSA certificate made in memory at startup for localhost, the loopback addresses and the listen host"},
 
-	{key: "acme.enabled", what: refused, msg: "no certificate would be obtained and askrd would serve plain HTTP where HTTPS is expected; " +
-		"obtain one with an ACME client (certbot) and set [tls] cert and key"},
-	{key: "acme.domains", what: refused, msg: "a half-configured [acme] section would leave the site on plain HTTP; " +
-		"remove it, and obtain a certificate with an ACME client (certbot) for [tls] cert and key"},
-	{key: "acme.email", what: refused, msg: "a half-configured [acme] section would leave the site on plain HTTP; " +
-		"remove it, and obtain a certificate with an ACME client (certbot) for [tls] cert and key"},
-	{key: "acme.dir", what: partOf, of: "acme.enabled"},
-	{key: "acme.staging", what: partOf, of: "acme.enabled"},
-	{key: "acme.directory_url", what: partOf, of: "acme.enabled"},
-	{key: "acme.http", what: partOf, of: "acme.enabled"},
-	{key: "acme.ca_root", what: partOf, of: "acme.enabled"},
+	{key: "acme.enabled", msg: "also answers TLS-ALPN-01 on the https socket; the certificate is obtained in the background while plain HTTP serves"},
+	{key: "acme.domains"},
+	{key: "acme.email"},
+	{key: "acme.dir"},
+	{key: "acme.staging"},
+	{key: "acme.directory_url"},
+	{key: "acme.http", msg: "only without systemd; under systemd the \"http\" socket answers the challenges"},
+	{key: "acme.ca_root"},
 
 	{key: "admin.listen", msg: "served only with [admin] token_file (ASKR_ADMIN_TOKEN is not read); the API is on [admin] socket"},
 
@@ -150,25 +145,12 @@ type original struct {
 	Server struct {
 		ShadowTo            *string  `toml:"shadow_to"`
 		ShadowSample        uint8    `toml:"shadow_sample"`
-		ForceHTTPS          bool     `toml:"force_https"`
-		HTTPRedirect        *string  `toml:"http_redirect"`
 		TrafficLog          *string  `toml:"traffic_log"`
-		TrustedProxies      []string `toml:"trusted_proxies"`
 		HTTP3               bool     `toml:"http3"`
 		TLSHandshakeTimeout natural  `toml:"tls_handshake_timeout"`
 		Sandbox             bool     `toml:"sandbox"`
 		SandboxWrite        []string `toml:"sandbox_write"`
 	} `toml:"server"`
-	ACME struct {
-		Enabled      bool     `toml:"enabled"`
-		Domains      []string `toml:"domains"`
-		Email        *string  `toml:"email"`
-		Dir          *string  `toml:"dir"`
-		Staging      bool     `toml:"staging"`
-		DirectoryURL *string  `toml:"directory_url"`
-		HTTP         *string  `toml:"http"`
-		CARoot       *string  `toml:"ca_root"`
-	} `toml:"acme"`
 	Queue struct {
 		Slots natural `toml:"slots"`
 	} `toml:"queue"`

@@ -15,7 +15,7 @@ import (
 // (Root, AppBase). Paths are resolved relative to the current directory. The first error found
 // is returned, the sections checked in this order.
 func (c *Config) Validate() error {
-	for _, check := range []func() error{c.validateServer, c.validateTimeouts, c.validateTLS, c.validateAliases, c.validateRedirects, c.validateWorker, c.validateOperations, c.validateScaling, c.validateReload, c.validateSidecars} {
+	for _, check := range []func() error{c.validateServer, c.validateTimeouts, c.validateTLS, c.validateHTTPS, c.validateAliases, c.validateRedirects, c.validateWorker, c.validateOperations, c.validateScaling, c.validateReload, c.validateSidecars} {
 		if err := check(); err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -36,6 +37,18 @@ type Options struct {
 	Aliases        []Alias       // URL prefixes served from other directories (static files only)
 	Redirects      []Redirect    // host redirects, answered before anything else; the first match wins
 	Logger         *slog.Logger
+
+	// Compression compresses responses with br or gzip as Accept-Encoding allows (compress.go).
+	Compression bool
+	// Immutable are URL prefixes whose static files get "Cache-Control: public, max-age=31536000,
+	// immutable" (static.go).
+	Immutable []string
+	// Trusted are the peers whose X-Forwarded-For, -Proto and -Host askrd believes (forwarded.go).
+	Trusted []netip.Prefix
+	// ForceHTTPS answers plain HTTP requests (not ACME's challenges, which come before the
+	// Handler) with a 308 redirect to HTTPS, on port HTTPSPort (0 or 443: none in the URL).
+	ForceHTTPS bool
+	HTTPSPort  int
 
 	// ResponseSpoolSize bounds how much of one response waits for a slow client in a spool file
 	// (in SpoolDir), beyond bufferSize in memory (0: none; PHP then waits for the client).
