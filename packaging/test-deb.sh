@@ -88,12 +88,15 @@ check "askr-https.socket not started" inactive askr-https.socket
 check "nothing on port 443" test "$(http -k https://127.0.0.1/)" = 000
 ns sed -i 's/^# self_signed = false$/self_signed = true/' /etc/askr.toml
 check "/etc/askr.toml: [tls] self_signed = true" ns grep -qx 'self_signed = true' /etc/askr.toml
-check "systemctl enable --now askr-https.socket && systemctl restart askr" \
-	quiet ns sh -c 'systemctl enable --now askr-https.socket && systemctl restart askr'
+check "askr.service runs" active askr.service
+check "systemctl enable askr-https.socket && systemctl restart askr" \
+	quiet ns sh -c 'systemctl enable askr-https.socket && systemctl restart askr'
 check "askr-https.socket active" active askr-https.socket
 page=$(ns curl -s -k --max-time 30 https://127.0.0.1/ || true)
 check "the welcome page over HTTPS on port 443" grep -q '<h1>askr is running</h1>' <<<"$page"
 check "plain HTTP still on port 80" test "$(http http://127.0.0.1/)" = 200
+check "askr.service restarts with both sockets" quiet ns systemctl restart askr
+check "HTTPS on port 443 after a restart" test "$(http -k https://127.0.0.1/)" = 200
 https_before=$(ns systemctl show -p InvocationID --value askr-https.socket)
 
 log "upgrade under load, with an edited /etc/askr.toml"

@@ -356,10 +356,11 @@ killed=$(ns journalctl -u askr.service --since "$since" --no-pager 2>/dev/null |
 check "systemd killed nothing askrd left: '${killed//$'\n'/; }'" test -z "$killed"
 
 log "https socket: askr-https.socket, [tls] and force_https"
-# As askrd(8) tells an admin: a certificate in /etc/askr.toml, then
-#   systemctl enable --now askr-https.socket && systemctl restart askr
-# askr.service names only askr.socket; systemd passes it askr-https.socket too, whose Service= it
-# is. The certificate is made in the container, readable by www-data only through its group.
+# As askrd(8) tells an admin: a certificate in /etc/askr.toml, then, while askr runs,
+#   systemctl enable askr-https.socket && systemctl restart askr
+# Enabled, the socket is wanted by askr.service, whose restart starts it first; systemd passes
+# askrd every socket whose Service= is askr.service. The certificate is made in the container,
+# readable by www-data through its group.
 # mkcert SERIAL DIR: a self-signed certificate for localhost and 127.0.0.1 in DIR/cert.pem and
 # DIR/key.pem.
 mkcert() {
@@ -387,14 +388,22 @@ TOML
 ns systemctl daemon-reload
 check "askr-https.socket is not enabled until the admin enables it" \
 	test "$(ns systemctl is-enabled askr-https.socket 2>/dev/null || true)" = disabled
-if ns sh -c 'systemctl enable --now askr-https.socket && systemctl restart askr' >/dev/null 2>&1; then
-	ok "systemctl enable --now askr-https.socket && systemctl restart askr"
+# Without the https socket, [tls] makes the http socket serve HTTPS.
+check "systemctl start askr with [tls], no https socket" ns systemctl start askr.service
+out=$(ns curl -sS --max-time 30 --cacert /run/ca1.pem https://127.0.0.1:80/https 2>&1 || true)
+check "port 80 serves HTTPS then: '$out'" test "$out" = "HTTPS=on scheme=https"
+main=$(ns systemctl show -p MainPID --value askr.service)
+if ns sh -c 'systemctl enable askr-https.socket && systemctl restart askr' >/dev/null 2>&1; then
+	ok "while askr runs: systemctl enable askr-https.socket && systemctl restart askr"
 else
-	bad "systemctl enable --now askr-https.socket && systemctl restart askr failed"
-	ns journalctl -u askr.service --no-pager | tail -15 | sed 's/^/     | /' || true
+	bad "systemctl enable askr-https.socket && systemctl restart askr failed"
+	ns journalctl -u askr-https.socket -u askr.service --no-pager | tail -15 | sed 's/^/     | /' || true
 fi
 check "askr-https.socket enabled" test "$(ns systemctl is-enabled askr-https.socket)" = enabled
+check "askr-https.socket active" ns systemctl is-active --quiet askr-https.socket
 check "askr.service active with both sockets" within 60 ns systemctl is-active --quiet askr.service
+check "askrd restarted (MainPID $main → $(ns systemctl show -p MainPID --value askr.service))" \
+	test "$(ns systemctl show -p MainPID --value askr.service)" != "$main"
 # https URL [CURL-OPTIONS...]: what curl says of an HTTPS request to 127.0.0.1, verified against
 # the first certificate.
 https() { ns curl -sS --max-time 30 --cacert /run/ca1.pem --resolve localhost:443:127.0.0.1 "$@" 2>&1 || true; }
@@ -453,5 +462,14 @@ check "askrd serves it once it sees the files change: serial '$serial'" test "$s
 out=$(https -k -w ' %{http_code}' https://localhost/https)
 check "and HTTPS still answers: '$out'" test "$out" = "HTTPS=on scheme=https 200"
 check "the same askrd throughout (MainPID $main)" test "$(ns systemctl show -p MainPID --value askr.service)" = "$main"
+
+log "https socket: turned off as askrd(8) says"
+check "systemctl disable askr-https.socket; systemctl stop askr-https.socket && systemctl restart askr" \
+	ns sh -c 'systemctl disable -q askr-https.socket && systemctl stop askr-https.socket && systemctl restart askr'
+check "askr-https.socket inactive" not ns systemctl is-active --quiet askr-https.socket
+code=$(ns curl -s -k -o /dev/null -w '%{http_code}' --max-time 30 https://127.0.0.1/ || true)
+check "nothing answers on 443: $code" test "$code" = 000
+out=$(ns curl -sS --max-time 30 -k https://127.0.0.1:80/https 2>&1 || true)
+check "port 80 serves HTTPS again ([tls], no https socket): '$out'" test "$out" = "HTTPS=on scheme=https"
 
 summary e2e-systemd
