@@ -63,11 +63,16 @@ func isHTTPS(r *http.Request, always bool) bool {
 }
 
 // forceHTTPS answers a plain HTTP request with its redirect to HTTPS if force_https is on, and
-// reports whether it did.
+// reports whether it did. The redirect goes to askrd's HTTPS port, but to the default one (443)
+// for a request a trusted proxy said came over http: HTTPS is the proxy's to serve there.
 func (h *Handler) forceHTTPS(w http.ResponseWriter, r *http.Request) bool {
 	if !h.opt.ForceHTTPS || isHTTPS(r, h.opt.HTTPS) {
 		return false
 	}
-	redirectHTTPS(w, r, h.opt.HTTPSPort)
+	port := h.opt.HTTPSPort
+	if _, proxied := r.Context().Value(schemeKey{}).(string); proxied {
+		port = 0
+	}
+	redirectHTTPS(w, r, port)
 	return true
 }

@@ -164,6 +164,8 @@ func TestForceHTTPS(t *testing.T) {
 		{"untrusted X-Forwarded-Proto https", Options{Trusted: trustOthers}, "GET", "/style.css", false, []string{"Host", "example.com", "X-Forwarded-Proto", "https"}, 308, "https://example.com/style.css"},
 		{"trusted X-Forwarded-Proto http over TLS", Options{Trusted: trustPeer}, "GET", "/", true, []string{"Host", "example.com", "X-Forwarded-Proto", "http"}, 308, "https://example.com/"},
 		{"trusted X-Forwarded-Host", Options{Trusted: trustPeer}, "GET", "/", false, []string{"Host", "backend:8080", "X-Forwarded-Host", "shop.example:8080"}, 308, "https://shop.example/"},
+		{"trusted X-Forwarded-Proto http: the proxy's 443", Options{Trusted: trustPeer, HTTPSPort: 8443}, "GET", "/", false, []string{"Host", "shop.example", "X-Forwarded-Proto", "http"}, 308, "https://shop.example/"},
+		{"untrusted X-Forwarded-Proto http: askrd's port", Options{Trusted: trustOthers, HTTPSPort: 8443}, "GET", "/", false, []string{"Host", "shop.example", "X-Forwarded-Proto", "http"}, 308, "https://shop.example:8443/"},
 	} {
 		for _, perRequest := range []bool{false, true} {
 			tc.opt.ForceHTTPS = true
