@@ -253,3 +253,20 @@ func TestACMEUnreachableCA(t *testing.T) {
 		t.Errorf("log has no ERROR of component=acme saying why:\n%s", logs)
 	}
 }
+
+// With nothing answering HTTP-01 (pebble validates it on a port nobody serves), the certificate
+// is obtained over TLS-ALPN-01 on the HTTPS listener, through TLSConfig.
+func TestACMETLSALPN(t *testing.T) {
+	needPebble(t)
+	httpAddr, tlsAddr, deadAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	p, err := harness.StartPebble(harness.PebbleOptions{Dir: t.TempDir(), HTTPPort: port(deadAddr), TLSPort: port(tlsAddr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(5 * time.Second)
+	s := startACMESide(t, filepath.Join(t.TempDir(), "acme"), p.DirectoryURL, p.CARoot, httpAddr, tlsAddr)
+	awaitIssued(t, p, s.tlsAddr, s.logs)
+	if logs := s.logs.String(); !strings.Contains(logs, `msg="served key authentication certificate"`) {
+		t.Errorf("no TLS-ALPN-01 challenge served:\n%s", logs)
+	}
+}
