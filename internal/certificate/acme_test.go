@@ -78,6 +78,7 @@ func startACMESide(t *testing.T, dir, directoryURL, caRoot, httpAddr, tlsAddr st
 		t.Fatal(err)
 	}
 	log, logs := testLogger()
+	log = log.With("component", "acme") // as askrd names it
 	m, err := New(Options{Logger: log, ACME: &ACME{
 		Domains: []string{testName}, Email: "admin@" + testName, Dir: dir,
 		DirectoryURL: directoryURL, CARoot: caRoot,

@@ -24,7 +24,7 @@ type Options struct {
 	SelfSigned bool   // [tls] self_signed
 	Listen     string // the listen address, whose host a self-signed certificate names too
 	ACME       *ACME  // nil: no ACME
-	Logger     *slog.Logger
+	Logger     *slog.Logger // certmagic's log (zap) goes here too
 }
 
 // ACME is [acme].
@@ -79,7 +79,7 @@ func New(o Options) (*Manager, error) {
 	switch {
 	case o.ACME != nil:
 		m.source = "acme"
-		a, err := newACME(*o.ACME, m.log.With("component", "acme"))
+		a, err := newACME(*o.ACME, m.log)
 		if err != nil {
 			return nil, err
 		}
