@@ -20,10 +20,10 @@ import (
 
 // Options says where the certificates come from: Cert and Key, SelfSigned, or ACME.
 type Options struct {
-	Cert, Key  string // PEM files of [tls]
-	SelfSigned bool   // [tls] self_signed
-	Listen     string // the listen address, whose host a self-signed certificate names too
-	ACME       *ACME  // nil: no ACME
+	Cert, Key  string       // PEM files of [tls]
+	SelfSigned bool         // [tls] self_signed
+	Listen     string       // the listen address, whose host a self-signed certificate names too
+	ACME       *ACME        // nil: no ACME
 	Logger     *slog.Logger // certmagic's log (zap) goes here too
 }
 
