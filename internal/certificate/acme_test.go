@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -253,6 +254,12 @@ func TestACMEUnreachableCA(t *testing.T) {
 	if logs := s.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "component=acme") || !strings.Contains(logs, "connection refused") {
 		t.Errorf("log has no ERROR of component=acme saying why:\n%s", logs)
 	}
+	// The end of Start's ctx stops the Manager's certmagic cache (its maintenance goroutine).
+	s.stop()
+	pollUntil(t, "the certmagic cache stopped", 10*time.Second, func() bool {
+		buf := make([]byte, 1<<20)
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "certmagic.(*Cache).maintainAssets")
+	})
 }
 
 // With nothing answering HTTP-01 (pebble validates it on a port nobody serves), the certificate
