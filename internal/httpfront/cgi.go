@@ -102,7 +102,7 @@ func (c *cgiEnv) encode(r *http.Request, rt route, b *body) []byte {
 // fastcgi_params sends them: what php-fpm gets behind nginx. size is the length of the body read;
 // sapi says what the PHP on the other side computes itself.
 func (c *cgiEnv) vars(r *http.Request, rt route, size int64, sapi sapi, add func(k, v string)) {
-	https := r.TLS != nil || c.https
+	https := isHTTPS(r, c.https)
 	scheme := "http"
 	if https {
 		scheme = "https"

@@ -1,5 +1,5 @@
-// Package httpfront owns askr's HTTP side, one request path for both modes: host redirects, one
-// router (route.go; the document root and aliases with one symbolic-link policy, tree.go), static
+// Package httpfront owns askr's HTTP side, one request path for both modes: a trusted proxy's
+// X-Forwarded-* and force_https (forwarded.go), host redirects, one router (route.go; the document root and aliases with one symbolic-link policy, tree.go), static
 // files (static.go), the request body (body.go: limits, memory or a spool file, multipart uploads
 // parsed for the worker runtime), the CGI variables nginx + php-fpm would give PHP (cgi.go), a
 // backend that runs PHP — the worker pool (backend_worker.go) or php-cgi over FastCGI
@@ -63,7 +63,7 @@ type Options struct {
 type Record struct {
 	Start      time.Time     // when the handler got the request
 	Duration   time.Duration // until the response was written
-	RemoteAddr string        // the peer, host:port
+	RemoteAddr string        // the client: the peer's host:port, or what a trusted proxy said (forwarded.go)
 	Method     string
 	URI        string // the request-target as sent
 	Proto      string // "HTTP/1.1"
@@ -86,8 +86,8 @@ type Alias struct {
 	Prefix, Dir string
 }
 
-// Handler is the http.Handler of askr. One request path serves both modes: ServeHTTP → host
-// redirects → the router → a static file (static.go), or PHP: the body (body.go) → the backend
+// Handler is the http.Handler of askr. One request path serves both modes: ServeHTTP → a trusted
+// proxy's X-Forwarded-* (forwarded.go) → host redirects → force_https → the router → a static file (static.go), or PHP: the body (body.go) → the backend
 // (backend_worker.go or backend_fastcgi.go, chosen when the Handler is made) → the responder
 // (responder.go).
 type Handler struct {
@@ -229,6 +229,7 @@ func (h *Handler) Reroot() (bool, error) {
 func (h *Handler) Close() error { return h.routes.Load().close() }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = h.forwarded(r) // a trusted proxy's word on the client, for all that follows
 	if h.opt.Observe != nil {
 		o := h.observe(w, r)
 		defer h.done(o, r) // also when the response is aborted (panic(http.ErrAbortHandler))
@@ -248,7 +249,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		// with the answer (RFC 9112 §6.1) and nothing sent after the body is ever read.
 		w.Header().Set("Connection", "close")
 	}
-	if h.hostRedirect(w, r) {
+	// Host redirects first: http://www.example.com goes to its target (https://example.com) in
+	// one hop, not by way of https://www.example.com.
+	if h.hostRedirect(w, r) || h.forceHTTPS(w, r) {
 		return
 	}
 	rt := h.route(r.URL.Path, r.Method == http.MethodGet || r.Method == http.MethodHead)

@@ -41,7 +41,7 @@ func serveFile(w http.ResponseWriter, r *http.Request, f *os.File, fi os.FileInf
 // as nginx does for a directory named without its slash.
 func (h *Handler) redirect(w http.ResponseWriter, r *http.Request, location string) {
 	scheme := "http"
-	if r.TLS != nil || h.opt.HTTPS {
+	if isHTTPS(r, h.opt.HTTPS) {
 		scheme = "https"
 	}
 	u := scheme + "://" + r.Host + (&url.URL{Path: location}).EscapedPath()
