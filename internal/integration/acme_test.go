@@ -118,14 +118,17 @@ func TestACMEWithPebble(t *testing.T) {
 
 	// listen is HTTPS; acme.http answers the challenges and redirects the rest.
 	s := startAskrd(t, opts{config: conf + fmt.Sprintf("http = %q\n", plain), args: []string{"--listen", secure, "--workers", "1"}})
-	fetch(t, noRedirects(), "http://"+plain+"/hello.txt") // it answers (a redirect: TestHTTPRedirectListener)
+	code, loc, body := fetch(t, noRedirects(), "http://"+plain+"/hello.txt")
+	if want := "https://127.0.0.1:" + portOf(t, secure) + "/hello.txt"; code != http.StatusPermanentRedirect || loc != want {
+		t.Errorf("GET http://%s/hello.txt = %d, Location %q; want 308 to %s", plain, code, loc, want)
+	}
 	first := awaitPebbleCert(t, p, s, secure, nil)
 	logs := s.logs.String()
 	serving, obtained := strings.Index(logs, `msg="askrd serving"`), strings.Index(logs, `msg="certificate obtained successfully" component=acme`)
 	if serving < 0 || obtained < serving {
 		t.Errorf("askrd serving logged at %d, the certificate obtained at %d: want serving first (READY does not wait)\n%s", serving, obtained, logs)
 	}
-	code, _, body := fetch(t, verifyingClient(t, p), "https://"+acmeName+":"+portOf(t, secure)+"/dump")
+	code, _, body = fetch(t, verifyingClient(t, p), "https://"+acmeName+":"+portOf(t, secure)+"/dump")
 	if code != 200 || !strings.Contains(body, `"HTTPS":"on"`) {
 		t.Errorf("GET https://%s/dump (verified) = %d %.200q; want 200 with HTTPS=on", acmeName, code, body)
 	}
