@@ -51,6 +51,8 @@ func newACME(a ACME, log *slog.Logger) (*acmeManager, error) {
 		Storage: &certmagic.FileStorage{Path: a.Dir},
 		Logger:  zl,
 		OnEvent: m.onEvent,
+		// A client that sends no name (https://IP/, health checks) gets the first domain's.
+		DefaultServerName: a.Domains[0],
 	})
 	ca := a.DirectoryURL
 	switch {

@@ -194,6 +194,14 @@ func TestACMEWithPebble(t *testing.T) {
 	if len(st) != 1 || st[0].Source != "acme" || !st[0].NotAfter.Equal(first.NotAfter) || st[0].Error != "" || st[0].Issuer == "" {
 		t.Errorf("Status() = %+v; want acme, not after %v, no error", st, first.NotAfter)
 	}
+	if c, err := tls.Dial("tcp", s.tlsAddr, &tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Errorf("a handshake without a server name: %v; want the first domain's certificate", err)
+	} else {
+		if got := c.ConnectionState().PeerCertificates[0]; got.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			t.Errorf("a handshake without a server name got serial %v; want %v", got.SerialNumber, first.SerialNumber)
+		}
+		c.Close()
+	}
 	if got := s.m.TLSConfig().NextProtos; strings.Join(got, ",") != "h2,http/1.1,acme-tls/1" {
 		t.Errorf("TLSConfig().NextProtos = %q", got)
 	}

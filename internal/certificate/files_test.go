@@ -265,3 +265,45 @@ func TestSelfSignedManager(t *testing.T) {
 		t.Errorf("Reload() of a self-signed certificate error = %v; want nil", err)
 	}
 }
+
+// certbot's layout: live/ holds symlinks into archive/; a renewal writes new archive files and
+// switches the links. The poll follows the links, so the switch is a change.
+func TestFilesSymlinkSwitch(t *testing.T) {
+	pollEvery = 50 * time.Millisecond
+	t.Cleanup(func() { pollEvery = 2 * time.Second })
+	dir := t.TempDir()
+	archive, live := filepath.Join(dir, "archive"), filepath.Join(dir, "live")
+	for _, d := range []string{archive, live} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePair(t, archive, "1", 1)
+	link := func(n string) {
+		t.Helper()
+		for _, ext := range []string{".crt", ".key"} {
+			tmp := filepath.Join(live, "tmp"+ext)
+			if err := os.Symlink(filepath.Join("..", "archive", n+ext), tmp); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(live, "cert"+ext)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	link("1")
+	m, err := New(Options{Cert: filepath.Join(live, "cert.crt"), Key: filepath.Join(live, "cert.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m.Start(ctx)
+	addr := serveTLS(t, m)
+	if got := servedSerial(t, addr); got != 1 {
+		t.Fatalf("serial served = %d; want 1", got)
+	}
+	writePair(t, archive, "2", 2)
+	link("2")
+	pollUntil(t, "serving serial 2 after the links switched", 10*time.Second, func() bool { return servedSerial(t, addr) == 2 })
+}
