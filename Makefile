@@ -14,8 +14,9 @@ APT_PACKAGES := php8.2-cgi php8.2-cli php8.2-sqlite3 php8.2-mbstring php8.2-xml 
 BENCH_PACKAGES := nginx-light php8.2-fpm wrk
 # Only for `make test`: promtool (Debian's prometheus package), which internal/metrics' tests check
 # a scrape with, and Chromium, headless, which renders the admin dashboard in its test
-# (internal/integration/dashboard_test.go).
-TEST_PACKAGES := prometheus chromium
+# (internal/integration/dashboard_test.go), and pebble, the ACME test CA the certificate tests
+# obtain certificates from (internal/certificate, internal/integration/acme_test.go).
+TEST_PACKAGES := prometheus chromium pebble
 
 .PHONY: all build run test test-go test-php bench lint deps deps-test deps-bench deps-e2e deps-lint e2e-systemd e2e-deb clean fuzz
 

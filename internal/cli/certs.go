@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/askr-php/askr/internal/activation"
 	"github.com/askr-php/askr/internal/certificate"
 	"github.com/askr-php/askr/internal/config"
 )
@@ -16,8 +17,9 @@ type certs struct {
 	m *certificate.Manager
 }
 
-// newCertificates reads [tls]'s files, makes the self-signed certificate or sets up [acme].
-func newCertificates(c config.Config, log *slog.Logger) (*certs, error) {
+// newCertificates reads [tls]'s files, makes the self-signed certificate or sets up [acme], whose
+// challenges the CA validates on the ports of lns.
+func newCertificates(c config.Config, lns activation.Listeners, log *slog.Logger) (*certs, error) {
 	if !c.HTTPS() {
 		return nil, nil
 	}
@@ -25,7 +27,10 @@ func newCertificates(c config.Config, log *slog.Logger) (*certs, error) {
 		Logger: log.With("component", "tls")}
 	if a := c.ACME; a.Enabled {
 		o.ACME = &certificate.ACME{Domains: a.Domains, Email: a.ACMEEmail(), Dir: a.Dir, DirectoryURL: a.DirectoryURL,
-			Staging: a.Staging, CARoot: a.CARoot}
+			Staging: a.Staging, CARoot: a.CARoot, HTTPPort: port(lns.HTTP), TLSPort: port(lns.HTTPS)}
+		if lns.HTTP == nil && len(lns.Redirect) > 0 {
+			o.ACME.HTTPPort = port(lns.Redirect[len(lns.Redirect)-1]) // acme.http, after http_redirect (addrs)
+		}
 		o.Logger = log.With("component", "acme")
 	}
 	m, err := certificate.New(o)

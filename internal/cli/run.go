@@ -38,7 +38,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 		defer alog.Close() // after the drain and every goroutine Run started
 	}
 	started := time.Now()
-	certs, err := newCertificates(c, log)
+	certs, err := newCertificates(c, lns, log)
 	if err != nil {
 		return err
 	}

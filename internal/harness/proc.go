@@ -1,6 +1,7 @@
 // Package harness starts the reference servers askr is compared with — nginx + php-fpm, and a
-// private MariaDB for Debian's WordPress — as children of the calling program, for the integration
-// tests (internal/integration) and the benchmark (cmd/askr-bench) alike.
+// private MariaDB for Debian's WordPress — and the servers askr is tested against (pebble, the ACME
+// test CA) as children of the calling program, for the integration tests (internal/integration,
+// internal/certificate) and the benchmark (cmd/askr-bench) alike.
 //
 // Everything it starts lives in a directory the caller gives (config, sockets, pid and log files),
 // listens only on Unix sockets and 127.0.0.1, and runs in its own process group so that stopping

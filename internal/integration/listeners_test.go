@@ -132,7 +132,33 @@ func TestSystemdHTTPSSocket(t *testing.T) {
 
 	acme := filepath.Join(t.TempDir(), "askr.toml")
 	os.WriteFile(acme, []byte(base+"[acme]\nenabled = true\ndomains = [\"askr-test.example\"]\ndir = \""+t.TempDir()+"\"\n"), 0o644)
-	out, err := exec.Command("systemd-socket-activate", "-l", freeAddr(t), "--fdname=http", bin, "--config", acme).CombinedOutput()
+	// systemd-socket-activate starts askrd on the first connection.
+	only := freeAddr(t)
+	cmd = exec.Command("systemd-socket-activate", "-l", only, "--fdname=http", bin, "--config", acme)
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if !poll(10*time.Second, func() bool {
+		nc, err := net.Dial("tcp", only)
+		if err == nil {
+			nc.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatal("systemd-socket-activate never listened")
+	}
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("askrd with [acme] and only an http socket did not exit:\n%s", &buf)
+	}
+	out := buf.String()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 78 || !strings.Contains(string(out), "askr-https.socket") {
 		t.Errorf("askrd with [acme] and only an http socket: %v\n%s\nwant exit 78 naming askr-https.socket", err, out)

@@ -234,7 +234,7 @@ func TestSocketActivationByName(t *testing.T) {
 		} else {
 			resp.Body.Close()
 		}
-		if !strings.Contains(logs.String(), "listen from the configuration is not used") {
+		if !strings.Contains(logs.String(), "listen, https_listen, http_redirect and acme.http from the configuration are not used") {
 			t.Errorf("order %v: the overridden listen was not reported", order)
 		}
 		s.stop()

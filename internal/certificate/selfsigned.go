@@ -1,4 +1,4 @@
-package cli
+package certificate
 
 import (
 	"crypto/ecdsa"
