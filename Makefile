@@ -96,7 +96,7 @@ bench: deps-bench deps-wordpress build
 STATICCHECK := $(HOME)/go/bin/staticcheck
 STATICCHECK_VERSION := 0.8.2
 SHELL_SCRIPTS = $(wildcard test/*.sh bench/*.sh) $(shell find packaging -name '*.sh') \
-	packaging/debian/askr.postinst packaging/debian/askr.postrm .ci/run
+	packaging/debian/askr.postinst packaging/debian/askr.prerm packaging/debian/askr.postrm .ci/run
 
 lint: deps-lint
 	$(GO) vet ./...

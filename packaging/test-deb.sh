@@ -6,9 +6,10 @@
 #   make deb && bash packaging/test-deb.sh        (as root; build/rootfs from make e2e-systemd)
 #
 # Checks: install with port 80 taken (postinst explains, exit 0; the port drop-in works), purge,
-# a clean install (socket enabled and started, the welcome page, the PHP extension loaded), an
-# upgrade under load (the socket is not restarted, the service is, edits to /etc/askr.toml
-# survive, no request fails), remove (units stopped, conffile kept) and purge (conffile gone).
+# a clean install (socket enabled and started, the welcome page, the PHP extension loaded),
+# askr-https.socket (shipped disabled; enabled, it serves HTTPS), an upgrade under load (the sockets
+# are not restarted, the service is, edits to /etc/askr.toml survive, no request fails), remove
+# (units stopped, conffile kept) and purge (conffile and state gone).
 # shellcheck disable=SC2016 # dpkg-query's formats and the loop's sh -c are expanded in the container
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -80,6 +81,24 @@ check "php-cgi loads /usr/lib/askr/askr.so" ns sh -c 'php-cgi -d extension=/usr/
 check "askrd gives its workers the extension (extension=/usr/lib/askr/askr.so in its log)" \
 	journal_has askr.service 'extension=/usr/lib/askr/askr.so'
 
+log "the https socket: shipped, not enabled; enabled as askrd(8) says"
+check "askr-https.socket is installed" ns test -f /lib/systemd/system/askr-https.socket
+check "askr-https.socket not enabled" test "$(ns systemctl is-enabled askr-https.socket 2>/dev/null || true)" = disabled
+check "askr-https.socket not started" inactive askr-https.socket
+check "nothing on port 443" test "$(http -k https://127.0.0.1/)" = 000
+ns sed -i 's/^# self_signed = false$/self_signed = true/' /etc/askr.toml
+check "/etc/askr.toml: [tls] self_signed = true" ns grep -qx 'self_signed = true' /etc/askr.toml
+check "askr.service runs" active askr.service
+check "systemctl enable askr-https.socket && systemctl restart askr" \
+	quiet ns sh -c 'systemctl enable askr-https.socket && systemctl restart askr'
+check "askr-https.socket active" active askr-https.socket
+page=$(ns curl -s -k --max-time 30 https://127.0.0.1/ || true)
+check "the welcome page over HTTPS on port 443" grep -q '<h1>askr is running</h1>' <<<"$page"
+check "plain HTTP still on port 80" test "$(http http://127.0.0.1/)" = 200
+check "askr.service restarts with both sockets" quiet ns systemctl restart askr
+check "HTTPS on port 443 after a restart" test "$(http -k https://127.0.0.1/)" = 200
+https_before=$(ns systemctl show -p InvocationID --value askr-https.socket)
+
 log "upgrade under load, with an edited /etc/askr.toml"
 ns sed -i 's/^# workers = "auto"$/workers = 3/' /etc/askr.toml
 ns systemctl restart askr
@@ -102,18 +121,23 @@ check "the edit to /etc/askr.toml survived" ns grep -qx 'workers = 3' /etc/askr.
 check "no .dpkg-dist: the conffile did not change" ns test ! -e /etc/askr.toml.dpkg-dist
 check "$n requests during the upgrade, $f failed" test "$f" = 0 -a "$n" -gt 0
 check "the old askrd drained (SIGTERM)" journal_has askr.service 'signal: draining'
+check "askr-https.socket was not restarted" test "$(ns systemctl show -p InvocationID --value askr-https.socket)" = "$https_before"
+check "HTTPS on port 443 after the upgrade" test "$(http -k https://127.0.0.1/)" = 200
 
 log "remove"
 apt remove askr >/dev/null 2>&1
 check "askr.service stopped" inactive askr.service
 check "askr.socket stopped" inactive askr.socket
+check "askr-https.socket stopped" inactive askr-https.socket
 check "port 80 closed" test "$(http http://127.0.0.1/)" = 000
+check "port 443 closed" test "$(http -k https://127.0.0.1/)" = 000
 check "/etc/askr.toml kept after remove" ns test -e /etc/askr.toml
 
 log "purge"
 apt purge askr >/dev/null 2>&1
 check "/etc/askr.toml removed by purge" ns test ! -e /etc/askr.toml
-check "no enablement symlinks left" test -z "$(ns find /etc/systemd/system -name 'askr.*')"
+check "no enablement symlinks left" test -z "$(ns find /etc/systemd/system -name 'askr*')"
+check "purge removed /var/lib/askr (StateDirectory=)" ns test ! -e /var/lib/askr
 state=$(ns dpkg-query -W -f '${db:Status-Abbrev}' askr 2>/dev/null || true)
 check "no package state left ('$state')" test "$state" = "" -o "$state" = "pn "
 

@@ -17,8 +17,8 @@ not() { ! "$@"; }
 rootfs_once "$ROOTFS" php8.2-cgi,curl,ca-certificates,procps
 
 # What the container gets, read-only: askrd, the units, a config and a hello worker that also has a
-# route with a PHP warning and one with a PHP fatal error, and says its code version (version.php,
-# which the host changes for the CoW reload).
+# route with a PHP warning, one with a PHP fatal error and one that says what PHP sees of HTTPS,
+# and says its code version (version.php, which the host changes for the CoW reload).
 mkdir -p "$STAGE/app/public" "$STAGE/dropin"
 cat >"$STAGE/app/worker.php" <<'PHP'
 <?php
@@ -31,6 +31,9 @@ $handler = static function (array $request): void {
         case '/fatal':
             ini_set('memory_limit', '16M');
             $waste = str_repeat('x', 64 << 20); // PHP Fatal error:  Allowed memory size … exhausted
+            return;
+        case '/https':
+            echo 'HTTPS=', $_SERVER['HTTPS'] ?? '', ' scheme=', $_SERVER['REQUEST_SCHEME'] ?? '';
             return;
     }
     echo "Hello from askr ", APP_VERSION, " worker ", getmypid(), "\n";
@@ -57,6 +60,7 @@ boot "$REPO/build/nspawn.log" -D "$ROOTFS" --volatile=overlay --private-network 
 	--bind-ro="$BIN:/usr/bin/askrd" \
 	--bind-ro="$REPO/packaging/systemd/askr.socket:/etc/systemd/system/askr.socket" \
 	--bind-ro="$REPO/packaging/systemd/askr.service:/etc/systemd/system/askr.service" \
+	--bind-ro="$REPO/packaging/systemd/askr-https.socket:/etc/systemd/system/askr-https.socket" \
 	--bind-ro="$STAGE/dropin:/etc/systemd/system/askr.service.d" \
 	--bind-ro="$STAGE/askr.toml:/etc/askr.toml" \
 	--bind-ro="$STAGE/app:/srv/askr"
@@ -350,5 +354,122 @@ left=$(ns ps -e -o pid=,args= | grep -E 'sleep 300[12]|php-cgi|askrd' | grep -v 
 check "ps finds no sidecar, PHP process or askrd: '${left//$'\n'/; }'" test -z "$left"
 killed=$(ns journalctl -u askr.service --since "$since" --no-pager 2>/dev/null | grep -E 'Killing process|remains running' || true)
 check "systemd killed nothing askrd left: '${killed//$'\n'/; }'" test -z "$killed"
+
+log "https socket: askr-https.socket, [tls] and force_https"
+# As askrd(8) tells an admin: a certificate in /etc/askr.toml, then, while askr runs,
+#   systemctl enable askr-https.socket && systemctl restart askr
+# Enabled, the socket is wanted by askr.service, whose restart starts it first; systemd passes
+# askrd every socket whose Service= is askr.service. The certificate is made in the container,
+# readable by www-data through its group.
+# mkcert SERIAL DIR: a self-signed certificate for localhost and 127.0.0.1 in DIR/cert.pem and
+# DIR/key.pem.
+mkcert() {
+	ns openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' -set_serial "$1" \
+		-keyout "$2/key.pem" -out "$2/cert.pem" >/dev/null 2>&1 &&
+		ns chgrp www-data "$2/key.pem" "$2/cert.pem" && ns chmod 0640 "$2/key.pem" "$2/cert.pem"
+}
+ns install -d -m 0750 -g www-data /etc/askr /etc/askr/tls /etc/askr/new
+check "a certificate made with openssl (serial 0x1001)" mkcert 0x1001 /etc/askr/tls
+ns cp /etc/askr/tls/cert.pem /run/ca1.pem
+rm -f "$STAGE/dropin/cow.conf" # worker mode again
+cat >"$STAGE/askr.toml" <<'TOML'
+[server]
+root = "/srv/askr/public"
+workers = 2
+shutdown_timeout = 10
+force_https = true
+[worker]
+script = "/srv/askr/worker.php"
+[tls]
+cert = "/etc/askr/tls/cert.pem"
+key = "/etc/askr/tls/key.pem"
+TOML
+ns systemctl daemon-reload
+check "askr-https.socket is not enabled until the admin enables it" \
+	test "$(ns systemctl is-enabled askr-https.socket 2>/dev/null || true)" = disabled
+# Without the https socket, [tls] makes the http socket serve HTTPS.
+check "systemctl start askr with [tls], no https socket" ns systemctl start askr.service
+out=$(ns curl -sS --max-time 30 --cacert /run/ca1.pem https://127.0.0.1:80/https 2>&1 || true)
+check "port 80 serves HTTPS then: '$out'" test "$out" = "HTTPS=on scheme=https"
+main=$(ns systemctl show -p MainPID --value askr.service)
+if ns sh -c 'systemctl enable askr-https.socket && systemctl restart askr' >/dev/null 2>&1; then
+	ok "while askr runs: systemctl enable askr-https.socket && systemctl restart askr"
+else
+	bad "systemctl enable askr-https.socket && systemctl restart askr failed"
+	ns journalctl -u askr-https.socket -u askr.service --no-pager | tail -15 | sed 's/^/     | /' || true
+fi
+check "askr-https.socket enabled" test "$(ns systemctl is-enabled askr-https.socket)" = enabled
+check "askr-https.socket active" ns systemctl is-active --quiet askr-https.socket
+check "askr.service active with both sockets" within 60 ns systemctl is-active --quiet askr.service
+check "askrd restarted (MainPID $main → $(ns systemctl show -p MainPID --value askr.service))" \
+	test "$(ns systemctl show -p MainPID --value askr.service)" != "$main"
+# https URL [CURL-OPTIONS...]: what curl says of an HTTPS request to 127.0.0.1, verified against
+# the first certificate.
+https() { ns curl -sS --max-time 30 --cacert /run/ca1.pem --resolve localhost:443:127.0.0.1 "$@" 2>&1 || true; }
+out=$(https -w ' %{http_code} %{http_version}' https://localhost/https)
+check "HTTPS on 443 (HTTP/2), PHP sees HTTPS=on: '$out'" test "$out" = "HTTPS=on scheme=https 200 2"
+out=$(ns curl -s --max-time 30 -o /dev/null -w '%{http_code} %{redirect_url}' 'http://127.0.0.1/a/b?c=d' || true)
+check "HTTP on 80 redirects to HTTPS: '$out'" test "$out" = "308 https://127.0.0.1/a/b?c=d"
+out=$(ns curl -s --max-time 30 -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: www.example.test' http://127.0.0.1/ || true)
+check "the redirect keeps the Host: '$out'" test "$out" = "308 https://www.example.test/"
+out=$(https -L --resolve localhost:80:127.0.0.1 -w ' %{http_code} %{num_redirects}' http://localhost/https)
+check "curl -L from http:// ends on HTTPS: '$out'" test "$out" = "HTTPS=on scheme=https 200 1"
+
+# served_serial: the serial of the certificate served on 443 (openssl prints it in hex).
+served_serial() {
+	ns sh -c 'openssl s_client -connect 127.0.0.1:443 -servername localhost </dev/null 2>/dev/null |
+		openssl x509 -noout -serial' 2>/dev/null | sed -n 's/^serial=//p'
+}
+check "openssl s_client sees serial 1001: '$(served_serial)'" test "$(served_serial)" = 1001
+
+log "https socket: systemctl reload under an HTTPS request loop"
+# shellcheck disable=SC2016 # the container's shell expands it
+ns sh -c 'n=0; f=0; rm -f /run/stop-tls /run/tls.fail; while [ ! -e /run/stop-tls ] && [ $n -lt 100000 ]; do
+	c=$(curl -sS -k -o /dev/null -w "%{http_code}" --max-time 30 https://127.0.0.1/ 2>/run/tls.err); rc=$?; n=$((n+1))
+	[ "$c" = 200 ] || { f=$((f+1)); echo "request $n: curl exit $rc, HTTP $c, $(cat /run/tls.err)" >>/run/tls.fail; }
+	echo "$n" >/run/tls.n; done
+	echo "$n $f" >/run/tls.result' &
+TLSLOOP=$!
+loop_passes 5 /run/tls.n || bad "the HTTPS request loop does not run"
+main=$(ns systemctl show -p MainPID --value askr.service)
+check "systemctl reload" ns systemctl reload askr.service
+loop_passes 20 /run/tls.n || bad "the HTTPS request loop stalled after the reload"
+ns touch /run/stop-tls
+wait "$TLSLOOP" || true
+read -r n f < <(ns cat /run/tls.result 2>/dev/null || echo "0 -")
+check "reload during $n HTTPS requests: ${f:-?} failed" test "$f" = 0 -a "$n" -gt 0
+{ ns cat /run/tls.fail 2>/dev/null | head -20 | sed 's/^/     | /'; } || true
+check "the same askrd reloaded (MainPID $main)" test "$(ns systemctl show -p MainPID --value askr.service)" = "$main"
+
+log "https socket: a new certificate on disk"
+# As certbot renews: new files renamed over the old ones; systemctl reload reads them.
+# swapcert SERIAL: a new certificate with SERIAL replaces /etc/askr/tls's pair.
+swapcert() {
+	mkcert "$1" /etc/askr/new && ns mv /etc/askr/new/key.pem /etc/askr/tls/key.pem &&
+		ns mv /etc/askr/new/cert.pem /etc/askr/tls/cert.pem
+}
+serial_is() { [[ $(served_serial) == "$1" ]]; }
+check "a new certificate (serial 0x2002) renamed over the files" swapcert 0x2002
+check "systemctl reload after the renewal" ns systemctl reload askr.service
+serial=$(served_serial)
+check "the new certificate is served once systemctl reload returns: serial '$serial'" test "$serial" = 2002
+# without a reload: askrd notices the files changed
+check "another certificate (serial 0x3003), no reload" swapcert 0x3003
+within 60 serial_is 3003 || true
+serial=$(served_serial)
+check "askrd serves it once it sees the files change: serial '$serial'" test "$serial" = 3003
+out=$(https -k -w ' %{http_code}' https://localhost/https)
+check "and HTTPS still answers: '$out'" test "$out" = "HTTPS=on scheme=https 200"
+check "the same askrd throughout (MainPID $main)" test "$(ns systemctl show -p MainPID --value askr.service)" = "$main"
+
+log "https socket: turned off as askrd(8) says"
+check "systemctl disable askr-https.socket; systemctl stop askr-https.socket && systemctl restart askr" \
+	ns sh -c 'systemctl disable -q askr-https.socket && systemctl stop askr-https.socket && systemctl restart askr'
+check "askr-https.socket inactive" not ns systemctl is-active --quiet askr-https.socket
+code=$(ns curl -s -k -o /dev/null -w '%{http_code}' --max-time 30 https://127.0.0.1/ || true)
+check "nothing answers on 443: $code" test "$code" = 000
+out=$(ns curl -sS --max-time 30 -k https://127.0.0.1:80/https 2>&1 || true)
+check "port 80 serves HTTPS again ([tls], no https socket): '$out'" test "$out" = "HTTPS=on scheme=https"
 
 summary e2e-systemd

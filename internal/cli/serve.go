@@ -60,7 +60,7 @@ func listeners(c config.Config, log *slog.Logger) (activation.Listeners, error) 
 		case lns.HTTPS != nil && !c.HTTPS():
 			err = &config.Error{Key: "tls", Msg: "systemd passes an \"https\" socket but askrd has no certificate: set [tls] cert and key, or [acme]"}
 		case lns.HTTPS == nil && c.ACME.Enabled:
-			err = &config.Error{Key: "acme.enabled", Msg: "systemd passes no \"https\" socket to serve the certificate on: systemctl enable --now askr-https.socket, then systemctl restart askr"}
+			err = &config.Error{Key: "acme.enabled", Msg: "systemd passes no \"https\" socket to serve the certificate on: systemctl enable askr-https.socket && systemctl restart askr"}
 		case lns.HTTPS == nil && c.HTTPS():
 			lns.HTTPS, lns.HTTP = lns.HTTP, nil // [tls] and one socket: HTTPS on it
 		}

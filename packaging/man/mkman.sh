@@ -173,9 +173,13 @@ The file is a configuration file of the package: an upgrade keeps the
 changes made to it.
 .PP
 Under systemd,
-.B listen
-is not used: askr.socket passes askrd its socket (port 80).
-To change the port, see
+.BR listen ,
+.B https_listen
+and
+.B http_redirect
+are not used: askr.socket passes askrd its socket (port 80), and
+askr\-https.socket, once enabled, the HTTPS one (port 443).
+To change the port or enable HTTPS, see
 .BR askrd (8).
 .SH FILES
 .TP
