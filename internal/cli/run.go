@@ -197,6 +197,7 @@ func frontOptions(c config.Config, log *slog.Logger) httpfront.Options {
 		Root: s.Root, Front: s.Front, MaxBodySize: int64(s.MaxBodySize), BodyBufferSize: int64(s.BodyBufferSize),
 		HTTPS: s.HTTPS, ClientTimeout: s.ClientTimeout.D(), Software: "askr/" + version.Version, Logger: log.With("component", "http"),
 		ResponseSpoolSize: int64(s.ResponseSpoolSize),
+		Compression:       s.Compression, Immutable: s.StaticImmutable,
 	}
 	for _, a := range s.Aliases() {
 		opt.Aliases = append(opt.Aliases, httpfront.Alias{Prefix: a[0], Dir: a[1]})
