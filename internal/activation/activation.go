@@ -21,9 +21,18 @@ const (
 	Admin = "admin" // the admin API (internal/admin)
 )
 
+// Addrs are the addresses to listen on when systemd passes no socket.
+type Addrs struct {
+	HTTP, HTTPS string // plain HTTP and HTTPS ("" none; not both)
+	// Redirect are plain HTTP addresses that only redirect to HTTPS (and answer ACME's challenges).
+	Redirect []string
+}
+
 // Listeners are the sockets to serve on.
 type Listeners struct {
 	HTTP, HTTPS net.Listener // either may be nil, not both
+	// Redirect are the listeners of Addrs.Redirect (never from systemd).
+	Redirect []net.Listener
 	// Admin is the socket named "admin" systemd passed, for the admin API; nil if none.
 	Admin     net.Listener
 	Activated bool // they came from systemd
@@ -34,22 +43,18 @@ type Listeners struct {
 
 // Close closes every listener.
 func (l Listeners) Close() {
-	for _, ln := range []net.Listener{l.HTTP, l.HTTPS, l.Admin} {
+	for _, ln := range append([]net.Listener{l.HTTP, l.HTTPS, l.Admin}, l.Redirect...) {
 		if ln != nil {
 			ln.Close()
 		}
 	}
 }
 
-// Get returns systemd's sockets if it passed any, else a listener on addr. LISTEN_* are removed
-// from the environment either way.
-func Get(addr string) (Listeners, error) {
+// Get returns systemd's sockets if it passed any, else listeners on a's addresses. LISTEN_* are
+// removed from the environment either way.
+func Get(a Addrs) (Listeners, error) {
 	if os.Getenv("LISTEN_FDS") == "" {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return Listeners{}, fmt.Errorf("listen on %s: %w", addr, err)
-		}
-		return Listeners{HTTP: ln}, nil
+		return open(a)
 	}
 	byName, err := activation.ListenersWithNames()
 	if err != nil {
@@ -97,4 +102,29 @@ func first(lns []net.Listener) net.Listener {
 		}
 	}
 	return nil
+}
+
+// open listens on a's addresses; on an error it closes those it opened.
+func open(a Addrs) (l Listeners, err error) {
+	listen := func(addr string) net.Listener {
+		if addr == "" || err != nil {
+			return nil
+		}
+		ln, e := net.Listen("tcp", addr)
+		if e != nil {
+			err = fmt.Errorf("listen on %s: %w", addr, e)
+		}
+		return ln
+	}
+	l.HTTP, l.HTTPS = listen(a.HTTP), listen(a.HTTPS)
+	for _, addr := range a.Redirect {
+		if ln := listen(addr); ln != nil {
+			l.Redirect = append(l.Redirect, ln)
+		}
+	}
+	if err != nil {
+		l.Close()
+		return Listeners{}, err
+	}
+	return l, nil
 }

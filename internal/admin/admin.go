@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/askr-php/askr/internal/certificate"
 	"github.com/askr-php/askr/internal/pool"
 	"github.com/askr-php/askr/internal/sidecar"
 )
@@ -55,6 +56,8 @@ type Options struct {
 	History func() any
 	// Sidecars lists the sidecar, queue and scheduler processes for /status; nil: none.
 	Sidecars func() []sidecar.Status
+	// Certificates lists the certificates of HTTPS for /status; nil: none.
+	Certificates func() []certificate.Status
 	// WorkersTimeout bounds the wait for Source.Workers (default 500 ms); past it the last list
 	// known is shown and the status says "partial".
 	WorkersTimeout time.Duration

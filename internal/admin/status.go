@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/askr-php/askr/internal/certificate"
 	"github.com/askr-php/askr/internal/pool"
 	"github.com/askr-php/askr/internal/proc"
 	"github.com/askr-php/askr/internal/sidecar"
@@ -29,6 +30,8 @@ type Status struct {
 	TemplateMemory    *Memory           `json:"template_memory,omitempty"`
 	// Sidecars are the [[sidecar]], [queue] and [scheduler] processes, one entry per slot.
 	Sidecars []sidecar.Status `json:"sidecars,omitempty"`
+	// Certificates are the certificates askrd serves HTTPS with.
+	Certificates []certificate.Status `json:"certificates,omitempty"`
 	// Partial is set when the pool did not list its workers in time (its owner loop is busy):
 	// the workers and memory shown are the last known.
 	Partial bool `json:"partial,omitempty"`
@@ -141,6 +144,9 @@ func (s *Server) status(full bool) Status {
 			tm := Memory{}.add(m)
 			out.TemplateMemory = &tm
 		}
+	}
+	if s.opt.Certificates != nil {
+		out.Certificates = s.opt.Certificates()
 	}
 	if s.opt.Sidecars != nil {
 		out.Sidecars = s.opt.Sidecars()

@@ -35,11 +35,11 @@ type ACME struct {
 
 // Status is one certificate askrd serves, for /status and the metrics.
 type Status struct {
-	Source   string    // "files", "self-signed" or "acme"
-	Names    []string  // the names it is for
-	NotAfter time.Time // zero while none has been obtained
-	Issuer   string
-	Error    string // the last error obtaining, renewing or reading it ("" none)
+	Source   string    `json:"source"`    // "files", "self-signed" or "acme"
+	Names    []string  `json:"names"`     // the names it is for
+	NotAfter time.Time `json:"not_after"` // zero while none has been obtained
+	Issuer   string    `json:"issuer"`
+	Error    string    `json:"error,omitempty"` // the last error obtaining, renewing or reading it
 }
 
 // Manager hands out the certificates.

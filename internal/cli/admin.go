@@ -64,6 +64,7 @@ type reloader struct {
 	// reload's answer nor the next reload waits for that.
 	sidecars *sidecar.Supervisor
 	restarts sync.WaitGroup
+	certs    *certs // [tls]'s files are read again on every reload (nil: no HTTPS)
 }
 
 // wait waits for the sidecar restarts under way; they end once the Supervisor has stopped.
@@ -96,6 +97,7 @@ func (r *reloader) locked(by string) error {
 	r.log.Info(by + ": rolling reload")
 	r.sd.Reloading()
 	defer r.sd.Ready()
+	r.certs.Reload(r.log)
 	err := r.p.Reload()
 	if err != nil {
 		r.log.Error("reload failed; the old workers go on serving", "err", err)

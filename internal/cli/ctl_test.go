@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/askr-php/askr/internal/admin"
+	"github.com/askr-php/askr/internal/certificate"
 	"github.com/askr-php/askr/internal/sidecar"
 )
 
@@ -151,6 +152,33 @@ func TestPrintSidecars(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
 	if len(lines) != len(want) {
 		t.Fatalf("printSidecars wrote %d lines; want %d:\n%s", len(lines), len(want), b.String())
+	}
+	for i := range want {
+		if strings.TrimRight(lines[i], " ") != want[i] {
+			t.Errorf("line %d = %q; want %q", i, lines[i], want[i])
+		}
+	}
+}
+
+// askrd status lists each certificate: names, source, expiry and the last error.
+func TestPrintCertificates(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	list := []certificate.Status{
+		{Source: "acme", Names: []string{"example.com", "www.example.com"}, NotAfter: now.Add(89 * 24 * time.Hour), Issuer: "R11"},
+		{Source: "acme", Names: []string{"new.example"}, Error: "urn:ietf:params:acme:error:unauthorized: no valid A records"},
+		{Source: "files", Names: []string{"old.example"}, NotAfter: now.Add(-time.Hour), Issuer: "Internal CA"},
+	}
+	var b strings.Builder
+	printCertificates(&b, list, now)
+	want := []string{
+		"CERTIFICATE                  SOURCE  EXPIRES                  ISSUER       ERROR",
+		"example.com,www.example.com  acme    2027-03-05 (in 89 days)  R11          -",
+		"new.example                  acme    -                        -            urn:ietf:params:acme:error:unauthorized: no valid A records",
+		"old.example                  files   2026-12-06 (expired)     Internal CA  -",
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("printCertificates wrote %d lines; want %d:\n%s", len(lines), len(want), b.String())
 	}
 	for i := range want {
 		if strings.TrimRight(lines[i], " ") != want[i] {

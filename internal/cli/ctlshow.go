@@ -18,6 +18,7 @@ import (
 	"unicode"
 
 	"github.com/askr-php/askr/internal/admin"
+	"github.com/askr-php/askr/internal/certificate"
 	"github.com/askr-php/askr/internal/sidecar"
 )
 
@@ -66,6 +67,40 @@ func printStatus(w io.Writer, st admin.Status) {
 		fmt.Fprintln(w, line)
 	}
 	printSidecars(w, st.Sidecars, time.Now())
+	printCertificates(w, st.Certificates, time.Now())
+}
+
+// printCertificates writes one line per certificate of HTTPS: where it comes from, its names, when
+// it expires, and the last error obtaining or reading it.
+func printCertificates(w io.Writer, list []certificate.Status, now time.Time) {
+	if len(list) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CERTIFICATE	SOURCE	EXPIRES	ISSUER	ERROR")
+	for _, c := range list {
+		expires := "-"
+		if !c.NotAfter.IsZero() {
+			left := c.NotAfter.Sub(now)
+			in := uptime(left.Seconds())
+			if left > 48*time.Hour {
+				in = fmt.Sprintf("%d days", int(left.Hours()/24))
+			}
+			expires = c.NotAfter.UTC().Format(time.DateOnly) + " (in " + in + ")"
+			if c.NotAfter.Before(now) {
+				expires = c.NotAfter.UTC().Format(time.DateOnly) + " (expired)"
+			}
+		}
+		issuer, errText := "-", "-"
+		if c.Issuer != "" {
+			issuer = clip(c.Issuer, 40)
+		}
+		if c.Error != "" {
+			errText = clip(c.Error, 80)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", clip(strings.Join(c.Names, ","), 48), c.Source, expires, issuer, errText)
+	}
+	tw.Flush()
 }
 
 // printSidecars writes one line per sidecar, queue worker and scheduler: what runs, since when,

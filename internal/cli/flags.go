@@ -54,7 +54,41 @@ func bindFlags(fs *flag.FlagSet, path *string, c *config.Config, bad map[string]
 	fs.StringVar(&c.Queue.Script, "queue-script", c.Queue.Script, "PHP script each queue worker runs (e.g. /usr/share/askr/workers/laravel-queue.php)")
 	fs.StringVar(&c.Scheduler.Script, "scheduler-script", c.Scheduler.Script, "PHP script run at every whole minute (e.g. /usr/share/askr/workers/laravel-scheduler.php)")
 	fs.Var(sidecarFlag{&c.Sidecar}, "sidecar", "supervise this `command` (sh -c in the app base) beside the workers; repeatable")
+	bindHTTPSFlags(fs, c)
 }
+
+// bindHTTPSFlags defines the original's flags of HTTPS and ACME.
+func bindHTTPSFlags(fs *flag.FlagSet, c *config.Config) {
+	s, t, a := &c.Server, &c.TLS, &c.ACME
+	fs.BoolVar(&s.HTTPS, "https", s.HTTPS, "tell PHP HTTPS=on (behind a proxy that terminates TLS)")
+	fs.BoolVar(&s.ForceHTTPS, "force-https", s.ForceHTTPS, "redirect plain HTTP to HTTPS (308)")
+	fs.StringVar(&t.Cert, "tls-cert", t.Cert, "serve HTTPS with this PEM certificate chain (with --tls-key)")
+	fs.StringVar(&t.Key, "tls-key", t.Key, "the PEM private key of --tls-cert")
+	fs.BoolVar(&a.Enabled, "acme", a.Enabled, "obtain and renew a certificate over ACME (Let's Encrypt) for --acme-domain")
+	fs.Var(&listFlag{list: &a.Domains}, "acme-domain", "a `domain` to certify with --acme; repeatable")
+	fs.StringVar(&a.Email, "acme-email", a.Email, "contact address of the ACME account (default: admin@ the first domain)")
+	fs.StringVar(&a.Dir, "acme-dir", a.Dir, "where the ACME account and certificates are kept")
+	fs.BoolVar(&a.Staging, "acme-staging", a.Staging, "use Let's Encrypt's staging CA (untrusted certificates, higher limits)")
+	fs.StringVar(&a.HTTP, "acme-http", a.HTTP, "plain HTTP `address` answering ACME's challenges and redirecting to HTTPS (without systemd)")
+	fs.StringVar(&a.DirectoryURL, "acme-directory-url", a.DirectoryURL, "ACME directory `URL` of another CA")
+	fs.StringVar(&a.CARoot, "acme-ca-root", a.CARoot, "PEM `file` of a root to trust for the CA (a test CA)")
+}
+
+// listFlag makes a list of its values: the first replaces what the file set, the others add to it.
+type listFlag struct {
+	list *[]string
+	set  bool
+}
+
+func (f *listFlag) Set(s string) error {
+	if !f.set {
+		*f.list, f.set = nil, true
+	}
+	*f.list = append(*f.list, s)
+	return nil
+}
+
+func (f *listFlag) String() string { return "" }
 
 // sidecarFlag adds a [[sidecar]] for each --sidecar, after those of the file.
 type sidecarFlag struct{ list *[]config.Sidecar }
@@ -133,6 +167,9 @@ var flagKeys = map[string]string{
 	"ini": "worker.ini", "cow": "worker.cow", "paranoid": "worker.paranoid", "header-read-timeout": "server.header_read_timeout",
 	"request-timeout": "server.request_timeout", "queue": "queue.workers", "queue-max": "queue.workers_max",
 	"queue-script": "queue.script", "scheduler-script": "scheduler.script", "sidecar": "sidecar",
+	"https": "server.https", "force-https": "server.force_https", "tls-cert": "tls.cert", "tls-key": "tls.key",
+	"acme": "acme.enabled", "acme-domain": "acme.domains", "acme-email": "acme.email", "acme-dir": "acme.dir",
+	"acme-staging": "acme.staging", "acme-http": "acme.http", "acme-directory-url": "acme.directory_url", "acme-ca-root": "acme.ca_root",
 }
 
 // applyEnv fills what neither file nor flags set from the environment, as the original askr does.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +157,19 @@ func TestResolveEachFlag(t *testing.T) {
 		{[]string{"--request-timeout", "0"}, func(c config.Config) bool { return c.Server.RequestTimeout == 0 }},
 		{[]string{"--cow=false"}, func(c config.Config) bool { return !c.Worker.Cow }},
 		{[]string{"--paranoid"}, func(c config.Config) bool { return c.Worker.Paranoid }},
+		{[]string{"--https"}, func(c config.Config) bool { return c.Server.HTTPS }},
+		{[]string{"--https", "--force-https"}, func(c config.Config) bool { return c.Server.ForceHTTPS }},
+		{[]string{"--tls-cert", "$DIR/worker.php", "--tls-key", "$DIR/public/../worker.php"}, func(c config.Config) bool {
+			return filepath.Base(c.TLS.Cert) == "worker.php" && filepath.Base(c.TLS.Key) == "worker.php" // resolve only checks they can be read
+		}},
+		{[]string{"--acme", "--acme-domain", "example.com", "--acme-domain", "www.example.com", "--acme-email", "a@example.com",
+			"--acme-dir", "$DIR/acme", "--acme-http", "127.0.0.1:8080", "--acme-directory-url", "https://127.0.0.1:14000/dir"},
+			func(c config.Config) bool {
+				a := c.ACME
+				return a.Enabled && slices.Equal(a.Domains, []string{"example.com", "www.example.com"}) && a.Email == "a@example.com" &&
+					filepath.Base(a.Dir) == "acme" && a.HTTP == "127.0.0.1:8080" && a.DirectoryURL == "https://127.0.0.1:14000/dir"
+			}},
+		{[]string{"--acme", "--acme-domain", "example.com", "--acme-staging"}, func(c config.Config) bool { return c.ACME.Staging }},
 	}
 	for _, tt := range tests {
 		path, dir := writeConfig(t, fileConfig)

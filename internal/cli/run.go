@@ -38,6 +38,10 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 		defer alog.Close() // after the drain and every goroutine Run started
 	}
 	started := time.Now()
+	certs, err := newCertificates(c, log)
+	if err != nil {
+		return err
+	}
 	rt, removeRuntime, err := phpruntime.Install("")
 	if err != nil {
 		return err
@@ -63,7 +67,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	p = pool.New(opt, m.starter)
 	mx.Watch(p, m.pid)
 	sc := newSidecars(c, m.launcher, m.role, log.With("component", "sidecar"))
-	rl := &reloader{p: p, sd: sd, log: log, sidecars: sc}
+	rl := &reloader{p: p, sd: sd, log: log, sidecars: sc, certs: certs}
 	ao := admin.Options{
 		Mode: m.name, Version: version.Version, Listen: listenAddrs(lns), Configured: c.Server.WorkerCount(),
 		Started: started, Logger: log.With("component", "admin"), Metrics: mx.Handler(), History: mx.History,
@@ -74,6 +78,10 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 		ao.Sidecars = sc.Status
 		mx.WatchSidecars(sc.Status)
 	}
+	if certs != nil {
+		ao.Certificates = certs.Status
+		mx.WatchCertificates(certs.Status)
+	}
 	adm, err := startAdmin(c, lns, poolSource{p: p, template: m.pid, queue: c.Server.QueueSize, reloader: rl}, ao, log.With("component", "admin"))
 	if err != nil {
 		return err
@@ -83,6 +91,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 		return err
 	}
 	fo := frontOptions(c, log)
+	fo.HTTPSPort = port(lns.HTTPS)
 	fo.Observe = append(requestObservers(alog), mx.Observe).observe()
 	h, err := m.handler(fo, p)
 	if err != nil {
@@ -90,21 +99,22 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	}
 	defer h.Close()
 	rl.setReroot(h.Reroot)
-	srv, err := newServer(c, h, log)
-	if err != nil {
-		return err
+	srv := newServer(c, certs.Challenge(h), certs.TLSConfig(), log)
+	var redirect *http.Server
+	if len(lns.Redirect) > 0 {
+		redirect = newServer(c, certs.Challenge(httpfront.RedirectToHTTPS(fo.HTTPSPort)), nil, log)
 	}
 
 	pr := runPool(p, c.Worker.MemoryReportInterval.D(), m.pid, log.With("component", "pool"))
 	defer pr.stop()
-	sv := startServing(srv, lns, c.TLS)
+	sv := startServing(srv, redirect, lns)
 	defer sv.close()
 	var workers any = c.Server.WorkerCount()
 	if lo, start, hi := c.Server.WorkerBounds(); lo != hi {
 		workers = fmt.Sprintf("%d (scaling %d to %d)", start, lo, hi)
 	}
 	attrs := []any{"version", version.Version, "listen", strings.Join(sv.addrs, ","), "mode", m.name,
-		"workers", workers, "root", c.Server.Root, "tls", c.TLS.Enabled()}
+		"workers", workers, "root", c.Server.Root, "tls", c.HTTPS()}
 	if c.Worker.Script != "" {
 		attrs = append(attrs, "script", c.Worker.Script, "extension", pc.Extension)
 	}
@@ -114,6 +124,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	living.Go(func() { life(lifeCtx, p, sd, m.name, c, reload, rl, mx.RequestsPerSecond, log) })
 	living.Go(func() { reopenAccessLog(lifeCtx, alog, reopen, log) })
 	living.Go(func() { mx.Run(lifeCtx) })
+	living.Go(func() { certs.Start(lifeCtx) })
 	if sc != nil {
 		living.Go(func() { startSidecars(lifeCtx, p.Ready(), sc) })
 	}
@@ -197,7 +208,7 @@ func frontOptions(c config.Config, log *slog.Logger) httpfront.Options {
 		Root: s.Root, Front: s.Front, MaxBodySize: int64(s.MaxBodySize), BodyBufferSize: int64(s.BodyBufferSize),
 		HTTPS: s.HTTPS, ClientTimeout: s.ClientTimeout.D(), Software: "askr/" + version.Version, Logger: log.With("component", "http"),
 		ResponseSpoolSize: int64(s.ResponseSpoolSize),
-		Compression:       s.Compression, Immutable: s.StaticImmutable,
+		Compression:       s.Compression, Immutable: s.StaticImmutable, Trusted: s.TrustedPrefixes(), ForceHTTPS: s.ForceHTTPS,
 	}
 	for _, a := range s.Aliases() {
 		opt.Aliases = append(opt.Aliases, httpfront.Alias{Prefix: a[0], Dir: a[1]})
@@ -208,26 +219,28 @@ func frontOptions(c config.Config, log *slog.Logger) httpfront.Options {
 	return opt
 }
 
-// newServer makes the HTTP server around h; with [tls] self_signed, it makes the certificate.
-func newServer(c config.Config, h http.Handler, log *slog.Logger) (*http.Server, error) {
+// newServer makes an HTTP server around h; tc is its TLS configuration (nil: plain HTTP only).
+func newServer(c config.Config, h http.Handler, tc *tls.Config, log *slog.Logger) *http.Server {
 	s := c.Server
-	var tlsConfig *tls.Config // nil: ServeTLS loads [tls] cert and key
-	if c.TLS.SelfSigned {
-		cert, err := selfSigned(s.Listen, time.Now())
-		if err != nil {
-			return nil, fmt.Errorf("tls.self_signed: %w", err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-		log.Warn("serving HTTPS with a self-signed certificate (tls.self_signed): for development only", "names", strings.Join(cert.Leaf.DNSNames, ","), "ips", fmt.Sprint(cert.Leaf.IPAddresses))
-	}
 	return &http.Server{
-		TLSConfig:         tlsConfig,
+		TLSConfig:         tc,
 		Handler:           h,
 		ReadHeaderTimeout: s.HeaderReadTimeout.D(),
 		IdleTimeout:       s.IdleTimeout.D(),
 		MaxHeaderBytes:    int(s.MaxHeaderSize),
 		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
-	}, nil
+	}
+}
+
+// port is ln's TCP port (0 for none), the port of the redirects to HTTPS.
+func port(ln net.Listener) int {
+	if ln == nil {
+		return 0
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
 }
 
 // poolRun is the pool running: its owner loop and the memory report.
@@ -252,24 +265,24 @@ func runPool(p *pool.Pool, every time.Duration, template func() int, log *slog.L
 	return pr
 }
 
-// serving is srv serving on the listeners: plain HTTP on the http socket, HTTPS on the https one;
-// with [tls] and no https socket, HTTPS on the http one (as askr serve --listen … with a
-// certificate does).
+// serving is srv serving plain HTTP on the http listener and HTTPS on the https one, and
+// redirect (nil without them) on the redirect-only listeners.
 type serving struct {
-	srv       *http.Server
-	conns     *conns
-	listening []net.Listener
-	addrs     []string
-	served    chan error     // what a Serve loop returned
-	loops     sync.WaitGroup // the Serve loops
+	srv, redirect *http.Server
+	conns         *conns
+	listening     []net.Listener
+	addrs         []string
+	served        chan error     // what a Serve loop returned
+	loops         sync.WaitGroup // srv's Serve loops
+	redirects     sync.WaitGroup // redirect's
 }
 
-func startServing(srv *http.Server, lns activation.Listeners, t config.TLS) *serving {
-	sv := &serving{srv: srv, conns: trackConns(srv), served: make(chan error, 2)}
+func startServing(srv, redirect *http.Server, lns activation.Listeners) *serving {
+	sv := &serving{srv: srv, redirect: redirect, conns: trackConns(srv), served: make(chan error, 2+len(lns.Redirect))}
 	for _, l := range []struct {
 		ln  net.Listener
 		tls bool
-	}{{lns.HTTP, t.Enabled() && lns.HTTPS == nil}, {lns.HTTPS, true}} {
+	}{{lns.HTTP, false}, {lns.HTTPS, true}} {
 		if l.ln == nil {
 			continue
 		}
@@ -277,9 +290,17 @@ func startServing(srv *http.Server, lns activation.Listeners, t config.TLS) *ser
 		sv.listening = append(sv.listening, l.ln)
 		sv.loops.Go(func() {
 			if l.tls {
-				sv.served <- srv.ServeTLS(l.ln, t.Cert, t.Key)
+				sv.served <- srv.ServeTLS(l.ln, "", "")
 			} else {
 				sv.served <- srv.Serve(l.ln)
+			}
+		})
+	}
+	for _, ln := range lns.Redirect {
+		sv.addrs = append(sv.addrs, ln.Addr().String()+" (redirect)")
+		sv.redirects.Go(func() {
+			if err := redirect.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				sv.served <- err
 			}
 		})
 	}
@@ -290,6 +311,10 @@ func startServing(srv *http.Server, lns activation.Listeners, t config.TLS) *ser
 func (sv *serving) close() {
 	sv.srv.Close()
 	sv.loops.Wait()
+	if sv.redirect != nil {
+		sv.redirect.Close()
+		sv.redirects.Wait()
+	}
 }
 
 // stopServing drains sv (see drain), bounded by timeout; when the timeout cuts requests, it
@@ -298,6 +323,11 @@ func stopServing(sv *serving, p *pool.Pool, timeout config.Duration, log *slog.L
 	log.Info("draining", "timeout", timeout.String())
 	ctx, cancel := context.WithTimeoutCause(context.Background(), timeout.D(), errors.New("shutdown_timeout reached"))
 	defer cancel()
+	if sv.redirect != nil { // a redirect is answered at once: its server just stops with the drain
+		var stopped sync.WaitGroup
+		defer stopped.Wait()
+		stopped.Go(func() { sv.redirect.Shutdown(ctx); sv.redirects.Wait() })
+	}
 	if err := drain(ctx, sv.srv, sv.listening, &sv.loops, sv.conns); err == nil {
 		return nil
 	}

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/askr-php/askr/internal/activation"
 	"github.com/askr-php/askr/internal/config"
+	"github.com/askr-php/askr/internal/forwarded"
 	"github.com/askr-php/askr/internal/phpext"
 )
 
@@ -32,22 +35,76 @@ func serve(ctx context.Context, c config.Config, reload, reopen <-chan struct{},
 		log.Warn("max_rss counts the pages a CoW worker shares with its template, so it may recycle workers that hold little of their own; max_private_memory does not count them",
 			"max_rss", c.Server.MaxRSS)
 	}
-	lns, err := activation.Get(c.Server.Listen)
+	lns, err := listeners(c, log)
 	if err != nil {
 		return err
 	}
 	defer lns.Close()
+	return Run(ctx, c, lns, reload, reopen, binary, ini, log)
+}
+
+// listeners takes the sockets systemd passed, or opens those of the configuration (addrs), and
+// settles which serves what: HTTP plain, HTTPS with the certificates, Redirect only redirecting.
+func listeners(c config.Config, log *slog.Logger) (activation.Listeners, error) {
+	lns, err := activation.Get(addrs(c))
+	if err != nil {
+		return lns, err
+	}
 	if lns.Activated {
-		log.Info("serving on the sockets systemd passed; listen from the configuration is not used", "listen", c.Server.Listen)
+		log.Info("serving on the sockets systemd passed; listen, https_listen, http_redirect and acme.http from the configuration are not used", "listen", c.Server.Listen)
 		if len(lns.Closed) > 0 {
 			log.Warn("closed the sockets systemd passed that askrd does not serve on; systemd still listens on them and their connections wait unanswered: remove them from the socket units",
 				"names", strings.Join(lns.Closed, ","))
 		}
+		switch {
+		case lns.HTTPS != nil && !c.HTTPS():
+			err = &config.Error{Key: "tls", Msg: "systemd passes an \"https\" socket but askrd has no certificate: set [tls] cert and key, or [acme]"}
+		case lns.HTTPS == nil && c.ACME.Enabled:
+			err = &config.Error{Key: "acme.enabled", Msg: "systemd passes no \"https\" socket to serve the certificate on: systemctl enable --now askr-https.socket, then systemctl restart askr"}
+		case lns.HTTPS == nil && c.HTTPS():
+			lns.HTTPS, lns.HTTP = lns.HTTP, nil // [tls] and one socket: HTTPS on it
+		}
+		if err != nil {
+			lns.Close()
+			return activation.Listeners{}, err
+		}
 	}
-	if lns.HTTPS != nil && !c.TLS.Enabled() {
-		return &config.Error{Key: "tls", Msg: "systemd passes an \"https\" socket but [tls] cert and key are not set"}
+	if c.Server.ProxyProtocol {
+		t, hrt := c.Server.TrustedPrefixes(), c.Server.HeaderReadTimeout.D()
+		for _, ln := range []*net.Listener{&lns.HTTP, &lns.HTTPS} {
+			if *ln != nil {
+				*ln = forwarded.Listen(*ln, t, hrt)
+			}
+		}
+		for i, ln := range lns.Redirect {
+			lns.Redirect[i] = forwarded.Listen(ln, t, hrt)
+		}
 	}
-	return Run(ctx, c, lns, reload, reopen, binary, ini, log)
+	return lns, nil
+}
+
+// addrs are the addresses askrd listens on without systemd: listen alone without a certificate;
+// with one, listen plain and https_listen HTTPS, or listen HTTPS and, to redirect to it,
+// http_redirect and (with [acme], for its challenges) acme.http.
+func addrs(c config.Config) activation.Addrs {
+	s := c.Server
+	switch {
+	case !c.HTTPS():
+		return activation.Addrs{HTTP: s.Listen}
+	case s.HTTPSListen != "":
+		a := activation.Addrs{HTTP: s.Listen, HTTPS: s.HTTPSListen}
+		if s.HTTPRedirect != "" && s.HTTPRedirect != s.Listen {
+			a.Redirect = []string{s.HTTPRedirect}
+		}
+		return a
+	}
+	a := activation.Addrs{HTTPS: s.Listen}
+	for _, r := range []string{s.HTTPRedirect, map[bool]string{true: c.ACME.HTTP}[c.ACME.Enabled]} {
+		if r != "" && !slices.Contains(a.Redirect, r) {
+			a.Redirect = append(a.Redirect, r)
+		}
+	}
+	return a
 }
 
 // signals turns SIGTERM and SIGINT (and SIGHUP in CoW mode) into the cancellation of ctx, the one

@@ -55,6 +55,9 @@ func (c *Config) Check() error {
 	for key, p := range map[string]string{"worker.script": w.Script, "tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "admin.token_file": c.Admin.TokenFile} {
 		needs = append(needs, need{key, p, r})
 	}
+	if c.ACME.Enabled && c.ACME.CARoot != "" {
+		needs = append(needs, need{"acme.ca_root", c.ACME.CARoot, r})
+	}
 	if filepath.IsAbs(w.Extension) { // a path: Validate resolved it; "auto" and "none" are not
 		needs = append(needs, need{"worker.extension", w.Extension, r})
 	}

@@ -652,6 +652,11 @@ func (c *Config) Dump() string {
 		q(s.HeaderReadTimeout.String()), q(s.IdleTimeout.String()), q(s.ClientTimeout.String()), q(s.RequestTimeout.String()))
 	fmt.Fprintf(&b, "queue_size = %d\nqueue_timeout = %s\nshutdown_timeout = %s\nhttps = %t\n",
 		s.QueueSize, q(s.QueueTimeout.String()), q(s.ShutdownTimeout.String()), s.HTTPS)
+	fmt.Fprintf(&b, "https_listen = %s\nforce_https = %t\nhttp_redirect = %s\nproxy_protocol = %t\ncompression = %t\nstatic_immutable = %s\n",
+		q(s.HTTPSListen), s.ForceHTTPS, q(s.HTTPRedirect), s.ProxyProtocol, s.Compression, quoteList(s.StaticImmutable))
+	if len(s.TrustedProxies) > 0 {
+		fmt.Fprintf(&b, "trusted_proxies = %s\n", quoteList(s.TrustedProxies))
+	}
 	if len(s.Alias) > 0 {
 		var aliases []string
 		for _, a := range s.Aliases() {
@@ -662,6 +667,10 @@ func (c *Config) Dump() string {
 	fmt.Fprintf(&b, "\n[worker]\nscript = %s\napp_base = %s\nini = %s\ncow = %t\nphp_cgi = %s\nextension = %s\nboot_timeout = %s\nmemory_report_interval = %s\nparanoid = %t\n",
 		q(w.Script), q(w.AppBase), q(w.Ini), w.Cow, q(w.PHPCGI), q(w.Extension), q(w.BootTimeout.String()), q(w.MemoryReportInterval.String()), w.Paranoid)
 	fmt.Fprintf(&b, "\n[tls]\ncert = %s\nkey = %s\nself_signed = %t\n", q(c.TLS.Cert), q(c.TLS.Key), c.TLS.SelfSigned)
+	if a := c.ACME; a.Enabled {
+		fmt.Fprintf(&b, "\n[acme]\nenabled = true\ndomains = %s\nemail = %s\ndir = %s\nstaging = %t\ndirectory_url = %s\nca_root = %s\nhttp = %s\n",
+			quoteList(a.Domains), q(a.ACMEEmail()), q(a.Dir), a.Staging, q(a.DirectoryURL), q(a.CARoot), q(a.HTTP))
+	}
 	for _, r := range c.Redirect {
 		fmt.Fprintf(&b, "\n[[redirect]]\nfrom = %s\nto = %s\nstatus = %d\n", q(r.From), q(r.To), r.Status)
 	}
@@ -676,6 +685,15 @@ func (c *Config) Dump() string {
 			q(sc.Command), q(sc.Name), sc.Count, q(sc.Restart), q(sc.Grace.String()))
 	}
 	return b.String()
+}
+
+// quoteList is a TOML array of strings.
+func quoteList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // INIArgs turns Ini (php.ini lines) into "key=value" settings for php-cgi's -d. Blank lines and

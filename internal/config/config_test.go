@@ -350,6 +350,12 @@ queue_size = 10
 queue_timeout = 5
 shutdown_timeout = "1m30s"
 https = true
+https_listen = "127.0.0.1:8443"
+force_https = true
+trusted_proxies = ["10.0.0.0/8", "::1"]
+proxy_protocol = true
+compression = false
+static_immutable = ["/build/", "/assets/"]
 alias = { "/media" = "$DIR/app/public/", "/wp-content/" = "$DIR/app" }
 [worker]
 script = "$DIR/app/worker.php"

@@ -30,6 +30,7 @@ var (
 	descSidecarUp   = prometheus.NewDesc("askr_sidecar_up", "Each [[sidecar]], [queue] and [scheduler] process slot: 1 while its process runs, 0 otherwise (backing off, stopped, a scheduler between runs).", []string{"name", "kind", "index"}, nil)
 	descSidecarRuns = prometheus.NewDesc("askr_sidecar_restarts_total", "Starts of each sidecar, queue worker and scheduler slot after its first (a scheduler: its runs).", []string{"name", "kind", "index"}, nil)
 	descSkipped     = prometheus.NewDesc("askr_scheduler_skipped_total", "Scheduler boundaries skipped because the previous run was still going.", []string{"name"}, nil)
+	descCertExpiry  = prometheus.NewDesc("askr_tls_certificate_expiry_timestamp_seconds", "When each certificate askrd serves HTTPS with expires (NotAfter, Unix time), by source (files, self-signed, acme) and its first name; absent while none has been obtained.", []string{"source", "name"}, nil)
 	descTemplateMem = prometheus.NewDesc("askr_template_memory_bytes", "CoW mode: memory of the template process, from /proc/PID/smaps_rollup.", []string{"kind"}, nil)
 )
 
@@ -40,7 +41,7 @@ type collector struct{ m *Metrics }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueueLength, descQueueHigh, descWorkers, descTarget, descScaled, descAccepted,
-		descMaxReached, descSlow, descExits, descRollout, descGeneration, descWorkerMem, descMem, descTemplateMem, descSidecarUp, descSidecarRuns, descSkipped} {
+		descMaxReached, descSlow, descExits, descRollout, descGeneration, descWorkerMem, descMem, descTemplateMem, descSidecarUp, descSidecarRuns, descSkipped, descCertExpiry} {
 		ch <- d
 	}
 }
@@ -95,6 +96,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descSidecarRuns, uint64(sc.Restarts), sc.Name, string(sc.Kind), i)
 			if sc.Kind == sidecar.KindScheduler {
 				counter(descSkipped, uint64(sc.Skipped), sc.Name)
+			}
+		}
+	}
+
+	if src.certificates != nil {
+		for _, ct := range src.certificates() {
+			if !ct.NotAfter.IsZero() && len(ct.Names) > 0 {
+				gauge(descCertExpiry, float64(ct.NotAfter.Unix()), ct.Source, ct.Names[0])
 			}
 		}
 	}

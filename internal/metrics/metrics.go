@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/askr-php/askr/internal/certificate"
 	"github.com/askr-php/askr/internal/httpfront"
 	"github.com/askr-php/askr/internal/pool"
 	"github.com/askr-php/askr/internal/sidecar"
@@ -51,9 +52,10 @@ type Metrics struct {
 
 	boot, fork, templateBoot prometheus.Histogram
 
-	hist     durations                               // Observe's request durations at a finer grain, for the history's quantiles
-	source   atomic.Value                            // of source: the pool (and the template) once Watch has been called
-	sidecars atomic.Pointer[func() []sidecar.Status] // once WatchSidecars has been called
+	hist     durations                                   // Observe's request durations at a finer grain, for the history's quantiles
+	source   atomic.Value                                // of source: the pool (and the template) once Watch has been called
+	sidecars atomic.Pointer[func() []sidecar.Status]     // once WatchSidecars has been called
+	certs    atomic.Pointer[func() []certificate.Status] // once WatchCertificates has been called
 
 	mu      sync.Mutex // guards what follows (the history; never taken on a request's path)
 	history *history
@@ -61,9 +63,10 @@ type Metrics struct {
 
 // source is what Watch was given.
 type source struct {
-	pool        Pool
-	templatePID func() int
-	sidecars    func() []sidecar.Status
+	pool         Pool
+	templatePID  func() int
+	sidecars     func() []sidecar.Status
+	certificates func() []certificate.Status
 }
 
 // Buckets of the histograms, in seconds. A hello-world request takes ~100 µs, a PHP process boots
@@ -141,10 +144,16 @@ func (m *Metrics) Watch(p Pool, templatePID func() int) {
 // time.
 func (m *Metrics) WatchSidecars(list func() []sidecar.Status) { m.sidecars.Store(&list) }
 
+// WatchCertificates makes the metrics read the certificates list gives at scrape time.
+func (m *Metrics) WatchCertificates(list func() []certificate.Status) { m.certs.Store(&list) }
+
 func (m *Metrics) watched() source {
 	s, _ := m.source.Load().(source)
 	if f := m.sidecars.Load(); f != nil {
 		s.sidecars = *f
+	}
+	if f := m.certs.Load(); f != nil {
+		s.certificates = *f
 	}
 	return s
 }
