@@ -3,8 +3,10 @@ package httpfront
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/andybalholm/brotli"
 	"github.com/askr-php/askr/internal/channel"
+	"github.com/askr-php/askr/internal/pool"
 	"github.com/klauspost/compress/gzip"
 )
 
@@ -428,6 +431,56 @@ func TestCompressFlushDecides(t *testing.T) {
 			}
 			if got := decode(t, tc.enc, w.Body.Bytes()); !bytes.Equal(got, want) {
 				t.Errorf("the body decodes to %d bytes, not the %d PHP sent", len(got), len(want))
+			}
+		})
+	}
+}
+
+// pagePool answers every request with the same HTML page (about the Laravel example's size).
+type pagePool struct{ body []byte }
+
+func (p pagePool) Call(ctx context.Context, v *pool.Visit, call func(pool.Process) pool.Outcome) error {
+	return call(pageWorker{&fakeFCGI{}, p.body}).Err
+}
+
+func (pagePool) Limits() channel.Limits { return channel.Limits{} }
+
+type pageWorker struct {
+	*fakeFCGI
+	body []byte
+}
+
+func (w pageWorker) Exchange(p []byte, resp channel.Response) channel.Result {
+	resp.Head(200, []channel.Header{{Name: "Content-Type", Value: "text/html; charset=UTF-8"}})
+	return channel.Result{Err: resp.Body(w.body)}
+}
+
+// What compression costs a request of PHP: off, on for a client that accepts none (Vary only),
+// and br and gzip of a 1 KB page.
+func BenchmarkCompress(b *testing.B) {
+	root := b.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "index.php"), []byte("<?php"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		on     bool
+		accept string
+	}{{"off", false, "br"}, {"on/identity", true, ""}, {"on/br", true, "gzip, deflate, br"}, {"on/gzip", true, "gzip"}} {
+		h, err := New(Options{Root: root, Front: "index.php", SpoolDir: b.TempDir(), MaxBodySize: 1 << 20, BodyBufferSize: 64 << 10,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Compression: tc.on}, pagePool{page(1000)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer h.Close()
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest("GET", "/app", nil)
+				if tc.accept != "" {
+					r.Header.Set("Accept-Encoding", tc.accept)
+				}
+				h.ServeHTTP(httptest.NewRecorder(), r)
 			}
 		})
 	}
