@@ -107,13 +107,13 @@ func (h *Handler) servePrecompressed(w http.ResponseWriter, r *http.Request, rt 
 		if !ok {
 			continue
 		}
-		defer f.Close()
 		hdr := w.Header()
 		addVary(hdr)
 		hdr.Set("Content-Encoding", c.String())
 		// ServeContent leaves out the length of a whole response with a Content-Encoding.
 		hdr.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
 		serveFile(w, r, f, fi, "-"+c.String())
+		f.Close()
 		return true
 	}
 	return false
