@@ -29,6 +29,9 @@
 //	observe            askrd only, hello world: without an access log, with one (a file), and with
 //	                   the admin socket's /metrics scraped every second, rounds rotated; goal: each
 //	                   costs under 3 % of requests/s
+//	compression        askrd only, the Laravel example's Blade page with server.compression on and
+//	                   off, wrk sending Accept-Encoding: gzip, deflate, br; rounds rotated:
+//	                   requests/s, and bytes on the wire per response
 //
 // Every server runs from a private temp dir (internal/harness starts nginx, php-fpm and MariaDB
 // the way the integration tests do), listens on 127.0.0.1 only and is stopped at the end; only one
@@ -74,6 +77,8 @@ type config struct {
 	slowWorkers, slowReaders, slowPings         int
 	// observe
 	obsRounds int
+	// compression
+	compRounds int
 	// cow-reload, cow-refork
 	reloadWorkers, reloadConns, reloadN       int
 	reloadSteady, reloadSettle, reloadMax     time.Duration
@@ -92,7 +97,7 @@ func parseFlags(repo string, args []string) (config, error) {
 	fs.StringVar(&c.wrk, "wrk", "wrk", "the load generator")
 	fs.StringVar(&c.fpmListen, "fpm-listen", "unix", "how nginx reaches php-fpm: unix (a socket, as Debian's pool) or tcp")
 	fs.StringVar(&c.report, "report", "", "the report to write (default docs/bench.md; with -quick bench/out/bench-quick.md)")
-	fs.StringVar(&c.scenarios, "scenarios", "hello laravel laravel-workers classic-hello classic-wordpress cow slow-readers observe", "scenarios to run, in order")
+	fs.StringVar(&c.scenarios, "scenarios", "hello laravel laravel-workers classic-hello classic-wordpress cow slow-readers observe compression", "scenarios to run, in order")
 	fs.BoolVar(&c.quick, "quick", false, "a check, not a measurement: one round, 2 s runs, few samples")
 	fs.IntVar(&c.classicRounds, "classic-rounds", 3, "classic-*: rounds per server, alternating")
 	fs.IntVar(&c.classicRetries, "classic-retries", 2, "classic-*: repeats of a run disturbed by other processes")
@@ -113,6 +118,7 @@ func parseFlags(repo string, args []string) (config, error) {
 	fs.IntVar(&c.slowReaders, "slow-readers", 8, "slow-readers: clients holding a large answer")
 	fs.IntVar(&c.slowPings, "slow-pings", 200, "slow-readers: pings per set")
 	fs.IntVar(&c.obsRounds, "obs-rounds", 3, "observe: rounds")
+	fs.IntVar(&c.compRounds, "comp-rounds", 3, "compression: rounds")
 	fs.IntVar(&c.reloadWorkers, "reload-workers", 4, "cow-reload: workers")
 	fs.IntVar(&c.reloadConns, "reload-conns", 8, "cow-reload: connections of the load")
 	fs.IntVar(&c.reloadN, "reload-n", 3, "cow-reload: reloads")
@@ -144,7 +150,7 @@ func quickDefaults(fs *flag.FlagSet, repo string) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	quick := map[string]string{"duration": "2s", "warmup": "1s", "maxreq-duration": "2s", "classic-rounds": "1",
-		"classic-retries": "0", "lw-rounds": "1", "obs-rounds": "1", "respawn-n": "5", "mem-requests": "100", "slow-pings": "50",
+		"classic-retries": "0", "lw-rounds": "1", "obs-rounds": "1", "comp-rounds": "1", "respawn-n": "5", "mem-requests": "100", "slow-pings": "50",
 		"reload-steady": "2s", "reload-n": "1", "reload-settle": "1s", "refork-requests": "2000", "refork-rounds": "1",
 		"report": filepath.Join(repo, "bench", "out", "bench-quick.md")}
 	for name, v := range quick {
@@ -161,6 +167,8 @@ func (c config) check() error {
 		return fmt.Errorf("-workers must be a positive number, got %d", c.workers)
 	case c.fpmListen != "unix" && c.fpmListen != "tcp":
 		return fmt.Errorf("-fpm-listen must be unix or tcp, got %q", c.fpmListen)
+	case c.compRounds < 1:
+		return fmt.Errorf("-comp-rounds must be a positive number, got %d", c.compRounds)
 	case c.reloadN < 1 || c.reloadWorkers < 1 || c.reloadConns < 1 || c.reforkAfter < 1 || c.reforkRequests < 1 || c.reforkRounds < 1:
 		return fmt.Errorf("-reload-n, -reload-workers, -reload-conns, -refork-after, -refork-requests and -refork-rounds must be positive numbers")
 	}
@@ -267,10 +275,11 @@ func (b *bench) scenario(name string) error {
 		"cow-refork":        {b.cowRefork},
 		"slow-readers":      {b.slowReadersScenario},
 		"observe":           {b.observe},
+		"compression":       {b.compression},
 	}
 	fns, ok := all[name]
 	if !ok {
-		return fmt.Errorf("unknown scenario %q (hello laravel laravel-workers classic cow slow-readers observe, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq cow-reload cow-refork)", name)
+		return fmt.Errorf("unknown scenario %q (hello laravel laravel-workers classic cow slow-readers observe compression, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq cow-reload cow-refork)", name)
 	}
 	for _, fn := range fns {
 		err := fn()

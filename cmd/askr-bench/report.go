@@ -40,6 +40,8 @@ type results struct {
 
 	obsRows, obsNotes []string
 
+	compRows, compNotes []string
+
 	wpVersion, mariadbVersion string // classic-wordpress's
 }
 
@@ -162,6 +164,7 @@ func (b *bench) report(idle int, now time.Time, sys sysInfo) string {
 	b.cowReport(&w)
 	b.slowReport(&w)
 	b.obsReport(&w)
+	b.compReport(&w)
 	return w.String()
 }
 

@@ -22,6 +22,7 @@ type wrkResult struct {
 	Non2xx   int     // non-2xx/3xx responses
 	Sock     int     // socket errors: connect, read, write, timeout
 	Requests int64
+	Read     float64 // bytes read, headers and all ("… requests in 10.00s, 1.27MB read")
 }
 
 // parseWrk reads `wrk --latency` output.
@@ -39,6 +40,9 @@ func parseWrk(out string) wrkResult {
 			r.P99 = wrkMS(f[1])
 		case strings.Contains(line, "requests in "):
 			r.Requests, _ = strconv.ParseInt(f[0], 10, 64)
+			if len(f) > 1 && f[len(f)-1] == "read" {
+				r.Read = wrkBytes(f[len(f)-2])
+			}
 		case strings.Contains(line, "Non-2xx or 3xx responses:"):
 			r.Non2xx, _ = strconv.Atoi(f[len(f)-1])
 		case strings.Contains(line, "Socket errors:"):
@@ -68,6 +72,19 @@ func wrkMS(v string) float64 {
 		return num(strings.TrimSuffix(v, "s")) * 1000
 	}
 	return num(v)
+}
+
+// wrkBytes converts a wrk size ("623.78KB", "1.27MB", "512.00B") to bytes (wrk's units are
+// binary).
+func wrkBytes(v string) float64 {
+	v = strings.TrimSuffix(v, "B")
+	mult := 1.0
+	if i := strings.IndexAny(v, "KMGT"); i >= 0 && i == len(v)-1 {
+		mult = math.Pow(1024, float64(strings.IndexByte("KMGT", v[i])+1))
+		v = v[:i]
+	}
+	n, _ := strconv.ParseFloat(v, 64)
+	return n * mult
 }
 
 // fmtMS formats a latency: 2 decimals under 10 ms, 1 under 100 ms, none above.

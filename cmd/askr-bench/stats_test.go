@@ -37,8 +37,8 @@ func TestParseWrk(t *testing.T) {
 		name, out string
 		want      wrkResult
 	}{
-		{"clean", wrkOK, wrkResult{RPS: 14745.5, P50: 0.812, P99: 1020, Requests: 147457}},
-		{"errors", wrkErrors, wrkResult{RPS: 51.15, P50: 152, P99: 90000, Non2xx: 7, Sock: 8, Requests: 512}},
+		{"clean", wrkOK, wrkResult{RPS: 14745.5, P50: 0.812, P99: 1020, Requests: 147457, Read: 1.27 * (1 << 20)}},
+		{"errors", wrkErrors, wrkResult{RPS: 51.15, P50: 152, P99: 90000, Non2xx: 7, Sock: 8, Requests: 512, Read: 26.10 * (1 << 20)}},
 		{"empty", "", wrkResult{}},
 	}
 	for _, tt := range tests {
@@ -49,6 +49,14 @@ func TestParseWrk(t *testing.T) {
 		got.P50, got.P99, tt.want.P50, tt.want.P99 = 0, 0, 0, 0
 		if got != tt.want {
 			t.Errorf("parseWrk(%s) = %+v; want %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestWrkBytes(t *testing.T) {
+	for in, want := range map[string]float64{"512.00B": 512, "623.78KB": 623.78 * 1024, "1.27MB": 1.27 * (1 << 20), "2.00GB": 2 << 30, "": 0} {
+		if got := wrkBytes(in); math.Abs(got-want) > 1e-6 {
+			t.Errorf("wrkBytes(%q) = %v; want %v", in, got, want)
 		}
 	}
 }

@@ -157,10 +157,10 @@ type Server struct {
 	// from it; other peers are served as they are. Needs trusted_proxies. Default: false.
 	ProxyProtocol bool `toml:"proxy_protocol"`
 	// Compression compresses responses with br or gzip, as the client's Accept-Encoding allows, when
-	// they are of a compressible type (text, JSON, JavaScript, XML, SVG…) and over 1K: PHP's
-	// (streamed ones flushed as PHP flushes) and static files (a precompressed file.br or file.gz
-	// beside the file is sent when present). Never for ranges, 304s, or a response PHP encoded
-	// itself. Default: true.
+	// they are of a compressible type (text, JSON, JavaScript, XML, SVG…) and 512 bytes or more:
+	// PHP's (streamed ones flushed as PHP flushes) and static files (a precompressed file.br or
+	// file.gz beside the file is sent when present). Never for ranges, 304s, or a response PHP
+	// encoded itself. Default: true.
 	Compression bool `toml:"compression"`
 	// StaticImmutable are URL prefixes whose static files get "Cache-Control: public,
 	// max-age=31536000, immutable": build output whose names change with their content, as Vite's

@@ -263,7 +263,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // servePHP runs the route's script: the body is read (takeBody), the backend runs the script and
-// its answer goes through the responder.
+// its answer goes through the responder, and the compressor with Options.Compression.
 func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request, rt route) {
 	rc := http.NewResponseController(w)
 	b, ok := h.takeBody(w, r, rc)
@@ -271,8 +271,14 @@ func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request, rt route) {
 	if !ok {
 		return
 	}
+	v := visit(w, r)
+	cw := h.compressor(w, r)
+	if cw != nil {
+		w, rc = cw, http.NewResponseController(cw)
+	}
 	rs := h.newResponder(w, r, rc)
-	h.finish(w, r, rs, h.backend.serve(r, rt, b, rs, visit(w, r)))
+	h.finish(w, r, rs, h.backend.serve(r, rt, b, rs, v))
+	cw.close() // not when finish aborts the response: a cut one must not end as if it were whole
 }
 
 // finish completes a response after the backend returned err: the rest of what was buffered, or

@@ -88,6 +88,8 @@ type route struct {
 	docURI   string      // routeScript: DOCUMENT_URI, nginx's $uri after try_files and index: the script
 	file     *os.File    // routeStatic: the open file (the caller closes it)
 	info     fs.FileInfo // routeStatic
+	tree     *tree       // routeStatic: the tree the file is in, and its path there (for file.br)
+	rel      string      //
 	location string      // routeRedirect: the path with its slash
 }
 

@@ -222,7 +222,7 @@ func (t *tree) static(rel string, fi fs.FileInfo, read bool) route {
 		f.Close()
 		return route{kind: routeNotFound}
 	}
-	return route{kind: routeStatic, file: f, info: st}
+	return route{kind: routeStatic, file: f, info: st, tree: t, rel: rel}
 }
 
 // targetServable reports whether rel under dir, if its last element is a symbolic link, leads to a

@@ -5,6 +5,7 @@ package integration
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
@@ -264,10 +265,15 @@ type sseEvent struct {
 	arrived time.Time
 }
 
+// readSSE reads the events of resp, decoding a body that came compressed.
 func readSSE(t testing.TB, resp *http.Response) []sseEvent {
 	t.Helper()
 	var events []sseEvent
-	sc := bufio.NewScanner(resp.Body)
+	enc := resp.Header.Get("Content-Encoding")
+	if resp.Uncompressed {
+		enc = "" // Go's transport asked for gzip itself and decodes it
+	}
+	sc := bufio.NewScanner(decoder(t, enc, resp.Body))
 	for sc.Scan() {
 		line, ok := strings.CutPrefix(sc.Text(), "data: ")
 		if !ok {
@@ -285,18 +291,28 @@ func readSSE(t testing.TB, resp *http.Response) []sseEvent {
 	return events
 }
 
-// TestServerSentEvents: each flush() reaches the client at once, in chunked transfer encoding.
+// TestServerSentEvents: each flush() reaches the client at once, in chunked transfer encoding,
+// compressed (server.compression is on by default) as the client asks: br, gzip or not at all.
 func TestServerSentEvents(t *testing.T) {
 	s := startAskrd(t, opts{args: []string{"--workers", "1"}})
-	for _, via := range []string{"flush", "ob_flush"} {
-		t.Run(via, func(t *testing.T) {
-			resp, err := client.Get(s.URL + "/sse?n=5&gap_ms=150&via=" + via)
+	for _, tc := range []struct{ via, enc string }{{"flush", "br"}, {"ob_flush", "br"}, {"flush", "gzip"}, {"flush", ""}} {
+		t.Run(tc.via+"/"+cmp.Or(tc.enc, "identity"), func(t *testing.T) {
+			via := tc.via
+			req, err := http.NewRequest("GET", s.URL+"/sse?n=5&gap_ms=150&via="+via, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Accept-Encoding", cmp.Or(tc.enc, "identity"))
+			resp, err := rawClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") || len(resp.TransferEncoding) == 0 || resp.TransferEncoding[0] != "chunked" {
 				t.Errorf("Content-Type %q, Transfer-Encoding %v; want text/event-stream, chunked", ct, resp.TransferEncoding)
+			}
+			if enc := resp.Header.Get("Content-Encoding"); enc != tc.enc {
+				t.Errorf("Content-Encoding %q; want %q", enc, tc.enc)
 			}
 			events := readSSE(t, resp)
 			if len(events) != 5 {

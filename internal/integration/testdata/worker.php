@@ -295,6 +295,18 @@ $handler = static function (array $request) use (&$count, &$started, $version): 
             header('X-Fine: yes');
             echo 'after injection';
             return;
+        case '/page':
+            // A compressible HTML page of n list items (compress_test.go).
+            for ($i = 0; $i < (int) ($_GET['n'] ?? 100); $i++) {
+                echo '<li>item ', $i, ' of the page</li>', "\n";
+            }
+            return;
+        case '/gzipped':
+            // A body PHP compressed itself: askrd must pass it on as it is.
+            header('Content-Type: text/plain');
+            header('Content-Encoding: gzip');
+            echo gzencode(str_repeat("already compressed by PHP\n", 200));
+            return;
         default:
             echo 'worker ok';
     }
