@@ -76,9 +76,9 @@ run: deps build
 test: deps deps-wordpress deps-test build
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l cmd internal); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 	@echo "== the integration suite again, in CoW template mode =="
-	ASKR_TEST_COW=1 $(GO) test -race -count=1 -timeout 15m ./internal/integration/
+	ASKR_TEST_COW=1 $(GO) test -race -count=1 -timeout 25m ./internal/integration/
 
 fuzz:
 	$(GO) test ./internal/channel -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s
