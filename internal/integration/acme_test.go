@@ -65,10 +65,7 @@ func awaitPebbleCert(t *testing.T, p *harness.Pebble, s *server, addr string, no
 			return false
 		}
 		_, err = leaf.Verify(x509.VerifyOptions{DNSName: acmeName, Roots: roots, Intermediates: inter})
-		if err != nil {
-			return false
-		}
-		return true
+		return err == nil
 	}) {
 		t.Fatalf("%s serves no certificate for %s from pebble within 90s (last: %v)\naskrd log:\n%s\n%s", addr, acmeName, err, s.logs, p.Report())
 	}
@@ -118,7 +115,7 @@ func TestACMEWithPebble(t *testing.T) {
 
 	// listen is HTTPS; acme.http answers the challenges and redirects the rest.
 	s := startAskrd(t, opts{config: conf + fmt.Sprintf("http = %q\n", plain), args: []string{"--listen", secure, "--workers", "1"}})
-	code, loc, body := fetch(t, noRedirects(), "http://"+plain+"/hello.txt")
+	code, loc, _ := fetch(t, noRedirects(), "http://"+plain+"/hello.txt")
 	if want := "https://127.0.0.1:" + portOf(t, secure) + "/hello.txt"; code != http.StatusPermanentRedirect || loc != want {
 		t.Errorf("GET http://%s/hello.txt = %d, Location %q; want 308 to %s", plain, code, loc, want)
 	}
@@ -128,7 +125,7 @@ func TestACMEWithPebble(t *testing.T) {
 	if serving < 0 || obtained < serving {
 		t.Errorf("askrd serving logged at %d, the certificate obtained at %d: want serving first (READY does not wait)\n%s", serving, obtained, logs)
 	}
-	code, _, body = fetch(t, verifyingClient(t, p), "https://"+acmeName+":"+portOf(t, secure)+"/dump")
+	code, _, body := fetch(t, verifyingClient(t, p), "https://"+acmeName+":"+portOf(t, secure)+"/dump")
 	if code != 200 || !strings.Contains(body, `"HTTPS":"on"`) {
 		t.Errorf("GET https://%s/dump (verified) = %d %.200q; want 200 with HTTPS=on", acmeName, code, body)
 	}
