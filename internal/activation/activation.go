@@ -36,8 +36,9 @@ type Listeners struct {
 	// Admin is the socket named "admin" systemd passed, for the admin API; nil if none.
 	Admin     net.Listener
 	Activated bool // they came from systemd
-	// Closed names the sockets systemd passed that askrd does not serve on (unknown names): Get
-	// closed them, so that none is held open unanswered.
+	// Closed names the sockets systemd passed that askrd does not serve on (unknown names, and of a
+	// name passed more than once all but the first): Get closed them, so that none is held open
+	// unanswered.
 	Closed []string
 }
 
@@ -64,6 +65,11 @@ func Get(a Addrs) (Listeners, error) {
 	var names []string
 	for name, lns := range byName {
 		names = append(names, name)
+		if name == HTTP || name == HTTPS || name == Admin {
+			if countOpen(lns) > 1 { // first closes the others: systemd's copies wait unanswered
+				l.Closed = append(l.Closed, name+" (all but the first)")
+			}
+		}
 		switch name {
 		case HTTP:
 			l.HTTP = first(lns)
@@ -88,6 +94,17 @@ func Get(a Addrs) (Listeners, error) {
 			strings.Join(names, ", "), HTTP, HTTPS)
 	}
 	return l, nil
+}
+
+// countOpen is the number of lns that are not nil.
+func countOpen(lns []net.Listener) int {
+	n := 0
+	for _, ln := range lns {
+		if ln != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func first(lns []net.Listener) net.Listener {

@@ -65,8 +65,13 @@ type Manager struct {
 	mu         sync.Mutex   // guards stamp and lastErr
 	stamp      pairStamp    // the files as last read
 	lastErr    string
-	started    atomic.Bool
 	nextProtos []string
+
+	life    sync.Mutex         // guards started, closed and stop
+	started bool               // Start ran
+	closed  bool               // Close ran
+	stop    context.CancelFunc // ends what Start began
+	running sync.WaitGroup     // Start's goroutine
 }
 
 // New prepares the certificates: it reads [tls]'s files (an error if they do not make a pair) or
@@ -120,16 +125,40 @@ func (m *Manager) TLSConfig() *tls.Config {
 
 // Start begins, in the background, watching the files for changes, or obtaining the ACME
 // certificates that storage does not hold yet and renewing them; it returns at once. ctx ends it
-// (with ACME, certmagic's certificate cache stops then). A second call does nothing.
+// (with ACME, certmagic's certificate cache stops then), and so does Close. A second call, or
+// one after Close, does nothing.
 func (m *Manager) Start(ctx context.Context) {
-	if !m.started.CompareAndSwap(false, true) {
+	m.life.Lock()
+	defer m.life.Unlock()
+	if m.started || m.closed {
 		return
 	}
+	m.started = true
+	ctx, m.stop = context.WithCancel(ctx)
 	switch {
 	case m.acme != nil:
-		go m.acme.run(ctx)
+		m.running.Go(func() { m.acme.run(ctx) })
 	case m.source == "files":
-		go m.watch(ctx)
+		m.running.Go(func() { m.watch(ctx) })
+	}
+}
+
+// Close ends what Start began and waits for it to stop; without Start, it stops the certmagic
+// cache New started. The Manager hands out the certificates it has, but renews nothing after.
+func (m *Manager) Close() {
+	m.life.Lock()
+	if m.closed {
+		m.life.Unlock()
+		return
+	}
+	m.closed = true
+	started := m.started
+	m.life.Unlock()
+	if started {
+		m.stop()
+		m.running.Wait()
+	} else if m.acme != nil {
+		m.acme.cache.Stop()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -64,7 +65,11 @@ func (c slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	for _, k := range keys {
 		attrs = append(attrs, slogAttr(k, enc.Fields[k]))
 	}
-	c.log.LogAttrs(context.Background(), slogLevel(e.Level), e.Message, attrs...)
+	level := slogLevel(e.Level)
+	if msg, _ := enc.Fields["error"].(string); level > slog.LevelInfo && strings.HasSuffix(msg, context.Canceled.Error()) {
+		level = slog.LevelInfo // askrd stopping (Start's ctx ended), not a failure to look into
+	}
+	c.log.LogAttrs(context.Background(), level, e.Message, attrs...)
 	return nil
 }
 

@@ -65,14 +65,22 @@ func (cs *certs) Challenge(h http.Handler) http.Handler {
 	return cs.m.Challenge(h)
 }
 
-// Start watches the files, or obtains and renews the certificates, until ctx ends; it waits for
-// that to stop.
+// Start watches the files, or obtains and renews the certificates, until ctx ends (Close waits
+// for that to stop).
 func (cs *certs) Start(ctx context.Context) {
 	if cs == nil {
 		return
 	}
 	cs.m.Start(ctx)
 	<-ctx.Done()
+}
+
+// Close stops what Start began, or without Start the certmagic cache New made (Run failing
+// before it serves), and waits for that.
+func (cs *certs) Close() {
+	if cs != nil {
+		cs.m.Close()
+	}
 }
 
 // Reload reads [tls]'s files again (askrd reload); an error leaves the certificate served so far.

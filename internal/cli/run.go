@@ -42,6 +42,7 @@ func Run(ctx context.Context, c config.Config, lns activation.Listeners, reload,
 	if err != nil {
 		return err
 	}
+	defer certs.Close() // also when Run fails before it serves: certmagic's cache runs from New on
 	rt, removeRuntime, err := phpruntime.Install("")
 	if err != nil {
 		return err

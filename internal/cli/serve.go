@@ -46,6 +46,11 @@ func serve(ctx context.Context, c config.Config, reload, reopen <-chan struct{},
 // listeners takes the sockets systemd passed, or opens those of the configuration (addrs), and
 // settles which serves what: HTTP plain, HTTPS with the certificates, Redirect only redirecting.
 func listeners(c config.Config, log *slog.Logger) (activation.Listeners, error) {
+	if os.Getenv("LISTEN_FDS") == "" {
+		if err := distinctAddrs(c); err != nil {
+			return activation.Listeners{}, err
+		}
+	}
 	lns, err := activation.Get(addrs(c))
 	if err != nil {
 		return lns, err
@@ -169,4 +174,45 @@ func extension(ctx context.Context, c config.Config, phpCGI string, ini []string
 		return phpext.None, nil
 	}
 	return path, nil
+}
+
+// distinctAddrs reports, as the error of the key that set it, an address addrs would listen on
+// twice (same port, same host or a wildcard): "address already in use" would blame another program.
+func distinctAddrs(c config.Config) error {
+	a, s := addrs(c), c.Server
+	type bound struct{ key, addr string }
+	var all []bound
+	if a.HTTP != "" {
+		all = append(all, bound{"server.listen", a.HTTP})
+	}
+	if a.HTTPS != "" {
+		all = append(all, bound{map[bool]string{true: "server.https_listen", false: "server.listen"}[a.HTTPS == s.HTTPSListen], a.HTTPS})
+	}
+	for _, r := range a.Redirect {
+		all = append(all, bound{map[bool]string{true: "server.http_redirect", false: "acme.http"}[r == s.HTTPRedirect], r})
+	}
+	for i, b := range all {
+		for _, earlier := range all[:i] {
+			if sameSocket(b.addr, earlier.addr) {
+				why := ""
+				if earlier.key == "server.listen" && a.HTTP == "" {
+					why = " (listen serves HTTPS, with a certificate and no https_listen)"
+				}
+				return c.Err(b.key, "%q: askrd listens there already for %s%s; give each its own port", b.addr, earlier.key, why)
+			}
+		}
+	}
+	return nil
+}
+
+// sameSocket reports whether listening on a and on b collide: one port, and one host or a
+// wildcard ("", 0.0.0.0, ::) on either side.
+func sameSocket(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/askr-php/askr/internal/activation"
@@ -39,6 +40,35 @@ func TestAddrs(t *testing.T) {
 	for _, tt := range tests {
 		if got := addrs(tt.c); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: addrs() = %+v; want %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// An address askrd would bind twice without systemd is the error of the key that set it, not
+// "address already in use".
+func TestDistinctAddrs(t *testing.T) {
+	tls := config.TLS{SelfSigned: true}
+	acme := config.ACME{Enabled: true, Domains: []string{"example.com"}, HTTP: "0.0.0.0:80"}
+	tests := []struct {
+		name string
+		c    config.Config
+		want string // "" no error
+	}{
+		{"acme, listen on :80 too", config.Config{Server: config.Server{Listen: ":80"}, ACME: acme}, `acme.http: "0.0.0.0:80": askrd listens there already for server.listen (listen serves HTTPS`},
+		{"http_redirect = listen", config.Config{Server: config.Server{Listen: "127.0.0.1:8443", HTTPRedirect: "127.0.0.1:8443"}, TLS: tls}, `server.http_redirect: "127.0.0.1:8443": askrd listens there already for server.listen`},
+		{"https_listen = listen", config.Config{Server: config.Server{Listen: "0.0.0.0:443", HTTPSListen: "0.0.0.0:443"}, TLS: tls}, `server.https_listen: "0.0.0.0:443": askrd listens there already for server.listen;`},
+		{"http_redirect = https_listen", config.Config{Server: config.Server{Listen: ":8080", HTTPSListen: "127.0.0.1:443", HTTPRedirect: ":443"}, TLS: tls}, `server.http_redirect: ":443": askrd listens there already for server.https_listen`},
+		{"acme apart", config.Config{Server: config.Server{Listen: "0.0.0.0:443"}, ACME: acme}, ""},
+		{"two hosts, one port", config.Config{Server: config.Server{Listen: "127.0.0.1:443", HTTPRedirect: "127.0.0.2:443"}, TLS: tls}, ""},
+		{"ports 0", config.Config{Server: config.Server{Listen: "127.0.0.1:0", HTTPRedirect: "127.0.0.1:0"}, TLS: tls}, ""},
+	}
+	for _, tt := range tests {
+		err := distinctAddrs(tt.c)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: distinctAddrs() = %v; want nil", tt.name, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: distinctAddrs() = %v; want %q", tt.name, err, tt.want)
 		}
 	}
 }

@@ -352,7 +352,8 @@ type ACME struct {
 	// CA such as pebble). Default: none.
 	CARoot string `toml:"ca_root"`
 	// HTTP is where challenges are answered and plain HTTP is redirected to HTTPS when systemd hands
-	// over no socket (with systemd, the "http" socket does both). Default: "0.0.0.0:80".
+	// over no socket (with systemd, the "http" socket does both; with https_listen, listen answers
+	// the challenges and http is not used). Default: "0.0.0.0:80".
 	HTTP string `toml:"http"`
 }
 

@@ -100,8 +100,8 @@ func (c *Config) validateACME() error {
 			return c.Err("acme.domains", "%q: a bare host name, without scheme or path", d)
 		case strings.Contains(d, ":"):
 			return c.Err("acme.domains", "%q: a bare host name, without a port", d)
-		case d == "" || net.ParseIP(d) != nil || strings.HasPrefix(d, ".") || strings.HasSuffix(d, "."):
-			return c.Err("acme.domains", "%q is not a host name", d)
+		case net.ParseIP(d) != nil || !dnsName(d):
+			return c.Err("acme.domains", "%q is not a host name (labels of letters, digits and \"-\", separated by dots)", d)
 		}
 	}
 	if a.Staging && a.DirectoryURL != "" {
@@ -119,4 +119,23 @@ func (c *Config) validateACME() error {
 		return c.Err("acme.http", "%v", err)
 	}
 	return nil
+}
+
+// dnsName reports whether d is a host name a CA certifies: dot-separated labels of 1 to 63
+// letters, digits and hyphens, none at a label's start or end; 253 characters at most.
+func dnsName(d string) bool {
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

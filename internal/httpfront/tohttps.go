@@ -46,5 +46,10 @@ func redirectHTTPS(w http.ResponseWriter, r *http.Request, port int) {
 	}
 	w.Header().Set("Location", "https://"+host+uri)
 	w.Header().Set("Content-Length", "0")
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		// The body is not read: net/http would read it before answering (up to 256 KB, with no
+		// deadline), so a client sending it slowly would hold the connection and the drain.
+		w.Header().Set("Connection", "close")
+	}
 	w.WriteHeader(http.StatusPermanentRedirect)
 }

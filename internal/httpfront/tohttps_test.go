@@ -59,3 +59,33 @@ func TestRedirectToHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// A request with a body gets its redirect at once, the connection closed after it: net/http
+// would otherwise read the unread body (up to 256 KB, with no deadline) before answering, so a
+// client sending it slowly, or not at all, would hold the connection, and askrd's drain, for as
+// long as it likes.
+func TestRedirectToHTTPSBodyNotAwaited(t *testing.T) {
+	srv := httptest.NewServer(RedirectToHTTPS(443))
+	defer srv.Close()
+	for _, req := range []string{
+		"POST /form HTTP/1.1\r\nHost: example.com\r\nContent-Length: 100000\r\n\r\nabc",
+		"POST /form HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+	} {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close() // before srv.Close, which waits for the connection
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%q: no answer while the body is unsent: %v", req, err)
+		}
+		if resp.StatusCode != 308 || resp.Header.Get("Location") != "https://example.com/form" || !resp.Close {
+			t.Errorf("%q: %d, Location %q, Close %v; want 308 to https://example.com/form and the connection closed", req, resp.StatusCode, resp.Header.Get("Location"), resp.Close)
+		}
+	}
+}

@@ -296,3 +296,31 @@ func TestCowSIGHUPDrains(t *testing.T) {
 		t.Errorf("askrd --cow exit on SIGHUP: %v; want 0", s.err)
 	}
 }
+
+// A socket unit with two ListenStream= (0.0.0.0:443 and [::]:443, say) passes two sockets of one
+// name; askrd serves one and closes its copy of the other, whose connections then wait
+// unanswered: it says so, as it does of a socket of an unknown name.
+func TestSocketActivationDuplicateName(t *testing.T) {
+	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("systemd-socket-activate not installed")
+		}
+		t.Skip("systemd-socket-activate not installed")
+	}
+	root := repoRoot(t)
+	conf := filepath.Join(t.TempDir(), "askr.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("[server]\nlisten = \"127.0.0.1:1\"\nroot = %q\nworkers = 1\n",
+		filepath.Join(root, "examples", "hello", "public"))), 0o644)
+	first, second := freeAddr(t), freeAddr(t)
+	s := runCommand(t, exec.Command("systemd-socket-activate", "-l", first, "-l", second, "--fdname=http:http", askrdBinary(t), "--config", conf))
+	if !poll(30*time.Second, func() bool {
+		resp, err := http.Get("http://" + first + "/hello.txt")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	}) {
+		t.Fatalf("the first http socket never answered:\n%s", s.logs.String())
+	}
+	s.waitLog(`names="http (all but the first)"`, 10*time.Second)
+}
