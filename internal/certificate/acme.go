@@ -62,13 +62,14 @@ func newACME(a ACME, log *slog.Logger) (*acmeManager, error) {
 		ca = certmagic.LetsEncryptProductionCA
 	}
 	m.issuer = certmagic.NewACMEIssuer(m.cfg, certmagic.ACMEIssuer{
-		CA:             ca,
-		Email:          a.Email,
-		Agreed:         true,
-		TrustedRoots:   roots,
-		AltHTTPPort:    a.HTTPPort,
-		AltTLSALPNPort: a.TLSPort,
-		Logger:         zl,
+		CA:                   ca,
+		Email:                a.Email,
+		Agreed:               true,
+		TrustedRoots:         roots,
+		AltHTTPPort:          max(a.HTTPPort, 0),
+		DisableHTTPChallenge: a.HTTPPort < 0,
+		AltTLSALPNPort:       a.TLSPort,
+		Logger:               zl,
 	})
 	m.cfg.Issuers = []certmagic.Issuer{m.issuer}
 	return m, nil

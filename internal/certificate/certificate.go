@@ -39,7 +39,8 @@ type ACME struct {
 	// HTTPPort and TLSPort are the ports of askrd's plain HTTP listener (the one Challenge
 	// serves) and HTTPS listener (TLSConfig's), where the CA validates: 0 means 80 and 443.
 	// certmagic binds the challenge port itself when nothing listens there, so askrd names
-	// the ports it listens on for that not to happen.
+	// the ports it listens on for that not to happen. HTTPPort -1: askrd has no plain HTTP
+	// listener, and only TLS-ALPN-01 is used.
 	HTTPPort, TLSPort int
 }
 

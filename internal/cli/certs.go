@@ -28,8 +28,11 @@ func newCertificates(c config.Config, lns activation.Listeners, log *slog.Logger
 	if a := c.ACME; a.Enabled {
 		o.ACME = &certificate.ACME{Domains: a.Domains, Email: a.ACMEEmail(), Dir: a.Dir, DirectoryURL: a.DirectoryURL,
 			Staging: a.Staging, CARoot: a.CARoot, HTTPPort: port(lns.HTTP), TLSPort: port(lns.HTTPS)}
-		if lns.HTTP == nil && len(lns.Redirect) > 0 {
+		switch {
+		case lns.HTTP == nil && len(lns.Redirect) > 0:
 			o.ACME.HTTPPort = port(lns.Redirect[len(lns.Redirect)-1]) // acme.http, after http_redirect (addrs)
+		case lns.HTTP == nil: // systemd passed only the https socket: TLS-ALPN-01 alone, no port 80 of certmagic's
+			o.ACME.HTTPPort = -1
 		}
 		o.Logger = log.With("component", "acme")
 	}
