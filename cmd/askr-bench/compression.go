@@ -116,21 +116,15 @@ func wireBytes(url string, header ...string) (wireSize, error) {
 // compSummary is the compression table (each variant's median round, the body and the bytes per
 // response wrk read, the rps of every round) and a note on what compression costs and saves.
 func compSummary(names []string, rounds map[string][]trial, sizes map[string]wireSize, notes []string) (rows, out []string) {
-	median := map[string]trial{}
+	median, each := medians(names, rounds)
 	for _, name := range names {
-		rs := rounds[name]
-		if len(rs) == 0 {
+		mid, ok := median[name]
+		if !ok {
 			continue
-		}
-		mid := medianRun(rs)
-		median[name] = mid
-		var list []string
-		for _, r := range rs {
-			list = append(list, fmt0(r.RPS))
 		}
 		size := sizes[name]
 		rows = append(rows, tableRow(name, fmt0(mid.RPS), fmtMS(mid.P50), fmtMS(mid.P99), mid.errText(),
-			cmp.Or(size.encoding, "none"), fmt.Sprint(size.body), perResponse(mid), strings.Join(list, " ")))
+			cmp.Or(size.encoding, "none"), fmt.Sprint(size.body), perResponse(mid), each[name]))
 	}
 	on, okOn := median[compOn]
 	off, okOff := median[compOff]

@@ -246,19 +246,29 @@ func lwSummary(names []string, rounds map[string][]trial) (rows, notes []string)
 // roundRows is a table of variants measured in rounds: each name's median round (rps, p50, p99,
 // errors) and the rps of every round; median maps each name with rounds to its median round.
 func roundRows(names []string, rounds map[string][]trial) (rows []string, median map[string]trial) {
-	median = map[string]trial{}
+	median, each := medians(names, rounds)
+	for _, name := range names {
+		if mid, ok := median[name]; ok {
+			rows = append(rows, tableRow(name, fmt0(mid.RPS), fmtMS(mid.P50), fmtMS(mid.P99), mid.errText(), each[name]))
+		}
+	}
+	return rows, median
+}
+
+// medians maps each name with rounds to its median round, and to the rps of each of its rounds.
+func medians(names []string, rounds map[string][]trial) (median map[string]trial, each map[string]string) {
+	median, each = map[string]trial{}, map[string]string{}
 	for _, name := range names {
 		rs := rounds[name]
 		if len(rs) == 0 {
 			continue
 		}
-		mid := medianRun(rs)
-		median[name] = mid
+		median[name] = medianRun(rs)
 		var list []string
 		for _, r := range rs {
 			list = append(list, fmt0(r.RPS))
 		}
-		rows = append(rows, tableRow(name, fmt0(mid.RPS), fmtMS(mid.P50), fmtMS(mid.P99), mid.errText(), strings.Join(list, " ")))
+		each[name] = strings.Join(list, " ")
 	}
-	return rows, median
+	return median, each
 }

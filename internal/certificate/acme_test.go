@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"io/fs"
 	stdlog "log"
 	"net"
 	"net/http"
@@ -145,29 +144,11 @@ func awaitIssued(t *testing.T, p *harness.Pebble, addr string, logs *syncBuffer)
 	return leaf
 }
 
-// checkModes checks that storage holds only 0600 files in 0700 directories.
+// checkModes checks that the ACME storage holds only 0600 files in 0700 directories.
 func checkModes(t *testing.T, dir string) {
 	t.Helper()
-	n := 0
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			t.Error(err)
-			return nil
-		}
-		fi, _ := d.Info()
-		want := fs.FileMode(0o600)
-		if d.IsDir() {
-			want = fs.ModeDir | 0o700
-		} else {
-			n++
-		}
-		if fi.Mode() != want {
-			t.Errorf("%s: mode %v; want %v", path, fi.Mode(), want)
-		}
-		return nil
-	})
-	if n == 0 {
-		t.Errorf("%s holds no file", dir)
+	for _, bad := range harness.PrivateTree(dir) {
+		t.Error(bad)
 	}
 }
 

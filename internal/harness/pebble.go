@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"net"
 	"net/http"
@@ -233,4 +234,37 @@ func ExpireSoon(dir string) (int, error) {
 		return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	})
 	return n, err
+}
+
+// PrivateTree checks that dir holds at least one file and only files of mode 0600 in directories
+// of mode 0700, as ACME's storage must: it returns what is not so.
+func PrivateTree(dir string) []string {
+	var bad []string
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = fs.ModeDir | 0o700
+		} else {
+			files++
+		}
+		if fi.Mode() != want {
+			bad = append(bad, fmt.Sprintf("%s: mode %v; want %v", path, fi.Mode(), want))
+		}
+		return nil
+	})
+	if err != nil {
+		bad = append(bad, err.Error())
+	}
+	if files == 0 {
+		bad = append(bad, dir+" holds no file")
+	}
+	return bad
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -80,26 +79,8 @@ func awaitPebbleCert(t *testing.T, p *harness.Pebble, s *server, addr string, no
 // checkStorageModes checks that the ACME storage holds only 0600 files in 0700 directories.
 func checkStorageModes(t *testing.T, dir string) {
 	t.Helper()
-	files := 0
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			t.Error(err)
-			return nil
-		}
-		fi, _ := d.Info()
-		want := fs.FileMode(0o600)
-		if d.IsDir() {
-			want = fs.ModeDir | 0o700
-		} else {
-			files++
-		}
-		if fi.Mode() != want {
-			t.Errorf("%s: mode %v; want %v", path, fi.Mode(), want)
-		}
-		return nil
-	})
-	if files < 3 { // the account key, the certificate, its key
-		t.Errorf("ACME storage %s holds %d files; want the account's and the certificate's", dir, files)
+	for _, bad := range harness.PrivateTree(dir) {
+		t.Error(bad)
 	}
 }
 

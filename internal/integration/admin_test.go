@@ -382,12 +382,7 @@ func TestAdminTCPToken(t *testing.T) {
 // served only with [admin] token_file, else askrd closes its copy and warns. systemd-socket-activate
 // execs askrd, so askrd's copy is the only one and a connection to a closed one is refused.
 func TestAdminSystemdSocket(t *testing.T) {
-	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("systemd-socket-activate not found: %v", err)
-		}
-		t.Skip("systemd-socket-activate not installed")
-	}
+	needSocketActivate(t)
 	bin := askrdBinary(t)
 	root := repoRoot(t)
 	conf := filepath.Join(t.TempDir(), "askr.toml")

@@ -115,6 +115,18 @@ type opts struct {
 	bin        string // the askrd to run (default: askrdBinary)
 }
 
+// needSocketActivate skips the test without systemd-socket-activate (systemd's package), or fails it
+// under CI=true.
+func needSocketActivate(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("systemd-socket-activate not found: %v", err)
+		}
+		t.Skip("systemd-socket-activate not installed")
+	}
+}
+
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -94,12 +94,7 @@ func TestHTTPRedirectListener(t *testing.T) {
 // force_https redirects the first to the second. [acme] without an "https" socket is a
 // configuration error (exit 78) naming askr-https.socket.
 func TestSystemdHTTPSSocket(t *testing.T) {
-	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("systemd-socket-activate not found: %v", err)
-		}
-		t.Skip("systemd-socket-activate not installed")
-	}
+	needSocketActivate(t)
 	bin := askrdBinary(t)
 	root := repoRoot(t)
 	conf := filepath.Join(t.TempDir(), "askr.toml")

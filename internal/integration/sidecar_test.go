@@ -214,12 +214,7 @@ script = %[2]q
 // wait for the sidecars or the queue workers: one that sleeps before doing anything does not
 // delay it.
 func TestSidecarLogEnvAndReady(t *testing.T) {
-	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("systemd-socket-activate not found: %v", err)
-		}
-		t.Skip("systemd-socket-activate not installed")
-	}
+	needSocketActivate(t)
 	mark := scMarker()
 	base := t.TempDir()
 	os.Mkdir(filepath.Join(base, "public"), 0o755)

@@ -187,9 +187,7 @@ func watchdogPausesWhileWedged(t *testing.T, s *server, n *fakeNotify, path func
 
 // systemd passes the sockets in any order: askrd finds them by name.
 func TestSocketActivationByName(t *testing.T) {
-	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
-		t.Skip("systemd-socket-activate not installed")
-	}
+	needSocketActivate(t)
 	cert, key := writeCert(t)
 	bin := askrdBinary(t)
 	root := repoRoot(t)
@@ -301,12 +299,7 @@ func TestCowSIGHUPDrains(t *testing.T) {
 // name; askrd serves one and closes its copy of the other, whose connections then wait
 // unanswered: it says so, as it does of a socket of an unknown name.
 func TestSocketActivationDuplicateName(t *testing.T) {
-	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("systemd-socket-activate not installed")
-		}
-		t.Skip("systemd-socket-activate not installed")
-	}
+	needSocketActivate(t)
 	root := repoRoot(t)
 	conf := filepath.Join(t.TempDir(), "askr.toml")
 	os.WriteFile(conf, []byte(fmt.Sprintf("[server]\nlisten = \"127.0.0.1:1\"\nroot = %q\nworkers = 1\n",
