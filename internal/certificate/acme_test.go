@@ -105,25 +105,6 @@ func startACMESide(t *testing.T, dir, directoryURL, caRoot, httpAddr, tlsAddr st
 	return s
 }
 
-// verifiedLeaf is the certificate a handshake for testName gets at addr once it verifies
-// against pebble's root and intermediate (nil, and the error, before).
-func verifiedLeaf(addr string, root, intermediate *x509.Certificate) (*x509.Certificate, error) {
-	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testName, InsecureSkipVerify: true})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	leaf := c.ConnectionState().PeerCertificates[0]
-	roots, inter := x509.NewCertPool(), x509.NewCertPool()
-	roots.AddCert(root)
-	inter.AddCert(intermediate)
-	_, err = leaf.Verify(x509.VerifyOptions{DNSName: testName, Roots: roots, Intermediates: inter})
-	if err != nil {
-		return nil, err
-	}
-	return leaf, nil
-}
-
 // awaitIssued polls until addr serves a certificate for testName from pebble p.
 func awaitIssued(t *testing.T, p *harness.Pebble, addr string, logs *syncBuffer) *x509.Certificate {
 	t.Helper()
@@ -132,14 +113,11 @@ func awaitIssued(t *testing.T, p *harness.Pebble, addr string, logs *syncBuffer)
 		t.Fatalf("pebble's chain: %v\n%s", err, p.Report())
 	}
 	var leaf *x509.Certificate
-	deadline := time.Now().Add(90 * time.Second)
-	for leaf == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("no certificate from pebble for %s on %s within 90s: %v\nlog:\n%s\n%s", testName, addr, err, logs, p.Report())
-		}
-		if leaf, err = verifiedLeaf(addr, root, intermediate); leaf == nil {
-			time.Sleep(100 * time.Millisecond)
-		}
+	if !harness.Poll(90*time.Second, func() bool {
+		leaf, err = harness.VerifiedLeaf(addr, testName, root, intermediate)
+		return leaf != nil
+	}) {
+		t.Fatalf("no certificate from pebble for %s on %s within 90s: %v\nlog:\n%s\n%s", testName, addr, err, logs, p.Report())
 	}
 	return leaf
 }

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/askr-php/askr/internal/harness"
 )
 
 // writePair writes a certificate for localhost with serial and its key to dir/name.crt and
@@ -110,12 +112,8 @@ func servedSerial(t *testing.T, addr string) int64 {
 
 func pollUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s within %v", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !harness.Poll(timeout, cond) {
+		t.Fatalf("not %s within %v", what, timeout)
 	}
 }
 

@@ -268,3 +268,22 @@ func PrivateTree(dir string) []string {
 	}
 	return bad
 }
+
+// VerifiedLeaf is the certificate a TLS handshake for name gets at addr, once it verifies for
+// name against root and intermediate (a Pebble's Chain); else the error of the dial or of the
+// verification.
+func VerifiedLeaf(addr, name string, root, intermediate *x509.Certificate) (*x509.Certificate, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	leaf := c.ConnectionState().PeerCertificates[0]
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	inter.AddCert(intermediate)
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, Intermediates: inter}); err != nil {
+		return nil, err
+	}
+	return leaf, nil
+}

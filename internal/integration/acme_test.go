@@ -59,17 +59,10 @@ func awaitPebbleCert(t *testing.T, p *harness.Pebble, s *server, addr string, no
 	if err != nil {
 		t.Fatalf("pebble's chain: %v\n%s", err, p.Report())
 	}
-	roots, inter := x509.NewCertPool(), x509.NewCertPool()
-	roots.AddCert(root)
-	inter.AddCert(intermediate)
 	var leaf *x509.Certificate
 	if !poll(90*time.Second, func() bool {
-		leaf = servedLeaf(addr)
-		if leaf == nil || (not != nil && leaf.SerialNumber.Cmp(not.SerialNumber) == 0) {
-			return false
-		}
-		_, err = leaf.Verify(x509.VerifyOptions{DNSName: acmeName, Roots: roots, Intermediates: inter})
-		return err == nil
+		leaf, err = harness.VerifiedLeaf(addr, acmeName, root, intermediate)
+		return leaf != nil && (not == nil || leaf.SerialNumber.Cmp(not.SerialNumber) != 0)
 	}) {
 		t.Fatalf("%s serves no certificate for %s from pebble within 90s (last: %v)\naskrd log:\n%s\n%s", addr, acmeName, err, s.logs, p.Report())
 	}
