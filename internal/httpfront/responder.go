@@ -51,6 +51,7 @@ type responder struct {
 
 	status  int
 	headers []channel.Header
+	isHead  bool          // a HEAD request: its head is sent as PHP made it
 	spilled bool          // the head is the client's: the writer runs (the status can no longer change)
 	done    chan struct{} // closed when the writer has returned
 	stopCtx func() bool   // stops the context.AfterFunc that wakes waiters when the client leaves
@@ -73,7 +74,8 @@ type responder struct {
 
 func (h *Handler) newResponder(w http.ResponseWriter, r *http.Request, rc *http.ResponseController) *responder {
 	return &responder{ctx: r.Context(), w: w, rc: rc, timeout: h.opt.ClientTimeout, dir: h.opt.SpoolDir,
-		memLimit: bufferSize, fileLimit: h.opt.ResponseSpoolSize, log: h.log, openSpool: createSpool, flushAt: -1, lastFlush: -1}
+		memLimit: bufferSize, fileLimit: h.opt.ResponseSpoolSize, log: h.log, openSpool: createSpool, flushAt: -1, lastFlush: -1,
+		isHead: r.Method == http.MethodHead}
 }
 
 // spoolFile is where a response waits for its client beyond memory.
@@ -233,7 +235,7 @@ func (rs *responder) closeFile() {
 // each write and flush: split, that discipline would be spread over several functions.
 func (rs *responder) run() {
 	defer close(rs.done)
-	rs.writeHead()
+	rs.writeHead(false)
 	var buf []byte // for reading the file
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -327,7 +329,7 @@ func (rs *responder) end(complete bool) error {
 		if err := rs.ctx.Err(); err != nil {
 			return err // the client left while PHP worked: nothing is sent (logged as 499)
 		}
-		rs.writeHead()
+		rs.writeHead(true)
 		// In pieces, each with a fresh deadline: client_timeout bounds each write, not the time a
 		// slow client takes for the whole of up to bufferSize.
 		var err error
@@ -356,15 +358,31 @@ func (rs *responder) end(complete bool) error {
 	return rs.err
 }
 
-// writeHead sends the status and PHP's headers.
-func (rs *responder) writeHead() {
+// writeHead sends the status and PHP's headers. whole says the body is all in mem: a response
+// PHP gave no length gets a Content-Length then, as net/http gives one only to a body that fits
+// its 2 KiB buffer; a larger one would go out chunked, in more writes.
+func (rs *responder) writeHead(whole bool) {
 	hdr := rs.w.Header()
+	framed := false
 	for _, kv := range rs.headers {
-		if !strings.EqualFold(kv.Name, "Status") {
-			hdr.Add(kv.Name, kv.Value)
+		switch {
+		case strings.EqualFold(kv.Name, "Status"):
+			continue
+		case strings.EqualFold(kv.Name, "Content-Length"), strings.EqualFold(kv.Name, "Transfer-Encoding"):
+			framed = true
 		}
+		hdr.Add(kv.Name, kv.Value)
 	}
-	rs.w.WriteHeader(rs.phpStatus())
+	status := rs.phpStatus()
+	if whole && !framed && !rs.isHead && bodyAllowed(status) {
+		hdr["Content-Length"] = []string{strconv.Itoa(len(rs.mem))}
+	}
+	rs.w.WriteHeader(status)
+}
+
+// bodyAllowed reports whether a response with status may have a body (RFC 9110: not 1xx, 204, 304).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
 // phpStatus is the status of PHP's head (0 before it came): as under php-fpm + nginx,

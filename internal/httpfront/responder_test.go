@@ -12,11 +12,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/askr-php/askr/internal/channel"
 )
 
 // fakeClient is a ResponseWriter (with the methods http.ResponseController uses) whose reading
@@ -597,5 +600,64 @@ func TestResponderSlowClientGetsAHeldResponse(t *testing.T) {
 	}
 	if _, got, _ := c.got(); !bytes.Equal(got, body) {
 		t.Errorf("client got %d bytes; want the %d bytes sent, in order", len(got), len(body))
+	}
+}
+
+// A response PHP gave no length, held whole, goes out with a Content-Length, not chunked (net/http
+// itself sets one only for bodies under 2 KiB); PHP's own framing, a 204, a HEAD and a flushed
+// (streamed) response are left as they are.
+func TestWholeResponseContentLength(t *testing.T) {
+	big := strings.Repeat("x", 5000)
+	for _, tc := range []struct {
+		name, method string
+		status       int
+		headers      []channel.Header
+		flush        bool
+		body         string
+		wantLength   int // -1: no Content-Length header
+		wantChunked  bool
+	}{
+		{name: "whole", method: "GET", status: 200, body: big, wantLength: 5000},
+		{name: "small", method: "GET", status: 200, body: "hi", wantLength: 2},
+		{name: "empty", method: "GET", status: 200, wantLength: 0},
+		{name: "PHP's own length", method: "GET", status: 200, headers: []channel.Header{{Name: "content-length", Value: "5000"}}, body: big, wantLength: 5000},
+		{name: "204", method: "GET", status: 204, wantLength: -1},
+		{name: "Status: 304", method: "GET", status: 200, headers: []channel.Header{{Name: "Status", Value: "304 Not Modified"}}, wantLength: -1},
+		{name: "flushed", method: "GET", status: 200, flush: true, body: big, wantLength: -1, wantChunked: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakePool{answer: func(resp channel.Response) error {
+				if err := resp.Head(tc.status, tc.headers); err != nil {
+					return err
+				}
+				if tc.flush {
+					if err := resp.Flush(); err != nil {
+						return err
+					}
+				}
+				return resp.Body([]byte(tc.body))
+			}}
+			h, _ := workerHandler(t, f, Options{})
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			req, _ := http.NewRequest(tc.method, srv.URL+"/app", nil)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(b) != tc.body {
+				t.Fatalf("body: %d bytes, %v; want the %d bytes PHP sent", len(b), err, len(tc.body))
+			}
+			chunked := slices.Contains(resp.TransferEncoding, "chunked")
+			want := []string{fmt.Sprint(tc.wantLength)}
+			if tc.wantLength < 0 {
+				want = nil
+			}
+			if cl := resp.Header.Values("Content-Length"); !slices.Equal(cl, want) || chunked != tc.wantChunked {
+				t.Errorf("Content-Length %q, chunked %v; want %q, %v", cl, chunked, want, tc.wantChunked)
+			}
+		})
 	}
 }
