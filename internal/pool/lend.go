@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -132,6 +133,12 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, c *
 			keep = false
 		}
 		p.release(w, keep)
+		if keep && p.waiting.Load() > 0 {
+			// A request waits for this worker and was just made runnable here: let it run now, so
+			// the worker gets its next request before this goroutine writes its own answer to the
+			// client (its goroutine goes to the back of the run queue, or to the other CPU).
+			runtime.Gosched()
+		}
 		return tryNot, o.Err
 	}
 	switch {
