@@ -167,3 +167,48 @@ func diffLines(t *testing.T, got, want string) {
 		}
 	}
 }
+
+// TestBeforeSkipped: a baseline commit that cannot be built (no go, say) is a note in the report,
+// not an error, and no goal line compares with it; the header names what was measured.
+func TestBeforeSkipped(t *testing.T) {
+	cfg, err := parseFlags("/repo", []string{"-before", "abc1234"})
+	if err != nil {
+		t.Fatalf("parseFlags(-before abc1234) error = %v", err)
+	}
+	b := &bench{cfg: cfg, res: results{ran: map[string]row{}}}
+	if err := b.helloBefore("", "go not found"); err != nil {
+		t.Fatalf("helloBefore(go not found) error = %v; want nil", err)
+	}
+	b.addRow("hello", labelAskrd, row{RPS: 20000, P99: 3})
+	b.addRow("hello", labelFPM, row{RPS: 9000, P99: 3})
+	b.addRow("laravel-json", labelAskrd, row{RPS: 6000, P99: 9})
+	b.addCPU("hello", labelAskrd, trial{CPU: cpuSplit{front: 90, requests: 20000}})
+	got := b.report(100, time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC), sysInfo{cpus: 2})
+	for _, want := range []string{
+		"\n- laravel-json: GET /api/json of the Laravel example (api middleware group: no session, no cookies; a closure returning an array as JSON)\n",
+		"\n- **hello / askrd abc1234**: skipped, it could not be built: go not found\n",
+		"\n- hello: askrd's requests/s at least 2x php-fpm's (goal): 2.22x: met\n",
+		"\n- p99 latency of askrd no worse than php-fpm's on every route (goal): hello 3.00 ms vs 3.00 ms: met\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	for _, not := range []string{"hello / askrd abc1234: the askrd of commit", "CPU per request at most", "In-process limit"} {
+		if strings.Contains(got, not) {
+			t.Errorf("report has %q, which this run did not measure:\n%s", not, got)
+		}
+	}
+}
+
+// TestBuildBeforeBadCommit: a commit git does not know gives a reason (for the note), no tree.
+func TestBuildBeforeBadCommit(t *testing.T) {
+	repo, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{cfg: config{before: "no-such-commit-askr-bench"}, repo: repo, tmp: t.TempDir()}
+	if tree, why := b.buildBefore(); tree != "" || why == "" {
+		t.Errorf("buildBefore(no-such-commit) = %q, %q; want no tree and a reason", tree, why)
+	}
+}
