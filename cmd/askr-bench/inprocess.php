@@ -26,13 +26,13 @@ declare(strict_types=1);
 use Illuminate\Contracts\Http\Kernel;
 use Illuminate\Http\Request;
 
-function fail(string $msg): never
+function inprocess_fail(string $msg): never
 {
-    fwrite(STDERR, "inprocess.php: $msg\n");
+    file_put_contents('php://stderr', "inprocess.php: $msg\n"); // php-cgi has no STDERR constant
     exit(1);
 }
 
-$base = getenv('ASKR_APP_BASE') ?: fail('ASKR_APP_BASE is not set');
+$base = getenv('ASKR_APP_BASE') ?: inprocess_fail('ASKR_APP_BASE is not set');
 $path = getenv('ASKR_INPROCESS_PATH') ?: '/';
 $batches = max(1, (int) (getenv('ASKR_INPROCESS_BATCHES') ?: 5));
 $batchNS = max(1, (int) (getenv('ASKR_INPROCESS_BATCH_MS') ?: 1000)) * 1_000_000;
@@ -50,7 +50,7 @@ $serve = static function () use ($kernel, $path, &$cookies): void {
     $response = $kernel->handle($request);
     $kernel->terminate($request, $response);
     if ($response->getStatusCode() !== 200) {
-        fail("GET $path answered " . $response->getStatusCode() . ': ' . substr((string) $response->getContent(), 0, 500));
+        inprocess_fail("GET $path answered " . $response->getStatusCode() . ': ' . preg_replace('/\s+/', ' ', substr((string) $response->getContent(), 0, 300)));
     }
 };
 
