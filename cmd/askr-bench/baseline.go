@@ -46,7 +46,7 @@ func (b *bench) buildBefore() (tree, why string) {
 	if untarErr != nil {
 		return "", fmt.Sprintf("tar: %v %s", untarErr, untarOut)
 	}
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X github.com/askr-php/askr/internal/version.Version="+commit, "-o", "bin/askrd", "./cmd/askrd")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X github.com/askr-php/askr/internal/version.Version="+commit, "-o", "bin/askrd-before", "./cmd/askrd")
 	build.Dir = tree
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Sprintf("go build: %v\n%s", err, tail(string(out), 10))
@@ -83,7 +83,7 @@ func (b *bench) helloBefore(tree, why string) error {
 		b.res.beforeNotes = append(b.res.beforeNotes, fmt.Sprintf("- **hello / %s**: skipped, it could not be built: %s", label, firstLine(why)))
 		return nil
 	}
-	s, err := b.startAskrd("hello-before", askrdOpts{bin: filepath.Join(tree, "bin", "askrd"), root: filepath.Join(tree, "examples/hello/public"), script: filepath.Join(tree, "examples/hello-worker.php")})
+	s, err := b.startAskrd("hello-before", askrdOpts{bin: filepath.Join(tree, "bin", "askrd-before"), root: filepath.Join(tree, "examples/hello/public"), script: filepath.Join(tree, "examples/hello-worker.php")})
 	if err != nil {
 		return err
 	}
