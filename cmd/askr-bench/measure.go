@@ -12,8 +12,8 @@ func (b *bench) defaultLoad(extra ...string) wrkOpts {
 }
 
 // measure warms s up, then measures it with one wrk run on url: the run's figures, the CPU its
-// processes and wrk used (cpuSplit), the CPU other processes used meanwhile, the server's memory after it, and notes for what its logs complain
-// about or a server process that exited.
+// processes and wrk used (cpuSplit), the CPU other processes used meanwhile, the server's memory
+// after it, and notes for what its logs complain about or a server process that exited.
 func (b *bench) measure(s *server, url string, o wrkOpts) (trial, []string, error) {
 	logf("%s / %s: warm-up %s", s.name, s.label, wrkDur(b.cfg.warmup))
 	warm := o
