@@ -6,10 +6,12 @@
 // Scenarios (-scenarios, default all):
 //
 //	hello              askrd + examples/hello-worker.php vs nginx + php-fpm running an equivalent
-//	                   per-request script
+//	                   per-request script, and the askrd of commit -before (built with git and go)
 //	laravel            askrd + examples/laravel-worker.php vs nginx + php-fpm running
 //	                   examples/laravel/public/index.php (route "/", the Blade page, a returning
-//	                   visitor's session)
+//	                   visitor's session), and the route in process (inprocess.php)
+//	laravel-json       the same two on GET /api/json (api middleware group, no session), and the
+//	                   route in process
 //	laravel-workers    askrd only: the example's worker of commit -laravel-before, today's generic
 //	                   worker, and the generic one with --paranoid, rounds rotated; goal: the generic
 //	                   worker's resets cost under 5 % of requests/s
@@ -64,6 +66,10 @@ type config struct {
 	report, scenarios       string
 	quick                   bool
 	laravelBase, laravelWkr string
+	// hello: the askrd to compare with; laravel, laravel-json: the in-process runs
+	before        string
+	inprocBatches int
+	inprocBatch   time.Duration
 	// classic-*
 	classicRounds, classicRetries, wpConns int
 	wpTimeout                              time.Duration
@@ -97,8 +103,11 @@ func parseFlags(repo string, args []string) (config, error) {
 	fs.StringVar(&c.wrk, "wrk", "wrk", "the load generator")
 	fs.StringVar(&c.fpmListen, "fpm-listen", "unix", "how nginx reaches php-fpm: unix (a socket, as Debian's pool) or tcp")
 	fs.StringVar(&c.report, "report", "", "the report to write (default docs/bench.md; with -quick bench/out/bench-quick.md)")
-	fs.StringVar(&c.scenarios, "scenarios", "hello laravel laravel-workers classic-hello classic-wordpress cow slow-readers observe compression", "scenarios to run, in order")
+	fs.StringVar(&c.scenarios, "scenarios", "hello laravel laravel-json laravel-workers classic-hello classic-wordpress cow slow-readers observe compression", "scenarios to run, in order")
 	fs.BoolVar(&c.quick, "quick", false, "a check, not a measurement: one round, 2 s runs, few samples")
+	fs.StringVar(&c.before, "before", "b91dc02", "hello: the commit whose askrd is measured too (main before issue 19)")
+	fs.IntVar(&c.inprocBatches, "inproc-batches", 5, "laravel, laravel-json: timed batches of the route in process")
+	fs.DurationVar(&c.inprocBatch, "inproc-batch", time.Second, "laravel, laravel-json: length of one such batch (and of the warm-up)")
 	fs.IntVar(&c.classicRounds, "classic-rounds", 3, "classic-*: rounds per server, alternating")
 	fs.IntVar(&c.classicRetries, "classic-retries", 2, "classic-*: repeats of a run disturbed by other processes")
 	fs.IntVar(&c.wpConns, "wp-conns", 8, "classic-wordpress: wrk connections")
@@ -150,7 +159,7 @@ func quickDefaults(fs *flag.FlagSet, repo string) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	quick := map[string]string{"duration": "2s", "warmup": "1s", "maxreq-duration": "2s", "classic-rounds": "1",
-		"classic-retries": "0", "lw-rounds": "1", "obs-rounds": "1", "comp-rounds": "1", "respawn-n": "5", "mem-requests": "100", "slow-pings": "50",
+		"classic-retries": "0", "lw-rounds": "1", "obs-rounds": "1", "comp-rounds": "1", "inproc-batches": "3", "inproc-batch": "500ms", "respawn-n": "5", "mem-requests": "100", "slow-pings": "50",
 		"reload-steady": "2s", "reload-n": "1", "reload-settle": "1s", "refork-requests": "2000", "refork-rounds": "1",
 		"report": filepath.Join(repo, "bench", "out", "bench-quick.md")}
 	for name, v := range quick {
@@ -169,6 +178,8 @@ func (c config) check() error {
 		return fmt.Errorf("-fpm-listen must be unix or tcp, got %q", c.fpmListen)
 	case c.compRounds < 1:
 		return fmt.Errorf("-comp-rounds must be a positive number, got %d", c.compRounds)
+	case c.inprocBatches < 1 || c.inprocBatch < time.Millisecond:
+		return fmt.Errorf("-inproc-batches must be a positive number and -inproc-batch at least 1ms")
 	case c.reloadN < 1 || c.reloadWorkers < 1 || c.reloadConns < 1 || c.reforkAfter < 1 || c.reforkRequests < 1 || c.reforkRounds < 1:
 		return fmt.Errorf("-reload-n, -reload-workers, -reload-conns, -refork-after, -refork-requests and -refork-rounds must be positive numbers")
 	}
@@ -263,6 +274,7 @@ func (b *bench) scenario(name string) error {
 	all := map[string][]func() error{
 		"hello":             {b.hello},
 		"laravel":           {b.laravel},
+		"laravel-json":      {b.laravelJSON},
 		"laravel-workers":   {b.laravelWorkers},
 		"classic-hello":     {b.classicHello},
 		"classic-wordpress": {b.classicWordPress},
@@ -279,7 +291,7 @@ func (b *bench) scenario(name string) error {
 	}
 	fns, ok := all[name]
 	if !ok {
-		return fmt.Errorf("unknown scenario %q (hello laravel laravel-workers classic cow slow-readers observe compression, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq cow-reload cow-refork)", name)
+		return fmt.Errorf("unknown scenario %q (hello laravel laravel-json laravel-workers classic cow slow-readers observe compression, or classic-hello classic-wordpress cow-respawn cow-memory cow-maxreq cow-reload cow-refork)", name)
 	}
 	for _, fn := range fns {
 		err := fn()

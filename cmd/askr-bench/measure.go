@@ -11,25 +11,28 @@ func (b *bench) defaultLoad(extra ...string) wrkOpts {
 	return wrkOpts{threads: b.cfg.threads, conns: b.cfg.conns, dur: b.cfg.duration, extra: extra}
 }
 
-// measure warms s up, then measures it with one wrk run on url: the run's figures, the CPU other
-// processes used meanwhile, the server's memory after it, and notes for what its logs complain
-// about or a server process that exited.
+// measure warms s up, then measures it with one wrk run on url: the run's figures, the CPU its
+// processes and wrk used (cpuSplit), the CPU other processes used meanwhile, the server's memory
+// after it, and notes for what its logs complain about or a server process that exited.
 func (b *bench) measure(s *server, url string, o wrkOpts) (trial, []string, error) {
 	logf("%s / %s: warm-up %s", s.name, s.label, wrkDur(b.cfg.warmup))
 	warm := o
 	warm.dur = b.cfg.warmup
-	if _, err := b.runWrk(url, warm, filepath.Join(b.tmp, "warmup.txt")); err != nil {
+	if _, _, err := b.runWrk(url, warm, filepath.Join(b.tmp, "warmup.txt")); err != nil {
 		return trial{}, nil, err
 	}
 	logf("%s / %s: wrk -t%d -c%d -d%s --latency %s %s", s.name, s.label, o.threads, o.conns, wrkDur(o.dur), strings.Join(o.extra, " "), url)
 	ours := append(pids(s.procs()), b.helperPids()...)
+	front0, php0 := serverTicks(procs(), s)
 	before := snapshot(ours)
-	out, err := b.runWrk(url, o, filepath.Join(b.out, "wrk-"+s.name+"-"+letters(s.label)+".txt"))
+	out, wrkCPU, err := b.runWrk(url, o, filepath.Join(b.out, "wrk-"+s.name+"-"+letters(s.label)+".txt"))
 	if err != nil {
 		return trial{}, nil, err
 	}
 	after := snapshot(ours)
+	front1, php1 := serverTicks(procs(), s)
 	r := trial{Name: s.name, Server: s.label, wrkResult: parseWrk(out), Foreign: foreignPct(before, after)}
+	r.CPU = cpuSplit{front: front1 - front0, php: php1 - php0, load: wrkCPU, requests: r.Requests}
 	if r.disturbed() {
 		logf("%s / %s: WARNING: other processes used %d%% of the CPUs during the run", s.name, s.label, r.Foreign)
 	}

@@ -42,6 +42,11 @@ type results struct {
 
 	compRows, compNotes []string
 
+	cpu         []cpuEntry        // CPU per request of the main table's runs (hello, laravel-json, laravel)
+	inproc      map[string]inproc // scenario → its route's in-process limit
+	beforeLabel string            // "askrd b91dc02": hello's row of commit -before, if measured
+	beforeNotes []string
+
 	wpVersion, mariadbVersion string // classic-wordpress's
 }
 
@@ -134,8 +139,15 @@ func (b *bench) report(idle int, now time.Time, sys sysInfo) string {
 	p("- load: `wrk -t%d -c%d -d%s --latency` on 127.0.0.1 after a %s warm-up; load generator and servers share the machine, one server at a time", c.threads, c.conns, wrkDur(c.duration), wrkDur(c.warmup))
 	p("- errors: wrk's non-2xx/3xx responses + socket errors (connect/read/write/timeout)")
 	_, laravel := r.ran["laravel/askrd"]
+	_, laravelJSON := r.ran["laravel-json/askrd"]
 	_, classicHello := r.ran["classic-hello/askrd"]
 	_, wordpress := r.ran["classic-wordpress/askrd"]
+	if r.beforeLabel != "" {
+		p("- hello / %s: the askrd of commit %s (built from `git archive`, with that commit's examples/hello-worker.php), same load", r.beforeLabel, c.before)
+	}
+	if laravelJSON {
+		p("- laravel-json: GET /api/json of the Laravel example (api middleware group: no session, no cookies; a closure returning an array as JSON)")
+	}
 	if laravel {
 		p("- laravel: GET / (web middleware: cookies, file session, CSRF token, Blade view); every request sends the cookies of one earlier visit, like a returning visitor, so each reads and writes one session file")
 	}
@@ -160,6 +172,7 @@ func (b *bench) report(idle int, now time.Time, sys sysInfo) string {
 	if len(r.foreign) > 0 {
 		p("%s", foreignLine("CPU used by other processes during each measured run (share of all CPUs)", r.foreign))
 	}
+	b.limitReport(&w, sys.cpus)
 	b.lwReport(&w)
 	b.cowReport(&w)
 	b.slowReport(&w)

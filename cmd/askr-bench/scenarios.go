@@ -1,6 +1,6 @@
 package main
 
-// The worker-mode scenarios: hello, laravel, laravel-workers.
+// The worker-mode scenarios: hello, laravel, laravel-workers (laravel-json: limit.go).
 
 import (
 	"fmt"
@@ -49,16 +49,23 @@ func writeFiles(dir string, files map[string]string) error {
 	return nil
 }
 
+// hello measures today's askrd, the askrd of commit -before (built first, so that no build runs
+// beside a measurement) and nginx + php-fpm, one after the other.
 func (b *bench) hello() error {
 	docroot := filepath.Join(b.tmp, "hello-public")
 	if err := writeFiles(docroot, map[string]string{"index.php": helloFPM, "opcache.php": opcacheProbe}); err != nil {
 		return err
 	}
+	tree, why := b.buildBefore()
 	s, err := b.startAskrd("hello", askrdOpts{root: filepath.Join(b.repo, "examples/hello/public"), script: filepath.Join(b.repo, "examples/hello-worker.php")})
 	if err != nil {
 		return err
 	}
 	if err := b.measureHello(s); err != nil {
+		return err
+	}
+	b.stopAll()
+	if err := b.helloBefore(tree, why); err != nil {
 		return err
 	}
 	b.stopAll()
@@ -76,16 +83,7 @@ func (b *bench) hello() error {
 	return nil
 }
 
-func (b *bench) measureHello(s *server) error {
-	if _, err := check(s.url+"/", "hello / "+s.label); err != nil {
-		return err
-	}
-	r, err := b.measureMain(s, s.url+"/", b.defaultLoad())
-	if err == nil {
-		b.addRow("hello", s.label, r.row())
-	}
-	return err
-}
+func (b *bench) measureHello(s *server) error { return b.measureRoute("hello", s, "/") }
 
 // haveLaravel says what of the Laravel example is missing from the checkout ("" if nothing).
 func (b *bench) haveLaravel() string {
@@ -128,7 +126,7 @@ func (b *bench) laravel() error {
 	}
 	b.stopAll()
 	b.addRatio("laravel", false)
-	return nil
+	return b.inProcess("laravel", "/")
 }
 
 func (b *bench) measureLaravel(s *server) error {
@@ -146,6 +144,7 @@ func (b *bench) measureLaravel(s *server) error {
 	}
 	b.res.notes = append(b.res.notes, b.sessionNotes(s, sessions)...)
 	b.addRow("laravel", s.label, r.row())
+	b.addCPU("laravel", s.label, r)
 	return nil
 }
 

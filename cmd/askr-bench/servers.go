@@ -56,6 +56,7 @@ func pids(ps []*harness.Proc) []int {
 // askrdOpts is how to start askrd: worker mode with a script, per-request mode without.
 type askrdOpts struct {
 	root, script string
+	bin          string // the askrd to start (default -askrd)
 	env          []string
 	flags        []string // serve flags after --workers, so a --workers here wins
 	ready        string   // the path polled until askrd answers (default readyPath)
@@ -74,7 +75,7 @@ func (b *bench) startAskrd(name string, o askrdOpts) (*server, error) {
 	args = append(args, "--workers", fmt.Sprint(b.cfg.workers))
 	args = append(args, o.flags...)
 	args = append(args, "--listen", addr)
-	p, err := harness.Start(harness.Cmd{Name: "askrd " + name, Path: b.cfg.askrd, Args: args, Env: o.env})
+	p, err := harness.Start(harness.Cmd{Name: "askrd " + name, Path: cmp.Or(o.bin, b.cfg.askrd), Args: args, Env: o.env})
 	if err != nil {
 		return nil, err
 	}
@@ -317,10 +318,11 @@ type wrkOpts struct {
 	extra          []string // more wrk arguments (-H …, --timeout …)
 }
 
-// runWrk runs one bounded wrk against 127.0.0.1 and writes its output to outFile.
-func (b *bench) runWrk(url string, o wrkOpts, outFile string) (string, error) {
+// runWrk runs one bounded wrk against 127.0.0.1, writes its output to outFile and returns it with
+// the CPU time wrk used (user + system, from its rusage).
+func (b *bench) runWrk(url string, o wrkOpts, outFile string) (string, time.Duration, error) {
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
-		return "", fmt.Errorf("refusing to load %s (127.0.0.1 only)", url)
+		return "", 0, fmt.Errorf("refusing to load %s (127.0.0.1 only)", url)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.dur+30*time.Second)
 	defer cancel()
@@ -330,9 +332,9 @@ func (b *bench) runWrk(url string, o wrkOpts, outFile string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	os.WriteFile(outFile, out, 0o644)
 	if err != nil {
-		return "", fmt.Errorf("wrk against %s: %v\n%s", url, err, out)
+		return "", 0, fmt.Errorf("wrk against %s: %v\n%s", url, err, out)
 	}
-	return string(out), nil
+	return string(out), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // wrkDur is d as wrk and the report write it: "10s", "1m".

@@ -136,6 +136,7 @@ type trial struct {
 	RSS     string // MiB of the server and its descendants after the run
 	Foreign int    // % of all CPUs other processes used during the run
 	Exited  bool   // a server process exited during the run
+	CPU     cpuSplit
 }
 
 // errN is the run's errors as a number.
