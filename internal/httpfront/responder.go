@@ -106,6 +106,9 @@ func (rs *responder) Head(status int, headers []channel.Header) error {
 
 func (rs *responder) Body(b []byte) error {
 	if !rs.spilled {
+		if rs.mem == nil {
+			rs.mem = takeMem()
+		}
 		if len(rs.mem)+len(b) <= rs.memLimit {
 			rs.mem = append(rs.mem, b...)
 			rs.in += int64(len(b))
@@ -338,7 +341,7 @@ func (rs *responder) end(complete bool) error {
 			err = rs.write(b[:n], true)
 			b = b[n:]
 		}
-		rs.mem = nil
+		rs.dropMem()
 		return err
 	}
 	rs.mu.Lock()
@@ -354,8 +357,32 @@ func (rs *responder) end(complete bool) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.closeFile()
-	rs.mem = nil
+	rs.dropMem()
 	return rs.err
+}
+
+// memPool keeps the buffers answers are held in (responder.mem) for the next ones, those of up to
+// pooledMem bytes: most answers are small, and a fresh buffer grown by append for each cost a
+// few allocations per request.
+var memPool sync.Pool
+
+const pooledMem = 64 << 10
+
+func takeMem() []byte {
+	if p, ok := memPool.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, 4<<10)
+}
+
+// dropMem gives mem back to memPool once nothing refers to it: the client has been written to
+// (net/http copied it) and the writer goroutine, if any, has returned.
+func (rs *responder) dropMem() {
+	if c := cap(rs.mem); c > 0 && c <= pooledMem {
+		m := rs.mem[:0]
+		memPool.Put(&m)
+	}
+	rs.mem = nil
 }
 
 // writeHead sends the status and PHP's headers. whole says the body is all in mem: a response

@@ -661,3 +661,23 @@ func TestWholeResponseContentLength(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkResponderWhole: a 20 KB page, as a worker sends it (Body frames of 8 KiB), held whole
+// and written to the client (go test -run X -bench ResponderWhole -benchmem ./internal/httpfront).
+func BenchmarkResponderWhole(b *testing.B) {
+	body := pattern(20 << 10)
+	headers := []channel.Header{{Name: "Content-Type", Value: "text/plain; charset=utf-8"}}
+	log := slog.New(slog.DiscardHandler)
+	for b.Loop() {
+		c := newFakeClient()
+		rs := &responder{ctx: context.Background(), w: c, rc: http.NewResponseController(c), timeout: time.Minute,
+			memLimit: bufferSize, log: log, flushAt: -1, lastFlush: -1}
+		rs.Head(200, headers)
+		for p := body; len(p) > 0; p = p[min(len(p), 8<<10):] {
+			rs.Body(p[:min(len(p), 8<<10)])
+		}
+		if err := rs.end(true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
