@@ -292,6 +292,37 @@ func (s *Serializer) Bytes(v []byte) {
 	s.B = append(s.B, '"', ';')
 }
 
+// Concat appends the string value a+b.
+func (s *Serializer) Concat(a, b string) {
+	s.B = append(s.B, "s:"...)
+	s.B = strconv.AppendInt(s.B, int64(len(a)+len(b)), 10)
+	s.B = append(s.B, ':', '"')
+	s.B = append(s.B, a...)
+	s.B = append(s.B, b...)
+	s.B = append(s.B, '"', ';')
+}
+
+// Join appends the string value strings.Join(parts, sep).
+func (s *Serializer) Join(parts []string, sep string) {
+	n := 0
+	if len(parts) > 0 {
+		n = len(sep) * (len(parts) - 1)
+	}
+	for _, p := range parts {
+		n += len(p)
+	}
+	s.B = append(s.B, "s:"...)
+	s.B = strconv.AppendInt(s.B, int64(n), 10)
+	s.B = append(s.B, ':', '"')
+	for i, p := range parts {
+		if i > 0 {
+			s.B = append(s.B, sep...)
+		}
+		s.B = append(s.B, p...)
+	}
+	s.B = append(s.B, '"', ';')
+}
+
 // Int appends an integer value.
 func (s *Serializer) Int(v int64) {
 	s.B = append(s.B, "i:"...)
@@ -313,6 +344,21 @@ func (s *Serializer) Float(v float64) {
 		s.B = strconv.AppendFloat(s.B, v, 'g', -1, 64)
 	}
 	s.B = append(s.B, ';')
+}
+
+// Seconds appends the float us/1e6, a time in microseconds in seconds (as microtime(true) gives
+// it), with six decimals and no exponent, cheaper than Float's shortest form; unserialize() reads
+// it as that very float (the division is correctly rounded, and so is PHP's reading of decimals).
+func (s *Serializer) Seconds(us int64) {
+	s.B = append(s.B, "d:"...)
+	if us < 0 {
+		s.B = append(s.B, '-')
+		us = -us
+	}
+	s.B = strconv.AppendInt(s.B, us/1e6, 10)
+	f := us % 1e6
+	s.B = append(s.B, '.', byte('0'+f/1e5), byte('0'+f/1e4%10), byte('0'+f/1e3%10),
+		byte('0'+f/100%10), byte('0'+f/10%10), byte('0'+f%10), ';')
 }
 
 // Bool appends a boolean value.
