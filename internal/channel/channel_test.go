@@ -529,3 +529,21 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSerializer writes a request's CGI variables (30 pairs and REQUEST_TIME) into a
+// reused buffer, as cgiEnv.encode does.
+func BenchmarkSerializer(b *testing.B) {
+	s := Serializer{B: make([]byte, 0, 4096)}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.B = s.B[:0]
+		s.Array(31)
+		for range 30 {
+			s.String("SERVER_SOFTWARE")
+			s.String("askr/0.1.0-123-gabcdef")
+		}
+		s.String("REQUEST_TIME")
+		s.Int(1765070000)
+		s.Close()
+	}
+}
