@@ -221,9 +221,14 @@ const (
 	cwCompressed                // compressed by enc
 )
 
-// newCompressWriter wraps w for a response to r, which the client wants encoded with c.
+// newCompressWriter wraps w for a response to r, which the client wants encoded with c. Under the
+// request record (observed), the compressWriter is the record's own: it lives as long.
 func newCompressWriter(w http.ResponseWriter, r *http.Request, c coding) *compressWriter {
 	_, ranged := r.Header["Range"]
+	if o, ok := w.(*observed); ok {
+		o.cw = compressWriter{ResponseWriter: w, coding: c, noBody: r.Method == http.MethodHead, ranged: ranged}
+		return &o.cw
+	}
 	return &compressWriter{ResponseWriter: w, coding: c, noBody: r.Method == http.MethodHead, ranged: ranged}
 }
 

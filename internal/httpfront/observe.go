@@ -18,7 +18,8 @@ import (
 type observed struct {
 	http.ResponseWriter
 	rec      Record
-	finished bool // the handler returned (it did not panic)
+	finished bool           // the handler returned (it did not panic)
+	cw       compressWriter // the response's, if it may be compressed (newCompressWriter)
 }
 
 // Unwrap gives http.ResponseController the connection's writer (deadlines, Flush, Hijack).
