@@ -6,6 +6,7 @@ package accesslog
 import (
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -23,7 +24,7 @@ func appendCombined(b []byte, r *httpfront.Record) []byte {
 	b = append(b, " - "...)
 	b = appendField(b, r.User)
 	b = append(b, " ["...)
-	b = r.Start.Add(r.Duration).Local().AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = combinedTime.append(b, r.Start.Add(r.Duration))
 	b = append(b, `] "`...)
 	b = appendEscaped(b, r.Method)
 	b = append(b, ' ')
@@ -58,6 +59,42 @@ func appendCombined(b []byte, r *httpfront.Record) []byte {
 		b = append(b, '-')
 	}
 	return append(b, '\n')
+}
+
+// The lines' times to the second, formatted once a second: AppendFormat was most of a line's cost.
+var (
+	combinedTime = stampCache{layout: "02/Jan/2006:15:04:05 -0700", local: true}
+	jsonTime     = stampCache{layout: "2006-01-02T15:04:05"} // UTC; appendJSON adds the ms and "Z"
+)
+
+// stampCache formats times in layout (to the second, in time.Local if local, else UTC) and keeps
+// the last second's text.
+type stampCache struct {
+	layout string
+	local  bool
+	last   atomic.Pointer[stamp]
+}
+
+// stamp is a second's text, in the zone loc.
+type stamp struct {
+	sec  int64
+	loc  *time.Location
+	text []byte
+}
+
+// append appends t formatted, to the second.
+func (c *stampCache) append(b []byte, t time.Time) []byte {
+	loc := time.UTC
+	if c.local {
+		loc = time.Local
+	}
+	sec := t.Unix()
+	if s := c.last.Load(); s != nil && s.sec == sec && s.loc == loc {
+		return append(b, s.text...)
+	}
+	text := t.In(loc).AppendFormat(nil, c.layout)
+	c.last.Store(&stamp{sec: sec, loc: loc, text: text})
+	return append(b, text...)
 }
 
 // remoteHost is the address of the peer without its port.
@@ -111,7 +148,10 @@ func appendSeconds(b []byte, d time.Duration) []byte {
 // answer (php_ms and pid also when no worker took it).
 func appendJSON(b []byte, r *httpfront.Record) []byte {
 	b = append(b, `{"ts":"`...)
-	b = r.Start.Add(r.Duration).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	end := r.Start.Add(r.Duration)
+	b = jsonTime.append(b, end)
+	ms := end.Nanosecond() / 1e6 // truncated, as AppendFormat's .000
+	b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 	b = appendJSONField(b, `","remote":`, remoteHost(r.RemoteAddr))
 	b = appendJSONField(b, `,"method":`, r.Method)
 	b = appendJSONField(b, `,"uri":`, r.URI)

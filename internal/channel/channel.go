@@ -271,48 +271,95 @@ func truncate(b []byte) string {
 }
 
 // Serializer writes values in PHP's serialize() format, which the runtime decodes with
-// unserialize($s, ['allowed_classes' => false]) — the cheapest decoder PHP has.
+// unserialize($s, ['allowed_classes' => false]) — the cheapest decoder PHP has. Each method stores
+// B once: B is a pointer, and a store of one costs a write barrier while the garbage collector runs.
 type Serializer struct{ B []byte }
 
 // String appends a string value.
 func (s *Serializer) String(v string) {
-	s.B = append(s.B, "s:"...)
-	s.B = strconv.AppendInt(s.B, int64(len(v)), 10)
-	s.B = append(s.B, ':', '"')
-	s.B = append(s.B, v...)
-	s.B = append(s.B, '"', ';')
+	b := append(s.B, "s:"...)
+	b = strconv.AppendInt(b, int64(len(v)), 10)
+	b = append(b, ':', '"')
+	b = append(b, v...)
+	s.B = append(b, '"', ';')
 }
 
 // Bytes appends a string value given as bytes.
 func (s *Serializer) Bytes(v []byte) {
-	s.B = append(s.B, "s:"...)
-	s.B = strconv.AppendInt(s.B, int64(len(v)), 10)
-	s.B = append(s.B, ':', '"')
-	s.B = append(s.B, v...)
-	s.B = append(s.B, '"', ';')
+	b := append(s.B, "s:"...)
+	b = strconv.AppendInt(b, int64(len(v)), 10)
+	b = append(b, ':', '"')
+	b = append(b, v...)
+	s.B = append(b, '"', ';')
+}
+
+// Concat appends the string value a+b.
+func (s *Serializer) Concat(a, b string) {
+	o := append(s.B, "s:"...)
+	o = strconv.AppendInt(o, int64(len(a)+len(b)), 10)
+	o = append(o, ':', '"')
+	o = append(o, a...)
+	o = append(o, b...)
+	s.B = append(o, '"', ';')
+}
+
+// Join appends the string value strings.Join(parts, sep).
+func (s *Serializer) Join(parts []string, sep string) {
+	n := 0
+	if len(parts) > 0 {
+		n = len(sep) * (len(parts) - 1)
+	}
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := append(s.B, "s:"...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, ':', '"')
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, sep...)
+		}
+		b = append(b, p...)
+	}
+	s.B = append(b, '"', ';')
 }
 
 // Int appends an integer value.
 func (s *Serializer) Int(v int64) {
-	s.B = append(s.B, "i:"...)
-	s.B = strconv.AppendInt(s.B, v, 10)
-	s.B = append(s.B, ';')
+	b := append(s.B, "i:"...)
+	b = strconv.AppendInt(b, v, 10)
+	s.B = append(b, ';')
 }
 
 // Float appends a float value.
 func (s *Serializer) Float(v float64) {
-	s.B = append(s.B, "d:"...)
+	b := append(s.B, "d:"...)
 	switch {
 	case math.IsNaN(v):
-		s.B = append(s.B, "NAN"...)
+		b = append(b, "NAN"...)
 	case math.IsInf(v, 1):
-		s.B = append(s.B, "INF"...)
+		b = append(b, "INF"...)
 	case math.IsInf(v, -1):
-		s.B = append(s.B, "-INF"...)
+		b = append(b, "-INF"...)
 	default:
-		s.B = strconv.AppendFloat(s.B, v, 'g', -1, 64)
+		b = strconv.AppendFloat(b, v, 'g', -1, 64)
 	}
-	s.B = append(s.B, ';')
+	s.B = append(b, ';')
+}
+
+// Seconds appends the float us/1e6, a time in microseconds in seconds (as microtime(true) gives
+// it), with six decimals and no exponent, cheaper than Float's shortest form; unserialize() reads
+// it as that very float (the division is correctly rounded, and so is PHP's reading of decimals).
+func (s *Serializer) Seconds(us int64) {
+	b := append(s.B, "d:"...)
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1e6, 10)
+	f := us % 1e6
+	s.B = append(b, '.', byte('0'+f/1e5), byte('0'+f/1e4%10), byte('0'+f/1e3%10),
+		byte('0'+f/100%10), byte('0'+f/10%10), byte('0'+f%10), ';')
 }
 
 // Bool appends a boolean value.
@@ -326,9 +373,9 @@ func (s *Serializer) Bool(v bool) {
 
 // Array opens an array of n elements; write 2n values (key, value, …), then call Close.
 func (s *Serializer) Array(n int) {
-	s.B = append(s.B, "a:"...)
-	s.B = strconv.AppendInt(s.B, int64(n), 10)
-	s.B = append(s.B, ':', '{')
+	b := append(s.B, "a:"...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	s.B = append(b, ':', '{')
 }
 
 // Close ends an array.

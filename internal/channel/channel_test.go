@@ -9,6 +9,7 @@ import (
 	"math"
 	"os/exec"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -320,6 +321,15 @@ var serializerCases = []struct {
 	{"time float", func(s *Serializer) { s.Float(1700000000.123456) }, `d:1.700000000123456e+09;`, `1700000000.123456`},
 	{"large float", func(s *Serializer) { s.Float(1e21) }, `d:1e+21;`, `1.0E+21`},
 	{"negative float", func(s *Serializer) { s.Float(-1.25) }, `d:-1.25;`, `-1.25`},
+	{"seconds", func(s *Serializer) { s.Seconds(1700000000123456) }, `d:1700000000.123456;`, `1700000000.123456`},
+	{"whole seconds", func(s *Serializer) { s.Seconds(1700000000000000) }, `d:1700000000.000000;`, `1700000000.0`},
+	{"seconds with leading zeros", func(s *Serializer) { s.Seconds(1700000000000120) }, `d:1700000000.000120;`, `1700000000.00012`},
+	{"negative seconds", func(s *Serializer) { s.Seconds(-1500000) }, `d:-1.500000;`, `-1.5`},
+	{"concat", func(s *Serializer) { s.Concat("/srv/www", "/index.php") }, `s:18:"/srv/www/index.php";`, `"/srv/www/index.php"`},
+	{"concat empty", func(s *Serializer) { s.Concat("", "") }, `s:0:"";`, `""`},
+	{"join", func(s *Serializer) { s.Join([]string{"a=1", "b=2"}, "; ") }, `s:8:"a=1; b=2";`, `"a=1; b=2"`},
+	{"join one", func(s *Serializer) { s.Join([]string{"x/y"}, ", ") }, `s:3:"x/y";`, `"x/y"`},
+	{"join none", func(s *Serializer) { s.Join(nil, ", ") }, `s:0:"";`, `""`},
 	{"true", func(s *Serializer) { s.Bool(true) }, `b:1;`, `true`},
 	{"false", func(s *Serializer) { s.Bool(false) }, `b:0;`, `false`},
 	{"empty array", func(s *Serializer) { s.Array(0); s.Close() }, `a:0:{}`, `[]`},
@@ -356,6 +366,30 @@ var serializerCases = []struct {
 var phpSerializeText = map[string]string{
 	"time float":  `d:1700000000.123456;`,
 	"large float": `d:1.0E+21;`,
+	// Seconds writes six decimals always, where PHP writes as few as the float needs.
+	"whole seconds":              `d:1700000000;`,
+	"seconds with leading zeros": `d:1700000000.00012;`,
+	"negative seconds":           `d:-1.5;`,
+}
+
+// Seconds is the float of us/1e6, as Float would write it, whatever the microseconds.
+func TestSerializerSecondsIsTheFloat(t *testing.T) {
+	for _, us := range []int64{0, 1, 999999, 1000000, 1700000000000001, 1765070000123456, 1765070000999999, 1765070000100000, -1, -1234567} {
+		var s Serializer
+		s.Seconds(us)
+		text := strings.TrimSuffix(strings.TrimPrefix(string(s.B), "d:"), ";")
+		got, err := strconv.ParseFloat(text, 64)
+		if want := float64(us) / 1e6; err != nil || got != want {
+			t.Errorf("Seconds(%d) = %q, read as %v (%v); want %v", us, s.B, got, err, want)
+		}
+	}
+	for us := int64(1765070000000000); us < 1765070000000000+200000; us += 7 {
+		var s Serializer
+		s.Seconds(us)
+		if got, _ := strconv.ParseFloat(string(s.B[2:len(s.B)-1]), 64); got != float64(us)/1e6 {
+			t.Fatalf("Seconds(%d) = %q; want the float %v", us, s.B, float64(us)/1e6)
+		}
+	}
 }
 
 func TestSerializer(t *testing.T) {
@@ -494,4 +528,22 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkSerializer writes a request's CGI variables (30 pairs and REQUEST_TIME) into a
+// reused buffer, as cgiEnv.encode does.
+func BenchmarkSerializer(b *testing.B) {
+	s := Serializer{B: make([]byte, 0, 4096)}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.B = s.B[:0]
+		s.Array(31)
+		for range 30 {
+			s.String("SERVER_SOFTWARE")
+			s.String("askr/0.1.0-123-gabcdef")
+		}
+		s.String("REQUEST_TIME")
+		s.Int(1765070000)
+		s.Close()
+	}
 }

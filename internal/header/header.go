@@ -28,16 +28,24 @@ func isSeparator(c byte) bool {
 
 // ValidCGIName reports whether a request header's name may become a CGI variable (HTTP_*): ASCII
 // letters, digits and "-" only, as nginx's ignore_invalid_headers lets through. "_" or "." would
-// let a header pose as another (PHP turns "." into "_" as well).
+// let a header pose as another (PHP turns "." into "_" as well). Such a name is a token
+// (ValidName) too.
 func ValidCGIName(name string) bool {
-	if !ValidName(name) {
+	if len(name) == 0 {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+		if !cgiNameByte[name[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// cgiNameByte are the bytes of ValidCGIName's names.
+var cgiNameByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-'
+	}
+	return t
+}()

@@ -44,3 +44,18 @@ func TestOneHeaderValidator(t *testing.T) {
 		}
 	}
 }
+
+// A CGI name's every byte is a letter, a digit or "-", each a token byte: byte by byte, as the
+// rule it replaced (ValidName, then that set) said.
+func TestValidCGINameEveryByte(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		name := "X" + string(rune(c))[:1]
+		if c >= 0x80 {
+			name = "X" + string([]byte{byte(c)})
+		}
+		set := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-'
+		if got, want := ValidCGIName(name), ValidName(name) && set; got != want {
+			t.Errorf("ValidCGIName(%q) = %v; want %v", name, got, want)
+		}
+	}
+}

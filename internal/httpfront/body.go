@@ -116,6 +116,8 @@ type body struct {
 	fields [][2]string
 	files  []upload
 	temp   []string // files to remove after the request
+
+	payload *[]byte // the worker payload's buffer (cgiEnv.encode), pooled again by cleanup
 }
 
 type upload struct {
@@ -125,6 +127,7 @@ type upload struct {
 }
 
 func (b *body) cleanup(log *slog.Logger) {
+	b.releasePayload()
 	for _, f := range b.temp {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			log.Warn("removing temporary file", "err", err)

@@ -1,9 +1,15 @@
 package httpfront
 
 import (
+	"context"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/askr-php/askr/internal/channel"
 )
 
 // Worker mode's payload (cgiEnv.encode): the CGI variables nginx's fastcgi_params give php-fpm for
@@ -109,5 +115,48 @@ func TestEncodeWorkerPayload(t *testing.T) {
 				t.Errorf("post %v, files %v; want none (PHP parses what is not multipart)", f.got.post, f.got.files)
 			}
 		})
+	}
+}
+
+// A header's CGI name is HTTP_ and its name upper-cased with "-" as "_", made once for the common
+// ones and written straight into the payload by encode.
+func TestHeaderKey(t *testing.T) {
+	names := []string{"X-Foo", "x-lower-Case", "A1-b2", "Accept", "Z"}
+	for n := range commonKeys {
+		names = append(names, n)
+	}
+	for _, n := range names {
+		want := "HTTP_" + strings.ToUpper(strings.ReplaceAll(n, "-", "_"))
+		if got := headerKey(n); got != want {
+			t.Errorf("headerKey(%q) = %q; want %q", n, got, want)
+		}
+		var s channel.Serializer
+		s.String(want)
+		if got := string(appendHeaderKey(nil, n)); got != string(s.B) {
+			t.Errorf("appendHeaderKey(%q) = %q; want %q", n, got, s.B)
+		}
+	}
+}
+
+// SERVER_ADDR and SERVER_PORT follow the address each request came to, whichever was last.
+func TestServerAddrPerRequest(t *testing.T) {
+	var c cgiEnv
+	for _, tc := range []struct {
+		la         net.Addr
+		addr, port string
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}, "127.0.0.1", "8080"},
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}, "127.0.0.1", "8080"},
+		{&net.TCPAddr{IP: net.ParseIP("::1"), Port: 8443}, "::1", "8443"},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 8080}, "10.0.0.2", "8080"},
+		{&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 80, Zone: "eth0"}, "fe80::1%eth0", "80"},
+		{&net.UnixAddr{Name: "/run/askr.sock", Net: "unix"}, "", ""},
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}, "127.0.0.1", "8080"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, tc.la))
+		if addr, port := c.serverAddr(r); addr != tc.addr || port != tc.port {
+			t.Errorf("serverAddr for %v = %q, %q; want %q, %q", tc.la, addr, port, tc.addr, tc.port)
+		}
 	}
 }

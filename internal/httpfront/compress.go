@@ -147,8 +147,15 @@ func addVary(h http.Header) {
 			}
 		}
 	}
-	h.Add("Vary", "Accept-Encoding")
+	if _, ok := h["Vary"]; ok {
+		h.Add("Vary", "Accept-Encoding")
+		return
+	}
+	h["Vary"] = varyAccept[:1:1] // shared, never written: an Add appends to a copy (cap 1)
 }
+
+// varyAccept is the Vary of a response that had none, without an allocation per response.
+var varyAccept = []string{"Accept-Encoding"}
 
 // encoder is a br or gzip writer (brotli.Writer, gzip.Writer).
 type encoder interface {
@@ -214,9 +221,14 @@ const (
 	cwCompressed                // compressed by enc
 )
 
-// newCompressWriter wraps w for a response to r, which the client wants encoded with c.
+// newCompressWriter wraps w for a response to r, which the client wants encoded with c. Under the
+// request record (observed), the compressWriter is the record's own: it lives as long.
 func newCompressWriter(w http.ResponseWriter, r *http.Request, c coding) *compressWriter {
 	_, ranged := r.Header["Range"]
+	if o, ok := w.(*observed); ok {
+		o.cw = compressWriter{ResponseWriter: w, coding: c, noBody: r.Method == http.MethodHead, ranged: ranged}
+		return &o.cw
+	}
 	return &compressWriter{ResponseWriter: w, coding: c, noBody: r.Method == http.MethodHead, ranged: ranged}
 }
 
@@ -307,7 +319,7 @@ func (cw *compressWriter) Write(b []byte) (int, error) {
 	case cwHolding:
 		if len(cw.held)+len(b) < minCompressSize {
 			if cw.held == nil {
-				cw.held = make([]byte, 0, minCompressSize)
+				cw.held = (*heldPool.Get().(*[minCompressSize]byte))[:0]
 			}
 			cw.held = append(cw.held, b...)
 			return len(b), nil
@@ -334,9 +346,14 @@ func (cw *compressWriter) release() error {
 	} else {
 		_, err = cw.ResponseWriter.Write(cw.held)
 	}
+	heldPool.Put((*[minCompressSize]byte)(cw.held[:minCompressSize]))
 	cw.held = nil
 	return err
 }
+
+// heldPool holds the buffers of the bodies a compressWriter holds back while undecided: once
+// written (release), the connection's writer has copied them.
+var heldPool = sync.Pool{New: func() any { return new([minCompressSize]byte) }}
 
 // ReadFrom keeps net/http's sendfile for a static file sent as it is.
 func (cw *compressWriter) ReadFrom(r io.Reader) (int64, error) {

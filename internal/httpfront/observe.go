@@ -7,17 +7,19 @@ package httpfront
 import (
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/askr-php/askr/internal/pool"
 )
 
 // observed is one request being recorded: the ResponseWriter the handler writes to, which counts
-// the status and the body bytes, and the Record it fills. One allocation per request.
+// the status and the body bytes, and the Record it fills. They are pooled (observedPool).
 type observed struct {
 	http.ResponseWriter
 	rec      Record
-	finished bool // the handler returned (it did not panic)
+	finished bool           // the handler returned (it did not panic)
+	cw       compressWriter // the response's, if it may be compressed (newCompressWriter)
 }
 
 // Unwrap gives http.ResponseController the connection's writer (deadlines, Flush, Hijack).
@@ -73,11 +75,15 @@ func (o *observed) FlushError() error {
 // Flush is http.Flusher's, for code that asks the writer directly.
 func (o *observed) Flush() { o.FlushError() }
 
+// observedPool holds the records of requests that are over: done gives one back once the handler
+// has returned (not after a panic, when a writer goroutine of the response might still hold it).
+var observedPool = sync.Pool{New: func() any { return new(observed) }}
+
 // observe starts the record of r; done completes it and hands it to Options.Observe.
 func (h *Handler) observe(w http.ResponseWriter, r *http.Request) *observed {
-	o := &observed{ResponseWriter: w}
-	o.rec = Record{Start: time.Now(), RemoteAddr: r.RemoteAddr, Method: r.Method, URI: r.RequestURI,
-		Proto: r.Proto, Host: r.Host}
+	o := observedPool.Get().(*observed)
+	*o = observed{ResponseWriter: w, rec: Record{Start: time.Now(), RemoteAddr: r.RemoteAddr, Method: r.Method,
+		URI: r.RequestURI, Proto: r.Proto, Host: r.Host}}
 	return o
 }
 
@@ -108,6 +114,10 @@ func (h *Handler) done(o *observed, r *http.Request) {
 		rec.User, _, _ = r.BasicAuth()
 	}
 	h.opt.Observe(rec)
+	if o.finished {
+		*o = observed{}
+		observedPool.Put(o)
+	}
 }
 
 // rawWriter is the connection's own writer under the record's wrapper: http.MaxBytesReader tells

@@ -14,6 +14,9 @@ func cleanPath(p string) (clean string, ok bool) {
 	if p == "" || p[0] != '/' || strings.IndexByte(p, 0) >= 0 {
 		return "", false
 	}
+	if isClean(p) {
+		return p, true
+	}
 	segs := make([]string, 0, 8)
 	for _, s := range strings.Split(p[1:], "/") {
 		switch s {
@@ -33,6 +36,21 @@ func cleanPath(p string) (clean string, ok bool) {
 		clean += "/"
 	}
 	return clean, true
+}
+
+// isClean reports whether an absolute path is its own cleanPath: no empty, "." or ".." segment
+// but a last empty one (the trailing slash).
+func isClean(p string) bool {
+	for rest := p[1:]; ; {
+		seg, more, found := strings.Cut(rest, "/")
+		if !found {
+			return seg != "." && seg != ".."
+		}
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		rest = more
+	}
 }
 
 // hidden reports whether a clean path has a segment starting with a dot other than .well-known:

@@ -3,6 +3,7 @@ package httpfront
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -250,4 +251,57 @@ func TestOneRouter(t *testing.T) {
 			t.Errorf("%s %s: worker mode %q, per-request %q; want %q, %q", tc.method, tc.target, w, p, tc.worker, tc.perRequest)
 		}
 	}
+}
+
+// cleanPath's shortcut for a path that is clean already gives what the full resolution gives.
+func TestCleanPathShortcut(t *testing.T) {
+	segs := []string{"", ".", "..", "a", ".b", "c.php"}
+	var paths []string
+	var gen func(p string, n int)
+	gen = func(p string, n int) {
+		paths = append(paths, p, p+"/")
+		if n == 0 {
+			return
+		}
+		for _, s := range segs {
+			gen(p+"/"+s, n-1)
+		}
+	}
+	gen("", 4)
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		want, wantOK := resolvePath(p)
+		got, ok := cleanPath(p)
+		if got != want || ok != wantOK {
+			t.Errorf("cleanPath(%q) = %q, %v; want %q, %v", p, got, ok, want, wantOK)
+		}
+		if isClean(p) && want != p {
+			t.Errorf("isClean(%q) but it cleans to %q", p, want)
+		}
+	}
+}
+
+// resolvePath is cleanPath without its shortcut.
+func resolvePath(p string) (string, bool) {
+	var segs []string
+	for _, s := range strings.Split(p[1:], "/") {
+		switch s {
+		case "", ".":
+		case "..":
+			if len(segs) == 0 {
+				return "", false
+			}
+			segs = segs[:len(segs)-1]
+		default:
+			segs = append(segs, s)
+		}
+	}
+	clean := "/" + strings.Join(segs, "/")
+	last := p[strings.LastIndexByte(p, '/')+1:]
+	if len(segs) > 0 && (last == "" || last == "." || last == "..") {
+		clean += "/"
+	}
+	return clean, true
 }
