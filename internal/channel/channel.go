@@ -78,6 +78,7 @@ var ErrBadHeader = errors.New("invalid response header from PHP")
 type Reader struct {
 	r   *bufio.Reader
 	buf []byte
+	h   [HeaderSize]byte // the header being read (a local array would escape to the heap)
 }
 
 // NewReader returns a Reader on r.
@@ -86,11 +87,10 @@ func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReaderSize(r, 6
 // ReadFrame reads the next frame. A malformed header gives an error wrapping ErrProtocol; a clean
 // end of stream before a header gives io.EOF, a truncated frame io.ErrUnexpectedEOF.
 func (r *Reader) ReadFrame() (Frame, error) {
-	var h [HeaderSize]byte
-	if _, err := io.ReadFull(r.r, h[:]); err != nil {
+	if _, err := io.ReadFull(r.r, r.h[:]); err != nil {
 		return Frame{}, err
 	}
-	f, n, err := ParseHeader(h[:])
+	f, n, err := ParseHeader(r.h[:])
 	if err != nil {
 		return Frame{}, err
 	}

@@ -188,13 +188,14 @@ func (a *answer) delivered(err error) {
 	// As php-fpm notices a client that left when it writes to it: connection_aborted() becomes 1
 	// in the worker, which may stop (or, with ignore_user_abort, finish). The worker may be busy
 	// writing; the frame goes out beside the reading of its answer.
-	a.told = make(chan error, 1)
+	told := make(chan error, 1) // the goroutine refers to it, not to a (which then stays on the stack)
+	a.told = told
 	conn := a.e.conn
 	go func() {
 		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		_, werr := conn.Write(AppendHeader(nil, TypeAbort, 0, 0))
 		conn.SetWriteDeadline(time.Time{})
-		a.told <- werr
+		told <- werr
 	}()
 }
 

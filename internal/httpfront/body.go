@@ -71,6 +71,9 @@ func (h *Handler) takeBody(w http.ResponseWriter, r *http.Request, rc *http.Resp
 		h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return &body{}, false
 	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return &body{}, true // nothing to read, bound or time (most GETs)
+	}
 	r.Body = http.MaxBytesReader(rawWriter(w), r.Body, h.opt.MaxBodySize)
 	if h.opt.ClientTimeout > 0 {
 		r.Body = deadlineReader{r.Body, rc, h.opt.ClientTimeout}

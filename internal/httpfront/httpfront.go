@@ -265,17 +265,20 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 // servePHP runs the route's script: the body is read (takeBody), the backend runs the script and
 // its answer goes through the responder, and the compressor with Options.Compression.
 func (h *Handler) servePHP(w http.ResponseWriter, r *http.Request, rt route) {
-	rc := http.NewResponseController(w)
+	// One ResponseController serves both: a compressWriter unwraps to w for the deadlines.
+	cw := h.compressor(w, r)
+	out := http.ResponseWriter(cw)
+	if cw == nil {
+		out = w
+	}
+	rc := http.NewResponseController(out)
 	b, ok := h.takeBody(w, r, rc)
 	defer b.cleanup(h.log)
 	if !ok {
 		return
 	}
 	v := visit(w, r)
-	cw := h.compressor(w, r)
-	if cw != nil {
-		w, rc = cw, http.NewResponseController(cw)
-	}
+	w = out
 	rs := h.newResponder(w, r, rc)
 	h.finish(w, r, rs, h.backend.serve(r, rt, b, rs, v))
 	cw.close() // not when finish aborts the response: a cut one must not end as if it were whole

@@ -61,6 +61,7 @@ type responder struct {
 	mu        sync.Mutex
 	cond      sync.Cond
 	mem       []byte    // mem[memOff:] waits to be written
+	memBuf    *[]byte   // from memPool, where mem came from
 	memOff    int       //
 	file      spoolFile // the spool: [fr, fw) waits to be written, after what is in mem
 	fr, fw    int64     //
@@ -107,7 +108,8 @@ func (rs *responder) Head(status int, headers []channel.Header) error {
 func (rs *responder) Body(b []byte) error {
 	if !rs.spilled {
 		if rs.mem == nil {
-			rs.mem = takeMem()
+			rs.memBuf = takeMem()
+			rs.mem = (*rs.memBuf)[:0]
 		}
 		if len(rs.mem)+len(b) <= rs.memLimit {
 			rs.mem = append(rs.mem, b...)
@@ -368,21 +370,22 @@ var memPool sync.Pool
 
 const pooledMem = 64 << 10
 
-func takeMem() []byte {
+func takeMem() *[]byte {
 	if p, ok := memPool.Get().(*[]byte); ok {
-		return (*p)[:0]
+		return p
 	}
-	return make([]byte, 0, 4<<10)
+	b := make([]byte, 0, 4<<10)
+	return &b
 }
 
 // dropMem gives mem back to memPool once nothing refers to it: the client has been written to
 // (net/http copied it) and the writer goroutine, if any, has returned.
 func (rs *responder) dropMem() {
-	if c := cap(rs.mem); c > 0 && c <= pooledMem {
-		m := rs.mem[:0]
-		memPool.Put(&m)
+	if p := rs.memBuf; p != nil && cap(rs.mem) <= pooledMem {
+		*p = rs.mem[:0] // append may have grown it
+		memPool.Put(p)
 	}
-	rs.mem = nil
+	rs.mem, rs.memBuf = nil, nil
 }
 
 // writeHead sends the status and PHP's headers. whole says the body is all in mem: a response
