@@ -16,7 +16,7 @@
  *
  * Environment: ASKR_APP_BASE, ASKR_WORKERCOST_PATH (default /api/json), ASKR_WORKERCOST_WORKER
  * (default ../laravel-worker.php beside the app), ASKR_WORKERCOST_REQUESTS (per batch, default
- * 2000), ASKR_WORKERCOST_ROUNDS (default 5). After a warm-up, each round runs three batches in
+ * 1000), ASKR_WORKERCOST_ROUNDS (default 9). After a warm-up, each round runs three batches in
  * turn, so that a busy machine slows them alike:
  *   worker:  the worker's loop: its handler, then resetAfterRequest(), as under askrd
  *   handler: the worker's handler alone, no resets between requests
@@ -25,9 +25,10 @@
  *
  * Prints one JSON line: CPU time (user + system, getrusage) per request in µs of each batch kind
  * (median of the rounds' batches, and each), the worker's split into handler and reset, and
- * overhead_us = worker - app: what the worker adds to each request (CPU time, so other processes
- * on the machine do not count; it is a difference of two medians, so repeat it before you believe
- * a change of a µs or two).
+ * overhead_us, the median over rounds of worker - app: what the worker adds to each request
+ * (handler_overhead_us: the same for the handler without resets). CPU time, so that other
+ * processes do not count; but a busy machine still slows this one (caches, frequency): repeat it
+ * before you believe a change of a few µs.
  */
 
 declare(strict_types=1);
@@ -41,8 +42,8 @@ final class WorkerCost
     /** @var list<callable> */
     public static array $deferred = [];
     public static string $path = '/api/json';
-    public static int $requests = 2000;
-    public static int $rounds = 5;
+    public static int $requests = 1000;
+    public static int $rounds = 9;
     public static bool $swallow = true;
     /** @var array<string,string> cookies of the first answer, as a returning visitor sends them */
     public static array $cookies = [];
@@ -229,8 +230,8 @@ use Askr\Bench\WorkerCost;
 
 $base = getenv('ASKR_APP_BASE') ?: WorkerCost::fail('ASKR_APP_BASE is not set');
 WorkerCost::$path = getenv('ASKR_WORKERCOST_PATH') ?: '/api/json';
-WorkerCost::$requests = max(1, (int) (getenv('ASKR_WORKERCOST_REQUESTS') ?: 2000));
-WorkerCost::$rounds = max(1, (int) (getenv('ASKR_WORKERCOST_ROUNDS') ?: 5));
+WorkerCost::$requests = max(1, (int) (getenv('ASKR_WORKERCOST_REQUESTS') ?: 1000));
+WorkerCost::$rounds = max(1, (int) (getenv('ASKR_WORKERCOST_ROUNDS') ?: 9));
 $script = getenv('ASKR_WORKERCOST_WORKER') ?: dirname(realpath($base)) . '/laravel-worker.php';
 is_file($script) || WorkerCost::fail("$script not found (ASKR_WORKERCOST_WORKER)");
 
@@ -251,7 +252,8 @@ echo json_encode([
     'path' => WorkerCost::$path,
     'requests' => WorkerCost::$requests,
     'rounds' => WorkerCost::$rounds,
-    'overhead_us' => round($m['worker'] - $m['app'], 1),
+    'overhead_us' => WorkerCost::median(array_map(static fn ($w, $a) => round($w - $a, 1), $b['worker'], $b['app'])),
+    'handler_overhead_us' => WorkerCost::median(array_map(static fn ($h, $a) => round($h - $a, 1), $b['handler'], $b['app'])),
     'worker_us' => $m['worker'],
     'worker_handler_us' => $m['worker_handler'],
     'worker_reset_us' => $m['worker_reset'],
