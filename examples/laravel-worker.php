@@ -598,13 +598,19 @@ $disconnect = static function () use ($app): void {
 askr_on_worker_start($disconnect);
 
 // The runtime has set up $_SERVER, $_GET, $_POST, $_COOKIE, $_FILES and php://input as php-fpm
-// would, so Request::capture() and Response::send() work unchanged.
+// would, so Request::capture() works unchanged. The response is sent as Response::send() does,
+// without the flush() that ends it there (Symfony 6.4's send(flush: false)): askr's runtime sends
+// the whole response in one write when the handler returns, with a Content-Length, where a flush()
+// would stream it (Head, Body, then End: more writes here and a chunked answer from askrd). The
+// app's own output buffers are ended then too, as send() would have.
 $handler = static function () use ($kernel): void {
     $request = Request::capture();
     $response = $kernel->handle($request); // binds $request as app('request'): url, auth, … follow
-    $response->send();
+    $response->sendHeaders();
+    $response->sendContent();
     // Terminable middleware and terminating callbacks (dispatchAfterResponse() jobs …) run after
-    // the client has its response, as under php-fpm, where send() calls fastcgi_finish_request().
+    // the client has its response (askr_defer(): after the End frame), as under php-fpm, where
+    // send() calls fastcgi_finish_request().
     $terminate = static fn () => $kernel->terminate($request, $response);
     askr_defer($terminate) || $terminate();
 };
