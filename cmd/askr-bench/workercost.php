@@ -26,9 +26,11 @@
  * Prints one JSON line: CPU time (user + system, getrusage) per request in µs of each batch kind
  * (median of the rounds' batches, and each), the worker's split into handler and reset, and
  * overhead_us, the median over rounds of worker - app: what the worker adds to each request
- * (handler_overhead_us: the same for the handler without resets). CPU time, so that other
- * processes do not count; but a busy machine still slows this one (caches, frequency): repeat it
- * before you believe a change of a few µs.
+ * (handler_overhead_us: the same for the handler without resets), and min_overhead_us, the least
+ * worker batch less the least app batch. CPU time, so that other processes do not count; but a
+ * busy machine still slows this one (caches, frequency), more some batches than others: on a busy
+ * machine min_ figures vary least (more rounds of fewer requests help). Repeat a run before you
+ * believe a change of a few µs.
  */
 
 declare(strict_types=1);
@@ -254,6 +256,9 @@ echo json_encode([
     'rounds' => WorkerCost::$rounds,
     'overhead_us' => WorkerCost::median(array_map(static fn ($w, $a) => round($w - $a, 1), $b['worker'], $b['app'])),
     'handler_overhead_us' => WorkerCost::median(array_map(static fn ($h, $a) => round($h - $a, 1), $b['handler'], $b['app'])),
+    // The least of each kind: on a busy machine the batch least slowed by others.
+    'min_overhead_us' => round(min($b['worker']) - min($b['app']), 1),
+    'min_us' => array_map('min', $b),
     'worker_us' => $m['worker'],
     'worker_handler_us' => $m['worker_handler'],
     'worker_reset_us' => $m['worker_reset'],
