@@ -20,7 +20,7 @@
  * turn, so that a busy machine slows them alike:
  *   worker:  the worker's loop: its handler, then resetAfterRequest(), as under askrd
  *   handler: the worker's handler alone, no resets between requests
- *   app:     Kernel::handle() + terminate() of Request::create() (inprocess.php's loop)
+ *   app:     Request::create(), Kernel::handle() + terminate() (inprocess.php's loop)
  * The first request goes without cookies; every later one sends the cookies that first answer set.
  *
  * Prints one JSON line: CPU time (user + system, getrusage) per request in µs of each batch kind
@@ -178,8 +178,8 @@ final class WorkerCost
         $kernel = $GLOBALS['kernel'];
         $total = 0;
         for ($i = 0; $i < self::$requests; $i++) {
+            $t0 = self::cpu(); // Request::create() counts, as in inprocess.php
             $request = \Illuminate\Http\Request::create(self::$path, 'GET', [], self::$cookies);
-            $t0 = self::cpu();
             $response = $kernel->handle($request);
             $kernel->terminate($request, $response);
             $total += self::cpu() - $t0;
