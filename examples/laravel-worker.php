@@ -66,9 +66,10 @@ use Symfony\Component\HttpFoundation\Request as SymfonyRequest;
 final class Laravel
 {
     /**
-     * The services resolved at boot, so that they persist: Octane's default warm list, and four
+     * The services resolved at boot, so that they persist: Octane's default warm list, and three
      * stateless singletons that nearly every request would otherwise build again (response(),
-     * redirect(), the session middleware, now()).
+     * redirect(), the session middleware). Not 'date' (now()): Laravel 8 binds none, and the Date
+     * facade's own, bound again by each request that asks the time, costs 0.2 µs.
      */
     private const WARM = ['auth', 'cache', 'cache.store', 'config', 'cookie', 'db', 'db.factory',
         'db.transactions', 'encrypter', 'files', 'hash', 'log', 'router', 'routes', 'session',
