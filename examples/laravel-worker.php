@@ -26,7 +26,8 @@
  *     current route and request (a 404 would see the previous visitor's route)
  *   - database: open transactions rolled back (their locks released), query log, "record
  *     modified" flags, query-duration handlers
- *   - sessions: every store emptied, with a new id; the database handler's "row exists" flag
+ *   - sessions: every store the request used emptied, with a new id; the database handler's
+ *     "row exists" flag
  *   - queued cookies; auth guards and the users they resolved (Gate asks auth again)
  *   - views: render state and shared data as after boot; locale and fallback locale of app and
  *     translator (LocaleUpdated is dispatched: Carbon follows only if Carbon's Laravel service
@@ -60,13 +61,15 @@ namespace Askr\Workers;
 use Illuminate\Contracts\Http\Kernel as HttpKernel;
 use Illuminate\Foundation\Application;
 use Illuminate\Http\Request;
+use Symfony\Component\HttpFoundation\Request as SymfonyRequest;
 
 final class Laravel
 {
     /**
-     * The services resolved at boot, so that they persist: Octane's default warm list, and four
+     * The services resolved at boot, so that they persist: Octane's default warm list, and three
      * stateless singletons that nearly every request would otherwise build again (response(),
-     * redirect(), the session middleware, now()).
+     * redirect(), the session middleware). Not 'date' (now()): Laravel 8 binds none, and the Date
+     * facade's own, bound again by each request that asks the time, costs 0.2 µs.
      */
     private const WARM = ['auth', 'cache', 'cache.store', 'config', 'cookie', 'db', 'db.factory',
         'db.transactions', 'encrypter', 'files', 'hash', 'log', 'router', 'routes', 'session',
@@ -82,20 +85,40 @@ final class Laravel
      * service first resolved during a request is dropped with it and needs no reset.
      */
     private array $boot = [];
-    private array $config = [];
-    private ?array $listeners = null;
-    /** Eloquent's per-model boot state (Model's static properties), as after boot. */
-    private ?array $models = null;
-    /** Registries of services resolved at boot (Gate, validator, Blade): [object, properties]. */
-    private array $registries = [];
-    private ?array $viewShared = null;
+    /*
+     * The resets that put back non-public state, as closures bound once at boot to the object
+     * they reach into (no closure made or bound per request). Each puts back only a property
+     * whose value is no longer identical (===) to boot's: one the request left alone stays the
+     * very array the object owns, and the next request's writes to it copy nothing.
+     */
+    private ?\Closure $restoreContainer = null;
+    private ?\Closure $flushRouter = null;
+    private ?\Closure $restoreConfig = null;
+    private ?\Closure $restoreListeners = null;
+    /** Eloquent's per-model boot state (Model's static properties) back as after boot. */
+    private ?\Closure $restoreModels = null;
+    /** @var list<\Closure> registries of services resolved at boot (Gate, validator, Blade) */
+    private array $restoreRegistries = [];
+    private ?\Closure $restoreViewShared = null;
+    private ?\Closure $restoreUrl = null;
+    private ?\Closure $cacheStores = null;
+    /** @var array<string,string> each session store's id as its last reset left it */
+    private array $sessionIds = [];
     private string $locale = '';
     private ?string $fallbackLocale = null;
-    private ?array $url = null;
-    private array $urlDefaults = [];
     private array $tagged = [];
     private bool $once = false;
     public ?HttpKernel $kernel = null;
+    /** Request::capture(), or the same request built once (fastCapture()). */
+    public ?\Closure $capture = null;
+
+    /**
+     * Laravel's Request::capture(), createFromBase() and duplicate() (sha1 of their source, white
+     * space removed) as in Laravel 8.83, the version fastCapture() was checked against.
+     */
+    private const CAPTURE_CHECKED = ['capture' => '00d297ae7948b1220cee1b9137c4916f5d0e2389',
+        'createFromBase' => '8fefddcfa0d657f6637b793f3d8e89616b162051',
+        'duplicate' => '652b54ad6e7e7abc89326800ff77a1a8b3fca8ed'];
 
     public function __construct(public readonly Application $app)
     {
@@ -213,6 +236,17 @@ final class Laravel
         $app = $this->app;
         // Arrays are copy-on-write: these copies cost nothing until the app changes its own.
         $this->container = (fn () => get_object_vars($this))->call($app);
+        $this->restoreContainer = \Closure::bind(function (array $boot): void {
+            $request = $this->instances['request'] ?? null;
+            foreach ($boot as $property => $value) {
+                if ($this->$property !== $value) {
+                    $this->$property = $value;
+                }
+            }
+            if ($request !== null) {
+                $this->instances['request'] = $request;
+            }
+        }, $app, get_class($app));
         // Each by the method its reset calls: an app that replaced one with a class of its own
         // keeps it as it is.
         foreach (['db' => 'getConnections', 'config' => 'all', 'events' => 'listen', 'session' => 'getDrivers',
@@ -226,17 +260,47 @@ final class Laravel
         if (isset($this->boot['cache']) && !$this->boot['cache'] instanceof \Illuminate\Cache\CacheManager) {
             unset($this->boot['cache']); // its reset reads CacheManager's stores
         }
+        $router = $this->boot['router'] ?? null;
+        if ($router !== null) {
+            $properties = array_values(array_filter(['current', 'currentRequest'],
+                static fn (string $property) => property_exists($router, $property)));
+            $this->flushRouter = \Closure::bind(function () use ($properties): void {
+                foreach ($properties as $property) {
+                    $this->$property = null;
+                }
+            }, $router, get_class($router));
+        }
         $config = $this->boot['config'] ?? null;
         if ($config instanceof \Illuminate\Config\Repository) {
-            $this->config = $config->all();
+            $this->restoreConfig = $this->restorer($config, ['items' => $config->all()]);
         }
         $events = $this->boot['events'] ?? null;
         if ($events instanceof \Illuminate\Events\Dispatcher) {
-            $this->listeners = (fn () => array_intersect_key(get_object_vars($this),
+            $listeners = (fn () => array_intersect_key(get_object_vars($this),
                 ['listeners' => 1, 'wildcards' => 1, 'wildcardsCache' => 1]))->call($events);
+            // wildcardsCache is what getListeners() found in the wildcards for each event name,
+            // and every change to wildcards empties it (or its matching entries): while the
+            // wildcards are boot's, the entries a request added are boot's answers, and stay.
+            $this->restoreListeners = \Closure::bind(function () use ($listeners): void {
+                foreach ($listeners as $property => $value) {
+                    if ($property !== 'wildcardsCache' && $this->$property !== $value) {
+                        $this->$property = $value;
+                        if ($property === 'wildcards' && array_key_exists('wildcardsCache', $listeners)) {
+                            $this->wildcardsCache = $listeners['wildcardsCache'];
+                        }
+                    }
+                }
+            }, $events, get_class($events));
         }
         if (class_exists(\Illuminate\Database\Eloquent\Model::class)) {
-            $this->models = self::modelState();
+            $models = self::modelState();
+            $this->restoreModels = \Closure::bind(static function () use ($models): void {
+                foreach ($models as $property => $value) {
+                    if (self::$$property !== $value) {
+                        self::$$property = $value;
+                    }
+                }
+            }, null, \Illuminate\Database\Eloquent\Model::class);
         }
         // What a request registers with these lasts for the process: Gate::before(fn () => true)
         // would allow everything to every later visitor. Only the registries, not the services'
@@ -251,12 +315,13 @@ final class Laravel
                 'anonymousComponentPaths', 'anonymousComponentNamespaces']],
         ] as $abstract => [$class, $properties]) {
             if ($app->resolved($abstract) && ($service = $app->make($abstract)) instanceof $class) {
-                $this->registries[$abstract] = [$service, (fn () => array_intersect_key(get_object_vars($this),
-                    array_flip($properties)))->call($service)];
+                $this->restoreRegistries[] = $this->restorer($service, (fn () => array_intersect_key(
+                    get_object_vars($this), array_flip($properties)))->call($service));
             }
         }
         if (isset($this->boot['view']) && $this->boot['view'] instanceof \Illuminate\View\Factory) {
-            $this->viewShared = $this->boot['view']->getShared(); // 'app', '__env' and what providers shared
+            // 'app', '__env' and what providers shared
+            $this->restoreViewShared = $this->restorer($this->boot['view'], ['shared' => $this->boot['view']->getShared()]);
         }
         $this->locale = (string) $app->getLocale();
         if (isset($this->boot['translator']) && method_exists($this->boot['translator'], 'getFallback')) {
@@ -264,28 +329,83 @@ final class Laravel
         }
         $url = $this->boot['url'] ?? null;
         if ($url instanceof \Illuminate\Routing\UrlGenerator) {
-            $this->url = (fn () => array_diff_key(get_object_vars($this), ['request' => 1, 'routes' => 1,
+            $state = (fn () => array_diff_key(get_object_vars($this), ['request' => 1, 'routes' => 1,
                 'routeGenerator' => 1, 'cachedRoot' => 1, 'cachedScheme' => 1]))->call($url);
-            $this->urlDefaults = $url->getDefaultParameters();
+            $caches = array_values(array_filter(['cachedRoot', 'cachedScheme', 'routeGenerator'],
+                static fn (string $property) => property_exists($url, $property)));
+            $defaults = $url->getDefaultParameters();
+            $this->restoreUrl = \Closure::bind(function () use ($state, $caches, $defaults): void {
+                foreach ($state as $property => $value) {
+                    if ($this->$property !== $value) {
+                        $this->$property = $value;
+                    }
+                }
+                foreach ($caches as $cache) {
+                    $this->$cache = null;
+                }
+                if ($defaults !== []) {
+                    $this->defaults($defaults); // kept by the route URL generator just dropped
+                }
+            }, $url, get_class($url));
+        }
+        if (isset($this->boot['cache'])) {
+            $this->cacheStores = \Closure::bind(fn (): array => $this->stores, $this->boot['cache'],
+                get_class($this->boot['cache']));
         }
         $this->tagged = (fn () => $this->tags['askr.reset'] ?? [])->call($app);
         $this->once = class_exists(\Illuminate\Support\Once::class); // Laravel 11+: asked once, not per request
+        $this->capture = self::fastCapture() ?? static fn (): Request => Request::capture();
+    }
+
+    /**
+     * Request::capture() builds each request twice: Symfony's from the globals, then Laravel's as
+     * a copy of it (createFromBase(): a fresh request duplicate()d from the first one's arrays,
+     * its headers set again, then getInputSource() as its input), the second pass about 5 µs
+     * with a small $_SERVER, 10 with 60 variables. Where capture(), createFromBase() and
+     * duplicate() are Laravel 8.83's (checked by their source once, at boot), this returns a
+     * capture that builds Laravel's request once from the same globals (createFromGlobals(),
+     * Symfony's, builds `new static`) and sets the same input source: the same request. Not for a
+     * request with uploads (duplicate() drops empty ones) or while a Request::setFactory() factory
+     * is set (capture() builds a Symfony request with it): those, and other versions of Laravel,
+     * get capture() itself. Null when the versions differ.
+     */
+    private static function fastCapture(): ?\Closure
+    {
+        try {
+            if ((new \ReflectionMethod(Request::class, 'createFromGlobals'))->class !== SymfonyRequest::class) {
+                return null;
+            }
+            foreach (self::CAPTURE_CHECKED as $name => $sha1) {
+                $method = new \ReflectionMethod(Request::class, $name);
+                $lines = @file((string) $method->getFileName());
+                if ($method->class !== Request::class || $lines === false || $sha1 !== sha1((string) preg_replace('/\s+/', '',
+                    implode('', array_slice($lines, $method->getStartLine() - 1, $method->getEndLine() - $method->getStartLine() + 1))))) {
+                    return null;
+                }
+            }
+        } catch (\ReflectionException) {
+            return null;
+        }
+        $inputSource = \Closure::bind(static fn (Request $request) => $request->getInputSource(), null, Request::class);
+        $noFactory = \Closure::bind(static fn (): bool => self::$requestFactory === null, null, SymfonyRequest::class);
+        return static function () use ($inputSource, $noFactory): Request {
+            if ($_FILES !== [] || !$noFactory()) {
+                return Request::capture();
+            }
+            Request::enableHttpMethodParameterOverride();
+            $request = Request::createFromGlobals();
+            $request->request = $inputSource($request);
+            return $request;
+        };
     }
 
     /**
      * Eloquent's static boot state: which models booted, their global scopes and trait
-     * initializers (what Model::clearBootedModels() and bootIfNotBooted() touch); with $state,
-     * puts it back.
+     * initializers (what Model::clearBootedModels() and bootIfNotBooted() touch).
      */
-    private static function modelState(?array $state = null): array
+    private static function modelState(): array
     {
-        return \Closure::bind(static function (?array $state): array {
-            if ($state !== null) {
-                foreach ($state as $property => $value) {
-                    self::$$property = $value;
-                }
-                return $state;
-            }
+        return \Closure::bind(static function (): array {
             $state = [];
             foreach (['booted', 'bootedCallbacks', 'globalScopes', 'traitInitializers'] as $property) {
                 if (property_exists(self::class, $property)) {
@@ -293,7 +413,22 @@ final class Laravel
                 }
             }
             return $state;
-        }, null, \Illuminate\Database\Eloquent\Model::class)($state);
+        }, null, \Illuminate\Database\Eloquent\Model::class)();
+    }
+
+    /**
+     * A closure bound to $object that puts back its properties in $state (name => value), each
+     * only if its value is no longer identical to the one in $state.
+     */
+    private function restorer(object $object, array $state): \Closure
+    {
+        return \Closure::bind(function () use ($state): void {
+            foreach ($state as $property => $value) {
+                if ($this->$property !== $value) {
+                    $this->$property = $value;
+                }
+            }
+        }, $object, get_class($object));
     }
 
     /**
@@ -330,15 +465,7 @@ final class Laravel
         // binds the next one with instance(), which fires the rebinding callbacks (url, auth, …)
         // only for a bound abstract; unbound, global middleware would see this request through
         // url().
-        (function (array $boot): void {
-            $request = $this->instances['request'] ?? null;
-            foreach ($boot as $property => $value) {
-                $this->$property = $value;
-            }
-            if ($request !== null) {
-                $this->instances['request'] = $request;
-            }
-        })->call($app, $this->container);
+        ($this->restoreContainer)($this->container);
         if (method_exists($app, 'forgetScopedInstances')) {
             $app->forgetScopedInstances();             // $app->scoped(): per request by definition
         }
@@ -358,40 +485,26 @@ final class Laravel
                     (fn () => $this->controller = null)->call($route);
                 }
             }
-            (function (): void {
-                foreach (['current', 'currentRequest'] as $property) {
-                    if (property_exists($this, $property)) {
-                        $this->$property = null;
-                    }
-                }
-            })->call($boot['router']);
+            ($this->flushRouter)();
         }
 
         // config([...]) writes: put back every item, in place (managers hold this Repository).
-        if ($this->config !== []) {
-            (fn (array $items) => $this->items = $items)->call($boot['config'], $this->config);
+        if ($this->restoreConfig !== null) {
+            ($this->restoreConfig)();
         }
         // Event::listen() during a request: the listener would run for every later visitor.
-        if ($this->listeners !== null) {
-            (function (array $boot): void {
-                foreach ($boot as $property => $value) {
-                    $this->$property = $value;
-                }
-            })->call($boot['events'], $this->listeners);
+        if ($this->restoreListeners !== null) {
+            ($this->restoreListeners)();
         }
         // Models register their listeners (and global scopes) in boot()/booted(), once per
         // process: one first used in this request registered them with the listeners just dropped,
         // so it must boot again. Models booted at boot keep theirs.
-        if ($this->models !== null) {
-            self::modelState($this->models);
+        if ($this->restoreModels !== null) {
+            ($this->restoreModels)();
         }
         // Gate abilities, policies, before/after callbacks; validator extensions; Blade directives.
-        foreach ($this->registries as [$service, $properties]) {
-            (function (array $boot): void {
-                foreach ($boot as $property => $value) {
-                    $this->$property = $value;
-                }
-            })->call($service, $properties);
+        foreach ($this->restoreRegistries as $restore) {
+            $restore();
         }
         // An open transaction holds its locks (SQLite's write lock, row locks) and would swallow
         // the next request's writes. A connection lost meanwhile (MySQL's wait_timeout) cannot
@@ -425,11 +538,16 @@ final class Laravel
         // Sessions: StartSession reuses the manager's Store and merges what it reads into the
         // attributes the Store holds, so a request without a cookie would get the previous
         // visitor's session. Emptied in place, with a new id: the Redirector and others hold
-        // this very object. (session.store is the default driver, so it is among them.)
+        // this very object. (session.store is the default driver, so it is among them.) A store
+        // the request left as the last reset did (the same id, no attributes: start() always
+        // adds a _token) is left as it is: a new id costs a system call for random bytes.
         if (isset($boot['session'])) {
-            foreach ($boot['session']->getDrivers() as $store) {
-                $store->flush();
-                $store->setId(null);
+            foreach ($boot['session']->getDrivers() as $name => $store) {
+                if (($this->sessionIds[$name] ?? null) !== $store->getId() || $store->all() !== []) {
+                    $store->flush();
+                    $store->setId(null);
+                    $this->sessionIds[$name] = $store->getId();
+                }
                 $handler = $store->getHandler();
                 if ($handler instanceof \Illuminate\Session\DatabaseSessionHandler) {
                     $handler->setExists(false); // read() sets it, never clears it: a new session's row would be "updated"
@@ -446,9 +564,9 @@ final class Laravel
         }
         // Views: sections, stacks and components of a render an exception cut short; and
         // View::share() (ShareErrorsFromSession shares the visitor's errors) back to boot's.
-        if ($this->viewShared !== null) {
+        if ($this->restoreViewShared !== null) {
             $boot['view']->flushState();
-            (fn (array $shared) => $this->shared = $shared)->call($boot['view'], $this->viewShared);
+            ($this->restoreViewShared)();
         }
         // App::setLocale(): config is back already; setLocale() again puts back the translator's,
         // and dispatches LocaleUpdated (Carbon's Laravel provider, when registered, puts back
@@ -486,8 +604,8 @@ final class Laravel
             $app[\Illuminate\Log\Context\Repository::class]->flush();
         }
         // The "array" cache driver is a per-request cache: what one visitor cached, another read.
-        if (isset($boot['cache'])) {
-            foreach ((fn () => $this->stores)->call($boot['cache']) as $store) {
+        if ($this->cacheStores !== null) {
+            foreach (($this->cacheStores)() as $store) {
                 $store = $store instanceof \Illuminate\Cache\Repository ? $store->getStore() : null;
                 if ($store instanceof \Illuminate\Cache\ArrayStore) {
                     $store->flush();
@@ -495,20 +613,8 @@ final class Laravel
             }
         }
         // URL::forceRootUrl(), forceScheme(), defaults(), formatHostUsing() last for the process.
-        if ($this->url !== null) {
-            (function (array $boot, array $defaults): void {
-                foreach ($boot as $property => $value) {
-                    $this->$property = $value;
-                }
-                foreach (['cachedRoot', 'cachedScheme', 'routeGenerator'] as $cache) {
-                    if (property_exists($this, $cache)) {
-                        $this->$cache = null;
-                    }
-                }
-                if ($defaults !== []) {
-                    $this->defaults($defaults);
-                }
-            })->call($boot['url'], $this->url, $this->urlDefaults);
+        if ($this->restoreUrl !== null) {
+            ($this->restoreUrl)();
         }
         \Illuminate\Support\Str::flushCache(); // snake/camel/studly caches: memory
         if ($this->once) {
@@ -598,13 +704,21 @@ $disconnect = static function () use ($app): void {
 askr_on_worker_start($disconnect);
 
 // The runtime has set up $_SERVER, $_GET, $_POST, $_COOKIE, $_FILES and php://input as php-fpm
-// would, so Request::capture() and Response::send() work unchanged.
-$handler = static function () use ($kernel): void {
-    $request = Request::capture();
+// would, so Request::capture() works unchanged ($capture: the same request, built once where
+// Laravel's version allows, see fastCapture()). The response is sent as Response::send() does,
+// without the flush() that ends it there (Symfony 6.4's send(flush: false)): askr's runtime sends
+// the whole response in one write when the handler returns, with a Content-Length, where a flush()
+// would stream it (Head, Body, then End: more writes here and a chunked answer from askrd). The
+// app's own output buffers are ended then too, as send() would have.
+$capture = $worker->capture;
+$handler = static function () use ($kernel, $capture): void {
+    $request = $capture();
     $response = $kernel->handle($request); // binds $request as app('request'): url, auth, … follow
-    $response->send();
+    $response->sendHeaders();
+    $response->sendContent();
     // Terminable middleware and terminating callbacks (dispatchAfterResponse() jobs …) run after
-    // the client has its response, as under php-fpm, where send() calls fastcgi_finish_request().
+    // the client has its response (askr_defer(): after the End frame), as under php-fpm, where
+    // send() calls fastcgi_finish_request().
     $terminate = static fn () => $kernel->terminate($request, $response);
     askr_defer($terminate) || $terminate();
 };
