@@ -61,7 +61,6 @@ namespace Askr\Workers;
 use Illuminate\Contracts\Http\Kernel as HttpKernel;
 use Illuminate\Foundation\Application;
 use Illuminate\Http\Request;
-use Symfony\Component\HttpFoundation\Request as SymfonyRequest;
 
 final class Laravel
 {
@@ -109,16 +108,6 @@ final class Laravel
     private array $tagged = [];
     private bool $once = false;
     public ?HttpKernel $kernel = null;
-    /** Request::capture(), or the same request built once (fastCapture()). */
-    public ?\Closure $capture = null;
-
-    /**
-     * Laravel's Request::capture(), createFromBase() and duplicate() (sha1 of their source, white
-     * space removed) as in Laravel 8.83, the version fastCapture() was checked against.
-     */
-    private const CAPTURE_CHECKED = ['capture' => '00d297ae7948b1220cee1b9137c4916f5d0e2389',
-        'createFromBase' => '8fefddcfa0d657f6637b793f3d8e89616b162051',
-        'duplicate' => '652b54ad6e7e7abc89326800ff77a1a8b3fca8ed'];
 
     public function __construct(public readonly Application $app)
     {
@@ -354,49 +343,6 @@ final class Laravel
         }
         $this->tagged = (fn () => $this->tags['askr.reset'] ?? [])->call($app);
         $this->once = class_exists(\Illuminate\Support\Once::class); // Laravel 11+: asked once, not per request
-        $this->capture = self::fastCapture() ?? static fn (): Request => Request::capture();
-    }
-
-    /**
-     * Request::capture() builds each request twice: Symfony's from the globals, then Laravel's as
-     * a copy of it (createFromBase(): a fresh request duplicate()d from the first one's arrays,
-     * its headers set again, then getInputSource() as its input), the second pass about 5 µs
-     * with a small $_SERVER, 10 with 60 variables. Where capture(), createFromBase() and
-     * duplicate() are Laravel 8.83's (checked by their source once, at boot), this returns a
-     * capture that builds Laravel's request once from the same globals (createFromGlobals(),
-     * Symfony's, builds `new static`) and sets the same input source: the same request. Not for a
-     * request with uploads (duplicate() drops empty ones) or while a Request::setFactory() factory
-     * is set (capture() builds a Symfony request with it): those, and other versions of Laravel,
-     * get capture() itself. Null when the versions differ.
-     */
-    private static function fastCapture(): ?\Closure
-    {
-        try {
-            if ((new \ReflectionMethod(Request::class, 'createFromGlobals'))->class !== SymfonyRequest::class) {
-                return null;
-            }
-            foreach (self::CAPTURE_CHECKED as $name => $sha1) {
-                $method = new \ReflectionMethod(Request::class, $name);
-                $lines = @file((string) $method->getFileName());
-                if ($method->class !== Request::class || $lines === false || $sha1 !== sha1((string) preg_replace('/\s+/', '',
-                    implode('', array_slice($lines, $method->getStartLine() - 1, $method->getEndLine() - $method->getStartLine() + 1))))) {
-                    return null;
-                }
-            }
-        } catch (\ReflectionException) {
-            return null;
-        }
-        $inputSource = \Closure::bind(static fn (Request $request) => $request->getInputSource(), null, Request::class);
-        $noFactory = \Closure::bind(static fn (): bool => self::$requestFactory === null, null, SymfonyRequest::class);
-        return static function () use ($inputSource, $noFactory): Request {
-            if ($_FILES !== [] || !$noFactory()) {
-                return Request::capture();
-            }
-            Request::enableHttpMethodParameterOverride();
-            $request = Request::createFromGlobals();
-            $request->request = $inputSource($request);
-            return $request;
-        };
     }
 
     /**
@@ -704,15 +650,13 @@ $disconnect = static function () use ($app): void {
 askr_on_worker_start($disconnect);
 
 // The runtime has set up $_SERVER, $_GET, $_POST, $_COOKIE, $_FILES and php://input as php-fpm
-// would, so Request::capture() works unchanged ($capture: the same request, built once where
-// Laravel's version allows, see fastCapture()). The response is sent as Response::send() does,
+// would, so Request::capture() works unchanged. The response is sent as Response::send() does,
 // without the flush() that ends it there (Symfony 6.4's send(flush: false)): askr's runtime sends
 // the whole response in one write when the handler returns, with a Content-Length, where a flush()
 // would stream it (Head, Body, then End: more writes here and a chunked answer from askrd). The
 // app's own output buffers are ended then too, as send() would have.
-$capture = $worker->capture;
-$handler = static function () use ($kernel, $capture): void {
-    $request = $capture();
+$handler = static function () use ($kernel): void {
+    $request = Request::capture();
     $response = $kernel->handle($request); // binds $request as app('request'): url, auth, … follow
     $response->sendHeaders();
     $response->sendContent();
