@@ -217,9 +217,13 @@ $askrSymfonyReset = static function () use ($kernel, $entry, $connectionIds, $ti
 };
 
 // The runtime has set up $_SERVER, $_GET, $_POST, $_COOKIE, $_FILES and php://input as php-fpm
-// would, so Request::createFromGlobals() and Response::send() work unchanged. send() leaves
-// askr's output buffer in place (Response::closeOutputBuffers() stops at a buffer it cannot
-// remove) and headers_sent() stays false, so every response's headers go out. The handler takes
+// would, so Request::createFromGlobals() works unchanged. The response is sent as
+// Response::send() does, without the flush() that ends it there (under php-fpm send() calls
+// fastcgi_finish_request() instead): askr's runtime sends the whole response in one write when
+// the handler returns, with a Content-Length, where a flush() would stream it (a chunked answer
+// and more writes). The app's own output buffers are ended then too, as send() would have; a
+// StreamedResponse flushes as it streams. headers_sent() stays false, so every response's
+// headers go out. The handler takes
 // no parameter, so the runtime never reads a large request body into memory: Symfony reads
 // php://input.
 // kernel.terminate and the reset run after the response has gone (askr_defer(), after the End
@@ -238,7 +242,8 @@ $handler = static function () use ($entry, $terminable, $askrSymfonyReset): void
         if (is_string($route) && function_exists('askr_paranoid_route')) {
             askr_paranoid_route($route); // the detector names and warms up routes by Symfony's route name
         }
-        $response->send();
+        $response->sendHeaders();
+        $response->sendContent();
         $sent = true;
     } finally {
         // Not terminated if send() threw, as under php-fpm (the exception ends the script there).
