@@ -76,7 +76,7 @@ final class Channel
     private static function use($ch): void
     {
         stream_set_write_buffer($ch, 0);
-        // Reads go round the stream's buffer (recv()), so it must hold nothing: unbuffered.
+        // Channel keeps what it read in a buffer of its own: the stream's would copy it once more.
         stream_set_read_buffer($ch, 0);
         // PHP treats the channel as a socket stream, so default_socket_timeout (60 s) would end an
         // idle wait in fread(); a worker waits as long as it takes.
@@ -235,21 +235,17 @@ final class Channel
     }
 
     /**
-     * Reads more of the channel into $in: one blocking recv() (stream_socket_recvfrom() does no
-     * poll() first, as the stream's own reads do). Returns false at the channel's end.
+     * Reads more of the channel into $in: fread() of the unbuffered socket stream, i.e. poll()
+     * until the channel is readable, then one recv(). Not a recv() that blocks by itself: that
+     * wait also ends each time askrd reads what this worker wrote (the socket's write-space
+     * wake-up), a context switch for nothing at every request; poll() waits for input only.
+     * Returns false at the channel's end.
      */
     private static function recv(): bool
     {
-        $part = stream_socket_recvfrom(self::$stream, self::$chunk);
-        if ($part === false) {
-            // A signal interrupted the wait, or an error: the stream's own read retries the one
-            // and marks the channel's end at the other.
-            $part = fread(self::$stream, self::$chunk);
-            if ($part === false || $part === '') {
-                return !feof(self::$stream);
-            }
-        } elseif ($part === '') {
-            return false;
+        $part = fread(self::$stream, self::$chunk);
+        if ($part === false || $part === '') {
+            return !feof(self::$stream); // a signal or a spurious wake-up: read again
         }
         if (self::$pos === strlen(self::$in)) {
             self::$in = $part;
