@@ -9,9 +9,10 @@ package phpruntime
 //
 // (add -benchtime 20000x for steadier figures). Each sub-benchmark reports, besides ns/op (the
 // round trip, Go side and wake-ups included), php-µs/op: the worker's own CPU time per request
-// from /proc/PID/schedstat (nanoseconds on CPU, not clock ticks), which does not depend on how busy
+// from /proc/PID/schedstat (nanoseconds on CPU, not clock ticks), which depends less than ns/op on how busy
 // the machine is (on a machine shared with other work, min-php-µs/op, the best chunk of 1000
-// requests, is the steadier figure). "empty" is a handler that does nothing: what the runtime costs per request;
+// requests, is the steadier figure), and vol-ctxsw/op: how often per request the worker waited (at
+// most 1 when it waits for nothing but the next request, which may already be there). "empty" is a handler that does nothing: what the runtime costs per request;
 // "hello" is examples/hello-worker.php's handler. "noext" runs without ext/askr (build/ext/askr.so,
 // from make build; without it the ext cases are skipped).
 
@@ -109,6 +110,7 @@ func benchWorker(b *testing.B, handler, ext string) {
 	// The machine may be shared: besides the mean, the best of the chunks of benchChunk requests
 	// (min-php-µs/op), which other processes' bursts disturb least.
 	cpu0 := schedTime(b, p.PID())
+	sw0 := switches(b, p.PID())
 	best := int64(-1)
 	b.ResetTimer()
 	for i := 0; i < b.N; {
@@ -125,6 +127,7 @@ func benchWorker(b *testing.B, handler, ext string) {
 	b.StopTimer()
 	cpu := schedTime(b, p.PID()) - cpu0
 	b.ReportMetric(float64(cpu)/1e3/float64(b.N), "php-µs/op")
+	b.ReportMetric(float64(switches(b, p.PID())-sw0)/float64(b.N), "vol-ctxsw/op")
 	if best >= 0 {
 		b.ReportMetric(float64(best)/1e3/benchChunk, "min-php-µs/op")
 	}
@@ -178,6 +181,26 @@ type benchResponse struct {
 func (r *benchResponse) Head(status int, _ []channel.Header) error { r.status = status; return nil }
 func (r *benchResponse) Body(b []byte) error                       { r.body += len(b); return nil }
 func (r *benchResponse) Flush() error                              { return nil }
+
+// switches is the number of times pid has given up the CPU to wait (voluntary_ctxt_switches of
+// /proc/PID/status).
+func switches(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatalf("/proc/%d/status has no voluntary_ctxt_switches", pid)
+	return 0
+}
 
 // schedTime is the time pid has run on a CPU, in nanoseconds (/proc/PID/schedstat's first field).
 func schedTime(b *testing.B, pid int) int64 {
