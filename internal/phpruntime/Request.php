@@ -29,7 +29,8 @@ final class Request
         unset(self::$env['ASKR_COW'], self::$env['ASKR_COW_SOCKET']);
         self::$postMax = max(0, ini_parse_quantity((string) ini_get('post_max_size')));
         $order = strtoupper((string) (ini_get('request_order') ?: ini_get('variables_order')));
-        self::$sources = array_values(array_filter(str_split($order), static fn (string $c): bool => $c === 'G' || $c === 'P' || $c === 'C'));
+        self::$sources = array_values(array_filter(str_split($order),
+            static fn (string $c): bool => $c === 'G' || $c === 'P' || $c === 'C'));
         self::$ext = function_exists('askr_ext_request_begin');
     }
 
@@ -117,8 +118,8 @@ final class Request
     }
 
     /**
-     * Sets $_POST and $_FILES for a POST as PHP would (begin() has emptied them). Returns the spooled body if it had to read
-     * it (a large form), and the $request array's 'post' and 'files'.
+     * Sets $_POST and $_FILES for a POST as PHP would (begin() has emptied them). Returns the
+     * spooled body if it had to read it (a large form), and the $request array's 'post' and 'files'.
      *
      * @return array{?string,array<string,string>,list<array<string,mixed>>}
      */

@@ -200,7 +200,8 @@ final class Worker
     private static function run(array $r, callable $handler): void
     {
         try {
-            $request = Request::begin($r, $handler === self::$handler ? self::$handlerTakesRequest : self::takesRequest($handler));
+            $withBody = $handler === self::$handler ? self::$handlerTakesRequest : self::takesRequest($handler);
+            $request = Request::begin($r, $withBody);
             Output::begin();
             error_clear_last();
             self::$deferred = [];
