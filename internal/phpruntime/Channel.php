@@ -35,8 +35,17 @@ final class Channel
     public const FLAG_EXIT = 1;
     public const FLAG_FLUSH = 2;
 
+    /**
+     * One recv() asks for this much: a request frame (header and payload) comes in one. (Not a
+     * constant: the class's constants are the wire format's, see frames_test.go.)
+     */
+    private static int $chunk = 65536;
+
     /** @var resource|null the channel: fd 0, or the socket a forked CoW worker connected to */
     private static $stream = null;
+    /** What recv() gave and no frame has taken yet, from $pos on. */
+    private static string $in = '';
+    private static int $pos = 0;
 
     /** Opens the channel askrd passed as fd 0. */
     public static function open(): void
@@ -67,10 +76,14 @@ final class Channel
     private static function use($ch): void
     {
         stream_set_write_buffer($ch, 0);
+        // Channel keeps what it read in a buffer of its own: the stream's would copy it once more.
+        stream_set_read_buffer($ch, 0);
         // PHP treats the channel as a socket stream, so default_socket_timeout (60 s) would end an
-        // idle wait; a worker waits as long as it takes.
+        // idle wait in fread(); a worker waits as long as it takes.
         stream_set_timeout($ch, 31536000);
         self::$stream = $ch;
+        self::$in = '';
+        self::$pos = 0;
     }
 
     public static function isOpen(): bool
@@ -141,6 +154,9 @@ final class Channel
      */
     public static function select(int $seconds): int|false
     {
+        if (self::$pos < strlen(self::$in)) {
+            return 1; // read already
+        }
         $r = [self::$stream];
         $w = $e = null;
         return stream_select($r, $w, $e, $seconds);
@@ -165,11 +181,17 @@ final class Channel
      */
     public static function header(): ?array
     {
-        $h = self::readN(self::HEADER_SIZE);
-        if ($h === null) {
-            return null;
+        while (strlen(self::$in) - self::$pos < self::HEADER_SIZE) {
+            if (!self::recv()) {
+                return null;
+            }
         }
-        $u = unpack('Cv/Ct/nf/Nn', $h);
+        $u = unpack('Cv/Ct/nf/Nn', self::$in, self::$pos);
+        self::$pos += self::HEADER_SIZE;
+        if (self::$pos === strlen(self::$in)) {
+            self::$in = '';
+            self::$pos = 0;
+        }
         if ($u['v'] !== self::PROTOCOL) {
             Log::line('channel protocol ' . $u['v'] . ' from askrd, runtime speaks ' . self::PROTOCOL);
             return null;
@@ -180,11 +202,62 @@ final class Channel
     /** Reads a payload of $n bytes, or returns null at the channel's end. */
     public static function payload(int $n): ?string
     {
-        return $n > 0 ? self::readN($n) : '';
+        if ($n === 0) {
+            return '';
+        }
+        $have = strlen(self::$in) - self::$pos;
+        if ($have < $n && $n - $have > self::$chunk) {
+            // A large payload (a body): what came with the header, then the rest read into one
+            // string of its size, not gathered chunk by chunk.
+            $head = substr(self::$in, self::$pos);
+            self::$in = '';
+            self::$pos = 0;
+            $rest = self::readRest($n - $have);
+            return $rest === null ? null : $head . $rest;
+        }
+        while ($have < $n) {
+            if (!self::recv()) {
+                return null;
+            }
+            $have = strlen(self::$in) - self::$pos;
+        }
+        if (self::$pos === 0 && $have === $n) {
+            $s = self::$in;
+        } else {
+            $s = substr(self::$in, self::$pos, $n);
+        }
+        self::$pos += $n;
+        if (self::$pos === strlen(self::$in)) {
+            self::$in = ''; // all taken: the chunk's memory goes now, not at the next read
+            self::$pos = 0;
+        }
+        return $s;
     }
 
-    /** Reads exactly $n bytes, or returns null at the channel's end. */
-    private static function readN(int $n): ?string
+    /**
+     * Reads more of the channel into $in: fread() of the unbuffered socket stream, i.e. poll()
+     * until the channel is readable, then one recv(). Not a recv() that blocks by itself: that
+     * wait also ends each time askrd reads what this worker wrote (the socket's write-space
+     * wake-up), a context switch for nothing at every request; poll() waits for input only.
+     * Returns false at the channel's end.
+     */
+    private static function recv(): bool
+    {
+        $part = fread(self::$stream, self::$chunk);
+        if ($part === false || $part === '') {
+            return !feof(self::$stream); // a signal or a spurious wake-up: read again
+        }
+        if (self::$pos === strlen(self::$in)) {
+            self::$in = $part;
+        } else {
+            self::$in = substr(self::$in, self::$pos) . $part;
+        }
+        self::$pos = 0;
+        return true;
+    }
+
+    /** Reads exactly $n bytes past $in (which is empty), or returns null at the channel's end. */
+    private static function readRest(int $n): ?string
     {
         $s = '';
         while (strlen($s) < $n) {

@@ -192,10 +192,13 @@ final class Output
         Session::close();
         $body = self::take();
         $head = self::$headSent ? '' : self::head($fatal);
-        $end = Channel::frame(Channel::T_END, $exiting ? Channel::FLAG_EXIT : 0,
-            pack('JJ', memory_get_usage(), memory_get_peak_usage()));
-        if (strlen($body) <= 65536) {
-            Channel::write($head . ($body === '' ? '' : Channel::frame(Channel::T_BODY, 0, $body)) . $end);
+        // The End frame (Channel::frame() with its 16-byte payload) in one pack().
+        $end = pack('CCnNJJ', Channel::PROTOCOL, Channel::T_END, $exiting ? Channel::FLAG_EXIT : 0, 16,
+            memory_get_usage(), memory_get_peak_usage());
+        $n = strlen($body);
+        if ($n <= 65536) {
+            // One write for the whole answer.
+            Channel::write($head . ($n === 0 ? '' : pack('CCnN', Channel::PROTOCOL, Channel::T_BODY, 0, $n) . $body) . $end);
         } else {
             Channel::write($head);
             Channel::sendBody($body);
@@ -227,7 +230,8 @@ final class Output
         if (!$typed) {
             $headers[] = 'Content-Type: ' . self::$defaultType;
         }
-        return Channel::frame(Channel::T_HEAD, 0, pack('n', $status) . implode("\n", $headers));
+        $lines = implode("\n", $headers);
+        return pack('CCnNn', Channel::PROTOCOL, Channel::T_HEAD, 0, strlen($lines) + 2, $status) . $lines;
     }
 
     /**

@@ -13,8 +13,8 @@ final class Request
 {
     /** @var array<string,string> the process environment: the base of every $_SERVER, as php-fpm with clear_env=no */
     private static array $env = [];
-    /** request_order (or variables_order): how $_REQUEST is merged. */
-    private static string $order = 'GP';
+    /** @var list<string> request_order (or variables_order), its G, P and C: how $_REQUEST is merged. */
+    private static array $sources = ['G', 'P'];
     /** post_max_size in bytes (PHP_INI_PERDIR: fixed for the worker's life); 0: no limit. */
     private static int $postMax = 0;
     /** Whether the askr extension can register uploads for is_uploaded_file(). */
@@ -28,7 +28,9 @@ final class Request
         self::$env = getenv();
         unset(self::$env['ASKR_COW'], self::$env['ASKR_COW_SOCKET']);
         self::$postMax = max(0, ini_parse_quantity((string) ini_get('post_max_size')));
-        self::$order = strtoupper((string) (ini_get('request_order') ?: ini_get('variables_order')));
+        $order = strtoupper((string) (ini_get('request_order') ?: ini_get('variables_order')));
+        self::$sources = array_values(array_filter(str_split($order),
+            static fn (string $c): bool => $c === 'G' || $c === 'P' || $c === 'C'));
         self::$ext = function_exists('askr_ext_request_begin');
     }
 
@@ -58,7 +60,11 @@ final class Request
         Session::begin($_COOKIE);
         self::$input = $r['body'];
         self::$inputFile = $r['body_file'];
-        [$body, $post, $files] = self::post($r);
+        $body = null;
+        $post = $files = $_POST = $_FILES = [];
+        if ($cgi['REQUEST_METHOD'] === 'POST') {
+            [$body, $post, $files] = self::post($r);
+        }
         if (self::$ext) {
             // is_uploaded_file() and move_uploaded_file() accept this request's uploads, and only
             // them; connection_aborted() starts at 0.
@@ -70,15 +76,7 @@ final class Request
             }
             askr_ext_request_begin($tmp);
         }
-        $_REQUEST = [];
-        foreach (str_split(self::$order) as $c) {
-            match ($c) {
-                'G' => self::merge($_REQUEST, $_GET),
-                'P' => self::merge($_REQUEST, $_POST),
-                'C' => self::merge($_REQUEST, $_COOKIE),
-                default => null,
-            };
-        }
+        $_REQUEST = self::request();
         return [
             'method' => $cgi['REQUEST_METHOD'],
             'uri' => $cgi['REQUEST_URI'],
@@ -90,6 +88,28 @@ final class Request
         ];
     }
 
+    /** $_REQUEST as PHP builds it from $_GET, $_POST and $_COOKIE in request_order. */
+    private static function request(): array
+    {
+        $out = null;
+        foreach (self::$sources as $c) {
+            $src = match ($c) {
+                'G' => $_GET,
+                'P' => $_POST,
+                default => $_COOKIE,
+            };
+            if ($src === []) {
+                continue;
+            }
+            if ($out === null) {
+                $out = $src; // merged into nothing: itself
+            } else {
+                self::merge($out, $src);
+            }
+        }
+        return $out ?? [];
+    }
+
     /** The request is over: php://input has nothing more to give. */
     public static function end(): void
     {
@@ -98,22 +118,17 @@ final class Request
     }
 
     /**
-     * Sets $_POST and $_FILES for a POST as PHP would. Returns the spooled body if it had to read
-     * it (a large form), and the $request array's 'post' and 'files'.
+     * Sets $_POST and $_FILES for a POST as PHP would (begin() has emptied them). Returns the
+     * spooled body if it had to read it (a large form), and the $request array's 'post' and 'files'.
      *
      * @return array{?string,array<string,string>,list<array<string,mixed>>}
      */
     private static function post(array $r): array
     {
         $cgi = $r['server'];
-        $_POST = [];
-        $_FILES = [];
         $body = null;
         $post = [];
         $files = [];
-        if ($cgi['REQUEST_METHOD'] !== 'POST') {
-            return [$body, $post, $files];
-        }
         $postMax = self::$postMax;
         if ($postMax > 0 && (int) ($cgi['CONTENT_LENGTH'] ?? 0) > $postMax) {
             // As PHP: a POST body over post_max_size fills neither $_POST nor $_FILES.

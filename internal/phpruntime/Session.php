@@ -24,9 +24,11 @@ final class Session
         }
         // The session module takes the id from $_COOKIE only while it holds none; after the first
         // request it always holds one, so hand it the cookie's id, or '' for a new session.
-        $sid = ini_get('session.use_cookies') ? ($cookies[session_name()] ?? '') : '';
+        $sid = $cookies !== [] && ini_get('session.use_cookies') ? ($cookies[session_name()] ?? '') : '';
         $sid = is_string($sid) ? $sid : '';
-        session_id($sid);
+        if ($sid !== '' || session_id() !== '') { // forget() left '' after the previous request
+            session_id($sid);
+        }
         self::$resumed = $sid;
         self::$cookie = $sid !== '' ? 'Set-Cookie: ' . session_name() . '=' . $sid : '';
     }

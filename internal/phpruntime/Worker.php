@@ -72,14 +72,14 @@ final class Worker
             throw new \LogicException('askr_handle_request() cannot be called in a ' . Role::$role
                 . ' process: it runs its script once, as php-cli would, and serves no request');
         }
-        if (!Channel::isOpen()) {
-            throw new \RuntimeException('askr_handle_request() works only in a worker started by askrd');
-        }
         if (self::$inRequest) {
             throw new \LogicException('askr_handle_request() called from inside a request handler');
         }
         if (self::$helloPid === 0) {
-            self::hello();
+            if (!Channel::isOpen()) {
+                throw new \RuntimeException('askr_handle_request() works only in a worker started by askrd');
+            }
+            self::hello(); // from here on the channel is open
         }
         if (self::$paranoid) {
             self::checkState();
@@ -200,7 +200,14 @@ final class Worker
     private static function run(array $r, callable $handler): void
     {
         try {
-            $request = self::begin($r, self::takesRequest($handler));
+            $withBody = $handler === self::$handler ? self::$handlerTakesRequest : self::takesRequest($handler);
+            $request = Request::begin($r, $withBody);
+            Output::begin();
+            error_clear_last();
+            self::$deferred = [];
+            if (self::$timeLimit > 0) {
+                set_time_limit(self::$timeLimit);
+            }
         } catch (\Throwable $e) {
             // The app's error handler threw for a warning PHP gives while the superglobals are set
             // up (more than max_input_vars variables): as an uncaught exception in the handler.
@@ -222,19 +229,6 @@ final class Worker
             Paranoid::served(); // the request's route, before the worker's resets forget it
         }
         self::afterResponse();
-    }
-
-    private static function begin(array $r, bool $withBody): array
-    {
-        $request = Request::begin($r, $withBody);
-        Output::begin();
-        error_clear_last();
-        self::$deferred = [];
-        self::$inRequest = true;
-        if (self::$timeLimit > 0) {
-            set_time_limit(self::$timeLimit);
-        }
-        return $request;
     }
 
     /**
@@ -305,15 +299,17 @@ final class Worker
     private static function afterResponse(): void
     {
         Session::forget();
-        foreach (self::$deferred as $fn) {
-            try {
-                $fn();
-            } catch (\Throwable $e) {
-                Log::line('askr_defer callback failed: ' . $e);
+        if (self::$deferred !== []) {
+            foreach (self::$deferred as $fn) {
+                try {
+                    $fn();
+                } catch (\Throwable $e) {
+                    Log::line('askr_defer callback failed: ' . $e);
+                }
             }
+            self::$deferred = [];
+            Output::take(); // deferred work has no client to write to
         }
-        self::$deferred = [];
-        Output::take(); // deferred work has no client to write to
         Request::end();
         if (self::$timeLimit > 0) {
             set_time_limit(0);

@@ -15,7 +15,7 @@ import (
 	"testing"
 )
 
-func phpCGI(t *testing.T) string {
+func phpCGI(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("php-cgi")
 	if err != nil {
