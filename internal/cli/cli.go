@@ -104,7 +104,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "askrd: configuration error: %v\n", err)
 		return ExitConfig
 	}
-	tuneGC()
+	tuneRuntime()
 	log := newLogger(stderr)
 	for _, n := range c.Notices {
 		log.Warn(n.Msg, "key", n.Key, "at", fmt.Sprintf("%s:%d", n.File, n.Line))

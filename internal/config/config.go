@@ -613,11 +613,15 @@ func (s *Server) Aliases() [][2]string {
 	return out
 }
 
+// CPUs is the number of CPUs this process may use, as GOMAXPROCS was when askrd started: it
+// follows the cgroup CPU limit (Go 1.25+), or GOMAXPROCS if the environment sets it. Read before
+// askrd sets its own GOMAXPROCS (cli's tuneRuntime), which workers = "auto" does not follow.
+var CPUs = runtime.GOMAXPROCS(0)
+
 // WorkerCount resolves Workers to a number.
 func (s *Server) WorkerCount() int {
 	if s.Workers.Auto {
-		// GOMAXPROCS follows the cgroup CPU limit (Go 1.25+) unless GOMAXPROCS is set.
-		return max(1, runtime.GOMAXPROCS(0))
+		return max(1, CPUs)
 	}
 	return s.Workers.N
 }

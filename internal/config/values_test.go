@@ -232,7 +232,7 @@ func TestWorkerCount(t *testing.T) {
 	}{
 		{Workers{N: 4}, 4},
 		{Workers{N: 1}, 1},
-		{Workers{Auto: true}, max(1, runtime.GOMAXPROCS(0))},
+		{Workers{Auto: true}, max(1, CPUs)},
 	}
 	for _, tt := range tests {
 		s := Server{Workers: tt.in}
@@ -242,11 +242,13 @@ func TestWorkerCount(t *testing.T) {
 	}
 }
 
-func TestWorkerCountFollowsGOMAXPROCS(t *testing.T) {
-	old := runtime.GOMAXPROCS(3)
-	defer runtime.GOMAXPROCS(old)
+func TestWorkerCountFollowsCPUs(t *testing.T) {
+	old := CPUs
+	defer func() { CPUs = old }()
+	CPUs = 3
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // askrd's own GOMAXPROCS does not count
 	s := Server{Workers: Workers{Auto: true}}
 	if got := s.WorkerCount(); got != 3 {
-		t.Errorf("WorkerCount() with auto and GOMAXPROCS 3 = %d; want 3", got)
+		t.Errorf("WorkerCount() with auto and 3 CPUs = %d; want 3", got)
 	}
 }
