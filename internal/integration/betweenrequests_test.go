@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // brScripts are worker scripts that end between requests, each in its own way.
@@ -74,4 +75,27 @@ func TestLeaveBetweenRequests(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestOutputBetweenRequests: what the worker script outputs in its loop body (a reset that
+// echoes, a warning with display_errors on) is no part of the next request's response: it is
+// dropped with a line in the log, as output while booting is.
+func TestOutputBetweenRequests(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "loop.php")
+	src := `<?php
+declare(strict_types=1);
+while (askr_handle_request(static function (): void { echo 'req'; })) {
+    echo 'between';
+}
+`
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startAskrd(t, opts{script: script, args: []string{"--workers", "1"}})
+	for i := range 3 {
+		if r := s.get("/"); r.status != 200 || r.body != "req" {
+			t.Errorf("request %d = %d %q; want 200 \"req\" (nothing of the loop body's output)", i, r.status, r.body)
+		}
+	}
+	s.waitLog("output between requests (discarded): between", 10*time.Second)
 }

@@ -54,9 +54,19 @@ final class Output
         }
     }
 
-    /** A request has been taken: its output goes to its client from here on. */
+    /**
+     * A request has been taken: its output goes to its client from here on. What was output since
+     * the last request's End (the worker script's loop body, a reset that warns) is no part of it:
+     * it is dropped, with a line in the log, as output while booting is (a buffer the script opened
+     * meanwhile is left alone: finish() ends it).
+     */
     public static function open(): void
     {
+        if (self::$phase === self::DONE && ob_get_level() === self::$level && ob_get_length() > 0) {
+            $stray = (string) ob_get_contents();
+            ob_clean(); // capture() drops it
+            Log::line('output between requests (discarded): ' . substr($stray, 0, 2000));
+        }
         self::$phase = self::OPEN;
     }
 

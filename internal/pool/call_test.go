@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,6 +145,39 @@ func TestCallAndMaxRequests(t *testing.T) {
 		ws := p.Workers()
 		return s.started() == 3 && len(ws) == 1 && ws[0].PID == s.proc(2).pid && ws[0].Served == 0
 	})
+}
+
+// A Call that gives its worker back to a request waiting for it lets that request run at once
+// (runtime.Gosched): the worker must not then count as busy twice, for the Call giving it back and
+// for the one it was just lent to (Stats().Busy 2 of 1 ready in askrd status and the busy gauge).
+// One P, so that the waiter runs exactly where the giving Call yields.
+func TestBusyCountsAWorkerOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s := &convStarter{}
+	p := startPool(t, Options{Workers: 1}, s)
+	waitReady(t, p)
+	ctx := context.Background()
+	in, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- p.Call(ctx, nil, func(Process) Outcome { close(in); <-release; return Outcome{} })
+	}()
+	<-in
+	seen := make(chan Stats, 1)
+	second := make(chan error, 1)
+	go func() {
+		second <- p.Call(ctx, nil, func(Process) Outcome { seen <- p.Stats(); return Outcome{} })
+	}()
+	waitCond(t, "a second Call waiting for the worker", func() bool { return p.Stats().Waiting == 1 })
+	close(release)
+	if st := <-seen; st.Busy > st.Ready {
+		t.Errorf("Stats() within the Call lent the worker given back: Busy %d of Ready %d; want each worker counted once", st.Busy, st.Ready)
+	}
+	for _, c := range []chan error{first, second} {
+		if err := <-c; err != nil {
+			t.Errorf("Call: %v", err)
+		}
+	}
 }
 
 // A Broken outcome kills and replaces the process and is reported as ErrWorkerDied; an error of a

@@ -82,6 +82,12 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, c *
 	if err != nil {
 		return tryNot, err
 	}
+	yield := false // see below; after giveBack (defers run last first), so that the worker is not counted busy twice
+	defer func() {
+		if yield {
+			runtime.Gosched()
+		}
+	}()
 	defer l.giveBack(p)
 	w := l.w
 	o := call(w.proc)
@@ -133,12 +139,11 @@ func (p *Pool) callOnce(ctx context.Context, deadline time.Time, retry bool, c *
 			keep = false
 		}
 		p.release(w, keep)
-		if keep && p.waiting.Load() > 0 {
-			// A request waits for this worker and was just made runnable here: let it run now, so
-			// the worker gets its next request before this goroutine writes its own answer to the
-			// client (its goroutine goes to the back of the run queue, or to the other CPU).
-			runtime.Gosched()
-		}
+		// A request waits for this worker and was just made runnable here: let it run now (once
+		// giveBack has ended this loan), so the worker gets its next request before this goroutine
+		// writes its own answer to the client (its goroutine goes to the back of the run queue, or
+		// to the other CPU).
+		yield = keep && p.waiting.Load() > 0
 		return tryNot, o.Err
 	}
 	switch {
