@@ -17,6 +17,12 @@ func cleanPath(p string) (clean string, ok bool) {
 	if isClean(p) {
 		return p, true
 	}
+	return resolvePath(p)
+}
+
+// resolvePath is cleanPath of an absolute path without NUL bytes, segment by segment (cleanPath
+// takes a shortcut for a path that is clean already).
+func resolvePath(p string) (clean string, ok bool) {
 	segs := make([]string, 0, 8)
 	for _, s := range strings.Split(p[1:], "/") {
 		switch s {

@@ -3,7 +3,6 @@ package httpfront
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -281,27 +280,4 @@ func TestCleanPathShortcut(t *testing.T) {
 			t.Errorf("isClean(%q) but it cleans to %q", p, want)
 		}
 	}
-}
-
-// resolvePath is cleanPath without its shortcut.
-func resolvePath(p string) (string, bool) {
-	var segs []string
-	for _, s := range strings.Split(p[1:], "/") {
-		switch s {
-		case "", ".":
-		case "..":
-			if len(segs) == 0 {
-				return "", false
-			}
-			segs = segs[:len(segs)-1]
-		default:
-			segs = append(segs, s)
-		}
-	}
-	clean := "/" + strings.Join(segs, "/")
-	last := p[strings.LastIndexByte(p, '/')+1:]
-	if len(segs) > 0 && (last == "" || last == "." || last == "..") {
-		clean += "/"
-	}
-	return clean, true
 }
