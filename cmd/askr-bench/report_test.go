@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -55,19 +54,7 @@ func TestReport(t *testing.T) {
 		"| mode | rps | p50 | p99 | errors |\n|---|---:|---:|---:|---:|\n| m | 1 | 2 | 3 | 0 |\n\n- CoW/normal\n" +
 		"\n- CPU used by other processes during each CoW measurement (share of all CPUs): maxreq1-cow / askrd 12% -- **10% or more: those numbers are disturbed; rerun on an idle machine**\n"
 	if got != want {
-		gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")
-		for i := range max(len(gl), len(wl)) {
-			var g, w string
-			if i < len(gl) {
-				g = gl[i]
-			}
-			if i < len(wl) {
-				w = wl[i]
-			}
-			if g != w {
-				t.Errorf("report line %d:\n got %q\nwant %q", i+1, g, w)
-			}
-		}
+		diffLines(t, got, want)
 	}
 }
 

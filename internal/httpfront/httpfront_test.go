@@ -127,20 +127,7 @@ func TestWorkerResponses(t *testing.T) {
 		{name: "anything else", err: errors.New("boom"), code: 502},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &fakePool{answer: func(resp channel.Response) error {
-				if tc.err != nil {
-					return tc.err
-				}
-				if err := resp.Head(tc.status, tc.headers); err != nil {
-					return err
-				}
-				if tc.flush {
-					if err := resp.Flush(); err != nil {
-						return err
-					}
-				}
-				return resp.Body([]byte(tc.body))
-			}}
+			f := &fakePool{answer: phpAnswers(tc.err, tc.status, tc.headers, tc.flush, tc.body)}
 			h, _ := workerHandler(t, f, Options{})
 			method := tc.method
 			if method == "" {
@@ -165,5 +152,23 @@ func TestWorkerResponses(t *testing.T) {
 				t.Errorf("a Status header reached the client: %v", w.Header())
 			}
 		})
+	}
+}
+
+// phpAnswers is a fake worker's answer: err from the pool, or a head, a flush if asked, and body.
+func phpAnswers(err error, status int, headers []channel.Header, flush bool, body string) func(channel.Response) error {
+	return func(resp channel.Response) error {
+		if err != nil {
+			return err
+		}
+		if err := resp.Head(status, headers); err != nil {
+			return err
+		}
+		if flush {
+			if err := resp.Flush(); err != nil {
+				return err
+			}
+		}
+		return resp.Body([]byte(body))
 	}
 }

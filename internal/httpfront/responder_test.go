@@ -626,17 +626,7 @@ func TestWholeResponseContentLength(t *testing.T) {
 		{name: "flushed", method: "GET", status: 200, flush: true, body: big, wantLength: -1, wantChunked: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &fakePool{answer: func(resp channel.Response) error {
-				if err := resp.Head(tc.status, tc.headers); err != nil {
-					return err
-				}
-				if tc.flush {
-					if err := resp.Flush(); err != nil {
-						return err
-					}
-				}
-				return resp.Body([]byte(tc.body))
-			}}
+			f := &fakePool{answer: phpAnswers(nil, tc.status, tc.headers, tc.flush, tc.body)}
 			h, _ := workerHandler(t, f, Options{})
 			srv := httptest.NewServer(h)
 			defer srv.Close()
